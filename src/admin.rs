@@ -1,0 +1,306 @@
+//! Admin commands (`upkeep account|token|license …`): the logic of each, written once.
+//!
+//! Today the CLI runs them on a store it opened itself (the server must be stopped); the
+//! commands are serde types so that a running server can execute the same functions for a
+//! CLI talking to it over a socket (next). Output is text for people and JSON for scripts.
+
+use crate::cli::{AccountCommand, LicenseCommand, TokenCommand};
+use crate::error::Error;
+use crate::model::{
+    Account, AccountPrefix, LicenseId, NewAccount, PlanLicense, Principal, Scopes, Timestamp,
+    Token, TokenName,
+};
+use crate::store::{NewToken, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::fmt::Write;
+
+/// Every admin command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum AdminCommand {
+    Account(AccountCommand),
+    Token(TokenCommand),
+    License(LicenseCommand),
+}
+
+/// What a command printed: text for a terminal, JSON for `--json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub text: String,
+    pub json: Value,
+}
+
+/// Runs `command` against `store`; waits until its writes are on disk.
+///
+/// # Errors
+/// Bad arguments (`InvalidRequest`), unknown names (`NotFound`), duplicates
+/// (`Conflict`), or a store failure.
+pub fn execute(
+    store: &Store,
+    default_activation_limit: u32,
+    now: Timestamp,
+    command: &AdminCommand,
+) -> Result<Output, Error> {
+    match command {
+        AdminCommand::Account(command) => account(store, default_activation_limit, now, command),
+        AdminCommand::Token(command) => token(store, now, command),
+        AdminCommand::License(command) => license(store, now, command),
+    }
+}
+
+fn parse_prefix(text: &str) -> Result<AccountPrefix, Error> {
+    AccountPrefix::parse(text).map_err(|reason| Error::invalid("account prefix", reason))
+}
+
+fn time(at: Option<Timestamp>) -> String {
+    at.map_or_else(|| "never".to_owned(), |at| at.to_rfc3339())
+}
+
+fn millis(at: Option<Timestamp>) -> Value {
+    at.map_or(Value::Null, |at| json!(at.as_millis()))
+}
+
+fn account_json(account: &Account, limit: u32) -> Value {
+    json!({
+        "prefix": account.prefix.as_str(),
+        "name": account.name,
+        "email": account.email,
+        "activation_limit": limit,
+        "license_id": account.license.map(|id| id.0),
+        "created_at": account.created_at.as_millis(),
+    })
+}
+
+fn account(
+    store: &Store,
+    default_activation_limit: u32,
+    now: Timestamp,
+    command: &AccountCommand,
+) -> Result<Output, Error> {
+    let limit_of = |account: &Account| -> Result<u32, Error> {
+        Ok(store
+            .account_license(account)?
+            .map_or(default_activation_limit, |license| license.limit))
+    };
+    match command {
+        AccountCommand::Create {
+            name,
+            email,
+            prefix,
+        } => {
+            let new = NewAccount::parse(name, email, prefix.as_deref())
+                .map_err(|(field, reason)| Error::invalid(field, reason))?;
+            let (account, first) = store.create_account(new, now)?.durable_blocking()?;
+            let text = format!(
+                "created account {prefix} ({name})\n\
+                 first API token \"{token_name}\" (scope api; shown once, store it now):\n{secret}\n",
+                prefix = account.prefix,
+                name = account.name,
+                token_name = first.token.name,
+                secret = first.secret,
+            );
+            let json = json!({
+                "account": account_json(&account, default_activation_limit),
+                "token": { "name": first.token.name, "token": first.secret, "scopes": ["api"] },
+            });
+            Ok(Output { text, json })
+        }
+        AccountCommand::List => {
+            let accounts = store.accounts()?;
+            let mut text = format!(
+                "{:<32}  {:>5}  {:<24}  NAME <EMAIL>\n",
+                "PREFIX", "LIMIT", "CREATED"
+            );
+            let mut rows = Vec::with_capacity(accounts.len());
+            for account in &accounts {
+                let limit = limit_of(account)?;
+                let _ = writeln!(
+                    text,
+                    "{:<32}  {:>5}  {:<24}  {} <{}>",
+                    account.prefix,
+                    limit,
+                    account.created_at.to_rfc3339(),
+                    account.name,
+                    account.email
+                );
+                rows.push(account_json(account, limit));
+            }
+            if accounts.is_empty() {
+                text = "no accounts\n".to_owned();
+            }
+            Ok(Output {
+                text,
+                json: json!({ "accounts": rows }),
+            })
+        }
+        AccountCommand::Delete { prefix } => {
+            let prefix = parse_prefix(prefix)?;
+            let n_tokens = store.tokens_of(Some(&prefix))?.len();
+            let account = store.delete_account(&prefix)?.durable_blocking()?;
+            Ok(Output {
+                text: format!(
+                    "deleted account {} and its {n_tokens} token(s)\n",
+                    account.prefix
+                ),
+                json: json!({ "deleted": account.prefix.as_str(), "tokens_deleted": n_tokens }),
+            })
+        }
+    }
+}
+
+fn token_json(token: &Token, now: Timestamp) -> Value {
+    json!({
+        "name": token.name,
+        "scopes": token.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "expires_at": millis(token.expires_at),
+        "expired": token.is_expired(now),
+        "created_at": token.created_at.as_millis(),
+        "last_used_at": millis(token.last_used_at),
+    })
+}
+
+fn token(store: &Store, now: Timestamp, command: &TokenCommand) -> Result<Output, Error> {
+    match command {
+        TokenCommand::Create {
+            account,
+            name,
+            scopes,
+            expires,
+        } => {
+            let prefix = parse_prefix(account)?;
+            let name = TokenName::parse(name).map_err(|reason| Error::invalid("name", reason))?;
+            let scopes = Scopes::parse_all(scopes.iter().map(String::as_str))
+                .map_err(|reason| Error::invalid("scopes", reason))?;
+            let new = NewToken {
+                principal: Principal::Account(prefix),
+                name: name.as_str().to_owned(),
+                scopes,
+                expires_at: expires.map(|lifetime| now.saturating_add(lifetime)),
+            };
+            let created = store.create_token(new, now)?.durable_blocking()?;
+            let token = &created.token;
+            Ok(Output {
+                text: format!(
+                    "created token \"{}\" for account {prefix} (scopes {}, expires {}; shown once):\n{}\n",
+                    token.name,
+                    token.scopes,
+                    time(token.expires_at),
+                    created.secret
+                ),
+                json: json!({ "token": created.secret, "account": prefix.as_str(), "details": token_json(token, now) }),
+            })
+        }
+        TokenCommand::List { account } => {
+            let prefix = parse_prefix(account)?;
+            if store.account(&prefix)?.is_none() {
+                return Err(Error::NotFound(format!(
+                    "no account with prefix `{prefix}`"
+                )));
+            }
+            let tokens = store.tokens_of(Some(&prefix))?;
+            let mut text = format!(
+                "{:<32}  {:<26}  {:<24}  LAST USED\n",
+                "NAME", "SCOPES", "EXPIRES"
+            );
+            for token in &tokens {
+                let expires = if token.is_expired(now) {
+                    format!("{} (expired)", time(token.expires_at))
+                } else {
+                    time(token.expires_at)
+                };
+                let _ = writeln!(
+                    text,
+                    "{:<32}  {:<26}  {:<24}  {}",
+                    token.name,
+                    token.scopes.to_string(),
+                    expires,
+                    token
+                        .last_used_at
+                        .map_or_else(|| "never".to_owned(), |at| at.to_rfc3339())
+                );
+            }
+            let rows: Vec<Value> = tokens.iter().map(|t| token_json(t, now)).collect();
+            Ok(Output {
+                text,
+                json: json!({ "account": prefix.as_str(), "tokens": rows }),
+            })
+        }
+        TokenCommand::Revoke { account, name } => {
+            let prefix = parse_prefix(account)?;
+            let token = store
+                .delete_token(Some(&prefix), name)?
+                .durable_blocking()?;
+            Ok(Output {
+                text: format!("revoked token \"{}\" of account {prefix}\n", token.name),
+                json: json!({ "revoked": token.name, "account": prefix.as_str() }),
+            })
+        }
+    }
+}
+
+fn license_json(license: &PlanLicense, now: Timestamp) -> Value {
+    json!({
+        "id": license.id.0,
+        "limit": license.limit,
+        "expires_at": millis(license.expires_at),
+        "expired": license.is_expired(now),
+        "account": license.account.map(|p| p.as_str().to_owned()),
+        "created_at": license.created_at.as_millis(),
+    })
+}
+
+fn license(store: &Store, now: Timestamp, command: &LicenseCommand) -> Result<Output, Error> {
+    match command {
+        LicenseCommand::Issue { limit, expires } => {
+            if *limit == 0 {
+                return Err(Error::invalid("limit", "must be at least 1"));
+            }
+            let expires_at = expires.map(|lifetime| now.saturating_add(lifetime));
+            let issued = store
+                .issue_license(*limit, expires_at, now)?
+                .durable_blocking()?;
+            Ok(Output {
+                text: format!(
+                    "issued plan license {} (limit {}, expires {}); key (shown once):\n{}\n",
+                    issued.license.id,
+                    issued.license.limit,
+                    time(issued.license.expires_at),
+                    issued.key
+                ),
+                json: json!({ "key": issued.key, "license": license_json(&issued.license, now) }),
+            })
+        }
+        LicenseCommand::List => {
+            let licenses = store.licenses()?;
+            let mut text = format!("{:>6}  {:>6}  {:<24}  ACCOUNT\n", "ID", "LIMIT", "EXPIRES");
+            for license in &licenses {
+                let _ = writeln!(
+                    text,
+                    "{:>6}  {:>6}  {:<24}  {}",
+                    license.id,
+                    license.limit,
+                    time(license.expires_at),
+                    license
+                        .account
+                        .map_or_else(|| "-".to_owned(), |p| p.to_string())
+                );
+            }
+            let rows: Vec<Value> = licenses.iter().map(|l| license_json(l, now)).collect();
+            Ok(Output {
+                text,
+                json: json!({ "licenses": rows }),
+            })
+        }
+        LicenseCommand::Revoke { id } => {
+            let license = store.revoke_license(LicenseId(*id))?.durable_blocking()?;
+            let freed = license
+                .account
+                .map(|p| format!("; account {p} falls back to the default limit"))
+                .unwrap_or_default();
+            Ok(Output {
+                text: format!("revoked plan license {}{freed}\n", license.id),
+                json: json!({ "revoked": license.id.0, "account": license.account.map(|p| p.as_str().to_owned()) }),
+            })
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! `App`: the shared state of a running server, and `App::handle`, which turns any request
+//! into a response and never fails (hyper drops the connection on a service error).
+//!
+//! Per request: assign an id → route → authenticate and authorize per `Route::need` →
+//! read the body (size-limited) → dispatch → render any error once → log one line.
+
+use crate::auth::{self, Need};
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::handlers;
+use crate::http::request::{self, Input};
+use crate::http::router::{self, Route};
+use crate::http::{Body, response};
+use crate::model::Account;
+use crate::store::Store;
+use http::{HeaderValue, Method, Request, Response};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Tunables of a running server. Defaults live once, on the `serve` flags (`cli`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `activationLimit` of an account with no plan license.
+    pub default_activation_limit: u32,
+    /// Largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// Most connections served at once; further clients wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (and to send the next one on an idle
+    /// keep-alive connection).
+    pub header_timeout: Duration,
+    /// Time a client has to send a whole request body.
+    pub body_timeout: Duration,
+    /// At shutdown, time given to in-flight requests before connections are cut.
+    pub drain_timeout: Duration,
+    /// How often token uses (`last_used_at`) are written to the store.
+    pub persist_uses_every: Duration,
+}
+
+impl Default for Settings {
+    /// The values tests and benches start from (the CLI passes its own).
+    fn default() -> Self {
+        Settings {
+            default_activation_limit: 1,
+            max_body_bytes: 64 * 1024,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(10),
+            persist_uses_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Everything a request handler may use.
+pub struct App {
+    pub store: Store,
+    pub clock: Clock,
+    pub settings: Settings,
+    request_ids: RequestIds,
+}
+
+/// Request ids: a per-process random prefix and a counter, `3f2a9c1b-0000002a`.
+struct RequestIds {
+    boot: u32,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        let mut bytes = [0u8; 4];
+        // A clash of boot prefixes only makes two processes' ids look alike.
+        let _ = getrandom::fill(&mut bytes);
+        RequestIds {
+            boot: u32::from_le_bytes(bytes),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}-{n:08x}", self.boot)
+    }
+}
+
+impl App {
+    pub fn new(store: Store, clock: Clock, settings: Settings) -> Self {
+        App {
+            store,
+            clock,
+            settings,
+            request_ids: RequestIds::new(),
+        }
+    }
+
+    /// The account's `activationLimit`: its plan license's limit, or the default.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn activation_limit(&self, account: &Account) -> Result<u32, Error> {
+        Ok(self
+            .store
+            .account_license(account)?
+            .map_or(self.settings.default_activation_limit, |license| {
+                license.limit
+            }))
+    }
+
+    /// Answers one request. Never fails.
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<Body>
+    where
+        B: hyper::body::Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let started = Instant::now();
+        let request_id = self.request_ids.next();
+        let method = req.method().clone();
+        let (route_name, result) = self.respond(req).await;
+        let mut res = match result {
+            Ok(res) => res,
+            Err(err) => {
+                if err.status().is_server_error() {
+                    tracing::error!(
+                        request_id = %request_id,
+                        route = route_name,
+                        error = %err,
+                        cause = ?std::error::Error::source(&err).map(ToString::to_string),
+                        "request failed"
+                    );
+                } else {
+                    tracing::debug!(request_id = %request_id, route = route_name, error = %err, "request refused");
+                }
+                response::error(&err, &request_id)
+            }
+        };
+        if method == Method::HEAD {
+            *res.body_mut() = Body::default();
+        }
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            res.headers_mut().insert("x-request-id", value);
+        }
+        tracing::info!(
+            request_id = %request_id,
+            method = %method,
+            route = route_name,
+            status = res.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+        res
+    }
+
+    async fn respond<B>(&self, req: Request<B>) -> (&'static str, Result<Response<Body>, Error>)
+    where
+        B: hyper::body::Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let route = match router::route(req.method(), req.uri().path()) {
+            Ok(route) => route,
+            Err(err) => return ("unmatched", Err(err)),
+        };
+        let name = route.name();
+        (name, self.respond_to(route, req).await)
+    }
+
+    async fn respond_to<B>(&self, route: Route, req: Request<B>) -> Result<Response<Body>, Error>
+    where
+        B: hyper::body::Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let now = self.clock.now();
+        let caller = match route.need() {
+            Need::Public => None,
+            need => {
+                let caller = auth::authenticate(req.headers(), self.store.index(), now)?;
+                caller.authorize(need)?;
+                Some(caller)
+            }
+        };
+        let (parts, body) = req.into_parts();
+        let body = tokio::time::timeout(
+            self.settings.body_timeout,
+            request::read_body(&parts.headers, body, self.settings.max_body_bytes),
+        )
+        .await
+        .map_err(|_| Error::InvalidRequest("timed out reading the request body".to_owned()))??;
+        handlers::dispatch(self, caller.as_ref(), route, Input { parts, body }, now).await
+    }
+}

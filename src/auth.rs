@@ -1,0 +1,708 @@
+//! The token core: the `upk_…` format, secret generation, parsing (checksum checked before
+//! any store access), the in-memory index that answers "who is this token?" in O(1), and
+//! the authenticated [`Caller`] with its authorization checks.
+//!
+//! Token format (documented for secret scanners):
+//!
+//! ```text
+//! upk_(at|ot|pl)_[0-9A-Za-z]{38}
+//! ```
+//!
+//! `at` = account token, `ot` = operator token, `pl` = plan license key. The first 32
+//! characters after the kind are the secret (OS RNG, base62); the last 6 are a checksum:
+//! the first 8 bytes of `blake3(everything before it)` as a little-endian integer, modulo
+//! 62⁶, in base62. A typo or truncation is therefore rejected without touching the store.
+
+use crate::error::Error;
+use crate::model::{Principal, Scope, Scopes, Timestamp, TokenHash, TokenId};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const SECRET_LEN: usize = 32;
+const CHECK_LEN: usize = 6;
+const HEAD_LEN: usize = "upk_at_".len();
+/// Length of every token: `upk_` + kind + `_` + secret + check.
+pub const TOKEN_LEN: usize = HEAD_LEN + SECRET_LEN + CHECK_LEN;
+
+/// What a token string is for; the two letters after `upk_`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// `upk_at_…`: an account token.
+    Account,
+    /// `upk_ot_…`: an operator token.
+    Operator,
+    /// `upk_pl_…`: a plan license key.
+    PlanLicense,
+}
+
+impl TokenKind {
+    const fn tag(self) -> &'static str {
+        match self {
+            TokenKind::Account => "at",
+            TokenKind::Operator => "ot",
+            TokenKind::PlanLicense => "pl",
+        }
+    }
+
+    fn from_tag(tag: &[u8]) -> Option<Self> {
+        match tag {
+            b"at" => Some(TokenKind::Account),
+            b"ot" => Some(TokenKind::Operator),
+            b"pl" => Some(TokenKind::PlanLicense),
+            _ => None,
+        }
+    }
+}
+
+/// A freshly made token: the string to show once, and the hash to store.
+pub struct NewSecret {
+    pub token: String,
+    pub hash: TokenHash,
+}
+
+impl std::fmt::Debug for NewSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSecret")
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes a new token of `kind` from 32 base62 characters of the OS RNG.
+///
+/// # Errors
+/// The OS RNG failed (essentially never on Linux).
+pub fn generate(kind: TokenKind) -> Result<NewSecret, getrandom::Error> {
+    use rand_core::TryRng;
+    let mut secret = [0u8; SECRET_LEN];
+    let mut filled = 0;
+    let mut pool = [0u8; 64];
+    while filled < SECRET_LEN {
+        getrandom::SysRng.try_fill_bytes(&mut pool)?;
+        // Rejection sampling: 248 = 4 × 62, so `byte % 62` is uniform below it.
+        for byte in pool {
+            if byte < 248 && filled < SECRET_LEN {
+                secret[filled] = ALPHABET[usize::from(byte % 62)];
+                filled += 1;
+            }
+        }
+    }
+    Ok(assemble(kind, &secret))
+}
+
+/// A random account prefix: 8 characters of `[a-z0-9]` from the OS RNG.
+///
+/// # Errors
+/// The OS RNG failed.
+pub fn random_prefix() -> Result<crate::model::AccountPrefix, getrandom::Error> {
+    use rand_core::TryRng;
+    const LOWER: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = String::with_capacity(8);
+    let mut pool = [0u8; 32];
+    while out.len() < 8 {
+        getrandom::SysRng.try_fill_bytes(&mut pool)?;
+        // 252 = 7 × 36: uniform below it.
+        for byte in pool {
+            if byte < 252 && out.len() < 8 {
+                out.push(char::from(LOWER[usize::from(byte % 36)]));
+            }
+        }
+    }
+    Ok(crate::model::AccountPrefix::parse(&out)
+        .unwrap_or_else(|_| unreachable!("8 chars of [a-z0-9]")))
+}
+
+/// Builds the token string for `kind` around a 32-character base62 `secret`.
+fn assemble(kind: TokenKind, secret: &[u8; SECRET_LEN]) -> NewSecret {
+    let mut token = String::with_capacity(TOKEN_LEN);
+    token.push_str("upk_");
+    token.push_str(kind.tag());
+    token.push('_');
+    // The secret is ASCII base62 by construction.
+    token.extend(secret.iter().map(|&b| char::from(b)));
+    let check = checksum(token.as_bytes());
+    token.extend(check.iter().map(|&b| char::from(b)));
+    let hash = TokenHash::of(&token);
+    NewSecret { token, hash }
+}
+
+fn checksum(head: &[u8]) -> [u8; CHECK_LEN] {
+    let digest = blake3::hash(head);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_bytes()[..8]);
+    let mut n = u64::from_le_bytes(first) % 62u64.pow(CHECK_LEN as u32);
+    let mut out = [b'0'; CHECK_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET[(n % 62) as usize];
+        n /= 62;
+    }
+    out
+}
+
+/// Why a string is not a well-formed token. Never shown to clients (they all get the same
+/// 401); used by tests and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    Length,
+    Prefix,
+    Kind,
+    Charset,
+    Checksum,
+}
+
+/// Checks a token's shape and checksum and returns its kind and hash.
+/// Allocates nothing; touches no store.
+///
+/// # Errors
+/// Which rule the string breaks.
+pub fn parse(token: &str) -> Result<(TokenKind, TokenHash), Malformed> {
+    let bytes = token.as_bytes();
+    if bytes.len() != TOKEN_LEN {
+        return Err(Malformed::Length);
+    }
+    if &bytes[..4] != b"upk_" || bytes[6] != b'_' {
+        return Err(Malformed::Prefix);
+    }
+    let kind = TokenKind::from_tag(&bytes[4..6]).ok_or(Malformed::Kind)?;
+    if !bytes[HEAD_LEN..].iter().all(u8::is_ascii_alphanumeric) {
+        return Err(Malformed::Charset);
+    }
+    let (head, check) = bytes.split_at(TOKEN_LEN - CHECK_LEN);
+    // Not secret-dependent in a useful way: the checksum is public information about the
+    // string the client itself sent.
+    if checksum(head) != check {
+        return Err(Malformed::Checksum);
+    }
+    Ok((kind, TokenHash::from_bytes(*blake3::hash(bytes).as_bytes())))
+}
+
+/// Parses a token that must be of `kind`.
+///
+/// # Errors
+/// The string is malformed or of another kind.
+pub fn parse_kind(token: &str, kind: TokenKind) -> Result<TokenHash, Malformed> {
+    match parse(token)? {
+        (found, hash) if found == kind => Ok(hash),
+        _ => Err(Malformed::Kind),
+    }
+}
+
+/// What authentication needs to know about a token; a copy of the stored record's relevant
+/// fields, kept in the [`TokenIndex`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthRecord {
+    pub token_id: TokenId,
+    pub principal: Principal,
+    pub scopes: Scopes,
+    pub expires_at: Option<Timestamp>,
+}
+
+impl From<&crate::model::Token> for AuthRecord {
+    fn from(token: &crate::model::Token) -> Self {
+        AuthRecord {
+            token_id: token.id,
+            principal: token.principal,
+            scopes: token.scopes,
+            expires_at: token.expires_at,
+        }
+    }
+}
+
+struct IndexEntry {
+    record: AuthRecord,
+    /// Last authentication, Unix ms; 0 = never. Written on the hot path (at most about
+    /// once a second per token), read by the batch persister.
+    last_used: AtomicU64,
+    /// The `last_used` value the store already holds.
+    persisted: AtomicU64,
+}
+
+/// The hash is already uniform (blake3): use its first 8 bytes as the hash value.
+#[derive(Default)]
+struct PrehashedHasher(u64);
+
+impl Hasher for PrehashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached if something other than `TokenHash` is hashed; stay correct.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Shard = HashMap<TokenHash, IndexEntry, BuildHasherDefault<PrehashedHasher>>;
+const N_SHARDS: usize = 64;
+
+/// In-memory map from token hash to [`AuthRecord`], in front of the store.
+///
+/// Loaded when the store opens and updated by the store after every committed write that
+/// touches a token, under the store's write lock, so it never disagrees with sled for
+/// longer than the commit that changes both. Sharded (64 `RwLock`s chosen by hash bytes)
+/// so readers on different cores rarely meet.
+pub struct TokenIndex {
+    shards: Box<[RwLock<Shard>]>,
+}
+
+impl Default for TokenIndex {
+    fn default() -> Self {
+        TokenIndex {
+            shards: (0..N_SHARDS)
+                .map(|_| RwLock::new(Shard::default()))
+                .collect(),
+        }
+    }
+}
+
+/// A use of a token that the store has not yet persisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingUse {
+    pub hash: TokenHash,
+    pub at: Timestamp,
+}
+
+impl TokenIndex {
+    fn shard(&self, hash: &TokenHash) -> &RwLock<Shard> {
+        // Byte 8 onwards is independent of the 8 bytes the map hashes with.
+        &self.shards[usize::from(hash.as_bytes()[8]) % N_SHARDS]
+    }
+
+    /// Adds or replaces the record for `hash`.
+    pub fn insert(&self, hash: TokenHash, record: AuthRecord, last_used: Option<Timestamp>) {
+        let ms = last_used.map_or(0, Timestamp::as_millis);
+        let entry = IndexEntry {
+            record,
+            last_used: AtomicU64::new(ms),
+            persisted: AtomicU64::new(ms),
+        };
+        let mut shard = self.shard(&hash).write().unwrap_or_else(|e| e.into_inner());
+        shard.insert(hash, entry);
+    }
+
+    pub fn remove(&self, hash: &TokenHash) {
+        let mut shard = self.shard(hash).write().unwrap_or_else(|e| e.into_inner());
+        shard.remove(hash);
+    }
+
+    pub fn get(&self, hash: &TokenHash) -> Option<AuthRecord> {
+        let shard = self.shard(hash).read().unwrap_or_else(|e| e.into_inner());
+        shard.get(hash).map(|entry| entry.record)
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Looks up `hash` and, if it authenticates at `now`, records the use and returns the
+    /// record. The use is remembered in memory only; see [`TokenIndex::pending_uses`].
+    pub fn authenticate(&self, hash: &TokenHash, now: Timestamp) -> Option<AuthRecord> {
+        let shard = self.shard(hash).read().unwrap_or_else(|e| e.into_inner());
+        let entry = shard.get(hash)?;
+        let record = entry.record;
+        if record.expires_at.is_some_and(|at| at <= now) {
+            return None;
+        }
+        if let Principal::Operator { active: false, .. } = record.principal {
+            return None;
+        }
+        // Second resolution is plenty for `last_used_at`, and skipping the store keeps
+        // the cache line shared between cores under load.
+        let now_ms = now.as_millis();
+        if now_ms >= entry.last_used.load(Ordering::Relaxed) + 1000 {
+            entry.last_used.store(now_ms, Ordering::Relaxed);
+        }
+        Some(record)
+    }
+
+    /// Uses not yet persisted, oldest first per shard. Call [`TokenIndex::mark_persisted`]
+    /// with them once the store has written them.
+    pub fn pending_uses(&self) -> Vec<PendingUse> {
+        let mut pending = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.read().unwrap_or_else(|e| e.into_inner());
+            for (hash, entry) in shard.iter() {
+                let used = entry.last_used.load(Ordering::Relaxed);
+                if used > entry.persisted.load(Ordering::Relaxed) {
+                    pending.push(PendingUse {
+                        hash: *hash,
+                        at: Timestamp::from_millis(used),
+                    });
+                }
+            }
+        }
+        pending
+    }
+
+    pub fn mark_persisted(&self, uses: &[PendingUse]) {
+        for used in uses {
+            let shard = self
+                .shard(&used.hash)
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = shard.get(&used.hash) {
+                entry
+                    .persisted
+                    .fetch_max(used.at.as_millis(), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The in-memory `last_used` of `hash`, which may be newer than the stored one.
+    pub fn last_used(&self, hash: &TokenHash) -> Option<Timestamp> {
+        let shard = self.shard(hash).read().unwrap_or_else(|e| e.into_inner());
+        let ms = shard.get(hash)?.last_used.load(Ordering::Relaxed);
+        (ms > 0).then(|| Timestamp::from_millis(ms))
+    }
+}
+
+/// What a route needs from its caller. The router states it for every route
+/// (`Route::need`), with the strictest policy as the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// No token at all (health checks, later public update checks).
+    Public,
+    /// An account token granting this scope.
+    Scope(Scope),
+    /// An active operator token; `write` for anything that changes state.
+    Operator { write: bool },
+}
+
+/// An authenticated request's identity. `Copy`: building it allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub token_id: TokenId,
+    pub token_hash: TokenHash,
+    pub principal: Principal,
+    pub scopes: Scopes,
+}
+
+impl Caller {
+    /// # Errors
+    /// `Forbidden` when the token is valid but may not do what `need` asks.
+    pub fn authorize(&self, need: Need) -> Result<(), Error> {
+        match (need, self.principal) {
+            (Need::Public, _) => Ok(()),
+            (Need::Scope(scope), Principal::Account(_)) => {
+                if self.scopes.grants(scope) {
+                    Ok(())
+                } else {
+                    Err(Error::Forbidden(format!(
+                        "this token lacks the `{scope}` scope"
+                    )))
+                }
+            }
+            (Need::Scope(_), Principal::Operator { .. }) => Err(Error::Forbidden(
+                "operator tokens cannot use account routes; use an account token".to_owned(),
+            )),
+            (
+                Need::Operator { write },
+                Principal::Operator {
+                    write: can_write, ..
+                },
+            ) => {
+                if write && !can_write {
+                    Err(Error::Forbidden(
+                        "this operator token is read-only".to_owned(),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            (Need::Operator { .. }, Principal::Account(_)) => Err(Error::Forbidden(
+                "this route needs an operator token".to_owned(),
+            )),
+        }
+    }
+}
+
+/// The credential a request carries: `x-api-key: TOKEN` or `Authorization: Bearer TOKEN`.
+///
+/// # Errors
+/// `Unauthenticated` when there is none, the two headers disagree, or the scheme is not
+/// Bearer.
+pub fn credential(headers: &http::HeaderMap) -> Result<&str, Error> {
+    let api_key = match headers.get("x-api-key") {
+        Some(value) => Some(value.to_str().map_err(|_| Error::Unauthenticated)?.trim()),
+        None => None,
+    };
+    let bearer = match headers.get(http::header::AUTHORIZATION) {
+        Some(value) => {
+            let value = value.to_str().map_err(|_| Error::Unauthenticated)?.trim();
+            let (scheme, token) = value.split_once(' ').ok_or(Error::Unauthenticated)?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(Error::Unauthenticated);
+            }
+            Some(token.trim())
+        }
+        None => None,
+    };
+    match (api_key, bearer) {
+        (Some(a), Some(b)) if a != b => Err(Error::Unauthenticated),
+        (Some(token), _) | (None, Some(token)) => Ok(token),
+        (None, None) => Err(Error::Unauthenticated),
+    }
+}
+
+/// The authentication hot path: header → shape and checksum → hash → index → expiry.
+///
+/// # Errors
+/// `Unauthenticated` for a missing, malformed, unknown, expired or inactive token, all
+/// alike.
+pub fn authenticate(
+    headers: &http::HeaderMap,
+    index: &TokenIndex,
+    now: Timestamp,
+) -> Result<Caller, Error> {
+    let token = credential(headers)?;
+    let (kind, hash) = parse(token).map_err(|_| Error::Unauthenticated)?;
+    if kind == TokenKind::PlanLicense {
+        return Err(Error::Unauthenticated);
+    }
+    let record = index
+        .authenticate(&hash, now)
+        .ok_or(Error::Unauthenticated)?;
+    Ok(Caller {
+        token_id: record.token_id,
+        token_hash: hash,
+        principal: record.principal,
+        scopes: record.scopes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AccountPrefix;
+
+    #[test]
+    fn generated_tokens_parse_and_match_the_documented_shape() {
+        for kind in [
+            TokenKind::Account,
+            TokenKind::Operator,
+            TokenKind::PlanLicense,
+        ] {
+            let secret = generate(kind).unwrap();
+            assert_eq!(secret.token.len(), TOKEN_LEN);
+            assert!(secret.token.starts_with(&format!("upk_{}_", kind.tag())));
+            assert!(
+                secret.token[HEAD_LEN..]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric())
+            );
+            assert_eq!(parse(&secret.token), Ok((kind, secret.hash)));
+        }
+    }
+
+    #[test]
+    fn secrets_differ() {
+        let a = generate(TokenKind::Account).unwrap();
+        let b = generate(TokenKind::Account).unwrap();
+        assert_ne!(a.token, b.token);
+        assert_ne!(a.hash, b.hash);
+    }
+
+    #[test]
+    fn every_single_character_change_is_rejected() {
+        let token = generate(TokenKind::Account).unwrap().token;
+        for position in HEAD_LEN..TOKEN_LEN {
+            let mut bytes = token.clone().into_bytes();
+            bytes[position] = if bytes[position] == b'a' { b'b' } else { b'a' };
+            let changed = String::from_utf8(bytes).unwrap();
+            assert_eq!(
+                parse(&changed).map(|_| ()),
+                Err(Malformed::Checksum),
+                "{position}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_shapes_are_named() {
+        let token = generate(TokenKind::Account).unwrap().token;
+        assert_eq!(
+            parse(&token[..TOKEN_LEN - 1]).map(|_| ()),
+            Err(Malformed::Length)
+        );
+        assert_eq!(
+            parse(&token.replacen("upk_", "upq_", 1)).map(|_| ()),
+            Err(Malformed::Prefix)
+        );
+        assert_eq!(
+            parse(&token.replacen("_at_", "_xx_", 1)).map(|_| ()),
+            Err(Malformed::Kind)
+        );
+        let mut bytes = token.into_bytes();
+        bytes[10] = b'-';
+        assert_eq!(
+            parse(&String::from_utf8(bytes).unwrap()).map(|_| ()),
+            Err(Malformed::Charset)
+        );
+        assert_eq!(parse("").map(|_| ()), Err(Malformed::Length));
+    }
+
+    #[test]
+    fn a_known_secret_has_a_stable_checksum() {
+        // The format is a protocol: this string must stay valid forever.
+        let fixed = assemble(TokenKind::Account, b"0123456789abcdefghijABCDEFGHIJxy");
+        assert_eq!(
+            &fixed.token[..HEAD_LEN + SECRET_LEN],
+            "upk_at_0123456789abcdefghijABCDEFGHIJxy"
+        );
+        assert_eq!(parse(&fixed.token).unwrap().1, TokenHash::of(&fixed.token));
+        assert_eq!(fixed.token, FIXED_TOKEN);
+    }
+    const FIXED_TOKEN: &str = "upk_at_0123456789abcdefghijABCDEFGHIJxylE1nJR";
+
+    fn record(expires_at: Option<Timestamp>, principal: Principal) -> AuthRecord {
+        AuthRecord {
+            token_id: TokenId(1),
+            principal,
+            scopes: Scopes::only(Scope::Api),
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn index_refuses_expired_and_inactive_tokens() {
+        let index = TokenIndex::default();
+        let account = Principal::Account(AccountPrefix::parse("acme").unwrap());
+        let live = TokenHash::of("live");
+        let expiring = TokenHash::of("expiring");
+        let inactive = TokenHash::of("inactive");
+        index.insert(live, record(None, account), None);
+        index.insert(
+            expiring,
+            record(Some(Timestamp::from_secs(100)), account),
+            None,
+        );
+        index.insert(
+            inactive,
+            record(
+                None,
+                Principal::Operator {
+                    active: false,
+                    write: true,
+                },
+            ),
+            None,
+        );
+        assert!(
+            index
+                .authenticate(&live, Timestamp::from_secs(1000))
+                .is_some()
+        );
+        assert!(
+            index
+                .authenticate(&expiring, Timestamp::from_secs(99))
+                .is_some()
+        );
+        assert!(
+            index
+                .authenticate(&expiring, Timestamp::from_secs(100))
+                .is_none()
+        );
+        assert!(
+            index
+                .authenticate(&inactive, Timestamp::from_secs(1))
+                .is_none()
+        );
+        assert!(
+            index
+                .authenticate(&TokenHash::of("unknown"), Timestamp::from_secs(1))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn uses_are_pending_until_marked_persisted() {
+        let index = TokenIndex::default();
+        let hash = TokenHash::of("t");
+        let account = Principal::Account(AccountPrefix::parse("acme").unwrap());
+        index.insert(hash, record(None, account), None);
+        assert!(index.pending_uses().is_empty());
+        index.authenticate(&hash, Timestamp::from_secs(5));
+        let pending = index.pending_uses();
+        assert_eq!(
+            pending,
+            vec![PendingUse {
+                hash,
+                at: Timestamp::from_secs(5)
+            }]
+        );
+        index.mark_persisted(&pending);
+        assert!(index.pending_uses().is_empty());
+        assert_eq!(index.last_used(&hash), Some(Timestamp::from_secs(5)));
+    }
+
+    #[test]
+    fn authorization_rules() {
+        let account = Principal::Account(AccountPrefix::parse("acme").unwrap());
+        let caller = |principal, scopes| Caller {
+            token_id: TokenId(1),
+            token_hash: TokenHash::of("x"),
+            principal,
+            scopes,
+        };
+        let reader = caller(account, Scopes::only(Scope::ReadLicenses));
+        assert!(reader.authorize(Need::Scope(Scope::ReadLicenses)).is_ok());
+        assert!(matches!(
+            reader.authorize(Need::Scope(Scope::ManageLicenses)),
+            Err(Error::Forbidden(_))
+        ));
+        assert!(matches!(
+            reader.authorize(Need::Operator { write: false }),
+            Err(Error::Forbidden(_))
+        ));
+        let read_only_op = caller(
+            Principal::Operator {
+                active: true,
+                write: false,
+            },
+            Scopes::empty(),
+        );
+        assert!(
+            read_only_op
+                .authorize(Need::Operator { write: false })
+                .is_ok()
+        );
+        assert!(matches!(
+            read_only_op.authorize(Need::Operator { write: true }),
+            Err(Error::Forbidden(_))
+        ));
+        assert!(matches!(
+            read_only_op.authorize(Need::Scope(Scope::ReadUser)),
+            Err(Error::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn credential_reads_either_header() {
+        let mut headers = http::HeaderMap::new();
+        assert!(credential(&headers).is_err());
+        headers.insert("x-api-key", "k1".parse().unwrap());
+        assert_eq!(credential(&headers).unwrap(), "k1");
+        headers.insert("authorization", "bearer k1".parse().unwrap());
+        assert_eq!(credential(&headers).unwrap(), "k1");
+        headers.insert("authorization", "Bearer k2".parse().unwrap());
+        assert!(credential(&headers).is_err(), "disagreeing headers");
+        headers.remove("x-api-key");
+        assert_eq!(credential(&headers).unwrap(), "k2");
+        headers.insert("authorization", "Basic k2".parse().unwrap());
+        assert!(credential(&headers).is_err());
+    }
+}

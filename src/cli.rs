@@ -1,0 +1,192 @@
+//! The command line (clap derive). The doc comments here are the `--help` text. Every
+//! option also reads an `UPKEEP_*` environment variable; each default is stated once,
+//! here.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// upkeep: a self-hosted update, license and API-token server for software vendors.
+///
+/// One binary, no external database. `upkeep serve` runs the server; the other commands
+/// administer the store in the data directory (stop the server first, for now).
+#[derive(Debug, Parser)]
+#[command(
+    name = "upkeep",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Data directory: the store (`db/`) and, later, the server key and admin socket.
+    /// Created with mode 0700 if missing.
+    #[arg(
+        long,
+        global = true,
+        env = "UPKEEP_DATA",
+        default_value = "./upkeep-data"
+    )]
+    pub data: PathBuf,
+
+    /// Print machine-readable JSON instead of text (admin commands).
+    #[arg(long, global = true, env = "UPKEEP_JSON")]
+    pub json: bool,
+
+    /// `activationLimit` of accounts with no plan license.
+    #[arg(
+        long,
+        global = true,
+        env = "UPKEEP_DEFAULT_ACTIVATION_LIMIT",
+        default_value_t = 1
+    )]
+    pub default_activation_limit: u32,
+
+    /// Log format on stderr. The level comes from RUST_LOG (default: info for `serve`,
+    /// warn otherwise).
+    #[arg(long, global = true, env = "UPKEEP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for journald / log shippers).
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Manage accounts (vendors).
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Manage account API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage plan licenses (keys an account applies to itself to raise its activation
+    /// limit).
+    #[command(subcommand)]
+    License(LicenseCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on. Put a TLS-terminating proxy in front to expose it.
+    #[arg(long, env = "UPKEEP_LISTEN", default_value = "127.0.0.1:8787")]
+    pub listen: String,
+
+    /// Largest request body in bytes; larger ones get 413.
+    #[arg(long, env = "UPKEEP_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Most connections served at once; more wait in the listen backlog.
+    #[arg(long, env = "UPKEEP_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Time a client gets to send request headers, and how long an idle keep-alive
+    /// connection stays open (e.g. `10s`).
+    #[arg(long, env = "UPKEEP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Time a client gets to send a whole request body.
+    #[arg(long, env = "UPKEEP_BODY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+
+    /// On SIGTERM/SIGINT, time in-flight requests get to finish.
+    #[arg(long, env = "UPKEEP_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// How often token `last_used_at` times are written to disk (they are also written at
+    /// shutdown).
+    #[arg(long, env = "UPKEEP_PERSIST_USES_EVERY", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub persist_uses_every: Duration,
+}
+
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+pub enum AccountCommand {
+    /// Create an account and print its prefix and first API token (shown once).
+    Create {
+        /// Display name of the vendor.
+        #[arg(long, env = "UPKEEP_ACCOUNT_NAME")]
+        name: String,
+        /// Contact email.
+        #[arg(long, env = "UPKEEP_ACCOUNT_EMAIL")]
+        email: String,
+        /// Public account key, 3–32 chars of [a-z0-9]; random 8 chars when omitted.
+        #[arg(long, env = "UPKEEP_ACCOUNT_PREFIX")]
+        prefix: Option<String>,
+    },
+    /// List accounts.
+    List,
+    /// Delete an account, all its tokens, and free its plan license.
+    Delete {
+        /// The account's prefix.
+        prefix: String,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+pub enum TokenCommand {
+    /// Create an account token and print it (shown once).
+    Create {
+        /// The account's prefix.
+        #[arg(long, env = "UPKEEP_ACCOUNT")]
+        account: String,
+        /// Token name: 1–64 chars of a-z, 0-9, '-' and '.'; unique in the account.
+        #[arg(long, env = "UPKEEP_TOKEN_NAME")]
+        name: String,
+        /// Comma-separated scopes: api, read_user, read_releases, manage_releases,
+        /// read_licenses, manage_licenses, reports.
+        #[arg(
+            long,
+            env = "UPKEEP_TOKEN_SCOPES",
+            value_delimiter = ',',
+            default_value = "api"
+        )]
+        scopes: Vec<String>,
+        /// Lifetime, e.g. `90d`, `12h`; never expires when omitted.
+        #[arg(long, env = "UPKEEP_TOKEN_EXPIRES", value_parser = humantime::parse_duration)]
+        expires: Option<Duration>,
+    },
+    /// List an account's tokens (never their secrets).
+    List {
+        /// The account's prefix.
+        #[arg(long, env = "UPKEEP_ACCOUNT")]
+        account: String,
+    },
+    /// Revoke (delete) an account token; it stops working at once.
+    Revoke {
+        /// The account's prefix.
+        #[arg(long, env = "UPKEEP_ACCOUNT")]
+        account: String,
+        /// The token's name.
+        #[arg(long, env = "UPKEEP_TOKEN_NAME")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+pub enum LicenseCommand {
+    /// Issue a plan license and print its key (shown once).
+    Issue {
+        /// Activation limit it grants the account that applies it.
+        #[arg(long, env = "UPKEEP_LICENSE_LIMIT")]
+        limit: u32,
+        /// Lifetime, e.g. `365d`; never expires when omitted.
+        #[arg(long, env = "UPKEEP_LICENSE_EXPIRES", value_parser = humantime::parse_duration)]
+        expires: Option<Duration>,
+    },
+    /// List plan licenses (never their keys).
+    List,
+    /// Revoke a plan license by id; the account using it falls back to the default limit.
+    Revoke {
+        /// The license id, as `license list` shows it.
+        id: u64,
+    },
+}

@@ -1,0 +1,187 @@
+//! The WunderUpdates account API, `/v1/account…`: account tokens via `x-api-key` (or
+//! Bearer), JSON bodies, Unix-second times, `"status": 200` in every body.
+
+use super::account_of;
+use crate::app::App;
+use crate::auth::{self, Caller, TokenKind};
+use crate::error::Error;
+use crate::http::dto::{
+    AccountEnvelope, AccountTokenView, ApplyLicense, CreateAccountToken, CreatedTokenEnvelope,
+    DeletedEnvelope, LicenseEnvelope, TokensEnvelope,
+};
+use crate::http::request::{self, Input};
+use crate::http::{Body, response};
+use crate::model::{Principal, Scope, Scopes, Timestamp, TokenName};
+use crate::store::NewToken;
+use http::{Response, StatusCode};
+use std::time::Duration;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// `GET /v1/account`: the caller's account. Needs `read_user`.
+/// `200 {"account":{"prefix","activationUsage","activationLimit"},"status":200,"products":…}`.
+pub(super) fn get_account(app: &App, caller: &Caller) -> Result<Response<Body>, Error> {
+    let prefix = account_of(caller)?;
+    let account = app
+        .store
+        .account(&prefix)?
+        .ok_or_else(|| Error::NotFound("no such account".to_owned()))?;
+    let limit = app.activation_limit(&account)?;
+    Ok(response::json(
+        StatusCode::OK,
+        &AccountEnvelope::new(&account, limit),
+    ))
+}
+
+/// `GET /v1/account/license`: the bound plan license, or `"license": null`.
+/// Needs `read_licenses`.
+pub(super) fn get_license(app: &App, caller: &Caller) -> Result<Response<Body>, Error> {
+    let prefix = account_of(caller)?;
+    let account = app
+        .store
+        .account(&prefix)?
+        .ok_or_else(|| Error::NotFound("no such account".to_owned()))?;
+    let license = app.store.account_license(&account)?;
+    Ok(response::json(
+        StatusCode::OK,
+        &LicenseEnvelope::new(license.as_ref()),
+    ))
+}
+
+/// `POST /v1/account/license` `{"license":"upk_pl_…"}`: binds a plan license to the
+/// account, replacing the previous one. Needs `manage_licenses`.
+/// `400 invalid_license` (malformed, unknown or revoked), `400 license_expired`,
+/// `409 license_in_use` (bound to another account).
+pub(super) async fn apply_license(
+    app: &App,
+    caller: &Caller,
+    input: &Input,
+    now: Timestamp,
+) -> Result<Response<Body>, Error> {
+    let prefix = account_of(caller)?;
+    let body: ApplyLicense = request::json(input)?;
+    let key_hash = auth::parse_kind(body.license.trim(), TokenKind::PlanLicense)
+        .map_err(|_| Error::InvalidLicense)?;
+    let license = app
+        .store
+        .apply_license(&prefix, &key_hash, now)?
+        .durable()
+        .await?;
+    Ok(response::json(
+        StatusCode::OK,
+        &LicenseEnvelope::new(Some(&license)),
+    ))
+}
+
+/// `GET /v1/account/tokens`: the account's tokens (never their secrets). Needs `api`.
+pub(super) fn list_tokens(
+    app: &App,
+    caller: &Caller,
+    now: Timestamp,
+) -> Result<Response<Body>, Error> {
+    let prefix = account_of(caller)?;
+    let tokens = app.store.tokens_of(Some(&prefix))?;
+    let body = TokensEnvelope {
+        status: 200,
+        tokens: tokens
+            .iter()
+            .map(|token| AccountTokenView::new(token, now))
+            .collect(),
+    };
+    Ok(response::json(StatusCode::OK, &body))
+}
+
+/// Days 1–365 from now, `-1` = never, omitted = 365.
+fn expiry_in_days(expires: Option<i64>, now: Timestamp) -> Result<Option<Timestamp>, Error> {
+    match expires {
+        None => Ok(Some(now.saturating_add(DAY * 365))),
+        Some(-1) => Ok(None),
+        Some(days @ 1..=365) => Ok(Some(now.saturating_add(DAY * days as u32))),
+        Some(other) => Err(Error::invalid(
+            "expires",
+            format!(
+                "must be a number of days from 1 to 365, or -1 for a token that never expires; got {other}"
+            ),
+        )),
+    }
+}
+
+/// `POST /v1/account/tokens` `{"name","expires"?,"scopes"?}`: creates a token and shows
+/// its secret once. Needs `api`. `400` for a bad name, expiry or scope; `403` for a scope
+/// the caller does not hold; `409` for a duplicate name.
+pub(super) async fn create_token(
+    app: &App,
+    caller: &Caller,
+    input: &Input,
+    now: Timestamp,
+) -> Result<Response<Body>, Error> {
+    let prefix = account_of(caller)?;
+    let body: CreateAccountToken = request::json(input)?;
+    let name = TokenName::parse(&body.name).map_err(|reason| Error::invalid("name", reason))?;
+    let expires_at = expiry_in_days(body.expires, now)?;
+    let scopes = match &body.scopes {
+        None => Scopes::only(Scope::Api),
+        Some(names) => Scopes::parse_all(names.iter().map(String::as_str))
+            .map_err(|reason| Error::invalid("scopes", reason))?,
+    };
+    if !caller.scopes.covers(scopes) {
+        return Err(Error::Forbidden(format!(
+            "a token cannot grant scopes it does not hold (asked for {scopes}, holds {})",
+            caller.scopes
+        )));
+    }
+    let new = NewToken {
+        principal: Principal::Account(prefix),
+        name: name.as_str().to_owned(),
+        scopes,
+        expires_at,
+    };
+    let created = app.store.create_token(new, now)?.durable().await?;
+    Ok(response::json(
+        StatusCode::OK,
+        &CreatedTokenEnvelope::new(&created.token, created.secret),
+    ))
+}
+
+/// `DELETE /v1/account/tokens/{name}`: `{"status":200,"message":null}`; the token stops
+/// working at once. Needs `api`. `404` when the account has no token of that name.
+pub(super) async fn delete_token(
+    app: &App,
+    caller: &Caller,
+    name: &TokenName,
+) -> Result<Response<Body>, Error> {
+    let prefix = account_of(caller)?;
+    app.store
+        .delete_token(Some(&prefix), name.as_str())?
+        .durable()
+        .await?;
+    Ok(response::json(
+        StatusCode::OK,
+        &DeletedEnvelope {
+            status: 200,
+            message: None,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_days_rules() {
+        let now = Timestamp::from_secs(1_000);
+        assert_eq!(
+            expiry_in_days(None, now).unwrap(),
+            Some(Timestamp::from_secs(1_000 + 365 * 86_400))
+        );
+        assert_eq!(expiry_in_days(Some(-1), now).unwrap(), None);
+        assert_eq!(
+            expiry_in_days(Some(1), now).unwrap(),
+            Some(Timestamp::from_secs(1_000 + 86_400))
+        );
+        for bad in [0, 366, -2, i64::MIN, i64::MAX] {
+            assert!(expiry_in_days(Some(bad), now).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Reading requests: the size-limited body, and JSON decoding that names the failing field.
+//!
+//! SPEC §3: a body whose first non-blank byte is `{` or `[` is JSON whatever its
+//! Content-Type says (curl `-d` labels JSON as form data). Any other body is a 400, or a
+//! 415 when its Content-Type names a format we do not read.
+
+use crate::error::Error;
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+
+/// A request whose body has been read.
+#[derive(Debug)]
+pub struct Input {
+    pub parts: http::request::Parts,
+    pub body: Bytes,
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` before
+/// reading, and by counting while reading for chunked bodies).
+///
+/// # Errors
+/// `PayloadTooLarge`, or `InvalidRequest` when the body cannot be read.
+pub async fn read_body<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, Error>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if let Some(length) = headers.get(http::header::CONTENT_LENGTH) {
+        let length: u64 = length
+            .to_str()
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .ok_or_else(|| Error::invalid("content-length", "not a number"))?;
+        if length > limit as u64 {
+            return Err(Error::PayloadTooLarge { limit });
+        }
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<LengthLimitError>() => Err(Error::PayloadTooLarge { limit }),
+        Err(err) => Err(Error::InvalidRequest(format!(
+            "could not read the request body: {err}"
+        ))),
+    }
+}
+
+/// Whether `body` is JSON by SPEC §3's rule (first non-blank byte `{` or `[`).
+pub fn looks_like_json(body: &[u8]) -> bool {
+    matches!(
+        body.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[')
+    )
+}
+
+fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim())
+}
+
+/// Decodes a JSON body into `T`.
+///
+/// # Errors
+/// `InvalidRequest` naming the field and the reason (`expires: invalid type: string "x",
+/// expected i64`); `UnsupportedMediaType` for a non-JSON body labelled with a type we do
+/// not read.
+pub fn json<T: DeserializeOwned>(input: &Input) -> Result<T, Error> {
+    let body = &input.body;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::InvalidRequest(
+            "request body is required: a JSON object".to_owned(),
+        ));
+    }
+    if !looks_like_json(body) {
+        return match content_type(&input.parts.headers) {
+            Some(kind)
+                if !kind.eq_ignore_ascii_case("application/json")
+                    && !kind.eq_ignore_ascii_case("application/x-www-form-urlencoded") =>
+            {
+                Err(Error::UnsupportedMediaType(format!(
+                    "content type `{kind}` is not supported; send a JSON object"
+                )))
+            }
+            _ => Err(Error::InvalidRequest(
+                "request body must be a JSON object".to_owned(),
+            )),
+        };
+    }
+    decode_json(body)
+}
+
+/// Decodes JSON bytes into `T`, with the failing field's path in the error.
+///
+/// # Errors
+/// `InvalidRequest`.
+pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if path == "." || inner.is_syntax() || inner.is_eof() {
+            Error::InvalidRequest(format!("malformed JSON: {inner}"))
+        } else {
+            Error::InvalidRequest(format!("{path}: {inner}"))
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|err| Error::InvalidRequest(format!("malformed JSON: {err}")))?;
+    Ok(value)
+}
+
+/// The value of query parameter `name` (the first, `+` and `%XX` decoded).
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| form_decode(value))
+}
+
+/// `application/x-www-form-urlencoded` decoding of one value; invalid escapes are kept
+/// literally, invalid UTF-8 is replaced.
+pub fn form_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let decoded = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|hex| std::str::from_utf8(hex).ok())
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+                if let Some(byte) = decoded {
+                    out.push(byte);
+                    i += 2;
+                } else {
+                    out.push(b'%');
+                }
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        name: String,
+        expires: Option<i64>,
+    }
+
+    fn input(content_type: Option<&str>, body: &str) -> Input {
+        let mut builder = http::Request::builder();
+        if let Some(kind) = content_type {
+            builder = builder.header("content-type", kind);
+        }
+        let (parts, ()) = builder.body(()).unwrap().into_parts();
+        Input {
+            parts,
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    fn message(result: Result<Sample, Error>) -> String {
+        match result.unwrap_err() {
+            Error::InvalidRequest(message) => message,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_is_recognised_whatever_the_content_type() {
+        let form = input(
+            Some("application/x-www-form-urlencoded"),
+            " {\"name\":\"a\"}",
+        );
+        assert_eq!(json::<Sample>(&form).unwrap().name, "a");
+        assert_eq!(
+            json::<Sample>(&input(None, "{\"name\":\"a\"}"))
+                .unwrap()
+                .name,
+            "a"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let msg = message(json(&input(None, r#"{"name":"a","expires":"soon"}"#)));
+        assert!(msg.starts_with("expires: invalid type: string"), "{msg}");
+        let msg = message(json(&input(None, r#"{"name":"a","expire":1}"#)));
+        assert!(msg.contains("unknown field `expire`"), "{msg}");
+        let msg = message(json(&input(None, r#"{"expires":1}"#)));
+        assert!(msg.contains("missing field `name`"), "{msg}");
+        let msg = message(json(&input(None, r#"{"name":"a""#)));
+        assert!(msg.starts_with("malformed JSON"), "{msg}");
+        let msg = message(json(&input(None, r#"{"name":"a"} x"#)));
+        assert!(msg.starts_with("malformed JSON"), "{msg}");
+    }
+
+    #[test]
+    fn non_json_bodies_are_400_or_415() {
+        assert!(matches!(
+            json::<Sample>(&input(None, "")),
+            Err(Error::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            json::<Sample>(&input(None, "name=a")),
+            Err(Error::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            json::<Sample>(&input(Some("text/xml"), "<a/>")),
+            Err(Error::UnsupportedMediaType(_))
+        ));
+    }
+
+    #[test]
+    fn query_params_are_decoded() {
+        assert_eq!(
+            query_param(Some("a=1&name=my+token%21"), "name").as_deref(),
+            Some("my token!")
+        );
+        assert_eq!(query_param(Some("name"), "name").as_deref(), Some(""));
+        assert_eq!(query_param(Some("x=1"), "name"), None);
+        assert_eq!(query_param(None, "name"), None);
+        assert_eq!(form_decode("100%"), "100%");
+    }
+}

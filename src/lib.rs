@@ -1,0 +1,65 @@
+//! # upkeep
+//!
+//! A self-hosted, single-binary server for software vendors: accounts, plan licenses and
+//! scoped API tokens in an embedded sled store, spoken through the WunderUpdates account
+//! API (`/v1/account…`). The product contract is `SPEC.md`; how to run it is `README.md`.
+//!
+//! # Layout (reading order)
+//!
+//! - [`cli`] — clap definitions; their doc comments are `--help`. `main.rs` is thin:
+//!   parse, init logging, dispatch, map errors to an exit code.
+//! - [`config`] — `serve` flags → validated [`config::Config`]. Writes nothing.
+//! - [`server`] — `run(listener, app, shutdown)`: accept loop, connection cap, header
+//!   timeout, graceful drain, final flush. Tests, benches and the binary all start here.
+//! - [`app`] — [`app::App`] (store, clock, settings) and `App::handle`, which turns every
+//!   request into a response: route → authenticate/authorize → read body → dispatch →
+//!   render errors once → log one line.
+//! - [`http`] — the edge: [`http::router`] (path, then method; typed params; each
+//!   route's [`auth::Need`]), [`http::request`] (limited body, JSON naming the bad field),
+//!   [`http::response`] (the error envelope), [`http::dto`] (wire shapes).
+//! - [`handlers`] — one module per API family; parse → call the store → render.
+//! - [`admin`] — the admin commands' logic, shared by every transport of the CLI.
+//! - [`auth`] — token format, generation, parsing, the in-memory [`auth::TokenIndex`],
+//!   the [`auth::Caller`] and its checks.
+//! - [`store`] — the only module that knows sled and bincode: trees ([`store::schema`]),
+//!   key encoding, the versioned codec, group commit, migrations.
+//! - [`model`] — records and rules: accounts, tokens, plan licenses, scopes, time.
+//! - [`error`] — the API error: one `status()`, one `code()`.
+//! - [`clock`], [`telemetry`] — time source (manual in tests) and logging.
+//!
+//! # Invariants
+//!
+//! - Layering: `main → cli/config → server → app → http::router → handlers → store →
+//!   model`. `model` knows nothing of HTTP, sled or JSON; `store` knows nothing of HTTP;
+//!   only `store` names `sled` or `bincode`; records (`model`) never reach the wire
+//!   without a hand-written view in `http::dto`.
+//! - A `2xx` to a write means it is on disk: store writes return a `Pending` value that is
+//!   released only by `durable()` (group commit) or `durable_blocking()`.
+//! - A failed request changes nothing: every multi-tree change is one sled transaction,
+//!   run under the store's write lock; the token index changes only after its commit.
+//! - No secret is stored or logged: tokens and license keys exist as `blake3` hashes only;
+//!   the secret appears once, in the response (or CLI output) that creates it.
+//! - A malformed token is refused before any store access; unknown, malformed, expired and
+//!   inactive tokens get the same `401`.
+//! - The service never fails: every `Err` becomes a response in `app`.
+//! - Panics are bugs. Policy: a panic ends only the task it happens in (the connection, in
+//!   practice); the hook in [`telemetry`] logs it through `tracing`. The store stays
+//!   consistent because nothing is half-applied outside a transaction.
+
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub(crate) mod handlers;
+pub mod http;
+pub mod model;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+
+pub use app::{App, Settings};
+pub use error::Error;
+pub use store::Store;

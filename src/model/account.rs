@@ -1,0 +1,107 @@
+use super::{AccountPrefix, LicenseId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// A vendor (tenant). Stored in `prefix_account`.
+///
+/// Format version 1. Changing a field means a new version (see `store::codec`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub prefix: AccountPrefix,
+    pub name: String,
+    pub email: String,
+    pub created_at: Timestamp,
+    /// The plan license bound to this account, if any.
+    pub license: Option<LicenseId>,
+}
+
+/// A validated request to create an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccount {
+    pub prefix: Option<AccountPrefix>,
+    pub name: String,
+    pub email: String,
+}
+
+impl NewAccount {
+    pub const MAX_NAME_LEN: usize = 200;
+    pub const MAX_EMAIL_LEN: usize = 254;
+
+    /// # Errors
+    /// `(field, reason)` for the first field that breaks a rule.
+    pub fn parse(
+        name: &str,
+        email: &str,
+        prefix: Option<&str>,
+    ) -> Result<Self, (&'static str, String)> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > Self::MAX_NAME_LEN {
+            return Err((
+                "name",
+                format!("must be 1–{} characters long", Self::MAX_NAME_LEN),
+            ));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(("name", "may not contain control characters".to_owned()));
+        }
+        let email = email.trim();
+        let valid_email = email.len() <= Self::MAX_EMAIL_LEN
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+            && email.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.contains('@')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            });
+        if !valid_email {
+            return Err((
+                "email",
+                "must be an address like name@example.com".to_owned(),
+            ));
+        }
+        let prefix = prefix
+            .map(AccountPrefix::parse)
+            .transpose()
+            .map_err(|reason| ("prefix", reason))?;
+        Ok(NewAccount {
+            prefix,
+            name: name.to_owned(),
+            email: email.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_account_validation_names_the_field() {
+        assert!(NewAccount::parse("Acme", "dev@acme.io", None).is_ok());
+        assert_eq!(
+            NewAccount::parse(" ", "dev@acme.io", None).unwrap_err().0,
+            "name"
+        );
+        for email in [
+            "",
+            "acme.io",
+            "@acme.io",
+            "dev@acme",
+            "dev@@acme.io",
+            "a b@acme.io",
+            "dev@acme.io.",
+        ] {
+            assert_eq!(
+                NewAccount::parse("Acme", email, None).unwrap_err().0,
+                "email",
+                "{email}"
+            );
+        }
+        assert_eq!(
+            NewAccount::parse("Acme", "dev@acme.io", Some("X"))
+                .unwrap_err()
+                .0,
+            "prefix"
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! The domain model: records as they are stored, identifiers, scopes and the pure rules
+//! that govern them. Nothing here performs I/O or knows about HTTP, sled or JSON.
+
+mod account;
+mod ids;
+mod license;
+mod scope;
+mod time;
+mod token;
+
+pub use account::{Account, NewAccount};
+pub use ids::{AccountPrefix, LicenseId, OperatorTokenName, TokenId, TokenName};
+pub use license::PlanLicense;
+pub use scope::{Scope, Scopes};
+pub use time::Timestamp;
+pub use token::{Principal, Token, TokenHash};
+
+use std::fmt;
+
+/// A domain rule refused a change. Each variant is something the caller can act on;
+/// `crate::error` maps each to one status and code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainError {
+    /// An account with this prefix already exists.
+    AccountExists(AccountPrefix),
+    /// No account has this prefix.
+    AccountNotFound,
+    /// The owner already has a token of this name.
+    TokenNameTaken(String),
+    /// The owner has no token of this name.
+    TokenNotFound(String),
+    /// No plan license has this key (or it was revoked).
+    LicenseUnknown,
+    /// No plan license has this id.
+    LicenseNotFound(LicenseId),
+    /// The plan license expired.
+    LicenseExpired,
+    /// The plan license is bound to another account.
+    LicenseInUse,
+}
+
+impl fmt::Display for DomainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DomainError::AccountExists(prefix) => {
+                write!(f, "an account with prefix `{prefix}` already exists")
+            }
+            DomainError::AccountNotFound => f.write_str("no such account"),
+            DomainError::TokenNameTaken(name) => {
+                write!(f, "a token named `{name}` already exists")
+            }
+            DomainError::TokenNotFound(name) => write!(f, "no token named `{name}`"),
+            DomainError::LicenseUnknown => f.write_str("unknown or revoked license key"),
+            DomainError::LicenseNotFound(id) => write!(f, "no plan license with id {id}"),
+            DomainError::LicenseExpired => f.write_str("the license key has expired"),
+            DomainError::LicenseInUse => {
+                f.write_str("the license key is already applied to another account")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DomainError {}

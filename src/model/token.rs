@@ -1,0 +1,93 @@
+use super::{AccountPrefix, Scopes, Timestamp, TokenId};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// `blake3` of a whole token string: the only form in which a secret is stored.
+///
+/// Equality goes through `blake3::Hash`, which compares in constant time.
+#[derive(Clone, Copy, Eq, Serialize, Deserialize)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    pub fn of(token: &str) -> Self {
+        TokenHash(*blake3::hash(token.as_bytes()).as_bytes())
+    }
+
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        TokenHash(bytes)
+    }
+
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl PartialEq for TokenHash {
+    fn eq(&self, other: &Self) -> bool {
+        blake3::Hash::from_bytes(self.0) == blake3::Hash::from_bytes(other.0)
+    }
+}
+
+impl std::hash::Hash for TokenHash {
+    /// The bytes are already a uniform hash: feed 8 of them as one integer, so an
+    /// identity hasher (the token index's) can use them directly. Consistent with `Eq`:
+    /// equal hashes have equal bytes.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(first));
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    /// Only a short prefix: enough to tell hashes apart in a log, useless to an attacker.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "TokenHash({:02x}{:02x}{:02x}{:02x}…)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
+    }
+}
+
+/// Whom a token acts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Principal {
+    /// An account token: acts for one account, within its scopes.
+    Account(AccountPrefix),
+    /// An operator token: administers the whole server (`write = false`: read-only).
+    Operator { active: bool, write: bool },
+}
+
+impl Principal {
+    pub fn account(&self) -> Option<AccountPrefix> {
+        match self {
+            Principal::Account(prefix) => Some(*prefix),
+            Principal::Operator { .. } => None,
+        }
+    }
+}
+
+/// A bearer credential, without its secret. Stored in `tokenhash_token`.
+///
+/// Format version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    pub id: TokenId,
+    pub hash: TokenHash,
+    pub principal: Principal,
+    /// Unique per owner (per account, or among operator tokens).
+    pub name: String,
+    /// Empty for operator tokens.
+    pub scopes: Scopes,
+    pub expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl Token {
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}

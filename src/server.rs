@@ -1,0 +1,108 @@
+//! The accept loop: `run(listener, app, shutdown)`. The binary, the tests and the
+//! benches all start the server through it.
+//!
+//! HTTP/1.1 only (`http1::Builder` with a timer, so the header-read timeout is real and
+//! also closes silent connections; hyper-util's auto builder would leave those open).
+//! A semaphore caps concurrent connections. On shutdown: stop accepting, let in-flight
+//! requests finish (up to `drain_timeout`), persist token uses and flush the store.
+
+use crate::app::App;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains and flushes.
+///
+/// # Errors
+/// Only the final flush can fail; accept errors are logged and retried.
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), crate::store::StoreError> {
+    let settings = app.settings.clone();
+    let connections = Arc::new(Semaphore::new(settings.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_timeout)
+        .keep_alive(true);
+
+    let persister = tokio::spawn(persist_uses_periodically(app.clone()));
+
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, std::convert::Infallible>(app.handle(req).await) }
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(peer = %peer, error = %err, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: draining connections");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(settings.drain_timeout) => {
+            tracing::warn!("drain timed out; closing the remaining connections");
+        }
+    }
+    persister.abort();
+    let app_for_flush = app.clone();
+    tokio::task::spawn_blocking(move || app_for_flush.store.persist_uses())
+        .await
+        .map_err(|err| crate::store::StoreError::Bug(err.to_string()))??;
+    app.store.flush().await?;
+    tracing::info!("store flushed; stopped");
+    Ok(())
+}
+
+/// Writes token uses to the store every `persist_uses_every`.
+async fn persist_uses_periodically(app: Arc<App>) {
+    let mut ticker = tokio::time::interval(app.settings.persist_uses_every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let app = app.clone();
+        match tokio::task::spawn_blocking(move || app.store.persist_uses()).await {
+            Ok(Ok(n)) if n > 0 => tracing::debug!(tokens = n, "persisted token uses"),
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "could not persist token uses"),
+            Err(err) => tracing::error!(error = %err, "token-use persister panicked"),
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The one value codec: `[format version: u8] ++ bincode(body)`.
+//!
+//! bincode has no schema: it is positional. Adding, removing, reordering or retyping *any*
+//! field of a stored record silently changes what old bytes mean. So every such change is
+//! a new format version: freeze the old struct in a `vN` module beside the record, decode
+//! it through `Record::decode_version`, and add a golden-bytes fixture under
+//! `tests/fixtures/records/` (the `fixtures_still_decode` test reads them all). Never put
+//! `#[serde(skip…)]`, `flatten`, `tag` or `untagged` on a stored type (bincode loses data
+//! with them). Decoding rejects trailing bytes, so a truncated-field change cannot pass.
+//!
+//! The configuration below is part of the on-disk format: never change it in place.
+
+use crate::model::{Account, PlanLicense, Token};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+
+const CONFIG: bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<{ 1 << 20 }>,
+> = bincode::config::standard().with_limit::<{ 1 << 20 }>();
+
+/// A stored value type with a format version.
+pub trait Record: Serialize + DeserializeOwned {
+    /// For error messages and logs.
+    const NAME: &'static str;
+    /// The version written today.
+    const VERSION: u8;
+
+    /// Decodes a body written as `version`. Records with frozen older versions override
+    /// this to convert them.
+    ///
+    /// # Errors
+    /// Unknown version or undecodable body.
+    fn decode_version(version: u8, body: &[u8]) -> Result<Self, DecodeError> {
+        if version == Self::VERSION {
+            decode_body(body)
+        } else {
+            Err(DecodeError::UnknownVersion(version))
+        }
+    }
+}
+
+impl Record for Account {
+    const NAME: &'static str = "account";
+    const VERSION: u8 = 1;
+}
+
+impl Record for Token {
+    const NAME: &'static str = "token";
+    const VERSION: u8 = 1;
+}
+
+impl Record for PlanLicense {
+    const NAME: &'static str = "plan license";
+    const VERSION: u8 = 1;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    Empty,
+    UnknownVersion(u8),
+    Body(String),
+    TrailingBytes(usize),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Empty => f.write_str("empty value"),
+            DecodeError::UnknownVersion(v) => write!(f, "unknown format version {v}"),
+            DecodeError::Body(e) => write!(f, "undecodable body: {e}"),
+            DecodeError::TrailingBytes(n) => write!(f, "{n} trailing bytes"),
+        }
+    }
+}
+
+pub fn encode<R: Record>(record: &R) -> Vec<u8> {
+    let mut out = vec![R::VERSION];
+    // Our records hold only strings, integers, options and fixed arrays, all of which
+    // bincode encodes infallibly into a Vec; the limit only guards decoding.
+    bincode::serde::encode_into_std_write(record, &mut out, CONFIG)
+        .unwrap_or_else(|err| panic!("encoding a {} cannot fail: {err}", R::NAME));
+    out
+}
+
+/// # Errors
+/// The value is empty, of an unknown version, or does not decode exactly.
+pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, DecodeError> {
+    let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    R::decode_version(version, body)
+}
+
+/// Decodes a body with the current configuration, rejecting trailing bytes.
+///
+/// # Errors
+/// bincode failed, or did not consume every byte.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+    let (value, used) = bincode::serde::decode_from_slice(body, CONFIG)
+        .map_err(|e| DecodeError::Body(e.to_string()))?;
+    if used != body.len() {
+        return Err(DecodeError::TrailingBytes(body.len() - used));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Round trips, and the golden-bytes fixtures: every format version ever written must
+    //! keep decoding. `UPKEEP_BLESS=1 cargo test fixtures` writes missing fixtures for the
+    //! current versions; existing fixture files are never rewritten.
+    use super::*;
+    use crate::model::*;
+    use std::path::PathBuf;
+
+    fn prefix() -> AccountPrefix {
+        AccountPrefix::parse("abcde123").unwrap()
+    }
+
+    fn account() -> Account {
+        Account {
+            prefix: prefix(),
+            name: "Acme Plugins".into(),
+            email: "dev@acme.io".into(),
+            created_at: Timestamp::from_millis(1_790_000_000_123),
+            license: Some(LicenseId(7)),
+        }
+    }
+
+    fn token() -> Token {
+        Token {
+            id: TokenId(42),
+            hash: TokenHash::of("upk_at_fixture"),
+            principal: Principal::Account(prefix()),
+            name: "ci-deploy".into(),
+            scopes: Scopes::parse_all(["read_user", "manage_licenses"]).unwrap(),
+            expires_at: Some(Timestamp::from_millis(1_800_000_000_000)),
+            created_at: Timestamp::from_millis(1_790_000_000_000),
+            updated_at: Timestamp::from_millis(1_790_000_000_500),
+            last_used_at: None,
+        }
+    }
+
+    fn operator_token() -> Token {
+        Token {
+            id: TokenId(43),
+            hash: TokenHash::of("upk_ot_fixture"),
+            principal: Principal::Operator {
+                active: true,
+                write: false,
+            },
+            name: "Grafana (read only)".into(),
+            scopes: Scopes::empty(),
+            expires_at: None,
+            created_at: Timestamp::from_millis(1_790_000_000_000),
+            updated_at: Timestamp::from_millis(1_790_000_000_000),
+            last_used_at: Some(Timestamp::from_millis(1_790_000_001_000)),
+        }
+    }
+
+    fn license() -> PlanLicense {
+        PlanLicense {
+            id: LicenseId(7),
+            key_hash: TokenHash::of("upk_pl_fixture"),
+            limit: 10,
+            expires_at: None,
+            created_at: Timestamp::from_millis(1_790_000_000_000),
+            account: Some(prefix()),
+        }
+    }
+
+    #[test]
+    fn records_round_trip() {
+        assert_eq!(decode::<Account>(&encode(&account())).unwrap(), account());
+        assert_eq!(decode::<Token>(&encode(&token())).unwrap(), token());
+        assert_eq!(
+            decode::<Token>(&encode(&operator_token())).unwrap(),
+            operator_token()
+        );
+        assert_eq!(
+            decode::<PlanLicense>(&encode(&license())).unwrap(),
+            license()
+        );
+    }
+
+    #[test]
+    fn bad_bytes_are_errors_not_panics() {
+        let mut bytes = encode(&account());
+        assert_eq!(decode::<Account>(&[]), Err(DecodeError::Empty));
+        bytes[0] = 99;
+        assert_eq!(
+            decode::<Account>(&bytes),
+            Err(DecodeError::UnknownVersion(99))
+        );
+        let mut trailing = encode(&account());
+        trailing.push(0);
+        assert_eq!(
+            decode::<Account>(&trailing),
+            Err(DecodeError::TrailingBytes(1))
+        );
+        let truncated = &encode(&token())[..10];
+        assert!(matches!(
+            decode::<Token>(truncated),
+            Err(DecodeError::Body(_))
+        ));
+    }
+
+    fn fixture_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/records")
+    }
+
+    /// Checks `record` against the committed fixture `name.vN.bin`.
+    fn check_fixture<R: Record + PartialEq + fmt::Debug>(name: &str, record: &R) {
+        let path = fixture_dir().join(format!("{name}.v{}.bin", R::VERSION));
+        if !path.exists() && std::env::var_os("UPKEEP_BLESS").is_some() {
+            std::fs::create_dir_all(fixture_dir()).unwrap();
+            std::fs::write(&path, encode(record)).unwrap();
+        }
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run with UPKEEP_BLESS=1 to write it once)",
+                path.display()
+            )
+        });
+        assert_eq!(&decode::<R>(&bytes).unwrap(), record, "{}", path.display());
+        assert_eq!(
+            encode(record),
+            bytes,
+            "encoding of {} changed: that is a new format version",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn fixtures_still_decode() {
+        check_fixture("account", &account());
+        check_fixture("token", &token());
+        check_fixture("operator_token", &operator_token());
+        check_fixture("plan_license", &license());
+    }
+}

@@ -1,0 +1,116 @@
+//! Numbered migrations, run when the store opens.
+//!
+//! The `meta` tree holds `schema_version`. A fresh store is stamped with
+//! [`SCHEMA_VERSION`]; an older one runs `MIGRATIONS[from - 1 ..]` in order, flushing and
+//! bumping the version after each (so a migration must be idempotent: a crash between its
+//! work and the bump runs it again); a newer one is refused, so an old binary never writes
+//! a layout it does not understand.
+
+use super::StoreError;
+use super::schema::{META, SCHEMA_VERSION, SCHEMA_VERSION_KEY};
+
+/// `MIGRATIONS[n - 1]` takes the store from version `n` to `n + 1`. Empty while the only
+/// layout is version 1.
+const MIGRATIONS: &[Migration] = &[];
+
+/// One step: rewrites the store from version `n` to `n + 1`; must be idempotent.
+type Migration = fn(&sled::Db) -> Result<(), StoreError>;
+
+const _: () = assert!(MIGRATIONS.len() as u32 + 1 == SCHEMA_VERSION);
+
+/// Why a store could not be brought to the current schema.
+#[derive(Debug)]
+pub enum SchemaError {
+    /// The store was written by a newer upkeep.
+    TooNew {
+        found: u32,
+        supported: u32,
+    },
+    Unreadable(String),
+    Store(StoreError),
+}
+
+impl std::fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SchemaError::TooNew { found, supported } => write!(
+                f,
+                "the store has schema version {found}, but this upkeep supports up to {supported}; \
+                 run a newer upkeep (or restore a backup made by this version)"
+            ),
+            SchemaError::Unreadable(why) => write!(f, "unreadable schema version: {why}"),
+            SchemaError::Store(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl From<sled::Error> for SchemaError {
+    fn from(err: sled::Error) -> Self {
+        SchemaError::Store(err.into())
+    }
+}
+
+pub fn schema_version(db: &sled::Db) -> Result<Option<u32>, SchemaError> {
+    let meta = db.open_tree(META)?;
+    match meta.get(SCHEMA_VERSION_KEY)? {
+        None => Ok(None),
+        Some(bytes) => {
+            let array: [u8; 4] = bytes
+                .as_ref()
+                .try_into()
+                .map_err(|_| SchemaError::Unreadable(format!("{} bytes", bytes.len())))?;
+            Ok(Some(u32::from_be_bytes(array)))
+        }
+    }
+}
+
+fn set_schema_version(db: &sled::Db, version: u32) -> Result<(), SchemaError> {
+    db.open_tree(META)?
+        .insert(SCHEMA_VERSION_KEY, &version.to_be_bytes())?;
+    db.flush()?;
+    Ok(())
+}
+
+/// Brings the store to [`SCHEMA_VERSION`].
+pub fn run(db: &sled::Db) -> Result<(), SchemaError> {
+    let found = match schema_version(db)? {
+        None => {
+            set_schema_version(db, SCHEMA_VERSION)?;
+            return Ok(());
+        }
+        Some(found) => found,
+    };
+    if found > SCHEMA_VERSION {
+        return Err(SchemaError::TooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found == 0 {
+        return Err(SchemaError::Unreadable("version 0".to_owned()));
+    }
+    for version in found..SCHEMA_VERSION {
+        MIGRATIONS[(version - 1) as usize](db).map_err(SchemaError::Store)?;
+        set_schema_version(db, version + 1)?;
+        tracing::info!(from = version, to = version + 1, "migration finished");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_store_is_stamped_and_newer_store_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        run(&db).unwrap();
+        assert_eq!(schema_version(&db).unwrap(), Some(SCHEMA_VERSION));
+        run(&db).unwrap();
+        set_schema_version(&db, SCHEMA_VERSION + 1).unwrap();
+        let err = run(&db).unwrap_err();
+        assert!(matches!(err, SchemaError::TooNew { found, .. } if found == SCHEMA_VERSION + 1));
+        assert!(err.to_string().contains("newer upkeep"));
+    }
+}

@@ -1,0 +1,951 @@
+//! The store: typed sled trees, the in-memory token index kept in step with them, and
+//! group-committed durability. The only module that names `sled` or `bincode`.
+//!
+//! Every write goes through [`Store::write`]: it takes the write lock, runs one sled
+//! transaction over all trees (a record and its indexes change together or not at all),
+//! applies the matching [`TokenIndex`] changes, and returns a [`Pending`] value. The
+//! caller gets the value only through [`Pending::durable`] (async, group commit) or
+//! [`Pending::durable_blocking`] (CLI), so nothing can acknowledge a write that is not on
+//! disk yet.
+//!
+//! Reads return `Option`; whether "absent" is a 404 is the caller's decision.
+
+mod codec;
+mod commit;
+mod key;
+mod migrate;
+pub mod schema;
+
+pub use codec::{DecodeError, Record};
+pub use migrate::SchemaError;
+
+use crate::auth::{self, AuthRecord, TokenIndex, TokenKind};
+use crate::model::{
+    Account, AccountPrefix, DomainError, LicenseId, NewAccount, PlanLicense, Principal, Scope,
+    Scopes, Timestamp, Token, TokenHash, TokenId,
+};
+use commit::GroupCommit;
+use schema::TreeId;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{IVec, Transactional};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Engine and integrity failures, and domain refusals raised inside a transaction.
+#[derive(Debug)]
+pub enum StoreError {
+    /// sled could not read or write (disk full, I/O error).
+    Io(sled::Error),
+    /// A stored value does not decode. Logged with its tree and key.
+    Corrupt {
+        tree: &'static str,
+        key: String,
+        reason: String,
+    },
+    /// A domain rule refused the change; nothing was written.
+    Domain(DomainError),
+    /// Something that cannot happen did.
+    Bug(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Io(err) => write!(f, "store i/o: {err}"),
+            StoreError::Corrupt { tree, key, reason } => {
+                write!(f, "corrupt value in tree {tree} at key {key}: {reason}")
+            }
+            StoreError::Domain(err) => write!(f, "{err}"),
+            StoreError::Bug(why) => write!(f, "store bug: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<sled::Error> for StoreError {
+    fn from(err: sled::Error) -> Self {
+        match err {
+            sled::Error::Io(_) => StoreError::Io(err),
+            sled::Error::Corruption { .. } => StoreError::Corrupt {
+                tree: "(log)",
+                key: String::new(),
+                reason: err.to_string(),
+            },
+            other => StoreError::Bug(other.to_string()),
+        }
+    }
+}
+
+impl From<DomainError> for StoreError {
+    fn from(err: DomainError) -> Self {
+        StoreError::Domain(err)
+    }
+}
+
+/// Why the store did not open.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Another process (a running `upkeep serve`) holds the store's lock.
+    Locked(PathBuf),
+    Io(PathBuf, std::io::Error),
+    Schema(SchemaError),
+    Store(StoreError),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Locked(dir) => write!(
+                f,
+                "the data directory {} is in use by a running upkeep server; stop the server \
+                 to run this command (talking to a running server is not supported yet)",
+                dir.display()
+            ),
+            OpenError::Io(dir, err) => write!(f, "cannot open {}: {err}", dir.display()),
+            OpenError::Schema(err) => write!(f, "{err}"),
+            OpenError::Store(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+/// A token as created: the record and its secret, which is shown once and never stored.
+pub struct CreatedToken {
+    pub token: Token,
+    pub secret: String,
+}
+
+impl fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A plan license as issued, with its key (shown once, never stored).
+pub struct IssuedLicense {
+    pub license: PlanLicense,
+    pub key: String,
+}
+
+/// What a new token is for, validated by the caller.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub principal: Principal,
+    /// Already checked against the owner's naming rule (`TokenName` / `OperatorTokenName`).
+    pub name: String,
+    pub scopes: Scopes,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// The name the first token of a new account gets.
+pub const FIRST_TOKEN_NAME: &str = "default";
+
+/// A committed write whose value is released only once it is durable.
+#[must_use = "a write is acknowledged only once durable: call `.durable().await` or `.durable_blocking()`"]
+pub struct Pending<'s, T> {
+    store: &'s Store,
+    value: T,
+    seq: u64,
+}
+
+impl<T> Pending<'_, T> {
+    /// Waits for the group flush that covers this write.
+    ///
+    /// # Errors
+    /// The flush failed: the write is applied in memory but not known to be on disk.
+    pub async fn durable(self) -> Result<T, StoreError> {
+        self.store.commit.wait(&self.store.db, self.seq).await?;
+        Ok(self.value)
+    }
+
+    /// Flushes on this thread (for one-shot CLI commands).
+    ///
+    /// # Errors
+    /// The flush failed.
+    pub fn durable_blocking(self) -> Result<T, StoreError> {
+        self.store.commit.wait_blocking(&self.store.db, self.seq)?;
+        Ok(self.value)
+    }
+}
+
+/// A change to the token index, applied after its transaction commits.
+enum IndexOp {
+    Insert(TokenHash, AuthRecord, Option<Timestamp>),
+    Remove(TokenHash),
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort<T>(err: impl Into<StoreError>) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(err.into()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+fn corrupt(tree: TreeId, key: &[u8], reason: impl fmt::Display) -> StoreError {
+    let err = StoreError::Corrupt {
+        tree: tree.name(),
+        key: hex(key),
+        reason: reason.to_string(),
+    };
+    tracing::error!(error = %err, "corrupt value in store");
+    err
+}
+
+fn decode_at<R: Record>(tree: TreeId, key: &[u8], bytes: &[u8]) -> Result<R, StoreError> {
+    codec::decode(bytes).map_err(|err| corrupt(tree, key, format!("{}: {err}", R::NAME)))
+}
+
+fn hash_at(tree: TreeId, key: &[u8], bytes: &[u8]) -> Result<TokenHash, StoreError> {
+    let array: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| corrupt(tree, key, format!("hash of {} bytes", bytes.len())))?;
+    Ok(TokenHash::from_bytes(array))
+}
+
+/// Typed access to every tree inside one transaction.
+struct Tx<'a>(&'a [TransactionalTree]);
+
+impl Tx<'_> {
+    fn tree(&self, tree: TreeId) -> &TransactionalTree {
+        &self.0[tree as usize]
+    }
+
+    fn get_raw(&self, tree: TreeId, key: &[u8]) -> TxResult<Option<IVec>> {
+        Ok(self.tree(tree).get(key)?)
+    }
+
+    fn get<R: Record>(&self, tree: TreeId, key: &[u8]) -> TxResult<Option<R>> {
+        match self.get_raw(tree, key)? {
+            None => Ok(None),
+            Some(bytes) => match decode_at(tree, key, &bytes) {
+                Ok(record) => Ok(Some(record)),
+                Err(err) => abort(err),
+            },
+        }
+    }
+
+    fn put<R: Record>(&self, tree: TreeId, key: &[u8], record: &R) -> TxResult<()> {
+        self.tree(tree).insert(key, codec::encode(record))?;
+        Ok(())
+    }
+
+    fn put_raw(&self, tree: TreeId, key: &[u8], value: &[u8]) -> TxResult<()> {
+        self.tree(tree).insert(key, value)?;
+        Ok(())
+    }
+
+    fn remove(&self, tree: TreeId, key: &[u8]) -> TxResult<Option<IVec>> {
+        Ok(self.tree(tree).remove(key)?)
+    }
+}
+
+/// The embedded database and everything kept in step with it.
+pub struct Store {
+    db: sled::Db,
+    /// Every tree of `schema::TREES`, indexed by [`TreeId`].
+    trees: Vec<sled::Tree>,
+    index: TokenIndex,
+    /// Serializes writers: scans done before a transaction stay true during it, and
+    /// index updates happen in commit order.
+    write_lock: Mutex<()>,
+    commit: GroupCommit,
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed, mode 0700) the store in `dir`, migrates it to the
+    /// current schema and loads the token index.
+    ///
+    /// # Errors
+    /// The directory is locked by another process, unreadable, of a newer schema, or
+    /// holds a record that does not decode.
+    pub fn open(dir: &Path) -> Result<Store, OpenError> {
+        create_private_dir(dir).map_err(|err| OpenError::Io(dir.to_owned(), err))?;
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .mode(sled::Mode::LowSpace)
+            .cache_capacity(64 * 1024 * 1024)
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(|err| match err {
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                    OpenError::Locked(dir.to_owned())
+                }
+                sled::Error::Io(io) => OpenError::Io(dir.to_owned(), io),
+                other => OpenError::Store(other.into()),
+            })?;
+        migrate::run(&db).map_err(OpenError::Schema)?;
+        let trees = schema::TREES
+            .iter()
+            .map(|name| db.open_tree(name))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| OpenError::Store(err.into()))?;
+        let store = Store {
+            db,
+            trees,
+            index: TokenIndex::default(),
+            write_lock: Mutex::new(()),
+            commit: GroupCommit::default(),
+            dir: dir.to_owned(),
+        };
+        store.load_index().map_err(OpenError::Store)?;
+        Ok(store)
+    }
+
+    fn load_index(&self) -> Result<(), StoreError> {
+        for entry in self.tree(TreeId::Tokens).iter() {
+            let (key, value) = entry?;
+            let token: Token = decode_at(TreeId::Tokens, &key, &value)?;
+            self.index
+                .insert(token.hash, AuthRecord::from(&token), token.last_used_at);
+        }
+        Ok(())
+    }
+
+    fn tree(&self, tree: TreeId) -> &sled::Tree {
+        &self.trees[tree as usize]
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The in-memory token index, for the authentication hot path.
+    pub fn index(&self) -> &TokenIndex {
+        &self.index
+    }
+
+    /// Runs `body` under the write lock, applies the index changes it returns, and hands
+    /// back its value as a pending (not yet durable) write.
+    fn write<T>(
+        &self,
+        body: impl FnOnce() -> Result<(T, Vec<IndexOp>), StoreError>,
+    ) -> Result<Pending<'_, T>, StoreError> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (value, ops) = body()?;
+        for op in ops {
+            match op {
+                IndexOp::Insert(hash, record, last_used) => {
+                    self.index.insert(hash, record, last_used);
+                }
+                IndexOp::Remove(hash) => self.index.remove(&hash),
+            }
+        }
+        let seq = self.commit.note_write();
+        Ok(Pending {
+            store: self,
+            value,
+            seq,
+        })
+    }
+
+    /// One transaction over every tree. `f` may run more than once: no side effects.
+    fn transact<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
+        <[sled::Tree] as Transactional<StoreError>>::transaction(&self.trees[..], |views| {
+            f(&Tx(views))
+        })
+        .map_err(|err| match err {
+            TransactionError::Abort(err) => err,
+            TransactionError::Storage(err) => err.into(),
+        })
+    }
+
+    fn get<R: Record>(&self, tree: TreeId, key: &[u8]) -> Result<Option<R>, StoreError> {
+        match self.tree(tree).get(key)? {
+            None => Ok(None),
+            Some(bytes) => decode_at(tree, key, &bytes).map(Some),
+        }
+    }
+
+    /// Whether the store answers a read (for `/healthz`).
+    ///
+    /// # Errors
+    /// The read failed.
+    pub fn check(&self) -> Result<(), StoreError> {
+        self.tree(TreeId::Meta).get(schema::SCHEMA_VERSION_KEY)?;
+        Ok(())
+    }
+
+    /// Flushes every write so far (shutdown).
+    ///
+    /// # Errors
+    /// The flush failed.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Number of group flushes so far.
+    pub fn flush_count(&self) -> u64 {
+        self.commit.flushes()
+    }
+
+    /// Bytes the store occupies on disk.
+    ///
+    /// # Errors
+    /// The size could not be read.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    // ---- accounts -------------------------------------------------------------------
+
+    pub fn account(&self, prefix: &AccountPrefix) -> Result<Option<Account>, StoreError> {
+        self.get(TreeId::Accounts, prefix.as_str().as_bytes())
+    }
+
+    /// Every account, in prefix order.
+    pub fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        self.tree(TreeId::Accounts)
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                decode_at(TreeId::Accounts, &key, &value)
+            })
+            .collect()
+    }
+
+    /// Creates an account (random prefix when none is given) and its first token,
+    /// `default` with scope `api`, never expiring.
+    ///
+    /// # Errors
+    /// `AccountExists` when the given prefix is taken.
+    pub fn create_account(
+        &self,
+        new: NewAccount,
+        now: Timestamp,
+    ) -> Result<Pending<'_, (Account, CreatedToken)>, StoreError> {
+        let secret = generate(TokenKind::Account)?;
+        let token_id = TokenId(self.db.generate_id()?);
+        self.write(|| {
+            // A random prefix may collide with an existing one; draw again.
+            let mut attempts = 0;
+            let account = loop {
+                let prefix = match new.prefix {
+                    Some(prefix) => prefix,
+                    None => auth::random_prefix()
+                        .map_err(|err| StoreError::Bug(format!("OS RNG failed: {err}")))?,
+                };
+                let taken = self.account(&prefix)?.is_some();
+                if !taken {
+                    break Account {
+                        prefix,
+                        name: new.name.clone(),
+                        email: new.email.clone(),
+                        created_at: now,
+                        license: None,
+                    };
+                }
+                attempts += 1;
+                if new.prefix.is_some() || attempts >= 16 {
+                    return Err(DomainError::AccountExists(prefix).into());
+                }
+            };
+            let token = Token {
+                id: token_id,
+                hash: secret.hash,
+                principal: Principal::Account(account.prefix),
+                name: FIRST_TOKEN_NAME.to_owned(),
+                scopes: Scopes::only(Scope::Api),
+                expires_at: None,
+                created_at: now,
+                updated_at: now,
+                last_used_at: None,
+            };
+            let prefix_key = account.prefix.as_str().as_bytes().to_vec();
+            let name_key = key::owner_name(Some(&account.prefix), &token.name);
+            self.transact(|tx| {
+                if tx.get_raw(TreeId::Accounts, &prefix_key)?.is_some() {
+                    return abort(DomainError::AccountExists(account.prefix));
+                }
+                tx.put(TreeId::Accounts, &prefix_key, &account)?;
+                tx.put(TreeId::Tokens, token.hash.as_bytes(), &token)?;
+                tx.put_raw(TreeId::OwnerNames, &name_key, token.hash.as_bytes())?;
+                Ok(())
+            })?;
+            let op = IndexOp::Insert(token.hash, AuthRecord::from(&token), None);
+            let created = CreatedToken {
+                token,
+                secret: secret.token,
+            };
+            Ok(((account, created), vec![op]))
+        })
+    }
+
+    /// Deletes an account, all its tokens, and unbinds its plan license.
+    ///
+    /// # Errors
+    /// `AccountNotFound`.
+    pub fn delete_account(
+        &self,
+        prefix: &AccountPrefix,
+    ) -> Result<Pending<'_, Account>, StoreError> {
+        self.write(|| {
+            // Under the write lock, so the scan stays true for the transaction.
+            let owned = self.owner_entries(Some(prefix))?;
+            let prefix_key = prefix.as_str().as_bytes();
+            let account = self.transact(|tx| {
+                let Some(account) = tx.get::<Account>(TreeId::Accounts, prefix_key)? else {
+                    return abort(DomainError::AccountNotFound);
+                };
+                tx.remove(TreeId::Accounts, prefix_key)?;
+                for (name_key, hash) in &owned {
+                    tx.remove(TreeId::OwnerNames, name_key)?;
+                    tx.remove(TreeId::Tokens, hash.as_bytes())?;
+                }
+                if let Some(license_id) = account.license {
+                    let license_key = key::license_id(license_id);
+                    if let Some(mut license) =
+                        tx.get::<PlanLicense>(TreeId::Licenses, &license_key)?
+                    {
+                        license.account = None;
+                        tx.put(TreeId::Licenses, &license_key, &license)?;
+                    }
+                }
+                Ok(account)
+            })?;
+            let ops = owned
+                .into_iter()
+                .map(|(_, hash)| IndexOp::Remove(hash))
+                .collect();
+            Ok((account, ops))
+        })
+    }
+
+    // ---- tokens ---------------------------------------------------------------------
+
+    /// `(owner-name key, token hash)` of every token of an owner (`None`: operator tokens).
+    fn owner_entries(
+        &self,
+        account: Option<&AccountPrefix>,
+    ) -> Result<Vec<(IVec, TokenHash)>, StoreError> {
+        self.tree(TreeId::OwnerNames)
+            .scan_prefix(key::owner(account))
+            .map(|entry| {
+                let (key, value) = entry?;
+                let hash = hash_at(TreeId::OwnerNames, &key, &value)?;
+                Ok((key, hash))
+            })
+            .collect()
+    }
+
+    fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<Token>, StoreError> {
+        let token: Option<Token> = self.get(TreeId::Tokens, hash.as_bytes())?;
+        Ok(token.map(|mut token| {
+            // The in-memory use may be newer than the last persisted batch.
+            if let Some(used) = self.index.last_used(&token.hash) {
+                token.last_used_at = token.last_used_at.max(Some(used));
+            }
+            token
+        }))
+    }
+
+    /// The tokens of an account (`None`: the operator tokens), in name order.
+    pub fn tokens_of(&self, account: Option<&AccountPrefix>) -> Result<Vec<Token>, StoreError> {
+        let mut tokens = Vec::new();
+        for (name_key, hash) in self.owner_entries(account)? {
+            match self.token_by_hash(&hash)? {
+                Some(token) => tokens.push(token),
+                None => {
+                    return Err(corrupt(
+                        TreeId::OwnerNames,
+                        &name_key,
+                        "index points at a missing token",
+                    ));
+                }
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// The token of an owner with this name.
+    pub fn token_named(
+        &self,
+        account: Option<&AccountPrefix>,
+        name: &str,
+    ) -> Result<Option<Token>, StoreError> {
+        let name_key = key::owner_name(account, name);
+        match self.tree(TreeId::OwnerNames).get(&name_key)? {
+            None => Ok(None),
+            Some(value) => self.token_by_hash(&hash_at(TreeId::OwnerNames, &name_key, &value)?),
+        }
+    }
+
+    /// Creates a token with a fresh secret.
+    ///
+    /// # Errors
+    /// `AccountNotFound` for an account token whose account is gone; `TokenNameTaken`.
+    pub fn create_token(
+        &self,
+        new: NewToken,
+        now: Timestamp,
+    ) -> Result<Pending<'_, CreatedToken>, StoreError> {
+        let kind = match new.principal {
+            Principal::Account(_) => TokenKind::Account,
+            Principal::Operator { .. } => TokenKind::Operator,
+        };
+        let secret = generate(kind)?;
+        let token = Token {
+            id: TokenId(self.db.generate_id()?),
+            hash: secret.hash,
+            principal: new.principal,
+            name: new.name,
+            scopes: new.scopes,
+            expires_at: new.expires_at,
+            created_at: now,
+            updated_at: now,
+            last_used_at: None,
+        };
+        let account = token.principal.account();
+        let name_key = key::owner_name(account.as_ref(), &token.name);
+        self.write(|| {
+            self.transact(|tx| {
+                if let Some(prefix) = &account {
+                    if tx
+                        .get_raw(TreeId::Accounts, prefix.as_str().as_bytes())?
+                        .is_none()
+                    {
+                        return abort(DomainError::AccountNotFound);
+                    }
+                }
+                if tx.get_raw(TreeId::OwnerNames, &name_key)?.is_some() {
+                    return abort(DomainError::TokenNameTaken(token.name.clone()));
+                }
+                tx.put(TreeId::Tokens, token.hash.as_bytes(), &token)?;
+                tx.put_raw(TreeId::OwnerNames, &name_key, token.hash.as_bytes())?;
+                Ok(())
+            })?;
+            let op = IndexOp::Insert(token.hash, AuthRecord::from(&token), None);
+            Ok((
+                CreatedToken {
+                    token,
+                    secret: secret.token,
+                },
+                vec![op],
+            ))
+        })
+    }
+
+    /// Deletes an owner's token by name; it stops authenticating at once.
+    ///
+    /// # Errors
+    /// `TokenNotFound`.
+    pub fn delete_token(
+        &self,
+        account: Option<&AccountPrefix>,
+        name: &str,
+    ) -> Result<Pending<'_, Token>, StoreError> {
+        let name_key = key::owner_name(account, name);
+        self.write(|| {
+            let token = self.transact(|tx| {
+                let Some(hash) = tx.remove(TreeId::OwnerNames, &name_key)? else {
+                    return abort(DomainError::TokenNotFound(name.to_owned()));
+                };
+                let hash = match hash_at(TreeId::OwnerNames, &name_key, &hash) {
+                    Ok(hash) => hash,
+                    Err(err) => return abort(err),
+                };
+                match tx.get::<Token>(TreeId::Tokens, hash.as_bytes())? {
+                    Some(token) => {
+                        tx.remove(TreeId::Tokens, hash.as_bytes())?;
+                        Ok(token)
+                    }
+                    None => abort(corrupt(
+                        TreeId::OwnerNames,
+                        &name_key,
+                        "index points at a missing token",
+                    )),
+                }
+            })?;
+            let op = IndexOp::Remove(token.hash);
+            Ok((token, vec![op]))
+        })
+    }
+
+    /// Writes the `last_used_at` of every token used since the last call, then flushes.
+    /// Returns how many tokens were updated. Blocking: call from `spawn_blocking`.
+    ///
+    /// # Errors
+    /// A read, write or the flush failed; the uses stay pending for the next call.
+    pub fn persist_uses(&self) -> Result<usize, StoreError> {
+        let pending = self.index.pending_uses();
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let written = {
+            let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let tokens = self.tree(TreeId::Tokens);
+            let mut batch = sled::Batch::default();
+            let mut written = 0;
+            for used in &pending {
+                let key = used.hash.as_bytes();
+                // A token deleted since its use stays deleted.
+                let Some(mut token) = self.get::<Token>(TreeId::Tokens, key)? else {
+                    continue;
+                };
+                if token.last_used_at.is_some_and(|at| at >= used.at) {
+                    continue;
+                }
+                token.last_used_at = Some(used.at);
+                batch.insert(key.as_slice(), codec::encode(&token));
+                written += 1;
+            }
+            tokens.apply_batch(batch)?;
+            self.commit.note_write();
+            written
+        };
+        self.db.flush()?;
+        self.index.mark_persisted(&pending);
+        Ok(written)
+    }
+
+    // ---- plan licenses --------------------------------------------------------------
+
+    pub fn license(&self, id: LicenseId) -> Result<Option<PlanLicense>, StoreError> {
+        self.get(TreeId::Licenses, &key::license_id(id))
+    }
+
+    /// Every plan license, oldest first.
+    pub fn licenses(&self) -> Result<Vec<PlanLicense>, StoreError> {
+        self.tree(TreeId::Licenses)
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                decode_at(TreeId::Licenses, &key, &value)
+            })
+            .collect()
+    }
+
+    /// The plan license bound to an account, if any.
+    pub fn account_license(&self, account: &Account) -> Result<Option<PlanLicense>, StoreError> {
+        match account.license {
+            None => Ok(None),
+            Some(id) => self.license(id),
+        }
+    }
+
+    /// Issues a plan license with a fresh `upk_pl_…` key.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn issue_license(
+        &self,
+        limit: u32,
+        expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Pending<'_, IssuedLicense>, StoreError> {
+        let secret = generate(TokenKind::PlanLicense)?;
+        let license = PlanLicense {
+            id: LicenseId(self.db.generate_id()? + 1),
+            key_hash: secret.hash,
+            limit,
+            expires_at,
+            created_at: now,
+            account: None,
+        };
+        self.write(|| {
+            let id_key = key::license_id(license.id);
+            self.transact(|tx| {
+                tx.put(TreeId::Licenses, &id_key, &license)?;
+                tx.put_raw(TreeId::LicenseHashes, license.key_hash.as_bytes(), &id_key)?;
+                Ok(())
+            })?;
+            Ok((
+                IssuedLicense {
+                    license,
+                    key: secret.token,
+                },
+                vec![],
+            ))
+        })
+    }
+
+    /// Revokes (deletes) a plan license; the account it was bound to falls back to the
+    /// default activation limit.
+    ///
+    /// # Errors
+    /// `LicenseNotFound`.
+    pub fn revoke_license(&self, id: LicenseId) -> Result<Pending<'_, PlanLicense>, StoreError> {
+        let id_key = key::license_id(id);
+        self.write(|| {
+            let license = self.transact(|tx| {
+                let Some(license) = tx.get::<PlanLicense>(TreeId::Licenses, &id_key)? else {
+                    return abort(DomainError::LicenseNotFound(id));
+                };
+                tx.remove(TreeId::Licenses, &id_key)?;
+                tx.remove(TreeId::LicenseHashes, license.key_hash.as_bytes())?;
+                if let Some(prefix) = &license.account {
+                    let prefix_key = prefix.as_str().as_bytes();
+                    if let Some(mut account) = tx.get::<Account>(TreeId::Accounts, prefix_key)? {
+                        account.license = None;
+                        tx.put(TreeId::Accounts, prefix_key, &account)?;
+                    }
+                }
+                Ok(license)
+            })?;
+            Ok((license, vec![]))
+        })
+    }
+
+    /// Binds the plan license with this key hash to an account, replacing (unbinding)
+    /// the one it had. Applying the license an account already holds changes nothing.
+    ///
+    /// # Errors
+    /// `LicenseUnknown`, `LicenseExpired`, `LicenseInUse` (bound elsewhere),
+    /// `AccountNotFound`.
+    pub fn apply_license(
+        &self,
+        prefix: &AccountPrefix,
+        key_hash: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Pending<'_, PlanLicense>, StoreError> {
+        let prefix_key = prefix.as_str().as_bytes();
+        self.write(|| {
+            let license = self.transact(|tx| {
+                let Some(id_bytes) = tx.get_raw(TreeId::LicenseHashes, key_hash.as_bytes())? else {
+                    return abort(DomainError::LicenseUnknown);
+                };
+                let id = match key::parse_license_id(&id_bytes) {
+                    Ok(id) => id,
+                    Err(why) => {
+                        return abort(corrupt(TreeId::LicenseHashes, key_hash.as_bytes(), why));
+                    }
+                };
+                let id_key = key::license_id(id);
+                let Some(mut license) = tx.get::<PlanLicense>(TreeId::Licenses, &id_key)? else {
+                    return abort(DomainError::LicenseUnknown);
+                };
+                if license.is_expired(now) {
+                    return abort(DomainError::LicenseExpired);
+                }
+                match &license.account {
+                    Some(bound) if bound == prefix => return Ok(license),
+                    Some(_) => return abort(DomainError::LicenseInUse),
+                    None => {}
+                }
+                let Some(mut account) = tx.get::<Account>(TreeId::Accounts, prefix_key)? else {
+                    return abort(DomainError::AccountNotFound);
+                };
+                if let Some(previous) = account.license {
+                    let previous_key = key::license_id(previous);
+                    if let Some(mut old) = tx.get::<PlanLicense>(TreeId::Licenses, &previous_key)? {
+                        old.account = None;
+                        tx.put(TreeId::Licenses, &previous_key, &old)?;
+                    }
+                }
+                license.account = Some(*prefix);
+                account.license = Some(id);
+                tx.put(TreeId::Licenses, &id_key, &license)?;
+                tx.put(TreeId::Accounts, prefix_key, &account)?;
+                Ok(license)
+            })?;
+            Ok((license, vec![]))
+        })
+    }
+}
+
+fn generate(kind: TokenKind) -> Result<auth::NewSecret, StoreError> {
+    auth::generate(kind).map_err(|err| StoreError::Bug(format!("OS RNG failed: {err}")))
+}
+
+/// Creates `dir` (and parents) with mode 0700 on Unix; an existing directory is left as is.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TokenName;
+
+    fn new_account(prefix: Option<&str>) -> NewAccount {
+        NewAccount::parse("Acme", "dev@acme.io", prefix).unwrap()
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_secs(1_790_000_000)
+    }
+
+    #[test]
+    fn a_failed_write_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (account, _) = store
+            .create_account(new_account(Some("acme")), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let before = store.tokens_of(Some(&account.prefix)).unwrap();
+        let new = NewToken {
+            principal: Principal::Account(account.prefix),
+            name: TokenName::parse(FIRST_TOKEN_NAME)
+                .unwrap()
+                .as_str()
+                .to_owned(),
+            scopes: Scopes::only(Scope::Api),
+            expires_at: None,
+        };
+        let err = store.create_token(new, now()).map(|_| ()).unwrap_err();
+        assert!(matches!(
+            err,
+            StoreError::Domain(DomainError::TokenNameTaken(_))
+        ));
+        assert_eq!(store.tokens_of(Some(&account.prefix)).unwrap(), before);
+        assert_eq!(store.index().len(), 1);
+        assert_eq!(store.tree(TreeId::Tokens).len(), 1);
+    }
+
+    #[test]
+    fn deleting_an_account_removes_its_tokens_and_frees_its_license() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (account, first) = store
+            .create_account(new_account(None), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let issued = store
+            .issue_license(5, None, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .apply_license(&account.prefix, &issued.license.key_hash, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert!(store.index().get(&first.token.hash).is_some());
+        store
+            .delete_account(&account.prefix)
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert!(store.index().get(&first.token.hash).is_none());
+        assert!(store.tokens_of(Some(&account.prefix)).unwrap().is_empty());
+        assert_eq!(
+            store.license(issued.license.id).unwrap().unwrap().account,
+            None
+        );
+        assert!(store.tree(TreeId::Tokens).is_empty());
+    }
+}

@@ -1,0 +1,51 @@
+//! The on-disk inventory: every sled tree, its key and value layout, and the schema version.
+//!
+//! Values marked "record" are `[format version: u8] ++ bincode(body)` (see `codec`).
+//! Keys are raw bytes built only by `key`; integers are big-endian so byte order is
+//! numeric order.
+
+/// The layout this binary reads and writes. Bump it with a numbered migration in `migrate`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// key = `b"schema_version"`, value = u32 BE.
+pub const META: &str = "meta";
+/// key = account prefix (ASCII, 3–32 bytes), value = record `Account`.
+pub const PREFIX_ACCOUNT: &str = "prefix_account";
+/// key = blake3(token) (32 bytes), value = record `Token`.
+pub const TOKENHASH_TOKEN: &str = "tokenhash_token";
+/// key = owner key ++ token name (see `key::owner_name`), value = blake3(token) (32 bytes).
+/// Unique per owner; a prefix scan by owner lists an owner's tokens in name order.
+pub const OWNERNAME_TOKENHASH: &str = "ownername_tokenhash";
+/// key = LicenseId (u64 BE), value = record `PlanLicense`.
+pub const LICENSEID_LICENSE: &str = "licenseid_license";
+/// key = blake3(license key) (32 bytes), value = LicenseId (u64 BE).
+pub const LICENSEHASH_LICENSEID: &str = "licensehash_licenseid";
+
+/// Every tree, in the order of [`TreeId`]; transactions span all of them.
+pub const TREES: [&str; 6] = [
+    META,
+    PREFIX_ACCOUNT,
+    TOKENHASH_TOKEN,
+    OWNERNAME_TOKENHASH,
+    LICENSEID_LICENSE,
+    LICENSEHASH_LICENSEID,
+];
+
+/// Index of a tree in [`TREES`] (and in a transaction's view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeId {
+    Meta = 0,
+    Accounts = 1,
+    Tokens = 2,
+    OwnerNames = 3,
+    Licenses = 4,
+    LicenseHashes = 5,
+}
+
+impl TreeId {
+    pub fn name(self) -> &'static str {
+        TREES[self as usize]
+    }
+}
+
+pub const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
