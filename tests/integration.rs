@@ -1,1 +1,15 @@
+//! The single integration-test binary (ripgrep style): every module below drives the real
+//! server (`server::run` on `127.0.0.1:0` over a temporary sled store) or the real
+//! `upkeep` binary.
 
+#[path = "integration/support.rs"]
+mod support;
+
+#[path = "integration/account_api.rs"]
+mod account_api;
+#[path = "integration/cli.rs"]
+mod cli;
+#[path = "integration/persistence.rs"]
+mod persistence;
+#[path = "integration/protocol.rs"]
+mod protocol;

@@ -89,6 +89,13 @@ pub fn json<T: DeserializeOwned>(input: &Input) -> Result<T, Error> {
             )),
         };
     }
+    // serde would read a JSON array positionally into a struct (`["x"]` as `{"name":"x"}`):
+    // every body we take is an object.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Error::InvalidRequest(
+            "request body must be a JSON object, not an array".to_owned(),
+        ));
+    }
     decode_json(body)
 }
 

@@ -915,6 +915,34 @@ mod tests {
         assert_eq!(store.tree(TreeId::Tokens).len(), 1);
     }
 
+    #[tokio::test]
+    async fn concurrent_writers_share_one_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let before = store.flush_count();
+        let a = store.issue_license(1, None, now()).unwrap();
+        let b = store.issue_license(2, None, now()).unwrap();
+        let c = store.issue_license(3, None, now()).unwrap();
+        let d = store.issue_license(4, None, now()).unwrap();
+        let (a, b, c, d) = tokio::join!(a.durable(), b.durable(), c.durable(), d.durable());
+        for result in [a, b, c, d] {
+            result.unwrap();
+        }
+        assert_eq!(
+            store.flush_count() - before,
+            1,
+            "one flush covers every waiting writer"
+        );
+        // A later write needs a flush of its own.
+        store
+            .issue_license(5, None, now())
+            .unwrap()
+            .durable()
+            .await
+            .unwrap();
+        assert_eq!(store.flush_count() - before, 2);
+    }
+
     #[test]
     fn deleting_an_account_removes_its_tokens_and_frees_its_license() {
         let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,314 @@
+//! The real `upkeep` binary: help, the admin commands on an in-process store, the refusal
+//! while another process holds the store, and `serve` answering and stopping on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn upkeep(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_upkeep"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run upkeep")
+}
+
+#[track_caller]
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).expect("utf-8")
+}
+
+#[track_caller]
+fn fails(output: &Output) -> String {
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "stdout: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8(output.stderr.clone()).expect("utf-8")
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_str(&ok(output)).expect("JSON output")
+}
+
+#[test]
+fn help_explains_every_command_without_touching_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("never-created");
+    let help = ok(&upkeep(&data, &["--help"]));
+    for word in ["serve", "account", "token", "license", "UPKEEP_DATA"] {
+        assert!(help.contains(word), "{word} missing from:\n{help}");
+    }
+    let serve_help = ok(&upkeep(&data, &["serve", "--help"]));
+    for word in [
+        "--listen",
+        "127.0.0.1:8787",
+        "UPKEEP_LISTEN",
+        "--max-body-bytes",
+        "--header-timeout",
+    ] {
+        assert!(
+            serve_help.contains(word),
+            "{word} missing from:\n{serve_help}"
+        );
+    }
+    assert!(ok(&upkeep(&data, &["--version"])).starts_with("upkeep "));
+    assert!(!data.exists());
+}
+
+#[test]
+fn admin_commands_round_trip_on_a_stopped_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+
+    let text = ok(&upkeep(
+        data,
+        &[
+            "account",
+            "create",
+            "--name",
+            "Acme",
+            "--email",
+            "dev@acme.io",
+            "--prefix",
+            "acme",
+        ],
+    ));
+    assert!(text.contains("created account acme"), "{text}");
+    let token = text.lines().last().unwrap();
+    assert!(
+        upkeep::auth::parse(token).is_ok(),
+        "last line is the token: {text}"
+    );
+
+    let created = json(&upkeep(
+        data,
+        &[
+            "--json",
+            "account",
+            "create",
+            "--name",
+            "Globex",
+            "--email",
+            "ops@globex.io",
+        ],
+    ));
+    let random_prefix = created["account"]["prefix"].as_str().unwrap().to_owned();
+    assert_eq!(random_prefix.len(), 8);
+    assert!(
+        created["token"]["token"]
+            .as_str()
+            .unwrap()
+            .starts_with("upk_at_")
+    );
+
+    let duplicate = fails(&upkeep(
+        data,
+        &[
+            "account", "create", "--name", "A", "--email", "a@b.io", "--prefix", "acme",
+        ],
+    ));
+    assert!(duplicate.contains("already exists"), "{duplicate}");
+    let bad = fails(&upkeep(
+        data,
+        &[
+            "account", "create", "--name", "A", "--email", "nope", "--prefix", "x1y",
+        ],
+    ));
+    assert!(bad.contains("email"), "{bad}");
+
+    let list = json(&upkeep(data, &["--json", "account", "list"]));
+    let prefixes: Vec<&str> = list["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["prefix"].as_str().unwrap())
+        .collect();
+    assert!(
+        prefixes.contains(&"acme") && prefixes.contains(&random_prefix.as_str()),
+        "{list}"
+    );
+
+    let token = json(&upkeep(
+        data,
+        &[
+            "--json",
+            "token",
+            "create",
+            "--account",
+            "acme",
+            "--name",
+            "deploy",
+            "--scopes",
+            "read_user,reports",
+            "--expires",
+            "90d",
+        ],
+    ));
+    assert!(token["token"].as_str().unwrap().starts_with("upk_at_"));
+    assert_eq!(
+        token["details"]["scopes"],
+        serde_json::json!(["read_user", "reports"])
+    );
+    let tokens = json(&upkeep(
+        data,
+        &["--json", "token", "list", "--account", "acme"],
+    ));
+    assert_eq!(tokens["tokens"].as_array().unwrap().len(), 2);
+    let bad_scope = fails(&upkeep(
+        data,
+        &[
+            "token",
+            "create",
+            "--account",
+            "acme",
+            "--name",
+            "x",
+            "--scopes",
+            "root",
+        ],
+    ));
+    assert!(bad_scope.contains("unknown scope `root`"), "{bad_scope}");
+    fails(&upkeep(
+        data,
+        &["token", "create", "--account", "nobody", "--name", "x"],
+    ));
+    ok(&upkeep(
+        data,
+        &["token", "revoke", "--account", "acme", "--name", "deploy"],
+    ));
+    let again = fails(&upkeep(
+        data,
+        &["token", "revoke", "--account", "acme", "--name", "deploy"],
+    ));
+    assert!(again.contains("no token named `deploy`"), "{again}");
+
+    let issued = json(&upkeep(
+        data,
+        &[
+            "--json",
+            "license",
+            "issue",
+            "--limit",
+            "10",
+            "--expires",
+            "365d",
+        ],
+    ));
+    assert!(issued["key"].as_str().unwrap().starts_with("upk_pl_"));
+    let id = issued["license"]["id"].as_u64().unwrap().to_string();
+    let licenses = ok(&upkeep(data, &["license", "list"]));
+    assert!(
+        licenses.contains(&id) && !licenses.contains("upk_pl_"),
+        "{licenses}"
+    );
+    ok(&upkeep(data, &["license", "revoke", &id]));
+    fails(&upkeep(data, &["license", "revoke", &id]));
+    fails(&upkeep(data, &["license", "issue", "--limit", "0"]));
+
+    let deleted = ok(&upkeep(data, &["account", "delete", "acme"]));
+    assert!(
+        deleted.contains("deleted account acme and its 1 token"),
+        "{deleted}"
+    );
+    fails(&upkeep(data, &["account", "delete", "acme"]));
+}
+
+#[test]
+fn admin_commands_refuse_clearly_while_a_server_holds_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = upkeep::Store::open(dir.path()).unwrap();
+    let message = fails(&upkeep(dir.path(), &["account", "list"]));
+    assert!(
+        message.contains("in use by a running upkeep server"),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 1, "one line: {message}");
+    drop(store);
+    ok(&upkeep(dir.path(), &["account", "list"]));
+}
+
+#[test]
+fn serve_answers_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = ok(&upkeep(
+        dir.path(),
+        &[
+            "account",
+            "create",
+            "--name",
+            "Acme",
+            "--email",
+            "dev@acme.io",
+            "--prefix",
+            "abcde123",
+        ],
+    ));
+    let token = text.lines().last().unwrap().to_owned();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_upkeep"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--data")
+        .arg(dir.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    // The first log line announces the bound address.
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "serve exited before listening"
+        );
+        let event: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        if event["message"] == "upkeep listening" {
+            break event["listen"].as_str().unwrap().to_owned();
+        }
+    };
+
+    let response = raw_get(&addr, "/v1/account", &token);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#""prefix":"abcde123""#), "{response}");
+
+    // SAFETY: plain libc-free signal through the `kill` command; no unsafe needed.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(exit.success(), "exit {exit:?}; log:\n{rest}");
+    assert!(rest.contains("store flushed"), "{rest}");
+    assert!(!rest.contains(&token), "the token must never be logged");
+}
+
+/// A one-shot HTTP/1.1 GET over std's TcpStream.
+fn raw_get(addr: &str, path: &str, token: &str) -> String {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nx-api-key: {token}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}

@@ -1,0 +1,133 @@
+//! HTTP conventions (SPEC §3) over a real socket: the error envelope, 404 vs 405 + Allow,
+//! 413, HEAD, request ids, health.
+
+use crate::support::TestServer;
+use http::Method;
+use serde_json::json;
+
+#[tokio::test]
+async fn unknown_routes_are_404_in_the_envelope() {
+    let server = TestServer::start().await;
+    for path in [
+        "/",
+        "/v2/account",
+        "/v1/account/nope",
+        "/v1/account/tokens/a/b",
+        "/v1/account?x=1/",
+    ] {
+        let reply = server.request(Method::GET, path).send().await;
+        if path.contains('?') {
+            // The query string is not part of the path: `/v1/account` needs a token.
+            reply.expect_error(401, "unauthenticated");
+        } else {
+            reply.expect_error(404, "not_found");
+        }
+    }
+}
+
+#[tokio::test]
+async fn wrong_method_is_405_with_allow() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let reply = server
+        .request(Method::PUT, "/v1/account/tokens")
+        .header("x-api-key", &acme.token)
+        .send()
+        .await;
+    reply.expect_error(405, "method_not_allowed");
+    assert_eq!(reply.header("allow"), Some("GET, HEAD, POST"));
+    let reply = server.request(Method::POST, "/v1/account").send().await;
+    reply.expect_error(405, "method_not_allowed");
+    assert_eq!(reply.header("allow"), Some("GET, HEAD"));
+    let reply = server
+        .request(Method::GET, "/v1/account/tokens/default")
+        .send()
+        .await;
+    assert_eq!(reply.header("allow"), Some("DELETE"));
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_and_change_nothing() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let name = "a".repeat(64 * 1024);
+    let reply = server
+        .post("/v1/account/tokens", &acme.token, json!({ "name": name }))
+        .send()
+        .await;
+    let message = reply.expect_error(413, "payload_too_large");
+    assert!(message.contains("65536"), "{message}");
+    let list = server
+        .get("/v1/account/tokens", &acme.token)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(list["tokens"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_body_just_under_the_limit_is_read() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    // Valid JSON padded with whitespace up to the limit: read, then refused for its name.
+    let body = format!("{{\"name\": \"ok-name\"}}{}", " ".repeat(64 * 1024 - 19));
+    assert_eq!(body.len(), 64 * 1024);
+    server
+        .request(Method::POST, "/v1/account/tokens")
+        .header("x-api-key", &acme.token)
+        .body(body)
+        .send()
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn head_answers_like_get_without_a_body() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let reply = server
+        .request(Method::HEAD, "/v1/account")
+        .header("x-api-key", &acme.token)
+        .send()
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.body.is_empty());
+}
+
+#[tokio::test]
+async fn every_response_carries_a_distinct_request_id() {
+    let server = TestServer::start().await;
+    let first = server.request(Method::GET, "/healthz").send().await;
+    let second = server.request(Method::GET, "/nope").send().await;
+    let (a, b) = (
+        first.header("x-request-id").unwrap(),
+        second.header("x-request-id").unwrap(),
+    );
+    assert_ne!(a, b);
+    assert_eq!(a.len(), 17, "{a}");
+}
+
+#[tokio::test]
+async fn healthz_needs_no_token() {
+    let server = TestServer::start().await;
+    let body = server
+        .request(Method::GET, "/healthz")
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(body, json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn disagreeing_credentials_are_401() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let globex = server.account("globex");
+    server
+        .request(Method::GET, "/v1/account")
+        .header("x-api-key", &acme.token)
+        .header("authorization", &format!("Bearer {}", globex.token))
+        .send()
+        .await
+        .expect_error(401, "unauthenticated");
+}

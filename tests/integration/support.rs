@@ -1,0 +1,315 @@
+//! `TestServer`: a real server on `127.0.0.1:0` over a real store in a temporary
+//! directory, a manual clock, fixtures that bootstrap through the store, and a minimal
+//! HTTP/1.1 client (hyper's own) whose failures print the whole exchange.
+
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use upkeep::clock::Clock;
+use upkeep::model::{AccountPrefix, NewAccount, Timestamp};
+use upkeep::{App, Settings, Store};
+
+/// 2026-11-24T00:00:00Z: tests run on a manual clock starting here.
+pub const START: Timestamp = Timestamp::from_secs(1_795_478_400);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    /// `None` only after `stop`.
+    app: Option<Arc<App>>,
+    pub clock: Clock,
+    /// The data directory; kept alive (and removed) with the server unless taken.
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), upkeep::store::StoreError>>>,
+}
+
+/// An account made through the store, with its first (`api`) token.
+pub struct TestAccount {
+    pub prefix: String,
+    pub token: String,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().to_owned();
+        let mut server =
+            TestServer::start_in(&path, Clock::manual(START), Settings::default()).await;
+        server.dir = Some(dir);
+        server
+    }
+
+    pub async fn start_with(settings: Settings) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().to_owned();
+        let mut server = TestServer::start_in(&path, Clock::manual(START), settings).await;
+        server.dir = Some(dir);
+        server
+    }
+
+    /// Starts a server on an existing data directory (which the caller keeps alive).
+    pub async fn start_in(path: &Path, clock: Clock, settings: Settings) -> TestServer {
+        let store = Store::open(path).expect("store opens");
+        let app = Arc::new(App::new(store, clock.clone(), settings));
+        // Bound before spawning: the address is valid at once, no waiting needed.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(upkeep::server::run(listener, app.clone(), async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            app: Some(app),
+            clock,
+            dir: None,
+            path: path.to_owned(),
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Graceful stop: drain, persist token uses, flush; the store is closed on return.
+    /// Returns the data directory (still on disk) for a restart.
+    pub async fn stop(mut self) -> (Option<tempfile::TempDir>, PathBuf) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+        let dir = self.dir.take();
+        let path = self.path.clone();
+        let app = self.app.take().expect("running");
+        drop(Arc::into_inner(app).expect("no other handle to the app remains"));
+        (dir, path)
+    }
+
+    pub fn app(&self) -> &App {
+        self.app.as_deref().expect("server running")
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.app().store
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// An account with prefix `prefix` and its first token (scope `api`).
+    pub fn account(&self, prefix: &str) -> TestAccount {
+        let new = NewAccount::parse(
+            "Test Vendor",
+            &format!("{prefix}@example.com"),
+            Some(prefix),
+        )
+        .expect("valid account");
+        let (account, token) = self
+            .store()
+            .create_account(new, self.now())
+            .expect("account created")
+            .durable_blocking()
+            .expect("durable");
+        TestAccount {
+            prefix: account.prefix.to_string(),
+            token: token.secret,
+        }
+    }
+
+    /// A token of `account` named `name` with `scopes`, expiring at `expires_at`.
+    pub fn token(
+        &self,
+        account: &TestAccount,
+        name: &str,
+        scopes: &[&str],
+        expires_at: Option<Timestamp>,
+    ) -> String {
+        let new = upkeep::store::NewToken {
+            principal: upkeep::model::Principal::Account(
+                AccountPrefix::parse(&account.prefix).expect("prefix"),
+            ),
+            name: name.to_owned(),
+            scopes: upkeep::model::Scopes::parse_all(scopes.iter().copied()).expect("scopes"),
+            expires_at,
+        };
+        self.store()
+            .create_token(new, self.now())
+            .expect("token created")
+            .durable_blocking()
+            .expect("durable")
+            .secret
+    }
+
+    /// A plan license key with `limit`, expiring at `expires_at`.
+    pub fn license(&self, limit: u32, expires_at: Option<Timestamp>) -> (u64, String) {
+        let issued = self
+            .store()
+            .issue_license(limit, expires_at, self.now())
+            .expect("license issued")
+            .durable_blocking()
+            .expect("durable");
+        (issued.license.id.0, issued.key)
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> Call<'_> {
+        Call {
+            server: self,
+            method,
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> Call<'_> {
+        self.request(Method::GET, path).header("x-api-key", token)
+    }
+
+    pub fn post(&self, path: &str, token: &str, json: Value) -> Call<'_> {
+        self.request(Method::POST, path)
+            .header("x-api-key", token)
+            .body(json.to_string())
+    }
+
+    pub fn delete(&self, path: &str, token: &str) -> Call<'_> {
+        self.request(Method::DELETE, path)
+            .header("x-api-key", token)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A request being built.
+pub struct Call<'a> {
+    server: &'a TestServer,
+    method: Method,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+}
+
+impl Call<'_> {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub async fn send(self) -> Reply {
+        let stream = TcpStream::connect(self.server.addr).await.expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        let mut builder = Request::builder()
+            .method(self.method.clone())
+            .uri(&self.path)
+            .header("host", self.server.addr.to_string());
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        let req = builder.body(Full::new(self.body.clone())).expect("request");
+        let res = tokio::time::timeout(Duration::from_secs(30), sender.send_request(req))
+            .await
+            .expect("response within 30 s")
+            .expect("response");
+        let (parts, body) = res.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Reply {
+            request: format!(
+                "{} {} {:?}",
+                self.method,
+                self.path,
+                String::from_utf8_lossy(&self.body)
+            ),
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+}
+
+/// A response, with the request that produced it for failure messages.
+pub struct Reply {
+    pub request: String,
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "\n  request: {}\n  status: {}\n  headers: {:?}\n  body: {}",
+            self.request,
+            self.status,
+            self.headers,
+            String::from_utf8_lossy(&self.body)
+        )
+    }
+}
+
+impl Reply {
+    /// Asserts the status and returns the JSON body.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> Value {
+        assert_eq!(self.status.as_u16(), status, "unexpected status:{self:?}");
+        if self.body.is_empty() {
+            return Value::Null;
+        }
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "content type:{self:?}"
+        );
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}):{self:?}"))
+    }
+
+    /// Asserts an error envelope with `status` and `code`; returns its message.
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, code: &str) -> String {
+        let body = self.expect(status);
+        assert_eq!(body["status"], status, "envelope status:{self:?}");
+        assert_eq!(body["error"], code, "error code:{self:?}");
+        body["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("message:{self:?}"))
+            .to_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
