@@ -1,14 +1,15 @@
 //! Admin commands (`upkeep account|token|license …`): the logic of each, written once.
 //!
-//! Today the CLI runs them on a store it opened itself (the server must be stopped); the
-//! commands are serde types so that a running server can execute the same functions for a
-//! CLI talking to it over a socket (next). Output is text for people and JSON for scripts.
+//! The CLI runs them on a store it opened itself when no server runs, or sends them to the
+//! running server's admin socket (`control`), which runs this same code. Output is text
+//! for people and JSON for scripts (the same views as the `/_/` API).
 
-use crate::cli::{AccountCommand, LicenseCommand, TokenCommand};
+use crate::cli::{AccountCommand, LicenseCommand, OperatorTokenCommand, TokenCommand};
 use crate::error::Error;
+use crate::http::dto::{AccountAdminView, LicenseAdminView, OperatorTokenView};
 use crate::model::{
-    Account, AccountPrefix, LicenseId, NewAccount, PlanLicense, Principal, Scopes, Timestamp,
-    Token, TokenName,
+    Account, AccountPrefix, LicenseId, NewAccount, OperatorTokenName, PlanLicense, Principal,
+    Scopes, Timestamp, Token, TokenName,
 };
 use crate::store::{NewToken, Store};
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,36 @@ use std::fmt::Write;
 pub enum AdminCommand {
     Account(AccountCommand),
     Token(TokenCommand),
+    OperatorToken(OperatorTokenCommand),
     License(LicenseCommand),
+}
+
+impl AdminCommand {
+    /// `account create`, … (for logs; carries no argument values).
+    pub fn name(&self) -> &'static str {
+        match self {
+            AdminCommand::Account(AccountCommand::Create { .. }) => "account create",
+            AdminCommand::Account(AccountCommand::List) => "account list",
+            AdminCommand::Account(AccountCommand::Delete { .. }) => "account delete",
+            AdminCommand::Token(TokenCommand::Create { .. }) => "token create",
+            AdminCommand::Token(TokenCommand::List { .. }) => "token list",
+            AdminCommand::Token(TokenCommand::Revoke { .. }) => "token revoke",
+            AdminCommand::OperatorToken(OperatorTokenCommand::Create { .. }) => {
+                "operator-token create"
+            }
+            AdminCommand::OperatorToken(OperatorTokenCommand::List) => "operator-token list",
+            AdminCommand::OperatorToken(OperatorTokenCommand::Revoke { .. }) => {
+                "operator-token revoke"
+            }
+            AdminCommand::License(LicenseCommand::Issue { .. }) => "license issue",
+            AdminCommand::License(LicenseCommand::List) => "license list",
+            AdminCommand::License(LicenseCommand::Revoke { .. }) => "license revoke",
+        }
+    }
+}
+
+fn view_json<T: Serialize>(view: &T) -> Value {
+    serde_json::to_value(view).unwrap_or(Value::Null)
 }
 
 /// What a command printed: text for a terminal, JSON for `--json`.
@@ -44,6 +74,7 @@ pub fn execute(
     match command {
         AdminCommand::Account(command) => account(store, default_activation_limit, now, command),
         AdminCommand::Token(command) => token(store, now, command),
+        AdminCommand::OperatorToken(command) => operator_token(store, now, command),
         AdminCommand::License(command) => license(store, now, command),
     }
 }
@@ -61,14 +92,7 @@ fn millis(at: Option<Timestamp>) -> Value {
 }
 
 fn account_json(account: &Account, limit: u32) -> Value {
-    json!({
-        "prefix": account.prefix.as_str(),
-        "name": account.name,
-        "email": account.email,
-        "activation_limit": limit,
-        "license_id": account.license.map(|id| id.0),
-        "created_at": account.created_at.as_millis(),
-    })
+    view_json(&AccountAdminView::new(account, limit))
 }
 
 fn account(
@@ -239,14 +263,7 @@ fn token(store: &Store, now: Timestamp, command: &TokenCommand) -> Result<Output
 }
 
 fn license_json(license: &PlanLicense, now: Timestamp) -> Value {
-    json!({
-        "id": license.id.0,
-        "limit": license.limit,
-        "expires_at": millis(license.expires_at),
-        "expired": license.is_expired(now),
-        "account": license.account.map(|p| p.as_str().to_owned()),
-        "created_at": license.created_at.as_millis(),
-    })
+    view_json(&LicenseAdminView::new(license, now, None))
 }
 
 fn license(store: &Store, now: Timestamp, command: &LicenseCommand) -> Result<Output, Error> {
@@ -300,6 +317,89 @@ fn license(store: &Store, now: Timestamp, command: &LicenseCommand) -> Result<Ou
             Ok(Output {
                 text: format!("revoked plan license {}{freed}\n", license.id),
                 json: json!({ "revoked": license.id.0, "account": license.account.map(|p| p.as_str().to_owned()) }),
+            })
+        }
+    }
+}
+
+fn operator_token(
+    store: &Store,
+    now: Timestamp,
+    command: &OperatorTokenCommand,
+) -> Result<Output, Error> {
+    match command {
+        OperatorTokenCommand::Create {
+            name,
+            read_only,
+            expires,
+        } => {
+            let name =
+                OperatorTokenName::parse(name).map_err(|reason| Error::invalid("name", reason))?;
+            let new = NewToken {
+                principal: Principal::Operator {
+                    active: true,
+                    write: !read_only,
+                },
+                name: name.as_str().to_owned(),
+                scopes: Scopes::empty(),
+                expires_at: expires.map(|lifetime| now.saturating_add(lifetime)),
+            };
+            let created = store.create_token(new, now)?.durable_blocking()?;
+            let access = if *read_only {
+                "read-only"
+            } else {
+                "read-write"
+            };
+            Ok(Output {
+                text: format!(
+                    "created {access} operator token \"{}\" (expires {}):\n{}\n",
+                    created.token.name,
+                    time(created.token.expires_at),
+                    created.secret
+                ),
+                json: view_json(&OperatorTokenView::new(
+                    &created.token,
+                    now,
+                    Some(created.secret.clone()),
+                )),
+            })
+        }
+        OperatorTokenCommand::List => {
+            let tokens = store.tokens_of(None)?;
+            let mut text = format!(
+                "{:<32}  {:<6}  {:<10}  {:<24}  LAST USED\n",
+                "NAME", "ACTIVE", "ACCESS", "EXPIRES"
+            );
+            let mut rows = Vec::with_capacity(tokens.len());
+            for token in &tokens {
+                let view = OperatorTokenView::new(token, now, None);
+                let _ = writeln!(
+                    text,
+                    "{:<32}  {:<6}  {:<10}  {:<24}  {}",
+                    token.name,
+                    if view.active { "yes" } else { "no" },
+                    if view.write {
+                        "read-write"
+                    } else {
+                        "read-only"
+                    },
+                    time(token.expires_at),
+                    token
+                        .last_used_at
+                        .map_or_else(|| "never".to_owned(), |at| at.to_rfc3339())
+                );
+                rows.push(view_json(&view));
+            }
+            Ok(Output {
+                text,
+                json: json!({ "tokens": rows }),
+            })
+        }
+        OperatorTokenCommand::Revoke { name } => {
+            let token = store.delete_token(None, name)?.durable_blocking()?;
+            Ok(Output {
+                text: format!("revoked operator token \"{}\"\n", token.name),
+                json: json!({ "revoked": token.name }),
             })
         }
     }

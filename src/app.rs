@@ -35,6 +35,8 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// How often token uses (`last_used_at`) are written to the store.
     pub persist_uses_every: Duration,
+    /// Whether `GET /_/token/value` may read operator-token values back.
+    pub token_values: bool,
 }
 
 impl Default for Settings {
@@ -48,6 +50,7 @@ impl Default for Settings {
             body_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
             persist_uses_every: Duration::from_secs(60),
+            token_values: true,
         }
     }
 }

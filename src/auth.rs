@@ -93,6 +93,61 @@ pub fn generate(kind: TokenKind) -> Result<NewSecret, getrandom::Error> {
     Ok(assemble(kind, &secret))
 }
 
+/// The 32-byte server key (`<data>/server.key`): operator-token values are derived from
+/// it and the token's id, so they can be shown again (`GET /_/token/value`) while the
+/// database alone (a backup, a stolen disk image of the store) reveals none.
+#[derive(Clone)]
+pub struct ServerKey([u8; 32]);
+
+impl ServerKey {
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        ServerKey(bytes)
+    }
+
+    /// A fresh key from the OS RNG.
+    ///
+    /// # Errors
+    /// The OS RNG failed.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)?;
+        Ok(ServerKey(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ServerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerKey(…)")
+    }
+}
+
+/// The token of `kind` derived from `key` and `id`: the same inputs always give the same
+/// token. Secret characters come from blake3's keyed XOF, rejection-sampled into base62.
+pub fn derive(kind: TokenKind, key: &ServerKey, id: TokenId) -> NewSecret {
+    let mut hasher = blake3::Hasher::new_keyed(key.as_bytes());
+    hasher.update(b"upkeep token value v1\0");
+    hasher.update(kind.tag().as_bytes());
+    hasher.update(&id.0.to_be_bytes());
+    let mut xof = hasher.finalize_xof();
+    let mut secret = [0u8; SECRET_LEN];
+    let mut filled = 0;
+    let mut pool = [0u8; 64];
+    while filled < SECRET_LEN {
+        xof.fill(&mut pool);
+        for byte in pool {
+            if byte < 248 && filled < SECRET_LEN {
+                secret[filled] = ALPHABET[usize::from(byte % 62)];
+                filled += 1;
+            }
+        }
+    }
+    assemble(kind, &secret)
+}
+
 /// A random account prefix: 8 characters of `[a-z0-9]` from the OS RNG.
 ///
 /// # Errors
@@ -378,6 +433,8 @@ pub enum Need {
     Public,
     /// An account token granting this scope.
     Scope(Scope),
+    /// Any valid account token, whatever its scopes (e.g. rotating itself).
+    Account,
     /// An active operator token; `write` for anything that changes state.
     Operator { write: bool },
 }
@@ -406,7 +463,8 @@ impl Caller {
                     )))
                 }
             }
-            (Need::Scope(_), Principal::Operator { .. }) => Err(Error::Forbidden(
+            (Need::Account, Principal::Account(_)) => Ok(()),
+            (Need::Scope(_) | Need::Account, Principal::Operator { .. }) => Err(Error::Forbidden(
                 "operator tokens cannot use account routes; use an account token".to_owned(),
             )),
             (
@@ -506,6 +564,21 @@ mod tests {
             );
             assert_eq!(parse(&secret.token), Ok((kind, secret.hash)));
         }
+    }
+
+    #[test]
+    fn derived_values_are_stable_per_key_and_id() {
+        let key = ServerKey::from_bytes([7; 32]);
+        let a = derive(TokenKind::Operator, &key, TokenId(1));
+        assert_eq!(a.token, derive(TokenKind::Operator, &key, TokenId(1)).token);
+        assert_eq!(parse(&a.token), Ok((TokenKind::Operator, a.hash)));
+        assert_ne!(a.token, derive(TokenKind::Operator, &key, TokenId(2)).token);
+        let other_key = ServerKey::from_bytes([8; 32]);
+        assert_ne!(
+            a.token,
+            derive(TokenKind::Operator, &other_key, TokenId(1)).token
+        );
+        assert!(!format!("{key:?}").contains('7'));
     }
 
     #[test]

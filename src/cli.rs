@@ -10,7 +10,8 @@ use std::time::Duration;
 /// upkeep: a self-hosted update, license and API-token server for software vendors.
 ///
 /// One binary, no external database. `upkeep serve` runs the server; the other commands
-/// administer the store in the data directory (stop the server first, for now).
+/// administer the store in the data directory: directly when no server runs, or through
+/// the running server's admin socket (`<data>/admin.sock`) when one does.
 #[derive(Debug, Parser)]
 #[command(
     name = "upkeep",
@@ -69,6 +70,9 @@ pub enum Command {
     /// Manage account API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage operator tokens (server-wide admin tokens for the `/_/` API).
+    #[command(subcommand, name = "operator-token")]
+    OperatorToken(OperatorTokenCommand),
     /// Manage plan licenses (keys an account applies to itself to raise its activation
     /// limit).
     #[command(subcommand)]
@@ -106,6 +110,11 @@ pub struct ServeArgs {
     /// shutdown).
     #[arg(long, env = "UPKEEP_PERSIST_USES_EVERY", default_value = "60s", value_parser = humantime::parse_duration)]
     pub persist_uses_every: Duration,
+
+    /// Refuse `GET /_/token/value`: operator-token values are then shown only once, when
+    /// created.
+    #[arg(long, env = "UPKEEP_NO_TOKEN_VALUES")]
+    pub no_token_values: bool,
 }
 
 #[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
@@ -165,6 +174,31 @@ pub enum TokenCommand {
         /// The account's prefix.
         #[arg(long, env = "UPKEEP_ACCOUNT")]
         account: String,
+        /// The token's name.
+        #[arg(long, env = "UPKEEP_TOKEN_NAME")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+pub enum OperatorTokenCommand {
+    /// Create an operator token and print it. Its value can be read back later with
+    /// `GET /_/token/value` unless the server runs with `--no-token-values`.
+    Create {
+        /// 1–64 printable characters, unique among operator tokens.
+        #[arg(long, env = "UPKEEP_TOKEN_NAME")]
+        name: String,
+        /// Read-only: may list, but not change anything.
+        #[arg(long, env = "UPKEEP_TOKEN_READ_ONLY")]
+        read_only: bool,
+        /// Lifetime, e.g. `30d`; never expires when omitted.
+        #[arg(long, env = "UPKEEP_TOKEN_EXPIRES", value_parser = humantime::parse_duration)]
+        expires: Option<Duration>,
+    },
+    /// List operator tokens (never their values).
+    List,
+    /// Revoke (delete) an operator token; it stops working at once.
+    Revoke {
         /// The token's name.
         #[arg(long, env = "UPKEEP_TOKEN_NAME")]
         name: String,

@@ -66,6 +66,7 @@ impl Config {
             body_timeout: positive("body-timeout", args.body_timeout)?,
             drain_timeout: args.drain_timeout,
             persist_uses_every: positive("persist-uses-every", args.persist_uses_every)?,
+            token_values: !args.no_token_values,
         };
         Ok(Config {
             data_dir: data_dir.to_owned(),

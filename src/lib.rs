@@ -19,6 +19,8 @@
 //!   [`http::response`] (the error envelope), [`http::dto`] (wire shapes).
 //! - [`handlers`] — one module per API family; parse → call the store → render.
 //! - [`admin`] — the admin commands' logic, shared by every transport of the CLI.
+//! - [`control`] — the admin socket (`<data>/admin.sock`): a running server executes
+//!   admin commands for the CLI.
 //! - [`auth`] — token format, generation, parsing, the in-memory [`auth::TokenIndex`],
 //!   the [`auth::Caller`] and its checks.
 //! - [`store`] — the only module that knows sled and bincode: trees ([`store::schema`]),
@@ -52,6 +54,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod error;
 pub(crate) mod handlers;
 pub mod http;

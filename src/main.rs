@@ -8,7 +8,8 @@ use upkeep::admin::{self, AdminCommand};
 use upkeep::cli::{Cli, Command};
 use upkeep::clock::Clock;
 use upkeep::config::Config;
-use upkeep::{App, Store, telemetry};
+use upkeep::store::OpenError;
+use upkeep::{App, Store, control, telemetry};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -44,15 +45,20 @@ fn run(cli: Cli) -> Result<(), BoxError> {
         }
         Command::Account(command) => AdminCommand::Account(command),
         Command::Token(command) => AdminCommand::Token(command),
+        Command::OperatorToken(command) => AdminCommand::OperatorToken(command),
         Command::License(command) => AdminCommand::License(command),
     };
-    let store = Store::open(&cli.data)?;
-    let output = admin::execute(
-        &store,
-        cli.default_activation_limit,
-        Clock::System.now(),
-        &command,
-    )?;
+    // The store directly when no server runs; otherwise the server's admin socket.
+    let output = match Store::open(&cli.data) {
+        Ok(store) => admin::execute(
+            &store,
+            cli.default_activation_limit,
+            Clock::System.now(),
+            &command,
+        )?,
+        Err(OpenError::Locked(_)) => control::send(&cli.data, &command)?,
+        Err(err) => return Err(err.into()),
+    };
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&output.json)?);
     } else {

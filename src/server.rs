@@ -36,6 +36,13 @@ pub async fn run(
         .keep_alive(true);
 
     let persister = tokio::spawn(persist_uses_periodically(app.clone()));
+    let control = match crate::control::listen(app.clone()) {
+        Ok(task) => Some(task),
+        Err(err) => {
+            tracing::warn!(error = %err, "admin socket unavailable; CLI commands need the server stopped");
+            None
+        }
+    };
 
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -81,6 +88,10 @@ pub async fn run(
         }
     }
     persister.abort();
+    if let Some(control) = control {
+        control.abort();
+        crate::control::remove(app.store.dir());
+    }
     let app_for_flush = app.clone();
     tokio::task::spawn_blocking(move || app_for_flush.store.persist_uses())
         .await

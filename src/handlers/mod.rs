@@ -4,6 +4,8 @@
 //! which `app` renders once.
 
 mod ops;
+mod query;
+mod updatercloud;
 mod wunderupdates;
 
 use crate::app::App;
@@ -12,7 +14,7 @@ use crate::error::Error;
 use crate::http::Body;
 use crate::http::request::Input;
 use crate::http::router::Route;
-use crate::model::{AccountPrefix, Timestamp};
+use crate::model::{AccountPrefix, Scopes, Timestamp};
 use http::Response;
 
 /// Runs the handler for `route`. `caller` is `None` only for public routes.
@@ -36,6 +38,34 @@ pub(crate) async fn dispatch(
         Route::DeleteAccountToken { name } => {
             wunderupdates::delete_token(app, caller()?, &name).await
         }
+        Route::GetMe => updatercloud::me(app, caller()?),
+        Route::ListTokens => updatercloud::list(app, caller()?, now),
+        Route::CreateToken => updatercloud::create(app, caller()?, &input, now).await,
+        Route::DeleteToken { name } => updatercloud::delete(app, caller()?, &name).await,
+        Route::RotateSelf => updatercloud::rotate(app, caller()?, &input, now).await,
+        Route::ListOperatorTokens => query::list_tokens(app, now),
+        Route::CreateOperatorToken => query::create_token(app, &input, now).await,
+        Route::UpdateOperatorToken => query::update_token(app, &input, now).await,
+        Route::DeleteOperatorToken => query::delete_token(app, &input, now).await,
+        Route::GetOperatorTokenValue => query::token_value(app, &input),
+        Route::ListAccounts => query::list_accounts(app),
+        Route::CreateAccount => query::create_account(app, &input, now).await,
+        Route::DeleteAccount => query::delete_account(app, &input).await,
+        Route::ListLicenses => query::list_licenses(app, now),
+        Route::IssueLicense => query::issue_license(app, &input, now).await,
+        Route::RevokeLicense => query::revoke_license(app, &input, now).await,
+    }
+}
+
+/// A token can never create a token with a scope it does not hold.
+fn check_grantable(caller: &Caller, scopes: Scopes) -> Result<(), Error> {
+    if caller.scopes.covers(scopes) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!(
+            "a token cannot grant scopes it does not hold (asked for {scopes}, holds {})",
+            caller.scopes
+        )))
     }
 }
 

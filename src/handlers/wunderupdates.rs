@@ -124,12 +124,7 @@ pub(super) async fn create_token(
         Some(names) => Scopes::parse_all(names.iter().map(String::as_str))
             .map_err(|reason| Error::invalid("scopes", reason))?,
     };
-    if !caller.scopes.covers(scopes) {
-        return Err(Error::Forbidden(format!(
-            "a token cannot grant scopes it does not hold (asked for {scopes}, holds {})",
-            caller.scopes
-        )));
-    }
+    super::check_grantable(caller, scopes)?;
     let new = NewToken {
         principal: Principal::Account(prefix),
         name: name.as_str().to_owned(),

@@ -2,8 +2,8 @@
 //! wire directly: each view is built by hand from a record, so a storage change cannot
 //! silently change the API (and a secret field cannot leak by being added to a record).
 
-use crate::model::{Account, PlanLicense, Timestamp, Token};
-use serde::{Deserialize, Serialize};
+use crate::model::{Account, PlanLicense, Principal, Timestamp, Token};
+use serde::{Deserialize, Deserializer, Serialize};
 
 // ---- WunderUpdates `/v1/account…` ---------------------------------------------------------
 // Times are Unix seconds; every body carries `"status": 200`.
@@ -157,6 +157,294 @@ impl CreatedTokenEnvelope {
 pub struct DeletedEnvelope {
     pub status: u16,
     pub message: Option<String>,
+}
+
+// ---- UpdaterCloud `/api/v1/…` -------------------------------------------------------------
+// Times are RFC 3339; lists and created objects are wrapped in `{"data": …}`.
+
+/// `{"data": …}`
+#[derive(Debug, Serialize)]
+pub struct Data<T> {
+    pub data: T,
+}
+
+fn rfc3339(at: Option<Timestamp>) -> Option<String> {
+    at.map(Timestamp::to_rfc3339)
+}
+
+/// `GET /api/v1/me`
+#[derive(Debug, Serialize)]
+pub struct MeView {
+    pub name: String,
+    pub email: String,
+    pub account: String,
+}
+
+/// A token on `/api/v1/tokens`; `token` (the secret) only in the response that creates it.
+#[derive(Debug, Serialize)]
+pub struct TokenView {
+    pub name: String,
+    pub scopes: Vec<&'static str>,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub expired: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl TokenView {
+    pub fn new(token: &Token, now: Timestamp, secret: Option<String>) -> Self {
+        TokenView {
+            name: token.name.clone(),
+            scopes: token.scopes.iter().map(|scope| scope.as_str()).collect(),
+            expires_at: rfc3339(token.expires_at),
+            created_at: token.created_at.to_rfc3339(),
+            last_used_at: rfc3339(token.last_used_at),
+            expired: token.is_expired(now),
+            token: secret,
+        }
+    }
+}
+
+/// `POST /api/v1/tokens` (JSON or form-encoded). `scopes`: a JSON array, a
+/// comma-separated string, or repeated form fields. Expiry: `expires_in` (humantime,
+/// `90d`) or `expires_at` (RFC 3339), or neither for a token that never expires.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    pub name: String,
+    #[serde(deserialize_with = "string_or_list")]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub expires_in: Option<String>,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+/// `POST /api/v1/tokens/self/rotate` (body optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateToken {
+    /// How long the old secret keeps working (humantime, `1h`); none = stops at once.
+    #[serde(default)]
+    pub grace: Option<String>,
+}
+
+/// Accepts `["a","b"]`, `"a,b"` or `["a,b"]`; yields the trimmed, non-empty names.
+fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of scope names or a comma-separated string")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(split_names(text))
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut names = Vec::new();
+            while let Some(item) = seq.next_element::<String>()? {
+                names.extend(split_names(&item));
+            }
+            Ok(names)
+        }
+    }
+    deserializer.deserialize_any(Visitor)
+}
+
+fn split_names(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+// ---- Query `/_/…` ------------------------------------------------------------------------
+// Times are Unix milliseconds; every response is `{"data": [ … ]}`.
+
+fn millis(at: Option<Timestamp>) -> Option<u64> {
+    at.map(Timestamp::as_millis)
+}
+
+/// `POST /_/token`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOperatorToken {
+    pub name: String,
+    /// Unix ms; omitted or `null` = never.
+    #[serde(default)]
+    pub expiration_date: Option<u64>,
+    #[serde(default)]
+    pub active: Option<bool>,
+    #[serde(default)]
+    pub write: Option<bool>,
+}
+
+/// `PUT /_/token`: only the fields given change; `"expiration_date": null` = never.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOperatorToken {
+    pub name: String,
+    #[serde(default, deserialize_with = "present")]
+    pub expiration_date: Option<Option<u64>>,
+    #[serde(default)]
+    pub active: Option<bool>,
+    #[serde(default)]
+    pub write: Option<bool>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// `DELETE /_/token`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorTokenName {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OperatorTokenView {
+    pub name: String,
+    pub expiration_date: Option<u64>,
+    pub active: bool,
+    pub write: bool,
+    pub expired: bool,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub last_used_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl OperatorTokenView {
+    pub fn new(token: &Token, now: Timestamp, secret: Option<String>) -> Self {
+        let (active, write) = match token.principal {
+            Principal::Operator { active, write } => (active, write),
+            Principal::Account(_) => (false, false),
+        };
+        OperatorTokenView {
+            name: token.name.clone(),
+            expiration_date: millis(token.expires_at),
+            active,
+            write,
+            expired: token.is_expired(now),
+            created_at: token.created_at.as_millis(),
+            updated_at: token.updated_at.as_millis(),
+            last_used_at: millis(token.last_used_at),
+            token: secret,
+        }
+    }
+}
+
+/// `GET /_/token/value`
+#[derive(Debug, Serialize)]
+pub struct TokenValue {
+    pub token: String,
+}
+
+/// `POST /_/account`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccount {
+    pub name: String,
+    pub email: String,
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+/// `DELETE /_/account`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountPrefixBody {
+    pub prefix: String,
+}
+
+/// An account as operators see it (`/_/account`, `upkeep account … --json`).
+#[derive(Debug, Serialize)]
+pub struct AccountAdminView {
+    pub prefix: String,
+    pub name: String,
+    pub email: String,
+    pub activation_limit: u32,
+    pub license_id: Option<u64>,
+    pub created_at: u64,
+    /// The first token, only in the response that creates the account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<FirstTokenView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FirstTokenView {
+    pub name: String,
+    pub scopes: Vec<&'static str>,
+    pub token: String,
+}
+
+impl AccountAdminView {
+    pub fn new(account: &Account, activation_limit: u32) -> Self {
+        AccountAdminView {
+            prefix: account.prefix.to_string(),
+            name: account.name.clone(),
+            email: account.email.clone(),
+            activation_limit,
+            license_id: account.license.map(|id| id.0),
+            created_at: account.created_at.as_millis(),
+            token: None,
+        }
+    }
+}
+
+/// `POST /_/license`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueLicense {
+    pub limit: u32,
+    #[serde(default)]
+    pub expiration_date: Option<u64>,
+}
+
+/// `DELETE /_/license`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenseIdBody {
+    pub id: u64,
+}
+
+/// A plan license as operators see it; `key` only in the response that issues it.
+#[derive(Debug, Serialize)]
+pub struct LicenseAdminView {
+    pub id: u64,
+    pub limit: u32,
+    pub expiration_date: Option<u64>,
+    pub expired: bool,
+    pub account: Option<String>,
+    pub created_at: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl LicenseAdminView {
+    pub fn new(license: &PlanLicense, now: Timestamp, key: Option<String>) -> Self {
+        LicenseAdminView {
+            id: license.id.0,
+            limit: license.limit,
+            expiration_date: millis(license.expires_at),
+            expired: license.is_expired(now),
+            account: license.account.map(|prefix| prefix.to_string()),
+            created_at: license.created_at.as_millis(),
+            key,
+        }
+    }
 }
 
 // ---- Operations -------------------------------------------------------------------------

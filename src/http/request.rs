@@ -99,6 +99,65 @@ pub fn json<T: DeserializeOwned>(input: &Input) -> Result<T, Error> {
     decode_json(body)
 }
 
+/// Decodes a body that may be JSON or `application/x-www-form-urlencoded` (the
+/// UpdaterCloud family). An empty body decodes as `{}`. Form fields become JSON strings;
+/// a repeated field (or `field[]`) becomes a list.
+///
+/// # Errors
+/// As [`json`], with form fields named the same way.
+pub fn json_or_form<T: DeserializeOwned>(input: &Input) -> Result<T, Error> {
+    let body = &input.body;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return decode_json(b"{}");
+    }
+    if looks_like_json(body) {
+        return json(input);
+    }
+    if let Some(kind) = content_type(&input.parts.headers) {
+        if !kind.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            return Err(Error::UnsupportedMediaType(format!(
+                "content type `{kind}` is not supported; send JSON or application/x-www-form-urlencoded"
+            )));
+        }
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| Error::InvalidRequest("form body is not valid UTF-8".to_owned()))?;
+    let object = form_object(text);
+    serde_path_to_error::deserialize(serde_json::Value::Object(object)).map_err(|err| {
+        let path = err.path().to_string();
+        Error::InvalidRequest(format!("{path}: {}", err.into_inner()))
+    })
+}
+
+/// `a=1&b=2&b=3&c[]=4` → `{"a":"1","b":["2","3"],"c":["4"]}`.
+fn form_object(text: &str) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value;
+    let mut object = serde_json::Map::new();
+    for pair in text.trim().split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = form_decode(key);
+        let (key, listed) = match key.strip_suffix("[]") {
+            Some(bare) => (bare.to_owned(), true),
+            None => (key, false),
+        };
+        let value = Value::String(form_decode(value));
+        match object.get_mut(&key) {
+            Some(Value::Array(items)) => items.push(value),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, value]);
+            }
+            None if listed => {
+                object.insert(key, Value::Array(vec![value]));
+            }
+            None => {
+                object.insert(key, value);
+            }
+        }
+    }
+    object
+}
+
 /// Decodes JSON bytes into `T`, with the failing field's path in the error.
 ///
 /// # Errors
@@ -230,6 +289,27 @@ mod tests {
         ));
         assert!(matches!(
             json::<Sample>(&input(Some("text/xml"), "<a/>")),
+            Err(Error::UnsupportedMediaType(_))
+        ));
+    }
+
+    #[test]
+    fn form_bodies_become_objects() {
+        let object = form_object("name=ci+bot&scopes=api&scopes=read_user&x[]=1&empty=");
+        assert_eq!(
+            serde_json::Value::Object(object),
+            serde_json::json!({"name": "ci bot", "scopes": ["api", "read_user"], "x": ["1"], "empty": ""})
+        );
+        let form = input(
+            Some("application/x-www-form-urlencoded"),
+            "name=a&expires=9",
+        );
+        let msg = message(json_or_form(&form));
+        assert!(msg.starts_with("expires: invalid type: string"), "{msg}");
+        let sample: Sample = json_or_form(&input(None, "name=a")).unwrap();
+        assert_eq!(sample.name, "a");
+        assert!(matches!(
+            json_or_form::<Sample>(&input(Some("text/plain"), "name=a")),
             Err(Error::UnsupportedMediaType(_))
         ));
     }

@@ -2,6 +2,11 @@
 //! and a known path with the wrong method is a 405 with `Allow`. Path parameters become
 //! typed values here; a parameter that cannot name anything (a token name breaking the
 //! naming rule) is the same 404 as an unknown one.
+//!
+//! [`ROUTES`] is the route table: every endpoint's name, method, path and [`Need`] (what
+//! its caller must present). [`Route::spec`] maps each variant to its row with an
+//! exhaustive `match`, so a route cannot exist without a row, and the tests check that
+//! routing each row's method and path lands on that row.
 
 use crate::auth::Need;
 use crate::error::Error;
@@ -11,73 +16,279 @@ use http::Method;
 /// Every endpoint, with its typed parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// `GET /healthz`
     Health,
-    /// `GET /v1/account`
+    // WunderUpdates `/v1/account…`
     GetAccount,
-    /// `GET /v1/account/license`
     GetAccountLicense,
-    /// `POST /v1/account/license`
     ApplyAccountLicense,
-    /// `GET /v1/account/tokens`
     ListAccountTokens,
-    /// `POST /v1/account/tokens`
     CreateAccountToken,
-    /// `DELETE /v1/account/tokens/{name}`
     DeleteAccountToken { name: TokenName },
+    // UpdaterCloud `/api/v1/…`
+    GetMe,
+    ListTokens,
+    CreateToken,
+    DeleteToken { name: TokenName },
+    RotateSelf,
+    // Query `/_/…`
+    ListOperatorTokens,
+    CreateOperatorToken,
+    UpdateOperatorToken,
+    DeleteOperatorToken,
+    GetOperatorTokenValue,
+    ListAccounts,
+    CreateAccount,
+    DeleteAccount,
+    ListLicenses,
+    IssueLicense,
+    RevokeLicense,
 }
 
-/// The API family a route belongs to; decides how bodies are read.
+/// The API family a route belongs to; decides how bodies are read and times rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
-    /// `/v1/…` (WunderUpdates): JSON bodies.
+    /// `/v1/…` (WunderUpdates): JSON bodies, Unix seconds.
     WunderUpdates,
-    /// `/healthz`, `/metrics`.
+    /// `/api/v1/…` (UpdaterCloud): JSON or form-encoded bodies, RFC 3339.
+    UpdaterCloud,
+    /// `/_/…` (Query): JSON bodies, Unix milliseconds.
+    Query,
+    /// `/healthz`.
     Operations,
 }
 
+/// One row of the route table.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// Stable name for logs and metrics.
+    pub name: &'static str,
+    pub method: Method,
+    /// The path, with `{name}` for a parameter.
+    pub path: &'static str,
+    pub family: Family,
+    pub need: Need,
+}
+
+const fn row(
+    name: &'static str,
+    method: Method,
+    path: &'static str,
+    family: Family,
+    need: Need,
+) -> RouteSpec {
+    RouteSpec {
+        name,
+        method,
+        path,
+        family,
+        need,
+    }
+}
+
+use Family::{Operations, Query, UpdaterCloud, WunderUpdates};
+const READ: Need = Need::Operator { write: false };
+const WRITE: Need = Need::Operator { write: true };
+
+static HEALTH: RouteSpec = row("health", Method::GET, "/healthz", Operations, Need::Public);
+static GET_ACCOUNT: RouteSpec = row(
+    "get_account",
+    Method::GET,
+    "/v1/account",
+    WunderUpdates,
+    Need::Scope(Scope::ReadUser),
+);
+static GET_ACCOUNT_LICENSE: RouteSpec = row(
+    "get_account_license",
+    Method::GET,
+    "/v1/account/license",
+    WunderUpdates,
+    Need::Scope(Scope::ReadLicenses),
+);
+static APPLY_ACCOUNT_LICENSE: RouteSpec = row(
+    "apply_account_license",
+    Method::POST,
+    "/v1/account/license",
+    WunderUpdates,
+    Need::Scope(Scope::ManageLicenses),
+);
+static LIST_ACCOUNT_TOKENS: RouteSpec = row(
+    "list_account_tokens",
+    Method::GET,
+    "/v1/account/tokens",
+    WunderUpdates,
+    Need::Scope(Scope::Api),
+);
+static CREATE_ACCOUNT_TOKEN: RouteSpec = row(
+    "create_account_token",
+    Method::POST,
+    "/v1/account/tokens",
+    WunderUpdates,
+    Need::Scope(Scope::Api),
+);
+static DELETE_ACCOUNT_TOKEN: RouteSpec = row(
+    "delete_account_token",
+    Method::DELETE,
+    "/v1/account/tokens/{name}",
+    WunderUpdates,
+    Need::Scope(Scope::Api),
+);
+static GET_ME: RouteSpec = row(
+    "get_me",
+    Method::GET,
+    "/api/v1/me",
+    UpdaterCloud,
+    Need::Scope(Scope::ReadUser),
+);
+static LIST_TOKENS: RouteSpec = row(
+    "list_tokens",
+    Method::GET,
+    "/api/v1/tokens",
+    UpdaterCloud,
+    Need::Scope(Scope::Api),
+);
+static CREATE_TOKEN: RouteSpec = row(
+    "create_token",
+    Method::POST,
+    "/api/v1/tokens",
+    UpdaterCloud,
+    Need::Scope(Scope::Api),
+);
+static DELETE_TOKEN: RouteSpec = row(
+    "delete_token",
+    Method::DELETE,
+    "/api/v1/tokens/{name}",
+    UpdaterCloud,
+    Need::Scope(Scope::Api),
+);
+static ROTATE_SELF: RouteSpec = row(
+    "rotate_self",
+    Method::POST,
+    "/api/v1/tokens/self/rotate",
+    UpdaterCloud,
+    Need::Account,
+);
+static LIST_OPERATOR_TOKENS: RouteSpec =
+    row("list_operator_tokens", Method::GET, "/_/token", Query, READ);
+static CREATE_OPERATOR_TOKEN: RouteSpec = row(
+    "create_operator_token",
+    Method::POST,
+    "/_/token",
+    Query,
+    WRITE,
+);
+static UPDATE_OPERATOR_TOKEN: RouteSpec = row(
+    "update_operator_token",
+    Method::PUT,
+    "/_/token",
+    Query,
+    WRITE,
+);
+static DELETE_OPERATOR_TOKEN: RouteSpec = row(
+    "delete_operator_token",
+    Method::DELETE,
+    "/_/token",
+    Query,
+    WRITE,
+);
+static GET_OPERATOR_TOKEN_VALUE: RouteSpec = row(
+    "get_operator_token_value",
+    Method::GET,
+    "/_/token/value",
+    Query,
+    WRITE,
+);
+static LIST_ACCOUNTS: RouteSpec = row("list_accounts", Method::GET, "/_/account", Query, READ);
+static CREATE_ACCOUNT: RouteSpec = row("create_account", Method::POST, "/_/account", Query, WRITE);
+static DELETE_ACCOUNT: RouteSpec =
+    row("delete_account", Method::DELETE, "/_/account", Query, WRITE);
+static LIST_LICENSES: RouteSpec = row("list_licenses", Method::GET, "/_/license", Query, READ);
+static ISSUE_LICENSE: RouteSpec = row("issue_license", Method::POST, "/_/license", Query, WRITE);
+static REVOKE_LICENSE: RouteSpec =
+    row("revoke_license", Method::DELETE, "/_/license", Query, WRITE);
+
+/// The route table, in documentation order.
+pub static ROUTES: &[&RouteSpec] = &[
+    &HEALTH,
+    &GET_ACCOUNT,
+    &GET_ACCOUNT_LICENSE,
+    &APPLY_ACCOUNT_LICENSE,
+    &LIST_ACCOUNT_TOKENS,
+    &CREATE_ACCOUNT_TOKEN,
+    &DELETE_ACCOUNT_TOKEN,
+    &GET_ME,
+    &LIST_TOKENS,
+    &CREATE_TOKEN,
+    &DELETE_TOKEN,
+    &ROTATE_SELF,
+    &LIST_OPERATOR_TOKENS,
+    &CREATE_OPERATOR_TOKEN,
+    &UPDATE_OPERATOR_TOKEN,
+    &DELETE_OPERATOR_TOKEN,
+    &GET_OPERATOR_TOKEN_VALUE,
+    &LIST_ACCOUNTS,
+    &CREATE_ACCOUNT,
+    &DELETE_ACCOUNT,
+    &LIST_LICENSES,
+    &ISSUE_LICENSE,
+    &REVOKE_LICENSE,
+];
+
 impl Route {
-    /// What the caller must present. Every route is listed; public ones explicitly.
-    pub fn need(&self) -> Need {
+    /// This route's row of [`ROUTES`].
+    pub fn spec(&self) -> &'static RouteSpec {
         match self {
-            Route::Health => Need::Public,
-            Route::GetAccount => Need::Scope(Scope::ReadUser),
-            Route::GetAccountLicense => Need::Scope(Scope::ReadLicenses),
-            Route::ApplyAccountLicense => Need::Scope(Scope::ManageLicenses),
-            Route::ListAccountTokens
-            | Route::CreateAccountToken
-            | Route::DeleteAccountToken { .. } => Need::Scope(Scope::Api),
+            Route::Health => &HEALTH,
+            Route::GetAccount => &GET_ACCOUNT,
+            Route::GetAccountLicense => &GET_ACCOUNT_LICENSE,
+            Route::ApplyAccountLicense => &APPLY_ACCOUNT_LICENSE,
+            Route::ListAccountTokens => &LIST_ACCOUNT_TOKENS,
+            Route::CreateAccountToken => &CREATE_ACCOUNT_TOKEN,
+            Route::DeleteAccountToken { .. } => &DELETE_ACCOUNT_TOKEN,
+            Route::GetMe => &GET_ME,
+            Route::ListTokens => &LIST_TOKENS,
+            Route::CreateToken => &CREATE_TOKEN,
+            Route::DeleteToken { .. } => &DELETE_TOKEN,
+            Route::RotateSelf => &ROTATE_SELF,
+            Route::ListOperatorTokens => &LIST_OPERATOR_TOKENS,
+            Route::CreateOperatorToken => &CREATE_OPERATOR_TOKEN,
+            Route::UpdateOperatorToken => &UPDATE_OPERATOR_TOKEN,
+            Route::DeleteOperatorToken => &DELETE_OPERATOR_TOKEN,
+            Route::GetOperatorTokenValue => &GET_OPERATOR_TOKEN_VALUE,
+            Route::ListAccounts => &LIST_ACCOUNTS,
+            Route::CreateAccount => &CREATE_ACCOUNT,
+            Route::DeleteAccount => &DELETE_ACCOUNT,
+            Route::ListLicenses => &LIST_LICENSES,
+            Route::IssueLicense => &ISSUE_LICENSE,
+            Route::RevokeLicense => &REVOKE_LICENSE,
         }
+    }
+
+    /// What the caller must present.
+    pub fn need(&self) -> Need {
+        self.spec().need
     }
 
     /// Stable name for logs and metrics.
     pub fn name(&self) -> &'static str {
-        match self {
-            Route::Health => "health",
-            Route::GetAccount => "get_account",
-            Route::GetAccountLicense => "get_account_license",
-            Route::ApplyAccountLicense => "apply_account_license",
-            Route::ListAccountTokens => "list_account_tokens",
-            Route::CreateAccountToken => "create_account_token",
-            Route::DeleteAccountToken { .. } => "delete_account_token",
-        }
+        self.spec().name
     }
 
     pub fn family(&self) -> Family {
-        match self {
-            Route::Health => Family::Operations,
-            Route::GetAccount
-            | Route::GetAccountLicense
-            | Route::ApplyAccountLicense
-            | Route::ListAccountTokens
-            | Route::CreateAccountToken
-            | Route::DeleteAccountToken { .. } => Family::WunderUpdates,
-        }
+        self.spec().family
     }
 }
 
 const GET: &[Method] = &[Method::GET, Method::HEAD];
+const POST: &[Method] = &[Method::POST];
 const GET_POST: &[Method] = &[Method::GET, Method::HEAD, Method::POST];
+const GET_POST_DELETE: &[Method] = &[Method::GET, Method::HEAD, Method::POST, Method::DELETE];
+const GET_POST_PUT_DELETE: &[Method] = &[
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+];
 const DELETE: &[Method] = &[Method::DELETE];
 
 /// Decodes `%XX` escapes; `None` for a bad escape or non-UTF-8 result.
@@ -106,6 +317,11 @@ fn not_found() -> Error {
     Error::NotFound("no such route".to_owned())
 }
 
+fn token_name(segment: &str) -> Result<TokenName, Error> {
+    let name = percent_decode(segment).ok_or_else(not_found)?;
+    TokenName::parse(&name).map_err(|_| Error::NotFound(format!("no token named `{name}`")))
+}
+
 /// Finds the route for `method` and `path` (the path without its query string).
 /// `HEAD` is accepted wherever `GET` is.
 ///
@@ -124,49 +340,108 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
         buf[n] = segment;
         n += 1;
     }
-    let is = |allowed: &'static [Method]| -> Result<(), Error> {
+    let allowed = |allowed: &'static [Method]| -> Result<(), Error> {
         if allowed.contains(method) {
             Ok(())
         } else {
             Err(Error::MethodNotAllowed(allowed))
         }
     };
-    let get = *method == Method::GET || *method == Method::HEAD;
+    let m = if *method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
     let route = match &buf[..n] {
         ["healthz"] => {
-            is(GET)?;
+            allowed(GET)?;
             Route::Health
         }
         ["v1", "account"] => {
-            is(GET)?;
+            allowed(GET)?;
             Route::GetAccount
         }
         ["v1", "account", "license"] => {
-            is(GET_POST)?;
-            if get {
+            allowed(GET_POST)?;
+            if *m == Method::GET {
                 Route::GetAccountLicense
             } else {
                 Route::ApplyAccountLicense
             }
         }
         ["v1", "account", "tokens"] => {
-            is(GET_POST)?;
-            if get {
+            allowed(GET_POST)?;
+            if *m == Method::GET {
                 Route::ListAccountTokens
             } else {
                 Route::CreateAccountToken
             }
         }
         ["v1", "account", "tokens", name] => {
-            is(DELETE)?;
-            let name = percent_decode(name).ok_or_else(not_found)?;
-            let name = TokenName::parse(&name)
-                .map_err(|_| Error::NotFound(format!("no token named `{name}`")))?;
-            Route::DeleteAccountToken { name }
+            allowed(DELETE)?;
+            Route::DeleteAccountToken {
+                name: token_name(name)?,
+            }
+        }
+        ["api", "v1", "me"] => {
+            allowed(GET)?;
+            Route::GetMe
+        }
+        ["api", "v1", "tokens"] => {
+            allowed(GET_POST)?;
+            if *m == Method::GET {
+                Route::ListTokens
+            } else {
+                Route::CreateToken
+            }
+        }
+        ["api", "v1", "tokens", name] => {
+            allowed(DELETE)?;
+            Route::DeleteToken {
+                name: token_name(name)?,
+            }
+        }
+        ["api", "v1", "tokens", "self", "rotate"] => {
+            allowed(POST)?;
+            Route::RotateSelf
+        }
+        ["_", "token"] => {
+            allowed(GET_POST_PUT_DELETE)?;
+            match *m {
+                Method::GET => Route::ListOperatorTokens,
+                Method::POST => Route::CreateOperatorToken,
+                Method::PUT => Route::UpdateOperatorToken,
+                _ => Route::DeleteOperatorToken,
+            }
+        }
+        ["_", "token", "value"] => {
+            allowed(GET)?;
+            Route::GetOperatorTokenValue
+        }
+        ["_", "account"] => {
+            allowed(GET_POST_DELETE)?;
+            match *m {
+                Method::GET => Route::ListAccounts,
+                Method::POST => Route::CreateAccount,
+                _ => Route::DeleteAccount,
+            }
+        }
+        ["_", "license"] => {
+            allowed(GET_POST_DELETE)?;
+            match *m {
+                Method::GET => Route::ListLicenses,
+                Method::POST => Route::IssueLicense,
+                _ => Route::RevokeLicense,
+            }
         }
         _ => return Err(not_found()),
     };
     Ok(route)
+}
+
+/// A concrete path for a table row (`{name}` filled with `name`).
+pub fn example_path(spec: &RouteSpec, name: &str) -> String {
+    spec.path.replace("{name}", name)
 }
 
 #[cfg(test)]
@@ -184,31 +459,23 @@ mod tests {
     }
 
     #[test]
-    fn every_route_is_reachable() {
-        check(Method::GET, "/healthz", Ok(Route::Health));
-        check(Method::HEAD, "/healthz", Ok(Route::Health));
-        check(Method::GET, "/v1/account", Ok(Route::GetAccount));
-        check(Method::GET, "/v1/account/", Ok(Route::GetAccount));
-        check(
-            Method::GET,
-            "/v1/account/license",
-            Ok(Route::GetAccountLicense),
-        );
-        check(
-            Method::POST,
-            "/v1/account/license",
-            Ok(Route::ApplyAccountLicense),
-        );
-        check(
-            Method::GET,
-            "/v1/account/tokens",
-            Ok(Route::ListAccountTokens),
-        );
-        check(
-            Method::POST,
-            "/v1/account/tokens",
-            Ok(Route::CreateAccountToken),
-        );
+    fn every_row_of_the_table_routes_to_itself() {
+        let mut names = std::collections::HashSet::new();
+        for spec in ROUTES {
+            assert!(
+                names.insert(spec.name),
+                "duplicate route name {}",
+                spec.name
+            );
+            let path = example_path(spec, "sample-name");
+            let route = route(&spec.method, &path)
+                .unwrap_or_else(|e| panic!("{} {path}: {e}", spec.method));
+            assert_eq!(route.spec(), *spec, "{} {path}", spec.method);
+        }
+    }
+
+    #[test]
+    fn path_parameters_are_typed() {
         check(
             Method::DELETE,
             "/v1/account/tokens/a-token.name",
@@ -223,6 +490,13 @@ mod tests {
                 name: name("a-token"),
             }),
         );
+        check(
+            Method::DELETE,
+            "/api/v1/tokens/self",
+            Ok(Route::DeleteToken { name: name("self") }),
+        );
+        check(Method::HEAD, "/healthz", Ok(Route::Health));
+        check(Method::GET, "/v1/account/", Ok(Route::GetAccount));
     }
 
     #[test]
@@ -238,6 +512,8 @@ mod tests {
             "/v1/account/tokens/a/b",
             "/a/b/c/d/e/f/g",
             "v1/account",
+            "/_/tokens",
+            "/api/v1/tokens/self/rotate/x",
         ] {
             check(Method::GET, path, Err(404));
         }
@@ -245,6 +521,9 @@ mod tests {
         check(Method::DELETE, "/v1/account/tokens", Err(405));
         check(Method::GET, "/v1/account/tokens/x", Err(405));
         check(Method::PUT, "/healthz", Err(405));
+        check(Method::GET, "/api/v1/tokens/self/rotate", Err(405));
+        check(Method::PATCH, "/_/token", Err(405));
+        check(Method::PUT, "/_/account", Err(405));
     }
 
     #[test]
@@ -254,7 +533,7 @@ mod tests {
         check(Method::DELETE, "/v1/account/tokens/%ff", Err(404));
         check(
             Method::DELETE,
-            &format!("/v1/account/tokens/{}", "a".repeat(65)),
+            &format!("/api/v1/tokens/{}", "a".repeat(65)),
             Err(404),
         );
     }
@@ -268,18 +547,23 @@ mod tests {
     }
 
     #[test]
-    fn every_route_needs_a_token_except_health() {
-        let routes = [
-            Route::GetAccount,
-            Route::GetAccountLicense,
-            Route::ApplyAccountLicense,
-            Route::ListAccountTokens,
-            Route::CreateAccountToken,
-            Route::DeleteAccountToken { name: name("x") },
-        ];
-        for route in routes {
-            assert_ne!(route.need(), Need::Public, "{route:?}");
+    fn only_health_is_public_and_query_writes_need_write() {
+        for spec in ROUTES {
+            match spec.family {
+                Family::Operations => assert_eq!(spec.need, Need::Public),
+                Family::Query => {
+                    let reads =
+                        spec.method == Method::GET && spec.name != "get_operator_token_value";
+                    assert_eq!(spec.need, Need::Operator { write: !reads }, "{}", spec.name);
+                }
+                Family::WunderUpdates | Family::UpdaterCloud => {
+                    assert!(
+                        matches!(spec.need, Need::Scope(_) | Need::Account),
+                        "{}",
+                        spec.name
+                    );
+                }
+            }
         }
-        assert_eq!(Route::Health.need(), Need::Public);
     }
 }

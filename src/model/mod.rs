@@ -13,7 +13,7 @@ pub use ids::{AccountPrefix, LicenseId, OperatorTokenName, TokenId, TokenName};
 pub use license::PlanLicense;
 pub use scope::{Scope, Scopes};
 pub use time::Timestamp;
-pub use token::{Principal, Token, TokenHash};
+pub use token::{GraceAlias, Principal, Token, TokenChanges, TokenHash};
 
 use std::fmt;
 

@@ -91,3 +91,23 @@ impl Token {
         self.expires_at.is_some_and(|at| at <= now)
     }
 }
+
+/// The previous secret of a rotated token, still accepted until `until`.
+/// Stored in `tokenhash_grace`, keyed by the old secret's hash.
+///
+/// Format version 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraceAlias {
+    /// The token's current hash (its key in `tokenhash_token`).
+    pub token: TokenHash,
+    pub until: Timestamp,
+}
+
+/// A change to an operator token: `None` leaves a field as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenChanges {
+    /// `Some(None)`: never expires.
+    pub expires_at: Option<Option<Timestamp>>,
+    pub active: Option<bool>,
+    pub write: Option<bool>,
+}

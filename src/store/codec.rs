@@ -10,7 +10,7 @@
 //!
 //! The configuration below is part of the on-disk format: never change it in place.
 
-use crate::model::{Account, PlanLicense, Token};
+use crate::model::{Account, GraceAlias, PlanLicense, Token};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -49,6 +49,11 @@ impl Record for Account {
 
 impl Record for Token {
     const NAME: &'static str = "token";
+    const VERSION: u8 = 1;
+}
+
+impl Record for GraceAlias {
+    const NAME: &'static str = "grace alias";
     const VERSION: u8 = 1;
 }
 
@@ -170,8 +175,16 @@ mod tests {
         }
     }
 
+    fn grace() -> GraceAlias {
+        GraceAlias {
+            token: TokenHash::of("upk_at_fixture"),
+            until: Timestamp::from_millis(1_790_000_360_000),
+        }
+    }
+
     #[test]
     fn records_round_trip() {
+        assert_eq!(decode::<GraceAlias>(&encode(&grace())).unwrap(), grace());
         assert_eq!(decode::<Account>(&encode(&account())).unwrap(), account());
         assert_eq!(decode::<Token>(&encode(&token())).unwrap(), token());
         assert_eq!(
@@ -238,5 +251,6 @@ mod tests {
         check_fixture("token", &token());
         check_fixture("operator_token", &operator_token());
         check_fixture("plan_license", &license());
+        check_fixture("grace_alias", &grace());
     }
 }

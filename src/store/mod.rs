@@ -19,10 +19,10 @@ pub mod schema;
 pub use codec::{DecodeError, Record};
 pub use migrate::SchemaError;
 
-use crate::auth::{self, AuthRecord, TokenIndex, TokenKind};
+use crate::auth::{self, AuthRecord, ServerKey, TokenIndex, TokenKind};
 use crate::model::{
-    Account, AccountPrefix, DomainError, LicenseId, NewAccount, PlanLicense, Principal, Scope,
-    Scopes, Timestamp, Token, TokenHash, TokenId,
+    Account, AccountPrefix, DomainError, GraceAlias, LicenseId, NewAccount, PlanLicense, Principal,
+    Scope, Scopes, Timestamp, Token, TokenChanges, TokenHash, TokenId,
 };
 use commit::GroupCommit;
 use schema::TreeId;
@@ -99,8 +99,7 @@ impl fmt::Display for OpenError {
         match self {
             OpenError::Locked(dir) => write!(
                 f,
-                "the data directory {} is in use by a running upkeep server; stop the server \
-                 to run this command (talking to a running server is not supported yet)",
+                "the data directory {} is in use by another process (a running upkeep server)",
                 dir.display()
             ),
             OpenError::Io(dir, err) => write!(f, "cannot open {}: {err}", dir.display()),
@@ -262,6 +261,8 @@ pub struct Store {
     write_lock: Mutex<()>,
     commit: GroupCommit,
     dir: PathBuf,
+    /// Derives operator-token values (`<dir>/server.key`).
+    key: ServerKey,
 }
 
 impl Store {
@@ -273,6 +274,8 @@ impl Store {
     /// holds a record that does not decode.
     pub fn open(dir: &Path) -> Result<Store, OpenError> {
         create_private_dir(dir).map_err(|err| OpenError::Io(dir.to_owned(), err))?;
+        let key_path = dir.join(KEY_FILE);
+        let key = load_or_create_key(&key_path).map_err(|err| OpenError::Io(key_path, err))?;
         let db = sled::Config::new()
             .path(dir.join("db"))
             .mode(sled::Mode::LowSpace)
@@ -299,6 +302,7 @@ impl Store {
             write_lock: Mutex::new(()),
             commit: GroupCommit::default(),
             dir: dir.to_owned(),
+            key,
         };
         store.load_index().map_err(OpenError::Store)?;
         Ok(store)
@@ -310,6 +314,15 @@ impl Store {
             let token: Token = decode_at(TreeId::Tokens, &key, &value)?;
             self.index
                 .insert(token.hash, AuthRecord::from(&token), token.last_used_at);
+        }
+        for entry in self.tree(TreeId::Grace).iter() {
+            let (key, value) = entry?;
+            let alias: GraceAlias = decode_at(TreeId::Grace, &key, &value)?;
+            let old = hash_at(TreeId::Grace, &key, &key)?;
+            if let Some(token) = self.get::<Token>(TreeId::Tokens, alias.token.as_bytes())? {
+                self.index
+                    .insert(old, alias_record(&token, alias.until), None);
+            }
         }
         Ok(())
     }
@@ -496,8 +509,13 @@ impl Store {
         self.write(|| {
             // Under the write lock, so the scan stays true for the transaction.
             let owned = self.owner_entries(Some(prefix))?;
+            let hashes: Vec<TokenHash> = owned.iter().map(|(_, hash)| *hash).collect();
+            let aliases = self.aliases_of(&hashes)?;
             let prefix_key = prefix.as_str().as_bytes();
             let account = self.transact(|tx| {
+                for alias in &aliases {
+                    tx.remove(TreeId::Grace, alias.as_bytes())?;
+                }
                 let Some(account) = tx.get::<Account>(TreeId::Accounts, prefix_key)? else {
                     return abort(DomainError::AccountNotFound);
                 };
@@ -517,9 +535,10 @@ impl Store {
                 }
                 Ok(account)
             })?;
-            let ops = owned
+            let ops = hashes
                 .into_iter()
-                .map(|(_, hash)| IndexOp::Remove(hash))
+                .chain(aliases)
+                .map(IndexOp::Remove)
                 .collect();
             Ok((account, ops))
         })
@@ -593,13 +612,14 @@ impl Store {
         new: NewToken,
         now: Timestamp,
     ) -> Result<Pending<'_, CreatedToken>, StoreError> {
-        let kind = match new.principal {
-            Principal::Account(_) => TokenKind::Account,
-            Principal::Operator { .. } => TokenKind::Operator,
+        let id = TokenId(self.db.generate_id()?);
+        // Operator tokens can be read back (`GET /_/token/value`): derive them.
+        let secret = match new.principal {
+            Principal::Account(_) => generate(TokenKind::Account)?,
+            Principal::Operator { .. } => auth::derive(TokenKind::Operator, &self.key, id),
         };
-        let secret = generate(kind)?;
         let token = Token {
-            id: TokenId(self.db.generate_id()?),
+            id,
             hash: secret.hash,
             principal: new.principal,
             name: new.name,
@@ -650,7 +670,14 @@ impl Store {
     ) -> Result<Pending<'_, Token>, StoreError> {
         let name_key = key::owner_name(account, name);
         self.write(|| {
+            let aliases = match self.token_named(account, name)? {
+                Some(token) => self.aliases_of(&[token.hash])?,
+                None => Vec::new(),
+            };
             let token = self.transact(|tx| {
+                for alias in &aliases {
+                    tx.remove(TreeId::Grace, alias.as_bytes())?;
+                }
                 let Some(hash) = tx.remove(TreeId::OwnerNames, &name_key)? else {
                     return abort(DomainError::TokenNotFound(name.to_owned()));
                 };
@@ -670,9 +697,140 @@ impl Store {
                     )),
                 }
             })?;
-            let op = IndexOp::Remove(token.hash);
+            let mut ops = vec![IndexOp::Remove(token.hash)];
+            ops.extend(aliases.into_iter().map(IndexOp::Remove));
+            Ok((token, ops))
+        })
+    }
+
+    /// Hashes of the grace aliases that point at any of `tokens`.
+    fn aliases_of(&self, tokens: &[TokenHash]) -> Result<Vec<TokenHash>, StoreError> {
+        let mut aliases = Vec::new();
+        for entry in self.tree(TreeId::Grace).iter() {
+            let (key, value) = entry?;
+            let alias: GraceAlias = decode_at(TreeId::Grace, &key, &value)?;
+            if tokens.contains(&alias.token) {
+                aliases.push(hash_at(TreeId::Grace, &key, &key)?);
+            }
+        }
+        Ok(aliases)
+    }
+
+    /// Replaces the secret of the token with hash `current`. With `grace_until`, the old
+    /// secret keeps working until then (a persisted alias); without, it stops at once.
+    ///
+    /// # Errors
+    /// `TokenNotFound` if the token is gone (deleted meanwhile).
+    pub fn rotate_token(
+        &self,
+        current: &TokenHash,
+        grace_until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Pending<'_, CreatedToken>, StoreError> {
+        let secret = generate(TokenKind::Account)?;
+        self.write(|| {
+            let aliases = self.aliases_of(&[*current])?;
+            let token = self.transact(|tx| {
+                let Some(mut token) = tx.get::<Token>(TreeId::Tokens, current.as_bytes())? else {
+                    return abort(DomainError::TokenNotFound("(this token)".to_owned()));
+                };
+                let name_key = key::owner_name(token.principal.account().as_ref(), &token.name);
+                tx.remove(TreeId::Tokens, current.as_bytes())?;
+                token.hash = secret.hash;
+                token.updated_at = now;
+                tx.put(TreeId::Tokens, token.hash.as_bytes(), &token)?;
+                tx.put_raw(TreeId::OwnerNames, &name_key, token.hash.as_bytes())?;
+                // Older aliases now point at the new secret's record.
+                for alias in &aliases {
+                    if let Some(mut entry) =
+                        tx.get::<GraceAlias>(TreeId::Grace, alias.as_bytes())?
+                    {
+                        entry.token = token.hash;
+                        tx.put(TreeId::Grace, alias.as_bytes(), &entry)?;
+                    }
+                }
+                if let Some(until) = grace_until {
+                    let alias = GraceAlias {
+                        token: token.hash,
+                        until,
+                    };
+                    tx.put(TreeId::Grace, current.as_bytes(), &alias)?;
+                }
+                Ok(token)
+            })?;
+            let mut ops = vec![
+                IndexOp::Remove(*current),
+                IndexOp::Insert(token.hash, AuthRecord::from(&token), token.last_used_at),
+            ];
+            if let Some(until) = grace_until {
+                ops.push(IndexOp::Insert(*current, alias_record(&token, until), None));
+            }
+            Ok((
+                CreatedToken {
+                    token,
+                    secret: secret.token,
+                },
+                ops,
+            ))
+        })
+    }
+
+    /// Changes an operator token's expiry and flags; its value stays the same.
+    ///
+    /// # Errors
+    /// `TokenNotFound`.
+    pub fn update_operator_token(
+        &self,
+        name: &str,
+        changes: TokenChanges,
+        now: Timestamp,
+    ) -> Result<Pending<'_, Token>, StoreError> {
+        let name_key = key::owner_name(None, name);
+        self.write(|| {
+            let token = self.transact(|tx| {
+                let Some(hash) = tx.get_raw(TreeId::OwnerNames, &name_key)? else {
+                    return abort(DomainError::TokenNotFound(name.to_owned()));
+                };
+                let Some(mut token) = tx.get::<Token>(TreeId::Tokens, &hash)? else {
+                    return abort(corrupt(
+                        TreeId::OwnerNames,
+                        &name_key,
+                        "index points at a missing token",
+                    ));
+                };
+                if let Principal::Operator { active, write } = &mut token.principal {
+                    *active = changes.active.unwrap_or(*active);
+                    *write = changes.write.unwrap_or(*write);
+                }
+                if let Some(expires_at) = changes.expires_at {
+                    token.expires_at = expires_at;
+                }
+                token.updated_at = now;
+                tx.put(TreeId::Tokens, token.hash.as_bytes(), &token)?;
+                Ok(token)
+            })?;
+            let last_used = self.index.last_used(&token.hash);
+            let op = IndexOp::Insert(token.hash, AuthRecord::from(&token), last_used);
             Ok((token, vec![op]))
         })
+    }
+
+    /// The value of the operator token named `name` (derived again from the server key).
+    ///
+    /// # Errors
+    /// `TokenNotFound`; `Bug` if the derived value does not match the stored hash (the
+    /// server key was replaced since the token was made).
+    pub fn operator_token_value(&self, name: &str) -> Result<String, StoreError> {
+        let token = self
+            .token_named(None, name)?
+            .ok_or_else(|| DomainError::TokenNotFound(name.to_owned()))?;
+        let derived = auth::derive(TokenKind::Operator, &self.key, token.id);
+        if derived.hash != token.hash {
+            return Err(StoreError::Bug(format!(
+                "the value of operator token `{name}` cannot be derived: {KEY_FILE} changed since it was created"
+            )));
+        }
+        Ok(derived.token)
     }
 
     /// Writes the `last_used_at` of every token used since the last call, then flushes.
@@ -855,6 +1013,53 @@ impl Store {
             Ok((license, vec![]))
         })
     }
+}
+
+/// The index record of a grace alias: the token's, expiring at the end of the grace.
+fn alias_record(token: &Token, until: Timestamp) -> AuthRecord {
+    let mut record = AuthRecord::from(token);
+    record.expires_at = Some(record.expires_at.map_or(until, |at| at.min(until)));
+    record
+}
+
+/// The server key's file name inside the data directory.
+pub const KEY_FILE: &str = "server.key";
+
+/// Reads `path` (32 bytes), or creates it with a fresh key, mode 0600, durably
+/// (write to a temporary file, fsync, rename, fsync the directory).
+fn load_or_create_key(path: &Path) -> std::io::Result<ServerKey> {
+    use std::io::Write;
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let bytes: [u8; 32] = bytes.try_into().map_err(|bytes: Vec<u8>| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("must hold exactly 32 bytes, found {}", bytes.len()),
+                )
+            })?;
+            return Ok(ServerKey::from_bytes(bytes));
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    let key = ServerKey::generate().map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("key.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(key.as_bytes())?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(key)
 }
 
 fn generate(kind: TokenKind) -> Result<auth::NewSecret, StoreError> {

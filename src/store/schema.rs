@@ -1,5 +1,8 @@
 //! The on-disk inventory: every sled tree, its key and value layout, and the schema version.
 //!
+//! The data directory holds `db/` (sled) and `server.key` (32 raw bytes, mode 0600, from
+//! which operator-token values are derived; never inside the database).
+//!
 //! Values marked "record" are `[format version: u8] ++ bincode(body)` (see `codec`).
 //! Keys are raw bytes built only by `key`; integers are big-endian so byte order is
 //! numeric order.
@@ -21,14 +24,19 @@ pub const LICENSEID_LICENSE: &str = "licenseid_license";
 /// key = blake3(license key) (32 bytes), value = LicenseId (u64 BE).
 pub const LICENSEHASH_LICENSEID: &str = "licensehash_licenseid";
 
+/// key = blake3(a rotated token's previous secret) (32 bytes), value = record
+/// `GraceAlias` (the token's current hash and when the old secret stops working).
+pub const TOKENHASH_GRACE: &str = "tokenhash_grace";
+
 /// Every tree, in the order of [`TreeId`]; transactions span all of them.
-pub const TREES: [&str; 6] = [
+pub const TREES: [&str; 7] = [
     META,
     PREFIX_ACCOUNT,
     TOKENHASH_TOKEN,
     OWNERNAME_TOKENHASH,
     LICENSEID_LICENSE,
     LICENSEHASH_LICENSEID,
+    TOKENHASH_GRACE,
 ];
 
 /// Index of a tree in [`TREES`] (and in a transaction's view).
@@ -40,6 +48,7 @@ pub enum TreeId {
     OwnerNames = 3,
     Licenses = 4,
     LicenseHashes = 5,
+    Grace = 6,
 }
 
 impl TreeId {

@@ -226,7 +226,7 @@ fn admin_commands_round_trip_on_a_stopped_store() {
 }
 
 #[test]
-fn admin_commands_refuse_clearly_while_a_server_holds_the_store() {
+fn admin_commands_refuse_clearly_when_the_store_is_locked_and_no_server_answers() {
     let dir = tempfile::tempdir().unwrap();
     let store = upkeep::Store::open(dir.path()).unwrap();
     let message = fails(&upkeep(dir.path(), &["account", "list"]));

@@ -1,0 +1,209 @@
+//! The admin socket, `<data>/admin.sock`: while `serve` holds the store (sled locks its
+//! directory), admin commands from the CLI reach it here and run through the same
+//! [`admin::execute`] as they do on a stopped store. One implementation, two transports.
+//!
+//! Access: the socket is created mode 0600 inside the data directory (created 0700), and
+//! each connection's peer uid must be the socket owner's (or root's). Protocol: one JSON
+//! request line (`{"command": …}`, at most 64 KiB), one JSON reply, then close.
+
+use crate::admin::{self, AdminCommand, Output};
+use crate::app::App;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+/// The socket's file name inside the data directory.
+pub const SOCKET_FILE: &str = "admin.sock";
+const MAX_REQUEST: u64 = 64 * 1024;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    command: AdminCommand,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Reply {
+    Ok {
+        text: String,
+        json: serde_json::Value,
+    },
+    Err {
+        status: u16,
+        code: String,
+        message: String,
+    },
+}
+
+/// Why the CLI could not run a command through the socket.
+#[derive(Debug)]
+pub enum ControlError {
+    /// No server answers on the socket.
+    Unreachable(PathBuf, std::io::Error),
+    /// The server refused the command (`status`/`code` as the HTTP API would give).
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    Protocol(String),
+}
+
+impl std::fmt::Display for ControlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ControlError::Unreachable(path, err) => write!(
+                f,
+                "the store is locked by another process, but no upkeep server answers on {} ({err}); \
+                 is another command running?",
+                path.display()
+            ),
+            ControlError::Refused { message, .. } => f.write_str(message),
+            ControlError::Protocol(why) => write!(f, "unexpected reply from the server: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ControlError {}
+
+/// Binds the socket in the store's directory and serves it until the task is aborted.
+///
+/// # Errors
+/// The socket cannot be bound (e.g. a data-directory path longer than a socket path may
+/// be) or its mode cannot be set.
+pub fn listen(app: Arc<App>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let path = app.store.dir().join(SOCKET_FILE);
+    // A socket left by a crashed server: we hold the store's lock, so no live server
+    // owns it.
+    match std::fs::remove_file(&path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+        _ => {}
+    }
+    let listener = UnixListener::bind(&path)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&path)?.uid()
+    };
+    Ok(tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let app = app.clone();
+                    tokio::spawn(async move {
+                        if let Err(err) = serve_one(app, stream, owner).await {
+                            tracing::warn!(error = %err, "admin socket connection failed");
+                        }
+                    });
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "admin socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }))
+}
+
+/// Removes the socket file (at shutdown).
+pub fn remove(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(SOCKET_FILE));
+}
+
+async fn serve_one(app: Arc<App>, stream: UnixStream, owner: u32) -> std::io::Result<()> {
+    let peer = stream.peer_cred()?.uid();
+    if peer != owner && peer != 0 {
+        tracing::warn!(
+            peer_uid = peer,
+            "admin socket: refused a connection from another user"
+        );
+        return Ok(());
+    }
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read.take(MAX_REQUEST))
+        .read_line(&mut line)
+        .await?;
+    let reply = match serde_json::from_str::<Request>(&line) {
+        Err(err) => Reply::Err {
+            status: 400,
+            code: "invalid_request".to_owned(),
+            message: format!("unreadable admin request: {err}"),
+        },
+        Ok(Request { command }) => {
+            tracing::info!(command = command.name(), "admin command via socket");
+            let app = app.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                admin::execute(
+                    &app.store,
+                    app.settings.default_activation_limit,
+                    app.clock.now(),
+                    &command,
+                )
+            })
+            .await;
+            match result {
+                Ok(Ok(output)) => Reply::Ok {
+                    text: output.text,
+                    json: output.json,
+                },
+                Ok(Err(err)) => Reply::Err {
+                    status: err.status().as_u16(),
+                    code: err.code().to_owned(),
+                    message: err.public_message("admin"),
+                },
+                Err(join) => Reply::Err {
+                    status: 500,
+                    code: "internal".to_owned(),
+                    message: format!("the command failed: {join}"),
+                },
+            }
+        }
+    };
+    let mut bytes = serde_json::to_vec(&reply).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    write.write_all(&bytes).await?;
+    write.shutdown().await
+}
+
+/// Runs `command` on the server that holds the store in `dir` (blocking client).
+///
+/// # Errors
+/// No server answers, or it refused the command.
+pub fn send(dir: &Path, command: &AdminCommand) -> Result<Output, ControlError> {
+    use std::io::{Read, Write};
+    let path = dir.join(SOCKET_FILE);
+    let mut stream = std::os::unix::net::UnixStream::connect(&path)
+        .map_err(|err| ControlError::Unreachable(path.clone(), err))?;
+    let request = Request {
+        command: command.clone(),
+    };
+    let mut bytes =
+        serde_json::to_vec(&request).map_err(|e| ControlError::Protocol(e.to_string()))?;
+    bytes.push(b'\n');
+    stream
+        .write_all(&bytes)
+        .and_then(|()| stream.shutdown(std::net::Shutdown::Write))
+        .map_err(|err| ControlError::Unreachable(path.clone(), err))?;
+    let mut reply = String::new();
+    stream
+        .read_to_string(&mut reply)
+        .map_err(|err| ControlError::Unreachable(path, err))?;
+    match serde_json::from_str(&reply) {
+        Ok(Reply::Ok { text, json }) => Ok(Output { text, json }),
+        Ok(Reply::Err {
+            status,
+            code,
+            message,
+        }) => Err(ControlError::Refused {
+            status,
+            code,
+            message,
+        }),
+        Err(err) => Err(ControlError::Protocol(format!("{err}: {reply:?}"))),
+    }
+}

@@ -1,0 +1,157 @@
+//! The UpdaterCloud REST API, `/api/v1/…`: scoped personal access tokens (Bearer or
+//! `x-api-key`), JSON or form-encoded bodies, RFC 3339 times.
+
+use super::account_of;
+use crate::app::App;
+use crate::auth::Caller;
+use crate::error::Error;
+use crate::http::dto::{CreateToken, Data, MeView, RotateToken, TokenView};
+use crate::http::request::{self, Input};
+use crate::http::{Body, response};
+use crate::model::{Principal, Scopes, Timestamp, TokenName};
+use crate::store::NewToken;
+use http::{Response, StatusCode};
+use std::time::Duration;
+
+/// Longest grace a rotation may give the old secret.
+const MAX_GRACE: Duration = Duration::from_secs(30 * 86_400);
+
+/// `GET /api/v1/me`: `{"name","email","account"}`. Needs `read_user`.
+pub(super) fn me(app: &App, caller: &Caller) -> Result<Response<Body>, Error> {
+    let prefix = account_of(caller)?;
+    let account = app
+        .store
+        .account(&prefix)?
+        .ok_or_else(|| Error::NotFound("no such account".to_owned()))?;
+    Ok(response::json(
+        StatusCode::OK,
+        &MeView {
+            name: account.name,
+            email: account.email,
+            account: account.prefix.to_string(),
+        },
+    ))
+}
+
+/// `GET /api/v1/tokens`: `{"data":[…]}`, secrets never included. Needs `api`.
+pub(super) fn list(app: &App, caller: &Caller, now: Timestamp) -> Result<Response<Body>, Error> {
+    let prefix = account_of(caller)?;
+    let tokens = app.store.tokens_of(Some(&prefix))?;
+    let data: Vec<TokenView> = tokens
+        .iter()
+        .map(|t| TokenView::new(t, now, None))
+        .collect();
+    Ok(response::json(StatusCode::OK, &Data { data }))
+}
+
+/// A duration like `90d` or `1h`.
+fn duration(field: &str, text: &str) -> Result<Duration, Error> {
+    humantime::parse_duration(text.trim()).map_err(|err| {
+        Error::invalid(
+            field,
+            format!("`{text}` is not a duration like 90d or 12h ({err})"),
+        )
+    })
+}
+
+fn expiry(body: &CreateToken, now: Timestamp) -> Result<Option<Timestamp>, Error> {
+    match (&body.expires_in, &body.expires_at) {
+        (Some(_), Some(_)) => Err(Error::invalid(
+            "expires_in",
+            "give expires_in or expires_at, not both",
+        )),
+        (Some(lifetime), None) => {
+            let lifetime = duration("expires_in", lifetime)?;
+            if lifetime.is_zero() {
+                return Err(Error::invalid("expires_in", "must be longer than 0s"));
+            }
+            Ok(Some(now.saturating_add(lifetime)))
+        }
+        (None, Some(at)) => {
+            let at = humantime::parse_rfc3339_weak(at.trim()).map_err(|err| {
+                Error::invalid(
+                    "expires_at",
+                    format!("`{at}` is not an RFC 3339 time like 2027-01-31T12:00:00Z ({err})"),
+                )
+            })?;
+            let at = Timestamp::from_system(at);
+            if at <= now {
+                return Err(Error::invalid("expires_at", "must be in the future"));
+            }
+            Ok(Some(at))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// `POST /api/v1/tokens` `{"name","scopes",("expires_in"|"expires_at")?}`, JSON or form:
+/// `201 {"data":{…,"token":"upk_at_…"}}`, the secret shown once. Needs `api`; a token
+/// cannot grant a scope it does not hold (`403`). `409` for a duplicate name.
+pub(super) async fn create(
+    app: &App,
+    caller: &Caller,
+    input: &Input,
+    now: Timestamp,
+) -> Result<Response<Body>, Error> {
+    let prefix = account_of(caller)?;
+    let body: CreateToken = request::json_or_form(input)?;
+    let name = TokenName::parse(&body.name).map_err(|reason| Error::invalid("name", reason))?;
+    let scopes = Scopes::parse_all(body.scopes.iter().map(String::as_str))
+        .map_err(|reason| Error::invalid("scopes", reason))?;
+    let expires_at = expiry(&body, now)?;
+    super::check_grantable(caller, scopes)?;
+    let new = NewToken {
+        principal: Principal::Account(prefix),
+        name: name.as_str().to_owned(),
+        scopes,
+        expires_at,
+    };
+    let created = app.store.create_token(new, now)?.durable().await?;
+    let view = TokenView::new(&created.token, now, Some(created.secret));
+    Ok(response::json(StatusCode::CREATED, &Data { data: view }))
+}
+
+/// `DELETE /api/v1/tokens/{name}`: `204`. Needs `api`; `404` for a name the account does
+/// not have.
+pub(super) async fn delete(
+    app: &App,
+    caller: &Caller,
+    name: &TokenName,
+) -> Result<Response<Body>, Error> {
+    let prefix = account_of(caller)?;
+    app.store
+        .delete_token(Some(&prefix), name.as_str())?
+        .durable()
+        .await?;
+    Ok(response::empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /api/v1/tokens/self/rotate` `{"grace"?: "1h"}`: gives the calling token a new
+/// secret (`201`, shown once). With `grace`, the old secret keeps working that long;
+/// without, it stops at once. Any account token may rotate itself.
+pub(super) async fn rotate(
+    app: &App,
+    caller: &Caller,
+    input: &Input,
+    now: Timestamp,
+) -> Result<Response<Body>, Error> {
+    account_of(caller)?;
+    let body: RotateToken = request::json_or_form(input)?;
+    let grace = match body.grace.as_deref() {
+        None => None,
+        Some(text) => {
+            let grace = duration("grace", text)?;
+            if grace > MAX_GRACE {
+                return Err(Error::invalid("grace", "may be at most 30 days"));
+            }
+            (!grace.is_zero()).then(|| now.saturating_add(grace))
+        }
+    };
+    let rotated = app
+        .store
+        .rotate_token(&caller.token_hash, grace, now)?
+        .durable()
+        .await?;
+    let view = TokenView::new(&rotated.token, now, Some(rotated.secret));
+    Ok(response::json(StatusCode::CREATED, &Data { data: view }))
+}
