@@ -230,10 +230,8 @@ fn admin_commands_refuse_clearly_when_the_store_is_locked_and_no_server_answers(
     let dir = tempfile::tempdir().unwrap();
     let store = upkeep::Store::open(dir.path()).unwrap();
     let message = fails(&upkeep(dir.path(), &["account", "list"]));
-    assert!(
-        message.contains("in use by a running upkeep server"),
-        "{message}"
-    );
+    assert!(message.contains("locked by another process"), "{message}");
+    assert!(message.contains("admin.sock"), "{message}");
     assert_eq!(message.lines().count(), 1, "one line: {message}");
     drop(store);
     ok(&upkeep(dir.path(), &["account", "list"]));
