@@ -7,9 +7,17 @@ mod support;
 
 #[path = "integration/account_api.rs"]
 mod account_api;
+#[path = "integration/authz.rs"]
+mod authz;
 #[path = "integration/cli.rs"]
 mod cli;
 #[path = "integration/persistence.rs"]
 mod persistence;
 #[path = "integration/protocol.rs"]
 mod protocol;
+#[path = "integration/query_api.rs"]
+mod query_api;
+#[path = "integration/secrets.rs"]
+mod secrets;
+#[path = "integration/updatercloud_api.rs"]
+mod updatercloud_api;

@@ -159,6 +159,41 @@ impl TestServer {
             .secret
     }
 
+    /// An operator token named `name` (`active`, `write`), expiring at `expires_at`.
+    pub fn operator_token(
+        &self,
+        name: &str,
+        active: bool,
+        write: bool,
+        expires_at: Option<Timestamp>,
+    ) -> String {
+        let new = upkeep::store::NewToken {
+            principal: upkeep::model::Principal::Operator { active, write },
+            name: name.to_owned(),
+            scopes: upkeep::model::Scopes::empty(),
+            expires_at,
+        };
+        self.store()
+            .create_token(new, self.now())
+            .expect("operator token created")
+            .durable_blocking()
+            .expect("durable")
+            .secret
+    }
+
+    pub fn put(&self, path: &str, token: &str, json: Value) -> Call<'_> {
+        self.request(Method::PUT, path)
+            .header("authorization", &format!("Bearer {token}"))
+            .body(json.to_string())
+    }
+
+    /// `DELETE` with a JSON body (the Query API's style).
+    pub fn delete_with(&self, path: &str, token: &str, json: Value) -> Call<'_> {
+        self.request(Method::DELETE, path)
+            .header("authorization", &format!("Bearer {token}"))
+            .body(json.to_string())
+    }
+
     /// A plan license key with `limit`, expiring at `expires_at`.
     pub fn license(&self, limit: u32, expires_at: Option<Timestamp>) -> (u64, String) {
         let issued = self
