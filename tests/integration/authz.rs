@@ -1,1 +1,279 @@
-//! (being written)
+//! The authorization matrix: every route of the route table × every kind of credential
+//! → the outcome SPEC gives, computed from the route's `Need`:
+//!
+//! - no token, malformed, unknown, expired, inactive → `401`;
+//! - account token: `403` unless its scopes grant the route's scope (or the route takes
+//!   any account token), `403` on operator routes;
+//! - operator token: `403` on account routes; read-only → `403` on writes and `/value`;
+//! - another account's token naming this account's resource → `404`;
+//! - otherwise the request gets past authorization (not 401/403, and never 5xx).
+//!
+//! A route in the table with no entry in [`request_for`] fails the test, so a new route
+//! cannot skip the matrix.
+
+use crate::support::{START, TestServer};
+use http::Method;
+use serde_json::{Value, json};
+use std::time::Duration;
+use upkeep::auth::Need;
+use upkeep::http::router::{self, ROUTES, RouteSpec};
+use upkeep::model::{Scope, Scopes, Timestamp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    /// Authorized: the handler decided the status.
+    Allowed,
+}
+
+#[derive(Debug, Clone)]
+enum Credential {
+    None,
+    Malformed,
+    Unknown,
+    Expired,
+    InactiveOperator,
+    Account(Scope),
+    OtherAccount,
+    ReadOnlyOperator,
+    Operator,
+}
+
+/// What SPEC §4 says each route needs, written out independently of the server's route
+/// table (which `expected` must not trust: a wrong row there would otherwise pass).
+fn spec_need(name: &str) -> Need {
+    const READ: Need = Need::Operator { write: false };
+    const WRITE: Need = Need::Operator { write: true };
+    match name {
+        "health" => Need::Public,
+        "get_account" | "get_me" => Need::Scope(Scope::ReadUser),
+        "get_account_license" => Need::Scope(Scope::ReadLicenses),
+        "apply_account_license" => Need::Scope(Scope::ManageLicenses),
+        "list_account_tokens"
+        | "create_account_token"
+        | "delete_account_token"
+        | "list_tokens"
+        | "create_token"
+        | "delete_token" => Need::Scope(Scope::Api),
+        "rotate_self" => Need::Account,
+        "list_operator_tokens" | "list_accounts" | "list_licenses" => READ,
+        "create_operator_token"
+        | "update_operator_token"
+        | "delete_operator_token"
+        | "get_operator_token_value"
+        | "create_account"
+        | "delete_account"
+        | "issue_license"
+        | "revoke_license" => WRITE,
+        other => panic!("route `{other}` is not in SPEC's authorization table"),
+    }
+}
+
+fn expected(spec: &RouteSpec, credential: &Credential) -> Outcome {
+    use Credential as C;
+    use Outcome::*;
+    match (credential, spec_need(spec.name)) {
+        (_, Need::Public) => Allowed,
+        (C::None | C::Malformed | C::Unknown | C::Expired | C::InactiveOperator, _) => {
+            Unauthenticated
+        }
+        (C::Account(held), Need::Scope(needed)) => {
+            if Scopes::only(*held).grants(needed) {
+                Allowed
+            } else {
+                Forbidden
+            }
+        }
+        (C::Account(_) | C::OtherAccount, Need::Account) => Allowed,
+        (C::OtherAccount, Need::Scope(_)) => {
+            // An `api` token of another account: allowed, but a name of this account's is
+            // not found in its own.
+            if spec.path.contains("{name}") {
+                NotFound
+            } else {
+                Allowed
+            }
+        }
+        (C::Account(_) | C::OtherAccount, Need::Operator { .. }) => Forbidden,
+        (C::ReadOnlyOperator | C::Operator, Need::Scope(_) | Need::Account) => Forbidden,
+        (C::ReadOnlyOperator, Need::Operator { write }) => {
+            if write {
+                Forbidden
+            } else {
+                Allowed
+            }
+        }
+        (C::Operator, Need::Operator { .. }) => Allowed,
+    }
+}
+
+fn outcome(status: u16) -> Outcome {
+    match status {
+        401 => Outcome::Unauthenticated,
+        403 => Outcome::Forbidden,
+        404 => Outcome::NotFound,
+        _ => Outcome::Allowed,
+    }
+}
+
+/// A well-formed request for each route: path (with `{name}` filled) and body.
+/// Names are made unique with `n` so repeated calls do not collide.
+fn request_for(
+    spec: &RouteSpec,
+    n: usize,
+    license_key: &str,
+    victim_license: u64,
+) -> (String, Option<Value>) {
+    // Each deleting route has its own victim, so one route's success is not another's 404.
+    let victim = if spec.name == "delete_token" {
+        "victim2"
+    } else {
+        "victim"
+    };
+    let path = router::example_path(spec, victim);
+    let body = match spec.name {
+        "health"
+        | "get_account"
+        | "get_account_license"
+        | "list_account_tokens"
+        | "delete_account_token"
+        | "get_me"
+        | "list_tokens"
+        | "delete_token"
+        | "list_operator_tokens"
+        | "list_accounts"
+        | "list_licenses" => None,
+        "get_operator_token_value" => return (format!("{path}?name=target-op"), None),
+        "apply_account_license" => Some(json!({"license": license_key})),
+        "create_account_token" => Some(json!({"name": format!("m{n}")})),
+        "create_token" => Some(json!({"name": format!("u{n}"), "scopes": ["read_user"]})),
+        "rotate_self" => Some(json!({})),
+        "create_operator_token" => Some(json!({"name": format!("op{n}")})),
+        "update_operator_token" => Some(json!({"name": "target-op", "write": true})),
+        "delete_operator_token" => Some(json!({"name": "victim-op"})),
+        "create_account" => Some(json!({"name": "New", "email": "new@example.com"})),
+        "delete_account" => Some(json!({"prefix": "victim"})),
+        "issue_license" => Some(json!({"limit": 5})),
+        "revoke_license" => Some(json!({"id": victim_license})),
+        other => panic!("route `{other}` has no entry in the authorization matrix"),
+    };
+    (path, body)
+}
+
+#[tokio::test]
+async fn every_route_and_credential_gets_the_status_spec_gives() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let globex = server.account("globex");
+    server.account("victim");
+    server.token(&acme, "victim", &["read_user"], None);
+    server.token(&acme, "victim2", &["read_user"], None);
+    server.operator_token("target-op", true, true, None);
+    server.operator_token("victim-op", true, true, None);
+    let (_, license_key) = server.license(10, None);
+    let (victim_license, _) = server.license(3, None);
+
+    let soon = Some(Timestamp::from_secs(START.as_secs() + 60));
+    let expired = server.token(&acme, "expiring", &["api"], soon);
+    let inactive = server.operator_token("inactive", false, true, None);
+    let read_only = server.operator_token("reader", true, false, None);
+    let operator = server.operator_token("admin", true, true, None);
+    let unknown = upkeep::auth::generate(upkeep::auth::TokenKind::Account)
+        .unwrap()
+        .token;
+    let mut malformed = acme.token.clone();
+    malformed.pop();
+    malformed.push(if acme.token.ends_with('x') { 'y' } else { 'x' });
+    server.clock.advance(Duration::from_secs(61));
+
+    let mut credentials: Vec<(Credential, Option<String>)> = vec![
+        (Credential::None, None),
+        (Credential::Malformed, Some(malformed)),
+        (Credential::Unknown, Some(unknown)),
+        (Credential::Expired, Some(expired)),
+        (Credential::InactiveOperator, Some(inactive)),
+        (Credential::OtherAccount, Some(globex.token.clone())),
+        (Credential::ReadOnlyOperator, Some(read_only)),
+        (Credential::Operator, Some(operator)),
+    ];
+    for scope in Scope::ALL {
+        let token = server.token(
+            &acme,
+            &format!("only-{}", scope.as_str().replace('_', "-")),
+            &[scope.as_str()],
+            None,
+        );
+        credentials.push((Credential::Account(scope), Some(token)));
+    }
+
+    // Rotation replaces the caller's secret, so it runs last for each credential.
+    let mut specs: Vec<&RouteSpec> = ROUTES.to_vec();
+    specs.sort_by_key(|spec| spec.name == "rotate_self");
+
+    let mut mismatches = Vec::new();
+    let mut n = 0;
+    for (credential, token) in &credentials {
+        for spec in &specs {
+            n += 1;
+            let (path, body) = request_for(spec, n, &license_key, victim_license);
+            let mut call = server.request(spec.method.clone(), &path);
+            if let Some(token) = token {
+                call = call.header("authorization", &format!("Bearer {token}"));
+            }
+            if let Some(body) = body {
+                call = call.body(body.to_string());
+            }
+            let reply = call.send().await;
+            let want = expected(spec, credential);
+            let got = outcome(reply.status.as_u16());
+            assert!(
+                reply.status.as_u16() < 500,
+                "{} {path} as {credential:?}: {reply:?}",
+                spec.method
+            );
+            if got != want {
+                mismatches.push(format!(
+                    "{:<28} {:<7} as {credential:?}: want {want:?}, got {} {}",
+                    spec.name,
+                    spec.method,
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body)
+                ));
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+    // The matrix really ran every route for every credential.
+    assert_eq!(n, ROUTES.len() * credentials.len());
+}
+
+#[test]
+fn every_route_in_the_table_has_a_matrix_entry() {
+    for spec in ROUTES {
+        assert_eq!(
+            spec.need,
+            spec_need(spec.name),
+            "route table row for {}",
+            spec.name
+        );
+        let (path, _) = request_for(spec, 0, "k", 1);
+        assert!(path.starts_with('/'), "{}", spec.name);
+        let route = router::route(&spec.method, path.split('?').next().unwrap()).unwrap();
+        assert_eq!(route.name(), spec.name);
+    }
+    // HEAD follows GET everywhere.
+    for spec in ROUTES.iter().filter(|spec| spec.method == Method::GET) {
+        let path = router::example_path(spec, "victim");
+        assert_eq!(
+            router::route(&Method::HEAD, &path).unwrap().name(),
+            spec.name
+        );
+    }
+}
