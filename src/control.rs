@@ -67,12 +67,29 @@ impl std::fmt::Display for ControlError {
 
 impl std::error::Error for ControlError {}
 
-/// Binds the socket in the store's directory and serves it until the task is aborted.
+/// The admin socket being served; [`Listener::close`] stops it and removes the file.
+pub struct Listener {
+    task: tokio::task::JoinHandle<()>,
+    path: PathBuf,
+}
+
+impl Listener {
+    /// Stops serving, waits until the serving task (and its handle on the app) is gone,
+    /// and removes the socket file.
+    pub async fn close(self) {
+        self.task.abort();
+        let _ = (&mut { self.task }).await;
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds `<data>/admin.sock` (mode 0600) and serves it. Call from within the runtime,
+/// before serving HTTP, so the socket exists once this returns.
 ///
 /// # Errors
 /// The socket cannot be bound (e.g. a data-directory path longer than a socket path may
 /// be) or its mode cannot be set.
-pub fn listen(app: Arc<App>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn listen(app: Arc<App>) -> std::io::Result<Listener> {
     let path = app.store.dir().join(SOCKET_FILE);
     // A socket left by a crashed server: we hold the store's lock, so no live server
     // owns it.
@@ -89,7 +106,8 @@ pub fn listen(app: Arc<App>) -> std::io::Result<tokio::task::JoinHandle<()>> {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(&path)?.uid()
     };
-    Ok(tokio::spawn(async move {
+    let socket_path = path.clone();
+    let task = tokio::spawn(async move {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
@@ -106,12 +124,11 @@ pub fn listen(app: Arc<App>) -> std::io::Result<tokio::task::JoinHandle<()>> {
                 }
             }
         }
-    }))
-}
-
-/// Removes the socket file (at shutdown).
-pub fn remove(dir: &Path) {
-    let _ = std::fs::remove_file(dir.join(SOCKET_FILE));
+    });
+    Ok(Listener {
+        task,
+        path: socket_path,
+    })
 }
 
 async fn serve_one(app: Arc<App>, stream: UnixStream, owner: u32) -> std::io::Result<()> {

@@ -85,7 +85,17 @@ fn serve(config: Config) -> Result<(), BoxError> {
             version = env!("CARGO_PKG_VERSION"),
             "upkeep listening"
         );
+        let control = match control::listen(app.clone()) {
+            Ok(control) => Some(control),
+            Err(err) => {
+                tracing::warn!(error = %err, "admin socket unavailable; stop the server to run admin commands");
+                None
+            }
+        };
         upkeep::server::run(listener, app, shutdown_signal()).await?;
+        if let Some(control) = control {
+            control.close().await;
+        }
         Ok(())
     })
 }

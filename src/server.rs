@@ -36,16 +36,13 @@ pub async fn run(
         .keep_alive(true);
 
     let persister = tokio::spawn(persist_uses_periodically(app.clone()));
-    let control = match crate::control::listen(app.clone()) {
-        Ok(task) => Some(task),
-        Err(err) => {
-            tracing::warn!(error = %err, "admin socket unavailable; CLI commands need the server stopped");
-            None
-        }
-    };
 
+    // Every connection task, so that `run` returns only after the last one is gone.
+    let mut connections_running = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        // Reap finished connection tasks so the set stays small.
+        while connections_running.try_join_next().is_some() {}
         let permit = tokio::select! {
             permit = connections.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
@@ -72,7 +69,7 @@ pub async fn run(
             async move { Ok::<_, std::convert::Infallible>(app.handle(req).await) }
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
+        connections_running.spawn(async move {
             if let Err(err) = conn.await {
                 tracing::debug!(peer = %peer, error = %err, "connection ended with an error");
             }
@@ -87,11 +84,10 @@ pub async fn run(
             tracing::warn!("drain timed out; closing the remaining connections");
         }
     }
+    connections_running.shutdown().await;
     persister.abort();
-    if let Some(control) = control {
-        control.abort();
-        crate::control::remove(app.store.dir());
-    }
+    // Awaiting the aborted task drops its handle on the app before we return.
+    let _ = persister.await;
     let app_for_flush = app.clone();
     tokio::task::spawn_blocking(move || app_for_flush.store.persist_uses())
         .await

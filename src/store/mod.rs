@@ -1066,15 +1066,24 @@ fn generate(kind: TokenKind) -> Result<auth::NewSecret, StoreError> {
     auth::generate(kind).map_err(|err| StoreError::Bug(format!("OS RNG failed: {err}")))
 }
 
-/// Creates `dir` (and parents) with mode 0700 on Unix; an existing directory is left as is.
+/// Creates `dir` (and parents) if needed and makes it private (mode 0700): it holds the
+/// server key, the store and the admin socket.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         builder.mode(0o700);
+        builder.create(dir)?;
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode != 0o700 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            tracing::info!(dir = %dir.display(), from = format!("{mode:o}"), "made the data directory private (0700)");
+        }
+        Ok(())
     }
+    #[cfg(not(unix))]
     builder.create(dir)
 }
 

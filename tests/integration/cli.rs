@@ -310,3 +310,135 @@ fn raw_get(addr: &str, path: &str, token: &str) -> String {
     stream.read_to_string(&mut response).unwrap();
     response
 }
+
+/// Runs the CLI off the async runtime (the server under test lives on it).
+async fn cli_async(data: &Path, args: &[&str]) -> Output {
+    let data = data.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        upkeep(&data, &args)
+    })
+    .await
+    .expect("cli task")
+}
+
+#[tokio::test]
+async fn the_cli_changes_a_running_server_through_its_admin_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = crate::support::TestServer::start().await;
+    let data = server.path().to_owned();
+    let socket = data.join(upkeep::control::SOCKET_FILE);
+    assert_eq!(
+        std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert_eq!(
+        std::fs::metadata(data.join("server.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    let created = json(
+        &cli_async(
+            &data,
+            &[
+                "--json",
+                "account",
+                "create",
+                "--name",
+                "Via CLI",
+                "--email",
+                "cli@example.com",
+                "--prefix",
+                "viacli",
+            ],
+        )
+        .await,
+    );
+    let token = created["token"]["token"].as_str().unwrap().to_owned();
+    // The server sees the account and its token at once.
+    let body = server.get("/v1/account", &token).send().await.expect(200);
+    assert_eq!(body["account"]["prefix"], "viacli");
+
+    let made = json(
+        &cli_async(
+            &data,
+            &[
+                "--json",
+                "token",
+                "create",
+                "--account",
+                "viacli",
+                "--name",
+                "deploy",
+                "--scopes",
+                "read_user",
+            ],
+        )
+        .await,
+    );
+    let deploy = made["token"].as_str().unwrap().to_owned();
+    server.get("/v1/account", &deploy).send().await.expect(200);
+    let listed = json(&cli_async(&data, &["--json", "token", "list", "--account", "viacli"]).await);
+    assert_eq!(listed["tokens"].as_array().unwrap().len(), 2);
+
+    ok(&cli_async(
+        &data,
+        &["token", "revoke", "--account", "viacli", "--name", "deploy"],
+    )
+    .await);
+    server
+        .get("/v1/account", &deploy)
+        .send()
+        .await
+        .expect_error(401, "unauthenticated");
+
+    // Errors come back through the socket as one clear line and exit code 2.
+    let refused = fails(
+        &cli_async(
+            &data,
+            &["token", "revoke", "--account", "viacli", "--name", "deploy"],
+        )
+        .await,
+    );
+    assert!(refused.contains("no token named `deploy`"), "{refused}");
+
+    let operator = json(
+        &cli_async(
+            &data,
+            &[
+                "--json",
+                "operator-token",
+                "create",
+                "--name",
+                "ops",
+                "--read-only",
+            ],
+        )
+        .await,
+    );
+    let ops = operator["token"].as_str().unwrap().to_owned();
+    assert_eq!(operator["write"], false);
+    let reply = server
+        .request(http::Method::GET, "/_/account")
+        .header("authorization", &format!("Bearer {ops}"))
+        .send()
+        .await;
+    let accounts = reply.expect(200);
+    assert_eq!(accounts["data"][0]["prefix"], "viacli");
+
+    ok(&cli_async(&data, &["account", "delete", "viacli"]).await);
+    server
+        .get("/v1/account", &token)
+        .send()
+        .await
+        .expect_error(401, "unauthenticated");
+}

@@ -33,6 +33,7 @@ pub struct TestServer {
     path: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), upkeep::store::StoreError>>>,
+    control: Option<upkeep::control::Listener>,
 }
 
 /// An account made through the store, with its first (`api`) token.
@@ -66,6 +67,7 @@ impl TestServer {
         // Bound before spawning: the address is valid at once, no waiting needed.
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
+        let control = upkeep::control::listen(app.clone()).expect("admin socket");
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(upkeep::server::run(listener, app.clone(), async {
             let _ = rx.await;
@@ -78,6 +80,7 @@ impl TestServer {
             path: path.to_owned(),
             shutdown: Some(tx),
             task: Some(task),
+            control: Some(control),
         }
     }
 
@@ -95,6 +98,9 @@ impl TestServer {
             task.await
                 .expect("server task")
                 .expect("server stopped cleanly");
+        }
+        if let Some(control) = self.control.take() {
+            control.close().await;
         }
         let dir = self.dir.take();
         let path = self.path.clone();
@@ -347,4 +353,129 @@ impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+}
+
+/// The real `upkeep serve`, on `127.0.0.1:0`, logging JSON lines to a file.
+pub struct ServeProcess {
+    child: std::process::Child,
+    pub addr: String,
+    pub log_path: PathBuf,
+}
+
+impl ServeProcess {
+    /// Starts `upkeep serve` on `data` with `RUST_LOG=log_level` and waits for the
+    /// "listening" line (no sleeping: it reads the log as it is written).
+    pub fn start(data: &Path, log_level: &str, extra_args: &[&str]) -> ServeProcess {
+        use std::io::{BufRead, BufReader};
+        let log_path = data.with_extension("serve.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_upkeep"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(extra_args)
+            .arg("--data")
+            .arg(data)
+            .env("RUST_LOG", log_level)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn upkeep serve");
+        // Follow the log until the listening line appears.
+        let mut reader = BufReader::new(std::fs::File::open(&log_path).expect("open log"));
+        let mut line = String::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            line.clear();
+            let n = reader.read_line(&mut line).expect("read log");
+            if n == 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "serve did not start in 30 s"
+                );
+                std::thread::yield_now();
+                continue;
+            }
+            if !line.ends_with('\n') {
+                // A partial line: wait for the rest of it.
+                let mut rest = String::new();
+                while !rest.ends_with('\n') {
+                    reader.read_line(&mut rest).expect("read log");
+                    std::thread::yield_now();
+                }
+                line.push_str(&rest);
+            }
+            let event: Value = serde_json::from_str(&line).expect("JSON log line");
+            if event["message"] == "upkeep listening" {
+                break event["listen"].as_str().expect("listen field").to_owned();
+            }
+        };
+        ServeProcess {
+            child,
+            addr,
+            log_path,
+        }
+    }
+
+    /// One HTTP/1.1 request with `connection: close`; returns status and body.
+    pub fn http(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.addr).expect("connect");
+        let auth = token
+            .map(|t| format!("authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .expect("write request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read response");
+        let status = response
+            .get(9..12)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {response:?}"));
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// SIGTERM, wait for a clean exit, return the whole log.
+    pub fn stop(mut self) -> String {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = self.child.wait().expect("wait");
+        let log = std::fs::read_to_string(&self.log_path).expect("read log");
+        assert!(exit.success(), "serve exited with {exit:?}; log:\n{log}");
+        log
+    }
+}
+
+/// Runs the `upkeep` binary with `--data data` and `args`.
+pub fn upkeep_cli(data: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_upkeep"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run upkeep")
+}
+
+/// The JSON a successful `upkeep --json …` printed.
+#[track_caller]
+pub fn cli_json(output: &std::process::Output) -> Value {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON output")
 }
