@@ -68,13 +68,12 @@ fn expiry(body: &CreateToken, now: Timestamp) -> Result<Option<Timestamp>, Error
             Ok(Some(now.saturating_add(lifetime)))
         }
         (None, Some(at)) => {
-            let at = humantime::parse_rfc3339_weak(at.trim()).map_err(|err| {
+            let at = Timestamp::parse_rfc3339(at).map_err(|err| {
                 Error::invalid(
                     "expires_at",
                     format!("`{at}` is not an RFC 3339 time like 2027-01-31T12:00:00Z ({err})"),
                 )
             })?;
-            let at = Timestamp::from_system(at);
             if at <= now {
                 return Err(Error::invalid("expires_at", "must be in the future"));
             }

@@ -44,6 +44,26 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(ms))
     }
 
+    /// Parses RFC 3339: `2027-01-31T12:00:00Z`, fractional seconds, a space for the `T`,
+    /// and numeric offsets (`+02:00`, `-0530`).
+    ///
+    /// # Errors
+    /// A reason, when `text` is not such a time.
+    pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
+        let text = text.trim();
+        let (utc_part, offset_secs) = split_offset(text)?;
+        let utc = humantime::parse_rfc3339_weak(&utc_part).map_err(|err| err.to_string())?;
+        let secs_since_epoch = utc
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| "before 1970".to_owned())?;
+        // Local time minus its offset is UTC.
+        let ms = i128::try_from(secs_since_epoch.as_millis()).unwrap_or(i128::MAX)
+            - i128::from(offset_secs) * 1000;
+        u64::try_from(ms)
+            .map(Timestamp)
+            .map_err(|_| "before 1970".to_owned())
+    }
+
     /// RFC 3339 with second precision, UTC (`2026-11-24T10:00:00Z`).
     pub fn to_rfc3339(self) -> String {
         humantime::format_rfc3339_seconds(self.to_system()).to_string()
@@ -53,5 +73,71 @@ impl Timestamp {
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())
+    }
+}
+
+/// Splits a trailing `Z` or `±HH:MM` / `±HHMM` offset off an RFC 3339 time: returns the
+/// time with a `Z` and the offset in seconds east of UTC.
+fn split_offset(text: &str) -> Result<(String, i64), String> {
+    if let Some(local) = text.strip_suffix(['Z', 'z']) {
+        return Ok((format!("{local}Z"), 0));
+    }
+    let bytes = text.as_bytes();
+    for len in [6, 5] {
+        if bytes.len() <= len + 10 {
+            continue;
+        }
+        let (local, offset) = text.split_at(text.len() - len);
+        let sign = match offset.as_bytes()[0] {
+            b'+' => 1,
+            b'-' => -1,
+            _ => continue,
+        };
+        let digits: String = offset[1..].chars().filter(|c| *c != ':').collect();
+        if digits.len() != 4
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || (len == 6 && offset.as_bytes()[3] != b':')
+        {
+            continue;
+        }
+        let hours: i64 = digits[..2].parse().map_err(|_| "bad offset".to_owned())?;
+        let minutes: i64 = digits[2..].parse().map_err(|_| "bad offset".to_owned())?;
+        if hours > 23 || minutes > 59 {
+            return Err(format!("offset `{offset}` is out of range"));
+        }
+        return Ok((format!("{local}Z"), sign * (hours * 3600 + minutes * 60)));
+    }
+    Err("a time zone is required: `Z` or an offset like `+02:00`".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_with_z_and_offsets() {
+        let utc = Timestamp::parse_rfc3339("2027-01-31T12:00:00Z").unwrap();
+        assert_eq!(utc.to_rfc3339(), "2027-01-31T12:00:00Z");
+        assert_eq!(
+            Timestamp::parse_rfc3339("2027-01-31T14:00:00+02:00").unwrap(),
+            utc
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339("2027-01-31T06:30:00-0530").unwrap(),
+            utc
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339("2027-01-31 12:00:00.000z").unwrap(),
+            utc
+        );
+        for bad in [
+            "2027-01-31T12:00:00",
+            "2027-01-31T12:00:00+25:00",
+            "tomorrow",
+            "",
+            "1969-12-31T23:59:59Z",
+        ] {
+            assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad}");
+        }
     }
 }

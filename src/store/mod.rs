@@ -729,10 +729,19 @@ impl Store {
     ) -> Result<Pending<'_, CreatedToken>, StoreError> {
         let secret = generate(TokenKind::Account)?;
         self.write(|| {
+            // A caller still using a previous secret (in its grace) rotates the token that
+            // secret belongs to.
+            let current: &TokenHash =
+                &match self.get::<GraceAlias>(TreeId::Grace, current.as_bytes())? {
+                    Some(alias) => alias.token,
+                    None => *current,
+                };
             let aliases = self.aliases_of(&[*current])?;
             let token = self.transact(|tx| {
                 let Some(mut token) = tx.get::<Token>(TreeId::Tokens, current.as_bytes())? else {
-                    return abort(DomainError::TokenNotFound("(this token)".to_owned()));
+                    return abort(DomainError::TokenNotFound(
+                        "(the calling token, deleted meanwhile)".to_owned(),
+                    ));
                 };
                 let name_key = key::owner_name(token.principal.account().as_ref(), &token.name);
                 tx.remove(TreeId::Tokens, current.as_bytes())?;
