@@ -11,6 +11,10 @@ mod account_api;
 mod authz;
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/crash.rs"]
+mod crash;
+#[path = "integration/malformed.rs"]
+mod malformed;
 #[path = "integration/persistence.rs"]
 mod persistence;
 #[path = "integration/protocol.rs"]

@@ -442,6 +442,13 @@ impl ServeProcess {
         (status, body)
     }
 
+    /// SIGKILL (`kill -9`): no drain, no flush, no destructors. Returns the log.
+    pub fn kill9(mut self) -> String {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait");
+        std::fs::read_to_string(&self.log_path).expect("read log")
+    }
+
     /// SIGTERM, wait for a clean exit, return the whole log.
     pub fn stop(mut self) -> String {
         let status = std::process::Command::new("kill")
