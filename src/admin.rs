@@ -309,7 +309,9 @@ fn license(store: &Store, now: Timestamp, command: &LicenseCommand) -> Result<Ou
             })
         }
         LicenseCommand::Revoke { id } => {
-            let license = store.revoke_license(LicenseId(*id))?.durable_blocking()?;
+            let license = store
+                .revoke_license(LicenseId(*id), now)?
+                .durable_blocking()?;
             let freed = license
                 .account
                 .map(|p| format!("; account {p} falls back to the default limit"))

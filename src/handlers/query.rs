@@ -221,7 +221,7 @@ pub(super) async fn revoke_license(
     let body: LicenseIdBody = request::json(input)?;
     let license = app
         .store
-        .revoke_license(LicenseId(body.id))?
+        .revoke_license(LicenseId(body.id), now)?
         .durable()
         .await?;
     Ok(data(

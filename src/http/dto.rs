@@ -378,6 +378,7 @@ pub struct AccountAdminView {
     pub activation_limit: u32,
     pub license_id: Option<u64>,
     pub created_at: u64,
+    pub updated_at: u64,
     /// The first token, only in the response that creates the account.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<FirstTokenView>,
@@ -399,6 +400,7 @@ impl AccountAdminView {
             activation_limit,
             license_id: account.license.map(|id| id.0),
             created_at: account.created_at.as_millis(),
+            updated_at: account.updated_at.as_millis(),
             token: None,
         }
     }

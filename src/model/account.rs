@@ -3,15 +3,48 @@ use serde::{Deserialize, Serialize};
 
 /// A vendor (tenant). Stored in `prefix_account`.
 ///
-/// Format version 1. Changing a field means a new version (see `store::codec`).
+/// Format version 2 (added `updated_at`). Changing a field means a new version (see
+/// `store::codec`); older versions stay frozen in [`v1`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     pub prefix: AccountPrefix,
     pub name: String,
     pub email: String,
     pub created_at: Timestamp,
+    /// Last change (creation, or its plan license bound or unbound).
+    pub updated_at: Timestamp,
     /// The plan license bound to this account, if any.
     pub license: Option<LicenseId>,
+}
+
+/// Frozen predecessors of [`Account`]. Never change these: stored bytes depend on them.
+pub mod v1 {
+    use crate::model::{AccountPrefix, LicenseId, Timestamp};
+    use serde::{Deserialize, Serialize};
+
+    /// `Account` format version 1.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Account {
+        pub prefix: AccountPrefix,
+        pub name: String,
+        pub email: String,
+        pub created_at: Timestamp,
+        pub license: Option<LicenseId>,
+    }
+
+    impl From<Account> for super::Account {
+        /// Version 1 knew no later change than the creation.
+        fn from(old: Account) -> Self {
+            super::Account {
+                prefix: old.prefix,
+                name: old.name,
+                email: old.email,
+                created_at: old.created_at,
+                updated_at: old.created_at,
+                license: old.license,
+            }
+        }
+    }
 }
 
 /// A validated request to create an account.

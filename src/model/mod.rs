@@ -1,7 +1,7 @@
 //! The domain model: records as they are stored, identifiers, scopes and the pure rules
 //! that govern them. Nothing here performs I/O or knows about HTTP, sled or JSON.
 
-mod account;
+pub mod account;
 mod ids;
 mod license;
 mod scope;

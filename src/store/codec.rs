@@ -44,7 +44,15 @@ pub trait Record: Serialize + DeserializeOwned {
 
 impl Record for Account {
     const NAME: &'static str = "account";
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
+
+    fn decode_version(version: u8, body: &[u8]) -> Result<Self, DecodeError> {
+        match version {
+            1 => decode_body::<crate::model::account::v1::Account>(body).map(Into::into),
+            2 => decode_body(body),
+            other => Err(DecodeError::UnknownVersion(other)),
+        }
+    }
 }
 
 impl Record for Token {
@@ -129,6 +137,7 @@ mod tests {
             name: "Acme Plugins".into(),
             email: "dev@acme.io".into(),
             created_at: Timestamp::from_millis(1_790_000_000_123),
+            updated_at: Timestamp::from_millis(1_790_000_099_000),
             license: Some(LicenseId(7)),
         }
     }
@@ -243,6 +252,31 @@ mod tests {
             "encoding of {} changed: that is a new format version",
             path.display()
         );
+    }
+
+    /// An older version's fixture decodes to `expected` (it is never written again).
+    fn check_old_fixture<R: Record + PartialEq + fmt::Debug>(
+        name: &str,
+        version: u8,
+        expected: &R,
+    ) {
+        let path = fixture_dir().join(format!("{name}.v{version}.bin"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(bytes[0], version, "{}", path.display());
+        assert_eq!(
+            &decode::<R>(&bytes).unwrap(),
+            expected,
+            "{}",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn older_versions_still_decode() {
+        // account.v1.bin was written from `account()` before `updated_at` existed.
+        let mut from_v1 = account();
+        from_v1.updated_at = from_v1.created_at;
+        check_old_fixture("account", 1, &from_v1);
     }
 
     #[test]

@@ -9,9 +9,8 @@
 use super::StoreError;
 use super::schema::{META, SCHEMA_VERSION, SCHEMA_VERSION_KEY};
 
-/// `MIGRATIONS[n - 1]` takes the store from version `n` to `n + 1`. Empty while the only
-/// layout is version 1.
-const MIGRATIONS: &[Migration] = &[];
+/// `MIGRATIONS[n - 1]` takes the store from version `n` to `n + 1`.
+const MIGRATIONS: &[Migration] = &[accounts_v1_to_v2];
 
 /// One step: rewrites the store from version `n` to `n + 1`; must be idempotent.
 type Migration = fn(&sled::Db) -> Result<(), StoreError>;
@@ -48,6 +47,32 @@ impl From<sled::Error> for SchemaError {
     fn from(err: sled::Error) -> Self {
         SchemaError::Store(err.into())
     }
+}
+
+/// 1 → 2: `Account` records gain `updated_at` (= `created_at`). Rewrites every account
+/// in one batch; decoding accepts both versions, so a rerun is harmless.
+fn accounts_v1_to_v2(db: &sled::Db) -> Result<(), StoreError> {
+    use super::codec;
+    use crate::model::Account;
+    let accounts = db.open_tree(super::schema::PREFIX_ACCOUNT)?;
+    let mut batch = sled::Batch::default();
+    let mut n = 0;
+    for entry in accounts.iter() {
+        let (key, value) = entry?;
+        if value.first() == Some(&<Account as codec::Record>::VERSION) {
+            continue;
+        }
+        let account: Account = codec::decode(&value).map_err(|err| StoreError::Corrupt {
+            tree: super::schema::PREFIX_ACCOUNT,
+            key: String::from_utf8_lossy(&key).into_owned(),
+            reason: err.to_string(),
+        })?;
+        batch.insert(key, codec::encode(&account));
+        n += 1;
+    }
+    accounts.apply_batch(batch)?;
+    tracing::info!(accounts = n, "rewrote account records as version 2");
+    Ok(())
 }
 
 pub fn schema_version(db: &sled::Db) -> Result<Option<u32>, SchemaError> {

@@ -459,6 +459,7 @@ impl Store {
                         name: new.name.clone(),
                         email: new.email.clone(),
                         created_at: now,
+                        updated_at: now,
                         license: None,
                     };
                 }
@@ -945,7 +946,11 @@ impl Store {
     ///
     /// # Errors
     /// `LicenseNotFound`.
-    pub fn revoke_license(&self, id: LicenseId) -> Result<Pending<'_, PlanLicense>, StoreError> {
+    pub fn revoke_license(
+        &self,
+        id: LicenseId,
+        now: Timestamp,
+    ) -> Result<Pending<'_, PlanLicense>, StoreError> {
         let id_key = key::license_id(id);
         self.write(|| {
             let license = self.transact(|tx| {
@@ -958,6 +963,7 @@ impl Store {
                     let prefix_key = prefix.as_str().as_bytes();
                     if let Some(mut account) = tx.get::<Account>(TreeId::Accounts, prefix_key)? {
                         account.license = None;
+                        account.updated_at = now;
                         tx.put(TreeId::Accounts, prefix_key, &account)?;
                     }
                 }
@@ -1015,6 +1021,7 @@ impl Store {
                 }
                 license.account = Some(*prefix);
                 account.license = Some(id);
+                account.updated_at = now;
                 tx.put(TreeId::Licenses, &id_key, &license)?;
                 tx.put(TreeId::Accounts, prefix_key, &account)?;
                 Ok(license)

@@ -8,7 +8,7 @@
 //! numeric order.
 
 /// The layout this binary reads and writes. Bump it with a numbered migration in `migrate`.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// key = `b"schema_version"`, value = u32 BE.
 pub const META: &str = "meta";

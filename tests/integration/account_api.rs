@@ -526,7 +526,7 @@ async fn plan_license_apply_replace_and_refusals() {
     let (revoked_id, revoked) = server.license(40, None);
     server
         .store()
-        .revoke_license(upkeep::model::LicenseId(revoked_id))
+        .revoke_license(upkeep::model::LicenseId(revoked_id), server.now())
         .unwrap()
         .durable_blocking()
         .unwrap();

@@ -86,3 +86,106 @@ async fn accounts_tokens_and_license_bindings_survive_a_restart() {
     drop(server);
     drop(dir);
 }
+
+/// Copies a committed fixture data directory into a fresh temporary one.
+fn copy_fixture(name: &str) -> tempfile::TempDir {
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    copy(&source, dir.path());
+    dir
+}
+
+#[test]
+fn a_schema_v1_store_is_migrated_on_open() {
+    use upkeep::model::AccountPrefix;
+    let dir = copy_fixture("store-v1");
+    let raw = sled::open(dir.path().join("db")).unwrap();
+    let version = |db: &sled::Db| {
+        let bytes = db
+            .open_tree("meta")
+            .unwrap()
+            .get("schema_version")
+            .unwrap()
+            .unwrap();
+        u32::from_be_bytes(bytes.as_ref().try_into().unwrap())
+    };
+    assert_eq!(version(&raw), 1, "the fixture is a version-1 store");
+    let first_byte = |db: &sled::Db| {
+        db.open_tree("prefix_account")
+            .unwrap()
+            .get("acme")
+            .unwrap()
+            .unwrap()[0]
+    };
+    assert_eq!(first_byte(&raw), 1, "its accounts are version-1 records");
+    drop(raw);
+
+    let store = upkeep::Store::open(dir.path()).expect("the old store opens");
+    let acme = store
+        .account(&AccountPrefix::parse("acme").unwrap())
+        .unwrap()
+        .expect("acme kept");
+    assert_eq!(acme.name, "Acme Plugins");
+    assert_eq!(
+        acme.updated_at, acme.created_at,
+        "v1 accounts gain updated_at = created_at"
+    );
+    assert_eq!(store.accounts().unwrap().len(), 2);
+    let tokens = store.tokens_of(Some(&acme.prefix)).unwrap();
+    let names: Vec<&str> = tokens.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["ci", "default"]);
+    assert_eq!(store.licenses().unwrap().len(), 1);
+    // Tokens still authenticate: the operator token's value derives from the fixture's key.
+    let admin = store
+        .operator_token_value("admin")
+        .expect("value derivable");
+    let (_, hash) = upkeep::auth::parse(&admin).unwrap();
+    assert!(store.index().get(&hash).is_some());
+    drop(store);
+
+    let raw = sled::open(dir.path().join("db")).unwrap();
+    assert_eq!(version(&raw), upkeep::store::schema::SCHEMA_VERSION);
+    assert_eq!(
+        first_byte(&raw),
+        2,
+        "accounts rewritten as version-2 records"
+    );
+}
+
+#[test]
+fn a_store_newer_than_the_binary_is_refused_clearly() {
+    let dir = copy_fixture("store-v1");
+    let raw = sled::open(dir.path().join("db")).unwrap();
+    raw.open_tree("meta")
+        .unwrap()
+        .insert("schema_version", &99u32.to_be_bytes())
+        .unwrap();
+    raw.flush().unwrap();
+    drop(raw);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_upkeep"))
+        .args(["account", "list", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("schema version 99") && message.contains("newer upkeep"),
+        "{message}"
+    );
+    assert!(upkeep::Store::open(dir.path()).is_err());
+}
