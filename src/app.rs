@@ -13,7 +13,9 @@ use crate::http::router::{self, Route};
 use crate::http::{Body, response};
 use crate::model::Account;
 use crate::store::Store;
+use crate::throttle::{self, Throttle};
 use http::{HeaderValue, Method, Request, Response};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -37,6 +39,12 @@ pub struct Settings {
     pub persist_uses_every: Duration,
     /// Whether `GET /_/token/value` may read operator-token values back.
     pub token_values: bool,
+    /// Writes are refused while the store's filesystem has less free space (bytes).
+    pub min_free_space: u64,
+    /// Failed authentications allowed per client address per minute (0: no limit).
+    pub auth_failures_per_minute: u32,
+    /// Read the client address from `X-Forwarded-For` (behind a reverse proxy).
+    pub trust_proxy: bool,
 }
 
 impl Default for Settings {
@@ -51,6 +59,9 @@ impl Default for Settings {
             drain_timeout: Duration::from_secs(10),
             persist_uses_every: Duration::from_secs(60),
             token_values: true,
+            min_free_space: crate::store::DEFAULT_RESERVE,
+            auth_failures_per_minute: 20,
+            trust_proxy: false,
         }
     }
 }
@@ -60,6 +71,7 @@ pub struct App {
     pub store: Store,
     pub clock: Clock,
     pub settings: Settings,
+    pub throttle: Throttle,
     request_ids: RequestIds,
 }
 
@@ -88,9 +100,11 @@ impl RequestIds {
 
 impl App {
     pub fn new(store: Store, clock: Clock, settings: Settings) -> Self {
+        store.set_reserve(settings.min_free_space);
         App {
             store,
             clock,
+            throttle: Throttle::new(settings.auth_failures_per_minute),
             settings,
             request_ids: RequestIds::new(),
         }
@@ -109,8 +123,8 @@ impl App {
             }))
     }
 
-    /// Answers one request. Never fails.
-    pub async fn handle<B>(&self, req: Request<B>) -> Response<Body>
+    /// Answers one request from `peer`. Never fails.
+    pub async fn handle<B>(&self, req: Request<B>, peer: IpAddr) -> Response<Body>
     where
         B: hyper::body::Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -118,7 +132,7 @@ impl App {
         let started = Instant::now();
         let request_id = self.request_ids.next();
         let method = req.method().clone();
-        let (route_name, result) = self.respond(req).await;
+        let (route_name, result) = self.respond(req, peer).await;
         let mut res = match result {
             Ok(res) => res,
             Err(err) => {
@@ -153,7 +167,11 @@ impl App {
         res
     }
 
-    async fn respond<B>(&self, req: Request<B>) -> (&'static str, Result<Response<Body>, Error>)
+    async fn respond<B>(
+        &self,
+        req: Request<B>,
+        peer: IpAddr,
+    ) -> (&'static str, Result<Response<Body>, Error>)
     where
         B: hyper::body::Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -163,10 +181,15 @@ impl App {
             Err(err) => return ("unmatched", Err(err)),
         };
         let name = route.name();
-        (name, self.respond_to(route, req).await)
+        (name, self.respond_to(route, req, peer).await)
     }
 
-    async fn respond_to<B>(&self, route: Route, req: Request<B>) -> Result<Response<Body>, Error>
+    async fn respond_to<B>(
+        &self,
+        route: Route,
+        req: Request<B>,
+        peer: IpAddr,
+    ) -> Result<Response<Body>, Error>
     where
         B: hyper::body::Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -175,7 +198,21 @@ impl App {
         let caller = match route.need() {
             Need::Public => None,
             need => {
-                let caller = auth::authenticate(req.headers(), self.store.index(), now)?;
+                let client = throttle::client_addr(peer, req.headers(), self.settings.trust_proxy);
+                if let Some(retry_after) = self.throttle.check(client, now) {
+                    return Err(Error::TooManyRequests { retry_after });
+                }
+                let caller = match auth::authenticate(req.headers(), self.store.index(), now) {
+                    Ok(caller) => caller,
+                    Err(err) => {
+                        // Only a presented credential that fails is a guess; a request
+                        // without one is not.
+                        if auth::credential(req.headers()).is_ok() {
+                            self.throttle.fail(client, now);
+                        }
+                        return Err(err);
+                    }
+                };
                 caller.authorize(need)?;
                 Some(caller)
             }
@@ -186,7 +223,7 @@ impl App {
             request::read_body(&parts.headers, body, self.settings.max_body_bytes),
         )
         .await
-        .map_err(|_| Error::InvalidRequest("timed out reading the request body".to_owned()))??;
+        .map_err(|_| Error::RequestTimeout)??;
         handlers::dispatch(self, caller.as_ref(), route, Input { parts, body }, now).await
     }
 }

@@ -2,6 +2,7 @@
 //! option also reads an `UPKEEP_*` environment variable; each default is stated once,
 //! here.
 
+use crate::config::ByteSize;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -110,6 +111,22 @@ pub struct ServeArgs {
     /// shutdown).
     #[arg(long, env = "UPKEEP_PERSIST_USES_EVERY", default_value = "60s", value_parser = humantime::parse_duration)]
     pub persist_uses_every: Duration,
+
+    /// Refuse writes (503) while the data directory's filesystem has less free space than
+    /// this, so the store never meets a full disk mid-write. 0 turns the guard off.
+    #[arg(long, env = "UPKEEP_MIN_FREE_SPACE", default_value_t = ByteSize(crate::store::DEFAULT_RESERVE))]
+    pub min_free_space: ByteSize,
+
+    /// Failed authentications allowed per client address per minute; past it the address
+    /// gets 429 (with Retry-After) on every route that needs a token. 0 disables.
+    #[arg(long, env = "UPKEEP_AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
+    pub auth_failures_per_minute: u32,
+
+    /// Behind a reverse proxy: take the client address from the rightmost
+    /// X-Forwarded-For entry (the one the proxy appended). Only set it when every request
+    /// comes through that proxy, or clients can choose their own address.
+    #[arg(long, env = "UPKEEP_TRUST_PROXY")]
+    pub trust_proxy: bool,
 
     /// Refuse `GET /_/token/value`: operator-token values are then shown only once, when
     /// created.

@@ -26,6 +26,8 @@ pub enum Error {
     PayloadTooLarge {
         limit: usize,
     },
+    /// The client did not send the whole body in time.
+    RequestTimeout,
     UnsupportedMediaType(String),
     TooManyRequests {
         retry_after: Duration,
@@ -53,6 +55,7 @@ impl Error {
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict(_) | Error::LicenseInUse => StatusCode::CONFLICT,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -73,6 +76,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::LicenseInUse => "license_in_use",
             Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::RequestTimeout => "request_timeout",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::TooManyRequests { .. } => "too_many_requests",
             Error::StorageUnavailable(_) => "storage_unavailable",
@@ -101,6 +105,7 @@ impl Error {
             Error::PayloadTooLarge { limit } => {
                 format!("request body is larger than the limit of {limit} bytes")
             }
+            Error::RequestTimeout => "the request body did not arrive in time".to_owned(),
             Error::TooManyRequests { retry_after } => format!(
                 "too many failed authentications; retry after {} s",
                 retry_after.as_secs().max(1)
@@ -153,7 +158,9 @@ impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Domain(domain) => domain.into(),
-            StoreError::Io(_) => Error::StorageUnavailable(err),
+            StoreError::Io(_) | StoreError::NoSpace { .. } | StoreError::Failed => {
+                Error::StorageUnavailable(err)
+            }
             StoreError::Corrupt { .. } | StoreError::Bug(_) => Error::Internal(Box::new(err)),
         }
     }

@@ -27,6 +27,7 @@
 //!   key encoding, the versioned codec, group commit, migrations.
 //! - [`model`] — records and rules: accounts, tokens, plan licenses, scopes, time.
 //! - [`error`] — the API error: one `status()`, one `code()`.
+//! - [`throttle`] — failed-authentication limits per client address (`429`).
 //! - [`clock`], [`telemetry`] — time source (manual in tests) and logging.
 //!
 //! # Invariants
@@ -62,6 +63,7 @@ pub mod model;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod throttle;
 
 pub use app::{App, Settings};
 pub use error::Error;

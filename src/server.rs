@@ -66,7 +66,7 @@ pub async fn run(
         let app = app.clone();
         let service = service_fn(move |req| {
             let app = app.clone();
-            async move { Ok::<_, std::convert::Infallible>(app.handle(req).await) }
+            async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer.ip()).await) }
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         connections_running.spawn(async move {
@@ -104,6 +104,7 @@ async fn persist_uses_periodically(app: Arc<App>) {
     ticker.tick().await;
     loop {
         ticker.tick().await;
+        app.throttle.tidy(app.clock.now());
         let app = app.clone();
         match tokio::task::spawn_blocking(move || app.store.persist_uses()).await {
             Ok(Ok(n)) if n > 0 => tracing::debug!(tokens = n, "persisted token uses"),

@@ -13,6 +13,8 @@ mod authz;
 mod cli;
 #[path = "integration/crash.rs"]
 mod crash;
+#[path = "integration/limits.rs"]
+mod limits;
 #[path = "integration/malformed.rs"]
 mod malformed;
 #[path = "integration/persistence.rs"]

@@ -31,6 +31,7 @@ use sled::{IVec, Transactional};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Engine and integrity failures, and domain refusals raised inside a transaction.
 #[derive(Debug)]
@@ -45,6 +46,12 @@ pub enum StoreError {
     },
     /// A domain rule refused the change; nothing was written.
     Domain(DomainError),
+    /// The disk holding the store is (nearly) full: writes are refused before anything
+    /// changes, so that sled never meets a full disk mid-write.
+    NoSpace { available: u64, reserve: u64 },
+    /// An earlier write could not be persisted; sled refuses further writes until the
+    /// store is reopened (restart upkeep once the cause is fixed).
+    Failed,
     /// Something that cannot happen did.
     Bug(String),
 }
@@ -57,6 +64,14 @@ impl fmt::Display for StoreError {
                 write!(f, "corrupt value in tree {tree} at key {key}: {reason}")
             }
             StoreError::Domain(err) => write!(f, "{err}"),
+            StoreError::NoSpace { available, reserve } => write!(
+                f,
+                "the disk is nearly full: {available} bytes free, writes need at least {reserve}"
+            ),
+            StoreError::Failed => f.write_str(
+                "an earlier write could not be persisted; writes are refused until upkeep is \
+                 restarted (check free disk space and the log)",
+            ),
             StoreError::Bug(why) => write!(f, "store bug: {why}"),
         }
     }
@@ -158,7 +173,10 @@ impl<T> Pending<'_, T> {
     /// # Errors
     /// The flush failed: the write is applied in memory but not known to be on disk.
     pub async fn durable(self) -> Result<T, StoreError> {
-        self.store.commit.wait(&self.store.db, self.seq).await?;
+        if let Err(err) = self.store.commit.wait(&self.store.db, self.seq).await {
+            self.store.note_failure(&err);
+            return Err(err);
+        }
         Ok(self.value)
     }
 
@@ -167,7 +185,10 @@ impl<T> Pending<'_, T> {
     /// # Errors
     /// The flush failed.
     pub fn durable_blocking(self) -> Result<T, StoreError> {
-        self.store.commit.wait_blocking(&self.store.db, self.seq)?;
+        if let Err(err) = self.store.commit.wait_blocking(&self.store.db, self.seq) {
+            self.store.note_failure(&err);
+            return Err(err);
+        }
         Ok(self.value)
     }
 }
@@ -263,7 +284,14 @@ pub struct Store {
     dir: PathBuf,
     /// Derives operator-token values (`<dir>/server.key`).
     key: ServerKey,
+    /// Writes are refused while the data directory's filesystem has less free space.
+    reserve: AtomicU64,
+    /// Set when sled failed to persist: it refuses writes from then on (until reopened).
+    failed: AtomicBool,
 }
+
+/// Free space kept in reserve by default (see [`Store::set_reserve`]).
+pub const DEFAULT_RESERVE: u64 = 32 * 1024 * 1024;
 
 impl Store {
     /// Opens (creating if needed, mode 0700) the store in `dir`, migrates it to the
@@ -303,6 +331,8 @@ impl Store {
             commit: GroupCommit::default(),
             dir: dir.to_owned(),
             key,
+            reserve: AtomicU64::new(DEFAULT_RESERVE),
+            failed: AtomicBool::new(false),
         };
         store.load_index().map_err(OpenError::Store)?;
         Ok(store)
@@ -341,6 +371,38 @@ impl Store {
         &self.index
     }
 
+    /// Sets the free space (bytes) below which writes are refused.
+    pub fn set_reserve(&self, bytes: u64) {
+        self.reserve.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Whether writes are accepted: the store has not failed and the disk has room.
+    ///
+    /// # Errors
+    /// `Failed` or `NoSpace`.
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(StoreError::Failed);
+        }
+        let reserve = self.reserve.load(Ordering::Relaxed);
+        if reserve > 0 {
+            // One statvfs: about a microsecond, next to a write's fsync.
+            let available =
+                fs2::available_space(&self.dir).map_err(|err| StoreError::Io(err.into()))?;
+            if available < reserve {
+                return Err(StoreError::NoSpace { available, reserve });
+            }
+        }
+        Ok(())
+    }
+
+    /// Remembers that sled failed to persist (it will refuse writes until reopened).
+    fn note_failure(&self, err: &StoreError) {
+        if matches!(err, StoreError::Io(_)) && !self.failed.swap(true, Ordering::Relaxed) {
+            tracing::error!(error = %err, "the store could not persist a write; refusing writes until restart");
+        }
+    }
+
     /// Runs `body` under the write lock, applies the index changes it returns, and hands
     /// back its value as a pending (not yet durable) write.
     fn write<T>(
@@ -348,6 +410,7 @@ impl Store {
         body: impl FnOnce() -> Result<(T, Vec<IndexOp>), StoreError>,
     ) -> Result<Pending<'_, T>, StoreError> {
         let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.check_writable()?;
         let (value, ops) = body()?;
         for op in ops {
             match op {
@@ -853,6 +916,7 @@ impl Store {
         if pending.is_empty() {
             return Ok(0);
         }
+        self.check_writable()?;
         let written = {
             let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
             let tokens = self.tree(TreeId::Tokens);
@@ -875,7 +939,11 @@ impl Store {
             self.commit.note_write();
             written
         };
-        self.db.flush()?;
+        if let Err(err) = self.db.flush() {
+            let err = StoreError::from(err);
+            self.note_failure(&err);
+            return Err(err);
+        }
         self.index.mark_persisted(&pending);
         Ok(written)
     }

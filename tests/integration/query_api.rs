@@ -841,6 +841,7 @@ async fn accounts_are_created_listed_and_deleted() {
             "activation_limit": 1,
             "license_id": null,
             "created_at": ms(START),
+            "updated_at": ms(START),
         })
     );
 
