@@ -78,7 +78,9 @@ fn serve(config: Config) -> Result<(), BoxError> {
             .map_err(|err| format!("cannot listen on {}: {err}", config.listen))?;
         let n_tokens = store.index().len();
         let app = Arc::new(App::new(store, Clock::System, config.settings));
+        // Its own target, so `RUST_LOG=warn,upkeep::listening=info` still shows it.
         tracing::info!(
+            target: "upkeep::listening",
             listen = %listener.local_addr()?,
             data = %config.data_dir.display(),
             tokens = n_tokens,

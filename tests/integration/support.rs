@@ -376,7 +376,7 @@ impl ServeProcess {
             .args(extra_args)
             .arg("--data")
             .arg(data)
-            .env("RUST_LOG", log_level)
+            .env("RUST_LOG", format!("{log_level},upkeep::listening=info"))
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()
