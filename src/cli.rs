@@ -44,6 +44,11 @@ pub struct Cli {
     )]
     pub default_activation_limit: u32,
 
+    /// Refuse writes (503 / an error) while the data directory's filesystem has less free
+    /// space than this, so the store never meets a full disk mid-write. 0 turns it off.
+    #[arg(long, global = true, env = "UPKEEP_MIN_FREE_SPACE", default_value_t = ByteSize(crate::store::DEFAULT_RESERVE))]
+    pub min_free_space: ByteSize,
+
     /// Log format on stderr. The level comes from RUST_LOG (default: info for `serve`,
     /// warn otherwise).
     #[arg(long, global = true, env = "UPKEEP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -78,6 +83,23 @@ pub enum Command {
     /// limit).
     #[command(subcommand)]
     License(LicenseCommand),
+    /// Write a consistent snapshot of the store to FILE (works while the server runs;
+    /// writes continue meanwhile). The server key is not included: keep
+    /// `<data>/server.key` safe separately.
+    Backup {
+        /// Where to write the backup (JSON Lines; replaced atomically).
+        file: PathBuf,
+    },
+    /// Rebuild a data directory from a backup. The data directory must not hold a store
+    /// yet (and no server may be running on it).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// The `server.key` of the server the backup came from, so operator-token values
+        /// can still be read back. Without it a new key is made (tokens keep working).
+        #[arg(long, env = "UPKEEP_SERVER_KEY")]
+        server_key: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -111,11 +133,6 @@ pub struct ServeArgs {
     /// shutdown).
     #[arg(long, env = "UPKEEP_PERSIST_USES_EVERY", default_value = "60s", value_parser = humantime::parse_duration)]
     pub persist_uses_every: Duration,
-
-    /// Refuse writes (503) while the data directory's filesystem has less free space than
-    /// this, so the store never meets a full disk mid-write. 0 turns the guard off.
-    #[arg(long, env = "UPKEEP_MIN_FREE_SPACE", default_value_t = ByteSize(crate::store::DEFAULT_RESERVE))]
-    pub min_free_space: ByteSize,
 
     /// Failed authentications allowed per client address per minute; past it the address
     /// gets 429 (with Retry-After) on every route that needs a token. 0 disables.

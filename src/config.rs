@@ -40,6 +40,7 @@ impl Config {
     pub fn from_args(
         data_dir: &Path,
         default_activation_limit: u32,
+        min_free_space: ByteSize,
         args: &ServeArgs,
     ) -> Result<Config, ConfigError> {
         let listen: SocketAddr = args.listen.parse().map_err(|_| {
@@ -67,7 +68,7 @@ impl Config {
             drain_timeout: args.drain_timeout,
             persist_uses_every: positive("persist-uses-every", args.persist_uses_every)?,
             token_values: !args.no_token_values,
-            min_free_space: args.min_free_space.0,
+            min_free_space: min_free_space.0,
             auth_failures_per_minute: args.auth_failures_per_minute,
             trust_proxy: args.trust_proxy,
         };

@@ -4,7 +4,8 @@
 //!
 //! Access: the socket is created mode 0600 inside the data directory (created 0700), and
 //! each connection's peer uid must be the socket owner's (or root's). Protocol: one JSON
-//! request line (`{"command": …}`, at most 64 KiB), one JSON reply, then close.
+//! request line (at most 64 KiB), then one JSON reply (or, for a backup, the backup's own
+//! lines), then close.
 
 use crate::admin::{self, AdminCommand, Output};
 use crate::app::App;
@@ -19,8 +20,11 @@ pub const SOCKET_FILE: &str = "admin.sock";
 const MAX_REQUEST: u64 = 64 * 1024;
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Request {
-    command: AdminCommand,
+enum Request {
+    /// Run an admin command; one JSON reply.
+    Admin(AdminCommand),
+    /// Stream a backup (the backup's own lines, or one `Reply::Err` line).
+    Backup,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -131,7 +135,7 @@ pub fn listen(app: Arc<App>) -> std::io::Result<Listener> {
     })
 }
 
-async fn serve_one(app: Arc<App>, stream: UnixStream, owner: u32) -> std::io::Result<()> {
+async fn serve_one(app: Arc<App>, mut stream: UnixStream, owner: u32) -> std::io::Result<()> {
     let peer = stream.peer_cred()?.uid();
     if peer != owner && peer != 0 {
         tracing::warn!(
@@ -140,51 +144,117 @@ async fn serve_one(app: Arc<App>, stream: UnixStream, owner: u32) -> std::io::Re
         );
         return Ok(());
     }
-    let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read.take(MAX_REQUEST))
+    BufReader::new((&mut stream).take(MAX_REQUEST))
         .read_line(&mut line)
         .await?;
-    let reply = match serde_json::from_str::<Request>(&line) {
-        Err(err) => Reply::Err {
-            status: 400,
-            code: "invalid_request".to_owned(),
-            message: format!("unreadable admin request: {err}"),
-        },
-        Ok(Request { command }) => {
-            tracing::info!(command = command.name(), "admin command via socket");
-            let app = app.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                admin::execute(
-                    &app.store,
-                    app.settings.default_activation_limit,
-                    app.clock.now(),
-                    &command,
-                )
-            })
-            .await;
-            match result {
-                Ok(Ok(output)) => Reply::Ok {
-                    text: output.text,
-                    json: output.json,
-                },
-                Ok(Err(err)) => Reply::Err {
-                    status: err.status().as_u16(),
-                    code: err.code().to_owned(),
-                    message: err.public_message("admin"),
-                },
-                Err(join) => Reply::Err {
-                    status: 500,
-                    code: "internal".to_owned(),
-                    message: format!("the command failed: {join}"),
-                },
-            }
+    let command = match serde_json::from_str::<Request>(&line) {
+        Err(err) => {
+            let reply = Reply::Err {
+                status: 400,
+                code: "invalid_request".to_owned(),
+                message: format!("unreadable admin request: {err}"),
+            };
+            return send_reply(&mut stream, &reply).await;
         }
+        Ok(Request::Backup) => {
+            tracing::info!(command = "backup", "admin command via socket");
+            // Stream from the store straight to the socket on a blocking thread: a backup
+            // can be large, so it is never held in memory as a whole.
+            let stream = stream.into_std()?;
+            stream.set_nonblocking(false)?;
+            let result = tokio::task::spawn_blocking(move || {
+                let created_at = app.clock.now().to_rfc3339();
+                let mut out = std::io::BufWriter::new(stream);
+                app.store.backup(&mut out, &created_at)
+            })
+            .await
+            .map_err(std::io::Error::other)?;
+            if let Err(err) = result {
+                // The client sees a backup without its end line and refuses it.
+                tracing::error!(error = %err, "backup over the admin socket failed");
+            }
+            return Ok(());
+        }
+        Ok(Request::Admin(command)) => command,
     };
-    let mut bytes = serde_json::to_vec(&reply).map_err(std::io::Error::other)?;
+    tracing::info!(command = command.name(), "admin command via socket");
+    let result = tokio::task::spawn_blocking(move || {
+        admin::execute(
+            &app.store,
+            app.settings.default_activation_limit,
+            app.clock.now(),
+            &command,
+        )
+    })
+    .await;
+    let reply = match result {
+        Ok(Ok(output)) => Reply::Ok {
+            text: output.text,
+            json: output.json,
+        },
+        Ok(Err(err)) => Reply::Err {
+            status: err.status().as_u16(),
+            code: err.code().to_owned(),
+            message: err.public_message("admin"),
+        },
+        Err(join) => Reply::Err {
+            status: 500,
+            code: "internal".to_owned(),
+            message: format!("the command failed: {join}"),
+        },
+    };
+    send_reply(&mut stream, &reply).await
+}
+
+async fn send_reply(stream: &mut UnixStream, reply: &Reply) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec(reply).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    write.write_all(&bytes).await?;
-    write.shutdown().await
+    stream.write_all(&bytes).await?;
+    stream.shutdown().await
+}
+
+fn connect(dir: &Path, request: &Request) -> Result<std::os::unix::net::UnixStream, ControlError> {
+    use std::io::Write;
+    let path = dir.join(SOCKET_FILE);
+    let mut stream = std::os::unix::net::UnixStream::connect(&path)
+        .map_err(|err| ControlError::Unreachable(path.clone(), err))?;
+    let mut bytes =
+        serde_json::to_vec(request).map_err(|e| ControlError::Protocol(e.to_string()))?;
+    bytes.push(b'\n');
+    stream
+        .write_all(&bytes)
+        .and_then(|()| stream.shutdown(std::net::Shutdown::Write))
+        .map_err(|err| ControlError::Unreachable(path, err))?;
+    Ok(stream)
+}
+
+/// Streams a backup from the server that holds the store in `dir` into `out`.
+///
+/// # Errors
+/// No server answers, it refused, or writing `out` failed.
+pub fn backup(dir: &Path, out: &mut impl std::io::Write) -> Result<(), ControlError> {
+    use std::io::BufRead;
+    let stream = connect(dir, &Request::Backup)?;
+    let mut reader = std::io::BufReader::new(stream);
+    let mut first = String::new();
+    let io = |err: std::io::Error| ControlError::Protocol(err.to_string());
+    reader.read_line(&mut first).map_err(io)?;
+    if let Ok(Reply::Err {
+        status,
+        code,
+        message,
+    }) = serde_json::from_str(&first)
+    {
+        return Err(ControlError::Refused {
+            status,
+            code,
+            message,
+        });
+    }
+    out.write_all(first.as_bytes()).map_err(io)?;
+    std::io::copy(&mut reader, out).map_err(io)?;
+    Ok(())
 }
 
 /// Runs `command` on the server that holds the store in `dir` (blocking client).
@@ -192,24 +262,12 @@ async fn serve_one(app: Arc<App>, stream: UnixStream, owner: u32) -> std::io::Re
 /// # Errors
 /// No server answers, or it refused the command.
 pub fn send(dir: &Path, command: &AdminCommand) -> Result<Output, ControlError> {
-    use std::io::{Read, Write};
-    let path = dir.join(SOCKET_FILE);
-    let mut stream = std::os::unix::net::UnixStream::connect(&path)
-        .map_err(|err| ControlError::Unreachable(path.clone(), err))?;
-    let request = Request {
-        command: command.clone(),
-    };
-    let mut bytes =
-        serde_json::to_vec(&request).map_err(|e| ControlError::Protocol(e.to_string()))?;
-    bytes.push(b'\n');
-    stream
-        .write_all(&bytes)
-        .and_then(|()| stream.shutdown(std::net::Shutdown::Write))
-        .map_err(|err| ControlError::Unreachable(path.clone(), err))?;
+    use std::io::Read;
+    let mut stream = connect(dir, &Request::Admin(command.clone()))?;
     let mut reply = String::new();
     stream
         .read_to_string(&mut reply)
-        .map_err(|err| ControlError::Unreachable(path, err))?;
+        .map_err(|err| ControlError::Unreachable(dir.join(SOCKET_FILE), err))?;
     match serde_json::from_str(&reply) {
         Ok(Reply::Ok { text, json }) => Ok(Output { text, json }),
         Ok(Reply::Err {

@@ -121,8 +121,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::StorageUnavailable(source) => write!(f, "storage unavailable: {source}"),
-            Error::Internal(source) => write!(f, "internal error: {source}"),
+            // The source follows in the error chain (`source()`), not repeated here.
+            Error::StorageUnavailable(_) => f.write_str("storage unavailable"),
+            Error::Internal(_) => f.write_str("internal error"),
             other => f.write_str(&other.public_message("-")),
         }
     }

@@ -2,13 +2,14 @@
 //! the result to an exit code (0 ok, 2 error; the error on one line of stderr).
 
 use clap::Parser;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use upkeep::admin::{self, AdminCommand};
 use upkeep::cli::{Cli, Command};
 use upkeep::clock::Clock;
 use upkeep::config::Config;
-use upkeep::store::OpenError;
+use upkeep::store::{OpenError, backup};
 use upkeep::{App, Store, control, telemetry};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -40,8 +41,19 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), BoxError> {
     let command = match cli.command {
         Command::Serve(args) => {
-            let config = Config::from_args(&cli.data, cli.default_activation_limit, &args)?;
+            let config = Config::from_args(
+                &cli.data,
+                cli.default_activation_limit,
+                cli.min_free_space,
+                &args,
+            )?;
             return serve(config);
+        }
+        Command::Backup { file } => {
+            return backup(&cli.data, cli.min_free_space.0, &file, cli.json);
+        }
+        Command::Restore { file, server_key } => {
+            return restore(&cli.data, &file, server_key.as_deref(), cli.json);
         }
         Command::Account(command) => AdminCommand::Account(command),
         Command::Token(command) => AdminCommand::Token(command),
@@ -50,12 +62,15 @@ fn run(cli: Cli) -> Result<(), BoxError> {
     };
     // The store directly when no server runs; otherwise the server's admin socket.
     let output = match Store::open(&cli.data) {
-        Ok(store) => admin::execute(
-            &store,
-            cli.default_activation_limit,
-            Clock::System.now(),
-            &command,
-        )?,
+        Ok(store) => {
+            store.set_reserve(cli.min_free_space.0);
+            admin::execute(
+                &store,
+                cli.default_activation_limit,
+                Clock::System.now(),
+                &command,
+            )?
+        }
         Err(OpenError::Locked(_)) => control::send(&cli.data, &command)?,
         Err(err) => return Err(err.into()),
     };
@@ -63,6 +78,129 @@ fn run(cli: Cli) -> Result<(), BoxError> {
         println!("{}", serde_json::to_string_pretty(&output.json)?);
     } else {
         print!("{}", output.text);
+    }
+    Ok(())
+}
+
+/// `upkeep backup FILE`: from the store directly, or streamed from the running server;
+/// written to `FILE.partial` (mode 0600), checked in full, fsynced, then renamed.
+fn backup(data: &Path, reserve: u64, file: &Path, json: bool) -> Result<(), BoxError> {
+    use std::io::Write;
+    let partial = file.with_extension("partial");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = (|| -> Result<backup::Summary, BoxError> {
+        let mut out = std::io::BufWriter::new(
+            options
+                .open(&partial)
+                .map_err(|err| format!("cannot write {}: {err}", partial.display()))?,
+        );
+        match Store::open(data) {
+            Ok(store) => {
+                store.set_reserve(reserve);
+                store.backup(&mut out, &Clock::System.now().to_rfc3339())?;
+            }
+            Err(OpenError::Locked(_)) => control::backup(data, &mut out)?,
+            Err(err) => return Err(err.into()),
+        }
+        out.flush()?;
+        out.into_inner()
+            .map_err(|err| err.into_error())?
+            .sync_all()?;
+        let reader = std::io::BufReader::new(std::fs::File::open(&partial)?);
+        Ok(backup::check(reader)?.summary())
+    })();
+    let summary = match written {
+        Ok(summary) => summary,
+        Err(err) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(err);
+        }
+    };
+    std::fs::rename(&partial, file)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"file": file, "records": summary.records, "schema_version": summary.schema_version})
+        );
+    } else {
+        println!(
+            "backup written to {}: {} records (schema version {}); keep {} separately",
+            file.display(),
+            summary.records,
+            summary.schema_version,
+            data.join(upkeep::store::KEY_FILE).display()
+        );
+    }
+    Ok(())
+}
+
+/// `upkeep restore FILE`: checks the whole backup, rebuilds the store, installs the
+/// given server key (or lets a new one be made), then opens the result once (migrating
+/// it if the backup is older).
+fn restore(
+    data: &Path,
+    file: &Path,
+    server_key: Option<&Path>,
+    json: bool,
+) -> Result<(), BoxError> {
+    let reader = std::io::BufReader::new(
+        std::fs::File::open(file)
+            .map_err(|err| format!("cannot read {}: {err}", file.display()))?,
+    );
+    let checked = backup::check(reader)?;
+    let key_path = data.join(upkeep::store::KEY_FILE);
+    if let Some(key) = server_key {
+        let bytes =
+            std::fs::read(key).map_err(|err| format!("cannot read {}: {err}", key.display()))?;
+        if bytes.len() != 32 {
+            return Err(format!(
+                "{} is not a server key (32 bytes expected, found {})",
+                key.display(),
+                bytes.len()
+            )
+            .into());
+        }
+        if key_path.exists() && std::fs::read(&key_path)? != bytes {
+            return Err(format!(
+                "{} already holds a different server key",
+                key_path.display()
+            )
+            .into());
+        }
+    }
+    let summary = backup::restore(&checked, data)?;
+    if let Some(key) = server_key {
+        if !key_path.exists() {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            std::io::Write::write_all(&mut options.open(&key_path)?, &std::fs::read(key)?)?;
+        }
+    }
+    let store = Store::open(data)?;
+    let tokens = store.index().len();
+    drop(store);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"data": data, "records": summary.records, "schema_version": summary.schema_version, "tokens": tokens})
+        );
+    } else {
+        println!(
+            "restored {} records (schema version {}) into {}; {tokens} tokens authenticate",
+            summary.records,
+            summary.schema_version,
+            data.display()
+        );
+        if server_key.is_none() {
+            println!(
+                "a new server key was made: operator-token values made before cannot be read back (they still work)"
+            );
+        }
     }
     Ok(())
 }

@@ -88,10 +88,14 @@ pub async fn run(
     persister.abort();
     // Awaiting the aborted task drops its handle on the app before we return.
     let _ = persister.await;
-    let app_for_flush = app.clone();
-    tokio::task::spawn_blocking(move || app_for_flush.store.persist_uses())
-        .await
-        .map_err(|err| crate::store::StoreError::Bug(err.to_string()))??;
+    // Last-use times are best-effort metadata: failing to save them (a full disk) is
+    // worth a warning, not a failed shutdown. The flush of acknowledged writes is not.
+    let app_for_uses = app.clone();
+    match tokio::task::spawn_blocking(move || app_for_uses.store.persist_uses()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::warn!(error = %err, "token last-use times not saved at shutdown"),
+        Err(err) => tracing::error!(error = %err, "saving token last-use times panicked"),
+    }
     app.store.flush().await?;
     tracing::info!("store flushed; stopped");
     Ok(())

@@ -9,10 +9,14 @@ mod support;
 mod account_api;
 #[path = "integration/authz.rs"]
 mod authz;
+#[path = "integration/backup.rs"]
+mod backup;
 #[path = "integration/cli.rs"]
 mod cli;
 #[path = "integration/crash.rs"]
 mod crash;
+#[path = "integration/disk.rs"]
+mod disk;
 #[path = "integration/limits.rs"]
 mod limits;
 #[path = "integration/malformed.rs"]

@@ -10,6 +10,7 @@
 //!
 //! Reads return `Option`; whether "absent" is a 404 is the caller's decision.
 
+pub mod backup;
 mod codec;
 mod commit;
 mod key;
@@ -1152,7 +1153,7 @@ fn generate(kind: TokenKind) -> Result<auth::NewSecret, StoreError> {
 
 /// Creates `dir` (and parents) if needed and makes it private (mode 0700): it holds the
 /// server key, the store and the admin socket.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
