@@ -33,25 +33,25 @@ pub(crate) async fn dispatch(
         Route::ApplyAccountLicense => {
             wunderupdates::apply_license(app, caller()?, &input, now).await
         }
-        Route::ListAccountTokens => wunderupdates::list_tokens(app, caller()?, now),
+        Route::ListAccountTokens => wunderupdates::list_tokens(app, caller()?, &input, now),
         Route::CreateAccountToken => wunderupdates::create_token(app, caller()?, &input, now).await,
         Route::DeleteAccountToken { name } => {
             wunderupdates::delete_token(app, caller()?, &name).await
         }
         Route::GetMe => updatercloud::me(app, caller()?),
-        Route::ListTokens => updatercloud::list(app, caller()?, now),
+        Route::ListTokens => updatercloud::list(app, caller()?, &input, now),
         Route::CreateToken => updatercloud::create(app, caller()?, &input, now).await,
         Route::DeleteToken { name } => updatercloud::delete(app, caller()?, &name).await,
         Route::RotateSelf => updatercloud::rotate(app, caller()?, &input, now).await,
-        Route::ListOperatorTokens => query::list_tokens(app, now),
+        Route::ListOperatorTokens => query::list_tokens(app, &input, now),
         Route::CreateOperatorToken => query::create_token(app, &input, now).await,
         Route::UpdateOperatorToken => query::update_token(app, &input, now).await,
         Route::DeleteOperatorToken => query::delete_token(app, &input, now).await,
         Route::GetOperatorTokenValue => query::token_value(app, &input),
-        Route::ListAccounts => query::list_accounts(app),
+        Route::ListAccounts => query::list_accounts(app, &input),
         Route::CreateAccount => query::create_account(app, &input, now).await,
         Route::DeleteAccount => query::delete_account(app, &input).await,
-        Route::ListLicenses => query::list_licenses(app, now),
+        Route::ListLicenses => query::list_licenses(app, &input, now),
         Route::IssueLicense => query::issue_license(app, &input, now).await,
         Route::RevokeLicense => query::revoke_license(app, &input, now).await,
     }

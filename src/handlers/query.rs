@@ -6,7 +6,7 @@ use crate::app::App;
 use crate::error::Error;
 use crate::http::dto::{
     AccountAdminView, AccountPrefixBody, CreateAccount, CreateOperatorToken, Data, FirstTokenView,
-    IssueLicense, LicenseAdminView, LicenseIdBody, OperatorTokenName as NameBody,
+    IssueLicense, LicenseAdminView, LicenseIdBody, ListData, OperatorTokenName as NameBody,
     OperatorTokenView, TokenValue, UpdateOperatorToken,
 };
 use crate::http::request::{self, Input};
@@ -40,14 +40,32 @@ fn operator_name(name: &str) -> Result<OperatorTokenName, Error> {
     OperatorTokenName::parse(name).map_err(|reason| Error::invalid("name", reason))
 }
 
-/// `GET /_/token`: every operator token (never its value).
-pub(super) fn list_tokens(app: &App, now: Timestamp) -> Result<Response<Body>, Error> {
-    let tokens = app.store.tokens_of(None)?;
-    let views = tokens
+fn list<T: serde::Serialize>(items: Vec<T>, next: Option<&[u8]>) -> Response<Body> {
+    let next_cursor = request::cursor(next);
+    response::json(
+        StatusCode::OK,
+        &ListData {
+            data: items,
+            next_cursor,
+        },
+    )
+}
+
+/// `GET /_/token[?limit=&cursor=]`: a page of operator tokens (never their values).
+pub(super) fn list_tokens(
+    app: &App,
+    input: &Input,
+    now: Timestamp,
+) -> Result<Response<Body>, Error> {
+    let page = app
+        .store
+        .tokens_page(None, &request::paging(input.parts.uri.query())?)?;
+    let views = page
+        .items
         .iter()
         .map(|t| OperatorTokenView::new(t, now, None))
         .collect();
-    Ok(data(StatusCode::OK, views))
+    Ok(list(views, page.next.as_deref()))
 }
 
 /// `POST /_/token` `{"name","expiration_date"?,"active"?=true,"write"?=true}`:
@@ -137,17 +155,19 @@ pub(super) fn token_value(app: &App, input: &Input) -> Result<Response<Body>, Er
     Ok(data(StatusCode::OK, vec![TokenValue { token }]))
 }
 
-/// `GET /_/account`: every account.
-pub(super) fn list_accounts(app: &App) -> Result<Response<Body>, Error> {
-    let accounts = app.store.accounts()?;
-    let mut views = Vec::with_capacity(accounts.len());
-    for account in &accounts {
+/// `GET /_/account[?limit=&cursor=]`: a page of accounts.
+pub(super) fn list_accounts(app: &App, input: &Input) -> Result<Response<Body>, Error> {
+    let page = app
+        .store
+        .accounts_page(&request::paging(input.parts.uri.query())?)?;
+    let mut views = Vec::with_capacity(page.items.len());
+    for account in &page.items {
         views.push(AccountAdminView::new(
             account,
             app.activation_limit(account)?,
         ));
     }
-    Ok(data(StatusCode::OK, views))
+    Ok(list(views, page.next.as_deref()))
 }
 
 /// `POST /_/account` `{"name","email","prefix"?}`: `201` with the account and its first
@@ -181,14 +201,21 @@ pub(super) async fn delete_account(app: &App, input: &Input) -> Result<Response<
     Ok(data(StatusCode::OK, vec![view]))
 }
 
-/// `GET /_/license`: every plan license (never its key).
-pub(super) fn list_licenses(app: &App, now: Timestamp) -> Result<Response<Body>, Error> {
-    let licenses = app.store.licenses()?;
-    let views = licenses
+/// `GET /_/license[?limit=&cursor=]`: a page of plan licenses (never their keys).
+pub(super) fn list_licenses(
+    app: &App,
+    input: &Input,
+    now: Timestamp,
+) -> Result<Response<Body>, Error> {
+    let page = app
+        .store
+        .licenses_page(&request::paging(input.parts.uri.query())?)?;
+    let views = page
+        .items
         .iter()
         .map(|l| LicenseAdminView::new(l, now, None))
         .collect();
-    Ok(data(StatusCode::OK, views))
+    Ok(list(views, page.next.as_deref()))
 }
 
 /// `POST /_/license` `{"limit","expiration_date"?}`: `201` with the key (shown once).

@@ -5,7 +5,7 @@ use super::account_of;
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::Error;
-use crate::http::dto::{CreateToken, Data, MeView, RotateToken, TokenView};
+use crate::http::dto::{CreateToken, Data, ListData, MeView, RotateToken, TokenView};
 use crate::http::request::{self, Input};
 use crate::http::{Body, response};
 use crate::model::{Principal, Scopes, Timestamp, TokenName};
@@ -33,15 +33,28 @@ pub(super) fn me(app: &App, caller: &Caller) -> Result<Response<Body>, Error> {
     ))
 }
 
-/// `GET /api/v1/tokens`: `{"data":[…]}`, secrets never included. Needs `api`.
-pub(super) fn list(app: &App, caller: &Caller, now: Timestamp) -> Result<Response<Body>, Error> {
+/// `GET /api/v1/tokens[?limit=&cursor=]`: `{"data":[…],"next_cursor"}`, secrets never
+/// included. Needs `api`.
+pub(super) fn list(
+    app: &App,
+    caller: &Caller,
+    input: &Input,
+    now: Timestamp,
+) -> Result<Response<Body>, Error> {
     let prefix = account_of(caller)?;
-    let tokens = app.store.tokens_of(Some(&prefix))?;
-    let data: Vec<TokenView> = tokens
+    let page = app
+        .store
+        .tokens_page(Some(&prefix), &request::paging(input.parts.uri.query())?)?;
+    let data = page
+        .items
         .iter()
         .map(|t| TokenView::new(t, now, None))
         .collect();
-    Ok(response::json(StatusCode::OK, &Data { data }))
+    let next_cursor = request::cursor(page.next.as_deref());
+    Ok(response::json(
+        StatusCode::OK,
+        &ListData { data, next_cursor },
+    ))
 }
 
 /// A duration like `90d` or `1h`.

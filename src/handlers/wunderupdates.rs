@@ -73,20 +73,26 @@ pub(super) async fn apply_license(
     ))
 }
 
-/// `GET /v1/account/tokens`: the account's tokens (never their secrets). Needs `api`.
+/// `GET /v1/account/tokens[?limit=&cursor=]`: a page of the account's tokens (never their
+/// secrets), in name order. Needs `api`.
 pub(super) fn list_tokens(
     app: &App,
     caller: &Caller,
+    input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
     let prefix = account_of(caller)?;
-    let tokens = app.store.tokens_of(Some(&prefix))?;
+    let page = app
+        .store
+        .tokens_page(Some(&prefix), &request::paging(input.parts.uri.query())?)?;
     let body = TokensEnvelope {
         status: 200,
-        tokens: tokens
+        tokens: page
+            .items
             .iter()
             .map(|token| AccountTokenView::new(token, now))
             .collect(),
+        next_cursor: request::cursor(page.next.as_deref()),
     };
     Ok(response::json(StatusCode::OK, &body))
 }

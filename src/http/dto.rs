@@ -82,11 +82,12 @@ pub struct ApplyLicense {
     pub license: String,
 }
 
-/// `GET /v1/account/tokens`
+/// `GET /v1/account/tokens` (`next_cursor`: see [`ListData`]).
 #[derive(Debug, Serialize)]
 pub struct TokensEnvelope {
     pub status: u16,
     pub tokens: Vec<AccountTokenView>,
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -166,6 +167,14 @@ pub struct DeletedEnvelope {
 #[derive(Debug, Serialize)]
 pub struct Data<T> {
     pub data: T,
+}
+
+/// A page of a list: `{"data": [...], "next_cursor": "…" | null}`. Pass `next_cursor`
+/// back as `?cursor=` for the next page; `null` means this was the last.
+#[derive(Debug, Serialize)]
+pub struct ListData<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
 }
 
 fn rfc3339(at: Option<Timestamp>) -> Option<String> {

@@ -179,6 +179,59 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
     Ok(value)
 }
 
+/// Page size when `limit` is not given, and the largest one accepted.
+pub const DEFAULT_PAGE: usize = 100;
+pub const MAX_PAGE: usize = 1000;
+
+/// `?limit=N&cursor=C` of a list request. The cursor is opaque to clients: the hex of
+/// the last item's key, as the previous page's `next_cursor` gave it.
+///
+/// # Errors
+/// `InvalidRequest` for a limit outside 1–1000 or a cursor this API did not make.
+pub fn paging(query: Option<&str>) -> Result<crate::store::PageRequest, Error> {
+    let limit = match query_param(query, "limit") {
+        None => DEFAULT_PAGE,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                return Err(Error::invalid(
+                    "limit",
+                    format!("must be a number from 1 to {MAX_PAGE}"),
+                ));
+            }
+        },
+    };
+    let after = match query_param(query, "cursor") {
+        None => None,
+        Some(text) if text.is_empty() => None,
+        Some(text) => Some(unhex(&text).ok_or_else(|| {
+            Error::invalid("cursor", "not a cursor this API returned (use next_cursor)")
+        })?),
+    };
+    Ok(crate::store::PageRequest { after, limit })
+}
+
+/// The `next_cursor` for a page's next-cursor bytes.
+pub fn cursor(next: Option<&[u8]>) -> Option<String> {
+    next.map(|bytes| {
+        use std::fmt::Write;
+        bytes.iter().fold(String::new(), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+    })
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || text.len() > 256 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// The value of query parameter `name` (the first, `+` and `%XX` decoded).
 pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?
@@ -312,6 +365,26 @@ mod tests {
             json_or_form::<Sample>(&input(Some("text/plain"), "name=a")),
             Err(Error::UnsupportedMediaType(_))
         ));
+    }
+
+    #[test]
+    fn paging_reads_limit_and_cursor() {
+        let page = paging(Some("limit=5&cursor=61626364")).unwrap();
+        assert_eq!(
+            (page.limit, page.after.as_deref()),
+            (5, Some(b"abcd".as_slice()))
+        );
+        assert_eq!(paging(None).unwrap().limit, DEFAULT_PAGE);
+        for bad in [
+            "limit=0",
+            "limit=1001",
+            "limit=x",
+            "cursor=zz",
+            "cursor=abc",
+        ] {
+            assert!(paging(Some(bad)).is_err(), "{bad}");
+        }
+        assert_eq!(cursor(Some(b"abcd")).as_deref(), Some("61626364"));
     }
 
     #[test]

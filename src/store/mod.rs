@@ -157,6 +157,32 @@ pub struct NewToken {
     pub expires_at: Option<Timestamp>,
 }
 
+/// Which page of a listing to read: the items after `after` (a cursor: the key suffix of
+/// the last item of the previous page), at most `limit` of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub after: Option<Vec<u8>>,
+    pub limit: usize,
+}
+
+impl PageRequest {
+    /// Everything (CLI listings).
+    pub fn all() -> Self {
+        PageRequest {
+            after: None,
+            limit: usize::MAX,
+        }
+    }
+}
+
+/// One page of a listing, in key order, and the cursor of the next page if there may be
+/// one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Vec<u8>>,
+}
+
 /// The name the first token of a new account gets.
 pub const FIRST_TOKEN_NAME: &str = "default";
 
@@ -478,6 +504,99 @@ impl Store {
         Ok(self.db.size_on_disk()?)
     }
 
+    /// The entries of `tree` under `prefix` after the cursor, at most `limit`, and the
+    /// next cursor. A range scan from the cursor: the cost of a page does not grow with
+    /// the size of the listing.
+    fn page_of(
+        &self,
+        tree: TreeId,
+        prefix: &[u8],
+        page: &PageRequest,
+    ) -> Result<Page<(IVec, IVec)>, StoreError> {
+        use std::ops::Bound;
+        let start = match &page.after {
+            Some(after) => Bound::Excluded([prefix, after].concat()),
+            None => Bound::Included(prefix.to_vec()),
+        };
+        let mut items = Vec::new();
+        let mut more = false;
+        for entry in self
+            .tree(tree)
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+        {
+            let (key, value) = entry?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if items.len() == page.limit {
+                more = true;
+                break;
+            }
+            items.push((key, value));
+        }
+        let next = match (more, items.last()) {
+            (true, Some((key, _))) => Some(key[prefix.len()..].to_vec()),
+            _ => None,
+        };
+        Ok(Page { items, next })
+    }
+
+    /// A page of accounts, in prefix order (cursor: the last prefix).
+    pub fn accounts_page(&self, page: &PageRequest) -> Result<Page<Account>, StoreError> {
+        let raw = self.page_of(TreeId::Accounts, &[], page)?;
+        let items = raw
+            .items
+            .iter()
+            .map(|(key, value)| decode_at(TreeId::Accounts, key, value))
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            next: raw.next,
+        })
+    }
+
+    /// A page of an owner's tokens (`None`: operator tokens), in name order (cursor: the
+    /// last name).
+    pub fn tokens_page(
+        &self,
+        account: Option<&AccountPrefix>,
+        page: &PageRequest,
+    ) -> Result<Page<Token>, StoreError> {
+        let raw = self.page_of(TreeId::OwnerNames, &key::owner(account), page)?;
+        let mut items = Vec::with_capacity(raw.items.len());
+        for (name_key, value) in &raw.items {
+            let hash = hash_at(TreeId::OwnerNames, name_key, value)?;
+            match self.token_by_hash(&hash)? {
+                Some(token) => items.push(token),
+                None => {
+                    return Err(corrupt(
+                        TreeId::OwnerNames,
+                        name_key,
+                        "index points at a missing token",
+                    ));
+                }
+            }
+        }
+        Ok(Page {
+            items,
+            next: raw.next,
+        })
+    }
+
+    /// A page of plan licenses, oldest first (cursor: the last id).
+    pub fn licenses_page(&self, page: &PageRequest) -> Result<Page<PlanLicense>, StoreError> {
+        let raw = self.page_of(TreeId::Licenses, &[], page)?;
+        let items = raw
+            .items
+            .iter()
+            .map(|(key, value)| decode_at(TreeId::Licenses, key, value))
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            next: raw.next,
+        })
+    }
+
     // ---- accounts -------------------------------------------------------------------
 
     pub fn account(&self, prefix: &AccountPrefix) -> Result<Option<Account>, StoreError> {
@@ -486,13 +605,7 @@ impl Store {
 
     /// Every account, in prefix order.
     pub fn accounts(&self) -> Result<Vec<Account>, StoreError> {
-        self.tree(TreeId::Accounts)
-            .iter()
-            .map(|entry| {
-                let (key, value) = entry?;
-                decode_at(TreeId::Accounts, &key, &value)
-            })
-            .collect()
+        Ok(self.accounts_page(&PageRequest::all())?.items)
     }
 
     /// Creates an account (random prefix when none is given) and its first token,
@@ -639,20 +752,7 @@ impl Store {
 
     /// The tokens of an account (`None`: the operator tokens), in name order.
     pub fn tokens_of(&self, account: Option<&AccountPrefix>) -> Result<Vec<Token>, StoreError> {
-        let mut tokens = Vec::new();
-        for (name_key, hash) in self.owner_entries(account)? {
-            match self.token_by_hash(&hash)? {
-                Some(token) => tokens.push(token),
-                None => {
-                    return Err(corrupt(
-                        TreeId::OwnerNames,
-                        &name_key,
-                        "index points at a missing token",
-                    ));
-                }
-            }
-        }
-        Ok(tokens)
+        Ok(self.tokens_page(account, &PageRequest::all())?.items)
     }
 
     /// The token of an owner with this name.
@@ -957,13 +1057,7 @@ impl Store {
 
     /// Every plan license, oldest first.
     pub fn licenses(&self) -> Result<Vec<PlanLicense>, StoreError> {
-        self.tree(TreeId::Licenses)
-            .iter()
-            .map(|entry| {
-                let (key, value) = entry?;
-                decode_at(TreeId::Licenses, &key, &value)
-            })
-            .collect()
+        Ok(self.licenses_page(&PageRequest::all())?.items)
     }
 
     /// The plan license bound to an account, if any.
@@ -1212,6 +1306,71 @@ mod tests {
         assert_eq!(store.tokens_of(Some(&account.prefix)).unwrap(), before);
         assert_eq!(store.index().len(), 1);
         assert_eq!(store.tree(TreeId::Tokens).len(), 1);
+    }
+
+    #[test]
+    fn pages_walk_a_listing_without_gaps_or_repeats() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (account, _) = store
+            .create_account(new_account(Some("acme")), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        // Another owner's tokens sort right after `acme`'s: they must not leak in.
+        store
+            .create_account(new_account(Some("acmf")), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        for i in 0..25 {
+            let new = NewToken {
+                principal: Principal::Account(account.prefix),
+                name: format!("t{i:02}"),
+                scopes: Scopes::only(Scope::Api),
+                expires_at: None,
+            };
+            drop(store.create_token(new, now()).unwrap());
+        }
+        let mut seen = Vec::new();
+        let mut page = PageRequest {
+            after: None,
+            limit: 10,
+        };
+        loop {
+            let got = store.tokens_page(Some(&account.prefix), &page).unwrap();
+            assert!(got.items.len() <= 10);
+            seen.extend(got.items.into_iter().map(|t| t.name));
+            match got.next {
+                Some(next) => page.after = Some(next),
+                None => break,
+            }
+        }
+        let mut expected: Vec<String> = (0..25).map(|i| format!("t{i:02}")).collect();
+        expected.push(FIRST_TOKEN_NAME.to_owned());
+        expected.sort();
+        assert_eq!(seen, expected);
+        let exact = store
+            .tokens_page(
+                Some(&account.prefix),
+                &PageRequest {
+                    after: None,
+                    limit: 26,
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            (exact.items.len(), exact.next),
+            (26, None),
+            "no empty last page"
+        );
+        let accounts = store
+            .accounts_page(&PageRequest {
+                after: None,
+                limit: 1,
+            })
+            .unwrap();
+        assert_eq!(accounts.next.as_deref(), Some(b"acme".as_slice()));
     }
 
     #[tokio::test]

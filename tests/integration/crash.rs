@@ -488,16 +488,29 @@ fn get(addr: &str, path: &str, token: &str) -> (u16, String) {
         .unwrap_or_else(|e| panic!("GET {path} after the restart got no answer: {e}"))
 }
 
-/// Names listed under `field` of `key` in a `200` JSON answer to `GET path`.
+/// Names listed under `field` of `key` in the `200` JSON answers to `GET path`, every
+/// page of it (lists are paged: follow `next_cursor`).
 fn listed(addr: &str, path: &str, token: &str, key: &str, field: &str) -> HashSet<String> {
-    let (status, body) = get(addr, path, token);
-    assert_eq!(status, 200, "GET {path}: {body}");
-    parse_json(&body)
-        .and_then(|v| v[key].as_array().cloned())
-        .unwrap_or_else(|| panic!("GET {path}: no `{key}` list in {body}"))
-        .iter()
-        .filter_map(|item| item[field].as_str().map(str::to_owned))
-        .collect()
+    let mut names = HashSet::new();
+    let mut cursor = String::new();
+    loop {
+        let page = format!("{path}?limit=1000&cursor={cursor}");
+        let (status, body) = get(addr, &page, token);
+        assert_eq!(status, 200, "GET {page}: {body}");
+        let value = parse_json(&body).unwrap_or_else(|| panic!("GET {page}: not JSON: {body}"));
+        let items = value[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("GET {page}: no `{key}` list in {body}"));
+        names.extend(
+            items
+                .iter()
+                .filter_map(|item| item[field].as_str().map(str::to_owned)),
+        );
+        match value["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => return names,
+        }
+    }
 }
 
 /// A lost acknowledged write: which write, and how the restarted server showed it.

@@ -6,8 +6,9 @@
 //!   storage_unavailable` and changes nothing, reads keep working, and writes work again
 //!   as soon as space returns.
 //! - Without the guard (`--min-free-space 0`), sled meets ENOSPC itself: writes fail with
-//!   `503`, the server refuses further writes, reads keep working, and after a restart
-//!   with space back every acknowledged write is there and nothing is half-written.
+//!   `503`, the server refuses further writes (sled may refuse reads too until it is
+//!   reopened), and after a restart with space back every acknowledged write is there and
+//!   nothing is half-written.
 
 use crate::support::{ServeProcess, TestServer, cli_json, upkeep_cli};
 use serde_json::{Value, json};
@@ -134,7 +135,7 @@ fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
     );
     assert_eq!(status, 503, "{text}");
     // Reads keep working and show nothing of the refused writes.
-    let (status, text) = server.http("GET", "/_/account", Some(&admin), "");
+    let (status, text) = server.http("GET", "/_/account?limit=1000", Some(&admin), "");
     assert_eq!(status, 200, "{text}");
     let prefixes: Vec<String> = body(&text)["data"]
         .as_array()
@@ -157,7 +158,7 @@ fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
 
     // After a clean restart both acknowledged accounts are there, the refused one is not.
     let server = ServeProcess::start(&data, "warn", &["--min-free-space", "1MiB"]);
-    let (_, text) = server.http("GET", "/_/account", Some(&admin), "");
+    let (_, text) = server.http("GET", "/_/account?limit=1000", Some(&admin), "");
     let prefixes: Vec<String> = body(&text)["data"]
         .as_array()
         .unwrap()
@@ -257,14 +258,15 @@ fn without_the_guard_enospc_fails_writes_and_loses_nothing_acknowledged() {
         }
     }
     let failed_at = failed_at.expect("a write failed once the disk was full");
-    // From now on writes are refused, reads still answer.
+    // From now on writes are refused. (Reads may fail too: sled reserves log space for
+    // its own upkeep even while reading, and its error is sticky until reopened. That
+    // is why the guard exists; with it, reads keep working, as the test above shows.)
     assert_eq!(new_account(&server, &admin, "afterfailure").0, 503);
-    assert_eq!(server.http("GET", "/_/token", Some(&admin), "").0, 200);
     server.kill9();
 
     std::fs::remove_file(tmpfs.path.join("filler")).unwrap();
     let server = ServeProcess::start(&data, "warn", &["--min-free-space", "1MiB"]);
-    let (status, text) = server.http("GET", "/_/account", Some(&admin), "");
+    let (status, text) = server.http("GET", "/_/account?limit=1000", Some(&admin), "");
     assert_eq!(status, 200, "the store reopens: {text}");
     let present: Vec<String> = body(&text)["data"]
         .as_array()

@@ -131,3 +131,87 @@ async fn disagreeing_credentials_are_401() {
         .await
         .expect_error(401, "unauthenticated");
 }
+
+/// Follows `next_cursor` through a list; returns the names seen and the page sizes.
+async fn walk(
+    server: &TestServer,
+    path: &str,
+    token: &str,
+    items: &str,
+    name: &str,
+) -> (Vec<String>, Vec<usize>) {
+    let mut names = Vec::new();
+    let mut sizes = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{path}?limit=3&cursor={c}"),
+            None => format!("{path}?limit=3"),
+        };
+        let body = server
+            .request(Method::GET, &url)
+            .header("authorization", &format!("Bearer {token}"))
+            .send()
+            .await
+            .expect(200);
+        let page = body[items].as_array().unwrap();
+        sizes.push(page.len());
+        names.extend(
+            page.iter()
+                .map(|item| item[name].to_string().trim_matches('"').to_owned()),
+        );
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => {
+                assert!(body["next_cursor"].is_null(), "{body}");
+                break;
+            }
+        }
+        assert!(sizes.len() < 100, "paging does not end");
+    }
+    (names, sizes)
+}
+
+#[tokio::test]
+async fn every_list_is_paged_with_a_cursor() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let operator = server.operator_token("admin", true, true, None);
+    for i in 0..6 {
+        server.token(&acme, &format!("t{i}"), &["read_user"], None);
+        server.operator_token(&format!("op{i}"), true, false, None);
+        server.account(&format!("acct{i}"));
+        server.license(i + 1, None);
+    }
+    let (names, sizes) = walk(&server, "/v1/account/tokens", &acme.token, "tokens", "name").await;
+    assert_eq!(names, ["default", "t0", "t1", "t2", "t3", "t4", "t5"]);
+    assert_eq!(sizes, [3, 3, 1]);
+    let (names, _) = walk(&server, "/api/v1/tokens", &acme.token, "data", "name").await;
+    assert_eq!(names.len(), 7);
+    let (names, _) = walk(&server, "/_/token", &operator, "data", "name").await;
+    assert_eq!(names, ["admin", "op0", "op1", "op2", "op3", "op4", "op5"]);
+    let (names, sizes) = walk(&server, "/_/account", &operator, "data", "prefix").await;
+    assert_eq!(names.len(), 7);
+    assert_eq!(sizes, [3, 3, 1]);
+    let (limits, _) = walk(&server, "/_/license", &operator, "data", "limit").await;
+    assert_eq!(limits, ["1", "2", "3", "4", "5", "6"]);
+    assert_eq!(
+        walk(&server, "/_/license", &operator, "data", "limit")
+            .await
+            .1,
+        [3, 3]
+    );
+
+    // Bad paging is a 400 naming the parameter.
+    for query in ["limit=0", "limit=5000", "cursor=xyz"] {
+        let message = server
+            .get(&format!("/v1/account/tokens?{query}"), &acme.token)
+            .send()
+            .await
+            .expect_error(400, "invalid_request");
+        assert!(
+            message.starts_with(query.split('=').next().unwrap()),
+            "{message}"
+        );
+    }
+}

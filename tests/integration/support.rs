@@ -371,7 +371,7 @@ impl ServeProcess {
         use std::io::{BufRead, BufReader};
         let log_path = data.with_extension("serve.log");
         let log = std::fs::File::create(&log_path).expect("log file");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_upkeep"))
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_upkeep"))
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(extra_args)
             .arg("--data")
@@ -389,10 +389,12 @@ impl ServeProcess {
             line.clear();
             let n = reader.read_line(&mut line).expect("read log");
             if n == 0 {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "serve did not start in 30 s"
-                );
+                if std::time::Instant::now() >= deadline {
+                    // Do not leave the process running behind a failed test.
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("serve did not start in 30 s");
+                }
                 std::thread::yield_now();
                 continue;
             }

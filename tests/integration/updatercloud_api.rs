@@ -121,9 +121,10 @@ async fn list(server: &TestServer, token: &str) -> Vec<Value> {
     let body = reply.expect(200);
     assert_eq!(
         body.as_object().unwrap().keys().collect::<Vec<_>>(),
-        ["data"],
+        ["data", "next_cursor"],
         "{reply:?}"
     );
+    assert!(body["next_cursor"].is_null(), "one page:{reply:?}");
     let data = body["data"].as_array().expect("data array").clone();
     for item in &data {
         let mut keys: Vec<&str> = item
