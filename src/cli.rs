@@ -8,6 +8,14 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// `0.1.0 (git 1a2b3c4d5e6f)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("UPKEEP_GIT_REVISION"),
+    ")"
+);
+
 /// upkeep: a self-hosted update, license and API-token server for software vendors.
 ///
 /// One binary, no external database. `upkeep serve` runs the server; the other commands
@@ -16,13 +24,13 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(
     name = "upkeep",
-    version,
+    version = VERSION,
     propagate_version = true,
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Data directory: the store (`db/`) and, later, the server key and admin socket.
-    /// Created with mode 0700 if missing.
+    /// Data directory: the store (`db/`), the server key and, while serving, the admin
+    /// socket. Created with mode 0700 if missing.
     #[arg(
         long,
         global = true,
@@ -89,6 +97,13 @@ pub enum Command {
     Backup {
         /// Where to write the backup (JSON Lines; replaced atomically).
         file: PathBuf,
+    },
+    /// Print the man page (roff) to stdout: `upkeep man > upkeep.1`.
+    Man,
+    /// Print shell completions to stdout, e.g. `upkeep completions bash`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     /// Rebuild a data directory from a backup. The data directory must not hold a store
     /// yet (and no server may be running on it).

@@ -28,6 +28,7 @@
 //! - [`model`] — records and rules: accounts, tokens, plan licenses, scopes, time.
 //! - [`error`] — the API error: one `status()`, one `code()`.
 //! - [`throttle`] — failed-authentication limits per client address (`429`).
+//! - [`systemd`] — `Type=notify` readiness.
 //! - [`clock`], [`telemetry`] — time source (manual in tests) and logging.
 //!
 //! # Invariants
@@ -62,6 +63,7 @@ pub mod http;
 pub mod model;
 pub mod server;
 pub mod store;
+pub mod systemd;
 pub mod telemetry;
 pub mod throttle;
 

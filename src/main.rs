@@ -1,7 +1,7 @@
 //! The `upkeep` binary: parse the command line, set up logging, run the command, and map
 //! the result to an exit code (0 ok, 2 error; the error on one line of stderr).
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -49,6 +49,16 @@ fn run(cli: Cli) -> Result<(), BoxError> {
             )?;
             return serve(config);
         }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            return print_bytes(&page);
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "upkeep", &mut script);
+            return print_bytes(&script);
+        }
         Command::Backup { file } => {
             return backup(&cli.data, cli.min_free_space.0, &file, cli.json);
         }
@@ -80,6 +90,15 @@ fn run(cli: Cli) -> Result<(), BoxError> {
         print!("{}", output.text);
     }
     Ok(())
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn print_bytes(bytes: &[u8]) -> Result<(), BoxError> {
+    use std::io::Write;
+    match std::io::stdout().write_all(bytes) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// `upkeep backup FILE`: from the store directly, or streamed from the running server;
@@ -232,7 +251,15 @@ fn serve(config: Config) -> Result<(), BoxError> {
                 None
             }
         };
-        upkeep::server::run(listener, app, shutdown_signal()).await?;
+        upkeep::systemd::notify(&format!(
+            "READY=1\nSTATUS=serving on {}",
+            listener.local_addr()?
+        ));
+        let shutdown = async {
+            shutdown_signal().await;
+            upkeep::systemd::notify("STOPPING=1");
+        };
+        upkeep::server::run(listener, app, shutdown).await?;
         if let Some(control) = control {
             control.close().await;
         }
