@@ -11,6 +11,7 @@ use crate::handlers;
 use crate::http::request::{self, Input};
 use crate::http::router::{self, Route};
 use crate::http::{Body, response};
+use crate::metrics::{AuthFailure, Metrics};
 use crate::model::Account;
 use crate::store::Store;
 use crate::throttle::{self, Throttle};
@@ -72,6 +73,7 @@ pub struct App {
     pub clock: Clock,
     pub settings: Settings,
     pub throttle: Throttle,
+    pub metrics: Metrics,
     request_ids: RequestIds,
 }
 
@@ -105,6 +107,7 @@ impl App {
             store,
             clock,
             throttle: Throttle::new(settings.auth_failures_per_minute),
+            metrics: Metrics::default(),
             settings,
             request_ids: RequestIds::new(),
         }
@@ -156,6 +159,8 @@ impl App {
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             res.headers_mut().insert("x-request-id", value);
         }
+        self.metrics
+            .request(route_name, res.status().as_u16(), started.elapsed());
         tracing::info!(
             request_id = %request_id,
             method = %method,
@@ -200,20 +205,31 @@ impl App {
             need => {
                 let client = throttle::client_addr(peer, req.headers(), self.settings.trust_proxy);
                 if let Some(retry_after) = self.throttle.check(client, now) {
+                    self.metrics.auth_failure(AuthFailure::Throttled);
                     return Err(Error::TooManyRequests { retry_after });
                 }
                 let caller = match auth::authenticate(req.headers(), self.store.index(), now) {
                     Ok(caller) => caller,
                     Err(err) => {
                         // Only a presented credential that fails is a guess; a request
-                        // without one is not.
-                        if auth::credential(req.headers()).is_ok() {
+                        // without one is not. (The failure path re-reads the header to
+                        // name the reason; the hot path stays as it is.)
+                        let reason = match auth::credential(req.headers()) {
+                            Err(_) => AuthFailure::Missing,
+                            Ok(token) if auth::parse(token).is_err() => AuthFailure::Malformed,
+                            Ok(_) => AuthFailure::Unknown,
+                        };
+                        self.metrics.auth_failure(reason);
+                        if reason != AuthFailure::Missing {
                             self.throttle.fail(client, now);
                         }
                         return Err(err);
                     }
                 };
-                caller.authorize(need)?;
+                if let Err(err) = caller.authorize(need) {
+                    self.metrics.auth_failure(AuthFailure::Forbidden);
+                    return Err(err);
+                }
                 Some(caller)
             }
         };

@@ -27,6 +27,7 @@
 //!   key encoding, the versioned codec, group commit, migrations.
 //! - [`model`] — records and rules: accounts, tokens, plan licenses, scopes, time.
 //! - [`error`] — the API error: one `status()`, one `code()`.
+//! - [`metrics`] — Prometheus counters and histograms in atomics (`GET /metrics`).
 //! - [`throttle`] — failed-authentication limits per client address (`429`).
 //! - [`systemd`] — `Type=notify` readiness.
 //! - [`clock`], [`telemetry`] — time source (manual in tests) and logging.
@@ -60,6 +61,7 @@ pub mod control;
 pub mod error;
 pub(crate) mod handlers;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod server;
 pub mod store;

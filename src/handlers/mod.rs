@@ -28,6 +28,8 @@ pub(crate) async fn dispatch(
     let caller = || caller.ok_or(Error::Unauthenticated);
     match route {
         Route::Health => ops::health(app),
+        Route::Metrics => ops::metrics(app),
+        Route::OpenApi => ops::openapi(),
         Route::GetAccount => wunderupdates::get_account(app, caller()?),
         Route::GetAccountLicense => wunderupdates::get_license(app, caller()?),
         Route::ApplyAccountLicense => {

@@ -25,6 +25,15 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     }
 }
 
+/// A response with a ready-made body of `content_type`.
+pub fn text(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
+    let mut res = Response::new(Body::new(body));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
 /// `204 No Content`.
 pub fn empty(status: StatusCode) -> Response<Body> {
     let mut res = Response::new(Body::default());

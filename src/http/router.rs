@@ -17,6 +17,8 @@ use http::Method;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
+    Metrics,
+    OpenApi,
     // WunderUpdates `/v1/account…`
     GetAccount,
     GetAccountLicense,
@@ -53,7 +55,7 @@ pub enum Family {
     UpdaterCloud,
     /// `/_/…` (Query): JSON bodies, Unix milliseconds.
     Query,
-    /// `/healthz`.
+    /// `/healthz`, `/metrics`, `/openapi.json`.
     Operations,
 }
 
@@ -90,6 +92,14 @@ const READ: Need = Need::Operator { write: false };
 const WRITE: Need = Need::Operator { write: true };
 
 static HEALTH: RouteSpec = row("health", Method::GET, "/healthz", Operations, Need::Public);
+static METRICS: RouteSpec = row("metrics", Method::GET, "/metrics", Operations, READ);
+static OPENAPI: RouteSpec = row(
+    "openapi",
+    Method::GET,
+    "/openapi.json",
+    Operations,
+    Need::Public,
+);
 static GET_ACCOUNT: RouteSpec = row(
     "get_account",
     Method::GET,
@@ -209,6 +219,8 @@ static REVOKE_LICENSE: RouteSpec =
 /// The route table, in documentation order.
 pub static ROUTES: &[&RouteSpec] = &[
     &HEALTH,
+    &METRICS,
+    &OPENAPI,
     &GET_ACCOUNT,
     &GET_ACCOUNT_LICENSE,
     &APPLY_ACCOUNT_LICENSE,
@@ -238,6 +250,8 @@ impl Route {
     pub fn spec(&self) -> &'static RouteSpec {
         match self {
             Route::Health => &HEALTH,
+            Route::Metrics => &METRICS,
+            Route::OpenApi => &OPENAPI,
             Route::GetAccount => &GET_ACCOUNT,
             Route::GetAccountLicense => &GET_ACCOUNT_LICENSE,
             Route::ApplyAccountLicense => &APPLY_ACCOUNT_LICENSE,
@@ -356,6 +370,14 @@ pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
         ["healthz"] => {
             allowed(GET)?;
             Route::Health
+        }
+        ["metrics"] => {
+            allowed(GET)?;
+            Route::Metrics
+        }
+        ["openapi.json"] => {
+            allowed(GET)?;
+            Route::OpenApi
         }
         ["v1", "account"] => {
             allowed(GET)?;
@@ -550,7 +572,14 @@ mod tests {
     fn only_health_is_public_and_query_writes_need_write() {
         for spec in ROUTES {
             match spec.family {
-                Family::Operations => assert_eq!(spec.need, Need::Public),
+                Family::Operations => {
+                    let want = if spec.name == "metrics" {
+                        Need::Operator { write: false }
+                    } else {
+                        Need::Public
+                    };
+                    assert_eq!(spec.need, want, "{}", spec.name);
+                }
                 Family::Query => {
                     let reads =
                         spec.method == Method::GET && spec.name != "get_operator_token_value";

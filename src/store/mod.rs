@@ -315,6 +315,8 @@ pub struct Store {
     reserve: AtomicU64,
     /// Set when sled failed to persist: it refuses writes from then on (until reopened).
     failed: AtomicBool,
+    /// Number of accounts (counted at open, kept in step by create and delete).
+    n_accounts: AtomicU64,
 }
 
 /// Free space kept in reserve by default (see [`Store::set_reserve`]).
@@ -360,7 +362,10 @@ impl Store {
             key,
             reserve: AtomicU64::new(DEFAULT_RESERVE),
             failed: AtomicBool::new(false),
+            n_accounts: AtomicU64::new(0),
         };
+        let n_accounts = store.tree(TreeId::Accounts).len() as u64;
+        store.n_accounts.store(n_accounts, Ordering::Relaxed);
         store.load_index().map_err(OpenError::Store)?;
         Ok(store)
     }
@@ -489,6 +494,11 @@ impl Store {
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
         Ok(())
+    }
+
+    /// Number of accounts.
+    pub fn account_count(&self) -> u64 {
+        self.n_accounts.load(Ordering::Relaxed)
     }
 
     /// Number of group flushes so far.
@@ -672,6 +682,7 @@ impl Store {
                 token,
                 secret: secret.token,
             };
+            self.n_accounts.fetch_add(1, Ordering::Relaxed);
             Ok(((account, created), vec![op]))
         })
     }
@@ -718,6 +729,7 @@ impl Store {
                 .chain(aliases)
                 .map(IndexOp::Remove)
                 .collect();
+            self.n_accounts.fetch_sub(1, Ordering::Relaxed);
             Ok((account, ops))
         })
     }

@@ -47,7 +47,8 @@ fn spec_need(name: &str) -> Need {
     const READ: Need = Need::Operator { write: false };
     const WRITE: Need = Need::Operator { write: true };
     match name {
-        "health" => Need::Public,
+        "health" | "openapi" => Need::Public,
+        "metrics" => READ,
         "get_account" | "get_me" => Need::Scope(Scope::ReadUser),
         "get_account_license" => Need::Scope(Scope::ReadLicenses),
         "apply_account_license" => Need::Scope(Scope::ManageLicenses),
@@ -135,6 +136,8 @@ fn request_for(
     let path = router::example_path(spec, victim);
     let body = match spec.name {
         "health"
+        | "metrics"
+        | "openapi"
         | "get_account"
         | "get_account_license"
         | "list_account_tokens"

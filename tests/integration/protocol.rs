@@ -215,3 +215,88 @@ async fn every_list_is_paged_with_a_cursor() {
         );
     }
 }
+
+#[tokio::test]
+async fn metrics_count_requests_auth_failures_and_the_store() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let operator = server.operator_token("prometheus", true, false, None);
+    server
+        .get("/v1/account", &acme.token)
+        .send()
+        .await
+        .expect(200);
+    server
+        .get("/v1/account", &acme.token)
+        .send()
+        .await
+        .expect(200);
+    server
+        .get("/v1/account", "upk_at_malformed")
+        .send()
+        .await
+        .expect_error(401, "unauthenticated");
+    server
+        .request(Method::GET, "/nope")
+        .send()
+        .await
+        .expect_error(404, "not_found");
+    // Metrics need an operator token.
+    server
+        .request(Method::GET, "/metrics")
+        .send()
+        .await
+        .expect_error(401, "unauthenticated");
+    server
+        .get("/metrics", &acme.token)
+        .send()
+        .await
+        .expect_error(403, "forbidden");
+
+    let reply = server
+        .request(Method::GET, "/metrics")
+        .header("authorization", &format!("Bearer {operator}"))
+        .send()
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = String::from_utf8(reply.body.to_vec()).unwrap();
+    for line in [
+        "upkeep_http_requests_total{route=\"get_account\",status=\"200\"} 2",
+        "upkeep_http_requests_total{route=\"get_account\",status=\"401\"} 1",
+        "upkeep_http_requests_total{route=\"unmatched\",status=\"404\"} 1",
+        "upkeep_http_requests_total{route=\"metrics\",status=\"403\"} 1",
+        "upkeep_http_request_duration_seconds_count{route=\"get_account\"} 3",
+        "upkeep_auth_failures_total{reason=\"malformed\"} 1",
+        "upkeep_auth_failures_total{reason=\"missing\"} 1",
+        "upkeep_auth_failures_total{reason=\"forbidden\"} 1",
+        "upkeep_tokens 2",
+        "upkeep_accounts 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
+    }
+    let size: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("upkeep_store_size_bytes "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(size > 0);
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_without_a_token() {
+    let server = TestServer::start().await;
+    let body = server
+        .request(Method::GET, "/openapi.json")
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(body["openapi"], "3.1.0");
+}
