@@ -98,6 +98,9 @@ pub enum Command {
         /// Where to write the backup (JSON Lines; replaced atomically).
         file: PathBuf,
     },
+    /// Check a data directory (permissions, server key, schema version, size, free
+    /// space) and say what to fix. Changes nothing; exits 1 if something fails.
+    Doctor,
     /// Print the man page (roff) to stdout: `upkeep man > upkeep.1`.
     Man,
     /// Print shell completions to stdout, e.g. `upkeep completions bash`.

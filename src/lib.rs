@@ -19,6 +19,7 @@
 //!   [`http::response`] (the error envelope), [`http::dto`] (wire shapes).
 //! - [`handlers`] — one module per API family; parse → call the store → render.
 //! - [`admin`] — the admin commands' logic, shared by every transport of the CLI.
+//! - [`doctor`] — `upkeep doctor`: checks a data directory without changing it.
 //! - [`control`] — the admin socket (`<data>/admin.sock`): a running server executes
 //!   admin commands for the CLI.
 //! - [`auth`] — token format, generation, parsing, the in-memory [`auth::TokenIndex`],
@@ -58,6 +59,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod doctor;
 pub mod error;
 pub(crate) mod handlers;
 pub mod http;

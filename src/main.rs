@@ -14,6 +14,18 @@ use upkeep::{App, Store, control, telemetry};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// `upkeep doctor` found a failure (the report says which); exit code 1.
+#[derive(Debug)]
+struct DoctorFailed;
+
+impl std::fmt::Display for DoctorFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("doctor found problems (see above)")
+    }
+}
+
+impl std::error::Error for DoctorFailed {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = if matches!(cli.command, Command::Serve(_)) {
@@ -25,6 +37,7 @@ fn main() -> ExitCode {
     telemetry::install_panic_hook();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is::<DoctorFailed>() => ExitCode::from(1),
         Err(err) => {
             let mut line = format!("upkeep: {err}");
             let mut source = err.source();
@@ -48,6 +61,18 @@ fn run(cli: Cli) -> Result<(), BoxError> {
                 &args,
             )?;
             return serve(config);
+        }
+        Command::Doctor => {
+            let report = upkeep::doctor::run(&cli.data, cli.min_free_space.0);
+            if cli.json {
+                println!("{}", report.json());
+            } else {
+                print!("{}", report.text());
+            }
+            if report.failed() {
+                return Err(Box::new(DoctorFailed));
+            }
+            return Ok(());
         }
         Command::Man => {
             let mut page = Vec::new();

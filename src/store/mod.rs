@@ -127,6 +127,49 @@ impl fmt::Display for OpenError {
 
 impl std::error::Error for OpenError {}
 
+/// What `inspect` found in a data directory's store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspection {
+    /// `None` for a store never stamped (empty).
+    pub schema_version: Option<u32>,
+    pub size_on_disk: u64,
+    pub accounts: usize,
+    pub tokens: usize,
+}
+
+/// Looks at the store in `dir` without changing it: no migration, no key, no chmod.
+///
+/// # Errors
+/// `Locked` while a server runs; `Io` when there is no store or it cannot be read.
+pub fn inspect(dir: &Path) -> Result<Inspection, OpenError> {
+    let db_dir = dir.join("db");
+    if !db_dir.exists() {
+        return Err(OpenError::Io(
+            db_dir,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no store here yet"),
+        ));
+    }
+    let db = sled::Config::new()
+        .path(&db_dir)
+        .open()
+        .map_err(|err| match err {
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                OpenError::Locked(dir.to_owned())
+            }
+            sled::Error::Io(io) => OpenError::Io(dir.to_owned(), io),
+            other => OpenError::Store(other.into()),
+        })?;
+    let schema_version = migrate::schema_version(&db).map_err(OpenError::Schema)?;
+    let count = |name: &str| db.open_tree(name).map(|tree| tree.len());
+    let store_err = |err: sled::Error| OpenError::Store(err.into());
+    Ok(Inspection {
+        schema_version,
+        size_on_disk: db.size_on_disk().map_err(store_err)?,
+        accounts: count(schema::PREFIX_ACCOUNT).map_err(store_err)?,
+        tokens: count(schema::TOKENHASH_TOKEN).map_err(store_err)?,
+    })
+}
+
 /// A token as created: the record and its secret, which is shown once and never stored.
 pub struct CreatedToken {
     pub token: Token,
