@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::error::Error;
 use crate::handlers;
 use crate::http::request::{self, Input};
-use crate::http::router::{self, Route};
+use crate::http::router::{self, Route, RouteSpec};
 use crate::http::{Body, response};
 use crate::metrics::{AuthFailure, Metrics};
 use crate::model::Account;
@@ -135,7 +135,8 @@ impl App {
         let started = Instant::now();
         let request_id = self.request_ids.next();
         let method = req.method().clone();
-        let (route_name, result) = self.respond(req, peer).await;
+        let (spec, result) = self.respond(req, peer).await;
+        let route_name = spec.map_or("unmatched", |spec| spec.name);
         let mut res = match result {
             Ok(res) => res,
             Err(err) => {
@@ -160,7 +161,7 @@ impl App {
             res.headers_mut().insert("x-request-id", value);
         }
         self.metrics
-            .request(route_name, res.status().as_u16(), started.elapsed());
+            .request(spec, res.status().as_u16(), started.elapsed());
         tracing::info!(
             request_id = %request_id,
             method = %method,
@@ -176,17 +177,17 @@ impl App {
         &self,
         req: Request<B>,
         peer: IpAddr,
-    ) -> (&'static str, Result<Response<Body>, Error>)
+    ) -> (Option<&'static RouteSpec>, Result<Response<Body>, Error>)
     where
         B: hyper::body::Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let route = match router::route(req.method(), req.uri().path()) {
             Ok(route) => route,
-            Err(err) => return ("unmatched", Err(err)),
+            Err(err) => return (None, Err(err)),
         };
-        let name = route.name();
-        (name, self.respond_to(route, req, peer).await)
+        let spec = route.spec();
+        (Some(spec), self.respond_to(route, req, peer).await)
     }
 
     async fn respond_to<B>(
@@ -234,12 +235,25 @@ impl App {
             }
         };
         let (parts, body) = req.into_parts();
-        let body = tokio::time::timeout(
+        // Most requests (GETs) have no body: skip the read entirely.
+        let body = if body.is_end_stream() {
+            bytes::Bytes::new()
+        } else {
+            self.read_body(&parts.headers, body).await?
+        };
+        handlers::dispatch(self, caller.as_ref(), route, Input { parts, body }, now).await
+    }
+
+    async fn read_body<B>(&self, headers: &http::HeaderMap, body: B) -> Result<bytes::Bytes, Error>
+    where
+        B: hyper::body::Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        tokio::time::timeout(
             self.settings.body_timeout,
-            request::read_body(&parts.headers, body, self.settings.max_body_bytes),
+            request::read_body(headers, body, self.settings.max_body_bytes),
         )
         .await
-        .map_err(|_| Error::RequestTimeout)??;
-        handlers::dispatch(self, caller.as_ref(), route, Input { parts, body }, now).await
+        .map_err(|_| Error::RequestTimeout)?
     }
 }

@@ -8,7 +8,7 @@
 //! - `upkeep_tokens`, `upkeep_accounts`, `upkeep_store_size_bytes`,
 //!   `upkeep_store_flushes_total`, `upkeep_build_info{version}`.
 
-use crate::http::router::ROUTES;
+use crate::http::router::{ROUTES, RouteSpec};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -74,10 +74,10 @@ pub struct Gauges {
     pub flushes: u64,
 }
 
-fn route_index(name: &str) -> usize {
-    ROUTES
-        .iter()
-        .position(|spec| spec.name == name)
+/// The row's index in `ROUTES` (by address: no string compares), or "unmatched".
+fn route_index(route: Option<&RouteSpec>) -> usize {
+    route
+        .and_then(|route| ROUTES.iter().position(|spec| std::ptr::eq(*spec, route)))
         .unwrap_or(ROUTES.len())
 }
 
@@ -87,7 +87,7 @@ fn route_name(index: usize) -> &'static str {
 
 impl Metrics {
     /// Records one answered request.
-    pub fn request(&self, route: &str, status: u16, latency: Duration) {
+    pub fn request(&self, route: Option<&RouteSpec>, status: u16, latency: Duration) {
         let route = route_index(route);
         let status_index = STATUSES
             .iter()
@@ -227,10 +227,14 @@ mod tests {
     #[test]
     fn renders_counts_histograms_and_gauges() {
         let metrics = Metrics::default();
-        metrics.request("get_account", 200, Duration::from_micros(300));
-        metrics.request("get_account", 200, Duration::from_millis(3));
-        metrics.request("nope", 404, Duration::from_micros(50));
-        metrics.request("get_account", 418, Duration::from_secs(5));
+        let get_account = ROUTES
+            .iter()
+            .copied()
+            .find(|spec| spec.name == "get_account");
+        metrics.request(get_account, 200, Duration::from_micros(300));
+        metrics.request(get_account, 200, Duration::from_millis(3));
+        metrics.request(None, 404, Duration::from_micros(50));
+        metrics.request(get_account, 418, Duration::from_secs(5));
         metrics.auth_failure(AuthFailure::Malformed);
         let text = metrics.render(&Gauges {
             tokens: 7,

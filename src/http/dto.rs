@@ -2,7 +2,7 @@
 //! wire directly: each view is built by hand from a record, so a storage change cannot
 //! silently change the API (and a secret field cannot leak by being added to a record).
 
-use crate::model::{Account, PlanLicense, Principal, Timestamp, Token};
+use crate::model::{Account, AccountPrefix, PlanLicense, Principal, Timestamp, Token};
 use serde::{Deserialize, Deserializer, Serialize};
 
 // ---- WunderUpdates `/v1/account…` ---------------------------------------------------------
@@ -36,10 +36,10 @@ pub struct Products {
 }
 
 impl AccountEnvelope {
-    pub fn new(account: &Account, activation_limit: u32) -> Self {
+    pub fn new(prefix: &AccountPrefix, activation_limit: u32) -> Self {
         AccountEnvelope {
             account: AccountView {
-                prefix: account.prefix.to_string(),
+                prefix: prefix.to_string(),
                 activation_usage: 0,
                 activation_limit,
             },

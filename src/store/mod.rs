@@ -267,6 +267,9 @@ impl<T> Pending<'_, T> {
 enum IndexOp {
     Insert(TokenHash, AuthRecord, Option<Timestamp>),
     Remove(TokenHash),
+    /// The account exists; its plan license's limit, if one is bound.
+    SetAccount(AccountPrefix, Option<u32>),
+    RemoveAccount(AccountPrefix),
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -358,8 +361,9 @@ pub struct Store {
     reserve: AtomicU64,
     /// Set when sled failed to persist: it refuses writes from then on (until reopened).
     failed: AtomicBool,
-    /// Number of accounts (counted at open, kept in step by create and delete).
-    n_accounts: AtomicU64,
+    /// Every account and its plan license's limit (if one is bound), kept in step with
+    /// the trees like `index`: `GET /v1/account` is answered from memory.
+    accounts: std::sync::RwLock<std::collections::HashMap<AccountPrefix, Option<u32>>>,
 }
 
 /// Free space kept in reserve by default (see [`Store::set_reserve`]).
@@ -405,10 +409,8 @@ impl Store {
             key,
             reserve: AtomicU64::new(DEFAULT_RESERVE),
             failed: AtomicBool::new(false),
-            n_accounts: AtomicU64::new(0),
+            accounts: std::sync::RwLock::default(),
         };
-        let n_accounts = store.tree(TreeId::Accounts).len() as u64;
-        store.n_accounts.store(n_accounts, Ordering::Relaxed);
         store.load_index().map_err(OpenError::Store)?;
         Ok(store)
     }
@@ -419,6 +421,12 @@ impl Store {
             let token: Token = decode_at(TreeId::Tokens, &key, &value)?;
             self.index
                 .insert(token.hash, AuthRecord::from(&token), token.last_used_at);
+        }
+        for entry in self.tree(TreeId::Accounts).iter() {
+            let (key, value) = entry?;
+            let account: Account = decode_at(TreeId::Accounts, &key, &value)?;
+            let limit = self.account_license(&account)?.map(|license| license.limit);
+            self.accounts_index().insert(account.prefix, limit);
         }
         for entry in self.tree(TreeId::Grace).iter() {
             let (key, value) = entry?;
@@ -493,6 +501,12 @@ impl Store {
                     self.index.insert(hash, record, last_used);
                 }
                 IndexOp::Remove(hash) => self.index.remove(&hash),
+                IndexOp::SetAccount(prefix, limit) => {
+                    self.accounts_index().insert(prefix, limit);
+                }
+                IndexOp::RemoveAccount(prefix) => {
+                    self.accounts_index().remove(&prefix);
+                }
             }
         }
         let seq = self.commit.note_write();
@@ -539,9 +553,29 @@ impl Store {
         Ok(())
     }
 
+    fn accounts_index(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, std::collections::HashMap<AccountPrefix, Option<u32>>>
+    {
+        self.accounts.write().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Number of accounts.
     pub fn account_count(&self) -> u64 {
-        self.n_accounts.load(Ordering::Relaxed)
+        self.accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len() as u64
+    }
+
+    /// From memory: `None` if there is no such account, else the limit of its plan
+    /// license (`Some(None)`: none bound).
+    pub fn plan_limit(&self, prefix: &AccountPrefix) -> Option<Option<u32>> {
+        self.accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(prefix)
+            .copied()
     }
 
     /// Number of group flushes so far.
@@ -725,8 +759,8 @@ impl Store {
                 token,
                 secret: secret.token,
             };
-            self.n_accounts.fetch_add(1, Ordering::Relaxed);
-            Ok(((account, created), vec![op]))
+            let account_op = IndexOp::SetAccount(account.prefix, None);
+            Ok(((account, created), vec![op, account_op]))
         })
     }
 
@@ -767,12 +801,12 @@ impl Store {
                 }
                 Ok(account)
             })?;
-            let ops = hashes
+            let mut ops: Vec<IndexOp> = hashes
                 .into_iter()
                 .chain(aliases)
                 .map(IndexOp::Remove)
                 .collect();
-            self.n_accounts.fetch_sub(1, Ordering::Relaxed);
+            ops.push(IndexOp::RemoveAccount(account.prefix));
             Ok((account, ops))
         })
     }
@@ -926,6 +960,12 @@ impl Store {
     /// Hashes of the grace aliases that point at any of `tokens`.
     fn aliases_of(&self, tokens: &[TokenHash]) -> Result<Vec<TokenHash>, StoreError> {
         let mut aliases = Vec::new();
+        for entry in self.tree(TreeId::Accounts).iter() {
+            let (key, value) = entry?;
+            let account: Account = decode_at(TreeId::Accounts, &key, &value)?;
+            let limit = self.account_license(&account)?.map(|license| license.limit);
+            self.accounts_index().insert(account.prefix, limit);
+        }
         for entry in self.tree(TreeId::Grace).iter() {
             let (key, value) = entry?;
             let alias: GraceAlias = decode_at(TreeId::Grace, &key, &value)?;
@@ -1171,23 +1211,29 @@ impl Store {
     ) -> Result<Pending<'_, PlanLicense>, StoreError> {
         let id_key = key::license_id(id);
         self.write(|| {
-            let license = self.transact(|tx| {
+            let (license, unbound) = self.transact(|tx| {
                 let Some(license) = tx.get::<PlanLicense>(TreeId::Licenses, &id_key)? else {
                     return abort(DomainError::LicenseNotFound(id));
                 };
                 tx.remove(TreeId::Licenses, &id_key)?;
                 tx.remove(TreeId::LicenseHashes, license.key_hash.as_bytes())?;
+                let mut unbound = false;
                 if let Some(prefix) = &license.account {
                     let prefix_key = prefix.as_str().as_bytes();
                     if let Some(mut account) = tx.get::<Account>(TreeId::Accounts, prefix_key)? {
                         account.license = None;
                         account.updated_at = now;
                         tx.put(TreeId::Accounts, prefix_key, &account)?;
+                        unbound = true;
                     }
                 }
-                Ok(license)
+                Ok((license, unbound))
             })?;
-            Ok((license, vec![]))
+            let ops = match (unbound, license.account) {
+                (true, Some(prefix)) => vec![IndexOp::SetAccount(prefix, None)],
+                _ => vec![],
+            };
+            Ok((license, ops))
         })
     }
 
@@ -1244,7 +1290,8 @@ impl Store {
                 tx.put(TreeId::Accounts, prefix_key, &account)?;
                 Ok(license)
             })?;
-            Ok((license, vec![]))
+            let op = IndexOp::SetAccount(*prefix, Some(license.limit));
+            Ok((license, vec![op]))
         })
     }
 }
@@ -1361,6 +1408,48 @@ mod tests {
         assert_eq!(store.tokens_of(Some(&account.prefix)).unwrap(), before);
         assert_eq!(store.index().len(), 1);
         assert_eq!(store.tree(TreeId::Tokens).len(), 1);
+    }
+
+    #[test]
+    fn the_account_index_follows_every_change_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let prefix = AccountPrefix::parse("acme").unwrap();
+        assert_eq!(store.plan_limit(&prefix), None);
+        store
+            .create_account(new_account(Some("acme")), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(store.plan_limit(&prefix), Some(None));
+        let issued = store
+            .issue_license(7, None, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .apply_license(&prefix, &issued.license.key_hash, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(store.plan_limit(&prefix), Some(Some(7)));
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.plan_limit(&prefix), Some(Some(7)), "rebuilt at open");
+        assert_eq!(store.account_count(), 1);
+        store
+            .revoke_license(issued.license.id, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(store.plan_limit(&prefix), Some(None));
+        store
+            .delete_account(&prefix)
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(store.plan_limit(&prefix), None);
+        assert_eq!(store.account_count(), 0);
     }
 
     #[test]
