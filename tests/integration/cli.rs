@@ -442,3 +442,80 @@ async fn the_cli_changes_a_running_server_through_its_admin_socket() {
         .await
         .expect_error(401, "unauthenticated");
 }
+
+#[test]
+fn doctor_reports_and_exits_by_health() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&upkeep(
+        &data,
+        &[
+            "account",
+            "create",
+            "--name",
+            "A",
+            "--email",
+            "a@example.com",
+        ],
+    ));
+    let report = ok(&upkeep(&data, &["--min-free-space", "0", "doctor"]));
+    assert!(report.contains("ok    server.key present"), "{report}");
+    assert!(report.contains("1 accounts and 1 tokens"), "{report}");
+    std::fs::set_permissions(
+        data.join("server.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let output = upkeep(&data, &["--json", "--min-free-space", "0", "doctor"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    let failed: Vec<&serde_json::Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["level"] == "fail")
+        .collect();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert!(failed[0]["fix"].as_str().unwrap().contains("chmod 600"));
+    // Doctor only looks: the key's mode is as it was.
+    assert_eq!(
+        std::fs::metadata(data.join("server.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o644
+    );
+    assert_eq!(
+        upkeep(&dir.path().join("missing"), &["doctor"])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn version_man_page_and_completions() {
+    let dir = tempfile::tempdir().unwrap();
+    let version = ok(&upkeep(dir.path(), &["--version"]));
+    assert!(
+        version.starts_with("upkeep 0.") && version.contains("(git "),
+        "{version}"
+    );
+    let man = ok(&upkeep(dir.path(), &["man"]));
+    assert!(
+        man.contains(".TH upkeep 1") && man.contains("serve"),
+        "{}",
+        &man[..200]
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(&upkeep(dir.path(), &["completions", shell]));
+        assert!(script.contains("operator-token"), "{shell}");
+    }
+    assert!(
+        !dir.path().join("db").exists(),
+        "none of these touch the data directory"
+    );
+}
