@@ -628,18 +628,27 @@ impl Store {
         Ok(Page { items, next })
     }
 
-    /// A page of accounts, in prefix order (cursor: the last prefix).
-    pub fn accounts_page(&self, page: &PageRequest) -> Result<Page<Account>, StoreError> {
-        let raw = self.page_of(TreeId::Accounts, &[], page)?;
+    /// A page of the records of `tree` (whole-tree listings).
+    fn records_page<R: Record>(
+        &self,
+        tree: TreeId,
+        page: &PageRequest,
+    ) -> Result<Page<R>, StoreError> {
+        let raw = self.page_of(tree, &[], page)?;
         let items = raw
             .items
             .iter()
-            .map(|(key, value)| decode_at(TreeId::Accounts, key, value))
+            .map(|(key, value)| decode_at(tree, key, value))
             .collect::<Result<_, _>>()?;
         Ok(Page {
             items,
             next: raw.next,
         })
+    }
+
+    /// A page of accounts, in prefix order (cursor: the last prefix).
+    pub fn accounts_page(&self, page: &PageRequest) -> Result<Page<Account>, StoreError> {
+        self.records_page(TreeId::Accounts, page)
     }
 
     /// A page of an owner's tokens (`None`: operator tokens), in name order (cursor: the
@@ -672,16 +681,7 @@ impl Store {
 
     /// A page of plan licenses, oldest first (cursor: the last id).
     pub fn licenses_page(&self, page: &PageRequest) -> Result<Page<PlanLicense>, StoreError> {
-        let raw = self.page_of(TreeId::Licenses, &[], page)?;
-        let items = raw
-            .items
-            .iter()
-            .map(|(key, value)| decode_at(TreeId::Licenses, key, value))
-            .collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            next: raw.next,
-        })
+        self.records_page(TreeId::Licenses, page)
     }
 
     // ---- accounts -------------------------------------------------------------------
