@@ -1,8 +1,10 @@
 //! # upkeep
 //!
 //! A self-hosted, single-binary server for software vendors: accounts, plan licenses and
-//! scoped API tokens in an embedded sled store, spoken through the WunderUpdates account
-//! API (`/v1/account…`). The product contract is `SPEC.md`; how to run it is `README.md`.
+//! scoped API tokens in an embedded sled store, spoken through three API families: the
+//! WunderUpdates account API (`/v1/account…`), UpdaterCloud personal access tokens
+//! (`/api/v1/…`) and a Query-style operator API (`/_/…`). The product contract is
+//! `SPEC.md`; how to run it is `README.md`; the route table is [`http::router::ROUTES`].
 //!
 //! # Layout (reading order)
 //!
@@ -25,7 +27,9 @@
 //! - [`auth`] — token format, generation, parsing, the in-memory [`auth::TokenIndex`],
 //!   the [`auth::Caller`] and its checks.
 //! - [`store`] — the only module that knows sled and bincode: trees ([`store::schema`]),
-//!   key encoding, the versioned codec, group commit, migrations.
+//!   key encoding, the versioned codec, group commit, migrations, paging, backups
+//!   ([`store::backup`]), and the in-memory indexes kept in step with the trees (tokens
+//!   by hash, accounts by prefix).
 //! - [`model`] — records and rules: accounts, tokens, plan licenses, scopes, time.
 //! - [`error`] — the API error: one `status()`, one `code()`.
 //! - [`metrics`] — Prometheus counters and histograms in atomics (`GET /metrics`).
@@ -38,13 +42,20 @@
 //! - Layering: `main → cli/config → server → app → http::router → handlers → store →
 //!   model`. `model` knows nothing of HTTP, sled or JSON; `store` knows nothing of HTTP;
 //!   only `store` names `sled` or `bincode`; records (`model`) never reach the wire
-//!   without a hand-written view in `http::dto`.
+//!   without a hand-written view in `http::dto`. The CLI side (`admin`, `control`,
+//!   `doctor`) calls the store the same way the handlers do.
 //! - A `2xx` to a write means it is on disk: store writes return a `Pending` value that is
 //!   released only by `durable()` (group commit) or `durable_blocking()`.
-//! - A failed request changes nothing: every multi-tree change is one sled transaction,
-//!   run under the store's write lock; the token index changes only after its commit.
+//! - A failed request changes nothing: validation and domain refusals happen before or
+//!   inside one sled transaction (over every tree, under the store's write lock), and the
+//!   in-memory indexes change only after its commit. One exception, kept narrow: if the
+//!   flush after a commit fails (the disk failed), the change stays applied in memory and
+//!   the store refuses all further writes until restarted; the free-space guard exists
+//!   so that this does not happen on a full disk.
 //! - No secret is stored or logged: tokens and license keys exist as `blake3` hashes only;
-//!   the secret appears once, in the response (or CLI output) that creates it.
+//!   the secret appears once, in the response (or CLI output) that creates it. Operator
+//!   token values can be derived again, but only with `server.key`, which is never in the
+//!   store nor in a backup.
 //! - A malformed token is refused before any store access; unknown, malformed, expired and
 //!   inactive tokens get the same `401`.
 //! - The service never fails: every `Err` becomes a response in `app`.
