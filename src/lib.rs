@@ -19,7 +19,7 @@
 //! - [`http`] — the edge: [`http::router`] (path, then method; typed params; each
 //!   route's [`auth::Need`]), [`http::request`] (limited body, JSON naming the bad field),
 //!   [`http::response`] (the error envelope), [`http::dto`] (wire shapes).
-//! - [`handlers`] — one module per API family; parse → call the store → render.
+//! - `handlers` — one module per API family; parse → call the store → render.
 //! - [`admin`] — the admin commands' logic, shared by every transport of the CLI.
 //! - [`doctor`] — `upkeep doctor`: checks a data directory without changing it.
 //! - [`control`] — the admin socket (`<data>/admin.sock`): a running server executes

@@ -1,7 +1,7 @@
 //! The store: typed sled trees, the in-memory token index kept in step with them, and
 //! group-committed durability. The only module that names `sled` or `bincode`.
 //!
-//! Every write goes through [`Store::write`]: it takes the write lock, runs one sled
+//! Every write goes through `Store::write`: it takes the write lock, runs one sled
 //! transaction over all trees (a record and its indexes change together or not at all),
 //! applies the matching [`TokenIndex`] changes, and returns a [`Pending`] value. The
 //! caller gets the value only through [`Pending::durable`] (async, group commit) or
