@@ -83,6 +83,17 @@ fn parse_prefix(text: &str) -> Result<AccountPrefix, Error> {
     AccountPrefix::parse(text).map_err(|reason| Error::invalid("account prefix", reason))
 }
 
+/// `--expires 90d` as an expiry time.
+fn expiry(
+    lifetime: &Option<std::time::Duration>,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, Error> {
+    lifetime
+        .map(|lifetime| now.saturating_add(lifetime).as_expiry())
+        .transpose()
+        .map_err(|reason| Error::invalid("expires", reason))
+}
+
 fn time(at: Option<Timestamp>) -> String {
     at.map_or_else(|| "never".to_owned(), |at| at.to_rfc3339())
 }
@@ -199,7 +210,7 @@ fn token(store: &Store, now: Timestamp, command: &TokenCommand) -> Result<Output
                 principal: Principal::Account(prefix),
                 name: name.as_str().to_owned(),
                 scopes,
-                expires_at: expires.map(|lifetime| now.saturating_add(lifetime)),
+                expires_at: expiry(expires, now)?,
             };
             let created = store.create_token(new, now)?.durable_blocking()?;
             let token = &created.token;
@@ -272,7 +283,7 @@ fn license(store: &Store, now: Timestamp, command: &LicenseCommand) -> Result<Ou
             if *limit == 0 {
                 return Err(Error::invalid("limit", "must be at least 1"));
             }
-            let expires_at = expires.map(|lifetime| now.saturating_add(lifetime));
+            let expires_at = expiry(expires, now)?;
             let issued = store
                 .issue_license(*limit, expires_at, now)?
                 .durable_blocking()?;
@@ -344,7 +355,7 @@ fn operator_token(
                 },
                 name: name.as_str().to_owned(),
                 scopes: Scopes::empty(),
-                expires_at: expires.map(|lifetime| now.saturating_add(lifetime)),
+                expires_at: expiry(expires, now)?,
             };
             let created = store.create_token(new, now)?.durable_blocking()?;
             let access = if *read_only {

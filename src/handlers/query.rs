@@ -32,7 +32,11 @@ fn future(field: &str, ms: Option<u64>, now: Timestamp) -> Result<Option<Timesta
                 now.as_millis()
             ),
         )),
-        other => Ok(other),
+        Some(at) => at
+            .as_expiry()
+            .map(Some)
+            .map_err(|reason| Error::invalid(field, reason)),
+        None => Ok(None),
     }
 }
 

@@ -78,7 +78,11 @@ fn expiry(body: &CreateToken, now: Timestamp) -> Result<Option<Timestamp>, Error
             if lifetime.is_zero() {
                 return Err(Error::invalid("expires_in", "must be longer than 0s"));
             }
-            Ok(Some(now.saturating_add(lifetime)))
+            let at = now
+                .saturating_add(lifetime)
+                .as_expiry()
+                .map_err(|reason| Error::invalid("expires_in", reason))?;
+            Ok(Some(at))
         }
         (None, Some(at)) => {
             let at = Timestamp::parse_rfc3339(at).map_err(|err| {
@@ -90,6 +94,9 @@ fn expiry(body: &CreateToken, now: Timestamp) -> Result<Option<Timestamp>, Error
             if at <= now {
                 return Err(Error::invalid("expires_at", "must be in the future"));
             }
+            let at = at
+                .as_expiry()
+                .map_err(|reason| Error::invalid("expires_at", reason))?;
             Ok(Some(at))
         }
         (None, None) => Ok(None),

@@ -10,6 +10,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct Timestamp(u64);
 
 impl Timestamp {
+    /// The latest time an expiry may name: 9999-12-31T23:59:59Z (RFC 3339, which two of
+    /// the API families speak, has four-digit years).
+    pub const LATEST: Timestamp = Timestamp(253_402_300_799_000);
+
+    /// `self` as an expiry: refused past [`Timestamp::LATEST`].
+    ///
+    /// # Errors
+    /// A reason, for a time after the year 9999.
+    pub fn as_expiry(self) -> Result<Timestamp, String> {
+        if self > Self::LATEST {
+            Err("must be before the year 10000".to_owned())
+        } else {
+            Ok(self)
+        }
+    }
+
     pub const fn from_millis(ms: u64) -> Self {
         Timestamp(ms)
     }
@@ -65,8 +81,10 @@ impl Timestamp {
     }
 
     /// RFC 3339 with second precision, UTC (`2026-11-24T10:00:00Z`).
+    /// Never panics: a time past [`Timestamp::LATEST`] (which validation keeps out of the
+    /// store) renders as that.
     pub fn to_rfc3339(self) -> String {
-        humantime::format_rfc3339_seconds(self.to_system()).to_string()
+        humantime::format_rfc3339_seconds(self.min(Self::LATEST).to_system()).to_string()
     }
 }
 
@@ -113,6 +131,23 @@ fn split_offset(text: &str) -> Result<(String, i64), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiries_stop_at_the_year_9999_and_rendering_never_panics() {
+        assert_eq!(Timestamp::LATEST.to_rfc3339(), "9999-12-31T23:59:59Z");
+        assert!(Timestamp::LATEST.as_expiry().is_ok());
+        assert!(
+            Timestamp::from_millis(Timestamp::LATEST.as_millis() + 1)
+                .as_expiry()
+                .is_err()
+        );
+        assert_eq!(
+            Timestamp::from_millis(u64::MAX).to_rfc3339(),
+            "9999-12-31T23:59:59Z"
+        );
+        let far = Timestamp::parse_rfc3339("9999-12-31T23:59:59-23:59").unwrap();
+        assert!(far.as_expiry().is_err());
+    }
 
     #[test]
     fn rfc3339_with_z_and_offsets() {

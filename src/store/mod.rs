@@ -659,20 +659,8 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Page<Token>, StoreError> {
         let raw = self.page_of(TreeId::OwnerNames, &key::owner(account), page)?;
-        let mut items = Vec::with_capacity(raw.items.len());
-        for (name_key, value) in &raw.items {
-            let hash = hash_at(TreeId::OwnerNames, name_key, value)?;
-            match self.token_by_hash(&hash)? {
-                Some(token) => items.push(token),
-                None => {
-                    return Err(corrupt(
-                        TreeId::OwnerNames,
-                        name_key,
-                        "index points at a missing token",
-                    ));
-                }
-            }
-        }
+        let name_keys: Vec<IVec> = raw.items.into_iter().map(|(key, _)| key).collect();
+        let items = self.tokens_behind(&name_keys)?;
         Ok(Page {
             items,
             next: raw.next,
@@ -828,15 +816,47 @@ impl Store {
             .collect()
     }
 
-    fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<Token>, StoreError> {
-        let token: Option<Token> = self.get(TreeId::Tokens, hash.as_bytes())?;
-        Ok(token.map(|mut token| {
-            // The in-memory use may be newer than the last persisted batch.
-            if let Some(used) = self.index.last_used(&token.hash) {
-                token.last_used_at = token.last_used_at.max(Some(used));
+    /// The tokens behind name-index entries, read in one transaction: sled applies a
+    /// commit tree by tree, so plain reads could see a rotation or deletion half done (a
+    /// name pointing at a token not there yet or any more). Inside a transaction the
+    /// name and the token it points at are read consistently; an entry deleted since the
+    /// scan is skipped.
+    fn tokens_behind(&self, name_keys: &[IVec]) -> Result<Vec<Token>, StoreError> {
+        let tokens = self.transact(|tx| {
+            let mut tokens = Vec::with_capacity(name_keys.len());
+            for name_key in name_keys {
+                let Some(value) = tx.get_raw(TreeId::OwnerNames, name_key)? else {
+                    continue;
+                };
+                let hash = match hash_at(TreeId::OwnerNames, name_key, &value) {
+                    Ok(hash) => hash,
+                    Err(err) => return abort(err),
+                };
+                match tx.get::<Token>(TreeId::Tokens, hash.as_bytes())? {
+                    Some(token) => tokens.push(token),
+                    None => {
+                        return abort(corrupt(
+                            TreeId::OwnerNames,
+                            name_key,
+                            "index points at a missing token",
+                        ));
+                    }
+                }
             }
-            token
-        }))
+            Ok(tokens)
+        })?;
+        Ok(tokens
+            .into_iter()
+            .map(|token| self.with_recent_use(token))
+            .collect())
+    }
+
+    /// The token with its in-memory last use, which may be newer than the stored one.
+    fn with_recent_use(&self, mut token: Token) -> Token {
+        if let Some(used) = self.index.last_used(&token.hash) {
+            token.last_used_at = token.last_used_at.max(Some(used));
+        }
+        token
     }
 
     /// The tokens of an account (`None`: the operator tokens), in name order.
@@ -850,11 +870,8 @@ impl Store {
         account: Option<&AccountPrefix>,
         name: &str,
     ) -> Result<Option<Token>, StoreError> {
-        let name_key = key::owner_name(account, name);
-        match self.tree(TreeId::OwnerNames).get(&name_key)? {
-            None => Ok(None),
-            Some(value) => self.token_by_hash(&hash_at(TreeId::OwnerNames, &name_key, &value)?),
-        }
+        let name_key = IVec::from(key::owner_name(account, name));
+        Ok(self.tokens_behind(std::slice::from_ref(&name_key))?.pop())
     }
 
     /// Creates a token with a fresh secret.

@@ -300,3 +300,42 @@ async fn the_openapi_document_is_served_without_a_token() {
         .expect(200);
     assert_eq!(body["openapi"], "3.1.0");
 }
+
+/// Regression (found by the malformed-request barrage): listing tokens while one of them
+/// is rotated read the name index, then missed the token it pointed at and answered 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_tokens_while_one_rotates_is_never_a_500() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let lister = server.token(&acme, "lister", &["api"], None);
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let rotator = {
+        let (addr, done, mut token) = (server.addr, done.clone(), acme.token.clone());
+        tokio::spawn(async move {
+            for _ in 0..300 {
+                let req = format!(
+                    "POST /api/v1/tokens/self/rotate HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                stream.write_all(req.as_bytes()).await.unwrap();
+                let mut response = Vec::new();
+                stream.read_to_end(&mut response).await.unwrap();
+                let text = String::from_utf8_lossy(&response);
+                let at = text.find("upk_at_").expect("a new token");
+                token = text[at..at + 45].to_owned();
+            }
+            done.store(true, Ordering::Relaxed);
+        })
+    };
+    let mut lists = 0;
+    while !done.load(Ordering::Relaxed) {
+        let reply = server.get("/v1/account/tokens", &lister).send().await;
+        assert_ne!(reply.status.as_u16(), 500, "after {lists} lists: {reply:?}");
+        let names = reply.expect(200)["tokens"].as_array().unwrap().len();
+        assert_eq!(names, 2, "a rotating token never drops out of the list");
+        lists += 1;
+    }
+    rotator.await.unwrap();
+}

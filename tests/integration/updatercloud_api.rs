@@ -1096,3 +1096,42 @@ async fn rotating_with_a_secret_still_in_its_grace_rotates_its_token() {
         .collect();
     assert_eq!(names, ["ci", "default"]);
 }
+
+/// Regression: an expiry past the year 9999 was stored, then panicked while rendered as
+/// RFC 3339 (found by reading the code behind schemathesis's inputs).
+#[tokio::test]
+async fn expiries_past_the_year_9999_are_refused_before_anything_is_written() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    for body in [
+        json!({"name": "far", "scopes": ["api"], "expires_in": "100000years"}),
+        json!({"name": "far", "scopes": ["api"], "expires_at": "9999-12-31T23:59:59-23:59"}),
+    ] {
+        let message = server
+            .request(Method::POST, "/api/v1/tokens")
+            .header("authorization", &format!("Bearer {}", acme.token))
+            .body(body.to_string())
+            .send()
+            .await
+            .expect_error(400, "invalid_request");
+        assert!(message.contains("year 10000"), "{message}");
+    }
+    let operator = server.operator_token("admin", true, true, None);
+    server
+        .request(Method::POST, "/_/token")
+        .header("authorization", &format!("Bearer {operator}"))
+        .body(json!({"name": "far", "expiration_date": u64::MAX / 2}).to_string())
+        .send()
+        .await
+        .expect_error(400, "invalid_request");
+    let list = server
+        .get("/api/v1/tokens", &acme.token)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        1,
+        "nothing was written"
+    );
+}
