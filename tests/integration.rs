@@ -21,6 +21,8 @@ mod disk;
 mod limits;
 #[path = "integration/malformed.rs"]
 mod malformed;
+#[path = "integration/openapi.rs"]
+mod openapi;
 #[path = "integration/persistence.rs"]
 mod persistence;
 #[path = "integration/protocol.rs"]
