@@ -3,8 +3,8 @@
 //! expiry/active check → scope check ([`Caller::authorize`]).
 //!
 //! - `auth/parse`: [`auth::parse`] alone (shape, checksum, hash) of a valid token.
-//! - `auth/verify/{1000,1000000}`: [`auth::authenticate`] + `authorize` against an index of
-//!   that many real tokens, cycling through [`LOOKUPS`] stored tokens.
+//! - `auth/verify/{1000,100000,1000000}`: [`auth::authenticate`] + `authorize` against an
+//!   index of that many real tokens, cycling through [`LOOKUPS`] stored tokens.
 //! - `auth/reject_malformed`: a wrong checksum, refused before the (1M) index is touched.
 //! - `auth/reject_unknown/1000000`: well-formed tokens that are not in the index.
 //!
@@ -103,11 +103,13 @@ fn benches(c: &mut Criterion) {
     let valid = new_token().token;
     group.bench_function("parse", |b| b.iter(|| auth::parse(black_box(&valid))));
 
-    let (index, lookups) = build(1_000);
-    group.bench_with_input(BenchmarkId::new("verify", 1_000), &lookups, |b, lookups| {
-        cycle(b, lookups, &index);
-    });
-    drop(index);
+    for size in [1_000, 100_000] {
+        let (index, lookups) = build(size);
+        group.bench_with_input(BenchmarkId::new("verify", size), &lookups, |b, lookups| {
+            cycle(b, lookups, &index);
+        });
+        drop(index);
+    }
 
     let size = 1_000_000;
     let (index, lookups) = build(size);

@@ -1,0 +1,61 @@
+//! The load benchmark's reference: a bare hyper 1.x HTTP/1.1 server answering every
+//! request with `200 hello`, built like `src/server.rs` (http1 only, keep-alive, a
+//! `TokioTimer` for the header-read timeout, TCP_NODELAY, a multi-thread runtime with one
+//! worker per core), so the ratio upkeep/hello is the cost of upkeep's own work.
+//!
+//! `cargo run --release --example hello -- PORT` (0: any free port); it prints
+//! `hello listening on 127.0.0.1:PORT` on stdout once it accepts connections.
+//! Listens on 127.0.0.1 only.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::io::Write;
+use std::time::Duration;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn hello(_req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(Response::new(Full::new(Bytes::from_static(b"hello"))))
+}
+
+fn main() -> Result<(), BoxError> {
+    let port: u16 = match std::env::args().nth(1) {
+        Some(arg) => arg
+            .parse()
+            .map_err(|err| format!("PORT must be a number: {arg:?}: {err}"))?,
+        None => return Err("usage: hello PORT (0: any free port)".into()),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        println!("hello listening on {}", listener.local_addr()?);
+        std::io::stdout().flush()?;
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10))
+            .keep_alive(true);
+        loop {
+            let (stream, _peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    eprintln!("accept failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let conn = builder.serve_connection(TokioIo::new(stream), service_fn(hello));
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+    })
+}
