@@ -33,7 +33,8 @@ fn main() -> ExitCode {
     } else {
         "warn"
     };
-    telemetry::init(cli.log_format, default_level);
+    // Held to the end of `main`: dropping it flushes the log.
+    let _log = telemetry::init(cli.log_format, default_level);
     telemetry::install_panic_hook();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
