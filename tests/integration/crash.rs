@@ -98,7 +98,7 @@ fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
     )
 }
 
-/// Waits without `thread::sleep`: a receive that can only time out.
+/// Waits without sleeping: a receive that can only time out.
 fn pause(duration: Duration) {
     let (_keep, rx) = mpsc::channel::<()>();
     let _ = rx.recv_timeout(duration);
