@@ -28,7 +28,6 @@ pub enum Error {
     },
     /// The client did not send the whole body in time.
     RequestTimeout,
-    UnsupportedMediaType(String),
     TooManyRequests {
         retry_after: Duration,
     },
@@ -56,7 +55,6 @@ impl Error {
             Error::Conflict(_) | Error::LicenseInUse => StatusCode::CONFLICT,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -77,7 +75,6 @@ impl Error {
             Error::LicenseInUse => "license_in_use",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::RequestTimeout => "request_timeout",
-            Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::TooManyRequests { .. } => "too_many_requests",
             Error::StorageUnavailable(_) => "storage_unavailable",
             Error::Internal(_) => "internal",
@@ -90,8 +87,7 @@ impl Error {
             Error::InvalidRequest(message)
             | Error::Forbidden(message)
             | Error::NotFound(message)
-            | Error::Conflict(message)
-            | Error::UnsupportedMediaType(message) => message.clone(),
+            | Error::Conflict(message) => message.clone(),
             Error::InvalidLicense => DomainError::LicenseUnknown.to_string(),
             Error::LicenseExpired => DomainError::LicenseExpired.to_string(),
             Error::LicenseInUse => DomainError::LicenseInUse.to_string(),

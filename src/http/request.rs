@@ -1,8 +1,8 @@
 //! Reading requests: the size-limited body, and JSON decoding that names the failing field.
 //!
 //! SPEC §3: a body whose first non-blank byte is `{` or `[` is JSON whatever its
-//! Content-Type says (curl `-d` labels JSON as form data). Any other body is a 400, or a
-//! 415 when its Content-Type names a format we do not read.
+//! Content-Type says (curl `-d` labels JSON as form data). On `/api/v1` any other body is
+//! read as `application/x-www-form-urlencoded`, whatever its label; elsewhere it is a 400.
 
 use crate::error::Error;
 use bytes::Bytes;
@@ -54,19 +54,11 @@ pub fn looks_like_json(body: &[u8]) -> bool {
     )
 }
 
-fn content_type(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or(v).trim())
-}
-
 /// Decodes a JSON body into `T`.
 ///
 /// # Errors
 /// `InvalidRequest` naming the field and the reason (`expires: invalid type: string "x",
-/// expected i64`); `UnsupportedMediaType` for a non-JSON body labelled with a type we do
-/// not read.
+/// expected i64`), also for a body that is not JSON.
 pub fn json<T: DeserializeOwned>(input: &Input) -> Result<T, Error> {
     let body = &input.body;
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -75,19 +67,9 @@ pub fn json<T: DeserializeOwned>(input: &Input) -> Result<T, Error> {
         ));
     }
     if !looks_like_json(body) {
-        return match content_type(&input.parts.headers) {
-            Some(kind)
-                if !kind.eq_ignore_ascii_case("application/json")
-                    && !kind.eq_ignore_ascii_case("application/x-www-form-urlencoded") =>
-            {
-                Err(Error::UnsupportedMediaType(format!(
-                    "content type `{kind}` is not supported; send a JSON object"
-                )))
-            }
-            _ => Err(Error::InvalidRequest(
-                "request body must be a JSON object".to_owned(),
-            )),
-        };
+        return Err(Error::InvalidRequest(
+            "request body must be a JSON object (whatever its Content-Type)".to_owned(),
+        ));
     }
     // serde would read a JSON array positionally into a struct (`["x"]` as `{"name":"x"}`):
     // every body we take is an object.
@@ -112,13 +94,6 @@ pub fn json_or_form<T: DeserializeOwned>(input: &Input) -> Result<T, Error> {
     }
     if looks_like_json(body) {
         return json(input);
-    }
-    if let Some(kind) = content_type(&input.parts.headers) {
-        if !kind.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-            return Err(Error::UnsupportedMediaType(format!(
-                "content type `{kind}` is not supported; send JSON or application/x-www-form-urlencoded"
-            )));
-        }
     }
     let text = std::str::from_utf8(body)
         .map_err(|_| Error::InvalidRequest("form body is not valid UTF-8".to_owned()))?;
@@ -331,7 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn non_json_bodies_are_400_or_415() {
+    fn non_json_bodies_are_400() {
         assert!(matches!(
             json::<Sample>(&input(None, "")),
             Err(Error::InvalidRequest(_))
@@ -342,7 +317,7 @@ mod tests {
         ));
         assert!(matches!(
             json::<Sample>(&input(Some("text/xml"), "<a/>")),
-            Err(Error::UnsupportedMediaType(_))
+            Err(Error::InvalidRequest(_))
         ));
     }
 
@@ -361,10 +336,9 @@ mod tests {
         assert!(msg.starts_with("expires: invalid type: string"), "{msg}");
         let sample: Sample = json_or_form(&input(None, "name=a")).unwrap();
         assert_eq!(sample.name, "a");
-        assert!(matches!(
-            json_or_form::<Sample>(&input(Some("text/plain"), "name=a")),
-            Err(Error::UnsupportedMediaType(_))
-        ));
+        // Whatever the label, /api/v1 reads a non-JSON body as a form (SPEC §3).
+        let labelled: Sample = json_or_form(&input(Some("text/plain"), "name=a")).unwrap();
+        assert_eq!(labelled.name, "a");
     }
 
     #[test]

@@ -383,7 +383,7 @@ async fn bad_operator_token_requests_are_refused_and_change_nothing() {
         .body("name=x")
         .send()
         .await
-        .expect_error(415, "unsupported_media_type");
+        .expect_error(400, "invalid_request");
     assert_eq!(
         stored_tokens(&server, &boss).await,
         before,
