@@ -18,6 +18,7 @@ use tokio::net::{UnixListener, UnixStream};
 /// The socket's file name inside the data directory.
 pub const SOCKET_FILE: &str = "admin.sock";
 const MAX_REQUEST: u64 = 64 * 1024;
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Serialize, Deserialize)]
 enum Request {
@@ -145,9 +146,17 @@ async fn serve_one(app: Arc<App>, mut stream: UnixStream, owner: u32) -> std::io
         return Ok(());
     }
     let mut line = String::new();
-    BufReader::new((&mut stream).take(MAX_REQUEST))
-        .read_line(&mut line)
-        .await?;
+    let mut reader = BufReader::new((&mut stream).take(MAX_REQUEST));
+    // A client that never finishes its line does not hold a task for ever.
+    tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no complete request line in 10 s",
+            )
+        })??;
+    drop(reader);
     let command = match serde_json::from_str::<Request>(&line) {
         Err(err) => {
             let reply = Reply::Err {
@@ -159,8 +168,9 @@ async fn serve_one(app: Arc<App>, mut stream: UnixStream, owner: u32) -> std::io
         }
         Ok(Request::Backup) => {
             tracing::info!(command = "backup", "admin command via socket");
-            // Stream from the store straight to the socket on a blocking thread: a backup
-            // can be large, so it is never held in memory as a whole.
+            // Stream from the store to the socket on a blocking thread. (The store copies
+            // its trees in memory under the write lock first, for a consistent snapshot;
+            // see store::backup.)
             let stream = stream.into_std()?;
             stream.set_nonblocking(false)?;
             let result = tokio::task::spawn_blocking(move || {

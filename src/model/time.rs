@@ -102,7 +102,8 @@ fn split_offset(text: &str) -> Result<(String, i64), String> {
     }
     let bytes = text.as_bytes();
     for len in [6, 5] {
-        if bytes.len() <= len + 10 {
+        // Byte offsets: the split must not fall inside a multi-byte character.
+        if bytes.len() <= len + 10 || !text.is_char_boundary(text.len() - len) {
             continue;
         }
         let (local, offset) = text.split_at(text.len() - len);
@@ -171,6 +172,10 @@ mod tests {
             "tomorrow",
             "",
             "1969-12-31T23:59:59Z",
+            // Multi-byte characters where an offset would be (these used to panic).
+            "2027-01-31T12:00:00é+0200",
+            "2027-01-31T12:00:00.é12345",
+            "aaaaaaaaaaaé+12:0",
         ] {
             assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad}");
         }

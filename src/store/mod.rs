@@ -983,12 +983,6 @@ impl Store {
     /// Hashes of the grace aliases that point at any of `tokens`.
     fn aliases_of(&self, tokens: &[TokenHash]) -> Result<Vec<TokenHash>, StoreError> {
         let mut aliases = Vec::new();
-        for entry in self.tree(TreeId::Accounts).iter() {
-            let (key, value) = entry?;
-            let account: Account = decode_at(TreeId::Accounts, &key, &value)?;
-            let limit = self.account_license(&account)?.map(|license| license.limit);
-            self.accounts_index().insert(account.prefix, limit);
-        }
         for entry in self.tree(TreeId::Grace).iter() {
             let (key, value) = entry?;
             let alias: GraceAlias = decode_at(TreeId::Grace, &key, &value)?;
