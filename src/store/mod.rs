@@ -342,6 +342,11 @@ impl Tx<'_> {
     fn remove(&self, tree: TreeId, key: &[u8]) -> TxResult<Option<IVec>> {
         Ok(self.tree(tree).remove(key)?)
     }
+
+    /// Records that `id` is taken, in the same transaction as the record using it.
+    fn take_id(&self, id: u64) -> TxResult<()> {
+        self.put_raw(TreeId::Meta, schema::NEXT_ID_KEY, &(id + 1).to_be_bytes())
+    }
 }
 
 /// The embedded database and everything kept in step with it.
@@ -361,6 +366,9 @@ pub struct Store {
     reserve: AtomicU64,
     /// Set when sled failed to persist: it refuses writes from then on (until reopened).
     failed: AtomicBool,
+    /// The next token / plan license id; allocated under the write lock and persisted in
+    /// `meta` with the record that takes it.
+    next_id: AtomicU64,
     /// Every account and its plan license's limit (if one is bound), kept in step with
     /// the trees like `index`: `GET /v1/account` is answered from memory.
     accounts: std::sync::RwLock<std::collections::HashMap<AccountPrefix, Option<u32>>>,
@@ -410,15 +418,34 @@ impl Store {
             reserve: AtomicU64::new(DEFAULT_RESERVE),
             failed: AtomicBool::new(false),
             accounts: std::sync::RwLock::default(),
+            next_id: AtomicU64::new(1),
         };
         store.load_index().map_err(OpenError::Store)?;
         Ok(store)
     }
 
     fn load_index(&self) -> Result<(), StoreError> {
+        // Ids: past the stored counter and past every id in use (a store restored from an
+        // older backup, or written before the counter existed, may lack the counter).
+        let mut next_id = match self.tree(TreeId::Meta).get(schema::NEXT_ID_KEY)? {
+            Some(bytes) => {
+                let array: [u8; 8] = bytes.as_ref().try_into().map_err(|_| {
+                    corrupt(TreeId::Meta, schema::NEXT_ID_KEY, "next_id is not 8 bytes")
+                })?;
+                u64::from_be_bytes(array)
+            }
+            None => 1,
+        };
+        for entry in self.tree(TreeId::Licenses).iter() {
+            let (key, _) = entry?;
+            let id =
+                key::parse_license_id(&key).map_err(|why| corrupt(TreeId::Licenses, &key, why))?;
+            next_id = next_id.max(id.0 + 1);
+        }
         for entry in self.tree(TreeId::Tokens).iter() {
             let (key, value) = entry?;
             let token: Token = decode_at(TreeId::Tokens, &key, &value)?;
+            next_id = next_id.max(token.id.0 + 1);
             self.index
                 .insert(token.hash, AuthRecord::from(&token), token.last_used_at);
         }
@@ -428,6 +455,7 @@ impl Store {
             let limit = self.account_license(&account)?.map(|license| license.limit);
             self.accounts_index().insert(account.prefix, limit);
         }
+        self.next_id.store(next_id, Ordering::Relaxed);
         for entry in self.tree(TreeId::Grace).iter() {
             let (key, value) = entry?;
             let alias: GraceAlias = decode_at(TreeId::Grace, &key, &value)?;
@@ -442,6 +470,12 @@ impl Store {
 
     fn tree(&self, tree: TreeId) -> &sled::Tree {
         &self.trees[tree as usize]
+    }
+
+    /// Takes the next id. Call under the write lock, and persist `next_id` with the record
+    /// (see [`Tx::take_id`]).
+    fn allocate_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The data directory.
@@ -694,8 +728,8 @@ impl Store {
         now: Timestamp,
     ) -> Result<Pending<'_, (Account, CreatedToken)>, StoreError> {
         let secret = generate(TokenKind::Account)?;
-        let token_id = TokenId(self.db.generate_id()?);
         self.write(|| {
+            let token_id = TokenId(self.allocate_id());
             // A random prefix may collide with an existing one; draw again.
             let mut attempts = 0;
             let account = loop {
@@ -738,6 +772,7 @@ impl Store {
                     return abort(DomainError::AccountExists(account.prefix));
                 }
                 tx.put(TreeId::Accounts, &prefix_key, &account)?;
+                tx.take_id(token.id.0)?;
                 tx.put(TreeId::Tokens, token.hash.as_bytes(), &token)?;
                 tx.put_raw(TreeId::OwnerNames, &name_key, token.hash.as_bytes())?;
                 Ok(())
@@ -885,26 +920,30 @@ impl Store {
         new: NewToken,
         now: Timestamp,
     ) -> Result<Pending<'_, CreatedToken>, StoreError> {
-        let id = TokenId(self.db.generate_id()?);
-        // Operator tokens can be read back (`GET /_/token/value`): derive them.
-        let secret = match new.principal {
-            Principal::Account(_) => generate(TokenKind::Account)?,
-            Principal::Operator { .. } => auth::derive(TokenKind::Operator, &self.key, id),
+        let account = new.principal.account();
+        let name_key = key::owner_name(account.as_ref(), &new.name);
+        let random = match new.principal {
+            Principal::Account(_) => Some(generate(TokenKind::Account)?),
+            Principal::Operator { .. } => None,
         };
-        let token = Token {
-            id,
-            hash: secret.hash,
-            principal: new.principal,
-            name: new.name,
-            scopes: new.scopes,
-            expires_at: new.expires_at,
-            created_at: now,
-            updated_at: now,
-            last_used_at: None,
-        };
-        let account = token.principal.account();
-        let name_key = key::owner_name(account.as_ref(), &token.name);
         self.write(|| {
+            let id = TokenId(self.allocate_id());
+            // Operator tokens can be read back (`GET /_/token/value`): derive them.
+            let secret = match random {
+                Some(secret) => secret,
+                None => auth::derive(TokenKind::Operator, &self.key, id),
+            };
+            let token = Token {
+                id,
+                hash: secret.hash,
+                principal: new.principal,
+                name: new.name,
+                scopes: new.scopes,
+                expires_at: new.expires_at,
+                created_at: now,
+                updated_at: now,
+                last_used_at: None,
+            };
             self.transact(|tx| {
                 if let Some(prefix) = &account {
                     if tx
@@ -917,6 +956,12 @@ impl Store {
                 if tx.get_raw(TreeId::OwnerNames, &name_key)?.is_some() {
                     return abort(DomainError::TokenNameTaken(token.name.clone()));
                 }
+                if tx.get_raw(TreeId::Tokens, token.hash.as_bytes())?.is_some() {
+                    return abort(StoreError::Bug(
+                        "a new token's hash is already stored".to_owned(),
+                    ));
+                }
+                tx.take_id(token.id.0)?;
                 tx.put(TreeId::Tokens, token.hash.as_bytes(), &token)?;
                 tx.put_raw(TreeId::OwnerNames, &name_key, token.hash.as_bytes())?;
                 Ok(())
@@ -1191,17 +1236,23 @@ impl Store {
         now: Timestamp,
     ) -> Result<Pending<'_, IssuedLicense>, StoreError> {
         let secret = generate(TokenKind::PlanLicense)?;
-        let license = PlanLicense {
-            id: LicenseId(self.db.generate_id()? + 1),
-            key_hash: secret.hash,
-            limit,
-            expires_at,
-            created_at: now,
-            account: None,
-        };
         self.write(|| {
+            let license = PlanLicense {
+                id: LicenseId(self.allocate_id()),
+                key_hash: secret.hash,
+                limit,
+                expires_at,
+                created_at: now,
+                account: None,
+            };
             let id_key = key::license_id(license.id);
             self.transact(|tx| {
+                if tx.get_raw(TreeId::Licenses, &id_key)?.is_some() {
+                    return abort(StoreError::Bug(
+                        "a new plan license's id is taken".to_owned(),
+                    ));
+                }
+                tx.take_id(license.id.0)?;
                 tx.put(TreeId::Licenses, &id_key, &license)?;
                 tx.put_raw(TreeId::LicenseHashes, license.key_hash.as_bytes(), &id_key)?;
                 Ok(())
@@ -1425,6 +1476,147 @@ mod tests {
         assert_eq!(store.tokens_of(Some(&account.prefix)).unwrap(), before);
         assert_eq!(store.index().len(), 1);
         assert_eq!(store.tree(TreeId::Tokens).len(), 1);
+    }
+
+    #[test]
+    fn ids_are_never_reused_even_without_the_stored_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let operator = |name: &str| NewToken {
+            principal: Principal::Operator {
+                active: true,
+                write: false,
+            },
+            name: name.to_owned(),
+            scopes: Scopes::empty(),
+            expires_at: None,
+        };
+        let old = store
+            .create_token(operator("old"), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let license = store
+            .issue_license(1, None, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        // What a restore of an old backup, or sled's own counter, would look like: the
+        // stored counter gone.
+        store
+            .tree(TreeId::Meta)
+            .remove(schema::NEXT_ID_KEY)
+            .unwrap();
+        store.db.flush().unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let new = store
+            .create_token(operator("new"), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert!(
+            new.token.id.0 > license.license.id.0.max(old.token.id.0),
+            "{new:?}"
+        );
+        assert_ne!(
+            new.token.hash, old.token.hash,
+            "a derived operator value is never reused"
+        );
+        let second = store
+            .issue_license(2, None, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert!(second.license.id.0 > new.token.id.0);
+        assert_eq!(store.licenses().unwrap().len(), 2, "nothing overwritten");
+        // The counter is stored with the records that take ids.
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let stored = store
+            .tree(TreeId::Meta)
+            .get(schema::NEXT_ID_KEY)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            u64::from_be_bytes(stored.as_ref().try_into().unwrap()),
+            second.license.id.0 + 1
+        );
+    }
+
+    #[test]
+    fn a_restored_store_never_reuses_ids() {
+        // The review's scenario: ids handed out in early sessions must not come back
+        // after a restore into a fresh directory with the old server key.
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source");
+        let operator = |name: &str, write: bool| NewToken {
+            principal: Principal::Operator {
+                active: true,
+                write,
+            },
+            name: name.to_owned(),
+            scopes: Scopes::empty(),
+            expires_at: None,
+        };
+        let mut backup = Vec::new();
+        let (old, old_license) = {
+            drop(Store::open(&source).unwrap());
+            let store = Store::open(&source).unwrap();
+            let old = store
+                .create_token(operator("old-readonly", false), now())
+                .unwrap()
+                .durable_blocking()
+                .unwrap();
+            let license = store
+                .issue_license(1, None, now())
+                .unwrap()
+                .durable_blocking()
+                .unwrap();
+            store.backup(&mut backup, "now").unwrap();
+            (old, license)
+        };
+        let target = dir.path().join("target");
+        let checked = backup::check(std::io::Cursor::new(backup)).unwrap();
+        backup::restore(&checked, &target).unwrap();
+        std::fs::copy(source.join(KEY_FILE), target.join(KEY_FILE)).unwrap();
+        for _ in 0..3 {
+            drop(Store::open(&target).unwrap());
+        }
+        let store = Store::open(&target).unwrap();
+        let new = store
+            .create_token(operator("new-admin", true), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_ne!(
+            new.token.hash, old.token.hash,
+            "a derived value is never handed out twice"
+        );
+        assert!(new.token.id.0 > old.token.id.0);
+        let (_, old_hash) = auth::parse(&old.secret).unwrap();
+        assert_eq!(
+            store.index().get(&old_hash).map(|record| record.principal),
+            Some(Principal::Operator {
+                active: true,
+                write: false
+            }),
+            "the old read-only token stays read-only"
+        );
+        store
+            .issue_license(9, None, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(store.licenses().unwrap().len(), 2, "no license overwritten");
+        assert_eq!(
+            store
+                .license(old_license.license.id)
+                .unwrap()
+                .unwrap()
+                .limit,
+            1
+        );
     }
 
     #[test]

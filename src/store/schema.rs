@@ -10,7 +10,7 @@
 /// The layout this binary reads and writes. Bump it with a numbered migration in `migrate`.
 pub const SCHEMA_VERSION: u32 = 2;
 
-/// key = `b"schema_version"`, value = u32 BE.
+/// key = `b"schema_version"`, value = u32 BE; key = `b"next_id"`, value = u64 BE.
 pub const META: &str = "meta";
 /// key = account prefix (ASCII, 3–32 bytes), value = record `Account`.
 pub const PREFIX_ACCOUNT: &str = "prefix_account";
@@ -58,3 +58,7 @@ impl TreeId {
 }
 
 pub const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
+/// In `meta`: the next id for a token or plan license, u64 BE. Written in the same
+/// transaction as the record that takes an id, so it is as durable as the record and
+/// travels in backups (sled's own id counter does neither).
+pub const NEXT_ID_KEY: &[u8] = b"next_id";
