@@ -28,10 +28,17 @@ struct Window {
 pub struct Throttle {
     /// Failures allowed per address per window; 0 disables throttling.
     limit: u32,
-    windows: Mutex<HashMap<IpAddr, Window>>,
+    windows: Mutex<Windows>,
     /// Addresses over their limit in a window that has not ended (may overcount until the
     /// next prune; never undercounts).
     blocked: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Windows {
+    by_client: HashMap<IpAddr, Window>,
+    /// When ended windows were last dropped (at most once a second).
+    pruned: Option<Timestamp>,
 }
 
 /// The key an address is throttled under: itself for IPv4, its /64 for IPv6.
@@ -53,7 +60,7 @@ impl Throttle {
     pub fn new(limit: u32) -> Self {
         Throttle {
             limit,
-            windows: Mutex::new(HashMap::new()),
+            windows: Mutex::new(Windows::default()),
             blocked: AtomicUsize::new(0),
         }
     }
@@ -68,22 +75,38 @@ impl Throttle {
             return None;
         }
         let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let window = windows.get(&key(addr))?;
+        let window = windows.by_client.get(&key(addr))?;
         let ends = Self::ends(window);
-        (window.failures > self.limit && ends > now)
-            .then(|| Duration::from_millis(ends.as_millis() - now.as_millis()))
+        // Rounded up to whole seconds by the Retry-After header.
+        (window.failures > self.limit && ends > now).then(|| {
+            Duration::from_millis((ends.as_millis() - now.as_millis()).div_ceil(1000) * 1000)
+        })
     }
 
-    /// Records a failed authentication from `addr`.
+    /// Records a failed authentication from `addr`. Memory is bounded: past
+    /// `MAX_TRACKED` clients with open windows, new clients are not tracked (logged).
     pub fn fail(&self, addr: IpAddr, now: Timestamp) {
         if self.limit == 0 {
             return;
         }
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        if windows.len() >= MAX_TRACKED {
+        let due = windows
+            .pruned
+            .is_none_or(|at| now >= at.saturating_add(Duration::from_secs(1)));
+        if due
+            && (windows.by_client.len() >= MAX_TRACKED || self.blocked.load(Ordering::Relaxed) > 0)
+        {
             self.prune(&mut windows, now);
         }
-        let window = windows.entry(key(addr)).or_insert(Window {
+        let client = key(addr);
+        if windows.by_client.len() >= MAX_TRACKED && !windows.by_client.contains_key(&client) {
+            tracing::warn!(
+                tracked = MAX_TRACKED,
+                "failed-authentication tracking is full; not tracking a new client"
+            );
+            return;
+        }
+        let window = windows.by_client.entry(client).or_insert(Window {
             started: now,
             failures: 0,
         });
@@ -94,21 +117,24 @@ impl Throttle {
             };
         }
         window.failures = window.failures.saturating_add(1);
-        if window.failures == self.limit + 1 {
+        if window.failures == self.limit.saturating_add(1) {
             self.blocked.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(client = %key(addr), failures = window.failures, "throttling failed authentications");
-        }
-        // Windows that ended stop counting as blocked.
-        if self.blocked.load(Ordering::Relaxed) > 0 && windows.len() % 64 == 0 {
-            self.prune(&mut windows, now);
+            tracing::warn!(client = %client, failures = window.failures, "throttling failed authentications");
         }
     }
 
     /// Drops ended windows and recounts the blocked ones.
-    fn prune(&self, windows: &mut HashMap<IpAddr, Window>, now: Timestamp) {
-        windows.retain(|_, window| Self::ends(window) > now);
-        let blocked = windows.values().filter(|w| w.failures > self.limit).count();
+    fn prune(&self, windows: &mut Windows, now: Timestamp) {
+        windows
+            .by_client
+            .retain(|_, window| Self::ends(window) > now);
+        let blocked = windows
+            .by_client
+            .values()
+            .filter(|w| w.failures > self.limit)
+            .count();
         self.blocked.store(blocked, Ordering::Relaxed);
+        windows.pruned = Some(now);
     }
 
     /// Forgets ended windows (call now and then).
@@ -158,6 +184,11 @@ mod tests {
         );
         throttle.fail(bad, at(110));
         assert_eq!(throttle.check(bad, at(110)), Some(Duration::from_secs(50)));
+        assert_eq!(
+            throttle.check(bad, Timestamp::from_millis(110_500)),
+            Some(Duration::from_secs(50)),
+            "rounded up to whole seconds"
+        );
         assert_eq!(throttle.check(good, at(110)), None);
         assert_eq!(throttle.check(bad, at(160)), None, "window over");
         throttle.fail(bad, at(160));
@@ -179,6 +210,19 @@ mod tests {
                 .check("2001:db8:0:1::1".parse().unwrap(), at(1))
                 .is_none()
         );
+    }
+
+    #[test]
+    fn tracking_is_bounded() {
+        let throttle = Throttle::new(u32::MAX);
+        for i in 0..(MAX_TRACKED as u32 + 10) {
+            throttle.fail(IpAddr::V4(i.into()), at(0));
+        }
+        let tracked = throttle.windows.lock().unwrap().by_client.len();
+        assert_eq!(tracked, MAX_TRACKED);
+        // Once their windows end, room comes back.
+        throttle.fail("10.0.0.1".parse().unwrap(), at(61));
+        assert_eq!(throttle.windows.lock().unwrap().by_client.len(), 1);
     }
 
     #[test]

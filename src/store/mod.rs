@@ -226,6 +226,9 @@ pub struct Page<T> {
     pub next: Option<Vec<u8>>,
 }
 
+/// Most earlier secrets of one token that may be in a grace period at once.
+pub const MAX_GRACE_SECRETS: usize = 4;
+
 /// The name the first token of a new account gets.
 pub const FIRST_TOKEN_NAME: &str = "default";
 
@@ -1058,8 +1061,27 @@ impl Store {
                     Some(alias) => alias.token,
                     None => *current,
                 };
-            let aliases = self.aliases_of(&[*current])?;
+            // The token's earlier secrets still in a grace: expired ones go, and at most
+            // MAX_GRACE_SECRETS stay live (the newest), so chained rotations cannot grow
+            // the grace tree without bound.
+            let mut live = Vec::new();
+            let mut retired = Vec::new();
+            for alias in self.aliases_of(&[*current])? {
+                match self.get::<GraceAlias>(TreeId::Grace, alias.as_bytes())? {
+                    Some(entry) if entry.until > now => live.push((entry.until, alias)),
+                    _ => retired.push(alias),
+                }
+            }
+            live.sort_by_key(|(until, _)| *until);
+            let room = MAX_GRACE_SECRETS - usize::from(grace_until.is_some());
+            while live.len() > room {
+                retired.push(live.remove(0).1);
+            }
+            let aliases: Vec<TokenHash> = live.into_iter().map(|(_, alias)| alias).collect();
             let token = self.transact(|tx| {
+                for alias in &retired {
+                    tx.remove(TreeId::Grace, alias.as_bytes())?;
+                }
                 let Some(mut token) = tx.get::<Token>(TreeId::Tokens, current.as_bytes())? else {
                     return abort(DomainError::TokenNotFound(
                         "(the calling token, deleted meanwhile)".to_owned(),
@@ -1093,6 +1115,7 @@ impl Store {
                 IndexOp::Remove(*current),
                 IndexOp::Insert(token.hash, AuthRecord::from(&token), token.last_used_at),
             ];
+            ops.extend(retired.into_iter().map(IndexOp::Remove));
             if let Some(until) = grace_until {
                 ops.push(IndexOp::Insert(*current, alias_record(&token, until), None));
             }
@@ -1617,6 +1640,54 @@ mod tests {
                 .limit,
             1
         );
+    }
+
+    #[test]
+    fn chained_rotations_keep_a_bounded_number_of_grace_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (_, first) = store
+            .create_account(new_account(Some("acme")), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let mut current = first.token.hash;
+        let mut secrets = vec![first.secret];
+        let hour = std::time::Duration::from_secs(3600);
+        for i in 0..20 {
+            let at = now().saturating_add(std::time::Duration::from_secs(i));
+            let rotated = store
+                .rotate_token(&current, Some(at.saturating_add(hour)), at)
+                .unwrap()
+                .durable_blocking()
+                .unwrap();
+            current = rotated.token.hash;
+            secrets.push(rotated.secret);
+        }
+        assert_eq!(store.tree(TreeId::Grace).len(), MAX_GRACE_SECRETS);
+        // The newest earlier secrets work, the older ones were retired.
+        let at = now().saturating_add(std::time::Duration::from_secs(20));
+        let works = |secret: &str| {
+            store
+                .index()
+                .authenticate(&auth::parse(secret).unwrap().1, at)
+                .is_some()
+        };
+        assert!(works(&secrets[20]));
+        for secret in &secrets[16..20] {
+            assert!(works(secret));
+        }
+        for secret in &secrets[..16] {
+            assert!(!works(secret));
+        }
+        // Expired graces are dropped at the next rotation.
+        let later = now().saturating_add(hour * 2);
+        store
+            .rotate_token(&current, None, later)
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(store.tree(TreeId::Grace).len(), 0);
     }
 
     #[test]
