@@ -24,12 +24,14 @@
 //! - [`doctor`] — `upkeep doctor`: checks a data directory without changing it.
 //! - [`control`] — the admin socket (`<data>/admin.sock`): a running server executes
 //!   admin commands for the CLI.
-//! - [`auth`] — token format, generation, parsing, the in-memory [`auth::TokenIndex`],
-//!   the [`auth::Caller`] and its checks.
+//! - [`auth`] — token format, generation, parsing, the [`auth::Caller`] and its checks;
+//!   `auth/index.rs` is the in-memory [`auth::TokenIndex`] (token hash → who, and every
+//!   account's plan limit), compact so a million tokens fit in about 150 MB.
 //! - [`store`] — the only module that knows sled and bincode: trees ([`store::schema`]),
 //!   key encoding, the versioned codec, group commit, migrations, paging, backups
-//!   ([`store::backup`]), and the in-memory indexes kept in step with the trees (tokens
-//!   by hash, accounts by prefix).
+//!   ([`store::backup`]), keeping the [`auth::TokenIndex`] in step with the trees, and
+//!   `store/snapshot.rs`: the index saved at a clean stop (`<data>/index.snapshot`) so a
+//!   start need not scan sled.
 //! - [`model`] — records and rules: accounts, tokens, plan licenses, scopes, time.
 //! - [`error`] — the API error: one `status()`, one `code()`.
 //! - [`metrics`] — Prometheus counters and histograms in atomics (`GET /metrics`).
@@ -52,6 +54,9 @@
 //!   flush after a commit fails (the disk failed), the change stays applied in memory and
 //!   the store refuses all further writes until restarted; the free-space guard exists
 //!   so that this does not happen on a full disk.
+//! - The index snapshot is used only if its stamp equals the store's, and every change to
+//!   the store writes a new stamp in the same transaction: a snapshot older than the
+//!   store (a crash after writes, a copied-back file) is never trusted.
 //! - No secret is stored or logged: tokens and license keys exist as `blake3` hashes only;
 //!   the secret appears once, in the response (or CLI output) that creates it. Operator
 //!   token values can be derived again, but only with `server.key`, which is never in the

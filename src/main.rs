@@ -100,12 +100,14 @@ fn run(cli: Cli) -> Result<(), BoxError> {
     let output = match Store::open(&cli.data) {
         Ok(store) => {
             store.set_reserve(cli.min_free_space.0);
-            admin::execute(
+            let output = admin::execute(
                 &store,
                 cli.default_activation_limit,
                 Clock::System.now(),
                 &command,
-            )?
+            );
+            save_index_snapshot(&store);
+            output?
         }
         Err(OpenError::Locked(_)) => control::send(&cli.data, &command)?,
         Err(err) => return Err(err.into()),
@@ -228,6 +230,7 @@ fn restore(
     }
     let store = Store::open(data)?;
     let tokens = store.index().len();
+    save_index_snapshot(&store);
     drop(store);
     if json {
         println!(
@@ -285,12 +288,21 @@ fn serve(config: Config) -> Result<(), BoxError> {
             shutdown_signal().await;
             upkeep::systemd::notify("STOPPING=1");
         };
-        upkeep::server::run(listener, app, shutdown).await?;
+        upkeep::server::run(listener, app.clone(), shutdown).await?;
         if let Some(control) = control {
             control.close().await;
         }
+        // Nothing writes any more: save the token index for a fast next start.
+        tokio::task::spawn_blocking(move || save_index_snapshot(&app.store)).await?;
         Ok(())
     })
+}
+
+/// Saves the token index next to the store; a failure costs only a slower next start.
+fn save_index_snapshot(store: &Store) {
+    if let Err(err) = store.save_index_snapshot() {
+        tracing::warn!(error = %err, "token index not saved; the next start rebuilds it from the store");
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd stop).

@@ -31,5 +31,7 @@ mod protocol;
 mod query_api;
 #[path = "integration/secrets.rs"]
 mod secrets;
+#[path = "integration/snapshot.rs"]
+mod snapshot;
 #[path = "integration/updatercloud_api.rs"]
 mod updatercloud_api;

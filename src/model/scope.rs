@@ -82,6 +82,20 @@ impl Scopes {
         self.0 == 0
     }
 
+    /// The bit set as stored (one bit per [`Scope`]).
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// The set of `bits`, unless a bit names no scope.
+    pub const fn from_bits(bits: u8) -> Option<Scopes> {
+        if bits & !Self::EVERY == 0 {
+            Some(Scopes(bits))
+        } else {
+            None
+        }
+    }
+
     pub fn insert(&mut self, scope: Scope) {
         self.0 |= scope as u8;
     }

@@ -10,7 +10,7 @@ use super::StoreError;
 use super::schema::{META, SCHEMA_VERSION, SCHEMA_VERSION_KEY};
 
 /// `MIGRATIONS[n - 1]` takes the store from version `n` to `n + 1`.
-const MIGRATIONS: &[Migration] = &[accounts_v1_to_v2];
+const MIGRATIONS: &[Migration] = &[accounts_v1_to_v2, stamp_v2_to_v3];
 
 /// One step: rewrites the store from version `n` to `n + 1`; must be idempotent.
 type Migration = fn(&sled::Db) -> Result<(), StoreError>;
@@ -72,6 +72,19 @@ fn accounts_v1_to_v2(db: &sled::Db) -> Result<(), StoreError> {
     }
     accounts.apply_batch(batch)?;
     tracing::info!(accounts = n, "rewrote account records as version 2");
+    Ok(())
+}
+
+/// 2 → 3: the store gains its stamp (`schema::STAMP_KEY`), so that an index snapshot can
+/// tell whether it is current. Nothing else changes; the bump itself is the point: an
+/// upkeep that does not keep the stamp must not write to a store that relies on it.
+fn stamp_v2_to_v3(db: &sled::Db) -> Result<(), StoreError> {
+    let mut epoch = [0u8; 8];
+    getrandom::fill(&mut epoch).map_err(|err| StoreError::Bug(format!("OS RNG: {err}")))?;
+    let mut stamp = [0u8; 16];
+    stamp[..8].copy_from_slice(&epoch);
+    db.open_tree(META)?
+        .insert(super::schema::STAMP_KEY, &stamp)?;
     Ok(())
 }
 

@@ -16,6 +16,7 @@ mod commit;
 mod key;
 mod migrate;
 pub mod schema;
+mod snapshot;
 
 pub use codec::{DecodeError, Record};
 pub use migrate::SchemaError;
@@ -372,9 +373,12 @@ pub struct Store {
     /// The next token / plan license id; allocated under the write lock and persisted in
     /// `meta` with the record that takes it.
     next_id: AtomicU64,
-    /// Every account and its plan license's limit (if one is bound), kept in step with
-    /// the trees like `index`: `GET /v1/account` is answered from memory.
-    accounts: std::sync::RwLock<std::collections::HashMap<AccountPrefix, Option<u32>>>,
+    /// This opening's stamp epoch (random) and the counter of stamps given out.
+    epoch: [u8; 8],
+    stamps: AtomicU64,
+    /// The stamp of the index snapshot on disk, when it is known to match the store (it
+    /// was loaded or saved by this opening): saving again is then skipped.
+    snapshot_stamp: Mutex<Option<snapshot::Stamp>>,
 }
 
 /// Free space kept in reserve by default (see [`Store::set_reserve`]).
@@ -410,7 +414,10 @@ impl Store {
             .map(|name| db.open_tree(name))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|err| OpenError::Store(err.into()))?;
-        let store = Store {
+        let mut epoch = [0u8; 8];
+        getrandom::fill(&mut epoch)
+            .map_err(|err| OpenError::Store(StoreError::Bug(format!("OS RNG: {err}"))))?;
+        let mut store = Store {
             db,
             trees,
             index: TokenIndex::default(),
@@ -420,11 +427,116 @@ impl Store {
             key,
             reserve: AtomicU64::new(DEFAULT_RESERVE),
             failed: AtomicBool::new(false),
-            accounts: std::sync::RwLock::default(),
             next_id: AtomicU64::new(1),
+            epoch,
+            stamps: AtomicU64::new(0),
+            snapshot_stamp: Mutex::new(None),
         };
-        store.load_index().map_err(OpenError::Store)?;
+        let started = std::time::Instant::now();
+        match store.load_snapshot().map_err(OpenError::Store)? {
+            Some((stamp, index, next_id)) => {
+                store.index = index;
+                store.next_id = AtomicU64::new(next_id);
+                *store
+                    .snapshot_stamp
+                    .get_mut()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(stamp);
+                tracing::info!(
+                    tokens = store.index.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "token index loaded from {}",
+                    snapshot::FILE
+                );
+            }
+            None => {
+                store.load_index().map_err(OpenError::Store)?;
+                tracing::info!(
+                    tokens = store.index.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "token index built from the store"
+                );
+            }
+        }
         Ok(store)
+    }
+
+    /// The store's current stamp, as stored.
+    fn stored_stamp(&self) -> Result<Option<snapshot::Stamp>, StoreError> {
+        match self.tree(TreeId::Meta).get(schema::STAMP_KEY)? {
+            None => Ok(None),
+            Some(bytes) => bytes
+                .as_ref()
+                .try_into()
+                .map(Some)
+                .map_err(|_| corrupt(TreeId::Meta, schema::STAMP_KEY, "stamp is not 16 bytes")),
+        }
+    }
+
+    /// A stamp no write has carried before: this opening's epoch and the next count.
+    fn next_stamp(&self) -> snapshot::Stamp {
+        let mut stamp = [0u8; 16];
+        stamp[..8].copy_from_slice(&self.epoch);
+        let count = self.stamps.fetch_add(1, Ordering::Relaxed) + 1;
+        stamp[8..].copy_from_slice(&count.to_be_bytes());
+        stamp
+    }
+
+    /// The index snapshot, if there is one taken at the store's current stamp.
+    fn load_snapshot(&self) -> Result<Option<(snapshot::Stamp, TokenIndex, u64)>, StoreError> {
+        let Some(stamp) = self.stored_stamp()? else {
+            return Ok(None);
+        };
+        match snapshot::load(&self.dir, schema::SCHEMA_VERSION, &stamp) {
+            Ok(Some((index, next_id))) => Ok(Some((stamp, index, next_id))),
+            Ok(None) => Ok(None),
+            Err(why) => {
+                tracing::info!(
+                    "not using {}: {why}; building the token index from the store",
+                    snapshot::FILE
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// Saves the token index next to the store (`index.snapshot`) so that the next open
+    /// need not scan every token. Call once writes have stopped (clean shutdown, the end
+    /// of a CLI command); a write after it only makes the snapshot unused. Skipped when
+    /// the snapshot on disk already matches. Returns whether a snapshot was written.
+    ///
+    /// # Errors
+    /// The store could not be flushed or the file written (the next open then scans).
+    pub fn save_index_snapshot(&self) -> Result<bool, StoreError> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // Flushed first: the stamp recorded must be the one that survives a crash.
+        self.db.flush()?;
+        let Some(stamp) = self.stored_stamp()? else {
+            return Ok(false);
+        };
+        let mut known = self
+            .snapshot_stamp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if *known == Some(stamp) {
+            return Ok(false);
+        }
+        let started = std::time::Instant::now();
+        snapshot::save(
+            &self.dir,
+            schema::SCHEMA_VERSION,
+            &stamp,
+            self.next_id.load(Ordering::Relaxed),
+            &self.index,
+        )
+        .map_err(|err| StoreError::Io(err.into()))?;
+        *known = Some(stamp);
+        tracing::info!(
+            tokens = self.index.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "token index saved to {}",
+            snapshot::FILE
+        );
+        Ok(true)
     }
 
     fn load_index(&self) -> Result<(), StoreError> {
@@ -456,7 +568,7 @@ impl Store {
             let (key, value) = entry?;
             let account: Account = decode_at(TreeId::Accounts, &key, &value)?;
             let limit = self.account_license(&account)?.map(|license| license.limit);
-            self.accounts_index().insert(account.prefix, limit);
+            self.index.set_account(account.prefix, limit);
         }
         self.next_id.store(next_id, Ordering::Relaxed);
         for entry in self.tree(TreeId::Grace).iter() {
@@ -538,12 +650,8 @@ impl Store {
                     self.index.insert(hash, record, last_used);
                 }
                 IndexOp::Remove(hash) => self.index.remove(&hash),
-                IndexOp::SetAccount(prefix, limit) => {
-                    self.accounts_index().insert(prefix, limit);
-                }
-                IndexOp::RemoveAccount(prefix) => {
-                    self.accounts_index().remove(&prefix);
-                }
+                IndexOp::SetAccount(prefix, limit) => self.index.set_account(prefix, limit),
+                IndexOp::RemoveAccount(prefix) => self.index.remove_account(&prefix),
             }
         }
         let seq = self.commit.note_write();
@@ -555,9 +663,15 @@ impl Store {
     }
 
     /// One transaction over every tree. `f` may run more than once: no side effects.
+    /// Also writes a fresh stamp (`schema::STAMP_KEY`), so no older index snapshot
+    /// matches the store once this commits.
     fn transact<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
+        let stamp = self.next_stamp();
         <[sled::Tree] as Transactional<StoreError>>::transaction(&self.trees[..], |views| {
-            f(&Tx(views))
+            let tx = Tx(views);
+            let value = f(&tx)?;
+            tx.put_raw(TreeId::Meta, schema::STAMP_KEY, &stamp)?;
+            Ok(value)
         })
         .map_err(|err| match err {
             TransactionError::Abort(err) => err,
@@ -590,29 +704,15 @@ impl Store {
         Ok(())
     }
 
-    fn accounts_index(
-        &self,
-    ) -> std::sync::RwLockWriteGuard<'_, std::collections::HashMap<AccountPrefix, Option<u32>>>
-    {
-        self.accounts.write().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Number of accounts.
     pub fn account_count(&self) -> u64 {
-        self.accounts
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .len() as u64
+        self.index.account_count() as u64
     }
 
     /// From memory: `None` if there is no such account, else the limit of its plan
     /// license (`Some(None)`: none bound).
     pub fn plan_limit(&self, prefix: &AccountPrefix) -> Option<Option<u32>> {
-        self.accounts
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(prefix)
-            .copied()
+        self.index.plan_limit(prefix)
     }
 
     /// Number of group flushes so far.
@@ -1216,6 +1316,10 @@ impl Store {
                 batch.insert(key.as_slice(), codec::encode(&token));
                 written += 1;
             }
+            // The stamp first: a crash between the two leaves a store that no snapshot
+            // matches, which is safe.
+            self.tree(TreeId::Meta)
+                .insert(schema::STAMP_KEY, &self.next_stamp())?;
             tokens.apply_batch(batch)?;
             self.commit.note_write();
             written

@@ -1,16 +1,18 @@
 //! The on-disk inventory: every sled tree, its key and value layout, and the schema version.
 //!
-//! The data directory holds `db/` (sled) and `server.key` (32 raw bytes, mode 0600, from
-//! which operator-token values are derived; never inside the database).
+//! The data directory holds `db/` (sled), `server.key` (32 raw bytes, mode 0600, from
+//! which operator-token values are derived; never inside the database) and, after a clean
+//! stop, `index.snapshot` (see `snapshot`).
 //!
 //! Values marked "record" are `[format version: u8] ++ bincode(body)` (see `codec`).
 //! Keys are raw bytes built only by `key`; integers are big-endian so byte order is
 //! numeric order.
 
 /// The layout this binary reads and writes. Bump it with a numbered migration in `migrate`.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
-/// key = `b"schema_version"`, value = u32 BE; key = `b"next_id"`, value = u64 BE.
+/// key = `b"schema_version"`, value = u32 BE; key = `b"next_id"`, value = u64 BE;
+/// key = `b"stamp"`, value = 16 bytes (see [`STAMP_KEY`]).
 pub const META: &str = "meta";
 /// key = account prefix (ASCII, 3–32 bytes), value = record `Account`.
 pub const PREFIX_ACCOUNT: &str = "prefix_account";
@@ -62,3 +64,9 @@ pub const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
 /// transaction as the record that takes an id, so it is as durable as the record and
 /// travels in backups (sled's own id counter does neither).
 pub const NEXT_ID_KEY: &[u8] = b"next_id";
+/// In `meta`: which write the store last took: a random epoch chosen when the store is
+/// opened (u64 BE) ++ a counter (u64 BE). Rewritten by every change to the store, in the
+/// same transaction, so two stores with the same stamp hold the same records. The
+/// index snapshot (`snapshot`) is trusted only at the stamp it was taken at. Since
+/// schema 3: an upkeep too old to keep the stamp refuses the store.
+pub const STAMP_KEY: &[u8] = b"stamp";

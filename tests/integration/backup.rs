@@ -267,7 +267,14 @@ fn damaged_truncated_and_newer_backups_are_refused_and_write_nothing() {
         ),
         (
             "newer",
-            text.replacen("\"schema_version\":2", "\"schema_version\":99", 1),
+            text.replacen(
+                &format!(
+                    "\"schema_version\":{}",
+                    upkeep::store::schema::SCHEMA_VERSION
+                ),
+                "\"schema_version\":99",
+                1,
+            ),
             "newer",
         ),
         (

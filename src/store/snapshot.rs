@@ -1,0 +1,232 @@
+//! The token-index snapshot: `<data>/index.snapshot`, written at a clean stop so that the
+//! next start reads one flat file instead of scanning every token in sled (at a million
+//! tokens, about 0.2 s instead of about 2.5 s).
+//!
+//! A snapshot is trusted only if it describes exactly the store it sits next to. Every
+//! change to the store writes a fresh *stamp* into `meta` in the same transaction (a
+//! random per-open epoch and a counter; see [`super::schema::STAMP_KEY`]), and the
+//! snapshot records the stamp it was taken at. At open, a snapshot whose stamp differs
+//! from the store's is ignored and the index is rebuilt from sled: after a crash, after
+//! any write by any process since, after a restore, after someone copied an older `db/`
+//! back. Equal stamps mean the same sequence of writes, hence the same records.
+//!
+//! Layout (integers little-endian):
+//!
+//! ```text
+//! magic     16 bytes  "upkeep-index\0\0\0\x01" (the last byte is the format version)
+//! schema     4 bytes  the store's schema version when written
+//! stamp     16 bytes  the store's stamp when written
+//! next_id    8 bytes  the next token / license id
+//! image      …        TokenIndex::write_image
+//! checksum  32 bytes  blake3 of everything above
+//! ```
+//!
+//! A file that is short, long, of another version, or whose checksum differs is ignored
+//! the same way. It is written to `index.snapshot.tmp`, fsynced and renamed, so a crash
+//! while saving leaves the previous file or none, never half of one.
+
+use crate::auth::TokenIndex;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+pub const FILE: &str = "index.snapshot";
+const MAGIC: &[u8; 16] = b"upkeep-index\0\0\0\x01";
+const CHECKSUM_LEN: u64 = 32;
+
+/// A store's stamp: which write it last took (see the module doc).
+pub type Stamp = [u8; 16];
+
+/// Why a snapshot was not used (logged; the index is then rebuilt from sled).
+#[derive(Debug)]
+pub enum Unusable {
+    /// Taken before the store's last change (the normal case after a crash).
+    Stale,
+    /// Unreadable, truncated, of another format, or not matching its checksum.
+    Damaged(String),
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unusable::Stale => f.write_str("it is older than the store's last change"),
+            Unusable::Damaged(why) => write!(f, "it is damaged: {why}"),
+        }
+    }
+}
+
+/// Feeds everything that passes through into a blake3 hasher.
+struct Hashing<T> {
+    inner: T,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Writes the snapshot of `index` at `stamp` into `dir`, atomically and durably.
+///
+/// # Errors
+/// The file could not be written; any previous snapshot is left as it was.
+pub fn save(
+    dir: &Path,
+    schema: u32,
+    stamp: &Stamp,
+    next_id: u64,
+    index: &TokenIndex,
+) -> io::Result<()> {
+    let tmp = dir.join(format!("{FILE}.tmp"));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&tmp)?;
+    let mut out = BufWriter::with_capacity(
+        1 << 16,
+        Hashing {
+            inner: file,
+            hasher: blake3::Hasher::new(),
+        },
+    );
+    out.write_all(MAGIC)?;
+    out.write_all(&schema.to_le_bytes())?;
+    out.write_all(stamp)?;
+    out.write_all(&next_id.to_le_bytes())?;
+    index.write_image(&mut out)?;
+    let Hashing { mut inner, hasher } = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+    inner.write_all(hasher.finalize().as_bytes())?;
+    inner.sync_all()?;
+    drop(inner);
+    std::fs::rename(&tmp, dir.join(FILE))?;
+    File::open(dir)?.sync_all()
+}
+
+/// Reads the snapshot in `dir` if it was taken at `stamp` with schema `schema`:
+/// `Ok(None)` when there is none, `Err` when there is one that must not be used.
+///
+/// # Errors
+/// [`Unusable`]: stale or damaged.
+pub fn load(dir: &Path, schema: u32, stamp: &Stamp) -> Result<Option<(TokenIndex, u64)>, Unusable> {
+    let damaged = |err: io::Error| Unusable::Damaged(err.to_string());
+    let mut file = match File::open(dir.join(FILE)) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(damaged(err)),
+    };
+    let len = file.metadata().map_err(damaged)?.len();
+    let body_len = len
+        .checked_sub(CHECKSUM_LEN)
+        .ok_or_else(|| Unusable::Damaged(format!("{len} bytes is too short")))?;
+    let mut input = BufReader::with_capacity(
+        1 << 16,
+        Hashing {
+            inner: (&mut file).take(body_len),
+            hasher: blake3::Hasher::new(),
+        },
+    );
+    let mut header = [0u8; 16 + 4 + 16 + 8];
+    input.read_exact(&mut header).map_err(damaged)?;
+    if &header[..16] != MAGIC {
+        return Err(Unusable::Damaged(
+            "not an upkeep index snapshot of this version".into(),
+        ));
+    }
+    let field = |at: usize| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&header[at..at + 8]);
+        u64::from_le_bytes(bytes)
+    };
+    let found_schema = u32::from_le_bytes([header[16], header[17], header[18], header[19]]);
+    if found_schema != schema || header[20..36] != stamp[..] {
+        return Err(Unusable::Stale);
+    }
+    let next_id = field(36);
+    let index = TokenIndex::read_image(&mut input).map_err(damaged)?;
+    let mut rest = [0u8; 1];
+    if input.read(&mut rest).map_err(damaged)? != 0 {
+        return Err(Unusable::Damaged("bytes after the index".into()));
+    }
+    let computed = input.into_inner().hasher.finalize();
+    let mut stored = [0u8; CHECKSUM_LEN as usize];
+    file.read_exact(&mut stored).map_err(damaged)?;
+    if blake3::Hash::from_bytes(stored) != computed {
+        return Err(Unusable::Damaged("checksum mismatch".into()));
+    }
+    Ok(Some((index, next_id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthRecord;
+    use crate::model::{AccountPrefix, Principal, Scope, Scopes, TokenHash, TokenId};
+
+    fn index() -> TokenIndex {
+        let index = TokenIndex::default();
+        let prefix = AccountPrefix::parse("acme").unwrap();
+        index.set_account(prefix, Some(2));
+        for i in 0..100u64 {
+            let record = AuthRecord {
+                token_id: TokenId(i),
+                principal: Principal::Account(prefix),
+                scopes: Scopes::only(Scope::Api),
+                expires_at: None,
+            };
+            index.insert(TokenHash::of(&i.to_string()), record, None);
+        }
+        index
+    }
+
+    #[test]
+    fn saved_snapshots_load_only_at_their_stamp_and_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let stamp = [7u8; 16];
+        assert!(matches!(load(dir.path(), 3, &stamp), Ok(None)));
+        save(dir.path(), 3, &stamp, 42, &index()).unwrap();
+        let (loaded, next_id) = load(dir.path(), 3, &stamp).unwrap().unwrap();
+        assert_eq!((loaded.len(), next_id), (100, 42));
+        assert_eq!(
+            loaded.plan_limit(&AccountPrefix::parse("acme").unwrap()),
+            Some(Some(2))
+        );
+
+        let other = [8u8; 16];
+        assert!(matches!(load(dir.path(), 3, &other), Err(Unusable::Stale)));
+        assert!(matches!(load(dir.path(), 4, &stamp), Err(Unusable::Stale)));
+
+        let path = dir.path().join(FILE);
+        let good = std::fs::read(&path).unwrap();
+        // One flipped bit anywhere after the header, a cut, or an extra byte: refused.
+        for change in 0..4 {
+            let mut bytes = good.clone();
+            match change {
+                0 => bytes[60] ^= 1,
+                1 => *bytes.last_mut().unwrap() ^= 1,
+                2 => bytes.truncate(good.len() - 1),
+                _ => bytes.insert(good.len() - 32, 0),
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            assert!(
+                matches!(load(dir.path(), 3, &stamp), Err(Unusable::Damaged(_))),
+                "change {change}"
+            );
+        }
+        assert!(!dir.path().join(format!("{FILE}.tmp")).exists());
+    }
+}
