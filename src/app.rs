@@ -78,9 +78,61 @@ pub struct App {
 }
 
 /// Request ids: a per-process random prefix and a counter, `3f2a9c1b-0000002a`.
+///
+/// Each thread takes ids in blocks of [`RequestIds::BLOCK`] from the shared counter, so
+/// the hot path touches no cache line another core writes; ids stay unique, and
+/// increase within a thread.
 struct RequestIds {
     boot: u32,
     next: AtomicU64,
+    /// Tells this instance's blocks from another's (tests run many apps per thread).
+    instance: u64,
+}
+
+/// Distinguishes [`RequestIds`] instances within the process.
+static REQUEST_ID_INSTANCES: AtomicU64 = AtomicU64::new(1);
+
+/// One request's id, formatted on the stack: `{boot:08x}-{counter:08x}`.
+#[derive(Clone, Copy)]
+struct RequestId {
+    bytes: [u8; 8 + 1 + 16],
+    len: u8,
+}
+
+impl RequestId {
+    fn new(boot: u32, n: u64) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut bytes = [0u8; 25];
+        for (i, byte) in bytes[..8].iter_mut().enumerate() {
+            *byte = HEX[((boot >> (28 - 4 * i)) & 0xf) as usize];
+        }
+        bytes[8] = b'-';
+        let digits = (16 - (n.leading_zeros() / 4) as usize).max(8);
+        for i in 0..digits {
+            bytes[9 + i] = HEX[((n >> (4 * (digits - 1 - i))) & 0xf) as usize];
+        }
+        RequestId {
+            bytes,
+            len: (9 + digits) as u8,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII hex digits and '-' are ever written.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("?")
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+thread_local! {
+    /// This thread's block of request ids: whose, the next one, the end of the block.
+    static REQUEST_ID_BLOCK: std::cell::Cell<(u64, u64, u64)> =
+        const { std::cell::Cell::new((0, 0, 0)) };
 }
 
 impl RequestIds {
@@ -91,12 +143,23 @@ impl RequestIds {
         RequestIds {
             boot: u32::from_le_bytes(bytes),
             next: AtomicU64::new(1),
+            instance: REQUEST_ID_INSTANCES.fetch_add(1, Ordering::Relaxed),
         }
     }
 
-    fn next(&self) -> String {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}-{n:08x}", self.boot)
+    const BLOCK: u64 = 256;
+
+    fn next(&self) -> RequestId {
+        let n = REQUEST_ID_BLOCK.with(|block| {
+            let (owner, mut next, mut end) = block.get();
+            if owner != self.instance || next == end {
+                next = self.next.fetch_add(Self::BLOCK, Ordering::Relaxed);
+                end = next + Self::BLOCK;
+            }
+            block.set((self.instance, next + 1, end));
+            next
+        });
+        RequestId::new(self.boot, n)
     }
 }
 
@@ -151,13 +214,13 @@ impl App {
                 } else {
                     tracing::debug!(request_id = %request_id, route = route_name, error = %err, "request refused");
                 }
-                response::error(&err, &request_id)
+                response::error(&err, request_id.as_str())
             }
         };
         if method == Method::HEAD {
             *res.body_mut() = Body::default();
         }
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
+        if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
             res.headers_mut().insert("x-request-id", value);
         }
         self.metrics
@@ -255,5 +318,46 @@ impl App {
         )
         .await
         .map_err(|_| Error::RequestTimeout)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_formatted_and_distinct_across_threads() {
+        assert_eq!(
+            RequestId::new(0x3f2a_9c1b, 0x2a).as_str(),
+            "3f2a9c1b-0000002a"
+        );
+        assert_eq!(
+            RequestId::new(1, u64::MAX).as_str(),
+            "00000001-ffffffffffffffff"
+        );
+        let ids = RequestIds::new();
+        let other = RequestIds::new();
+        let mut seen = std::collections::HashSet::new();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        // Interleaved with another instance on the same thread.
+                        (0..1000)
+                            .map(|_| {
+                                other.next();
+                                ids.next().to_string()
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for handle in handles {
+                for id in handle.join().unwrap() {
+                    assert!(seen.insert(id.clone()), "duplicate {id}");
+                }
+            }
+        });
+        assert_eq!(seen.len(), 4000);
     }
 }

@@ -99,27 +99,42 @@ struct IndexEntry {
 const OP_ACTIVE: u8 = 1;
 const OP_WRITE: u8 = 2;
 
+/// A token that authenticated: its record and, for an account token, its account's plan
+/// limit as the index knew it at that moment (read with the record, no second lookup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authenticated {
+    pub record: AuthRecord,
+    /// `None`: no such account (or an operator token); `Some(None)`: an account without a
+    /// plan license; `Some(Some(n))`: its plan license's limit.
+    pub plan_limit: Option<Option<u32>>,
+}
+
 impl IndexEntry {
-    /// The record, unless the token's account is gone.
-    fn record(&self) -> Option<AuthRecord> {
-        let principal = match &self.account {
+    /// The record and plan limit, unless the token's account is gone.
+    fn resolve(&self) -> Option<Authenticated> {
+        let (principal, plan_limit) = match &self.account {
             Some(slot) => {
-                if slot.state.load(Ordering::Acquire) == SLOT_DELETED {
+                let state = slot.state.load(Ordering::Acquire);
+                if state == SLOT_DELETED {
                     return None;
                 }
-                Principal::Account(slot.prefix)
+                (Principal::Account(slot.prefix), decode_limit(state))
             }
-            None => Principal::Operator {
-                active: self.operator & OP_ACTIVE != 0,
-                write: self.operator & OP_WRITE != 0,
-            },
+            None => (
+                Principal::Operator {
+                    active: self.operator & OP_ACTIVE != 0,
+                    write: self.operator & OP_WRITE != 0,
+                },
+                None,
+            ),
         };
-        Some(AuthRecord {
+        let record = AuthRecord {
             token_id: self.token_id,
             principal,
             scopes: self.scopes,
             expires_at: (self.expires != NEVER).then(|| Timestamp::from_millis(self.expires)),
-        })
+        };
+        Some(Authenticated { record, plan_limit })
     }
 }
 
@@ -243,7 +258,7 @@ impl TokenIndex {
     }
 
     pub fn get(&self, hash: &TokenHash) -> Option<AuthRecord> {
-        read(self.shard(hash)).get(hash)?.record()
+        Some(read(self.shard(hash)).get(hash)?.resolve()?.record)
     }
 
     /// Number of entries: tokens and earlier secrets in a grace period.
@@ -302,15 +317,15 @@ impl TokenIndex {
 
     /// Looks up `hash` and, if it authenticates at `now`, records the use and returns the
     /// record. The use is remembered in memory only; see [`TokenIndex::pending_uses`].
-    pub fn authenticate(&self, hash: &TokenHash, now: Timestamp) -> Option<AuthRecord> {
+    pub fn authenticate(&self, hash: &TokenHash, now: Timestamp) -> Option<Authenticated> {
         let shard = read(self.shard(hash));
         let entry = shard.get(hash)?;
         let now_ms = now.as_millis();
         if entry.expires <= now_ms {
             return None;
         }
-        let record = entry.record()?;
-        if let Principal::Operator { active: false, .. } = record.principal {
+        let found = entry.resolve()?;
+        if let Principal::Operator { active: false, .. } = found.record.principal {
             return None;
         }
         // Second resolution is plenty for `last_used_at`, and skipping the store keeps
@@ -318,7 +333,7 @@ impl TokenIndex {
         if now_ms >= (entry.last_used.load(Ordering::Relaxed) & !UNSAVED) + 1000 {
             entry.last_used.store(now_ms | UNSAVED, Ordering::Relaxed);
         }
-        Some(record)
+        Some(found)
     }
 
     /// Uses not yet persisted. Call [`TokenIndex::mark_persisted`] with them once the

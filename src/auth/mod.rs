@@ -15,7 +15,7 @@
 
 mod index;
 
-pub use index::{AuthRecord, PendingUse, TokenIndex};
+pub use index::{AuthRecord, Authenticated, PendingUse, TokenIndex};
 
 use crate::error::Error;
 use crate::model::{Principal, Scope, Scopes, Timestamp, TokenHash, TokenId};
@@ -266,6 +266,9 @@ pub struct Caller {
     pub token_hash: TokenHash,
     pub principal: Principal,
     pub scopes: Scopes,
+    /// An account token's account plan limit when it authenticated (see
+    /// [`Authenticated::plan_limit`]); `None` for operator tokens.
+    pub plan_limit: Option<Option<u32>>,
 }
 
 impl Caller {
@@ -351,7 +354,7 @@ pub fn authenticate(
     if kind == TokenKind::PlanLicense {
         return Err(Error::Unauthenticated);
     }
-    let record = index
+    let Authenticated { record, plan_limit } = index
         .authenticate(&hash, now)
         .ok_or(Error::Unauthenticated)?;
     Ok(Caller {
@@ -359,6 +362,7 @@ pub fn authenticate(
         token_hash: hash,
         principal: record.principal,
         scopes: record.scopes,
+        plan_limit,
     })
 }
 
@@ -469,6 +473,7 @@ mod tests {
             token_hash: TokenHash::of("x"),
             principal,
             scopes,
+            plan_limit: None,
         };
         let reader = caller(account, Scopes::only(Scope::ReadLicenses));
         assert!(reader.authorize(Need::Scope(Scope::ReadLicenses)).is_ok());

@@ -18,13 +18,13 @@ use std::time::Duration;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
-/// `GET /v1/account`: the caller's account. Needs `read_user`. Answered from memory.
+/// `GET /v1/account`: the caller's account. Needs `read_user`. Answered from what
+/// authentication already read (the index's account slot): no further lookup.
 /// `200 {"account":{"prefix","activationUsage","activationLimit"},"status":200,"products":…}`.
 pub(super) fn get_account(app: &App, caller: &Caller) -> Result<Response<Body>, Error> {
     let prefix = account_of(caller)?;
-    let plan_limit = app
-        .store
-        .plan_limit(&prefix)
+    let plan_limit = caller
+        .plan_limit
         .ok_or_else(|| Error::NotFound("no such account".to_owned()))?;
     let limit = plan_limit.unwrap_or(app.settings.default_activation_limit);
     Ok(response::json(
