@@ -467,6 +467,16 @@ impl ServeProcess {
     }
 }
 
+/// A test that fails mid-way must not leave its server running.
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Runs the `upkeep` binary with `--data data` and `args`.
 pub fn upkeep_cli(data: &Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_upkeep"))
