@@ -302,9 +302,11 @@ impl App {
         let body = if body.is_end_stream() {
             bytes::Bytes::new()
         } else {
-            self.read_body(&parts.headers, body).await?
+            Box::pin(self.read_body(&parts.headers, body)).await?
         };
-        handlers::dispatch(self, caller.as_ref(), route, Input { parts, body }, now).await
+        handlers::dispatch(self, caller, route, Input { parts, body }, now)
+            .finish()
+            .await
     }
 
     async fn read_body<B>(&self, headers: &http::HeaderMap, body: B) -> Result<bytes::Bytes, Error>
