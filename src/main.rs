@@ -292,7 +292,8 @@ fn serve(config: Config) -> Result<(), BoxError> {
         if let Some(control) = control {
             control.close().await;
         }
-        // Nothing writes any more: save the token index for a fast next start.
+        // Save the token index for a fast next start. An admin command still running on
+        // the closed socket may write after it: that only makes the snapshot unused.
         tokio::task::spawn_blocking(move || save_index_snapshot(&app.store)).await?;
         Ok(())
     })

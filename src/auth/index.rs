@@ -73,7 +73,10 @@ fn decode_limit(state: u64) -> Option<Option<u32>> {
     match state {
         SLOT_UNKNOWN | SLOT_DELETED => None,
         1 => Some(None),
-        n => u32::try_from(n - 2).ok().map(Some),
+        n => n
+            .checked_sub(2)
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some),
     }
 }
 
@@ -429,18 +432,23 @@ impl TokenIndex {
         Ok(())
     }
 
-    /// Reads an index written by [`TokenIndex::write_image`]. Every value is checked; a
-    /// bad one is an `InvalidData` error, never a wrong entry.
+    /// Reads an index written by [`TokenIndex::write_image`] from `input`, which holds
+    /// at most `len` bytes. Every value is checked; a bad one is an `InvalidData` error,
+    /// never a wrong entry, and no count makes it reserve more than `len` allows.
     ///
     /// # Errors
     /// `input` failed, ended early, or holds a value that cannot be right.
-    pub fn read_image(input: &mut impl Read) -> io::Result<TokenIndex> {
+    pub fn read_image(input: &mut impl Read, len: u64) -> io::Result<TokenIndex> {
+        /// The fewest bytes an account takes in the image: length, 3-byte prefix, state.
+        const MIN_ACCOUNT_LEN: u64 = 1 + AccountPrefix::MIN_LEN as u64 + 8;
         let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_owned());
         let mut u64_buf = [0u8; 8];
         input.read_exact(&mut u64_buf)?;
-        let n_accounts =
-            usize::try_from(u64::from_le_bytes(u64_buf)).map_err(|_| invalid("account count"))?;
-        let mut slots = Vec::with_capacity(n_accounts.min(1 << 24));
+        let n_accounts = u64::from_le_bytes(u64_buf);
+        if n_accounts > len / MIN_ACCOUNT_LEN {
+            return Err(invalid("account count"));
+        }
+        let mut slots = Vec::with_capacity(n_accounts as usize);
         let mut accounts = Accounts::default();
         for _ in 0..n_accounts {
             let mut len = [0u8; 1];
@@ -470,9 +478,11 @@ impl TokenIndex {
             slots.push(slot);
         }
         input.read_exact(&mut u64_buf)?;
-        let n_entries =
-            usize::try_from(u64::from_le_bytes(u64_buf)).map_err(|_| invalid("entry count"))?;
-        let index = TokenIndex::with_capacity(n_entries.min(1 << 28));
+        let n_entries = u64::from_le_bytes(u64_buf);
+        if n_entries > len / ENTRY_LEN as u64 {
+            return Err(invalid("entry count"));
+        }
+        let index = TokenIndex::with_capacity(n_entries as usize);
         *write(&index.accounts) = accounts;
         let mut shards: Vec<_> = index.shards.iter().map(write).collect();
         let mut record = [0u8; ENTRY_LEN];
@@ -649,7 +659,8 @@ mod tests {
         }
         let mut image = Vec::new();
         index.write_image(&mut image).unwrap();
-        let back = TokenIndex::read_image(&mut image.as_slice()).unwrap();
+        let len = image.len() as u64;
+        let back = TokenIndex::read_image(&mut image.as_slice(), len).unwrap();
         assert_eq!(back.len(), 500);
         assert_eq!(back.account_count(), 2);
         assert_eq!(back.plan_limit(&acme()), Some(Some(3)));
@@ -661,7 +672,7 @@ mod tests {
         // Every truncation is an error, never a smaller index.
         for cut in [0, 7, 8, 20, image.len() - 1] {
             assert!(
-                TokenIndex::read_image(&mut &image[..cut]).is_err(),
+                TokenIndex::read_image(&mut &image[..cut], cut as u64).is_err(),
                 "cut at {cut}"
             );
         }
@@ -669,6 +680,15 @@ mod tests {
         let first_entry = image.len() - 500 * ENTRY_LEN;
         let mut bad = image.clone();
         bad[first_entry + 60] = 0xff;
-        assert!(TokenIndex::read_image(&mut bad.as_slice()).is_err());
+        assert!(TokenIndex::read_image(&mut bad.as_slice(), len).is_err());
+        // A count larger than the bytes could hold is refused before anything is
+        // reserved; so is an account state that names no limit.
+        let mut huge = image.clone();
+        huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(TokenIndex::read_image(&mut huge.as_slice(), len).is_err());
+        let mut zero_state = image.clone();
+        let state_at = 8 + 1 + usize::from(image[8]);
+        zero_state[state_at..state_at + 8].copy_from_slice(&0u64.to_le_bytes());
+        assert!(TokenIndex::read_image(&mut zero_state.as_slice(), len).is_err());
     }
 }

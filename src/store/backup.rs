@@ -2,7 +2,7 @@
 //! rebuilds a data directory from one.
 //!
 //! ```text
-//! {"format":"upkeep-backup","version":1,"schema_version":2,"created_at":"…","trees":{…}}
+//! {"format":"upkeep-backup","version":1,"schema_version":3,"created_at":"…","trees":{…}}
 //! {"tree":"prefix_account","key":"61636d65","value":"0204…"}
 //! …
 //! {"end":true,"records":1234,"blake3":"<hex of every line above, newlines included>"}
@@ -79,7 +79,11 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 
 fn tree_docs() -> BTreeMap<String, String> {
     [
-        (schema::META, "key = b\"schema_version\", value = u32 BE"),
+        (
+            schema::META,
+            "key = b\"schema_version\", value = u32 BE; key = b\"next_id\", value = u64 BE; \
+             key = b\"stamp\", value = 16 bytes (which write the store last took)",
+        ),
         (
             schema::PREFIX_ACCOUNT,
             "key = account prefix, value = [version] ++ bincode(Account)",
@@ -339,6 +343,8 @@ pub fn restore(backup: &Checked, dir: &Path) -> Result<Summary, RestoreError> {
         }
         db.flush().map_err(store_err)?;
     }
+    // The lock of the store just built may linger in sled's threads; `Store::open` waits.
+    super::recently_closed::note(dir);
     if db_dir.exists() {
         std::fs::remove_dir(&db_dir).map_err(RestoreError::Io)?;
     }

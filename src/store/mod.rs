@@ -150,16 +150,7 @@ pub fn inspect(dir: &Path) -> Result<Inspection, OpenError> {
             std::io::Error::new(std::io::ErrorKind::NotFound, "no store here yet"),
         ));
     }
-    let db = sled::Config::new()
-        .path(&db_dir)
-        .open()
-        .map_err(|err| match err {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                OpenError::Locked(dir.to_owned())
-            }
-            sled::Error::Io(io) => OpenError::Io(dir.to_owned(), io),
-            other => OpenError::Store(other.into()),
-        })?;
+    let db = open_sled(dir, sled::Config::new().path(&db_dir))?;
     let schema_version = migrate::schema_version(&db).map_err(OpenError::Schema)?;
     let count = |name: &str| db.open_tree(name).map(|tree| tree.len());
     let store_err = |err: sled::Error| OpenError::Store(err.into());
@@ -376,9 +367,84 @@ pub struct Store {
     /// This opening's stamp epoch (random) and the counter of stamps given out.
     epoch: [u8; 8],
     stamps: AtomicU64,
+    /// Set when a write failed or panicked after its transaction may have committed, so
+    /// the index might not match sled: no snapshot is saved from this opening (the next
+    /// start scans and heals it).
+    index_suspect: AtomicBool,
     /// The stamp of the index snapshot on disk, when it is known to match the store (it
     /// was loaded or saved by this opening): saving again is then skipped.
     snapshot_stamp: Mutex<Option<snapshot::Stamp>>,
+}
+
+/// Marks the index suspect when dropped, i.e. when a write unwinds before its index
+/// changes are applied; `mem::forget` it once they are.
+struct SuspectUnlessDone<'a>(&'a AtomicBool);
+
+impl Drop for SuspectUnlessDone<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Opens sled for the data directory `dir` with `config`.
+///
+/// If this process closed that store a moment ago (a test reopening it, `restore` opening
+/// what it built), sled's I/O threads may still hold its lock for a few milliseconds:
+/// wait for them, up to 10 s. Another process's lock is reported at once, so the CLI can
+/// turn to that server instead.
+fn open_sled(dir: &Path, config: sled::Config) -> Result<sled::Db, OpenError> {
+    let open = || {
+        config.open().map_err(|err| match err {
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                OpenError::Locked(dir.to_owned())
+            }
+            sled::Error::Io(io) => OpenError::Io(dir.to_owned(), io),
+            other => OpenError::Store(other.into()),
+        })
+    };
+    match open() {
+        Err(OpenError::Locked(_)) if recently_closed::contains(dir) => {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                match open() {
+                    Err(OpenError::Locked(_)) if std::time::Instant::now() < deadline => {}
+                    other => return other,
+                }
+            }
+        }
+        other => other,
+    }
+}
+
+/// Data directories whose store this process closed: their sled lock may linger for a
+/// moment after the close (sled's I/O threads finish their last writes).
+mod recently_closed {
+    use std::collections::HashSet;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static DIRS: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+    fn key(dir: &Path) -> PathBuf {
+        dir.canonicalize().unwrap_or_else(|_| dir.to_owned())
+    }
+
+    pub(super) fn note(dir: &Path) {
+        let mut dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
+        dirs.get_or_insert_with(HashSet::new).insert(key(dir));
+    }
+
+    pub(super) fn contains(dir: &Path) -> bool {
+        let dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
+        dirs.as_ref().is_some_and(|dirs| dirs.contains(&key(dir)))
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        recently_closed::note(&self.dir);
+    }
 }
 
 /// Free space kept in reserve by default (see [`Store::set_reserve`]).
@@ -400,19 +466,14 @@ impl Store {
         // what it holds about threefold. At a million tokens, 16 MiB instead of 64 MiB
         // keeps resident memory after a write-heavy load near 320 MiB instead of 410 MiB
         // for a few percent of durable-write throughput (benches/README.md).
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .mode(sled::Mode::LowSpace)
-            .cache_capacity(16 * 1024 * 1024)
-            .flush_every_ms(Some(500))
-            .open()
-            .map_err(|err| match err {
-                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                    OpenError::Locked(dir.to_owned())
-                }
-                sled::Error::Io(io) => OpenError::Io(dir.to_owned(), io),
-                other => OpenError::Store(other.into()),
-            })?;
+        let db = open_sled(
+            dir,
+            sled::Config::new()
+                .path(dir.join("db"))
+                .mode(sled::Mode::LowSpace)
+                .cache_capacity(16 * 1024 * 1024)
+                .flush_every_ms(Some(500)),
+        )?;
         migrate::run(&db).map_err(OpenError::Schema)?;
         let trees = schema::TREES
             .iter()
@@ -435,6 +496,7 @@ impl Store {
             next_id: AtomicU64::new(1),
             epoch,
             stamps: AtomicU64::new(0),
+            index_suspect: AtomicBool::new(false),
             snapshot_stamp: Mutex::new(None),
         };
         let started = std::time::Instant::now();
@@ -488,8 +550,14 @@ impl Store {
 
     /// The index snapshot, if there is one taken at the store's current stamp.
     fn load_snapshot(&self) -> Result<Option<(snapshot::Stamp, TokenIndex, u64)>, StoreError> {
-        let Some(stamp) = self.stored_stamp()? else {
-            return Ok(None);
+        let stamp = match self.stored_stamp() {
+            Ok(Some(stamp)) => stamp,
+            Ok(None) => return Ok(None),
+            // Only a faster start depends on it: scan (the next write rewrites it).
+            Err(err) => {
+                tracing::warn!(error = %err, "unreadable store stamp; building the token index from the store");
+                return Ok(None);
+            }
         };
         match snapshot::load(&self.dir, schema::SCHEMA_VERSION, &stamp) {
             Ok(Some((index, next_id))) => Ok(Some((stamp, index, next_id))),
@@ -513,6 +581,12 @@ impl Store {
     /// The store could not be flushed or the file written (the next open then scans).
     pub fn save_index_snapshot(&self) -> Result<bool, StoreError> {
         let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.index_suspect.load(Ordering::Relaxed) || self.failed.load(Ordering::Relaxed) {
+            tracing::warn!(
+                "a write failed in this run: not saving the token index (the next start rebuilds it from the store)"
+            );
+            return Ok(false);
+        }
         // Flushed first: the stamp recorded must be the one that survives a crash.
         self.db.flush()?;
         let Some(stamp) = self.stored_stamp()? else {
@@ -648,7 +722,19 @@ impl Store {
     ) -> Result<Pending<'_, T>, StoreError> {
         let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         self.check_writable()?;
-        let (value, ops) = body()?;
+        // Armed until the index has the write's changes: a panic in between (or an
+        // engine error, which may come after a partial commit) makes the index suspect.
+        let suspect = SuspectUnlessDone(&self.index_suspect);
+        let (value, ops) = match body() {
+            Ok(done) => done,
+            Err(err) => {
+                if !matches!(err, StoreError::Domain(_) | StoreError::NoSpace { .. }) {
+                    self.index_suspect.store(true, Ordering::Relaxed);
+                }
+                std::mem::forget(suspect);
+                return Err(err);
+            }
+        };
         for op in ops {
             match op {
                 IndexOp::Insert(hash, record, last_used) => {
@@ -659,6 +745,7 @@ impl Store {
                 IndexOp::RemoveAccount(prefix) => self.index.remove_account(&prefix),
             }
         }
+        std::mem::forget(suspect);
         let seq = self.commit.note_write();
         Ok(Pending {
             store: self,
@@ -1608,6 +1695,53 @@ mod tests {
         assert_eq!(store.tokens_of(Some(&account.prefix)).unwrap(), before);
         assert_eq!(store.index().len(), 1);
         assert_eq!(store.tree(TreeId::Tokens).len(), 1);
+    }
+
+    #[test]
+    fn snapshots_follow_the_store_and_never_come_from_a_suspect_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .create_account(new_account(Some("acme")), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert!(store.save_index_snapshot().unwrap(), "saved");
+        assert!(
+            !store.save_index_snapshot().unwrap(),
+            "unchanged: not saved again"
+        );
+        drop(store);
+
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.index().len(), 1, "loaded from the snapshot");
+        assert!(store.snapshot_stamp.lock().unwrap().is_some());
+        // A domain refusal leaves the index trustworthy...
+        let taken = NewToken {
+            principal: Principal::Account(AccountPrefix::parse("acme").unwrap()),
+            name: FIRST_TOKEN_NAME.to_owned(),
+            scopes: Scopes::only(Scope::Api),
+            expires_at: None,
+        };
+        assert!(store.create_token(taken, now()).is_err());
+        assert!(!store.index_suspect.load(Ordering::Relaxed));
+        // ...a write that panics before its index changes are applied does not.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = store.write::<()>(|| panic!("in the middle of a write"));
+        }));
+        assert!(panicked.is_err());
+        assert!(store.index_suspect.load(Ordering::Relaxed));
+        store
+            .create_account(new_account(Some("globex")), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert!(!store.save_index_snapshot().unwrap(), "refused");
+        drop(store);
+        // The old snapshot is stale now: the next open scans, and finds both accounts.
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.snapshot_stamp.lock().unwrap().is_none(), "scanned");
+        assert_eq!(store.account_count(), 2);
     }
 
     #[test]

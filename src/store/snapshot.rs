@@ -27,7 +27,7 @@
 
 use crate::auth::TokenIndex;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
 
 pub const FILE: &str = "index.snapshot";
@@ -42,6 +42,8 @@ pub type Stamp = [u8; 16];
 pub enum Unusable {
     /// Taken before the store's last change (the normal case after a crash).
     Stale,
+    /// Taken for another schema version (the store was migrated since).
+    OtherSchema(u32),
     /// Unreadable, truncated, of another format, or not matching its checksum.
     Damaged(String),
 }
@@ -50,6 +52,7 @@ impl std::fmt::Display for Unusable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Unusable::Stale => f.write_str("it is older than the store's last change"),
+            Unusable::OtherSchema(found) => write!(f, "it was written for schema version {found}"),
             Unusable::Damaged(why) => write!(f, "it is damaged: {why}"),
         }
     }
@@ -69,14 +72,6 @@ impl<W: Write> Write for Hashing<W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
     }
 }
 
@@ -120,6 +115,10 @@ pub fn save(
 /// Reads the snapshot in `dir` if it was taken at `stamp` with schema `schema`:
 /// `Ok(None)` when there is none, `Err` when there is one that must not be used.
 ///
+/// The whole file's checksum is verified before any of it is parsed (one extra read,
+/// about 20 ms at a million tokens), so a damaged count can never make the parser
+/// reserve memory; the parser bounds every count by the file's length as well.
+///
 /// # Errors
 /// [`Unusable`]: stale or damaged.
 pub fn load(dir: &Path, schema: u32, stamp: &Stamp) -> Result<Option<(TokenIndex, u64)>, Unusable> {
@@ -133,43 +132,46 @@ pub fn load(dir: &Path, schema: u32, stamp: &Stamp) -> Result<Option<(TokenIndex
     let body_len = len
         .checked_sub(CHECKSUM_LEN)
         .ok_or_else(|| Unusable::Damaged(format!("{len} bytes is too short")))?;
-    let mut input = BufReader::with_capacity(
-        1 << 16,
-        Hashing {
-            inner: (&mut file).take(body_len),
-            hasher: blake3::Hasher::new(),
-        },
-    );
-    let mut header = [0u8; 16 + 4 + 16 + 8];
+
+    // Pass 1: the checksum over the body.
+    let mut hasher = blake3::Hasher::new();
+    let copied = io::copy(&mut (&mut file).take(body_len), &mut hasher).map_err(damaged)?;
+    let mut stored = [0u8; CHECKSUM_LEN as usize];
+    file.read_exact(&mut stored).map_err(damaged)?;
+    if copied != body_len || blake3::Hash::from_bytes(stored) != hasher.finalize() {
+        return Err(Unusable::Damaged("checksum mismatch".into()));
+    }
+
+    // Pass 2: parse what the checksum vouches for.
+    file.seek(io::SeekFrom::Start(0)).map_err(damaged)?;
+    let mut input = BufReader::with_capacity(1 << 16, (&mut file).take(body_len));
+    let mut header = [0u8; HEADER_LEN];
     input.read_exact(&mut header).map_err(damaged)?;
     if &header[..16] != MAGIC {
         return Err(Unusable::Damaged(
             "not an upkeep index snapshot of this version".into(),
         ));
     }
-    let field = |at: usize| {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(&header[at..at + 8]);
-        u64::from_le_bytes(bytes)
-    };
     let found_schema = u32::from_le_bytes([header[16], header[17], header[18], header[19]]);
-    if found_schema != schema || header[20..36] != stamp[..] {
+    if found_schema != schema {
+        return Err(Unusable::OtherSchema(found_schema));
+    }
+    if header[20..36] != stamp[..] {
         return Err(Unusable::Stale);
     }
-    let next_id = field(36);
-    let index = TokenIndex::read_image(&mut input).map_err(damaged)?;
+    let mut next_id = [0u8; 8];
+    next_id.copy_from_slice(&header[36..44]);
+    let index =
+        TokenIndex::read_image(&mut input, body_len - HEADER_LEN as u64).map_err(damaged)?;
     let mut rest = [0u8; 1];
     if input.read(&mut rest).map_err(damaged)? != 0 {
         return Err(Unusable::Damaged("bytes after the index".into()));
     }
-    let computed = input.into_inner().hasher.finalize();
-    let mut stored = [0u8; CHECKSUM_LEN as usize];
-    file.read_exact(&mut stored).map_err(damaged)?;
-    if blake3::Hash::from_bytes(stored) != computed {
-        return Err(Unusable::Damaged("checksum mismatch".into()));
-    }
-    Ok(Some((index, next_id)))
+    Ok(Some((index, u64::from_le_bytes(next_id))))
 }
+
+/// Magic, schema, stamp, next id.
+const HEADER_LEN: usize = 16 + 4 + 16 + 8;
 
 #[cfg(test)]
 mod tests {
@@ -208,7 +210,10 @@ mod tests {
 
         let other = [8u8; 16];
         assert!(matches!(load(dir.path(), 3, &other), Err(Unusable::Stale)));
-        assert!(matches!(load(dir.path(), 4, &stamp), Err(Unusable::Stale)));
+        assert!(matches!(
+            load(dir.path(), 4, &stamp),
+            Err(Unusable::OtherSchema(3))
+        ));
 
         let path = dir.path().join(FILE);
         let good = std::fs::read(&path).unwrap();
