@@ -63,9 +63,13 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        // Each request's future needs an owned handle on the app. Cloning the one
+        // `Arc<App>` per request would make every core write its reference count, a
+        // cache line they would then pass back and forth; a per-connection handle is
+        // written only by the core serving that connection.
+        let conn_app = Arc::new(app.clone());
         let service = service_fn(move |req| {
-            let app = app.clone();
+            let app = conn_app.clone();
             async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer.ip()).await) }
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
