@@ -167,6 +167,28 @@ pub fn run(dir: &Path, reserve: u64) -> Report {
                 ),
                 "",
             );
+            match found.snapshot {
+                store::SnapshotState::Current => report.add(
+                    Level::Ok,
+                    "index.snapshot matches the store: the next start loads it instead of scanning",
+                    "",
+                ),
+                store::SnapshotState::Absent => report.add(
+                    Level::Ok,
+                    "no index.snapshot: the next start builds the token index by scanning the store (a clean stop writes one)",
+                    "",
+                ),
+                store::SnapshotState::Stale(why) => report.add(
+                    Level::Ok,
+                    format!("index.snapshot is not used ({why}): the next start scans the store (the last run did not stop cleanly, or the store changed since)"),
+                    "",
+                ),
+                store::SnapshotState::Damaged(why) => report.add(
+                    Level::Warn,
+                    format!("index.snapshot is damaged ({why}): the next start ignores it and scans the store"),
+                    format!("nothing is at risk; delete {} to silence this", dir.join("index.snapshot").display()),
+                ),
+            }
             if dir.join(crate::control::SOCKET_FILE).exists() {
                 report.add(
                     Level::Ok,

@@ -136,6 +136,22 @@ pub struct Inspection {
     pub size_on_disk: u64,
     pub accounts: usize,
     pub tokens: usize,
+    /// Whether the next open can load the token index from `index.snapshot`.
+    pub snapshot: SnapshotState,
+}
+
+/// What `inspect` found of the index snapshot (`<data>/index.snapshot`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotState {
+    /// None there: the next start scans the store.
+    Absent,
+    /// It matches the store: the next start loads it.
+    Current,
+    /// It does not describe the store as it is (an unclean stop, a write since, another
+    /// schema): the next start ignores it and scans.
+    Stale(String),
+    /// Unreadable or corrupt: ignored likewise.
+    Damaged(String),
 }
 
 /// Looks at the store in `dir` without changing it: no migration, no key, no chmod.
@@ -159,7 +175,31 @@ pub fn inspect(dir: &Path) -> Result<Inspection, OpenError> {
         size_on_disk: db.size_on_disk().map_err(store_err)?,
         accounts: count(schema::PREFIX_ACCOUNT).map_err(store_err)?,
         tokens: count(schema::TOKENHASH_TOKEN).map_err(store_err)?,
+        snapshot: snapshot_state(dir, &db),
     })
+}
+
+fn snapshot_state(dir: &Path, db: &sled::Db) -> SnapshotState {
+    if !dir.join(snapshot::FILE).exists() {
+        return SnapshotState::Absent;
+    }
+    let stamp = db
+        .open_tree(schema::META)
+        .and_then(|meta| meta.get(schema::STAMP_KEY));
+    let stamp: snapshot::Stamp = match stamp {
+        Ok(Some(bytes)) => match bytes.as_ref().try_into() {
+            Ok(stamp) => stamp,
+            Err(_) => return SnapshotState::Stale("the store's stamp is unreadable".into()),
+        },
+        Ok(None) => return SnapshotState::Stale("the store has no stamp yet".into()),
+        Err(err) => return SnapshotState::Damaged(err.to_string()),
+    };
+    match snapshot::check(dir, schema::SCHEMA_VERSION, &stamp) {
+        Ok(Some(())) => SnapshotState::Current,
+        Ok(None) => SnapshotState::Absent,
+        Err(why @ snapshot::Unusable::Damaged(_)) => SnapshotState::Damaged(why.to_string()),
+        Err(why) => SnapshotState::Stale(why.to_string()),
+    }
 }
 
 /// A token as created: the record and its secret, which is shown once and never stored.

@@ -122,6 +122,26 @@ pub fn save(
 /// # Errors
 /// [`Unusable`]: stale or damaged.
 pub fn load(dir: &Path, schema: u32, stamp: &Stamp) -> Result<Option<(TokenIndex, u64)>, Unusable> {
+    let found = read(dir, schema, stamp, true)?;
+    Ok(found.map(|(index, next_id)| (index.unwrap_or_default(), next_id)))
+}
+
+/// Whether the snapshot in `dir` would be used at `stamp`, without building the index
+/// (for `upkeep doctor`): `Ok(None)` when there is none.
+///
+/// # Errors
+/// [`Unusable`]: stale or damaged.
+pub fn check(dir: &Path, schema: u32, stamp: &Stamp) -> Result<Option<()>, Unusable> {
+    Ok(read(dir, schema, stamp, false)?.map(|_| ()))
+}
+
+/// [`load`], building the index only if `build`.
+fn read(
+    dir: &Path,
+    schema: u32,
+    stamp: &Stamp,
+    build: bool,
+) -> Result<Option<(Option<TokenIndex>, u64)>, Unusable> {
     let damaged = |err: io::Error| Unusable::Damaged(err.to_string());
     let mut file = match File::open(dir.join(FILE)) {
         Ok(file) => file,
@@ -161,13 +181,17 @@ pub fn load(dir: &Path, schema: u32, stamp: &Stamp) -> Result<Option<(TokenIndex
     }
     let mut next_id = [0u8; 8];
     next_id.copy_from_slice(&header[36..44]);
+    let next_id = u64::from_le_bytes(next_id);
+    if !build {
+        return Ok(Some((None, next_id)));
+    }
     let index =
         TokenIndex::read_image(&mut input, body_len - HEADER_LEN as u64).map_err(damaged)?;
     let mut rest = [0u8; 1];
     if input.read(&mut rest).map_err(damaged)? != 0 {
         return Err(Unusable::Damaged("bytes after the index".into()));
     }
-    Ok(Some((index, u64::from_le_bytes(next_id))))
+    Ok(Some((Some(index), next_id)))
 }
 
 /// Magic, schema, stamp, next id.

@@ -52,6 +52,16 @@ fn start(data: &Path) -> (ServeProcess, String) {
     (server, log)
 }
 
+/// What `upkeep doctor` says about the snapshot (its one line that names it).
+fn doctor_says(data: &Path) -> String {
+    let output = upkeep_cli(data, &["doctor"]);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.lines()
+        .find(|line| line.contains("index.snapshot"))
+        .unwrap_or_else(|| panic!("doctor did not mention the snapshot:\n{text}"))
+        .to_owned()
+}
+
 fn status(server: &ServeProcess, token: &str) -> u16 {
     server.http("GET", "/v1/account", Some(token), "").0
 }
@@ -79,6 +89,7 @@ fn a_clean_stop_saves_the_index_and_the_next_start_loads_it() {
     assert_eq!(code, 200);
     let log = server.stop();
     assert!(log.contains(SAVED), "{log}");
+    assert!(doctor_says(&data).contains("matches the store"));
 
     let (server, log) = start(&data);
     assert!(log.contains(LOADED), "{log}");
@@ -119,6 +130,11 @@ fn a_snapshot_older_than_the_store_is_never_used() {
         ],
     ));
     std::fs::copy(&old, data.join(SNAPSHOT)).unwrap();
+    let said = doctor_says(&data);
+    assert!(
+        said.contains("older than the store's last change"),
+        "{said}"
+    );
     let (server, log) = start(&data);
     assert!(log.contains("older than the store's last change"), "{log}");
     assert!(log.contains(BUILT) && !log.contains(LOADED), "{log}");
@@ -155,6 +171,8 @@ fn a_damaged_snapshot_is_ignored() {
         let mut bytes = std::fs::read(data.join(SNAPSHOT)).unwrap();
         damage(&mut bytes);
         std::fs::write(data.join(SNAPSHOT), &bytes).unwrap();
+        let said = doctor_says(&data);
+        assert!(said.contains("is damaged"), "{what}: {said}");
         let (server, log) = start(&data);
         assert!(log.contains("is damaged"), "{what}: {log}");
         assert!(
