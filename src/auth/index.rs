@@ -236,7 +236,8 @@ impl TokenIndex {
             .clone()
     }
 
-    /// Adds or replaces the record for `hash`.
+    /// Adds or replaces the record for `hash`. Replacing keeps a newer in-memory use
+    /// (and its unsaved mark), so changing a token's record never loses a use.
     pub fn insert(&self, hash: TokenHash, record: AuthRecord, last_used: Option<Timestamp>) {
         let (account, operator) = match record.principal {
             Principal::Account(prefix) => (Some(self.slot(prefix)), 0),
@@ -245,7 +246,7 @@ impl TokenIndex {
                 if active { OP_ACTIVE } else { 0 } | if write { OP_WRITE } else { 0 },
             ),
         };
-        let entry = IndexEntry {
+        let mut entry = IndexEntry {
             token_id: record.token_id,
             expires: record.expires_at.map_or(NEVER, Timestamp::as_millis),
             last_used: AtomicU64::new(last_used.map_or(0, Timestamp::as_millis)),
@@ -253,7 +254,14 @@ impl TokenIndex {
             scopes: record.scopes,
             operator,
         };
-        write(self.shard(&hash)).insert(hash, entry);
+        let mut shard = write(self.shard(&hash));
+        if let Some(old) = shard.get(&hash) {
+            let old_used = old.last_used.load(Ordering::Relaxed);
+            if old_used & !UNSAVED >= *entry.last_used.get_mut() {
+                *entry.last_used.get_mut() = old_used;
+            }
+        }
+        shard.insert(hash, entry);
     }
 
     pub fn remove(&self, hash: &TokenHash) {
@@ -607,6 +615,12 @@ mod tests {
         index.mark_persisted(&index.pending_uses());
         assert!(index.pending_uses().is_empty());
         assert_eq!(index.last_used(&hash), Some(Timestamp::from_secs(7)));
+        // Replacing the record (a changed token) keeps a newer unsaved use pending.
+        index.authenticate(&hash, Timestamp::from_secs(9));
+        let stored = Some(Timestamp::from_secs(7));
+        index.insert(hash, record(None, Principal::Account(acme())), stored);
+        assert_eq!(index.last_used(&hash), Some(Timestamp::from_secs(9)));
+        assert_eq!(index.pending_uses().len(), 1);
     }
 
     #[test]
