@@ -1742,8 +1742,8 @@ mod tests {
         Timestamp::from_secs(1_790_000_000)
     }
 
-    #[test]
-    fn a_failed_write_changes_nothing() {
+    /// A fresh store in a temporary directory, holding the account `acme`.
+    fn store_with_acme() -> (tempfile::TempDir, Store, Account) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let (account, _) = store
@@ -1751,6 +1751,12 @@ mod tests {
             .unwrap()
             .durable_blocking()
             .unwrap();
+        (dir, store, account)
+    }
+
+    #[test]
+    fn a_failed_write_changes_nothing() {
+        let (_dir, store, account) = store_with_acme();
         let before = store.tokens_of(Some(&account.prefix)).unwrap();
         let new = NewToken {
             principal: Principal::Account(account.prefix),
@@ -1820,13 +1826,7 @@ mod tests {
 
     #[test]
     fn a_scanning_open_finds_every_token_in_every_key_range() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let (account, _) = store
-            .create_account(new_account(Some("acme")), now())
-            .unwrap()
-            .durable_blocking()
-            .unwrap();
+        let (dir, store, account) = store_with_acme();
         let mut created = Vec::new();
         for i in 0..300 {
             let new = NewToken {
@@ -2094,13 +2094,7 @@ mod tests {
 
     #[test]
     fn pages_walk_a_listing_without_gaps_or_repeats() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let (account, _) = store
-            .create_account(new_account(Some("acme")), now())
-            .unwrap()
-            .durable_blocking()
-            .unwrap();
+        let (_dir, store, account) = store_with_acme();
         // Another owner's tokens sort right after `acme`'s: they must not leak in.
         store
             .create_account(new_account(Some("acmf")), now())
