@@ -1,6 +1,6 @@
 //! The token-index snapshot: `<data>/index.snapshot`, written at a clean stop so that the
 //! next start reads one flat file instead of scanning every token in sled (at a million
-//! tokens, about 0.2 s instead of about 2.5 s).
+//! tokens, about 0.4 s instead of 2–3 s).
 //!
 //! A snapshot is trusted only if it describes exactly the store it sits next to. Every
 //! change to the store writes a fresh *stamp* into `meta` in the same transaction (a
@@ -87,11 +87,29 @@ pub fn save(
     index: &TokenIndex,
 ) -> io::Result<()> {
     let tmp = dir.join(format!("{FILE}.tmp"));
+    let written = write_to(&tmp, schema, stamp, next_id, index)
+        .and_then(|()| std::fs::rename(&tmp, dir.join(FILE)))
+        .and_then(|()| File::open(dir)?.sync_all());
+    if written.is_err() {
+        // A failed save leaves the previous snapshot (or none), and no half-written file.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Writes and fsyncs the snapshot file `path`.
+fn write_to(
+    path: &Path,
+    schema: u32,
+    stamp: &Stamp,
+    next_id: u64,
+    index: &TokenIndex,
+) -> io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(&tmp)?;
+    let file = options.open(path)?;
     let mut out = BufWriter::with_capacity(
         1 << 16,
         Hashing {
@@ -106,10 +124,7 @@ pub fn save(
     index.write_image(&mut out)?;
     let Hashing { mut inner, hasher } = out.into_inner().map_err(io::IntoInnerError::into_error)?;
     inner.write_all(hasher.finalize().as_bytes())?;
-    inner.sync_all()?;
-    drop(inner);
-    std::fs::rename(&tmp, dir.join(FILE))?;
-    File::open(dir)?.sync_all()
+    inner.sync_all()
 }
 
 /// Reads the snapshot in `dir` if it was taken at `stamp` with schema `schema`:
@@ -257,5 +272,13 @@ mod tests {
             );
         }
         assert!(!dir.path().join(format!("{FILE}.tmp")).exists());
+
+        // A save that cannot complete (here: the rename, onto a non-empty directory)
+        // fails and leaves no temporary file behind.
+        let blocked = tempfile::tempdir().unwrap();
+        std::fs::create_dir(blocked.path().join(FILE)).unwrap();
+        std::fs::write(blocked.path().join(FILE).join("x"), b"x").unwrap();
+        assert!(save(blocked.path(), 3, &stamp, 42, &index()).is_err());
+        assert!(!blocked.path().join(format!("{FILE}.tmp")).exists());
     }
 }
