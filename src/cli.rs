@@ -120,10 +120,13 @@ pub enum Command {
     },
 }
 
+/// Where `upkeep serve` listens unless told otherwise (shown by `--help`).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address and port to listen on. Put a TLS-terminating proxy in front to expose it.
-    #[arg(long, env = "UPKEEP_LISTEN", default_value = "127.0.0.1:8787")]
+    #[arg(long, env = "UPKEEP_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: String,
 
     /// Largest request body in bytes; larger ones get 413.

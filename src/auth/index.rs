@@ -59,6 +59,15 @@ struct AccountSlot {
     state: AtomicU64,
 }
 
+impl AccountSlot {
+    fn new(prefix: AccountPrefix, state: u64) -> Arc<AccountSlot> {
+        Arc::new(AccountSlot {
+            prefix,
+            state: AtomicU64::new(state),
+        })
+    }
+}
+
 /// Interned by a token whose account record the index has not been told about (unit
 /// tests, benches; a consistent store always sets the account first).
 const SLOT_UNKNOWN: u64 = u64::MAX;
@@ -227,12 +236,7 @@ impl TokenIndex {
         write(&self.accounts)
             .by_prefix
             .entry(prefix)
-            .or_insert_with(|| {
-                Arc::new(AccountSlot {
-                    prefix,
-                    state: AtomicU64::new(SLOT_UNKNOWN),
-                })
-            })
+            .or_insert_with(|| AccountSlot::new(prefix, SLOT_UNKNOWN))
             .clone()
     }
 
@@ -285,12 +289,10 @@ impl TokenIndex {
     /// bound).
     pub fn set_account(&self, prefix: AccountPrefix, limit: Option<u32>) {
         let mut accounts = write(&self.accounts);
-        let slot = accounts.by_prefix.entry(prefix).or_insert_with(|| {
-            Arc::new(AccountSlot {
-                prefix,
-                state: AtomicU64::new(SLOT_UNKNOWN),
-            })
-        });
+        let slot = accounts
+            .by_prefix
+            .entry(prefix)
+            .or_insert_with(|| AccountSlot::new(prefix, SLOT_UNKNOWN));
         let was = slot.state.swap(encode_limit(limit), Ordering::Release);
         if was == SLOT_UNKNOWN {
             accounts.count += 1;
@@ -473,10 +475,7 @@ impl TokenIndex {
             if state != SLOT_UNKNOWN && decode_limit(state).is_none() {
                 return Err(invalid("account state"));
             }
-            let slot = Arc::new(AccountSlot {
-                prefix,
-                state: AtomicU64::new(state),
-            });
+            let slot = AccountSlot::new(prefix, state);
             if accounts.by_prefix.insert(prefix, slot.clone()).is_some() {
                 return Err(invalid("account listed twice"));
             }

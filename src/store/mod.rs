@@ -179,20 +179,30 @@ pub fn inspect(dir: &Path) -> Result<Inspection, OpenError> {
     })
 }
 
+/// The store's stamp (`schema::STAMP_KEY`) as `meta` holds it.
+fn read_stamp(meta: &sled::Tree) -> Result<Option<snapshot::Stamp>, StoreError> {
+    match meta.get(schema::STAMP_KEY)? {
+        None => Ok(None),
+        Some(bytes) => bytes
+            .as_ref()
+            .try_into()
+            .map(Some)
+            .map_err(|_| corrupt(TreeId::Meta, schema::STAMP_KEY, "stamp is not 16 bytes")),
+    }
+}
+
 fn snapshot_state(dir: &Path, db: &sled::Db) -> SnapshotState {
     if !dir.join(snapshot::FILE).exists() {
         return SnapshotState::Absent;
     }
     let stamp = db
         .open_tree(schema::META)
-        .and_then(|meta| meta.get(schema::STAMP_KEY));
-    let stamp: snapshot::Stamp = match stamp {
-        Ok(Some(bytes)) => match bytes.as_ref().try_into() {
-            Ok(stamp) => stamp,
-            Err(_) => return SnapshotState::Stale("the store's stamp is unreadable".into()),
-        },
+        .map_err(StoreError::from)
+        .and_then(|meta| read_stamp(&meta));
+    let stamp = match stamp {
+        Ok(Some(stamp)) => stamp,
         Ok(None) => return SnapshotState::Stale("the store has no stamp yet".into()),
-        Err(err) => return SnapshotState::Damaged(err.to_string()),
+        Err(err) => return SnapshotState::Stale(format!("the store's stamp is unreadable: {err}")),
     };
     match snapshot::check(dir, schema::SCHEMA_VERSION, &stamp) {
         Ok(Some(())) => SnapshotState::Current,
@@ -569,14 +579,7 @@ impl Store {
 
     /// The store's current stamp, as stored.
     fn stored_stamp(&self) -> Result<Option<snapshot::Stamp>, StoreError> {
-        match self.tree(TreeId::Meta).get(schema::STAMP_KEY)? {
-            None => Ok(None),
-            Some(bytes) => bytes
-                .as_ref()
-                .try_into()
-                .map(Some)
-                .map_err(|_| corrupt(TreeId::Meta, schema::STAMP_KEY, "stamp is not 16 bytes")),
-        }
+        read_stamp(self.tree(TreeId::Meta))
     }
 
     /// A stamp no write has carried before: this opening's epoch and the next count.
@@ -1779,13 +1782,7 @@ mod tests {
 
     #[test]
     fn snapshots_follow_the_store_and_never_come_from_a_suspect_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        store
-            .create_account(new_account(Some("acme")), now())
-            .unwrap()
-            .durable_blocking()
-            .unwrap();
+        let (dir, store, _) = store_with_acme();
         assert!(store.save_index_snapshot().unwrap(), "saved");
         assert!(
             !store.save_index_snapshot().unwrap(),
@@ -1819,6 +1816,23 @@ mod tests {
         assert!(!store.save_index_snapshot().unwrap(), "refused");
         drop(store);
         // The old snapshot is stale now: the next open scans, and finds both accounts.
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.snapshot_stamp.lock().unwrap().is_none(), "scanned");
+        assert_eq!(store.account_count(), 2);
+        // An unreadable stamp costs a scan, never the open.
+        assert!(store.save_index_snapshot().unwrap());
+        store
+            .tree(TreeId::Meta)
+            .insert(schema::STAMP_KEY, b"abc".as_slice())
+            .unwrap();
+        store.db.flush().unwrap();
+        drop(store);
+        let found = inspect(dir.path()).unwrap();
+        assert!(
+            matches!(&found.snapshot, SnapshotState::Stale(why) if why.contains("unreadable")),
+            "{:?}",
+            found.snapshot
+        );
         let store = Store::open(dir.path()).unwrap();
         assert!(store.snapshot_stamp.lock().unwrap().is_none(), "scanned");
         assert_eq!(store.account_count(), 2);
