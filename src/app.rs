@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::error::Error;
 use crate::handlers;
 use crate::http::request::{self, Input};
-use crate::http::router::{self, Route, RouteSpec};
+use crate::http::router::{self, BodyPolicy, Route, RouteSpec};
 use crate::http::{Body, response};
 use crate::metrics::{AuthFailure, Metrics};
 use crate::model::Account;
@@ -29,6 +29,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Most connections served at once; further clients wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Most connections one client address holds at once (see `server`).
+    pub max_connections_per_address: usize,
     /// Time a client has to send a request's headers (and to send the next one on an idle
     /// keep-alive connection).
     pub header_timeout: Duration,
@@ -55,6 +57,7 @@ impl Default for Settings {
             default_activation_limit: 1,
             max_body_bytes: 64 * 1024,
             max_connections: 1024,
+            max_connections_per_address: 256,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
@@ -263,50 +266,90 @@ impl App {
         B: hyper::body::Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let now = self.clock.now();
-        let caller = match route.need() {
+        let need = route.need();
+        // Strangers never make us read a body: the credential is checked first.
+        let mut caller = match need {
             Need::Public => None,
-            need => {
-                let client = throttle::client_addr(peer, req.headers(), self.settings.trust_proxy);
-                if let Some(retry_after) = self.throttle.check(client, now) {
-                    self.metrics.auth_failure(AuthFailure::Throttled);
-                    return Err(Error::TooManyRequests { retry_after });
-                }
-                let caller = match auth::authenticate(req.headers(), self.store.index(), now) {
-                    Ok(caller) => caller,
-                    Err(err) => {
-                        // Only a presented credential that fails is a guess; a request
-                        // without one is not. (The failure path re-reads the header to
-                        // name the reason; the hot path stays as it is.)
-                        let reason = match auth::credential(req.headers()) {
-                            Err(_) => AuthFailure::Missing,
-                            Ok(token) if auth::parse(token).is_err() => AuthFailure::Malformed,
-                            Ok(_) => AuthFailure::Unknown,
-                        };
-                        self.metrics.auth_failure(reason);
-                        if reason != AuthFailure::Missing {
-                            self.throttle.fail(client, now);
-                        }
-                        return Err(err);
-                    }
-                };
-                if let Err(err) = caller.authorize(need) {
-                    self.metrics.auth_failure(AuthFailure::Forbidden);
-                    return Err(err);
-                }
-                Some(caller)
-            }
+            need => Some(self.authenticate(req.headers(), peer, need, self.clock.now())?),
         };
         let (parts, body) = req.into_parts();
-        // Most requests (GETs) have no body: skip the read entirely.
-        let body = if body.is_end_stream() {
-            bytes::Bytes::new()
-        } else {
-            Box::pin(self.read_body(&parts.headers, body)).await?
+        let body = match route.spec().body {
+            // Dropped unread; hyper closes the connection instead of draining it.
+            BodyPolicy::None => bytes::Bytes::new(),
+            // Most requests (GETs) have no body: skip the read entirely.
+            BodyPolicy::Json if body.is_end_stream() => bytes::Bytes::new(),
+            BodyPolicy::Json => {
+                let body = Box::pin(self.read_body(&parts.headers, body)).await?;
+                // The body may have taken up to `body_timeout`: the credential is checked
+                // again against the state now, so a revocation acknowledged meanwhile is
+                // obeyed (SPEC §2).
+                if caller.is_some() {
+                    caller = Some(self.recheck(&parts.headers, need, self.clock.now())?);
+                }
+                body
+            }
         };
+        let now = self.clock.now();
         handlers::dispatch(self, caller, route, Input { parts, body }, now)
             .finish()
             .await
+    }
+
+    /// Authenticates and authorizes a request's credential for `need`. Failures of a
+    /// presented credential count against the client's address; past the limit they get
+    /// 429 instead of 401. A valid credential is never throttled (SPEC §2).
+    fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+        peer: IpAddr,
+        need: Need,
+        now: crate::model::Timestamp,
+    ) -> Result<auth::Caller, Error> {
+        let caller = match auth::authenticate(headers, self.store.index(), now) {
+            Ok(caller) => caller,
+            Err(Error::Unauthenticated) => {
+                // Only a presented credential that fails is a guess; a request without one
+                // is not. (The failure path re-reads the header to name the reason; the
+                // hot path stays as it is.)
+                let reason = match auth::credential(headers) {
+                    Err(_) => AuthFailure::Missing,
+                    Ok(token) if auth::parse(token).is_err() => AuthFailure::Malformed,
+                    Ok(_) => AuthFailure::Unknown,
+                };
+                self.metrics.auth_failure(reason);
+                if reason != AuthFailure::Missing {
+                    let client = throttle::client_addr(peer, headers, self.settings.trust_proxy);
+                    if let Some(retry_after) = self.throttle.fail(client, now) {
+                        self.metrics.auth_failure(AuthFailure::Throttled);
+                        return Err(Error::TooManyRequests { retry_after });
+                    }
+                }
+                return Err(Error::Unauthenticated);
+            }
+            Err(err) => return Err(err),
+        };
+        if let Err(err) = caller.authorize(need) {
+            self.metrics.auth_failure(AuthFailure::Forbidden);
+            return Err(err);
+        }
+        Ok(caller)
+    }
+
+    /// The second check, right before the handler runs: the same credential, against the
+    /// index as it is now. Not a guess, so not throttled.
+    fn recheck(
+        &self,
+        headers: &http::HeaderMap,
+        need: Need,
+        now: crate::model::Timestamp,
+    ) -> Result<auth::Caller, Error> {
+        let caller = auth::authenticate(headers, self.store.index(), now).inspect_err(|_| {
+            self.metrics.auth_failure(AuthFailure::Unknown);
+        })?;
+        caller.authorize(need).inspect_err(|_| {
+            self.metrics.auth_failure(AuthFailure::Forbidden);
+        })?;
+        Ok(caller)
     }
 
     async fn read_body<B>(&self, headers: &http::HeaderMap, body: B) -> Result<bytes::Bytes, Error>

@@ -137,6 +137,16 @@ pub struct ServeArgs {
     #[arg(long, env = "UPKEEP_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 
+    /// Most connections one client address may hold at once (under --trust-proxy every
+    /// peer is a trusted proxy and exempt). An address at its cap has its idle keep-alive
+    /// connections closed to make room; with none idle, its new connection is refused.
+    #[arg(
+        long,
+        env = "UPKEEP_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    pub max_connections_per_address: usize,
+
     /// Time a client gets to send request headers, and how long an idle keep-alive
     /// connection stays open (e.g. `10s`).
     #[arg(long, env = "UPKEEP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -160,9 +170,10 @@ pub struct ServeArgs {
     #[arg(long, env = "UPKEEP_AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
     pub auth_failures_per_minute: u32,
 
-    /// Behind a reverse proxy: take the client address from the rightmost
-    /// X-Forwarded-For entry (the one the proxy appended). Only set it when every request
-    /// comes through that proxy, or clients can choose their own address.
+    /// Behind a reverse proxy: take the client address from the last X-Forwarded-For
+    /// entry (the one the proxy appended; a port is stripped), and exempt the proxy from
+    /// --max-connections-per-address. Only set it when every request comes through that
+    /// proxy, or clients can choose their own address.
     #[arg(long, env = "UPKEEP_TRUST_PROXY")]
     pub trust_proxy: bool,
 

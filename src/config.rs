@@ -59,10 +59,16 @@ impl Config {
                 "--max-connections must be at least 1".to_owned(),
             ));
         }
+        if args.max_connections_per_address == 0 {
+            return Err(ConfigError(
+                "--max-connections-per-address must be at least 1".to_owned(),
+            ));
+        }
         let settings = Settings {
             default_activation_limit,
             max_body_bytes: args.max_body_bytes,
             max_connections: args.max_connections,
+            max_connections_per_address: args.max_connections_per_address,
             header_timeout: positive("header-timeout", args.header_timeout)?,
             body_timeout: positive("body-timeout", args.body_timeout)?,
             drain_timeout: args.drain_timeout,

@@ -5,6 +5,8 @@
 //! - `upkeep_http_request_duration_seconds{route}` — histogram.
 //! - `upkeep_auth_failures_total{reason}` — counter (missing, malformed, unknown or
 //!   expired, throttled, forbidden).
+//! - `upkeep_connections_refused_total`, `upkeep_connections_evicted_total` — counters
+//!   (connection slots, see `server`).
 //! - `upkeep_tokens`, `upkeep_accounts`, `upkeep_store_size_bytes`,
 //!   `upkeep_store_flushes_total`, `upkeep_build_info{version}`.
 
@@ -52,6 +54,8 @@ pub struct Metrics {
     /// `[route]`, microseconds.
     sum_micros: Box<[AtomicU64]>,
     auth_failures: Box<[AtomicU64]>,
+    connections_refused: AtomicU64,
+    connections_evicted: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -62,6 +66,8 @@ impl Default for Metrics {
             buckets: counters(routes * (BUCKETS.len() + 1)),
             sum_micros: counters(routes),
             auth_failures: counters(AUTH_REASONS.len()),
+            connections_refused: AtomicU64::new(0),
+            connections_evicted: AtomicU64::new(0),
         }
     }
 }
@@ -106,6 +112,16 @@ impl Metrics {
 
     pub fn auth_failure(&self, reason: AuthFailure) {
         self.auth_failures[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A new connection refused: its address was at its cap with nothing idle.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An idle connection closed to make room for a new one.
+    pub fn connection_evicted(&self) {
+        self.connections_evicted.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -183,6 +199,20 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
             );
         };
+        gauge(
+            &mut out,
+            "upkeep_connections_refused_total",
+            "counter",
+            "New connections refused: the client address held its maximum, none idle.",
+            get(&self.connections_refused),
+        );
+        gauge(
+            &mut out,
+            "upkeep_connections_evicted_total",
+            "counter",
+            "Idle keep-alive connections closed to make room for new ones.",
+            get(&self.connections_evicted),
+        );
         gauge(
             &mut out,
             "upkeep_tokens",

@@ -3,19 +3,31 @@
 //!
 //! HTTP/1.1 only (`http1::Builder` with a timer, so the header-read timeout is real and
 //! also closes silent connections; hyper-util's auto builder would leave those open).
-//! A semaphore caps concurrent connections. On shutdown: stop accepting, let in-flight
-//! requests finish (up to `drain_timeout`), persist token uses and flush the store.
+//!
+//! Connection slots (SPEC §3): at most `max_connections` at once and at most
+//! `max_connections_per_address` from one client address (under `--trust-proxy` every
+//! peer is the proxy, exempt). When an address is at its cap, or every slot is taken, the
+//! oldest *idle* connection (no request being served: a keep-alive connection between
+//! requests, or one still sending its headers) of that address, or of anyone, is closed to
+//! make room, so one client holding or trickling connections cannot starve the others. An
+//! address at its cap with nothing idle has its new connection refused; with every slot busy
+//! serving requests, a new client waits in the listen backlog as before.
+//!
+//! On shutdown: stop accepting, close idle connections and let in-flight requests finish
+//! (up to `drain_timeout`), persist token uses and flush the store.
 
 use crate::app::App;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains and flushes.
 ///
@@ -27,8 +39,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), crate::store::StoreError> {
     let settings = app.settings.clone();
-    let connections = Arc::new(Semaphore::new(settings.max_connections));
-    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let table = Arc::new(Connections::new(
+        settings.max_connections_per_address,
+        settings.trust_proxy,
+    ));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -40,16 +55,9 @@ pub async fn run(
     // Every connection task, so that `run` returns only after the last one is gone.
     let mut connections_running = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
-    loop {
+    'accept: loop {
         // Reap finished connection tasks so the set stays small.
         while connections_running.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -62,31 +70,91 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
+        let Some((slot, evicted)) = table.admit(peer.ip()) else {
+            app.metrics.connection_refused();
+            tracing::debug!(peer = %peer, "connection refused: the address is at its cap with no idle connection");
+            continue;
+        };
+        if evicted {
+            app.metrics.connection_evicted();
+        }
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Every slot is taken: close the oldest idle connection, then wait for a slot
+                // (at once, if one was idle; otherwise as long as the busy ones take).
+                let mut acquire = std::pin::pin!(slots.clone().acquire_owned());
+                loop {
+                    if table.evict_idle(None) {
+                        app.metrics.connection_evicted();
+                    }
+                    // Busy connections may turn idle (and evictable) while we wait.
+                    tokio::select! {
+                        permit = &mut acquire => match permit {
+                            Ok(permit) => break permit,
+                            Err(_) => unreachable!("the semaphore is never closed"),
+                        },
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        () = &mut shutdown => break 'accept,
+                    }
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         // Each request's future needs an owned handle on the app. Cloning the one
         // `Arc<App>` per request would make every core write its reference count, a
         // cache line they would then pass back and forth; a per-connection handle is
         // written only by the core serving that connection.
         let conn_app = Arc::new(app.clone());
+        let conn_slot = slot.clone();
         let service = service_fn(move |req| {
             let app = conn_app.clone();
-            async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer.ip()).await) }
+            // Counted from the moment hyper hands over the request: a busy connection is
+            // never chosen for eviction.
+            let busy = Busy::start(&conn_slot);
+            async move {
+                let res = app.handle(req, peer.ip()).await;
+                drop(busy);
+                Ok::<_, std::convert::Infallible>(res)
+            }
         });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let table = table.clone();
         connections_running.spawn(async move {
-            if let Err(err) = conn.await {
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                () = slot.close.notified() => {
+                    if slot.requests.load(Ordering::Relaxed) == 0 {
+                        // Not one whole request head yet (silent, or trickling its
+                        // headers): nothing of ours is in flight, so close it now. hyper's
+                        // graceful shutdown would wait for those headers.
+                        Ok(())
+                    } else {
+                        // hyper's own graceful shutdown: idle between requests closes at
+                        // once; a request being served (or its answer being written) is
+                        // finished first.
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                }
+            };
+            if let Err(err) = result {
                 tracing::debug!(peer = %peer, error = %err, "connection ended with an error");
             }
+            table.remove(&slot);
             drop(permit);
         });
     }
     drop(listener);
     tracing::info!("shutting down: draining connections");
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(settings.drain_timeout) => {
-            tracing::warn!("drain timed out; closing the remaining connections");
-        }
+    table.close_all();
+    let drained = tokio::time::timeout(settings.drain_timeout, async {
+        while connections_running.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("drain timed out; closing the remaining connections");
     }
     connections_running.shutdown().await;
     persister.abort();
@@ -103,6 +171,141 @@ pub async fn run(
     app.store.flush().await?;
     tracing::info!("store flushed; stopped");
     Ok(())
+}
+
+/// One live connection, as the slot bookkeeping sees it.
+struct Slot {
+    id: u64,
+    addr: IpAddr,
+    /// Requests being served on it (0 or 1 for HTTP/1.1).
+    busy: AtomicUsize,
+    /// Requests started on it so far.
+    requests: AtomicUsize,
+    /// Set once it has been asked to close (and no longer counts against its address).
+    closing: AtomicBool,
+    close: Notify,
+}
+
+/// Marks a connection busy for as long as it lives.
+struct Busy(Arc<Slot>);
+
+impl Busy {
+    fn start(slot: &Arc<Slot>) -> Self {
+        slot.busy.fetch_add(1, Ordering::Relaxed);
+        slot.requests.fetch_add(1, Ordering::Relaxed);
+        Busy(slot.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Live connections: how many each address holds, and each one's slot, oldest first.
+/// Touched once per connection (open, close) and on eviction; never per request.
+struct Connections {
+    per_address: usize,
+    /// `--trust-proxy`: every peer is the proxy, exempt from the per-address cap.
+    exempt: bool,
+    table: Mutex<Table>,
+}
+
+#[derive(Default)]
+struct Table {
+    next_id: u64,
+    by_addr: HashMap<IpAddr, usize>,
+    live: BTreeMap<u64, Arc<Slot>>,
+}
+
+impl Connections {
+    fn new(per_address: usize, exempt: bool) -> Self {
+        Connections {
+            per_address,
+            exempt,
+            table: Mutex::new(Table::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A slot for a new connection from `addr` (and whether one of its idle connections
+    /// was closed for it), or `None` when `addr` is at its cap and none of its connections
+    /// is idle.
+    fn admit(&self, addr: IpAddr) -> Option<(Arc<Slot>, bool)> {
+        let mut table = self.lock();
+        let held = table.by_addr.get(&addr).copied().unwrap_or(0);
+        let at_cap = !self.exempt && held >= self.per_address;
+        if at_cap && !Self::evict(&mut table, Some(addr)) {
+            return None;
+        }
+        table.next_id += 1;
+        let slot = Arc::new(Slot {
+            id: table.next_id,
+            addr,
+            busy: AtomicUsize::new(0),
+            requests: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+            close: Notify::new(),
+        });
+        *table.by_addr.entry(addr).or_insert(0) += 1;
+        table.live.insert(slot.id, slot.clone());
+        Some((slot, at_cap))
+    }
+
+    /// Asks the oldest idle connection (of `addr`, or of anyone) to close; whether there
+    /// was one.
+    fn evict_idle(&self, addr: Option<IpAddr>) -> bool {
+        Self::evict(&mut self.lock(), addr)
+    }
+
+    fn evict(table: &mut Table, addr: Option<IpAddr>) -> bool {
+        let victim = table.live.values().find(|slot| {
+            addr.is_none_or(|addr| slot.addr == addr)
+                && slot.busy.load(Ordering::Relaxed) == 0
+                && !slot.closing.load(Ordering::Relaxed)
+        });
+        let Some(victim) = victim.cloned() else {
+            return false;
+        };
+        Self::release_addr(table, &victim);
+        victim.close.notify_one();
+        true
+    }
+
+    /// Marks `slot` closing and stops counting it against its address (once).
+    fn release_addr(table: &mut Table, slot: &Slot) {
+        if slot.closing.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if let Some(held) = table.by_addr.get_mut(&slot.addr) {
+            *held -= 1;
+            if *held == 0 {
+                table.by_addr.remove(&slot.addr);
+            }
+        }
+    }
+
+    /// Forgets a connection that has ended.
+    fn remove(&self, slot: &Slot) {
+        let mut table = self.lock();
+        Self::release_addr(&mut table, slot);
+        table.live.remove(&slot.id);
+    }
+
+    /// Asks every connection to close (shutdown): idle ones at once, busy ones after their
+    /// request.
+    fn close_all(&self) {
+        let mut table = self.lock();
+        let slots: Vec<_> = table.live.values().cloned().collect();
+        for slot in slots {
+            Self::release_addr(&mut table, &slot);
+            slot.close.notify_one();
+        }
+    }
 }
 
 /// Writes token uses to the store every `persist_uses_every`.

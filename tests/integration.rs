@@ -31,6 +31,8 @@ mod protocol;
 mod query_api;
 #[path = "integration/secrets.rs"]
 mod secrets;
+#[path = "integration/security_edge.rs"]
+mod security_edge;
 #[path = "integration/snapshot.rs"]
 mod snapshot;
 #[path = "integration/updatercloud_api.rs"]

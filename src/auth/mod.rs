@@ -315,8 +315,18 @@ impl Caller {
 ///
 /// # Errors
 /// `Unauthenticated` when there is none, the two headers disagree, or the scheme is not
-/// Bearer.
+/// Bearer; `InvalidRequest` naming the header when one is repeated.
 pub fn credential(headers: &http::HeaderMap) -> Result<&str, Error> {
+    // A repeated header is ambiguous (which one would a proxy or a log have checked?):
+    // refused by name rather than silently taking the first.
+    for name in ["x-api-key", "authorization"] {
+        if headers.get_all(name).iter().nth(1).is_some() {
+            return Err(Error::invalid(
+                name,
+                "the header is sent more than once; send one credential",
+            ));
+        }
+    }
     let api_key = match headers.get("x-api-key") {
         Some(value) => Some(value.to_str().map_err(|_| Error::Unauthenticated)?.trim()),
         None => None,

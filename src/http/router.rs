@@ -69,8 +69,31 @@ pub struct RouteSpec {
     pub path: &'static str,
     pub family: Family,
     pub need: Need,
+    /// Whether the route reads a request body at all. A route that takes none never reads
+    /// one (SPEC §3): a body sent to it is dropped unread (hyper closes the connection
+    /// rather than drain more than it already holds).
+    pub body: BodyPolicy,
 }
 
+/// How a route reads its request body; the limit is `Settings::max_body_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyPolicy {
+    /// Never read.
+    None,
+    /// Read whole, up to the JSON limit, after the caller is authenticated.
+    Json,
+}
+
+impl RouteSpec {
+    /// The same row, taking no body (for writes whose every input is in the path).
+    const fn without_body(mut self) -> Self {
+        self.body = BodyPolicy::None;
+        self
+    }
+}
+
+/// A row; `GET` routes take no body, every other method a JSON one unless the row says
+/// [`RouteSpec::without_body`].
 const fn row(
     name: &'static str,
     method: Method,
@@ -80,10 +103,15 @@ const fn row(
 ) -> RouteSpec {
     RouteSpec {
         name,
-        method,
         path,
         family,
         need,
+        body: if matches!(method, Method::GET) {
+            BodyPolicy::None
+        } else {
+            BodyPolicy::Json
+        },
+        method,
     }
 }
 
@@ -141,7 +169,8 @@ static DELETE_ACCOUNT_TOKEN: RouteSpec = row(
     "/v1/account/tokens/{name}",
     WunderUpdates,
     Need::Scope(Scope::Api),
-);
+)
+.without_body();
 static GET_ME: RouteSpec = row(
     "get_me",
     Method::GET,
@@ -169,7 +198,8 @@ static DELETE_TOKEN: RouteSpec = row(
     "/api/v1/tokens/{name}",
     UpdaterCloud,
     Need::Scope(Scope::Api),
-);
+)
+.without_body();
 static ROTATE_SELF: RouteSpec = row(
     "rotate_self",
     Method::POST,

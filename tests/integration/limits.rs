@@ -48,16 +48,18 @@ async fn failed_authentications_are_throttled_per_address_and_recover() {
         .send()
         .await
         .expect(200);
-    server
-        .get("/v1/account", &bad)
-        .send()
-        .await
-        .expect_error(401, "unauthenticated");
-    // Over the limit: even a valid token from this address waits.
-    let reply = server.get("/v1/account", &acme.token).send().await;
+    // The sixth failure is over the limit: 429 with Retry-After, not 401.
+    let reply = server.get("/v1/account", &bad).send().await;
     reply.expect_error(429, "too_many_requests");
     let retry_after: u64 = reply.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // Only failures are throttled: a valid token from the same address (a NAT, an IPv6
+    // /64 shared with the guesser) still works (SPEC §2; it was 429 before).
+    server
+        .get("/v1/account", &acme.token)
+        .send()
+        .await
+        .expect(200);
     // Public routes are not throttled.
     server
         .request(Method::GET, "/healthz")
@@ -67,10 +69,10 @@ async fn failed_authentications_are_throttled_per_address_and_recover() {
 
     server.clock.advance(Duration::from_secs(retry_after));
     server
-        .get("/v1/account", &acme.token)
+        .get("/v1/account", &bad)
         .send()
         .await
-        .expect(200);
+        .expect_error(401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -85,18 +87,49 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_throttled_not_the_proxy
             .get("/v1/account", token)
             .header("x-forwarded-for", &format!("10.9.9.9, {ip}"))
     };
-    for _ in 0..3 {
+    for _ in 0..2 {
         from("203.0.113.7", &bad)
             .send()
             .await
             .expect_error(401, "unauthenticated");
     }
-    from("203.0.113.7", &acme.token)
+    from("203.0.113.7", &bad)
         .send()
         .await
         .expect_error(429, "too_many_requests");
     // Another client behind the same proxy (same peer address) is unaffected.
-    from("198.51.100.4", &acme.token).send().await.expect(200);
+    from("198.51.100.4", &bad)
+        .send()
+        .await
+        .expect_error(401, "unauthenticated");
+    from("203.0.113.7", &acme.token).send().await.expect(200);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_only_the_last_forwarded_entry_counts_with_its_port_stripped() {
+    let server = TestServer::start_with(throttled(2, true)).await;
+    let bad = upkeep::auth::generate(upkeep::auth::TokenKind::Account)
+        .unwrap()
+        .token;
+    // A proxy that appends `ip:port`: the client varies what it sends to the left, the
+    // proxy's entry varies only in its port. All three failures are 203.0.113.7's (before
+    // the fix the unparseable `ip:port` was skipped and the client's own entry counted).
+    let statuses: Vec<u16> = {
+        let mut statuses = Vec::new();
+        for i in 0..3 {
+            let reply = server
+                .get("/v1/account", &bad)
+                .header(
+                    "x-forwarded-for",
+                    &format!("198.51.100.{i}, 203.0.113.7:{}", 40_000 + i),
+                )
+                .send()
+                .await;
+            statuses.push(reply.status.as_u16());
+        }
+        statuses
+    };
+    assert_eq!(statuses, [401, 401, 429]);
 }
 
 #[tokio::test]
@@ -106,7 +139,7 @@ async fn without_trust_proxy_forwarded_for_is_ignored() {
     let bad = upkeep::auth::generate(upkeep::auth::TokenKind::Account)
         .unwrap()
         .token;
-    for i in 0..3 {
+    for i in 0..2 {
         // A client cannot dodge the throttle by inventing addresses.
         server
             .get("/v1/account", &bad)
@@ -116,10 +149,16 @@ async fn without_trust_proxy_forwarded_for_is_ignored() {
             .expect_error(401, "unauthenticated");
     }
     server
-        .get("/v1/account", &acme.token)
+        .get("/v1/account", &bad)
+        .header("x-forwarded-for", "192.0.2.99")
         .send()
         .await
         .expect_error(429, "too_many_requests");
+    server
+        .get("/v1/account", &acme.token)
+        .send()
+        .await
+        .expect(200);
 }
 
 /// Reads until the server closes the connection; returns what it sent.
@@ -189,34 +228,70 @@ async fn a_body_sent_too_slowly_is_refused() {
 }
 
 #[tokio::test]
-async fn the_connection_cap_holds_extra_clients_until_a_slot_frees() {
+async fn at_the_connection_cap_idle_connections_make_room_and_busy_ones_are_kept() {
     let settings = Settings {
         max_connections: 2,
+        header_timeout: Duration::from_secs(60),
         ..Settings::default()
     };
     let server = TestServer::start_with(settings).await;
+    let acme = server.account("acme");
     let request = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
+    let mut buf = [0u8; 12];
+
+    // Two idle keep-alive connections hold both slots; a third client is served at once,
+    // because the oldest idle one is closed for it (it used to wait for the header
+    // timeout).
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
         stream.write_all(request).await.unwrap();
-        let mut buf = [0u8; 12];
         stream.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"HTTP/1.1 200");
-        held.push(stream); // kept open (keep-alive): each holds a slot
+        held.push(stream);
     }
     let mut third = TcpStream::connect(server.addr).await.unwrap();
     third.write_all(request).await.unwrap();
-    let mut buf = [0u8; 12];
-    let early = tokio::time::timeout(Duration::from_millis(300), third.read_exact(&mut buf)).await;
-    assert!(
-        early.is_err(),
-        "a third connection was served while two held the cap"
-    );
-    drop(held.pop());
     tokio::time::timeout(Duration::from_secs(20), third.read_exact(&mut buf))
         .await
-        .expect("served once a slot frees")
+        .expect("served while the others sat idle")
+        .unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 200");
+    let closed = read_until_closed(&mut held[0]).await;
+    assert!(
+        !closed.windows(12).any(|w| w == b"HTTP/1.1 200"),
+        "the oldest idle connection is closed without another answer"
+    );
+    drop(held);
+    drop(third);
+
+    // Two connections busy with a request (a body still arriving) are never closed for a
+    // newcomer: it waits until one of them is done.
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let head = format!(
+            "POST /v1/account/tokens HTTP/1.1\r\nhost: x\r\nx-api-key: {}\r\ncontent-length: 13\r\n\r\n{{\"name\":",
+            acme.token
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        busy.push(stream);
+    }
+    let mut newcomer = TcpStream::connect(server.addr).await.unwrap();
+    newcomer.write_all(request).await.unwrap();
+    let early =
+        tokio::time::timeout(Duration::from_millis(300), newcomer.read_exact(&mut buf)).await;
+    assert!(
+        early.is_err(),
+        "a busy connection was closed (or a third served) while two requests were in flight"
+    );
+    busy[0].write_all(b"\"n1\"}").await.unwrap();
+    let mut answer = [0u8; 12];
+    busy[0].read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200", "the busy request completed");
+    tokio::time::timeout(Duration::from_secs(20), newcomer.read_exact(&mut buf))
+        .await
+        .expect("served once a connection turned idle")
         .unwrap();
     assert_eq!(&buf, b"HTTP/1.1 200");
 }
