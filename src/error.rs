@@ -147,6 +147,7 @@ impl From<DomainError> for Error {
             DomainError::LicenseUnknown => Error::InvalidLicense,
             DomainError::LicenseExpired => Error::LicenseExpired,
             DomainError::LicenseInUse => Error::LicenseInUse,
+            DomainError::GraceSecret => Error::Forbidden(err.to_string()),
         }
     }
 }
@@ -190,6 +191,7 @@ mod tests {
             (DomainError::LicenseUnknown, 400, "invalid_license"),
             (DomainError::LicenseExpired, 400, "license_expired"),
             (DomainError::LicenseInUse, 409, "license_in_use"),
+            (DomainError::GraceSecret, 403, "forbidden"),
         ];
         for (domain, status, code) in cases {
             let err = Error::from(domain);

@@ -31,6 +31,8 @@ mod protocol;
 mod query_api;
 #[path = "integration/secrets.rs"]
 mod secrets;
+#[path = "integration/security_tokens.rs"]
+mod security_tokens;
 #[path = "integration/snapshot.rs"]
 mod snapshot;
 #[path = "integration/updatercloud_api.rs"]

@@ -31,6 +31,9 @@ pub struct AuthRecord {
     pub principal: Principal,
     pub scopes: Scopes,
     pub expires_at: Option<Timestamp>,
+    /// The entry is a rotated token's previous secret in its grace period (a grace
+    /// alias), not the token's current secret: it may read, never manage tokens.
+    pub grace: bool,
 }
 
 impl From<&crate::model::Token> for AuthRecord {
@@ -40,6 +43,7 @@ impl From<&crate::model::Token> for AuthRecord {
             principal: token.principal,
             scopes: token.scopes,
             expires_at: token.expires_at,
+            grace: false,
         }
     }
 }
@@ -104,12 +108,14 @@ struct IndexEntry {
     /// `Some` for an account token; `None` for an operator token.
     account: Option<Arc<AccountSlot>>,
     scopes: Scopes,
-    /// Operator tokens: bit 0 active, bit 1 write.
-    operator: u8,
+    /// Operator tokens: bit 0 active, bit 1 write. Any entry: bit 2, a grace alias.
+    flags: u8,
 }
 
 const OP_ACTIVE: u8 = 1;
 const OP_WRITE: u8 = 2;
+/// The entry is a grace alias (a rotated token's previous secret).
+const GRACE: u8 = 4;
 
 /// A token that authenticated: its record and, for an account token, its account's plan
 /// limit as the index knew it at that moment (read with the record, no second lookup).
@@ -134,8 +140,8 @@ impl IndexEntry {
             }
             None => (
                 Principal::Operator {
-                    active: self.operator & OP_ACTIVE != 0,
-                    write: self.operator & OP_WRITE != 0,
+                    active: self.flags & OP_ACTIVE != 0,
+                    write: self.flags & OP_WRITE != 0,
                 },
                 None,
             ),
@@ -145,6 +151,7 @@ impl IndexEntry {
             principal,
             scopes: self.scopes,
             expires_at: (self.expires != NEVER).then(|| Timestamp::from_millis(self.expires)),
+            grace: self.flags & GRACE != 0,
         };
         Some(Authenticated { record, plan_limit })
     }
@@ -243,20 +250,23 @@ impl TokenIndex {
     /// Adds or replaces the record for `hash`. Replacing keeps a newer in-memory use
     /// (and its unsaved mark), so changing a token's record never loses a use.
     pub fn insert(&self, hash: TokenHash, record: AuthRecord, last_used: Option<Timestamp>) {
-        let (account, operator) = match record.principal {
+        let (account, mut flags) = match record.principal {
             Principal::Account(prefix) => (Some(self.slot(prefix)), 0),
             Principal::Operator { active, write } => (
                 None,
                 if active { OP_ACTIVE } else { 0 } | if write { OP_WRITE } else { 0 },
             ),
         };
+        if record.grace {
+            flags |= GRACE;
+        }
         let mut entry = IndexEntry {
             token_id: record.token_id,
             expires: record.expires_at.map_or(NEVER, Timestamp::as_millis),
             last_used: AtomicU64::new(last_used.map_or(0, Timestamp::as_millis)),
             account,
             scopes: record.scopes,
-            operator,
+            flags,
         };
         let mut shard = write(self.shard(&hash));
         if let Some(old) = shard.get(&hash) {
@@ -435,7 +445,7 @@ impl TokenIndex {
                 record[48..56].copy_from_slice(&used.to_le_bytes());
                 record[56..60].copy_from_slice(&owner.to_le_bytes());
                 record[60] = entry.scopes.bits();
-                record[61] = entry.operator;
+                record[61] = entry.flags;
                 out.write_all(&record)?;
             }
         }
@@ -509,8 +519,10 @@ impl TokenIndex {
                 ),
             };
             let scopes = Scopes::from_bits(record[60]).ok_or_else(|| invalid("entry scopes"))?;
-            let operator = record[61];
-            if operator & !(OP_ACTIVE | OP_WRITE) != 0 || (account.is_some() && operator != 0) {
+            let flags = record[61];
+            if flags & !(OP_ACTIVE | OP_WRITE | GRACE) != 0
+                || (account.is_some() && flags & (OP_ACTIVE | OP_WRITE) != 0)
+            {
                 return Err(invalid("entry kind"));
             }
             let entry = IndexEntry {
@@ -519,7 +531,7 @@ impl TokenIndex {
                 last_used: AtomicU64::new(field(48)),
                 account,
                 scopes,
-                operator,
+                flags,
             };
             let shard = usize::from(hash.as_bytes()[8]) % N_SHARDS;
             if shards[shard].insert(hash, entry).is_some() {
@@ -532,7 +544,7 @@ impl TokenIndex {
 }
 
 /// Bytes of one entry in the image: hash 32, token id 8, expiry 8, last use 8, owner 4,
-/// scopes 1, operator bits 1.
+/// scopes 1, flags 1 (operator bits, grace alias).
 const ENTRY_LEN: usize = 62;
 /// The owner number of an operator token's entry.
 const OPERATOR_OWNER: u32 = u32::MAX;
@@ -548,6 +560,7 @@ mod tests {
             principal,
             scopes: Scopes::only(Scope::Api),
             expires_at,
+            grace: false,
         }
     }
 
@@ -668,7 +681,9 @@ mod tests {
             };
             let expires = (i % 4 == 0).then(|| Timestamp::from_secs(i as u64));
             let used = (i % 7 == 0).then(|| Timestamp::from_millis(i as u64 * 1001));
-            index.insert(*hash, record(expires, principal), used);
+            let mut entry = record(expires, principal);
+            entry.grace = i % 6 == 1;
+            index.insert(*hash, entry, used);
         }
         let mut image = Vec::new();
         index.write_image(&mut image).unwrap();

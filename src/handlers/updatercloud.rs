@@ -112,6 +112,7 @@ pub(super) async fn create(
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
+    caller.require_current_secret()?;
     let prefix = account_of(caller)?;
     let body: CreateToken = request::json_or_form(input)?;
     let name = TokenName::parse(&body.name).map_err(|reason| Error::invalid("name", reason))?;
@@ -137,6 +138,7 @@ pub(super) async fn delete(
     caller: &Caller,
     name: &TokenName,
 ) -> Result<Response<Body>, Error> {
+    caller.require_current_secret()?;
     let prefix = account_of(caller)?;
     app.store
         .delete_token(Some(&prefix), name.as_str())?
@@ -147,13 +149,15 @@ pub(super) async fn delete(
 
 /// `POST /api/v1/tokens/self/rotate` `{"grace"?: "1h"}`: gives the calling token a new
 /// secret (`201`, shown once). With `grace`, the old secret keeps working that long;
-/// without, it stops at once. Any account token may rotate itself.
+/// without, it stops at once. Any account token may rotate itself; a previous secret
+/// still in its grace may not (`403`).
 pub(super) async fn rotate(
     app: &App,
     caller: &Caller,
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
+    caller.require_current_secret()?;
     account_of(caller)?;
     let body: RotateToken = request::json_or_form(input)?;
     let grace = match body.grace.as_deref() {

@@ -121,6 +121,7 @@ pub(super) async fn create_token(
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
+    caller.require_current_secret()?;
     let prefix = account_of(caller)?;
     let body: CreateAccountToken = request::json(input)?;
     let name = TokenName::parse(&body.name).map_err(|reason| Error::invalid("name", reason))?;
@@ -151,6 +152,7 @@ pub(super) async fn delete_token(
     caller: &Caller,
     name: &TokenName,
 ) -> Result<Response<Body>, Error> {
+    caller.require_current_secret()?;
     let prefix = account_of(caller)?;
     app.store
         .delete_token(Some(&prefix), name.as_str())?

@@ -37,6 +37,9 @@ pub enum DomainError {
     LicenseExpired,
     /// The plan license is bound to another account.
     LicenseInUse,
+    /// The credential is a rotated token's previous secret, in its grace period: it may
+    /// not rotate, create or delete tokens.
+    GraceSecret,
 }
 
 impl fmt::Display for DomainError {
@@ -56,6 +59,10 @@ impl fmt::Display for DomainError {
             DomainError::LicenseInUse => {
                 f.write_str("the license key is already applied to another account")
             }
+            DomainError::GraceSecret => f.write_str(
+                "this secret was replaced by a rotation and is in its grace period: it may \
+                 read, but cannot rotate, create or delete tokens; use the new secret",
+            ),
         }
     }
 }

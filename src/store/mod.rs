@@ -1312,9 +1312,11 @@ impl Store {
 
     /// Replaces the secret of the token with hash `current`. With `grace_until`, the old
     /// secret keeps working until then (a persisted alias); without, it stops at once.
+    /// The token keeps its expiry.
     ///
     /// # Errors
-    /// `TokenNotFound` if the token is gone (deleted meanwhile).
+    /// `GraceSecret` if `current` is a previous secret in its grace; `TokenNotFound` if
+    /// the token is gone (deleted meanwhile).
     pub fn rotate_token(
         &self,
         current: &TokenHash,
@@ -1323,13 +1325,12 @@ impl Store {
     ) -> Result<Pending<'_, CreatedToken>, StoreError> {
         let secret = generate(TokenKind::Account)?;
         self.write(|| {
-            // A caller still using a previous secret (in its grace) rotates the token that
-            // secret belongs to.
-            let current: &TokenHash =
-                &match self.get::<GraceAlias>(TreeId::Grace, current.as_bytes())? {
-                    Some(alias) => alias.token,
-                    None => *current,
-                };
+            // A previous secret in its grace may not rotate: it would replace the owner's
+            // current secret and lock them out (the handlers refuse it first; this keeps
+            // the rule for every caller of the store).
+            if self.tree(TreeId::Grace).contains_key(current.as_bytes())? {
+                return Err(DomainError::GraceSecret.into());
+            }
             // The token's earlier secrets still in a grace: expired ones go, and at most
             // MAX_GRACE_SECRETS stay live (the newest), so chained rotations cannot grow
             // the grace tree without bound.
@@ -1664,6 +1665,7 @@ impl Store {
 fn alias_record(token: &Token, until: Timestamp) -> AuthRecord {
     let mut record = AuthRecord::from(token);
     record.expires_at = Some(record.expires_at.map_or(until, |at| at.min(until)));
+    record.grace = true;
     record
 }
 

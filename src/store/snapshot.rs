@@ -13,7 +13,8 @@
 //! Layout (integers little-endian):
 //!
 //! ```text
-//! magic     16 bytes  "upkeep-index\0\0\0\x01" (the last byte is the format version)
+//! magic     16 bytes  "upkeep-index\0\0\0\x02" (the last byte is the format version;
+//!                     2 added the grace-alias flag and the plan license's expiry)
 //! schema     4 bytes  the store's schema version when written
 //! stamp     16 bytes  the store's stamp when written
 //! next_id    8 bytes  the next token / license id
@@ -31,7 +32,7 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
 
 pub const FILE: &str = "index.snapshot";
-const MAGIC: &[u8; 16] = b"upkeep-index\0\0\0\x01";
+const MAGIC: &[u8; 16] = b"upkeep-index\0\0\0\x02";
 const CHECKSUM_LEN: u64 = 32;
 
 /// A store's stamp: which write it last took (see the module doc).
@@ -228,6 +229,7 @@ mod tests {
                 principal: Principal::Account(prefix),
                 scopes: Scopes::only(Scope::Api),
                 expires_at: None,
+                grace: false,
             };
             index.insert(TokenHash::of(&i.to_string()), record, None);
         }
