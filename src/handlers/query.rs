@@ -3,6 +3,7 @@
 //! Reads need an active operator token; changes and `/value` need `write`.
 
 use crate::app::App;
+use crate::auth::Caller;
 use crate::error::Error;
 use crate::http::dto::{
     AccountAdminView, AccountPrefixBody, CreateAccount, CreateOperatorToken, Data, FirstTokenView,
@@ -73,15 +74,20 @@ pub(super) fn list_tokens(
 }
 
 /// `POST /_/token` `{"name","expiration_date"?,"active"?=true,"write"?=true}`:
-/// `201 {"data":[{…,"token":"upk_ot_…"}]}`. `409` duplicate; `400` past date.
+/// `201 {"data":[{…,"token":"upk_ot_…"}]}`. `409` duplicate; `400` past date. The new
+/// token never outlives the caller: its expiry is capped at the caller's.
 pub(super) async fn create_token(
     app: &App,
+    caller: &Caller,
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
     let body: CreateOperatorToken = request::json(input)?;
     let name = operator_name(&body.name)?;
-    let expires_at = future("expiration_date", body.expiration_date, now)?;
+    let expires_at = super::child_expiry(
+        caller,
+        future("expiration_date", body.expiration_date, now)?,
+    );
     let new = NewToken {
         principal: Principal::Operator {
             active: body.active.unwrap_or(true),
@@ -98,8 +104,10 @@ pub(super) async fn create_token(
 
 /// `PUT /_/token` `{"name", "expiration_date"?, "active"?, "write"?}`: changes only the
 /// given fields (`"expiration_date": null` = never). The value stays. `404` unknown.
+/// A new expiry is capped at the caller's own, as on creation.
 pub(super) async fn update_token(
     app: &App,
+    caller: &Caller,
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
@@ -107,7 +115,10 @@ pub(super) async fn update_token(
     let name = operator_name(&body.name)?;
     let expires_at = match body.expiration_date {
         None => None,
-        Some(ms) => Some(future("expiration_date", ms, now)?),
+        Some(ms) => Some(super::child_expiry(
+            caller,
+            future("expiration_date", ms, now)?,
+        )),
     };
     let changes = TokenChanges {
         expires_at,
@@ -175,15 +186,18 @@ pub(super) fn list_accounts(app: &App, input: &Input) -> Result<Response<Body>, 
 }
 
 /// `POST /_/account` `{"name","email","prefix"?}`: `201` with the account and its first
-/// token (`default`, scope `api`, shown once). `409` for a taken prefix.
+/// token (`default`, scope `api`, shown once; it expires when the caller does, if the
+/// caller expires). `409` for a taken prefix.
 pub(super) async fn create_account(
     app: &App,
+    caller: &Caller,
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
     let body: CreateAccount = request::json(input)?;
-    let new = NewAccount::parse(&body.name, &body.email, body.prefix.as_deref())
+    let mut new = NewAccount::parse(&body.name, &body.email, body.prefix.as_deref())
         .map_err(|(field, reason)| Error::invalid(field, reason))?;
+    new.first_token_expires_at = super::child_expiry(caller, None);
     let (account, first) = app.store.create_account(new, now)?.durable().await?;
     let mut view = AccountAdminView::new(&account, app.settings.default_activation_limit);
     view.token = Some(FirstTokenView {

@@ -105,7 +105,8 @@ fn expiry(body: &CreateToken, now: Timestamp) -> Result<Option<Timestamp>, Error
 
 /// `POST /api/v1/tokens` `{"name","scopes",("expires_in"|"expires_at")?}`, JSON or form:
 /// `201 {"data":{…,"token":"upk_at_…"}}`, the secret shown once. Needs `api`; a token
-/// cannot grant a scope it does not hold (`403`). `409` for a duplicate name.
+/// cannot grant a scope it does not hold (`403`), nor outlive the caller (its expiry is
+/// capped at the caller's). `409` for a duplicate name.
 pub(super) async fn create(
     app: &App,
     caller: &Caller,
@@ -118,7 +119,7 @@ pub(super) async fn create(
     let name = TokenName::parse(&body.name).map_err(|reason| Error::invalid("name", reason))?;
     let scopes = Scopes::parse_all(body.scopes.iter().map(String::as_str))
         .map_err(|reason| Error::invalid("scopes", reason))?;
-    let expires_at = expiry(&body, now)?;
+    let expires_at = super::child_expiry(caller, expiry(&body, now)?);
     super::check_grantable(caller, scopes)?;
     let new = NewToken {
         principal: Principal::Account(prefix),

@@ -13,7 +13,7 @@ pub use ids::{AccountPrefix, LicenseId, OperatorTokenName, TokenId, TokenName};
 pub use license::PlanLicense;
 pub use scope::{Scope, Scopes};
 pub use time::Timestamp;
-pub use token::{GraceAlias, Principal, Token, TokenChanges, TokenHash};
+pub use token::{GraceAlias, Principal, Token, TokenChanges, TokenHash, cap_expiry};
 
 use std::fmt;
 

@@ -92,6 +92,20 @@ impl Token {
     }
 }
 
+/// A token never creates a token that outlives it (SPEC §2): the expiry a new token gets
+/// when `creator_expires_at` (the creating credential's expiry; for a grace secret, the
+/// end of its grace) is earlier than the one asked for. `None` means never.
+pub fn cap_expiry(
+    requested: Option<Timestamp>,
+    creator_expires_at: Option<Timestamp>,
+) -> Option<Timestamp> {
+    match (requested, creator_expires_at) {
+        (Some(requested), Some(cap)) => Some(requested.min(cap)),
+        (None, cap) => cap,
+        (requested, None) => requested,
+    }
+}
+
 /// The previous secret of a rotated token, still accepted until `until`.
 /// Stored in `tokenhash_grace`, keyed by the old secret's hash.
 ///
@@ -110,4 +124,19 @@ pub struct TokenChanges {
     pub expires_at: Option<Option<Timestamp>>,
     pub active: Option<bool>,
     pub write: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_expiry_is_capped_at_its_creators() {
+        let at = Timestamp::from_secs;
+        assert_eq!(cap_expiry(None, None), None);
+        assert_eq!(cap_expiry(None, Some(at(5))), Some(at(5)));
+        assert_eq!(cap_expiry(Some(at(9)), Some(at(5))), Some(at(5)));
+        assert_eq!(cap_expiry(Some(at(3)), Some(at(5))), Some(at(3)));
+        assert_eq!(cap_expiry(Some(at(3)), None), Some(at(3)));
+    }
 }

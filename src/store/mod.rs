@@ -990,7 +990,8 @@ impl Store {
     }
 
     /// Creates an account (random prefix when none is given) and its first token,
-    /// `default` with scope `api`, never expiring.
+    /// `default` with scope `api`, expiring at `new.first_token_expires_at` (never,
+    /// unless its creator's credential expires).
     ///
     /// # Errors
     /// `AccountExists` when the given prefix is taken.
@@ -1032,7 +1033,7 @@ impl Store {
                 principal: Principal::Account(account.prefix),
                 name: FIRST_TOKEN_NAME.to_owned(),
                 scopes: Scopes::only(Scope::Api),
-                expires_at: None,
+                expires_at: new.first_token_expires_at,
                 created_at: now,
                 updated_at: now,
                 last_used_at: None,

@@ -3,10 +3,11 @@
 //! that kept counting, the per-account token quota, temporary files that followed
 //! symlinks, and names and lifetimes that should have been refused.
 
-use crate::support::TestServer;
+use crate::support::{START, TestServer};
 use http::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::time::Duration;
+use upkeep::model::Timestamp;
 
 fn bearer<'a>(
     server: &'a TestServer,
@@ -99,4 +100,184 @@ async fn issue_15_a_grace_secret_cannot_rotate_create_or_delete_tokens() {
     server.get("/v1/account", &old).send().await.expect(200);
     server.clock.advance(Duration::from_secs(3601));
     server.get("/v1/account", &old).send().await.expect(401);
+}
+
+// ---- finding 4: a token never creates a token that outlives it ----------------------
+
+fn secs(at: Timestamp) -> u64 {
+    at.as_secs()
+}
+
+#[tokio::test]
+async fn issue_15_a_child_token_is_capped_at_its_parents_expiry() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let parent_expiry = START.saturating_add(Duration::from_secs(3));
+    let parent = server.token(&acme, "short", &["api"], Some(parent_expiry));
+
+    // WunderUpdates: "never" and "365 days" both become the parent's expiry.
+    for (name, expires) in [("never", json!(-1)), ("year", json!(365))] {
+        let created = server
+            .post(
+                "/v1/account/tokens",
+                &parent,
+                json!({"name": name, "expires": expires}),
+            )
+            .send()
+            .await
+            .expect(200);
+        assert_eq!(created["token"]["expires"], secs(parent_expiry), "{name}");
+    }
+    let omitted = server
+        .post("/v1/account/tokens", &parent, json!({"name": "omitted"}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(omitted["token"]["expires"], secs(parent_expiry));
+    let child = omitted["token"]["token"].as_str().unwrap().to_owned();
+
+    // UpdaterCloud: no expiry, expires_in and expires_at are all capped.
+    let bodies = [
+        json!({"name": "uc-never", "scopes": ["api"]}),
+        json!({"name": "uc-in", "scopes": ["api"], "expires_in": "90d"}),
+        json!({"name": "uc-at", "scopes": ["api"], "expires_at": "2030-01-01T00:00:00Z"}),
+    ];
+    let mut uc_child = String::new();
+    for body in bodies {
+        let created = bearer(&server, Method::POST, "/api/v1/tokens", &parent)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect(201);
+        assert_eq!(
+            created["data"]["expires_at"],
+            parent_expiry.to_rfc3339(),
+            "{body}"
+        );
+        uc_child = created["data"]["token"].as_str().unwrap().to_owned();
+    }
+    // The listing shows the capped expiry too.
+    let listed = server
+        .get("/v1/account/tokens", &acme.token)
+        .send()
+        .await
+        .expect(200);
+    for token in listed["tokens"].as_array().unwrap() {
+        if token["name"] != "default" {
+            assert_eq!(token["expires"], secs(parent_expiry), "{token}");
+        }
+    }
+
+    // A shorter requested expiry stays as asked.
+    let later_parent = server.token(
+        &acme,
+        "long",
+        &["api"],
+        Some(START.saturating_add(Duration::from_secs(86_400 * 30))),
+    );
+    let short = server
+        .post(
+            "/v1/account/tokens",
+            &later_parent,
+            json!({"name": "one-day", "expires": 1}),
+        )
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(short["token"]["expires"], START.as_secs() + 86_400);
+
+    // Once the parent has expired, so have its children.
+    server.get("/v1/account", &child).send().await.expect(200);
+    server.clock.advance(Duration::from_secs(4));
+    server.get("/v1/account", &parent).send().await.expect(401);
+    server.get("/v1/account", &child).send().await.expect(401);
+    server
+        .get("/v1/account", &uc_child)
+        .send()
+        .await
+        .expect(401);
+}
+
+#[tokio::test]
+async fn issue_15_a_rotated_secret_keeps_the_tokens_expiry() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let expiry = START.saturating_add(Duration::from_secs(3600));
+    let token = server.token(&acme, "expiring", &["api"], Some(expiry));
+    let rotated = bearer(&server, Method::POST, "/api/v1/tokens/self/rotate", &token)
+        .body("{}")
+        .send()
+        .await
+        .expect(201);
+    assert_eq!(rotated["data"]["expires_at"], expiry.to_rfc3339());
+    let new = rotated["data"]["token"].as_str().unwrap();
+    server.clock.advance(Duration::from_secs(3601));
+    server.get("/v1/account", new).send().await.expect(401);
+}
+
+#[tokio::test]
+async fn issue_15_an_operator_token_cannot_mint_a_longer_lived_operator_token() {
+    let server = TestServer::start().await;
+    let expiry = START.saturating_add(Duration::from_secs(3600));
+    let admin = server.operator_token("temp-admin", true, true, Some(expiry));
+    let ms = expiry.as_millis();
+    for body in [
+        json!({"name": "forever"}),
+        json!({"name": "later", "expiration_date": ms + 86_400_000}),
+    ] {
+        let created = server
+            .post("/_/token", &admin, body.clone())
+            .send()
+            .await
+            .expect(201);
+        assert_eq!(created["data"][0]["expiration_date"], ms, "{body}");
+    }
+    // Changing an existing token's expiry is capped the same way.
+    let updated = server
+        .put(
+            "/_/token",
+            &admin,
+            json!({"name": "forever", "expiration_date": null}),
+        )
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(updated["data"][0]["expiration_date"], ms);
+    // An earlier date stays as asked.
+    let sooner = ms - 60_000;
+    let created = server
+        .post(
+            "/_/token",
+            &admin,
+            json!({"name": "sooner", "expiration_date": sooner}),
+        )
+        .send()
+        .await
+        .expect(201);
+    assert_eq!(created["data"][0]["expiration_date"], sooner);
+    // A never-expiring operator token still creates never-expiring ones.
+    let root = server.operator_token("root", true, true, None);
+    let created = server
+        .post("/_/token", &root, json!({"name": "ops"}))
+        .send()
+        .await
+        .expect(201);
+    assert_eq!(created["data"][0]["expiration_date"], Value::Null);
+    // An account it creates gets a first token that expires with it.
+    let account = server
+        .post(
+            "/_/account",
+            &admin,
+            json!({"name": "Temp", "email": "t@example.com", "prefix": "temp"}),
+        )
+        .send()
+        .await
+        .expect(201);
+    let first = account["data"][0]["token"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.get("/v1/account", &first).send().await.expect(200);
+    server.clock.advance(Duration::from_secs(3601));
+    server.get("/v1/account", &first).send().await.expect(401);
 }
