@@ -115,7 +115,8 @@ fn account(
     let limit_of = |account: &Account| -> Result<u32, Error> {
         Ok(store
             .account_license(account)?
-            .map_or(default_activation_limit, |license| license.limit))
+            .and_then(|license| license.limit_at(now))
+            .unwrap_or(default_activation_limit))
     };
     match command {
         AccountCommand::Create {

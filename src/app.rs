@@ -12,7 +12,7 @@ use crate::http::request::{self, Input};
 use crate::http::router::{self, Route, RouteSpec};
 use crate::http::{Body, response};
 use crate::metrics::{AuthFailure, Metrics};
-use crate::model::Account;
+use crate::model::{Account, Timestamp};
 use crate::store::Store;
 use crate::throttle::{self, Throttle};
 use http::{HeaderValue, Method, Request, Response};
@@ -176,17 +176,17 @@ impl App {
         }
     }
 
-    /// The account's `activationLimit`: its plan license's limit, or the default.
+    /// The account's `activationLimit` at `now`: its plan license's limit while that has
+    /// not expired, otherwise the default.
     ///
     /// # Errors
     /// The store failed.
-    pub fn activation_limit(&self, account: &Account) -> Result<u32, Error> {
+    pub fn activation_limit(&self, account: &Account, now: Timestamp) -> Result<u32, Error> {
         Ok(self
             .store
             .account_license(account)?
-            .map_or(self.settings.default_activation_limit, |license| {
-                license.limit
-            }))
+            .and_then(|license| license.limit_at(now))
+            .unwrap_or(self.settings.default_activation_limit))
     }
 
     /// Answers one request from `peer`. Never fails.

@@ -61,14 +61,28 @@ struct AccountSlot {
     /// [`SLOT_UNKNOWN`], [`SLOT_DELETED`], or the account's plan limit + 1 (1 = no plan
     /// license bound). Written under the store's write lock, read by anyone.
     state: AtomicU64,
+    /// When the bound plan license expires (Unix ms, [`NEVER`] for none): from then on
+    /// it no longer counts and the account has no plan limit. Written before `state`.
+    license_expires: AtomicU64,
 }
 
 impl AccountSlot {
-    fn new(prefix: AccountPrefix, state: u64) -> Arc<AccountSlot> {
+    fn new(prefix: AccountPrefix, state: u64, license_expires: u64) -> Arc<AccountSlot> {
         Arc::new(AccountSlot {
             prefix,
             state: AtomicU64::new(state),
+            license_expires: AtomicU64::new(license_expires),
         })
+    }
+
+    /// The account's plan limit at `now_ms` (see [`decode_limit`]): an expired plan
+    /// license no longer counts.
+    fn plan_limit(&self, now_ms: u64) -> Option<Option<u32>> {
+        let limit = decode_limit(self.state.load(Ordering::Acquire))?;
+        if limit.is_some() && self.license_expires.load(Ordering::Acquire) <= now_ms {
+            return Some(None);
+        }
+        Some(limit)
     }
 }
 
@@ -128,15 +142,14 @@ pub struct Authenticated {
 }
 
 impl IndexEntry {
-    /// The record and plan limit, unless the token's account is gone.
-    fn resolve(&self) -> Option<Authenticated> {
+    /// The record and plan limit at `now_ms`, unless the token's account is gone.
+    fn resolve(&self, now_ms: u64) -> Option<Authenticated> {
         let (principal, plan_limit) = match &self.account {
             Some(slot) => {
-                let state = slot.state.load(Ordering::Acquire);
-                if state == SLOT_DELETED {
+                if slot.state.load(Ordering::Acquire) == SLOT_DELETED {
                     return None;
                 }
-                (Principal::Account(slot.prefix), decode_limit(state))
+                (Principal::Account(slot.prefix), slot.plan_limit(now_ms))
             }
             None => (
                 Principal::Operator {
@@ -243,7 +256,7 @@ impl TokenIndex {
         write(&self.accounts)
             .by_prefix
             .entry(prefix)
-            .or_insert_with(|| AccountSlot::new(prefix, SLOT_UNKNOWN))
+            .or_insert_with(|| AccountSlot::new(prefix, SLOT_UNKNOWN, NEVER))
             .clone()
     }
 
@@ -283,7 +296,7 @@ impl TokenIndex {
     }
 
     pub fn get(&self, hash: &TokenHash) -> Option<AuthRecord> {
-        Some(read(self.shard(hash)).get(hash)?.resolve()?.record)
+        Some(read(self.shard(hash)).get(hash)?.resolve(0)?.record)
     }
 
     /// Number of entries: tokens and earlier secrets in a grace period.
@@ -295,14 +308,24 @@ impl TokenIndex {
         self.len() == 0
     }
 
-    /// Records that the account `prefix` exists, with its plan license's limit (if one is
-    /// bound).
-    pub fn set_account(&self, prefix: AccountPrefix, limit: Option<u32>) {
+    /// Records that the account `prefix` exists, with its plan license's limit and expiry
+    /// (if one is bound).
+    pub fn set_account(
+        &self,
+        prefix: AccountPrefix,
+        limit: Option<u32>,
+        license_expires_at: Option<Timestamp>,
+    ) {
         let mut accounts = write(&self.accounts);
         let slot = accounts
             .by_prefix
             .entry(prefix)
-            .or_insert_with(|| AccountSlot::new(prefix, SLOT_UNKNOWN));
+            .or_insert_with(|| AccountSlot::new(prefix, SLOT_UNKNOWN, NEVER));
+        let expires = match limit {
+            Some(_) => license_expires_at.map_or(NEVER, Timestamp::as_millis),
+            None => NEVER,
+        };
+        slot.license_expires.store(expires, Ordering::Release);
         let was = slot.state.swap(encode_limit(limit), Ordering::Release);
         if was == SLOT_UNKNOWN {
             accounts.count += 1;
@@ -325,17 +348,11 @@ impl TokenIndex {
         read(&self.accounts).count
     }
 
-    /// `None` if there is no such account, else the limit of its plan license
-    /// (`Some(None)`: none bound).
-    pub fn plan_limit(&self, prefix: &AccountPrefix) -> Option<Option<u32>> {
+    /// `None` if there is no such account, else the limit of its plan license at `now`
+    /// (`Some(None)`: none bound, or it has expired).
+    pub fn plan_limit(&self, prefix: &AccountPrefix, now: Timestamp) -> Option<Option<u32>> {
         let accounts = read(&self.accounts);
-        decode_limit(
-            accounts
-                .by_prefix
-                .get(prefix)?
-                .state
-                .load(Ordering::Acquire),
-        )
+        accounts.by_prefix.get(prefix)?.plan_limit(now.as_millis())
     }
 
     /// Looks up `hash` and, if it authenticates at `now`, records the use and returns the
@@ -347,7 +364,7 @@ impl TokenIndex {
         if entry.expires <= now_ms {
             return None;
         }
-        let found = entry.resolve()?;
+        let found = entry.resolve(now_ms)?;
         if let Principal::Operator { active: false, .. } = found.record.principal {
             return None;
         }
@@ -421,6 +438,7 @@ impl TokenIndex {
             out.write_all(&[prefix.len() as u8])?;
             out.write_all(prefix)?;
             out.write_all(&slot.state.load(Ordering::Acquire).to_le_bytes())?;
+            out.write_all(&slot.license_expires.load(Ordering::Acquire).to_le_bytes())?;
         }
         // A token of a deleted account (none should be left) is not saved.
         let owner = |entry: &IndexEntry| match &entry.account {
@@ -459,8 +477,9 @@ impl TokenIndex {
     /// # Errors
     /// `input` failed, ended early, or holds a value that cannot be right.
     pub fn read_image(input: &mut impl Read, len: u64) -> io::Result<TokenIndex> {
-        /// The fewest bytes an account takes in the image: length, 3-byte prefix, state.
-        const MIN_ACCOUNT_LEN: u64 = 1 + AccountPrefix::MIN_LEN as u64 + 8;
+        /// The fewest bytes an account takes in the image: length, 3-byte prefix, state,
+        /// license expiry.
+        const MIN_ACCOUNT_LEN: u64 = 1 + AccountPrefix::MIN_LEN as u64 + 8 + 8;
         let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_owned());
         let mut u64_buf = [0u8; 8];
         input.read_exact(&mut u64_buf)?;
@@ -485,7 +504,9 @@ impl TokenIndex {
             if state != SLOT_UNKNOWN && decode_limit(state).is_none() {
                 return Err(invalid("account state"));
             }
-            let slot = AccountSlot::new(prefix, state);
+            input.read_exact(&mut u64_buf)?;
+            let license_expires = u64::from_le_bytes(u64_buf);
+            let slot = AccountSlot::new(prefix, state, license_expires);
             if accounts.by_prefix.insert(prefix, slot.clone()).is_some() {
                 return Err(invalid("account listed twice"));
             }
@@ -639,20 +660,30 @@ mod tests {
     fn accounts_and_their_tokens() {
         let index = TokenIndex::default();
         let hash = TokenHash::of("t");
-        assert_eq!(index.plan_limit(&acme()), None);
-        index.set_account(acme(), None);
+        let at = Timestamp::from_secs;
+        assert_eq!(index.plan_limit(&acme(), at(1)), None);
+        index.set_account(acme(), None, None);
         index.insert(hash, record(None, Principal::Account(acme())), None);
-        assert_eq!(index.plan_limit(&acme()), Some(None));
-        index.set_account(acme(), Some(7));
-        assert_eq!(index.plan_limit(&acme()), Some(Some(7)));
+        assert_eq!(index.plan_limit(&acme(), at(1)), Some(None));
+        index.set_account(acme(), Some(7), None);
+        assert_eq!(index.plan_limit(&acme(), at(1)), Some(Some(7)));
+        // A plan license counts until it expires, then the account has no plan limit.
+        index.set_account(acme(), Some(9), Some(at(10)));
+        assert_eq!(index.plan_limit(&acme(), at(9)), Some(Some(9)));
+        assert_eq!(index.plan_limit(&acme(), at(10)), Some(None));
+        let found = index.authenticate(&hash, at(11)).unwrap();
+        assert_eq!(found.plan_limit, Some(None));
+        let found = index.authenticate(&hash, at(5)).unwrap();
+        assert_eq!(found.plan_limit, Some(Some(9)));
+        index.set_account(acme(), Some(7), None);
         assert_eq!(index.account_count(), 1);
         // Deleting the account disables its tokens even before they are removed.
         index.remove_account(&acme());
         assert_eq!(index.account_count(), 0);
-        assert_eq!(index.plan_limit(&acme()), None);
+        assert_eq!(index.plan_limit(&acme(), at(1)), None);
         assert!(index.authenticate(&hash, Timestamp::from_secs(1)).is_none());
         // The same prefix again is a new account; the old entry stays dead.
-        index.set_account(acme(), None);
+        index.set_account(acme(), None, None);
         assert!(index.authenticate(&hash, Timestamp::from_secs(1)).is_none());
         let again = TokenHash::of("again");
         index.insert(again, record(None, Principal::Account(acme())), None);
@@ -667,8 +698,8 @@ mod tests {
     fn an_image_reads_back_the_same_index() {
         let index = TokenIndex::default();
         let beta = AccountPrefix::parse("beta").unwrap();
-        index.set_account(acme(), Some(3));
-        index.set_account(beta, None);
+        index.set_account(acme(), Some(3), Some(Timestamp::from_secs(50)));
+        index.set_account(beta, None, None);
         let hashes: Vec<TokenHash> = (0..500).map(|i| TokenHash::of(&i.to_string())).collect();
         for (i, hash) in hashes.iter().enumerate() {
             let principal = match i % 3 {
@@ -691,8 +722,11 @@ mod tests {
         let back = TokenIndex::read_image(&mut image.as_slice(), len).unwrap();
         assert_eq!(back.len(), 500);
         assert_eq!(back.account_count(), 2);
-        assert_eq!(back.plan_limit(&acme()), Some(Some(3)));
-        assert_eq!(back.plan_limit(&beta), Some(None));
+        let before = Timestamp::from_secs(49);
+        let after = Timestamp::from_secs(50);
+        assert_eq!(back.plan_limit(&acme(), before), Some(Some(3)));
+        assert_eq!(back.plan_limit(&acme(), after), Some(None), "expiry kept");
+        assert_eq!(back.plan_limit(&beta, before), Some(None));
         for hash in &hashes {
             assert_eq!(back.get(hash), index.get(hash));
             assert_eq!(back.last_used(hash), index.last_used(hash));

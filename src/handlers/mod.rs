@@ -100,7 +100,7 @@ pub(crate) fn dispatch(
             operator_write!(|input| query::delete_token(app, &input, now))
         }
         Route::GetOperatorTokenValue => Ready(query::token_value(app, &input)),
-        Route::ListAccounts => Ready(query::list_accounts(app, &input)),
+        Route::ListAccounts => Ready(query::list_accounts(app, &input, now)),
         Route::CreateAccount => write!(|c, input| query::create_account(app, c, &input, now)),
         Route::DeleteAccount => operator_write!(|input| query::delete_account(app, &input)),
         Route::ListLicenses => Ready(query::list_licenses(app, &input, now)),

@@ -171,7 +171,11 @@ pub(super) fn token_value(app: &App, input: &Input) -> Result<Response<Body>, Er
 }
 
 /// `GET /_/account[?limit=&cursor=]`: a page of accounts.
-pub(super) fn list_accounts(app: &App, input: &Input) -> Result<Response<Body>, Error> {
+pub(super) fn list_accounts(
+    app: &App,
+    input: &Input,
+    now: Timestamp,
+) -> Result<Response<Body>, Error> {
     let page = app
         .store
         .accounts_page(&request::paging(input.parts.uri.query())?)?;
@@ -179,7 +183,7 @@ pub(super) fn list_accounts(app: &App, input: &Input) -> Result<Response<Body>, 
     for account in &page.items {
         views.push(AccountAdminView::new(
             account,
-            app.activation_limit(account)?,
+            app.activation_limit(account, now)?,
         ));
     }
     Ok(list(views, page.next.as_deref()))

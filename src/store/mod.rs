@@ -312,8 +312,8 @@ impl<T> Pending<'_, T> {
 enum IndexOp {
     Insert(TokenHash, AuthRecord, Option<Timestamp>),
     Remove(TokenHash),
-    /// The account exists; its plan license's limit, if one is bound.
-    SetAccount(AccountPrefix, Option<u32>),
+    /// The account exists; its plan license's limit and expiry, if one is bound.
+    SetAccount(AccountPrefix, Option<u32>, Option<Timestamp>),
     RemoveAccount(AccountPrefix),
 }
 
@@ -683,8 +683,12 @@ impl Store {
         for entry in self.tree(TreeId::Accounts).iter() {
             let (key, value) = entry?;
             let account: Account = decode_at(TreeId::Accounts, &key, &value)?;
-            let limit = self.account_license(&account)?.map(|license| license.limit);
-            self.index.set_account(account.prefix, limit);
+            let license = self.account_license(&account)?;
+            self.index.set_account(
+                account.prefix,
+                license.as_ref().map(|license| license.limit),
+                license.and_then(|license| license.expires_at),
+            );
         }
         self.next_id.store(next_id, Ordering::Relaxed);
         for entry in self.tree(TreeId::Grace).iter() {
@@ -818,7 +822,9 @@ impl Store {
                     self.index.insert(hash, record, last_used);
                 }
                 IndexOp::Remove(hash) => self.index.remove(&hash),
-                IndexOp::SetAccount(prefix, limit) => self.index.set_account(prefix, limit),
+                IndexOp::SetAccount(prefix, limit, expires_at) => {
+                    self.index.set_account(prefix, limit, expires_at);
+                }
                 IndexOp::RemoveAccount(prefix) => self.index.remove_account(&prefix),
             }
         }
@@ -879,9 +885,9 @@ impl Store {
     }
 
     /// From memory: `None` if there is no such account, else the limit of its plan
-    /// license (`Some(None)`: none bound).
-    pub fn plan_limit(&self, prefix: &AccountPrefix) -> Option<Option<u32>> {
-        self.index.plan_limit(prefix)
+    /// license at `now` (`Some(None)`: none bound, or it has expired).
+    pub fn plan_limit(&self, prefix: &AccountPrefix, now: Timestamp) -> Option<Option<u32>> {
+        self.index.plan_limit(prefix, now)
     }
 
     /// Number of group flushes so far.
@@ -1055,7 +1061,7 @@ impl Store {
                 token,
                 secret: secret.token,
             };
-            let account_op = IndexOp::SetAccount(account.prefix, None);
+            let account_op = IndexOp::SetAccount(account.prefix, None, None);
             Ok(((account, created), vec![op, account_op]))
         })
     }
@@ -1515,7 +1521,8 @@ impl Store {
         Ok(self.licenses_page(&PageRequest::all())?.items)
     }
 
-    /// The plan license bound to an account, if any.
+    /// The plan license bound to an account, if any (expired or not: see
+    /// [`PlanLicense::limit_at`] for what it grants).
     pub fn account_license(&self, account: &Account) -> Result<Option<PlanLicense>, StoreError> {
         match account.license {
             None => Ok(None),
@@ -1596,7 +1603,7 @@ impl Store {
                 Ok((license, unbound))
             })?;
             let ops = match (unbound, license.account) {
-                (true, Some(prefix)) => vec![IndexOp::SetAccount(prefix, None)],
+                (true, Some(prefix)) => vec![IndexOp::SetAccount(prefix, None, None)],
                 _ => vec![],
             };
             Ok((license, ops))
@@ -1656,7 +1663,7 @@ impl Store {
                 tx.put(TreeId::Accounts, prefix_key, &account)?;
                 Ok(license)
             })?;
-            let op = IndexOp::SetAccount(*prefix, Some(license.limit));
+            let op = IndexOp::SetAccount(*prefix, Some(license.limit), license.expires_at);
             Ok((license, vec![op]))
         })
     }
@@ -2072,13 +2079,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let prefix = AccountPrefix::parse("acme").unwrap();
-        assert_eq!(store.plan_limit(&prefix), None);
+        assert_eq!(store.plan_limit(&prefix, now()), None);
         store
             .create_account(new_account(Some("acme")), now())
             .unwrap()
             .durable_blocking()
             .unwrap();
-        assert_eq!(store.plan_limit(&prefix), Some(None));
+        assert_eq!(store.plan_limit(&prefix, now()), Some(None));
         let issued = store
             .issue_license(7, None, now())
             .unwrap()
@@ -2089,24 +2096,51 @@ mod tests {
             .unwrap()
             .durable_blocking()
             .unwrap();
-        assert_eq!(store.plan_limit(&prefix), Some(Some(7)));
+        assert_eq!(store.plan_limit(&prefix, now()), Some(Some(7)));
         drop(store);
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.plan_limit(&prefix), Some(Some(7)), "rebuilt at open");
+        assert_eq!(
+            store.plan_limit(&prefix, now()),
+            Some(Some(7)),
+            "rebuilt at open"
+        );
         assert_eq!(store.account_count(), 1);
         store
             .revoke_license(issued.license.id, now())
             .unwrap()
             .durable_blocking()
             .unwrap();
-        assert_eq!(store.plan_limit(&prefix), Some(None));
+        assert_eq!(store.plan_limit(&prefix, now()), Some(None));
         store
             .delete_account(&prefix)
             .unwrap()
             .durable_blocking()
             .unwrap();
-        assert_eq!(store.plan_limit(&prefix), None);
+        assert_eq!(store.plan_limit(&prefix, now()), None);
         assert_eq!(store.account_count(), 0);
+    }
+
+    #[test]
+    fn an_expired_plan_license_stops_counting_in_the_index_and_after_a_scan() {
+        let (dir, store, account) = store_with_acme();
+        let expires = now().saturating_add(std::time::Duration::from_secs(5));
+        let issued = store
+            .issue_license(7, Some(expires), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .apply_license(&account.prefix, &issued.license.key_hash, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(store.plan_limit(&account.prefix, now()), Some(Some(7)));
+        assert_eq!(store.plan_limit(&account.prefix, expires), Some(None));
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.snapshot_stamp.lock().unwrap().is_none(), "scanned");
+        assert_eq!(store.plan_limit(&account.prefix, now()), Some(Some(7)));
+        assert_eq!(store.plan_limit(&account.prefix, expires), Some(None));
     }
 
     #[test]

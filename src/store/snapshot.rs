@@ -217,12 +217,12 @@ const HEADER_LEN: usize = 16 + 4 + 16 + 8;
 mod tests {
     use super::*;
     use crate::auth::AuthRecord;
-    use crate::model::{AccountPrefix, Principal, Scope, Scopes, TokenHash, TokenId};
+    use crate::model::{AccountPrefix, Principal, Scope, Scopes, Timestamp, TokenHash, TokenId};
 
     fn index() -> TokenIndex {
         let index = TokenIndex::default();
         let prefix = AccountPrefix::parse("acme").unwrap();
-        index.set_account(prefix, Some(2));
+        index.set_account(prefix, Some(2), None);
         for i in 0..100u64 {
             let record = AuthRecord {
                 token_id: TokenId(i),
@@ -245,7 +245,10 @@ mod tests {
         let (loaded, next_id) = load(dir.path(), 3, &stamp).unwrap().unwrap();
         assert_eq!((loaded.len(), next_id), (100, 42));
         assert_eq!(
-            loaded.plan_limit(&AccountPrefix::parse("acme").unwrap()),
+            loaded.plan_limit(
+                &AccountPrefix::parse("acme").unwrap(),
+                Timestamp::from_secs(1)
+            ),
             Some(Some(2))
         );
 

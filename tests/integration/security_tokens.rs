@@ -281,3 +281,74 @@ async fn issue_15_an_operator_token_cannot_mint_a_longer_lived_operator_token() 
     server.clock.advance(Duration::from_secs(3601));
     server.get("/v1/account", &first).send().await.expect(401);
 }
+
+// ---- finding 5: an expired plan license no longer counts ----------------------------
+
+/// `activationLimit` as `GET /v1/account` and `GET /_/account` show it.
+async fn limits(server: &TestServer, account_token: &str, operator: &str) -> (Value, Value) {
+    let account = server
+        .get("/v1/account", account_token)
+        .send()
+        .await
+        .expect(200);
+    let admin = bearer(server, Method::GET, "/_/account", operator)
+        .send()
+        .await
+        .expect(200);
+    (
+        account["account"]["activationLimit"].clone(),
+        admin["data"][0]["activation_limit"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn issue_15_an_expired_plan_license_stops_raising_the_limit() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let operator = server.operator_token("admin", true, false, None);
+    let (_, key) = server.license(10, Some(START.saturating_add(Duration::from_secs(5))));
+    server
+        .post("/v1/account/license", &acme.token, json!({"license": key}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(
+        limits(&server, &acme.token, &operator).await,
+        (json!(10), json!(10))
+    );
+    server.clock.advance(Duration::from_secs(6));
+    // The default limit (1) again, on every route.
+    assert_eq!(
+        limits(&server, &acme.token, &operator).await,
+        (json!(1), json!(1))
+    );
+
+    // And after a restart from the index snapshot.
+    let clock = server.clock.clone();
+    let (dir, path) = server.stop().await;
+    {
+        // Saved with nothing written after it, so the next start loads it.
+        let store = upkeep::Store::open(&path).unwrap();
+        assert!(store.save_index_snapshot().unwrap());
+    }
+    assert_eq!(
+        upkeep::store::inspect(&path).unwrap().snapshot,
+        upkeep::store::SnapshotState::Current
+    );
+    let server = TestServer::start_in(
+        &path,
+        clock,
+        upkeep::Settings {
+            auth_failures_per_minute: 0,
+            ..upkeep::Settings::default()
+        },
+    )
+    .await;
+    assert!(!server.store().index().is_empty());
+    assert_eq!(
+        limits(&server, &acme.token, &operator).await,
+        (json!(1), json!(1))
+    );
+    drop(server);
+    drop(dir);
+}
