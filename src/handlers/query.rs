@@ -14,7 +14,7 @@ use crate::http::request::{self, Input};
 use crate::http::{Body, response};
 use crate::model::{
     AccountPrefix, LicenseId, NewAccount, OperatorTokenName, Principal, Scopes, Timestamp,
-    TokenChanges,
+    TokenChanges, check_token_expiry,
 };
 use crate::store::NewToken;
 use http::{Response, StatusCode};
@@ -41,8 +41,22 @@ fn future(field: &str, ms: Option<u64>, now: Timestamp) -> Result<Option<Timesta
     }
 }
 
+/// A new operator token's name (the strict rule).
 fn operator_name(name: &str) -> Result<OperatorTokenName, Error> {
     OperatorTokenName::parse(name).map_err(|reason| Error::invalid("name", reason))
+}
+
+/// The name of an existing operator token (also those named under an older rule).
+fn existing_operator_name(name: &str) -> Result<OperatorTokenName, Error> {
+    OperatorTokenName::lookup(name).map_err(|reason| Error::invalid("name", reason))
+}
+
+/// A token's `expiration_date`: in the future, and at least a minute ahead.
+fn token_expiry(ms: Option<u64>, now: Timestamp) -> Result<Option<Timestamp>, Error> {
+    future("expiration_date", ms, now)?
+        .map(|at| check_token_expiry(at, now))
+        .transpose()
+        .map_err(|reason| Error::invalid("expiration_date", reason))
 }
 
 fn list<T: serde::Serialize>(items: Vec<T>, next: Option<&[u8]>) -> Response<Body> {
@@ -84,10 +98,7 @@ pub(super) async fn create_token(
 ) -> Result<Response<Body>, Error> {
     let body: CreateOperatorToken = request::json(input)?;
     let name = operator_name(&body.name)?;
-    let expires_at = super::child_expiry(
-        caller,
-        future("expiration_date", body.expiration_date, now)?,
-    );
+    let expires_at = super::child_expiry(caller, token_expiry(body.expiration_date, now)?);
     let new = NewToken {
         principal: Principal::Operator {
             active: body.active.unwrap_or(true),
@@ -112,13 +123,10 @@ pub(super) async fn update_token(
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
     let body: UpdateOperatorToken = request::json(input)?;
-    let name = operator_name(&body.name)?;
+    let name = existing_operator_name(&body.name)?;
     let expires_at = match body.expiration_date {
         None => None,
-        Some(ms) => Some(super::child_expiry(
-            caller,
-            future("expiration_date", ms, now)?,
-        )),
+        Some(ms) => Some(super::child_expiry(caller, token_expiry(ms, now)?)),
     };
     let changes = TokenChanges {
         expires_at,
@@ -143,7 +151,7 @@ pub(super) async fn delete_token(
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
     let body: NameBody = request::json(input)?;
-    let name = operator_name(&body.name)?;
+    let name = existing_operator_name(&body.name)?;
     let token = app
         .store
         .delete_token(None, name.as_str())?
@@ -160,7 +168,7 @@ pub(super) async fn delete_token(
 pub(super) fn token_value(app: &App, input: &Input) -> Result<Response<Body>, Error> {
     let name = request::query_param(input.parts.uri.query(), "name")
         .ok_or_else(|| Error::invalid("name", "query parameter is required (?name=…)"))?;
-    let name = operator_name(&name)?;
+    let name = existing_operator_name(&name)?;
     if !app.settings.token_values {
         return Err(Error::Forbidden(
             "token values cannot be read back on this server (--no-token-values)".to_owned(),

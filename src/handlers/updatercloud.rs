@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::http::dto::{CreateToken, Data, ListData, MeView, RotateToken, TokenView};
 use crate::http::request::{self, Input};
 use crate::http::{Body, response};
-use crate::model::{Principal, Scopes, Timestamp, TokenName};
+use crate::model::{Principal, Scopes, Timestamp, TokenName, check_token_expiry};
 use crate::store::NewToken;
 use http::{Response, StatusCode};
 use std::time::Duration;
@@ -78,9 +78,7 @@ fn expiry(body: &CreateToken, now: Timestamp) -> Result<Option<Timestamp>, Error
             if lifetime.is_zero() {
                 return Err(Error::invalid("expires_in", "must be longer than 0s"));
             }
-            let at = now
-                .saturating_add(lifetime)
-                .as_expiry()
+            let at = check_token_expiry(now.saturating_add(lifetime), now)
                 .map_err(|reason| Error::invalid("expires_in", reason))?;
             Ok(Some(at))
         }
@@ -94,8 +92,7 @@ fn expiry(body: &CreateToken, now: Timestamp) -> Result<Option<Timestamp>, Error
             if at <= now {
                 return Err(Error::invalid("expires_at", "must be in the future"));
             }
-            let at = at
-                .as_expiry()
+            let at = check_token_expiry(at, now)
                 .map_err(|reason| Error::invalid("expires_at", reason))?;
             Ok(Some(at))
         }

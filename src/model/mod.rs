@@ -13,7 +13,10 @@ pub use ids::{AccountPrefix, LicenseId, OperatorTokenName, TokenId, TokenName};
 pub use license::PlanLicense;
 pub use scope::{Scope, Scopes};
 pub use time::Timestamp;
-pub use token::{GraceAlias, Principal, Token, TokenChanges, TokenHash, cap_expiry};
+pub use token::{
+    GraceAlias, MIN_TOKEN_LIFETIME, Principal, Token, TokenChanges, TokenHash, cap_expiry,
+    check_token_expiry,
+};
 
 use std::fmt;
 

@@ -3,7 +3,7 @@
 //! that kept counting, the per-account token quota, temporary files that followed
 //! symlinks, and names and lifetimes that should have been refused.
 
-use crate::support::{START, TestServer};
+use crate::support::{START, TestServer, upkeep_cli};
 use http::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -351,4 +351,178 @@ async fn issue_15_an_expired_plan_license_stops_raising_the_limit() {
     );
     drop(server);
     drop(dir);
+}
+
+// ---- minor findings: lifetimes and names --------------------------------------------
+
+#[tokio::test]
+async fn issue_15_token_lifetimes_below_a_minute_are_refused() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let admin = server.operator_token("admin", true, true, None);
+    for lifetime in ["1ns", "1ms", "59s"] {
+        let message = bearer(&server, Method::POST, "/api/v1/tokens", &acme.token)
+            .body(json!({"name": "short", "scopes": ["api"], "expires_in": lifetime}).to_string())
+            .send()
+            .await
+            .expect_error(400, "invalid_request");
+        assert!(message.starts_with("expires_in:"), "{message}");
+    }
+    let soon = START.saturating_add(Duration::from_secs(30)).to_rfc3339();
+    let message = bearer(&server, Method::POST, "/api/v1/tokens", &acme.token)
+        .body(json!({"name": "short", "scopes": ["api"], "expires_at": soon}).to_string())
+        .send()
+        .await
+        .expect_error(400, "invalid_request");
+    assert!(message.starts_with("expires_at:"), "{message}");
+    let message = server
+        .post(
+            "/_/token",
+            &admin,
+            json!({"name": "short", "expiration_date": START.as_millis() + 1000}),
+        )
+        .send()
+        .await
+        .expect_error(400, "invalid_request");
+    assert!(message.starts_with("expiration_date:"), "{message}");
+    // A minute is enough.
+    bearer(&server, Method::POST, "/api/v1/tokens", &acme.token)
+        .body(json!({"name": "minute", "scopes": ["api"], "expires_in": "1m"}).to_string())
+        .send()
+        .await
+        .expect(201);
+}
+
+#[tokio::test]
+async fn issue_15_dot_names_are_refused_for_account_tokens() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    for name in [".", ".."] {
+        let message = server
+            .post("/v1/account/tokens", &acme.token, json!({"name": name}))
+            .send()
+            .await
+            .expect_error(400, "invalid_request");
+        assert!(message.starts_with("name:"), "{message}");
+        let message = bearer(&server, Method::POST, "/api/v1/tokens", &acme.token)
+            .body(json!({"name": name, "scopes": ["api"]}).to_string())
+            .send()
+            .await
+            .expect_error(400, "invalid_request");
+        assert!(message.starts_with("name:"), "{message}");
+    }
+    // Dots inside a name are still fine.
+    server
+        .post(
+            "/v1/account/tokens",
+            &acme.token,
+            json!({"name": "ci.deploy"}),
+        )
+        .send()
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn issue_15_operator_token_names_that_look_like_others_are_refused() {
+    let server = TestServer::start().await;
+    let admin = server.operator_token("admin", true, true, None);
+    let look_alikes = [
+        "\u{430}dmin",   // Cyrillic a
+        "ad\u{200b}min", // zero-width space
+        "\u{202e}nimda", // right-to-left override
+        "admin\u{2066}", // bidi isolate
+        "ad\u{ad}min",   // soft hyphen
+        "tab\there",     // control
+        " admin",        // leading space
+        "admin ",        // trailing space
+        "caf\u{e9}",     // non-ASCII
+    ];
+    for name in look_alikes {
+        let message = server
+            .post("/_/token", &admin, json!({"name": name}))
+            .send()
+            .await
+            .expect_error(400, "invalid_request");
+        assert!(message.starts_with("name:"), "{name:?}: {message}");
+    }
+    server
+        .post("/_/token", &admin, json!({"name": "CI deploy (prod) #2"}))
+        .send()
+        .await
+        .expect(201);
+}
+
+#[tokio::test]
+async fn issue_15_the_cli_applies_the_same_name_and_lifetime_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let made = upkeep_cli(
+        &data,
+        &[
+            "account",
+            "create",
+            "--name",
+            "Acme",
+            "--email",
+            "a@acme.io",
+            "--prefix",
+            "acme",
+        ],
+    );
+    assert!(made.status.success(), "{made:?}");
+    let refused = |args: &[&str], field: &str| {
+        let out = upkeep_cli(&data, args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{args:?} succeeded: {out:?}");
+        assert!(stderr.contains(field), "{args:?}: {stderr}");
+    };
+    refused(
+        &["token", "create", "--account", "acme", "--name", ".."],
+        "name",
+    );
+    refused(
+        &[
+            "token",
+            "create",
+            "--account",
+            "acme",
+            "--name",
+            "ok",
+            "--expires",
+            "1s",
+        ],
+        "expires",
+    );
+    refused(
+        &["operator-token", "create", "--name", "\u{430}dmin"],
+        "name",
+    );
+    refused(
+        &["operator-token", "create", "--name", "ad\u{200b}min"],
+        "name",
+    );
+    refused(
+        &[
+            "operator-token",
+            "create",
+            "--name",
+            "ops",
+            "--expires",
+            "10s",
+        ],
+        "expires",
+    );
+    let ok = upkeep_cli(
+        &data,
+        &[
+            "token",
+            "create",
+            "--account",
+            "acme",
+            "--name",
+            "ci.deploy",
+        ],
+    );
+    assert!(ok.status.success(), "{ok:?}");
 }
