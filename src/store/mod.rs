@@ -1680,6 +1680,35 @@ fn alias_record(token: &Token, until: Timestamp) -> AuthRecord {
 /// The server key's file name inside the data directory.
 pub const KEY_FILE: &str = "server.key";
 
+/// Creates `path` as a new file, mode 0600, open for reading and writing, without ever
+/// following a symlink or reusing what is there (`O_CREAT | O_EXCL | O_NOFOLLOW`): a
+/// temporary file another local user planted (a symlink to a file we may write, when
+/// running as root) is refused instead of written through.
+///
+/// # Errors
+/// `AlreadyExists` when anything (a file, a symlink, even a dangling one) is at `path`.
+pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path)
+}
+
+/// Creates a temporary file at `path` in a directory only we write (the data
+/// directory): a leftover from a crash is removed first (the link itself, never what
+/// it points to), then the file is made as [`create_private_file`] does.
+pub(crate) fn create_temporary_file(path: &Path) -> std::io::Result<std::fs::File> {
+    match std::fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+        _ => {}
+    }
+    create_private_file(path)
+}
+
 /// Reads `path` (32 bytes), or creates it with a fresh key, mode 0600, durably
 /// (write to a temporary file, fsync, rename, fsync the directory).
 fn load_or_create_key(path: &Path) -> std::io::Result<ServerKey> {
@@ -1699,14 +1728,7 @@ fn load_or_create_key(path: &Path) -> std::io::Result<ServerKey> {
     }
     let key = ServerKey::generate().map_err(std::io::Error::other)?;
     let tmp = path.with_extension("key.tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&tmp)?;
+    let mut file = create_temporary_file(&tmp)?;
     file.write_all(key.as_bytes())?;
     file.sync_all()?;
     drop(file);

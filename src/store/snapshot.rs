@@ -106,11 +106,7 @@ fn write_to(
     next_id: u64,
     index: &TokenIndex,
 ) -> io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(path)?;
+    let file = super::create_temporary_file(path)?;
     let mut out = BufWriter::with_capacity(
         1 << 16,
         Hashing {

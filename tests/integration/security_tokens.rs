@@ -526,3 +526,86 @@ async fn issue_15_the_cli_applies_the_same_name_and_lifetime_rules() {
     );
     assert!(ok.status.success(), "{ok:?}");
 }
+
+// ---- finding 10: temporary files never follow a symlink -----------------------------
+
+#[test]
+fn issue_15_backup_does_not_follow_a_symlink_at_its_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let made = upkeep_cli(
+        &data,
+        &[
+            "account",
+            "create",
+            "--name",
+            "Acme",
+            "--email",
+            "a@acme.io",
+            "--prefix",
+            "acme",
+        ],
+    );
+    assert!(made.status.success(), "{made:?}");
+    // Another local user plants `FILE.partial` pointing at a file root may write.
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let file = dir.path().join("nightly.backup");
+    std::os::unix::fs::symlink(&victim, dir.path().join("nightly.partial")).unwrap();
+
+    let out = upkeep_cli(&data, &["backup", file.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(stderr.contains("nightly.partial"), "{stderr}");
+    assert!(!file.exists());
+    // The planted link is left alone, and once it is gone the backup works.
+    assert!(
+        std::fs::symlink_metadata(dir.path().join("nightly.partial"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    std::fs::remove_file(dir.path().join("nightly.partial")).unwrap();
+    let out = upkeep_cli(&data, &["backup", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("upkeep-backup")
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
+
+#[test]
+fn issue_15_the_snapshot_and_server_key_temporary_files_do_not_follow_symlinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, data.join("server.key.tmp")).unwrap();
+    std::os::unix::fs::symlink(&victim, data.join("index.snapshot.tmp")).unwrap();
+
+    let store = upkeep::Store::open(&data).expect("opens");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let key = std::fs::symlink_metadata(data.join("server.key")).unwrap();
+    assert!(key.file_type().is_file());
+    assert_eq!(key.len(), 32);
+    let account = upkeep::model::NewAccount::parse("Acme", "a@acme.io", Some("acme")).unwrap();
+    store
+        .create_account(account, START)
+        .unwrap()
+        .durable_blocking()
+        .unwrap();
+    assert!(store.save_index_snapshot().unwrap());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let snapshot = std::fs::symlink_metadata(data.join("index.snapshot")).unwrap();
+    assert!(snapshot.file_type().is_file());
+    drop(store);
+    // The snapshot written is the one the next start uses.
+    assert_eq!(
+        upkeep::store::inspect(&data).unwrap().snapshot,
+        upkeep::store::SnapshotState::Current
+    );
+}
