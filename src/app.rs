@@ -46,6 +46,8 @@ pub struct Settings {
     pub auth_failures_per_minute: u32,
     /// Read the client address from `X-Forwarded-For` (behind a reverse proxy).
     pub trust_proxy: bool,
+    /// Most tokens one account may hold (`409 token_quota` beyond).
+    pub max_tokens_per_account: usize,
 }
 
 impl Default for Settings {
@@ -63,6 +65,7 @@ impl Default for Settings {
             min_free_space: crate::store::DEFAULT_RESERVE,
             auth_failures_per_minute: 20,
             trust_proxy: false,
+            max_tokens_per_account: crate::store::DEFAULT_MAX_TOKENS_PER_ACCOUNT,
         }
     }
 }
@@ -166,6 +169,7 @@ impl RequestIds {
 impl App {
     pub fn new(store: Store, clock: Clock, settings: Settings) -> Self {
         store.set_reserve(settings.min_free_space);
+        store.set_max_tokens_per_account(settings.max_tokens_per_account);
         App {
             store,
             clock,

@@ -52,6 +52,16 @@ pub struct Cli {
     )]
     pub default_activation_limit: u32,
 
+    /// Most tokens one account may hold; creating more is refused (409 token_quota over
+    /// HTTP, an error from `token create`). At least 1.
+    #[arg(
+        long,
+        global = true,
+        env = "UPKEEP_MAX_TOKENS_PER_ACCOUNT",
+        default_value_t = crate::store::DEFAULT_MAX_TOKENS_PER_ACCOUNT
+    )]
+    pub max_tokens_per_account: usize,
+
     /// Refuse writes (503 / an error) while the data directory's filesystem has less free
     /// space than this, so the store never meets a full disk mid-write. 0 turns it off.
     #[arg(long, global = true, env = "UPKEEP_MIN_FREE_SPACE", default_value_t = ByteSize(crate::store::DEFAULT_RESERVE))]

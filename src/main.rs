@@ -59,6 +59,7 @@ fn run(cli: Cli) -> Result<(), BoxError> {
                 &cli.data,
                 cli.default_activation_limit,
                 cli.min_free_space,
+                cli.max_tokens_per_account,
                 &args,
             )?;
             return serve(config);
@@ -100,6 +101,7 @@ fn run(cli: Cli) -> Result<(), BoxError> {
     let output = match Store::open(&cli.data) {
         Ok(store) => {
             store.set_reserve(cli.min_free_space.0);
+            store.set_max_tokens_per_account(cli.max_tokens_per_account);
             let output = admin::execute(
                 &store,
                 cli.default_activation_limit,

@@ -43,6 +43,8 @@ pub enum DomainError {
     /// The credential is a rotated token's previous secret, in its grace period: it may
     /// not rotate, create or delete tokens.
     GraceSecret,
+    /// The account already holds `limit` tokens, the most allowed.
+    TokenQuota { limit: usize },
 }
 
 impl fmt::Display for DomainError {
@@ -62,6 +64,11 @@ impl fmt::Display for DomainError {
             DomainError::LicenseInUse => {
                 f.write_str("the license key is already applied to another account")
             }
+            DomainError::TokenQuota { limit } => write!(
+                f,
+                "the account already holds {limit} tokens, the most allowed \
+                 (--max-tokens-per-account); delete one first"
+            ),
             DomainError::GraceSecret => f.write_str(
                 "this secret was replaced by a rotation and is in its grace period: it may \
                  read, but cannot rotate, create or delete tokens; use the new secret",

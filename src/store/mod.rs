@@ -33,7 +33,7 @@ use sled::{IVec, Transactional};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Engine and integrity failures, and domain refusals raised inside a transaction.
 #[derive(Debug)]
@@ -409,6 +409,8 @@ pub struct Store {
     key: ServerKey,
     /// Writes are refused while the data directory's filesystem has less free space.
     reserve: AtomicU64,
+    /// Most tokens one account may hold (`--max-tokens-per-account`).
+    max_tokens_per_account: AtomicUsize,
     /// Set when sled failed to persist: it refuses writes from then on (until reopened).
     failed: AtomicBool,
     /// The next token / plan license id; allocated under the write lock and persisted in
@@ -497,6 +499,10 @@ impl Drop for Store {
     }
 }
 
+/// Most tokens an account may hold unless told otherwise (see
+/// [`Store::set_max_tokens_per_account`]).
+pub const DEFAULT_MAX_TOKENS_PER_ACCOUNT: usize = 1000;
+
 /// Free space kept in reserve by default (see [`Store::set_reserve`]).
 pub const DEFAULT_RESERVE: u64 = 32 * 1024 * 1024;
 
@@ -542,6 +548,7 @@ impl Store {
             dir: dir.to_owned(),
             key,
             reserve: AtomicU64::new(DEFAULT_RESERVE),
+            max_tokens_per_account: AtomicUsize::new(DEFAULT_MAX_TOKENS_PER_ACCOUNT),
             failed: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             epoch,
@@ -761,6 +768,13 @@ impl Store {
     /// The in-memory token index, for the authentication hot path.
     pub fn index(&self) -> &TokenIndex {
         &self.index
+    }
+
+    /// Sets the most tokens one account may hold (at least 1); creating more is refused
+    /// with `TokenQuota`. Tokens already held beyond it stay.
+    pub fn set_max_tokens_per_account(&self, limit: usize) {
+        self.max_tokens_per_account
+            .store(limit.max(1), Ordering::Relaxed);
     }
 
     /// Sets the free space (bytes) below which writes are refused.
@@ -1081,8 +1095,9 @@ impl Store {
             let aliases = self.aliases_of(&hashes)?;
             let prefix_key = prefix.as_str().as_bytes();
             let account = self.transact(|tx| {
-                for alias in &aliases {
+                for (token, alias) in &aliases {
                     tx.remove(TreeId::Grace, alias.as_bytes())?;
+                    tx.remove(TreeId::GraceByToken, &key::token_alias(token, alias))?;
                 }
                 let Some(account) = tx.get::<Account>(TreeId::Accounts, prefix_key)? else {
                     return abort(DomainError::AccountNotFound);
@@ -1105,7 +1120,7 @@ impl Store {
             })?;
             let mut ops: Vec<IndexOp> = hashes
                 .into_iter()
-                .chain(aliases)
+                .chain(aliases.into_iter().map(|(_, alias)| alias))
                 .map(IndexOp::Remove)
                 .collect();
             ops.push(IndexOp::RemoveAccount(account.prefix));
@@ -1193,7 +1208,9 @@ impl Store {
     /// Creates a token with a fresh secret.
     ///
     /// # Errors
-    /// `AccountNotFound` for an account token whose account is gone; `TokenNameTaken`.
+    /// `AccountNotFound` for an account token whose account is gone; `TokenNameTaken`;
+    /// `TokenQuota` when the account already holds the most tokens allowed
+    /// ([`Store::set_max_tokens_per_account`]).
     pub fn create_token(
         &self,
         new: NewToken,
@@ -1206,6 +1223,24 @@ impl Store {
             Principal::Operator { .. } => None,
         };
         self.write(|| {
+            if let Some(prefix) = &account {
+                // Under the write lock the count stays true for the transaction. It reads
+                // at most the quota's worth of keys.
+                let limit = self.max_tokens_per_account.load(Ordering::Relaxed);
+                let mut held = 0;
+                for entry in self
+                    .tree(TreeId::OwnerNames)
+                    .scan_prefix(key::owner(Some(prefix)))
+                    .keys()
+                    .take(limit)
+                {
+                    entry?;
+                    held += 1;
+                }
+                if held >= limit {
+                    return Err(DomainError::TokenQuota { limit }.into());
+                }
+            }
             let id = TokenId(self.allocate_id());
             // Operator tokens can be read back (`GET /_/token/value`): derive them.
             let secret = match random {
@@ -1276,8 +1311,9 @@ impl Store {
                 None => Vec::new(),
             };
             let token = self.transact(|tx| {
-                for alias in &aliases {
+                for (token, alias) in &aliases {
                     tx.remove(TreeId::Grace, alias.as_bytes())?;
+                    tx.remove(TreeId::GraceByToken, &key::token_alias(token, alias))?;
                 }
                 let Some(hash) = tx.remove(TreeId::OwnerNames, &name_key)? else {
                     return abort(DomainError::TokenNotFound(name.to_owned()));
@@ -1299,19 +1335,24 @@ impl Store {
                 }
             })?;
             let mut ops = vec![IndexOp::Remove(token.hash)];
-            ops.extend(aliases.into_iter().map(IndexOp::Remove));
+            ops.extend(aliases.into_iter().map(|(_, alias)| IndexOp::Remove(alias)));
             Ok((token, ops))
         })
     }
 
-    /// Hashes of the grace aliases that point at any of `tokens`.
-    fn aliases_of(&self, tokens: &[TokenHash]) -> Result<Vec<TokenHash>, StoreError> {
+    /// `(token, alias)` for every grace alias of any of `tokens`: one prefix scan of the
+    /// reverse index per token, never a scan of every alias on the server.
+    fn aliases_of(&self, tokens: &[TokenHash]) -> Result<Vec<(TokenHash, TokenHash)>, StoreError> {
         let mut aliases = Vec::new();
-        for entry in self.tree(TreeId::Grace).iter() {
-            let (key, value) = entry?;
-            let alias: GraceAlias = decode_at(TreeId::Grace, &key, &value)?;
-            if tokens.contains(&alias.token) {
-                aliases.push(hash_at(TreeId::Grace, &key, &key)?);
+        for token in tokens {
+            for entry in self
+                .tree(TreeId::GraceByToken)
+                .scan_prefix(token.as_bytes())
+            {
+                let (key, _) = entry?;
+                let pair = key::parse_token_alias(&key)
+                    .map_err(|why| corrupt(TreeId::GraceByToken, &key, why))?;
+                aliases.push(pair);
             }
         }
         Ok(aliases)
@@ -1343,7 +1384,7 @@ impl Store {
             // the grace tree without bound.
             let mut live = Vec::new();
             let mut retired = Vec::new();
-            for alias in self.aliases_of(&[*current])? {
+            for (_, alias) in self.aliases_of(&[*current])? {
                 match self.get::<GraceAlias>(TreeId::Grace, alias.as_bytes())? {
                     Some(entry) if entry.until > now => live.push((entry.until, alias)),
                     _ => retired.push(alias),
@@ -1358,6 +1399,7 @@ impl Store {
             let token = self.transact(|tx| {
                 for alias in &retired {
                     tx.remove(TreeId::Grace, alias.as_bytes())?;
+                    tx.remove(TreeId::GraceByToken, &key::token_alias(current, alias))?;
                 }
                 let Some(mut token) = tx.get::<Token>(TreeId::Tokens, current.as_bytes())? else {
                     return abort(DomainError::TokenNotFound(
@@ -1378,6 +1420,12 @@ impl Store {
                         entry.token = token.hash;
                         tx.put(TreeId::Grace, alias.as_bytes(), &entry)?;
                     }
+                    tx.remove(TreeId::GraceByToken, &key::token_alias(current, alias))?;
+                    tx.put_raw(
+                        TreeId::GraceByToken,
+                        &key::token_alias(&token.hash, alias),
+                        &[],
+                    )?;
                 }
                 if let Some(until) = grace_until {
                     let alias = GraceAlias {
@@ -1385,6 +1433,11 @@ impl Store {
                         until,
                     };
                     tx.put(TreeId::Grace, current.as_bytes(), &alias)?;
+                    tx.put_raw(
+                        TreeId::GraceByToken,
+                        &key::token_alias(&token.hash, current),
+                        &[],
+                    )?;
                 }
                 Ok(token)
             })?;
@@ -2071,6 +2124,14 @@ mod tests {
             secrets.push(rotated.secret);
         }
         assert_eq!(store.tree(TreeId::Grace).len(), MAX_GRACE_SECRETS);
+        assert_eq!(store.tree(TreeId::GraceByToken).len(), MAX_GRACE_SECRETS);
+        for entry in store.tree(TreeId::GraceByToken).iter() {
+            let (token, _) = key::parse_token_alias(&entry.unwrap().0).unwrap();
+            assert_eq!(
+                token, current,
+                "every alias is indexed under the current hash"
+            );
+        }
         // The newest earlier secrets work, the older ones were retired.
         let at = now().saturating_add(std::time::Duration::from_secs(20));
         let works = |secret: &str| {
@@ -2094,6 +2155,7 @@ mod tests {
             .durable_blocking()
             .unwrap();
         assert_eq!(store.tree(TreeId::Grace).len(), 0);
+        assert_eq!(store.tree(TreeId::GraceByToken).len(), 0);
     }
 
     #[test]
@@ -2163,6 +2225,163 @@ mod tests {
         assert!(store.snapshot_stamp.lock().unwrap().is_none(), "scanned");
         assert_eq!(store.plan_limit(&account.prefix, now()), Some(Some(7)));
         assert_eq!(store.plan_limit(&account.prefix, expires), Some(None));
+    }
+
+    #[test]
+    fn deleting_or_rotating_a_token_reads_only_its_own_grace_aliases() {
+        // Issue 15: every delete and rotate scanned (and decoded) every grace alias on
+        // the server under the write lock. An undecodable alias of no token of this
+        // test stands for "someone else's": it must not be read at all.
+        let (_dir, store, account) = store_with_acme();
+        let hour = std::time::Duration::from_secs(3600);
+        let mut made = Vec::new();
+        for name in ["a", "b"] {
+            let new = NewToken {
+                principal: Principal::Account(account.prefix),
+                name: name.to_owned(),
+                scopes: Scopes::only(Scope::Api),
+                expires_at: None,
+            };
+            made.push(
+                store
+                    .create_token(new, now())
+                    .unwrap()
+                    .durable_blocking()
+                    .unwrap(),
+            );
+        }
+        let rotated = store
+            .rotate_token(&made[0].token.hash, Some(now().saturating_add(hour)), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .tree(TreeId::Grace)
+            .insert([0xee; 32].as_slice(), b"not a grace alias".as_slice())
+            .unwrap();
+        store
+            .rotate_token(&made[1].token.hash, Some(now().saturating_add(hour)), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .delete_token(Some(&account.prefix), "b")
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .rotate_token(&rotated.token.hash, None, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .delete_token(Some(&account.prefix), "a")
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        // Only the stranger is left; every alias of `a` and `b` went with them.
+        assert_eq!(store.tree(TreeId::Grace).len(), 1);
+        assert!(
+            store
+                .index()
+                .authenticate(&made[0].token.hash, now())
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_grace_index_migration_indexes_existing_aliases() {
+        let (dir, store, account) = store_with_acme();
+        let new = NewToken {
+            principal: Principal::Account(account.prefix),
+            name: "ci".to_owned(),
+            scopes: Scopes::only(Scope::Api),
+            expires_at: None,
+        };
+        let ci = store
+            .create_token(new, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        store
+            .rotate_token(&ci.token.hash, Some(now().saturating_add(hour)), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        // A schema-3 store: the same aliases, no reverse index.
+        store.tree(TreeId::GraceByToken).clear().unwrap();
+        store
+            .tree(TreeId::Meta)
+            .insert(schema::SCHEMA_VERSION_KEY, &3u32.to_be_bytes())
+            .unwrap();
+        store.db.flush().unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(migrate::schema_version(&store.db).unwrap(), Some(4));
+        assert_eq!(store.tree(TreeId::GraceByToken).len(), 1);
+        assert!(
+            store.index().get(&ci.token.hash).is_some(),
+            "the old secret, in its grace"
+        );
+        store
+            .delete_token(Some(&account.prefix), "ci")
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert!(store.tree(TreeId::Grace).is_empty());
+        assert!(store.tree(TreeId::GraceByToken).is_empty());
+        assert!(store.index().get(&ci.token.hash).is_none());
+    }
+
+    #[test]
+    fn an_account_holds_at_most_its_token_quota() {
+        let (_dir, store, account) = store_with_acme();
+        store.set_max_tokens_per_account(3);
+        let new = |name: &str| NewToken {
+            principal: Principal::Account(account.prefix),
+            name: name.to_owned(),
+            scopes: Scopes::only(Scope::Api),
+            expires_at: None,
+        };
+        for name in ["a", "b"] {
+            store
+                .create_token(new(name), now())
+                .unwrap()
+                .durable_blocking()
+                .unwrap();
+        }
+        let refused = store.create_token(new("c"), now()).map(|_| ()).unwrap_err();
+        assert!(matches!(
+            refused,
+            StoreError::Domain(DomainError::TokenQuota { limit: 3 })
+        ));
+        assert_eq!(store.tokens_of(Some(&account.prefix)).unwrap().len(), 3);
+        // Operator tokens are not an account's.
+        let operator = NewToken {
+            principal: Principal::Operator {
+                active: true,
+                write: true,
+            },
+            name: "ops".to_owned(),
+            scopes: Scopes::empty(),
+            expires_at: None,
+        };
+        store
+            .create_token(operator, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .delete_token(Some(&account.prefix), "a")
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .create_token(new("c"), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
     }
 
     #[test]

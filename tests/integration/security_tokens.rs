@@ -609,3 +609,106 @@ fn issue_15_the_snapshot_and_server_key_temporary_files_do_not_follow_symlinks()
         upkeep::store::SnapshotState::Current
     );
 }
+
+// ---- finding 6: a per-account token quota -------------------------------------------
+
+#[tokio::test]
+async fn issue_15_an_account_holds_at_most_max_tokens_per_account() {
+    let server = TestServer::start_with(upkeep::Settings {
+        auth_failures_per_minute: 0,
+        max_tokens_per_account: 3,
+        ..upkeep::Settings::default()
+    })
+    .await;
+    let acme = server.account("acme");
+    let globex = server.account("globex");
+    // `default` plus two more: the quota of three is reached.
+    server
+        .post("/v1/account/tokens", &acme.token, json!({"name": "one"}))
+        .send()
+        .await
+        .expect(200);
+    bearer(&server, Method::POST, "/api/v1/tokens", &acme.token)
+        .body(json!({"name": "two", "scopes": ["api"]}).to_string())
+        .send()
+        .await
+        .expect(201);
+    let message = server
+        .post("/v1/account/tokens", &acme.token, json!({"name": "three"}))
+        .send()
+        .await
+        .expect_error(409, "token_quota");
+    assert!(message.contains('3'), "{message}");
+    bearer(&server, Method::POST, "/api/v1/tokens", &acme.token)
+        .body(json!({"name": "three", "scopes": ["api"]}).to_string())
+        .send()
+        .await
+        .expect_error(409, "token_quota");
+    // Another account is not affected; deleting one makes room again.
+    server
+        .post("/v1/account/tokens", &globex.token, json!({"name": "one"}))
+        .send()
+        .await
+        .expect(200);
+    server
+        .delete("/v1/account/tokens/one", &acme.token)
+        .send()
+        .await
+        .expect(200);
+    server
+        .post("/v1/account/tokens", &acme.token, json!({"name": "three"}))
+        .send()
+        .await
+        .expect(200);
+}
+
+#[test]
+fn issue_15_the_cli_token_create_obeys_the_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let made = upkeep_cli(
+        &data,
+        &[
+            "account",
+            "create",
+            "--name",
+            "Acme",
+            "--email",
+            "a@acme.io",
+            "--prefix",
+            "acme",
+        ],
+    );
+    assert!(made.status.success(), "{made:?}");
+    let create = |name: &str, quota: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_upkeep"))
+            .arg("--data")
+            .arg(&data)
+            .args(["token", "create", "--account", "acme", "--name", name])
+            .env("UPKEEP_MAX_TOKENS_PER_ACCOUNT", quota)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    assert!(create("ci", "2").status.success());
+    let refused = create("more", "2");
+    assert!(!refused.status.success(), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("most allowed"), "{stderr}");
+    // The flag works as well as the variable, and a larger quota lets it through.
+    let flagged = upkeep_cli(
+        &data,
+        &[
+            "--max-tokens-per-account",
+            "2",
+            "token",
+            "create",
+            "--account",
+            "acme",
+            "--name",
+            "x",
+        ],
+    );
+    assert!(!flagged.status.success(), "{flagged:?}");
+    assert!(create("more", "3").status.success());
+}
