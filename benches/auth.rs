@@ -33,6 +33,7 @@ fn record(id: u64) -> AuthRecord {
         principal: Principal::Account(AccountPrefix::parse("acme").expect("valid prefix")),
         scopes: Scopes::only(Scope::Api),
         expires_at: Some(EXPIRES),
+        grace: false,
     }
 }
 

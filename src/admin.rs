@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::http::dto::{AccountAdminView, LicenseAdminView, OperatorTokenView};
 use crate::model::{
     Account, AccountPrefix, LicenseId, NewAccount, OperatorTokenName, PlanLicense, Principal,
-    Scopes, Timestamp, Token, TokenName,
+    Scopes, Timestamp, Token, TokenName, check_token_expiry,
 };
 use crate::store::{NewToken, Store};
 use serde::{Deserialize, Serialize};
@@ -94,6 +94,17 @@ fn expiry(
         .map_err(|reason| Error::invalid("expires", reason))
 }
 
+/// A token's `--expires 90d` as an expiry time: at least a minute, as over HTTP.
+fn token_expiry(
+    lifetime: &Option<std::time::Duration>,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, Error> {
+    lifetime
+        .map(|lifetime| check_token_expiry(now.saturating_add(lifetime), now))
+        .transpose()
+        .map_err(|reason| Error::invalid("expires", reason))
+}
+
 fn time(at: Option<Timestamp>) -> String {
     at.map_or_else(|| "never".to_owned(), |at| at.to_rfc3339())
 }
@@ -115,7 +126,8 @@ fn account(
     let limit_of = |account: &Account| -> Result<u32, Error> {
         Ok(store
             .account_license(account)?
-            .map_or(default_activation_limit, |license| license.limit))
+            .and_then(|license| license.limit_at(now))
+            .unwrap_or(default_activation_limit))
     };
     match command {
         AccountCommand::Create {
@@ -210,7 +222,7 @@ fn token(store: &Store, now: Timestamp, command: &TokenCommand) -> Result<Output
                 principal: Principal::Account(prefix),
                 name: name.as_str().to_owned(),
                 scopes,
-                expires_at: expiry(expires, now)?,
+                expires_at: token_expiry(expires, now)?,
             };
             let created = store.create_token(new, now)?.durable_blocking()?;
             let token = &created.token;
@@ -355,7 +367,7 @@ fn operator_token(
                 },
                 name: name.as_str().to_owned(),
                 scopes: Scopes::empty(),
-                expires_at: expiry(expires, now)?,
+                expires_at: token_expiry(expires, now)?,
             };
             let created = store.create_token(new, now)?.durable_blocking()?;
             let access = if *read_only {

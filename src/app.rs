@@ -12,7 +12,7 @@ use crate::http::request::{self, Input};
 use crate::http::router::{self, BodyPolicy, Route, RouteSpec};
 use crate::http::{Body, response};
 use crate::metrics::{AuthFailure, Metrics};
-use crate::model::Account;
+use crate::model::{Account, Timestamp};
 use crate::store::Store;
 use crate::throttle::{self, Throttle};
 use http::{HeaderValue, Method, Request, Response};
@@ -48,6 +48,8 @@ pub struct Settings {
     pub auth_failures_per_minute: u32,
     /// Read the client address from `X-Forwarded-For` (behind a reverse proxy).
     pub trust_proxy: bool,
+    /// Most tokens one account may hold (`409 token_quota` beyond).
+    pub max_tokens_per_account: usize,
 }
 
 impl Default for Settings {
@@ -66,6 +68,7 @@ impl Default for Settings {
             min_free_space: crate::store::DEFAULT_RESERVE,
             auth_failures_per_minute: 20,
             trust_proxy: false,
+            max_tokens_per_account: crate::store::DEFAULT_MAX_TOKENS_PER_ACCOUNT,
         }
     }
 }
@@ -169,6 +172,7 @@ impl RequestIds {
 impl App {
     pub fn new(store: Store, clock: Clock, settings: Settings) -> Self {
         store.set_reserve(settings.min_free_space);
+        store.set_max_tokens_per_account(settings.max_tokens_per_account);
         App {
             store,
             clock,
@@ -179,17 +183,17 @@ impl App {
         }
     }
 
-    /// The account's `activationLimit`: its plan license's limit, or the default.
+    /// The account's `activationLimit` at `now`: its plan license's limit while that has
+    /// not expired, otherwise the default.
     ///
     /// # Errors
     /// The store failed.
-    pub fn activation_limit(&self, account: &Account) -> Result<u32, Error> {
+    pub fn activation_limit(&self, account: &Account, now: Timestamp) -> Result<u32, Error> {
         Ok(self
             .store
             .account_license(account)?
-            .map_or(self.settings.default_activation_limit, |license| {
-                license.limit
-            }))
+            .and_then(|license| license.limit_at(now))
+            .unwrap_or(self.settings.default_activation_limit))
     }
 
     /// Answers one request from `peer`. Never fails.

@@ -52,6 +52,16 @@ pub struct Cli {
     )]
     pub default_activation_limit: u32,
 
+    /// Most tokens one account may hold; creating more is refused (409 token_quota over
+    /// HTTP, an error from `token create`). At least 1.
+    #[arg(
+        long,
+        global = true,
+        env = "UPKEEP_MAX_TOKENS_PER_ACCOUNT",
+        default_value_t = crate::store::DEFAULT_MAX_TOKENS_PER_ACCOUNT
+    )]
+    pub max_tokens_per_account: usize,
+
     /// Refuse writes (503 / an error) while the data directory's filesystem has less free
     /// space than this, so the store never meets a full disk mid-write. 0 turns it off.
     #[arg(long, global = true, env = "UPKEEP_MIN_FREE_SPACE", default_value_t = ByteSize(crate::store::DEFAULT_RESERVE))]
@@ -213,7 +223,8 @@ pub enum TokenCommand {
         /// The account's prefix.
         #[arg(long, env = "UPKEEP_ACCOUNT")]
         account: String,
-        /// Token name: 1–64 chars of a-z, 0-9, '-' and '.'; unique in the account.
+        /// Token name: 1–64 chars of a-z, 0-9, '-' and '.' (not `.` or `..`); unique in the
+        /// account.
         #[arg(long, env = "UPKEEP_TOKEN_NAME")]
         name: String,
         /// Comma-separated scopes: api, read_user, read_releases, manage_releases,
@@ -225,7 +236,7 @@ pub enum TokenCommand {
             default_value = "api"
         )]
         scopes: Vec<String>,
-        /// Lifetime, e.g. `90d`, `12h`; never expires when omitted.
+        /// Lifetime (at least 1m), e.g. `90d`, `12h`; never expires when omitted.
         #[arg(long, env = "UPKEEP_TOKEN_EXPIRES", value_parser = humantime::parse_duration)]
         expires: Option<Duration>,
     },
@@ -251,13 +262,14 @@ pub enum OperatorTokenCommand {
     /// Create an operator token and print it. Its value can be read back later with
     /// `GET /_/token/value` unless the server runs with `--no-token-values`.
     Create {
-        /// 1–64 printable characters, unique among operator tokens.
+        /// 1–64 printable ASCII characters (no leading or trailing space), unique among
+        /// operator tokens.
         #[arg(long, env = "UPKEEP_TOKEN_NAME")]
         name: String,
         /// Read-only: may list, but not change anything.
         #[arg(long, env = "UPKEEP_TOKEN_READ_ONLY")]
         read_only: bool,
-        /// Lifetime, e.g. `30d`; never expires when omitted.
+        /// Lifetime (at least 1m), e.g. `30d`; never expires when omitted.
         #[arg(long, env = "UPKEEP_TOKEN_EXPIRES", value_parser = humantime::parse_duration)]
         expires: Option<Duration>,
     },

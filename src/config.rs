@@ -41,8 +41,14 @@ impl Config {
         data_dir: &Path,
         default_activation_limit: u32,
         min_free_space: ByteSize,
+        max_tokens_per_account: usize,
         args: &ServeArgs,
     ) -> Result<Config, ConfigError> {
+        if max_tokens_per_account == 0 {
+            return Err(ConfigError(
+                "--max-tokens-per-account must be at least 1".to_owned(),
+            ));
+        }
         let listen: SocketAddr = args.listen.parse().map_err(|_| {
             ConfigError(format!(
                 "--listen `{}` is not an address like 127.0.0.1:8787 or [::1]:8787",
@@ -77,6 +83,7 @@ impl Config {
             min_free_space: min_free_space.0,
             auth_failures_per_minute: args.auth_failures_per_minute,
             trust_proxy: args.trust_proxy,
+            max_tokens_per_account,
         };
         Ok(Config {
             data_dir: data_dir.to_owned(),

@@ -23,6 +23,8 @@ pub enum Error {
     /// Duplicate or conflicting state.
     Conflict(String),
     LicenseInUse,
+    /// The account holds the most tokens allowed (`--max-tokens-per-account`).
+    TokenQuota(String),
     PayloadTooLarge {
         limit: usize,
     },
@@ -52,7 +54,7 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Conflict(_) | Error::LicenseInUse => StatusCode::CONFLICT,
+            Error::Conflict(_) | Error::LicenseInUse | Error::TokenQuota(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -73,6 +75,7 @@ impl Error {
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::Conflict(_) => "conflict",
             Error::LicenseInUse => "license_in_use",
+            Error::TokenQuota(_) => "token_quota",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::RequestTimeout => "request_timeout",
             Error::TooManyRequests { .. } => "too_many_requests",
@@ -87,7 +90,8 @@ impl Error {
             Error::InvalidRequest(message)
             | Error::Forbidden(message)
             | Error::NotFound(message)
-            | Error::Conflict(message) => message.clone(),
+            | Error::Conflict(message)
+            | Error::TokenQuota(message) => message.clone(),
             Error::InvalidLicense => DomainError::LicenseUnknown.to_string(),
             Error::LicenseExpired => DomainError::LicenseExpired.to_string(),
             Error::LicenseInUse => DomainError::LicenseInUse.to_string(),
@@ -147,6 +151,8 @@ impl From<DomainError> for Error {
             DomainError::LicenseUnknown => Error::InvalidLicense,
             DomainError::LicenseExpired => Error::LicenseExpired,
             DomainError::LicenseInUse => Error::LicenseInUse,
+            DomainError::GraceSecret => Error::Forbidden(err.to_string()),
+            DomainError::TokenQuota { .. } => Error::TokenQuota(err.to_string()),
         }
     }
 }
@@ -190,6 +196,8 @@ mod tests {
             (DomainError::LicenseUnknown, 400, "invalid_license"),
             (DomainError::LicenseExpired, 400, "license_expired"),
             (DomainError::LicenseInUse, 409, "license_in_use"),
+            (DomainError::GraceSecret, 403, "forbidden"),
+            (DomainError::TokenQuota { limit: 3 }, 409, "token_quota"),
         ];
         for (domain, status, code) in cases {
             let err = Error::from(domain);

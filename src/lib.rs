@@ -25,8 +25,9 @@
 //! - [`control`] — the admin socket (`<data>/admin.sock`): a running server executes
 //!   admin commands for the CLI.
 //! - [`auth`] — token format, generation, parsing, the [`auth::Caller`] and its checks;
-//!   `auth/index.rs` is the in-memory [`auth::TokenIndex`] (token hash → who, and every
-//!   account's plan limit), compact so a million tokens fit in about 150 MB.
+//!   `auth/index.rs` is the in-memory [`auth::TokenIndex`] (token hash → who, and whether
+//!   it is a grace secret; every account's plan limit and when it expires), compact so a
+//!   million tokens fit in about 150 MB.
 //! - [`store`] — the only module that knows sled and bincode: trees ([`store::schema`]),
 //!   key encoding, the versioned codec, group commit, migrations, paging, backups
 //!   ([`store::backup`]), keeping the [`auth::TokenIndex`] in step with the trees, and

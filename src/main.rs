@@ -59,6 +59,7 @@ fn run(cli: Cli) -> Result<(), BoxError> {
                 &cli.data,
                 cli.default_activation_limit,
                 cli.min_free_space,
+                cli.max_tokens_per_account,
                 &args,
             )?;
             return serve(config);
@@ -100,6 +101,7 @@ fn run(cli: Cli) -> Result<(), BoxError> {
     let output = match Store::open(&cli.data) {
         Ok(store) => {
             store.set_reserve(cli.min_free_space.0);
+            store.set_max_tokens_per_account(cli.max_tokens_per_account);
             let output = admin::execute(
                 &store,
                 cli.default_activation_limit,
@@ -130,20 +132,25 @@ fn print_bytes(bytes: &[u8]) -> Result<(), BoxError> {
 }
 
 /// `upkeep backup FILE`: from the store directly, or streamed from the running server;
-/// written to `FILE.partial` (mode 0600), checked in full, fsynced, then renamed.
+/// written to `FILE.partial` (created new, mode 0600, never through a symlink), checked in
+/// full, fsynced, then renamed. An existing `FILE.partial` is refused, never reused: in a
+/// shared directory it may be another user's trap.
 fn backup(data: &Path, reserve: u64, file: &Path, json: bool) -> Result<(), BoxError> {
-    use std::io::Write;
+    use std::io::{Seek, Write};
     let partial = file.with_extension("partial");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let created = upkeep::store::create_private_file(&partial).map_err(|err| {
+        if err.kind() == std::io::ErrorKind::AlreadyExists {
+            format!(
+                "cannot write {}: it already exists (another backup running, or one that was \
+                 interrupted); it is not overwritten: remove it and try again",
+                partial.display()
+            )
+        } else {
+            format!("cannot write {}: {err}", partial.display())
+        }
+    })?;
     let written = (|| -> Result<backup::Summary, BoxError> {
-        let mut out = std::io::BufWriter::new(
-            options
-                .open(&partial)
-                .map_err(|err| format!("cannot write {}: {err}", partial.display()))?,
-        );
+        let mut out = std::io::BufWriter::new(created);
         match Store::open(data) {
             Ok(store) => {
                 store.set_reserve(reserve);
@@ -153,11 +160,11 @@ fn backup(data: &Path, reserve: u64, file: &Path, json: bool) -> Result<(), BoxE
             Err(err) => return Err(err.into()),
         }
         out.flush()?;
-        out.into_inner()
-            .map_err(|err| err.into_error())?
-            .sync_all()?;
-        let reader = std::io::BufReader::new(std::fs::File::open(&partial)?);
-        Ok(backup::check(reader)?.summary())
+        let mut file = out.into_inner().map_err(|err| err.into_error())?;
+        file.sync_all()?;
+        // Checked through the handle written, not the path (which could be swapped).
+        file.rewind()?;
+        Ok(backup::check(std::io::BufReader::new(file))?.summary())
     })();
     let summary = match written {
         Ok(summary) => summary,
@@ -221,11 +228,9 @@ fn restore(
     let summary = backup::restore(&checked, data)?;
     if let Some(key) = server_key {
         if !key_path.exists() {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            std::io::Write::write_all(&mut options.open(&key_path)?, &std::fs::read(key)?)?;
+            let mut created = upkeep::store::create_private_file(&key_path)?;
+            std::io::Write::write_all(&mut created, &std::fs::read(key)?)?;
+            created.sync_all()?;
         }
     }
     let store = Store::open(data)?;

@@ -33,6 +33,8 @@ mod query_api;
 mod secrets;
 #[path = "integration/security_edge.rs"]
 mod security_edge;
+#[path = "integration/security_tokens.rs"]
+mod security_tokens;
 #[path = "integration/snapshot.rs"]
 mod snapshot;
 #[path = "integration/updatercloud_api.rs"]

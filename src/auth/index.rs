@@ -31,6 +31,9 @@ pub struct AuthRecord {
     pub principal: Principal,
     pub scopes: Scopes,
     pub expires_at: Option<Timestamp>,
+    /// The entry is a rotated token's previous secret in its grace period (a grace
+    /// alias), not the token's current secret: it may read, never manage tokens.
+    pub grace: bool,
 }
 
 impl From<&crate::model::Token> for AuthRecord {
@@ -40,6 +43,7 @@ impl From<&crate::model::Token> for AuthRecord {
             principal: token.principal,
             scopes: token.scopes,
             expires_at: token.expires_at,
+            grace: false,
         }
     }
 }
@@ -57,14 +61,28 @@ struct AccountSlot {
     /// [`SLOT_UNKNOWN`], [`SLOT_DELETED`], or the account's plan limit + 1 (1 = no plan
     /// license bound). Written under the store's write lock, read by anyone.
     state: AtomicU64,
+    /// When the bound plan license expires (Unix ms, [`NEVER`] for none): from then on
+    /// it no longer counts and the account has no plan limit. Written before `state`.
+    license_expires: AtomicU64,
 }
 
 impl AccountSlot {
-    fn new(prefix: AccountPrefix, state: u64) -> Arc<AccountSlot> {
+    fn new(prefix: AccountPrefix, state: u64, license_expires: u64) -> Arc<AccountSlot> {
         Arc::new(AccountSlot {
             prefix,
             state: AtomicU64::new(state),
+            license_expires: AtomicU64::new(license_expires),
         })
+    }
+
+    /// The account's plan limit at `now_ms` (see [`decode_limit`]): an expired plan
+    /// license no longer counts.
+    fn plan_limit(&self, now_ms: u64) -> Option<Option<u32>> {
+        let limit = decode_limit(self.state.load(Ordering::Acquire))?;
+        if limit.is_some() && self.license_expires.load(Ordering::Acquire) <= now_ms {
+            return Some(None);
+        }
+        Some(limit)
     }
 }
 
@@ -104,12 +122,14 @@ struct IndexEntry {
     /// `Some` for an account token; `None` for an operator token.
     account: Option<Arc<AccountSlot>>,
     scopes: Scopes,
-    /// Operator tokens: bit 0 active, bit 1 write.
-    operator: u8,
+    /// Operator tokens: bit 0 active, bit 1 write. Any entry: bit 2, a grace alias.
+    flags: u8,
 }
 
 const OP_ACTIVE: u8 = 1;
 const OP_WRITE: u8 = 2;
+/// The entry is a grace alias (a rotated token's previous secret).
+const GRACE: u8 = 4;
 
 /// A token that authenticated: its record and, for an account token, its account's plan
 /// limit as the index knew it at that moment (read with the record, no second lookup).
@@ -122,20 +142,19 @@ pub struct Authenticated {
 }
 
 impl IndexEntry {
-    /// The record and plan limit, unless the token's account is gone.
-    fn resolve(&self) -> Option<Authenticated> {
+    /// The record and plan limit at `now_ms`, unless the token's account is gone.
+    fn resolve(&self, now_ms: u64) -> Option<Authenticated> {
         let (principal, plan_limit) = match &self.account {
             Some(slot) => {
-                let state = slot.state.load(Ordering::Acquire);
-                if state == SLOT_DELETED {
+                if slot.state.load(Ordering::Acquire) == SLOT_DELETED {
                     return None;
                 }
-                (Principal::Account(slot.prefix), decode_limit(state))
+                (Principal::Account(slot.prefix), slot.plan_limit(now_ms))
             }
             None => (
                 Principal::Operator {
-                    active: self.operator & OP_ACTIVE != 0,
-                    write: self.operator & OP_WRITE != 0,
+                    active: self.flags & OP_ACTIVE != 0,
+                    write: self.flags & OP_WRITE != 0,
                 },
                 None,
             ),
@@ -145,6 +164,7 @@ impl IndexEntry {
             principal,
             scopes: self.scopes,
             expires_at: (self.expires != NEVER).then(|| Timestamp::from_millis(self.expires)),
+            grace: self.flags & GRACE != 0,
         };
         Some(Authenticated { record, plan_limit })
     }
@@ -236,27 +256,30 @@ impl TokenIndex {
         write(&self.accounts)
             .by_prefix
             .entry(prefix)
-            .or_insert_with(|| AccountSlot::new(prefix, SLOT_UNKNOWN))
+            .or_insert_with(|| AccountSlot::new(prefix, SLOT_UNKNOWN, NEVER))
             .clone()
     }
 
     /// Adds or replaces the record for `hash`. Replacing keeps a newer in-memory use
     /// (and its unsaved mark), so changing a token's record never loses a use.
     pub fn insert(&self, hash: TokenHash, record: AuthRecord, last_used: Option<Timestamp>) {
-        let (account, operator) = match record.principal {
+        let (account, mut flags) = match record.principal {
             Principal::Account(prefix) => (Some(self.slot(prefix)), 0),
             Principal::Operator { active, write } => (
                 None,
                 if active { OP_ACTIVE } else { 0 } | if write { OP_WRITE } else { 0 },
             ),
         };
+        if record.grace {
+            flags |= GRACE;
+        }
         let mut entry = IndexEntry {
             token_id: record.token_id,
             expires: record.expires_at.map_or(NEVER, Timestamp::as_millis),
             last_used: AtomicU64::new(last_used.map_or(0, Timestamp::as_millis)),
             account,
             scopes: record.scopes,
-            operator,
+            flags,
         };
         let mut shard = write(self.shard(&hash));
         if let Some(old) = shard.get(&hash) {
@@ -273,7 +296,7 @@ impl TokenIndex {
     }
 
     pub fn get(&self, hash: &TokenHash) -> Option<AuthRecord> {
-        Some(read(self.shard(hash)).get(hash)?.resolve()?.record)
+        Some(read(self.shard(hash)).get(hash)?.resolve(0)?.record)
     }
 
     /// Number of entries: tokens and earlier secrets in a grace period.
@@ -285,14 +308,24 @@ impl TokenIndex {
         self.len() == 0
     }
 
-    /// Records that the account `prefix` exists, with its plan license's limit (if one is
-    /// bound).
-    pub fn set_account(&self, prefix: AccountPrefix, limit: Option<u32>) {
+    /// Records that the account `prefix` exists, with its plan license's limit and expiry
+    /// (if one is bound).
+    pub fn set_account(
+        &self,
+        prefix: AccountPrefix,
+        limit: Option<u32>,
+        license_expires_at: Option<Timestamp>,
+    ) {
         let mut accounts = write(&self.accounts);
         let slot = accounts
             .by_prefix
             .entry(prefix)
-            .or_insert_with(|| AccountSlot::new(prefix, SLOT_UNKNOWN));
+            .or_insert_with(|| AccountSlot::new(prefix, SLOT_UNKNOWN, NEVER));
+        let expires = match limit {
+            Some(_) => license_expires_at.map_or(NEVER, Timestamp::as_millis),
+            None => NEVER,
+        };
+        slot.license_expires.store(expires, Ordering::Release);
         let was = slot.state.swap(encode_limit(limit), Ordering::Release);
         if was == SLOT_UNKNOWN {
             accounts.count += 1;
@@ -315,17 +348,11 @@ impl TokenIndex {
         read(&self.accounts).count
     }
 
-    /// `None` if there is no such account, else the limit of its plan license
-    /// (`Some(None)`: none bound).
-    pub fn plan_limit(&self, prefix: &AccountPrefix) -> Option<Option<u32>> {
+    /// `None` if there is no such account, else the limit of its plan license at `now`
+    /// (`Some(None)`: none bound, or it has expired).
+    pub fn plan_limit(&self, prefix: &AccountPrefix, now: Timestamp) -> Option<Option<u32>> {
         let accounts = read(&self.accounts);
-        decode_limit(
-            accounts
-                .by_prefix
-                .get(prefix)?
-                .state
-                .load(Ordering::Acquire),
-        )
+        accounts.by_prefix.get(prefix)?.plan_limit(now.as_millis())
     }
 
     /// Looks up `hash` and, if it authenticates at `now`, records the use and returns the
@@ -337,7 +364,7 @@ impl TokenIndex {
         if entry.expires <= now_ms {
             return None;
         }
-        let found = entry.resolve()?;
+        let found = entry.resolve(now_ms)?;
         if let Principal::Operator { active: false, .. } = found.record.principal {
             return None;
         }
@@ -411,6 +438,7 @@ impl TokenIndex {
             out.write_all(&[prefix.len() as u8])?;
             out.write_all(prefix)?;
             out.write_all(&slot.state.load(Ordering::Acquire).to_le_bytes())?;
+            out.write_all(&slot.license_expires.load(Ordering::Acquire).to_le_bytes())?;
         }
         // A token of a deleted account (none should be left) is not saved.
         let owner = |entry: &IndexEntry| match &entry.account {
@@ -435,7 +463,7 @@ impl TokenIndex {
                 record[48..56].copy_from_slice(&used.to_le_bytes());
                 record[56..60].copy_from_slice(&owner.to_le_bytes());
                 record[60] = entry.scopes.bits();
-                record[61] = entry.operator;
+                record[61] = entry.flags;
                 out.write_all(&record)?;
             }
         }
@@ -449,8 +477,9 @@ impl TokenIndex {
     /// # Errors
     /// `input` failed, ended early, or holds a value that cannot be right.
     pub fn read_image(input: &mut impl Read, len: u64) -> io::Result<TokenIndex> {
-        /// The fewest bytes an account takes in the image: length, 3-byte prefix, state.
-        const MIN_ACCOUNT_LEN: u64 = 1 + AccountPrefix::MIN_LEN as u64 + 8;
+        /// The fewest bytes an account takes in the image: length, 3-byte prefix, state,
+        /// license expiry.
+        const MIN_ACCOUNT_LEN: u64 = 1 + AccountPrefix::MIN_LEN as u64 + 8 + 8;
         let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_owned());
         let mut u64_buf = [0u8; 8];
         input.read_exact(&mut u64_buf)?;
@@ -475,7 +504,9 @@ impl TokenIndex {
             if state != SLOT_UNKNOWN && decode_limit(state).is_none() {
                 return Err(invalid("account state"));
             }
-            let slot = AccountSlot::new(prefix, state);
+            input.read_exact(&mut u64_buf)?;
+            let license_expires = u64::from_le_bytes(u64_buf);
+            let slot = AccountSlot::new(prefix, state, license_expires);
             if accounts.by_prefix.insert(prefix, slot.clone()).is_some() {
                 return Err(invalid("account listed twice"));
             }
@@ -509,8 +540,10 @@ impl TokenIndex {
                 ),
             };
             let scopes = Scopes::from_bits(record[60]).ok_or_else(|| invalid("entry scopes"))?;
-            let operator = record[61];
-            if operator & !(OP_ACTIVE | OP_WRITE) != 0 || (account.is_some() && operator != 0) {
+            let flags = record[61];
+            if flags & !(OP_ACTIVE | OP_WRITE | GRACE) != 0
+                || (account.is_some() && flags & (OP_ACTIVE | OP_WRITE) != 0)
+            {
                 return Err(invalid("entry kind"));
             }
             let entry = IndexEntry {
@@ -519,7 +552,7 @@ impl TokenIndex {
                 last_used: AtomicU64::new(field(48)),
                 account,
                 scopes,
-                operator,
+                flags,
             };
             let shard = usize::from(hash.as_bytes()[8]) % N_SHARDS;
             if shards[shard].insert(hash, entry).is_some() {
@@ -532,7 +565,7 @@ impl TokenIndex {
 }
 
 /// Bytes of one entry in the image: hash 32, token id 8, expiry 8, last use 8, owner 4,
-/// scopes 1, operator bits 1.
+/// scopes 1, flags 1 (operator bits, grace alias).
 const ENTRY_LEN: usize = 62;
 /// The owner number of an operator token's entry.
 const OPERATOR_OWNER: u32 = u32::MAX;
@@ -548,6 +581,7 @@ mod tests {
             principal,
             scopes: Scopes::only(Scope::Api),
             expires_at,
+            grace: false,
         }
     }
 
@@ -626,20 +660,30 @@ mod tests {
     fn accounts_and_their_tokens() {
         let index = TokenIndex::default();
         let hash = TokenHash::of("t");
-        assert_eq!(index.plan_limit(&acme()), None);
-        index.set_account(acme(), None);
+        let at = Timestamp::from_secs;
+        assert_eq!(index.plan_limit(&acme(), at(1)), None);
+        index.set_account(acme(), None, None);
         index.insert(hash, record(None, Principal::Account(acme())), None);
-        assert_eq!(index.plan_limit(&acme()), Some(None));
-        index.set_account(acme(), Some(7));
-        assert_eq!(index.plan_limit(&acme()), Some(Some(7)));
+        assert_eq!(index.plan_limit(&acme(), at(1)), Some(None));
+        index.set_account(acme(), Some(7), None);
+        assert_eq!(index.plan_limit(&acme(), at(1)), Some(Some(7)));
+        // A plan license counts until it expires, then the account has no plan limit.
+        index.set_account(acme(), Some(9), Some(at(10)));
+        assert_eq!(index.plan_limit(&acme(), at(9)), Some(Some(9)));
+        assert_eq!(index.plan_limit(&acme(), at(10)), Some(None));
+        let found = index.authenticate(&hash, at(11)).unwrap();
+        assert_eq!(found.plan_limit, Some(None));
+        let found = index.authenticate(&hash, at(5)).unwrap();
+        assert_eq!(found.plan_limit, Some(Some(9)));
+        index.set_account(acme(), Some(7), None);
         assert_eq!(index.account_count(), 1);
         // Deleting the account disables its tokens even before they are removed.
         index.remove_account(&acme());
         assert_eq!(index.account_count(), 0);
-        assert_eq!(index.plan_limit(&acme()), None);
+        assert_eq!(index.plan_limit(&acme(), at(1)), None);
         assert!(index.authenticate(&hash, Timestamp::from_secs(1)).is_none());
         // The same prefix again is a new account; the old entry stays dead.
-        index.set_account(acme(), None);
+        index.set_account(acme(), None, None);
         assert!(index.authenticate(&hash, Timestamp::from_secs(1)).is_none());
         let again = TokenHash::of("again");
         index.insert(again, record(None, Principal::Account(acme())), None);
@@ -654,8 +698,8 @@ mod tests {
     fn an_image_reads_back_the_same_index() {
         let index = TokenIndex::default();
         let beta = AccountPrefix::parse("beta").unwrap();
-        index.set_account(acme(), Some(3));
-        index.set_account(beta, None);
+        index.set_account(acme(), Some(3), Some(Timestamp::from_secs(50)));
+        index.set_account(beta, None, None);
         let hashes: Vec<TokenHash> = (0..500).map(|i| TokenHash::of(&i.to_string())).collect();
         for (i, hash) in hashes.iter().enumerate() {
             let principal = match i % 3 {
@@ -668,7 +712,9 @@ mod tests {
             };
             let expires = (i % 4 == 0).then(|| Timestamp::from_secs(i as u64));
             let used = (i % 7 == 0).then(|| Timestamp::from_millis(i as u64 * 1001));
-            index.insert(*hash, record(expires, principal), used);
+            let mut entry = record(expires, principal);
+            entry.grace = i % 6 == 1;
+            index.insert(*hash, entry, used);
         }
         let mut image = Vec::new();
         index.write_image(&mut image).unwrap();
@@ -676,8 +722,11 @@ mod tests {
         let back = TokenIndex::read_image(&mut image.as_slice(), len).unwrap();
         assert_eq!(back.len(), 500);
         assert_eq!(back.account_count(), 2);
-        assert_eq!(back.plan_limit(&acme()), Some(Some(3)));
-        assert_eq!(back.plan_limit(&beta), Some(None));
+        let before = Timestamp::from_secs(49);
+        let after = Timestamp::from_secs(50);
+        assert_eq!(back.plan_limit(&acme(), before), Some(Some(3)));
+        assert_eq!(back.plan_limit(&acme(), after), Some(None), "expiry kept");
+        assert_eq!(back.plan_limit(&beta, before), Some(None));
         for hash in &hashes {
             assert_eq!(back.get(hash), index.get(hash));
             assert_eq!(back.last_used(hash), index.last_used(hash));

@@ -269,9 +269,30 @@ pub struct Caller {
     /// An account token's account plan limit when it authenticated (see
     /// [`Authenticated::plan_limit`]); `None` for operator tokens.
     pub plan_limit: Option<Option<u32>>,
+    /// When the credential stops working: the token's expiry, or for a grace secret the
+    /// end of its grace (whichever is first). `None`: never. A token never creates a
+    /// token that outlives it (SPEC §2).
+    pub expires_at: Option<Timestamp>,
+    /// The credential is a rotated token's previous secret in its grace period: it
+    /// authenticates ordinary requests only (see [`Caller::require_current_secret`]).
+    pub grace: bool,
 }
 
 impl Caller {
+    /// Refuses a secret in its rotation grace window: it may read, but not rotate,
+    /// create or delete tokens (otherwise an old, possibly leaked, secret could lock the
+    /// owner out or mint fresh credentials).
+    ///
+    /// # Errors
+    /// `Forbidden` for a grace secret.
+    pub fn require_current_secret(&self) -> Result<(), Error> {
+        if self.grace {
+            Err(crate::model::DomainError::GraceSecret.into())
+        } else {
+            Ok(())
+        }
+    }
+
     /// # Errors
     /// `Forbidden` when the token is valid but may not do what `need` asks.
     pub fn authorize(&self, need: Need) -> Result<(), Error> {
@@ -373,6 +394,8 @@ pub fn authenticate(
         principal: record.principal,
         scopes: record.scopes,
         plan_limit,
+        expires_at: record.expires_at,
+        grace: record.grace,
     })
 }
 
@@ -484,6 +507,8 @@ mod tests {
             principal,
             scopes,
             plan_limit: None,
+            expires_at: None,
+            grace: false,
         };
         let reader = caller(account, Scopes::only(Scope::ReadLicenses));
         assert!(reader.authorize(Need::Scope(Scope::ReadLicenses)).is_ok());

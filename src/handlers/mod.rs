@@ -94,18 +94,14 @@ pub(crate) fn dispatch(
         Route::DeleteToken { name } => write!(|c, _input| updatercloud::delete(app, c, &name)),
         Route::RotateSelf => write!(|c, input| updatercloud::rotate(app, c, &input, now)),
         Route::ListOperatorTokens => Ready(query::list_tokens(app, &input, now)),
-        Route::CreateOperatorToken => {
-            operator_write!(|input| query::create_token(app, &input, now))
-        }
-        Route::UpdateOperatorToken => {
-            operator_write!(|input| query::update_token(app, &input, now))
-        }
+        Route::CreateOperatorToken => write!(|c, input| query::create_token(app, c, &input, now)),
+        Route::UpdateOperatorToken => write!(|c, input| query::update_token(app, c, &input, now)),
         Route::DeleteOperatorToken => {
             operator_write!(|input| query::delete_token(app, &input, now))
         }
         Route::GetOperatorTokenValue => Ready(query::token_value(app, &input)),
-        Route::ListAccounts => Ready(query::list_accounts(app, &input)),
-        Route::CreateAccount => operator_write!(|input| query::create_account(app, &input, now)),
+        Route::ListAccounts => Ready(query::list_accounts(app, &input, now)),
+        Route::CreateAccount => write!(|c, input| query::create_account(app, c, &input, now)),
         Route::DeleteAccount => operator_write!(|input| query::delete_account(app, &input)),
         Route::ListLicenses => Ready(query::list_licenses(app, &input, now)),
         Route::IssueLicense => operator_write!(|input| query::issue_license(app, &input, now)),
@@ -123,6 +119,12 @@ fn check_grantable(caller: &Caller, scopes: Scopes) -> Result<(), Error> {
             caller.scopes
         )))
     }
+}
+
+/// The expiry of a token `caller` creates: as asked, but never past the caller's own
+/// (SPEC §2; the rule is [`crate::model::cap_expiry`]).
+fn child_expiry(caller: &Caller, requested: Option<Timestamp>) -> Option<Timestamp> {
+    crate::model::cap_expiry(requested, caller.expires_at)
 }
 
 /// The account an account token acts for.

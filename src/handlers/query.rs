@@ -3,6 +3,7 @@
 //! Reads need an active operator token; changes and `/value` need `write`.
 
 use crate::app::App;
+use crate::auth::Caller;
 use crate::error::Error;
 use crate::http::dto::{
     AccountAdminView, AccountPrefixBody, CreateAccount, CreateOperatorToken, Data, FirstTokenView,
@@ -13,7 +14,7 @@ use crate::http::request::{self, Input};
 use crate::http::{Body, response};
 use crate::model::{
     AccountPrefix, LicenseId, NewAccount, OperatorTokenName, Principal, Scopes, Timestamp,
-    TokenChanges,
+    TokenChanges, check_token_expiry,
 };
 use crate::store::NewToken;
 use http::{Response, StatusCode};
@@ -40,8 +41,22 @@ fn future(field: &str, ms: Option<u64>, now: Timestamp) -> Result<Option<Timesta
     }
 }
 
+/// A new operator token's name (the strict rule).
 fn operator_name(name: &str) -> Result<OperatorTokenName, Error> {
     OperatorTokenName::parse(name).map_err(|reason| Error::invalid("name", reason))
+}
+
+/// The name of an existing operator token (also those named under an older rule).
+fn existing_operator_name(name: &str) -> Result<OperatorTokenName, Error> {
+    OperatorTokenName::lookup(name).map_err(|reason| Error::invalid("name", reason))
+}
+
+/// A token's `expiration_date`: in the future, and at least a minute ahead.
+fn token_expiry(ms: Option<u64>, now: Timestamp) -> Result<Option<Timestamp>, Error> {
+    future("expiration_date", ms, now)?
+        .map(|at| check_token_expiry(at, now))
+        .transpose()
+        .map_err(|reason| Error::invalid("expiration_date", reason))
 }
 
 fn list<T: serde::Serialize>(items: Vec<T>, next: Option<&[u8]>) -> Response<Body> {
@@ -73,15 +88,17 @@ pub(super) fn list_tokens(
 }
 
 /// `POST /_/token` `{"name","expiration_date"?,"active"?=true,"write"?=true}`:
-/// `201 {"data":[{…,"token":"upk_ot_…"}]}`. `409` duplicate; `400` past date.
+/// `201 {"data":[{…,"token":"upk_ot_…"}]}`. `409` duplicate; `400` past date. The new
+/// token never outlives the caller: its expiry is capped at the caller's.
 pub(super) async fn create_token(
     app: &App,
+    caller: &Caller,
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
     let body: CreateOperatorToken = request::json(input)?;
     let name = operator_name(&body.name)?;
-    let expires_at = future("expiration_date", body.expiration_date, now)?;
+    let expires_at = super::child_expiry(caller, token_expiry(body.expiration_date, now)?);
     let new = NewToken {
         principal: Principal::Operator {
             active: body.active.unwrap_or(true),
@@ -98,16 +115,18 @@ pub(super) async fn create_token(
 
 /// `PUT /_/token` `{"name", "expiration_date"?, "active"?, "write"?}`: changes only the
 /// given fields (`"expiration_date": null` = never). The value stays. `404` unknown.
+/// A new expiry is capped at the caller's own, as on creation.
 pub(super) async fn update_token(
     app: &App,
+    caller: &Caller,
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
     let body: UpdateOperatorToken = request::json(input)?;
-    let name = operator_name(&body.name)?;
+    let name = existing_operator_name(&body.name)?;
     let expires_at = match body.expiration_date {
         None => None,
-        Some(ms) => Some(future("expiration_date", ms, now)?),
+        Some(ms) => Some(super::child_expiry(caller, token_expiry(ms, now)?)),
     };
     let changes = TokenChanges {
         expires_at,
@@ -132,7 +151,7 @@ pub(super) async fn delete_token(
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
     let body: NameBody = request::json(input)?;
-    let name = operator_name(&body.name)?;
+    let name = existing_operator_name(&body.name)?;
     let token = app
         .store
         .delete_token(None, name.as_str())?
@@ -149,7 +168,7 @@ pub(super) async fn delete_token(
 pub(super) fn token_value(app: &App, input: &Input) -> Result<Response<Body>, Error> {
     let name = request::query_param(input.parts.uri.query(), "name")
         .ok_or_else(|| Error::invalid("name", "query parameter is required (?name=…)"))?;
-    let name = operator_name(&name)?;
+    let name = existing_operator_name(&name)?;
     if !app.settings.token_values {
         return Err(Error::Forbidden(
             "token values cannot be read back on this server (--no-token-values)".to_owned(),
@@ -160,7 +179,11 @@ pub(super) fn token_value(app: &App, input: &Input) -> Result<Response<Body>, Er
 }
 
 /// `GET /_/account[?limit=&cursor=]`: a page of accounts.
-pub(super) fn list_accounts(app: &App, input: &Input) -> Result<Response<Body>, Error> {
+pub(super) fn list_accounts(
+    app: &App,
+    input: &Input,
+    now: Timestamp,
+) -> Result<Response<Body>, Error> {
     let page = app
         .store
         .accounts_page(&request::paging(input.parts.uri.query())?)?;
@@ -168,22 +191,25 @@ pub(super) fn list_accounts(app: &App, input: &Input) -> Result<Response<Body>, 
     for account in &page.items {
         views.push(AccountAdminView::new(
             account,
-            app.activation_limit(account)?,
+            app.activation_limit(account, now)?,
         ));
     }
     Ok(list(views, page.next.as_deref()))
 }
 
 /// `POST /_/account` `{"name","email","prefix"?}`: `201` with the account and its first
-/// token (`default`, scope `api`, shown once). `409` for a taken prefix.
+/// token (`default`, scope `api`, shown once; it expires when the caller does, if the
+/// caller expires). `409` for a taken prefix.
 pub(super) async fn create_account(
     app: &App,
+    caller: &Caller,
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
     let body: CreateAccount = request::json(input)?;
-    let new = NewAccount::parse(&body.name, &body.email, body.prefix.as_deref())
+    let mut new = NewAccount::parse(&body.name, &body.email, body.prefix.as_deref())
         .map_err(|(field, reason)| Error::invalid(field, reason))?;
+    new.first_token_expires_at = super::child_expiry(caller, None);
     let (account, first) = app.store.create_account(new, now)?.durable().await?;
     let mut view = AccountAdminView::new(&account, app.settings.default_activation_limit);
     view.token = Some(FirstTokenView {

@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::http::dto::{CreateToken, Data, ListData, MeView, RotateToken, TokenView};
 use crate::http::request::{self, Input};
 use crate::http::{Body, response};
-use crate::model::{Principal, Scopes, Timestamp, TokenName};
+use crate::model::{Principal, Scopes, Timestamp, TokenName, check_token_expiry};
 use crate::store::NewToken;
 use http::{Response, StatusCode};
 use std::time::Duration;
@@ -78,9 +78,7 @@ fn expiry(body: &CreateToken, now: Timestamp) -> Result<Option<Timestamp>, Error
             if lifetime.is_zero() {
                 return Err(Error::invalid("expires_in", "must be longer than 0s"));
             }
-            let at = now
-                .saturating_add(lifetime)
-                .as_expiry()
+            let at = check_token_expiry(now.saturating_add(lifetime), now)
                 .map_err(|reason| Error::invalid("expires_in", reason))?;
             Ok(Some(at))
         }
@@ -94,8 +92,7 @@ fn expiry(body: &CreateToken, now: Timestamp) -> Result<Option<Timestamp>, Error
             if at <= now {
                 return Err(Error::invalid("expires_at", "must be in the future"));
             }
-            let at = at
-                .as_expiry()
+            let at = check_token_expiry(at, now)
                 .map_err(|reason| Error::invalid("expires_at", reason))?;
             Ok(Some(at))
         }
@@ -105,19 +102,21 @@ fn expiry(body: &CreateToken, now: Timestamp) -> Result<Option<Timestamp>, Error
 
 /// `POST /api/v1/tokens` `{"name","scopes",("expires_in"|"expires_at")?}`, JSON or form:
 /// `201 {"data":{…,"token":"upk_at_…"}}`, the secret shown once. Needs `api`; a token
-/// cannot grant a scope it does not hold (`403`). `409` for a duplicate name.
+/// cannot grant a scope it does not hold (`403`), nor outlive the caller (its expiry is
+/// capped at the caller's). `409` for a duplicate name.
 pub(super) async fn create(
     app: &App,
     caller: &Caller,
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
+    caller.require_current_secret()?;
     let prefix = account_of(caller)?;
     let body: CreateToken = request::json_or_form(input)?;
     let name = TokenName::parse(&body.name).map_err(|reason| Error::invalid("name", reason))?;
     let scopes = Scopes::parse_all(body.scopes.iter().map(String::as_str))
         .map_err(|reason| Error::invalid("scopes", reason))?;
-    let expires_at = expiry(&body, now)?;
+    let expires_at = super::child_expiry(caller, expiry(&body, now)?);
     super::check_grantable(caller, scopes)?;
     let new = NewToken {
         principal: Principal::Account(prefix),
@@ -137,6 +136,7 @@ pub(super) async fn delete(
     caller: &Caller,
     name: &TokenName,
 ) -> Result<Response<Body>, Error> {
+    caller.require_current_secret()?;
     let prefix = account_of(caller)?;
     app.store
         .delete_token(Some(&prefix), name.as_str())?
@@ -147,13 +147,15 @@ pub(super) async fn delete(
 
 /// `POST /api/v1/tokens/self/rotate` `{"grace"?: "1h"}`: gives the calling token a new
 /// secret (`201`, shown once). With `grace`, the old secret keeps working that long;
-/// without, it stops at once. Any account token may rotate itself.
+/// without, it stops at once. Any account token may rotate itself; a previous secret
+/// still in its grace may not (`403`).
 pub(super) async fn rotate(
     app: &App,
     caller: &Caller,
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
+    caller.require_current_secret()?;
     account_of(caller)?;
     let body: RotateToken = request::json_or_form(input)?;
     let grace = match body.grace.as_deref() {

@@ -113,18 +113,20 @@ fn expiry_in_days(expires: Option<i64>, now: Timestamp) -> Result<Option<Timesta
 }
 
 /// `POST /v1/account/tokens` `{"name","expires"?,"scopes"?}`: creates a token and shows
-/// its secret once. Needs `api`. `400` for a bad name, expiry or scope; `403` for a scope
-/// the caller does not hold; `409` for a duplicate name.
+/// its secret once. Needs `api`; never outlives the caller (the expiry is capped at the
+/// caller's). `400` for a bad name, expiry or scope; `403` for a scope the caller does not
+/// hold or a grace secret; `409` for a duplicate name.
 pub(super) async fn create_token(
     app: &App,
     caller: &Caller,
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
+    caller.require_current_secret()?;
     let prefix = account_of(caller)?;
     let body: CreateAccountToken = request::json(input)?;
     let name = TokenName::parse(&body.name).map_err(|reason| Error::invalid("name", reason))?;
-    let expires_at = expiry_in_days(body.expires, now)?;
+    let expires_at = super::child_expiry(caller, expiry_in_days(body.expires, now)?);
     let scopes = match &body.scopes {
         None => Scopes::only(Scope::Api),
         Some(names) => Scopes::parse_all(names.iter().map(String::as_str))
@@ -151,6 +153,7 @@ pub(super) async fn delete_token(
     caller: &Caller,
     name: &TokenName,
 ) -> Result<Response<Body>, Error> {
+    caller.require_current_secret()?;
     let prefix = account_of(caller)?;
     app.store
         .delete_token(Some(&prefix), name.as_str())?

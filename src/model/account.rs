@@ -53,6 +53,9 @@ pub struct NewAccount {
     pub prefix: Option<AccountPrefix>,
     pub name: String,
     pub email: String,
+    /// The expiry of the account's first token: `None` (never) unless the creator's own
+    /// credential expires (a token never creates a token that outlives it).
+    pub first_token_expires_at: Option<Timestamp>,
 }
 
 impl NewAccount {
@@ -100,6 +103,7 @@ impl NewAccount {
             prefix,
             name: name.to_owned(),
             email: email.to_owned(),
+            first_token_expires_at: None,
         })
     }
 }

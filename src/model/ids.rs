@@ -98,6 +98,13 @@ impl TokenName {
                 "may contain only a-z, 0-9, dashes (-) and periods (.), found {bad:?}"
             ));
         }
+        if text == "." || text == ".." {
+            // They name no token in `DELETE /v1/account/tokens/{name}`: clients and
+            // proxies resolve them as path segments.
+            return Err(format!(
+                "may not be `{text}`: it is a path segment, not a name"
+            ));
+        }
         Ok(TokenName(text.to_owned()))
     }
 
@@ -112,15 +119,24 @@ impl fmt::Display for TokenName {
     }
 }
 
-/// An operator token's name: 1–64 printable characters, unique among operator tokens.
+/// An operator token's name: 1–64 printable ASCII characters (letters, digits,
+/// punctuation and inner spaces), unique among operator tokens.
+///
+/// ASCII only, so that no name can display as another: Unicode would let look-alike
+/// letters (Cyrillic `а` for `a`), invisible characters (zero-width spaces, soft
+/// hyphens) and bidi controls (which reorder what a terminal shows) forge a name an
+/// operator trusts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct OperatorTokenName(String);
 
 impl OperatorTokenName {
     pub const MAX_LEN: usize = 64;
 
+    /// The rule for a new name (creation).
+    ///
     /// # Errors
-    /// A reason, when `text` is empty, too long or holds control characters.
+    /// A reason, when `text` is empty, too long, has a leading or trailing space, or holds
+    /// anything but printable ASCII (control and format characters, look-alikes).
     pub fn parse(text: &str) -> Result<Self, String> {
         let n_chars = text.chars().count();
         if n_chars == 0 || n_chars > Self::MAX_LEN {
@@ -129,8 +145,36 @@ impl OperatorTokenName {
                 Self::MAX_LEN
             ));
         }
-        if text.chars().any(char::is_control) {
-            return Err("may contain only printable characters".to_owned());
+        if let Some(bad) = text.chars().find(|c| !(' '..='~').contains(c)) {
+            let what = if bad.is_control() || is_format(bad) {
+                "control and invisible formatting characters are not allowed"
+            } else {
+                "only printable ASCII is allowed, so that no name looks like another"
+            };
+            return Err(format!(
+                "may contain only printable ASCII characters (letters, digits, punctuation, \
+                 spaces); found U+{:04X}: {what}",
+                u32::from(bad)
+            ));
+        }
+        if text.starts_with(' ') || text.ends_with(' ') {
+            return Err("may not start or end with a space".to_owned());
+        }
+        Ok(OperatorTokenName(text.to_owned()))
+    }
+
+    /// A name to look an existing token up by (change, delete, read back): only the
+    /// length is checked, so tokens named under an older, looser rule stay reachable.
+    ///
+    /// # Errors
+    /// A reason, when `text` is empty or too long.
+    pub fn lookup(text: &str) -> Result<Self, String> {
+        let n_chars = text.chars().count();
+        if n_chars == 0 || n_chars > Self::MAX_LEN {
+            return Err(format!(
+                "must be 1–{} characters long, got {n_chars}",
+                Self::MAX_LEN
+            ));
         }
         Ok(OperatorTokenName(text.to_owned()))
     }
@@ -144,6 +188,23 @@ impl fmt::Display for OperatorTokenName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(&self.0)
     }
+}
+
+/// Unicode format characters (general category Cf) that matter for names: invisible
+/// characters and bidi controls. Only used to word the refusal; ASCII excludes them all.
+fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{61c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
 }
 
 /// A token's stable id (allocated by the store; never reused).
@@ -186,6 +247,11 @@ mod tests {
         assert!(TokenName::parse("Upper").is_err());
         assert!(TokenName::parse("white space").is_err());
         assert!(TokenName::parse("é").is_err());
+        // Path segments are not names (issue 15).
+        assert!(TokenName::parse(".").unwrap_err().contains("path segment"));
+        assert!(TokenName::parse("..").unwrap_err().contains("path segment"));
+        assert!(TokenName::parse("...").is_ok());
+        assert!(TokenName::parse(".ci").is_ok());
     }
 
     #[test]
@@ -193,7 +259,35 @@ mod tests {
         assert!(OperatorTokenName::parse("CI deploy (prod)").is_ok());
         assert!(OperatorTokenName::parse("").is_err());
         assert!(OperatorTokenName::parse("tab\there").is_err());
-        assert!(OperatorTokenName::parse(&"é".repeat(64)).is_ok());
-        assert!(OperatorTokenName::parse(&"é".repeat(65)).is_err());
+        assert!(OperatorTokenName::parse(&"a".repeat(64)).is_ok());
+        assert!(OperatorTokenName::parse(&"a".repeat(65)).is_err());
+        // Names that display as another name (issue 15).
+        for name in [
+            "\u{430}dmin",
+            "ad\u{200b}min",
+            "\u{202e}nimda",
+            "admin\u{2066}",
+            "ad\u{ad}min",
+            "admin\u{feff}",
+            "caf\u{e9}",
+            " admin",
+            "admin ",
+            "admin\u{7f}",
+        ] {
+            assert!(OperatorTokenName::parse(name).is_err(), "{name:?}");
+        }
+        assert!(
+            OperatorTokenName::parse("ad\u{200b}min")
+                .unwrap_err()
+                .contains("invisible")
+        );
+        assert!(
+            OperatorTokenName::parse("\u{430}dmin")
+                .unwrap_err()
+                .contains("U+0430")
+        );
+        // Existing tokens named under the older rule can still be looked up.
+        assert!(OperatorTokenName::lookup(&"é".repeat(64)).is_ok());
+        assert!(OperatorTokenName::lookup("").is_err());
     }
 }

@@ -22,4 +22,10 @@ impl PlanLicense {
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }
+
+    /// The activation limit it grants at `now`: none once it has expired (the account
+    /// then falls back to the server's default limit).
+    pub fn limit_at(&self, now: Timestamp) -> Option<u32> {
+        (!self.is_expired(now)).then_some(self.limit)
+    }
 }

@@ -13,7 +13,10 @@ pub use ids::{AccountPrefix, LicenseId, OperatorTokenName, TokenId, TokenName};
 pub use license::PlanLicense;
 pub use scope::{Scope, Scopes};
 pub use time::Timestamp;
-pub use token::{GraceAlias, Principal, Token, TokenChanges, TokenHash};
+pub use token::{
+    GraceAlias, MIN_TOKEN_LIFETIME, Principal, Token, TokenChanges, TokenHash, cap_expiry,
+    check_token_expiry,
+};
 
 use std::fmt;
 
@@ -37,6 +40,11 @@ pub enum DomainError {
     LicenseExpired,
     /// The plan license is bound to another account.
     LicenseInUse,
+    /// The credential is a rotated token's previous secret, in its grace period: it may
+    /// not rotate, create or delete tokens.
+    GraceSecret,
+    /// The account already holds `limit` tokens, the most allowed.
+    TokenQuota { limit: usize },
 }
 
 impl fmt::Display for DomainError {
@@ -56,6 +64,15 @@ impl fmt::Display for DomainError {
             DomainError::LicenseInUse => {
                 f.write_str("the license key is already applied to another account")
             }
+            DomainError::TokenQuota { limit } => write!(
+                f,
+                "the account already holds {limit} tokens, the most allowed \
+                 (--max-tokens-per-account); delete one first"
+            ),
+            DomainError::GraceSecret => f.write_str(
+                "this secret was replaced by a rotation and is in its grace period: it may \
+                 read, but cannot rotate, create or delete tokens; use the new secret",
+            ),
         }
     }
 }

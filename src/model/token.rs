@@ -92,6 +92,39 @@ impl Token {
     }
 }
 
+/// The shortest lifetime a token may be given: a token that expires before anyone can
+/// use it is a mistake (`"1ns"`), never a request.
+pub const MIN_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Checks the expiry asked for a token (created, or changed) at `now`: at least
+/// [`MIN_TOKEN_LIFETIME`] ahead and no later than [`Timestamp::LATEST`].
+///
+/// # Errors
+/// A reason, for the caller to report under its own field name.
+pub fn check_token_expiry(expires_at: Timestamp, now: Timestamp) -> Result<Timestamp, String> {
+    if expires_at < now.saturating_add(MIN_TOKEN_LIFETIME) {
+        return Err(format!(
+            "a token must live at least {} s (one minute)",
+            MIN_TOKEN_LIFETIME.as_secs()
+        ));
+    }
+    expires_at.as_expiry()
+}
+
+/// A token never creates a token that outlives it (SPEC §2): the expiry a new token gets
+/// when `creator_expires_at` (the creating credential's expiry; for a grace secret, the
+/// end of its grace) is earlier than the one asked for. `None` means never.
+pub fn cap_expiry(
+    requested: Option<Timestamp>,
+    creator_expires_at: Option<Timestamp>,
+) -> Option<Timestamp> {
+    match (requested, creator_expires_at) {
+        (Some(requested), Some(cap)) => Some(requested.min(cap)),
+        (None, cap) => cap,
+        (requested, None) => requested,
+    }
+}
+
 /// The previous secret of a rotated token, still accepted until `until`.
 /// Stored in `tokenhash_grace`, keyed by the old secret's hash.
 ///
@@ -110,4 +143,29 @@ pub struct TokenChanges {
     pub expires_at: Option<Option<Timestamp>>,
     pub active: Option<bool>,
     pub write: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_lifetimes_are_at_least_a_minute() {
+        let now = Timestamp::from_secs(1000);
+        assert!(check_token_expiry(Timestamp::from_millis(1_000_001), now).is_err());
+        assert!(check_token_expiry(Timestamp::from_secs(1059), now).is_err());
+        assert!(check_token_expiry(Timestamp::from_secs(1060), now).is_ok());
+        let past_9999 = Timestamp::from_millis(Timestamp::LATEST.as_millis() + 1);
+        assert!(check_token_expiry(past_9999, now).is_err());
+    }
+
+    #[test]
+    fn a_child_expiry_is_capped_at_its_creators() {
+        let at = Timestamp::from_secs;
+        assert_eq!(cap_expiry(None, None), None);
+        assert_eq!(cap_expiry(None, Some(at(5))), Some(at(5)));
+        assert_eq!(cap_expiry(Some(at(9)), Some(at(5))), Some(at(5)));
+        assert_eq!(cap_expiry(Some(at(3)), Some(at(5))), Some(at(3)));
+        assert_eq!(cap_expiry(Some(at(3)), None), Some(at(3)));
+    }
 }

@@ -108,6 +108,10 @@ fn tree_docs() -> BTreeMap<String, String> {
             schema::TOKENHASH_GRACE,
             "key = blake3(previous secret), value = [version] ++ bincode(GraceAlias)",
         ),
+        (
+            schema::TOKENHASH_GRACEHASH,
+            "key = blake3(token) ++ blake3(previous secret), value = empty (aliases by token)",
+        ),
     ]
     .into_iter()
     .map(|(tree, doc)| (tree.to_owned(), doc.to_owned()))

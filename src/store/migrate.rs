@@ -10,7 +10,7 @@ use super::StoreError;
 use super::schema::{META, SCHEMA_VERSION, SCHEMA_VERSION_KEY};
 
 /// `MIGRATIONS[n - 1]` takes the store from version `n` to `n + 1`.
-const MIGRATIONS: &[Migration] = &[accounts_v1_to_v2, stamp_v2_to_v3];
+const MIGRATIONS: &[Migration] = &[accounts_v1_to_v2, stamp_v2_to_v3, grace_index_v3_to_v4];
 
 /// One step: rewrites the store from version `n` to `n + 1`; must be idempotent.
 type Migration = fn(&sled::Db) -> Result<(), StoreError>;
@@ -85,6 +85,46 @@ fn stamp_v2_to_v3(db: &sled::Db) -> Result<(), StoreError> {
     stamp[..8].copy_from_slice(&epoch);
     db.open_tree(META)?
         .insert(super::schema::STAMP_KEY, &stamp)?;
+    Ok(())
+}
+
+/// 3 → 4: the reverse index of grace aliases (`tokenhash_gracehash`: token ++ alias),
+/// built from `tokenhash_grace`, so deleting or rotating a token finds its aliases
+/// without scanning them all. Inserting the same keys again is harmless, so a rerun is
+/// too. A new stamp makes any index snapshot of the old layout stale.
+fn grace_index_v3_to_v4(db: &sled::Db) -> Result<(), StoreError> {
+    use super::schema::{TOKENHASH_GRACE, TOKENHASH_GRACEHASH};
+    use super::{codec, key};
+    use crate::model::{GraceAlias, TokenHash};
+    let grace = db.open_tree(TOKENHASH_GRACE)?;
+    let by_token = db.open_tree(TOKENHASH_GRACEHASH)?;
+    let corrupt = |key: &[u8], reason: String| StoreError::Corrupt {
+        tree: TOKENHASH_GRACE,
+        key: key.iter().map(|b| format!("{b:02x}")).collect(),
+        reason,
+    };
+    let mut batch = sled::Batch::default();
+    let mut n = 0;
+    for entry in grace.iter() {
+        let (old, value) = entry?;
+        let alias: GraceAlias =
+            codec::decode(&value).map_err(|err| corrupt(&old, err.to_string()))?;
+        let old: [u8; 32] = old
+            .as_ref()
+            .try_into()
+            .map_err(|_| corrupt(&old, format!("hash of {} bytes", old.len())))?;
+        batch.insert(
+            key::token_alias(&alias.token, &TokenHash::from_bytes(old)).as_slice(),
+            &[],
+        );
+        n += 1;
+    }
+    by_token.apply_batch(batch)?;
+    let mut stamp = [0u8; 16];
+    getrandom::fill(&mut stamp[..8]).map_err(|err| StoreError::Bug(format!("OS RNG: {err}")))?;
+    db.open_tree(META)?
+        .insert(super::schema::STAMP_KEY, &stamp)?;
+    tracing::info!(aliases = n, "indexed grace aliases by token");
     Ok(())
 }
 

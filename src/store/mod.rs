@@ -33,7 +33,7 @@ use sled::{IVec, Transactional};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Engine and integrity failures, and domain refusals raised inside a transaction.
 #[derive(Debug)]
@@ -312,8 +312,8 @@ impl<T> Pending<'_, T> {
 enum IndexOp {
     Insert(TokenHash, AuthRecord, Option<Timestamp>),
     Remove(TokenHash),
-    /// The account exists; its plan license's limit, if one is bound.
-    SetAccount(AccountPrefix, Option<u32>),
+    /// The account exists; its plan license's limit and expiry, if one is bound.
+    SetAccount(AccountPrefix, Option<u32>, Option<Timestamp>),
     RemoveAccount(AccountPrefix),
 }
 
@@ -409,6 +409,8 @@ pub struct Store {
     key: ServerKey,
     /// Writes are refused while the data directory's filesystem has less free space.
     reserve: AtomicU64,
+    /// Most tokens one account may hold (`--max-tokens-per-account`).
+    max_tokens_per_account: AtomicUsize,
     /// Set when sled failed to persist: it refuses writes from then on (until reopened).
     failed: AtomicBool,
     /// The next token / plan license id; allocated under the write lock and persisted in
@@ -497,6 +499,10 @@ impl Drop for Store {
     }
 }
 
+/// Most tokens an account may hold unless told otherwise (see
+/// [`Store::set_max_tokens_per_account`]).
+pub const DEFAULT_MAX_TOKENS_PER_ACCOUNT: usize = 1000;
+
 /// Free space kept in reserve by default (see [`Store::set_reserve`]).
 pub const DEFAULT_RESERVE: u64 = 32 * 1024 * 1024;
 
@@ -542,6 +548,7 @@ impl Store {
             dir: dir.to_owned(),
             key,
             reserve: AtomicU64::new(DEFAULT_RESERVE),
+            max_tokens_per_account: AtomicUsize::new(DEFAULT_MAX_TOKENS_PER_ACCOUNT),
             failed: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             epoch,
@@ -683,8 +690,12 @@ impl Store {
         for entry in self.tree(TreeId::Accounts).iter() {
             let (key, value) = entry?;
             let account: Account = decode_at(TreeId::Accounts, &key, &value)?;
-            let limit = self.account_license(&account)?.map(|license| license.limit);
-            self.index.set_account(account.prefix, limit);
+            let license = self.account_license(&account)?;
+            self.index.set_account(
+                account.prefix,
+                license.as_ref().map(|license| license.limit),
+                license.and_then(|license| license.expires_at),
+            );
         }
         self.next_id.store(next_id, Ordering::Relaxed);
         for entry in self.tree(TreeId::Grace).iter() {
@@ -759,6 +770,13 @@ impl Store {
         &self.index
     }
 
+    /// Sets the most tokens one account may hold (at least 1); creating more is refused
+    /// with `TokenQuota`. Tokens already held beyond it stay.
+    pub fn set_max_tokens_per_account(&self, limit: usize) {
+        self.max_tokens_per_account
+            .store(limit.max(1), Ordering::Relaxed);
+    }
+
     /// Sets the free space (bytes) below which writes are refused.
     pub fn set_reserve(&self, bytes: u64) {
         self.reserve.store(bytes, Ordering::Relaxed);
@@ -818,7 +836,9 @@ impl Store {
                     self.index.insert(hash, record, last_used);
                 }
                 IndexOp::Remove(hash) => self.index.remove(&hash),
-                IndexOp::SetAccount(prefix, limit) => self.index.set_account(prefix, limit),
+                IndexOp::SetAccount(prefix, limit, expires_at) => {
+                    self.index.set_account(prefix, limit, expires_at);
+                }
                 IndexOp::RemoveAccount(prefix) => self.index.remove_account(&prefix),
             }
         }
@@ -879,9 +899,9 @@ impl Store {
     }
 
     /// From memory: `None` if there is no such account, else the limit of its plan
-    /// license (`Some(None)`: none bound).
-    pub fn plan_limit(&self, prefix: &AccountPrefix) -> Option<Option<u32>> {
-        self.index.plan_limit(prefix)
+    /// license at `now` (`Some(None)`: none bound, or it has expired).
+    pub fn plan_limit(&self, prefix: &AccountPrefix, now: Timestamp) -> Option<Option<u32>> {
+        self.index.plan_limit(prefix, now)
     }
 
     /// Number of group flushes so far.
@@ -990,7 +1010,8 @@ impl Store {
     }
 
     /// Creates an account (random prefix when none is given) and its first token,
-    /// `default` with scope `api`, never expiring.
+    /// `default` with scope `api`, expiring at `new.first_token_expires_at` (never,
+    /// unless its creator's credential expires).
     ///
     /// # Errors
     /// `AccountExists` when the given prefix is taken.
@@ -1032,7 +1053,7 @@ impl Store {
                 principal: Principal::Account(account.prefix),
                 name: FIRST_TOKEN_NAME.to_owned(),
                 scopes: Scopes::only(Scope::Api),
-                expires_at: None,
+                expires_at: new.first_token_expires_at,
                 created_at: now,
                 updated_at: now,
                 last_used_at: None,
@@ -1054,7 +1075,7 @@ impl Store {
                 token,
                 secret: secret.token,
             };
-            let account_op = IndexOp::SetAccount(account.prefix, None);
+            let account_op = IndexOp::SetAccount(account.prefix, None, None);
             Ok(((account, created), vec![op, account_op]))
         })
     }
@@ -1074,8 +1095,9 @@ impl Store {
             let aliases = self.aliases_of(&hashes)?;
             let prefix_key = prefix.as_str().as_bytes();
             let account = self.transact(|tx| {
-                for alias in &aliases {
+                for (token, alias) in &aliases {
                     tx.remove(TreeId::Grace, alias.as_bytes())?;
+                    tx.remove(TreeId::GraceByToken, &key::token_alias(token, alias))?;
                 }
                 let Some(account) = tx.get::<Account>(TreeId::Accounts, prefix_key)? else {
                     return abort(DomainError::AccountNotFound);
@@ -1098,7 +1120,7 @@ impl Store {
             })?;
             let mut ops: Vec<IndexOp> = hashes
                 .into_iter()
-                .chain(aliases)
+                .chain(aliases.into_iter().map(|(_, alias)| alias))
                 .map(IndexOp::Remove)
                 .collect();
             ops.push(IndexOp::RemoveAccount(account.prefix));
@@ -1186,7 +1208,9 @@ impl Store {
     /// Creates a token with a fresh secret.
     ///
     /// # Errors
-    /// `AccountNotFound` for an account token whose account is gone; `TokenNameTaken`.
+    /// `AccountNotFound` for an account token whose account is gone; `TokenNameTaken`;
+    /// `TokenQuota` when the account already holds the most tokens allowed
+    /// ([`Store::set_max_tokens_per_account`]).
     pub fn create_token(
         &self,
         new: NewToken,
@@ -1199,6 +1223,24 @@ impl Store {
             Principal::Operator { .. } => None,
         };
         self.write(|| {
+            if let Some(prefix) = &account {
+                // Under the write lock the count stays true for the transaction. It reads
+                // at most the quota's worth of keys.
+                let limit = self.max_tokens_per_account.load(Ordering::Relaxed);
+                let mut held = 0;
+                for entry in self
+                    .tree(TreeId::OwnerNames)
+                    .scan_prefix(key::owner(Some(prefix)))
+                    .keys()
+                    .take(limit)
+                {
+                    entry?;
+                    held += 1;
+                }
+                if held >= limit {
+                    return Err(DomainError::TokenQuota { limit }.into());
+                }
+            }
             let id = TokenId(self.allocate_id());
             // Operator tokens can be read back (`GET /_/token/value`): derive them.
             let secret = match random {
@@ -1269,8 +1311,9 @@ impl Store {
                 None => Vec::new(),
             };
             let token = self.transact(|tx| {
-                for alias in &aliases {
+                for (token, alias) in &aliases {
                     tx.remove(TreeId::Grace, alias.as_bytes())?;
+                    tx.remove(TreeId::GraceByToken, &key::token_alias(token, alias))?;
                 }
                 let Some(hash) = tx.remove(TreeId::OwnerNames, &name_key)? else {
                     return abort(DomainError::TokenNotFound(name.to_owned()));
@@ -1292,19 +1335,24 @@ impl Store {
                 }
             })?;
             let mut ops = vec![IndexOp::Remove(token.hash)];
-            ops.extend(aliases.into_iter().map(IndexOp::Remove));
+            ops.extend(aliases.into_iter().map(|(_, alias)| IndexOp::Remove(alias)));
             Ok((token, ops))
         })
     }
 
-    /// Hashes of the grace aliases that point at any of `tokens`.
-    fn aliases_of(&self, tokens: &[TokenHash]) -> Result<Vec<TokenHash>, StoreError> {
+    /// `(token, alias)` for every grace alias of any of `tokens`: one prefix scan of the
+    /// reverse index per token, never a scan of every alias on the server.
+    fn aliases_of(&self, tokens: &[TokenHash]) -> Result<Vec<(TokenHash, TokenHash)>, StoreError> {
         let mut aliases = Vec::new();
-        for entry in self.tree(TreeId::Grace).iter() {
-            let (key, value) = entry?;
-            let alias: GraceAlias = decode_at(TreeId::Grace, &key, &value)?;
-            if tokens.contains(&alias.token) {
-                aliases.push(hash_at(TreeId::Grace, &key, &key)?);
+        for token in tokens {
+            for entry in self
+                .tree(TreeId::GraceByToken)
+                .scan_prefix(token.as_bytes())
+            {
+                let (key, _) = entry?;
+                let pair = key::parse_token_alias(&key)
+                    .map_err(|why| corrupt(TreeId::GraceByToken, &key, why))?;
+                aliases.push(pair);
             }
         }
         Ok(aliases)
@@ -1312,9 +1360,11 @@ impl Store {
 
     /// Replaces the secret of the token with hash `current`. With `grace_until`, the old
     /// secret keeps working until then (a persisted alias); without, it stops at once.
+    /// The token keeps its expiry.
     ///
     /// # Errors
-    /// `TokenNotFound` if the token is gone (deleted meanwhile).
+    /// `GraceSecret` if `current` is a previous secret in its grace; `TokenNotFound` if
+    /// the token is gone (deleted meanwhile).
     pub fn rotate_token(
         &self,
         current: &TokenHash,
@@ -1323,19 +1373,18 @@ impl Store {
     ) -> Result<Pending<'_, CreatedToken>, StoreError> {
         let secret = generate(TokenKind::Account)?;
         self.write(|| {
-            // A caller still using a previous secret (in its grace) rotates the token that
-            // secret belongs to.
-            let current: &TokenHash =
-                &match self.get::<GraceAlias>(TreeId::Grace, current.as_bytes())? {
-                    Some(alias) => alias.token,
-                    None => *current,
-                };
+            // A previous secret in its grace may not rotate: it would replace the owner's
+            // current secret and lock them out (the handlers refuse it first; this keeps
+            // the rule for every caller of the store).
+            if self.tree(TreeId::Grace).contains_key(current.as_bytes())? {
+                return Err(DomainError::GraceSecret.into());
+            }
             // The token's earlier secrets still in a grace: expired ones go, and at most
             // MAX_GRACE_SECRETS stay live (the newest), so chained rotations cannot grow
             // the grace tree without bound.
             let mut live = Vec::new();
             let mut retired = Vec::new();
-            for alias in self.aliases_of(&[*current])? {
+            for (_, alias) in self.aliases_of(&[*current])? {
                 match self.get::<GraceAlias>(TreeId::Grace, alias.as_bytes())? {
                     Some(entry) if entry.until > now => live.push((entry.until, alias)),
                     _ => retired.push(alias),
@@ -1350,6 +1399,7 @@ impl Store {
             let token = self.transact(|tx| {
                 for alias in &retired {
                     tx.remove(TreeId::Grace, alias.as_bytes())?;
+                    tx.remove(TreeId::GraceByToken, &key::token_alias(current, alias))?;
                 }
                 let Some(mut token) = tx.get::<Token>(TreeId::Tokens, current.as_bytes())? else {
                     return abort(DomainError::TokenNotFound(
@@ -1370,6 +1420,12 @@ impl Store {
                         entry.token = token.hash;
                         tx.put(TreeId::Grace, alias.as_bytes(), &entry)?;
                     }
+                    tx.remove(TreeId::GraceByToken, &key::token_alias(current, alias))?;
+                    tx.put_raw(
+                        TreeId::GraceByToken,
+                        &key::token_alias(&token.hash, alias),
+                        &[],
+                    )?;
                 }
                 if let Some(until) = grace_until {
                     let alias = GraceAlias {
@@ -1377,6 +1433,11 @@ impl Store {
                         until,
                     };
                     tx.put(TreeId::Grace, current.as_bytes(), &alias)?;
+                    tx.put_raw(
+                        TreeId::GraceByToken,
+                        &key::token_alias(&token.hash, current),
+                        &[],
+                    )?;
                 }
                 Ok(token)
             })?;
@@ -1513,7 +1574,8 @@ impl Store {
         Ok(self.licenses_page(&PageRequest::all())?.items)
     }
 
-    /// The plan license bound to an account, if any.
+    /// The plan license bound to an account, if any (expired or not: see
+    /// [`PlanLicense::limit_at`] for what it grants).
     pub fn account_license(&self, account: &Account) -> Result<Option<PlanLicense>, StoreError> {
         match account.license {
             None => Ok(None),
@@ -1594,7 +1656,7 @@ impl Store {
                 Ok((license, unbound))
             })?;
             let ops = match (unbound, license.account) {
-                (true, Some(prefix)) => vec![IndexOp::SetAccount(prefix, None)],
+                (true, Some(prefix)) => vec![IndexOp::SetAccount(prefix, None, None)],
                 _ => vec![],
             };
             Ok((license, ops))
@@ -1654,7 +1716,7 @@ impl Store {
                 tx.put(TreeId::Accounts, prefix_key, &account)?;
                 Ok(license)
             })?;
-            let op = IndexOp::SetAccount(*prefix, Some(license.limit));
+            let op = IndexOp::SetAccount(*prefix, Some(license.limit), license.expires_at);
             Ok((license, vec![op]))
         })
     }
@@ -1664,11 +1726,41 @@ impl Store {
 fn alias_record(token: &Token, until: Timestamp) -> AuthRecord {
     let mut record = AuthRecord::from(token);
     record.expires_at = Some(record.expires_at.map_or(until, |at| at.min(until)));
+    record.grace = true;
     record
 }
 
 /// The server key's file name inside the data directory.
 pub const KEY_FILE: &str = "server.key";
+
+/// Creates `path` as a new file, mode 0600, open for reading and writing, without ever
+/// following a symlink or reusing what is there (`O_CREAT | O_EXCL | O_NOFOLLOW`): a
+/// temporary file another local user planted (a symlink to a file we may write, when
+/// running as root) is refused instead of written through.
+///
+/// # Errors
+/// `AlreadyExists` when anything (a file, a symlink, even a dangling one) is at `path`.
+pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path)
+}
+
+/// Creates a temporary file at `path` in a directory only we write (the data
+/// directory): a leftover from a crash is removed first (the link itself, never what
+/// it points to), then the file is made as [`create_private_file`] does.
+pub(crate) fn create_temporary_file(path: &Path) -> std::io::Result<std::fs::File> {
+    match std::fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+        _ => {}
+    }
+    create_private_file(path)
+}
 
 /// Reads `path` (32 bytes), or creates it with a fresh key, mode 0600, durably
 /// (write to a temporary file, fsync, rename, fsync the directory).
@@ -1689,14 +1781,7 @@ fn load_or_create_key(path: &Path) -> std::io::Result<ServerKey> {
     }
     let key = ServerKey::generate().map_err(std::io::Error::other)?;
     let tmp = path.with_extension("key.tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&tmp)?;
+    let mut file = create_temporary_file(&tmp)?;
     file.write_all(key.as_bytes())?;
     file.sync_all()?;
     drop(file);
@@ -2039,6 +2124,14 @@ mod tests {
             secrets.push(rotated.secret);
         }
         assert_eq!(store.tree(TreeId::Grace).len(), MAX_GRACE_SECRETS);
+        assert_eq!(store.tree(TreeId::GraceByToken).len(), MAX_GRACE_SECRETS);
+        for entry in store.tree(TreeId::GraceByToken).iter() {
+            let (token, _) = key::parse_token_alias(&entry.unwrap().0).unwrap();
+            assert_eq!(
+                token, current,
+                "every alias is indexed under the current hash"
+            );
+        }
         // The newest earlier secrets work, the older ones were retired.
         let at = now().saturating_add(std::time::Duration::from_secs(20));
         let works = |secret: &str| {
@@ -2062,6 +2155,7 @@ mod tests {
             .durable_blocking()
             .unwrap();
         assert_eq!(store.tree(TreeId::Grace).len(), 0);
+        assert_eq!(store.tree(TreeId::GraceByToken).len(), 0);
     }
 
     #[test]
@@ -2069,13 +2163,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let prefix = AccountPrefix::parse("acme").unwrap();
-        assert_eq!(store.plan_limit(&prefix), None);
+        assert_eq!(store.plan_limit(&prefix, now()), None);
         store
             .create_account(new_account(Some("acme")), now())
             .unwrap()
             .durable_blocking()
             .unwrap();
-        assert_eq!(store.plan_limit(&prefix), Some(None));
+        assert_eq!(store.plan_limit(&prefix, now()), Some(None));
         let issued = store
             .issue_license(7, None, now())
             .unwrap()
@@ -2086,24 +2180,208 @@ mod tests {
             .unwrap()
             .durable_blocking()
             .unwrap();
-        assert_eq!(store.plan_limit(&prefix), Some(Some(7)));
+        assert_eq!(store.plan_limit(&prefix, now()), Some(Some(7)));
         drop(store);
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.plan_limit(&prefix), Some(Some(7)), "rebuilt at open");
+        assert_eq!(
+            store.plan_limit(&prefix, now()),
+            Some(Some(7)),
+            "rebuilt at open"
+        );
         assert_eq!(store.account_count(), 1);
         store
             .revoke_license(issued.license.id, now())
             .unwrap()
             .durable_blocking()
             .unwrap();
-        assert_eq!(store.plan_limit(&prefix), Some(None));
+        assert_eq!(store.plan_limit(&prefix, now()), Some(None));
         store
             .delete_account(&prefix)
             .unwrap()
             .durable_blocking()
             .unwrap();
-        assert_eq!(store.plan_limit(&prefix), None);
+        assert_eq!(store.plan_limit(&prefix, now()), None);
         assert_eq!(store.account_count(), 0);
+    }
+
+    #[test]
+    fn an_expired_plan_license_stops_counting_in_the_index_and_after_a_scan() {
+        let (dir, store, account) = store_with_acme();
+        let expires = now().saturating_add(std::time::Duration::from_secs(5));
+        let issued = store
+            .issue_license(7, Some(expires), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .apply_license(&account.prefix, &issued.license.key_hash, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(store.plan_limit(&account.prefix, now()), Some(Some(7)));
+        assert_eq!(store.plan_limit(&account.prefix, expires), Some(None));
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.snapshot_stamp.lock().unwrap().is_none(), "scanned");
+        assert_eq!(store.plan_limit(&account.prefix, now()), Some(Some(7)));
+        assert_eq!(store.plan_limit(&account.prefix, expires), Some(None));
+    }
+
+    #[test]
+    fn deleting_or_rotating_a_token_reads_only_its_own_grace_aliases() {
+        // Issue 15: every delete and rotate scanned (and decoded) every grace alias on
+        // the server under the write lock. An undecodable alias of no token of this
+        // test stands for "someone else's": it must not be read at all.
+        let (_dir, store, account) = store_with_acme();
+        let hour = std::time::Duration::from_secs(3600);
+        let mut made = Vec::new();
+        for name in ["a", "b"] {
+            let new = NewToken {
+                principal: Principal::Account(account.prefix),
+                name: name.to_owned(),
+                scopes: Scopes::only(Scope::Api),
+                expires_at: None,
+            };
+            made.push(
+                store
+                    .create_token(new, now())
+                    .unwrap()
+                    .durable_blocking()
+                    .unwrap(),
+            );
+        }
+        let rotated = store
+            .rotate_token(&made[0].token.hash, Some(now().saturating_add(hour)), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .tree(TreeId::Grace)
+            .insert([0xee; 32].as_slice(), b"not a grace alias".as_slice())
+            .unwrap();
+        store
+            .rotate_token(&made[1].token.hash, Some(now().saturating_add(hour)), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .delete_token(Some(&account.prefix), "b")
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .rotate_token(&rotated.token.hash, None, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .delete_token(Some(&account.prefix), "a")
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        // Only the stranger is left; every alias of `a` and `b` went with them.
+        assert_eq!(store.tree(TreeId::Grace).len(), 1);
+        assert!(
+            store
+                .index()
+                .authenticate(&made[0].token.hash, now())
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_grace_index_migration_indexes_existing_aliases() {
+        let (dir, store, account) = store_with_acme();
+        let new = NewToken {
+            principal: Principal::Account(account.prefix),
+            name: "ci".to_owned(),
+            scopes: Scopes::only(Scope::Api),
+            expires_at: None,
+        };
+        let ci = store
+            .create_token(new, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        store
+            .rotate_token(&ci.token.hash, Some(now().saturating_add(hour)), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        // A schema-3 store: the same aliases, no reverse index.
+        store.tree(TreeId::GraceByToken).clear().unwrap();
+        store
+            .tree(TreeId::Meta)
+            .insert(schema::SCHEMA_VERSION_KEY, &3u32.to_be_bytes())
+            .unwrap();
+        store.db.flush().unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(migrate::schema_version(&store.db).unwrap(), Some(4));
+        assert_eq!(store.tree(TreeId::GraceByToken).len(), 1);
+        assert!(
+            store.index().get(&ci.token.hash).is_some(),
+            "the old secret, in its grace"
+        );
+        store
+            .delete_token(Some(&account.prefix), "ci")
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert!(store.tree(TreeId::Grace).is_empty());
+        assert!(store.tree(TreeId::GraceByToken).is_empty());
+        assert!(store.index().get(&ci.token.hash).is_none());
+    }
+
+    #[test]
+    fn an_account_holds_at_most_its_token_quota() {
+        let (_dir, store, account) = store_with_acme();
+        store.set_max_tokens_per_account(3);
+        let new = |name: &str| NewToken {
+            principal: Principal::Account(account.prefix),
+            name: name.to_owned(),
+            scopes: Scopes::only(Scope::Api),
+            expires_at: None,
+        };
+        for name in ["a", "b"] {
+            store
+                .create_token(new(name), now())
+                .unwrap()
+                .durable_blocking()
+                .unwrap();
+        }
+        let refused = store.create_token(new("c"), now()).map(|_| ()).unwrap_err();
+        assert!(matches!(
+            refused,
+            StoreError::Domain(DomainError::TokenQuota { limit: 3 })
+        ));
+        assert_eq!(store.tokens_of(Some(&account.prefix)).unwrap().len(), 3);
+        // Operator tokens are not an account's.
+        let operator = NewToken {
+            principal: Principal::Operator {
+                active: true,
+                write: true,
+            },
+            name: "ops".to_owned(),
+            scopes: Scopes::empty(),
+            expires_at: None,
+        };
+        store
+            .create_token(operator, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .delete_token(Some(&account.prefix), "a")
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .create_token(new("c"), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! numeric order.
 
 /// The layout this binary reads and writes. Bump it with a numbered migration in `migrate`.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// key = `b"schema_version"`, value = u32 BE; key = `b"next_id"`, value = u64 BE;
 /// key = `b"stamp"`, value = 16 bytes (see [`STAMP_KEY`]).
@@ -30,8 +30,15 @@ pub const LICENSEHASH_LICENSEID: &str = "licensehash_licenseid";
 /// `GraceAlias` (the token's current hash and when the old secret stops working).
 pub const TOKENHASH_GRACE: &str = "tokenhash_grace";
 
+/// key = a token's current hash (32 bytes, its key in `tokenhash_token`) ++ the hash of
+/// one of its previous secrets (32 bytes, a key of `tokenhash_grace`), value = empty.
+/// The reverse index of `tokenhash_grace`: a prefix scan by token finds that token's
+/// grace aliases, so deleting or rotating a token never scans every alias. Since
+/// schema 4 (built from `tokenhash_grace` by the migration).
+pub const TOKENHASH_GRACEHASH: &str = "tokenhash_gracehash";
+
 /// Every tree, in the order of [`TreeId`]; transactions span all of them.
-pub const TREES: [&str; 7] = [
+pub const TREES: [&str; 8] = [
     META,
     PREFIX_ACCOUNT,
     TOKENHASH_TOKEN,
@@ -39,6 +46,7 @@ pub const TREES: [&str; 7] = [
     LICENSEID_LICENSE,
     LICENSEHASH_LICENSEID,
     TOKENHASH_GRACE,
+    TOKENHASH_GRACEHASH,
 ];
 
 /// Index of a tree in [`TREES`] (and in a transaction's view).
@@ -51,6 +59,7 @@ pub enum TreeId {
     Licenses = 4,
     LicenseHashes = 5,
     Grace = 6,
+    GraceByToken = 7,
 }
 
 impl TreeId {

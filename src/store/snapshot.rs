@@ -13,7 +13,8 @@
 //! Layout (integers little-endian):
 //!
 //! ```text
-//! magic     16 bytes  "upkeep-index\0\0\0\x01" (the last byte is the format version)
+//! magic     16 bytes  "upkeep-index\0\0\0\x02" (the last byte is the format version;
+//!                     2 added the grace-alias flag and the plan license's expiry)
 //! schema     4 bytes  the store's schema version when written
 //! stamp     16 bytes  the store's stamp when written
 //! next_id    8 bytes  the next token / license id
@@ -31,7 +32,7 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
 
 pub const FILE: &str = "index.snapshot";
-const MAGIC: &[u8; 16] = b"upkeep-index\0\0\0\x01";
+const MAGIC: &[u8; 16] = b"upkeep-index\0\0\0\x02";
 const CHECKSUM_LEN: u64 = 32;
 
 /// A store's stamp: which write it last took (see the module doc).
@@ -105,11 +106,7 @@ fn write_to(
     next_id: u64,
     index: &TokenIndex,
 ) -> io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(path)?;
+    let file = super::create_temporary_file(path)?;
     let mut out = BufWriter::with_capacity(
         1 << 16,
         Hashing {
@@ -216,18 +213,19 @@ const HEADER_LEN: usize = 16 + 4 + 16 + 8;
 mod tests {
     use super::*;
     use crate::auth::AuthRecord;
-    use crate::model::{AccountPrefix, Principal, Scope, Scopes, TokenHash, TokenId};
+    use crate::model::{AccountPrefix, Principal, Scope, Scopes, Timestamp, TokenHash, TokenId};
 
     fn index() -> TokenIndex {
         let index = TokenIndex::default();
         let prefix = AccountPrefix::parse("acme").unwrap();
-        index.set_account(prefix, Some(2));
+        index.set_account(prefix, Some(2), None);
         for i in 0..100u64 {
             let record = AuthRecord {
                 token_id: TokenId(i),
                 principal: Principal::Account(prefix),
                 scopes: Scopes::only(Scope::Api),
                 expires_at: None,
+                grace: false,
             };
             index.insert(TokenHash::of(&i.to_string()), record, None);
         }
@@ -243,7 +241,10 @@ mod tests {
         let (loaded, next_id) = load(dir.path(), 3, &stamp).unwrap().unwrap();
         assert_eq!((loaded.len(), next_id), (100, 42));
         assert_eq!(
-            loaded.plan_limit(&AccountPrefix::parse("acme").unwrap()),
+            loaded.plan_limit(
+                &AccountPrefix::parse("acme").unwrap(),
+                Timestamp::from_secs(1)
+            ),
             Some(Some(2))
         );
 

@@ -6,6 +6,10 @@
 //!   any account token), `403` on operator routes;
 //! - operator token: `403` on account routes; read-only → `403` on writes and `/value`;
 //! - another account's token naming this account's resource → `404`;
+//! - a previous secret in its rotation grace (an `api` token's): reads as the token does,
+//!   but `403` on every route that creates, deletes or rotates tokens;
+//! - an expiring `api` token: as any `api` token, and every token it creates expires
+//!   no later than it does (the created token's expiry is checked in the answer);
 //! - otherwise the request gets past authorization (not 401/403, and never 5xx).
 //!
 //! A route in the table with no entry in [`request_for`] fails the test, so a new route
@@ -36,6 +40,10 @@ enum Credential {
     Expired,
     InactiveOperator,
     Account(Scope),
+    /// An `api` token's previous secret, in its rotation grace.
+    GraceSecret,
+    /// An `api` token that expires (an hour after the matrix starts).
+    ExpiringApi,
     OtherAccount,
     ReadOnlyOperator,
     Operator,
@@ -72,9 +80,29 @@ fn spec_need(name: &str) -> Need {
     }
 }
 
+/// Routes that create, delete or rotate tokens: a grace secret may not use them.
+const MANAGES_TOKENS: [&str; 5] = [
+    "create_account_token",
+    "delete_account_token",
+    "create_token",
+    "delete_token",
+    "rotate_self",
+];
+
 fn expected(spec: &RouteSpec, credential: &Credential) -> Outcome {
     use Credential as C;
     use Outcome::*;
+    let credential = match credential {
+        C::GraceSecret if MANAGES_TOKENS.contains(&spec.name) => {
+            return if spec_need(spec.name) == Need::Public {
+                Allowed
+            } else {
+                Forbidden
+            };
+        }
+        C::GraceSecret | C::ExpiringApi => &C::Account(Scope::Api),
+        other => other,
+    };
     match (credential, spec_need(spec.name)) {
         (_, Need::Public) => Allowed,
         (C::None | C::Malformed | C::Unknown | C::Expired | C::InactiveOperator, _) => {
@@ -107,6 +135,7 @@ fn expected(spec: &RouteSpec, credential: &Credential) -> Outcome {
             }
         }
         (C::Operator, Need::Operator { .. }) => Allowed,
+        (C::GraceSecret | C::ExpiringApi, _) => unreachable!("mapped above"),
     }
 }
 
@@ -180,6 +209,16 @@ async fn every_route_and_credential_gets_the_status_spec_gives() {
 
     let soon = Some(Timestamp::from_secs(START.as_secs() + 60));
     let expired = server.token(&acme, "expiring", &["api"], soon);
+    let parent_expiry = Timestamp::from_secs(START.as_secs() + 3600);
+    let expiring_api = server.token(&acme, "expiring-api", &["api"], Some(parent_expiry));
+    let graced = server.token(&acme, "graced", &["api"], None);
+    let (_, graced_hash) = upkeep::auth::parse(&graced).unwrap();
+    server
+        .store()
+        .rotate_token(&graced_hash, Some(parent_expiry), server.now())
+        .unwrap()
+        .durable_blocking()
+        .unwrap();
     let inactive = server.operator_token("inactive", false, true, None);
     let read_only = server.operator_token("reader", true, false, None);
     let operator = server.operator_token("admin", true, true, None);
@@ -200,6 +239,8 @@ async fn every_route_and_credential_gets_the_status_spec_gives() {
         (Credential::OtherAccount, Some(globex.token.clone())),
         (Credential::ReadOnlyOperator, Some(read_only)),
         (Credential::Operator, Some(operator)),
+        (Credential::GraceSecret, Some(graced)),
+        (Credential::ExpiringApi, Some(expiring_api)),
     ];
     for scope in Scope::ALL {
         let token = server.token(
@@ -217,7 +258,20 @@ async fn every_route_and_credential_gets_the_status_spec_gives() {
 
     let mut mismatches = Vec::new();
     let mut n = 0;
+    let acme_prefix = upkeep::model::AccountPrefix::parse(&acme.prefix).unwrap();
     for (credential, token) in &credentials {
+        // Every credential allowed to delete finds the victims there (an earlier one may
+        // have deleted them).
+        for victim in ["victim", "victim2"] {
+            let store = server.store();
+            if store
+                .token_named(Some(&acme_prefix), victim)
+                .unwrap()
+                .is_none()
+            {
+                server.token(&acme, victim, &["read_user"], None);
+            }
+        }
         for spec in &specs {
             n += 1;
             let (path, body) = request_for(spec, n, &license_key, victim_license);
@@ -236,6 +290,23 @@ async fn every_route_and_credential_gets_the_status_spec_gives() {
                 "{} {path} as {credential:?}: {reply:?}",
                 spec.method
             );
+            if matches!(credential, Credential::ExpiringApi) && reply.status.is_success() {
+                // A token it creates (or its own rotated secret) never outlives it.
+                let body: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+                let outlives = match spec.name {
+                    "create_account_token" => body["token"]["expires"] != parent_expiry.as_secs(),
+                    "create_token" | "rotate_self" => {
+                        body["data"]["expires_at"] != parent_expiry.to_rfc3339()
+                    }
+                    _ => false,
+                };
+                if outlives {
+                    mismatches.push(format!(
+                        "{} as {credential:?}: the new token outlives its creator: {body}",
+                        spec.name
+                    ));
+                }
+            }
             if got != want {
                 mismatches.push(format!(
                     "{:<28} {:<7} as {credential:?}: want {want:?}, got {} {}",
