@@ -308,7 +308,8 @@ impl Connections {
     }
 }
 
-/// Writes token uses to the store every `persist_uses_every`.
+/// Every `persist_uses_every`: writes token uses to the store and removes grace aliases
+/// whose grace has ended.
 async fn persist_uses_periodically(app: Arc<App>) {
     let mut ticker = tokio::time::interval(app.settings.persist_uses_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -317,7 +318,18 @@ async fn persist_uses_periodically(app: Arc<App>) {
         ticker.tick().await;
         app.throttle.tidy(app.clock.now());
         let app = app.clone();
-        match tokio::task::spawn_blocking(move || app.store.persist_uses()).await {
+        let now = app.clock.now();
+        match tokio::task::spawn_blocking(move || {
+            // Expired grace aliases go in bounded batches, a few a minute at most.
+            match app.store.prune_expired_aliases(now, 10_000) {
+                Ok(n) if n > 0 => tracing::debug!(aliases = n, "removed expired grace aliases"),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "could not remove expired grace aliases"),
+            }
+            app.store.persist_uses()
+        })
+        .await
+        {
             Ok(Ok(n)) if n > 0 => tracing::debug!(tokens = n, "persisted token uses"),
             Ok(Ok(_)) => {}
             Ok(Err(err)) => tracing::warn!(error = %err, "could not persist token uses"),

@@ -1563,6 +1563,56 @@ impl Store {
         Ok(written)
     }
 
+    /// Removes grace aliases whose grace has ended (they no longer authenticate, but would
+    /// otherwise stay in sled and in memory until their token is next rotated or deleted).
+    /// The scan runs without the write lock; at most `limit` aliases go per call, each
+    /// checked again inside the transaction. Returns how many went.
+    ///
+    /// # Errors
+    /// A read, the write or its flush failed.
+    pub fn prune_expired_aliases(&self, now: Timestamp, limit: usize) -> Result<usize, StoreError> {
+        let mut expired = Vec::new();
+        for entry in self.tree(TreeId::Grace).iter() {
+            let (alias_key, value) = entry?;
+            let alias: GraceAlias = decode_at(TreeId::Grace, &alias_key, &value)?;
+            if alias.until <= now {
+                expired.push(hash_at(TreeId::Grace, &alias_key, &alias_key)?);
+                if expired.len() == limit {
+                    break;
+                }
+            }
+        }
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let pending = self.write(|| {
+            let removed = self.transact(|tx| {
+                let mut removed = Vec::new();
+                for alias in &expired {
+                    // Still there and still expired (a rotation may have moved it on).
+                    match tx.get::<GraceAlias>(TreeId::Grace, alias.as_bytes())? {
+                        Some(entry) if entry.until <= now => {
+                            tx.remove(TreeId::Grace, alias.as_bytes())?;
+                            tx.remove(
+                                TreeId::GraceByToken,
+                                &key::token_alias(&entry.token, alias),
+                            )?;
+                            removed.push(*alias);
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(removed)
+            })?;
+            let ops = removed
+                .iter()
+                .map(|alias| IndexOp::Remove(*alias))
+                .collect();
+            Ok((removed.len(), ops))
+        })?;
+        pending.durable_blocking()
+    }
+
     // ---- plan licenses --------------------------------------------------------------
 
     pub fn license(&self, id: LicenseId) -> Result<Option<PlanLicense>, StoreError> {
@@ -2099,6 +2149,56 @@ mod tests {
                 .limit,
             1
         );
+    }
+
+    #[test]
+    fn expired_grace_aliases_are_pruned_without_touching_live_ones() {
+        let (_dir, store, acme) = store_with_acme();
+        let hour = std::time::Duration::from_secs(3600);
+        let token = store
+            .tokens_of(Some(&acme.prefix))
+            .unwrap()
+            .into_iter()
+            .next()
+            .expect("acme's first token");
+        let short = store
+            .rotate_token(&token.hash, Some(now().saturating_add(hour)), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let long = store
+            .rotate_token(
+                &short.token.hash,
+                Some(now().saturating_add(hour * 3)),
+                now(),
+            )
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(store.tree(TreeId::Grace).len(), 2);
+        assert_eq!(store.prune_expired_aliases(now(), 100).unwrap(), 0);
+        let later = now().saturating_add(hour * 2);
+        assert_eq!(store.prune_expired_aliases(later, 100).unwrap(), 1);
+        assert_eq!(store.tree(TreeId::Grace).len(), 1);
+        assert_eq!(store.tree(TreeId::GraceByToken).len(), 1);
+        // The live alias (the short-grace token's secret, valid for 3 h) still works; the
+        // current secret too; nothing is left to prune.
+        let works = |secret: &str| {
+            store
+                .index()
+                .authenticate(&auth::parse(secret).unwrap().1, later)
+                .is_some()
+        };
+        assert!(works(&short.secret));
+        assert!(works(&long.secret));
+        assert_eq!(store.prune_expired_aliases(later, 100).unwrap(), 0);
+        assert_eq!(
+            store
+                .prune_expired_aliases(now().saturating_add(hour * 4), 100)
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.tree(TreeId::GraceByToken).len(), 0);
     }
 
     #[test]
