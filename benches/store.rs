@@ -16,8 +16,8 @@
 //!   and by 32 concurrent writers on a tokio runtime sharing group commit. Time is per
 //!   write (criterion's throughput line gives writes/s); the 32-writer bench also prints
 //!   how many writes each flush covered.
-//! - `router/route/<name>`: [`router::route`] on every row of [`router::ROUTES`] (path
-//!   from [`router::example_path`]), and `router/route_all` for the whole table.
+//! - `router/route/<name>`: [`route::find`] on every row of [`route::rows`] (path
+//!   from [`route::example_path`]), and `router/route_all` for the whole table.
 //!
 //! Every store lives in its own temporary directory (on the disk of `std::env::temp_dir`,
 //! so the durable numbers are that disk's fsync).
@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use upkeep::Store;
-use upkeep::http::router;
+use upkeep::http::route;
 use upkeep::model::{
     Account, AccountPrefix, NewAccount, Principal, Scope, Scopes, Timestamp, Token,
 };
@@ -336,13 +336,13 @@ fn writes(c: &mut Criterion) {
 }
 
 fn routing(c: &mut Criterion) {
-    let requests: Vec<_> = router::ROUTES
+    let requests: Vec<_> = route::rows()
         .iter()
         .map(|spec| {
-            let path = router::example_path(spec, "sample-name");
-            let routed = router::route(&spec.method, &path)
+            let path = route::example_path(spec, "sample-name");
+            let routed = route::find(&spec.method, &path)
                 .unwrap_or_else(|err| panic!("{} {path}: {err}", spec.method));
-            assert_eq!(routed.spec(), *spec, "{} {path}", spec.method);
+            assert_eq!(routed.row, *spec, "{} {path}", spec.method);
             (*spec, path)
         })
         .collect();
@@ -354,13 +354,13 @@ fn routing(c: &mut Criterion) {
     group.bench_function("route_all", |b| {
         b.iter(|| {
             for (spec, path) in &requests {
-                black_box(router::route(&spec.method, black_box(path)).is_ok());
+                black_box(route::find(&spec.method, black_box(path)).is_ok());
             }
         });
     });
     for (spec, path) in &requests {
         group.bench_with_input(BenchmarkId::new("route", spec.name), path, |b, path| {
-            b.iter(|| black_box(router::route(&spec.method, black_box(path))));
+            b.iter(|| black_box(route::find(&spec.method, black_box(path)).is_ok()));
         });
     }
     group.finish();

@@ -7,9 +7,8 @@
 use crate::auth::{self, Need};
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::handlers;
 use crate::http::request::{self, Input};
-use crate::http::router::{self, BodyPolicy, Route, RouteSpec};
+use crate::http::route::{self, BodyPolicy, Call, Handler, Matched};
 use crate::http::{Body, response};
 use crate::metrics::{AuthFailure, Metrics};
 use crate::model::{Account, Timestamp};
@@ -205,8 +204,8 @@ impl App {
         let started = Instant::now();
         let request_id = self.request_ids.next();
         let method = req.method().clone();
-        let (spec, result) = self.respond(req, peer).await;
-        let route_name = spec.map_or("unmatched", |spec| spec.name);
+        let (matched, result) = self.respond(req, peer).await;
+        let route_name = matched.map_or("unmatched", |(_, row)| row.name);
         let mut res = match result {
             Ok(res) => res,
             Err(err) => {
@@ -230,8 +229,11 @@ impl App {
         if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
             res.headers_mut().insert("x-request-id", value);
         }
-        self.metrics
-            .request(spec, res.status().as_u16(), started.elapsed());
+        self.metrics.request(
+            matched.map(|(index, _)| index),
+            res.status().as_u16(),
+            started.elapsed(),
+        );
         tracing::info!(
             request_id = %request_id,
             method = %method,
@@ -247,22 +249,25 @@ impl App {
         &self,
         req: Request<B>,
         peer: IpAddr,
-    ) -> (Option<&'static RouteSpec>, Result<Response<Body>, Error>)
+    ) -> (
+        Option<(usize, &'static route::Row)>,
+        Result<Response<Body>, Error>,
+    )
     where
         B: hyper::body::Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let route = match router::route(req.method(), req.uri().path()) {
-            Ok(route) => route,
+        let matched = match route::find(req.method(), req.uri().path()) {
+            Ok(matched) => matched,
             Err(err) => return (None, Err(err)),
         };
-        let spec = route.spec();
-        (Some(spec), self.respond_to(route, req, peer).await)
+        let found = (matched.index, matched.row);
+        (Some(found), self.respond_to(matched, req, peer).await)
     }
 
     async fn respond_to<B>(
         &self,
-        route: Route,
+        matched: Matched,
         req: Request<B>,
         peer: IpAddr,
     ) -> Result<Response<Body>, Error>
@@ -270,14 +275,15 @@ impl App {
         B: hyper::body::Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let need = route.need();
+        let Matched { row, params, .. } = matched;
+        let need = row.need;
         // Strangers never make us read a body: the credential is checked first.
         let mut caller = match need {
             Need::Public => None,
             need => Some(self.authenticate(req.headers(), peer, need, self.clock.now())?),
         };
         let (parts, body) = req.into_parts();
-        let body = match route.spec().body {
+        let body = match row.body {
             // Dropped unread; hyper closes the connection instead of draining it.
             BodyPolicy::None => bytes::Bytes::new(),
             // Most requests (GETs) have no body: skip the read entirely.
@@ -293,10 +299,16 @@ impl App {
                 body
             }
         };
-        let now = self.clock.now();
-        handlers::dispatch(self, caller, route, Input { parts, body }, now)
-            .finish()
-            .await
+        let call = Call {
+            caller,
+            input: Input { parts, body },
+            params,
+            now: self.clock.now(),
+        };
+        match row.handler {
+            Handler::Read(read) => read(self, &call),
+            Handler::Write(write) => write(self, call).await,
+        }
     }
 
     /// Authenticates and authorizes a request's credential for `need`. Failures of a

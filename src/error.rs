@@ -3,7 +3,7 @@
 
 use crate::model::DomainError;
 use crate::store::StoreError;
-use http::{Method, StatusCode};
+use http::StatusCode;
 use std::fmt;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ pub enum Error {
     /// A valid token that may not do this.
     Forbidden(String),
     NotFound(String),
-    MethodNotAllowed(&'static [Method]),
+    MethodNotAllowed(crate::http::route::Methods),
     /// Duplicate or conflicting state.
     Conflict(String),
     LicenseInUse,
@@ -99,8 +99,7 @@ impl Error {
                 "a valid token is required (x-api-key or Authorization: Bearer)".to_owned()
             }
             Error::MethodNotAllowed(allowed) => {
-                let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
-                format!("method not allowed; allowed: {}", names.join(", "))
+                format!("method not allowed; allowed: {}", allowed.header_value())
             }
             Error::PayloadTooLarge { limit } => {
                 format!("request body is larger than the limit of {limit} bytes")

@@ -70,6 +70,7 @@
 //!   consistent because nothing is half-applied outside a transaction.
 
 pub mod admin;
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
@@ -78,7 +79,6 @@ pub mod config;
 pub mod control;
 pub mod doctor;
 pub mod error;
-pub(crate) mod handlers;
 pub mod http;
 pub mod metrics;
 pub mod model;

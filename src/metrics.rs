@@ -10,7 +10,7 @@
 //! - `upkeep_tokens`, `upkeep_accounts`, `upkeep_store_size_bytes`,
 //!   `upkeep_store_flushes_total`, `upkeep_build_info{version}`.
 
-use crate::http::router::{ROUTES, RouteSpec};
+use crate::http::route;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -47,7 +47,7 @@ fn counters(n: usize) -> Box<[AtomicU64]> {
 }
 
 pub struct Metrics {
-    /// `[route][status]`; the route index `ROUTES.len()` is "unmatched".
+    /// `[route][status]`; the route index `routes()` is "unmatched".
     requests: Box<[AtomicU64]>,
     /// `[route][bucket]` (cumulative at render time), plus `+Inf` as the last bucket.
     buckets: Box<[AtomicU64]>,
@@ -60,7 +60,7 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let routes = ROUTES.len() + 1;
+        let routes = routes() + 1;
         Metrics {
             requests: counters(routes * STATUSES.len()),
             buckets: counters(routes * (BUCKETS.len() + 1)),
@@ -80,21 +80,22 @@ pub struct Gauges {
     pub flushes: u64,
 }
 
-/// The row's index in `ROUTES` (by address: no string compares), or "unmatched".
-fn route_index(route: Option<&RouteSpec>) -> usize {
-    route
-        .and_then(|route| ROUTES.iter().position(|spec| std::ptr::eq(*spec, route)))
-        .unwrap_or(ROUTES.len())
+/// Routes counted: every row of the table, then "unmatched".
+fn routes() -> usize {
+    route::table().rows.len()
 }
 
 fn route_name(index: usize) -> &'static str {
-    ROUTES.get(index).map_or("unmatched", |spec| spec.name)
+    route::table()
+        .row(index)
+        .map_or("unmatched", |row| row.name)
 }
 
 impl Metrics {
     /// Records one answered request.
-    pub fn request(&self, route: Option<&RouteSpec>, status: u16, latency: Duration) {
-        let route = route_index(route);
+    /// `route`: the row's index in the route table (`None`: unmatched).
+    pub fn request(&self, route: Option<usize>, status: u16, latency: Duration) {
+        let route = route.unwrap_or_else(routes);
         let status_index = STATUSES
             .iter()
             .position(|s| *s == status)
@@ -132,7 +133,7 @@ impl Metrics {
             "# HELP upkeep_http_requests_total HTTP requests answered, by route and status.\n",
         );
         out.push_str("# TYPE upkeep_http_requests_total counter\n");
-        for route in 0..=ROUTES.len() {
+        for route in 0..=routes() {
             for (i, status) in STATUSES.iter().enumerate() {
                 let n = get(&self.requests[route * STATUSES.len() + i]);
                 if n > 0 {
@@ -153,7 +154,7 @@ impl Metrics {
             "# HELP upkeep_http_request_duration_seconds Time to answer a request, by route.\n",
         );
         out.push_str("# TYPE upkeep_http_request_duration_seconds histogram\n");
-        for route in 0..=ROUTES.len() {
+        for route in 0..=routes() {
             let base = route * (BUCKETS.len() + 1);
             let total: u64 = (0..=BUCKETS.len())
                 .map(|b| get(&self.buckets[base + b]))
@@ -257,10 +258,9 @@ mod tests {
     #[test]
     fn renders_counts_histograms_and_gauges() {
         let metrics = Metrics::default();
-        let get_account = ROUTES
+        let get_account = route::rows()
             .iter()
-            .copied()
-            .find(|spec| spec.name == "get_account");
+            .position(|row| row.name == "get_account");
         metrics.request(get_account, 200, Duration::from_micros(300));
         metrics.request(get_account, 200, Duration::from_millis(3));
         metrics.request(None, 404, Duration::from_micros(50));

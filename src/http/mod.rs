@@ -2,9 +2,10 @@
 //! receive typed routes and decoded bodies from here and never parse strings themselves.
 
 pub mod dto;
+pub mod openapi;
 pub mod request;
 pub mod response;
-pub mod router;
+pub mod route;
 
 /// Every response body: the whole JSON document, already rendered.
 pub type Body = http_body_util::Full<bytes::Bytes>;

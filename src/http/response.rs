@@ -71,8 +71,7 @@ pub fn error(err: &Error, request_id: &str) -> Response<Body> {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         Error::MethodNotAllowed(allowed) => {
-            let names: Vec<&str> = allowed.iter().map(http::Method::as_str).collect();
-            if let Ok(value) = HeaderValue::from_str(&names.join(", ")) {
+            if let Ok(value) = HeaderValue::from_str(&allowed.header_value()) {
                 headers.insert(header::ALLOW, value);
             }
         }

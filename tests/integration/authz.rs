@@ -20,7 +20,7 @@ use http::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
 use upkeep::auth::Need;
-use upkeep::http::router::{self, ROUTES, RouteSpec};
+use upkeep::http::route::{self, Row as RouteSpec};
 use upkeep::model::{Scope, Scopes, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +162,7 @@ fn request_for(
     } else {
         "victim"
     };
-    let path = router::example_path(spec, victim);
+    let path = route::example_path(spec, victim);
     let body = match spec.name {
         "health"
         | "metrics"
@@ -253,7 +253,7 @@ async fn every_route_and_credential_gets_the_status_spec_gives() {
     }
 
     // Rotation replaces the caller's secret, so it runs last for each credential.
-    let mut specs: Vec<&RouteSpec> = ROUTES.to_vec();
+    let mut specs: Vec<&RouteSpec> = route::rows().to_vec();
     specs.sort_by_key(|spec| spec.name == "rotate_self");
 
     let mut mismatches = Vec::new();
@@ -325,12 +325,12 @@ async fn every_route_and_credential_gets_the_status_spec_gives() {
         mismatches.join("\n")
     );
     // The matrix really ran every route for every credential.
-    assert_eq!(n, ROUTES.len() * credentials.len());
+    assert_eq!(n, route::rows().len() * credentials.len());
 }
 
 #[test]
 fn every_route_in_the_table_has_a_matrix_entry() {
-    for spec in ROUTES {
+    for spec in route::rows() {
         assert_eq!(
             spec.need,
             spec_need(spec.name),
@@ -339,14 +339,17 @@ fn every_route_in_the_table_has_a_matrix_entry() {
         );
         let (path, _) = request_for(spec, 0, "k", 1);
         assert!(path.starts_with('/'), "{}", spec.name);
-        let route = router::route(&spec.method, path.split('?').next().unwrap()).unwrap();
-        assert_eq!(route.name(), spec.name);
+        let found = route::find(&spec.method, path.split('?').next().unwrap()).unwrap();
+        assert_eq!(found.row.name, spec.name);
     }
     // HEAD follows GET everywhere.
-    for spec in ROUTES.iter().filter(|spec| spec.method == Method::GET) {
-        let path = router::example_path(spec, "victim");
+    for spec in route::rows()
+        .iter()
+        .filter(|spec| spec.method == Method::GET)
+    {
+        let path = route::example_path(spec, "victim");
         assert_eq!(
-            router::route(&Method::HEAD, &path).unwrap().name(),
+            route::find(&Method::HEAD, &path).unwrap().row.name,
             spec.name
         );
     }

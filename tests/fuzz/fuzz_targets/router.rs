@@ -1,4 +1,4 @@
-//! `upkeep::http::router::route(method, path)` on arbitrary methods and paths.
+//! `upkeep::http::route::find(method, path)` on arbitrary methods and paths.
 //!
 //! Input: one selector byte, then the rest. Selector < 0x80: a standard method
 //! (`selector % 9`) and the rest is the path. Selector >= 0x80: the rest is
@@ -6,7 +6,7 @@
 //! Paths that are not UTF-8 are decoded lossily (hyper only hands over ASCII paths, but
 //! `route` takes any `&str`).
 //!
-//! Checks: no panic; an `Ok` route's `spec()` is a row of `ROUTES` whose method is the
+//! Checks: no panic; an `Ok` match is a row of the table whose method is the
 //! request's (GET for HEAD), and routing the row's method and path (parameter filled in)
 //! gives the same route back; `Err` is only 404 or 405, and a 405's `Allow` list does not
 //! contain the method and never leads to another 405.
@@ -16,7 +16,7 @@
 use http::Method;
 use libfuzzer_sys::fuzz_target;
 use upkeep::Error;
-use upkeep::http::router::{ROUTES, Route, example_path, route};
+use upkeep::http::route::{self, example_path};
 
 fn standard(selector: u8) -> Method {
     match selector % 9 {
@@ -50,45 +50,45 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn check(method: &Method, path: &str) {
-    match route(method, path) {
+    match route::find(method, path) {
         Ok(found) => {
-            let spec = found.spec();
+            let row = found.row;
             assert!(
-                ROUTES.iter().any(|row| std::ptr::eq(*row, spec)),
-                "{method} {path:?}: spec() is not a row of ROUTES"
+                route::rows().iter().any(|r| std::ptr::eq(*r, row)),
+                "{method} {path:?}: not a row of the table"
             );
+            assert!(std::ptr::eq(route::rows()[found.index], row));
             let expected = if *method == Method::HEAD {
                 Method::GET
             } else {
                 method.clone()
             };
-            assert_eq!(spec.method, expected, "{method} {path:?} -> {found:?}");
+            assert_eq!(row.method, expected, "{method} {path:?} -> {}", row.name);
             // Routing is deterministic.
-            assert_eq!(route(method, path).ok(), Some(found.clone()));
-            // The row's own method and path (parameter filled in) route back to it.
-            let name = match &found {
-                Route::DeleteAccountToken { name } | Route::DeleteToken { name } => name.as_str(),
-                _ => "sample-name",
-            };
-            let canonical = example_path(spec, name);
-            match route(&spec.method, &canonical) {
-                Ok(again) => assert_eq!(again, found, "{method} {path:?} vs {canonical:?}"),
-                Err(err) => panic!("{method} {path:?} -> {found:?}, but {canonical:?}: {err:?}"),
+            assert_eq!(route::find(method, path).ok().map(|m| m.index), Some(found.index));
+            // The row's own method and path (parameters filled in) route back to it.
+            let canonical = example_path(row, "sample-name");
+            match route::find(&row.method, &canonical) {
+                Ok(again) => assert_eq!(again.index, found.index, "{method} {path:?} vs {canonical:?}"),
+                Err(err) => panic!("{method} {path:?} -> {}, but {canonical:?}: {err:?}", row.name),
             }
             // HEAD goes wherever GET goes.
-            if spec.method == Method::GET {
-                assert_eq!(route(&Method::HEAD, path).ok(), Some(found));
+            if row.method == Method::GET {
+                assert_eq!(
+                    route::find(&Method::HEAD, path).ok().map(|m| m.index),
+                    Some(found.index)
+                );
             }
         }
         Err(Error::NotFound(_)) => {}
         Err(Error::MethodNotAllowed(allowed)) => {
-            assert!(!allowed.is_empty(), "{method} {path:?}: empty Allow");
+            assert!(allowed.iter().next().is_some(), "{method} {path:?}: empty Allow");
             assert!(
                 !allowed.contains(method),
                 "{method} {path:?}: 405 but Allow lists it: {allowed:?}"
             );
-            for other in allowed {
-                if let Err(Error::MethodNotAllowed(_)) = route(other, path) {
+            for other in allowed.iter() {
+                if let Err(Error::MethodNotAllowed(_)) = route::find(other, path) {
                     panic!("{method} {path:?}: Allow lists {other}, which is a 405 too");
                 }
             }

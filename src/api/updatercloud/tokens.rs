@@ -1,7 +1,6 @@
-//! The UpdaterCloud REST API, `/api/v1/…`: scoped personal access tokens (Bearer or
-//! `x-api-key`), JSON or form-encoded bodies, RFC 3339 times.
+//! `/api/v1/me` and `/api/v1/tokens…`: the profile and personal access tokens.
 
-use super::account_of;
+use crate::api::{account_of, check_grantable, child_expiry, path_token_name};
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::Error;
@@ -116,8 +115,8 @@ pub(super) async fn create(
     let name = TokenName::parse(&body.name).map_err(|reason| Error::invalid("name", reason))?;
     let scopes = Scopes::parse_all(body.scopes.iter().map(String::as_str))
         .map_err(|reason| Error::invalid("scopes", reason))?;
-    let expires_at = super::child_expiry(caller, expiry(&body, now)?);
-    super::check_grantable(caller, scopes)?;
+    let expires_at = child_expiry(caller, expiry(&body, now)?);
+    check_grantable(caller, scopes)?;
     let new = NewToken {
         principal: Principal::Account(prefix),
         name: name.as_str().to_owned(),
@@ -134,10 +133,11 @@ pub(super) async fn create(
 pub(super) async fn delete(
     app: &App,
     caller: &Caller,
-    name: &TokenName,
+    name: &str,
 ) -> Result<Response<Body>, Error> {
     caller.require_current_secret()?;
     let prefix = account_of(caller)?;
+    let name = path_token_name(name)?;
     app.store
         .delete_token(Some(&prefix), name.as_str())?
         .durable()

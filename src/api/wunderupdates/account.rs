@@ -1,7 +1,6 @@
-//! The WunderUpdates account API, `/v1/account…`: account tokens via `x-api-key` (or
-//! Bearer), JSON bodies, Unix-second times, `"status": 200` in every body.
+//! `/v1/account…`: the account, its plan license and its tokens.
 
-use super::account_of;
+use crate::api::{account_of, check_grantable, child_expiry, path_token_name};
 use crate::app::App;
 use crate::auth::{self, Caller, TokenKind};
 use crate::error::Error;
@@ -126,13 +125,13 @@ pub(super) async fn create_token(
     let prefix = account_of(caller)?;
     let body: CreateAccountToken = request::json(input)?;
     let name = TokenName::parse(&body.name).map_err(|reason| Error::invalid("name", reason))?;
-    let expires_at = super::child_expiry(caller, expiry_in_days(body.expires, now)?);
+    let expires_at = child_expiry(caller, expiry_in_days(body.expires, now)?);
     let scopes = match &body.scopes {
         None => Scopes::only(Scope::Api),
         Some(names) => Scopes::parse_all(names.iter().map(String::as_str))
             .map_err(|reason| Error::invalid("scopes", reason))?,
     };
-    super::check_grantable(caller, scopes)?;
+    check_grantable(caller, scopes)?;
     let new = NewToken {
         principal: Principal::Account(prefix),
         name: name.as_str().to_owned(),
@@ -151,10 +150,11 @@ pub(super) async fn create_token(
 pub(super) async fn delete_token(
     app: &App,
     caller: &Caller,
-    name: &TokenName,
+    name: &str,
 ) -> Result<Response<Body>, Error> {
     caller.require_current_secret()?;
     let prefix = account_of(caller)?;
+    let name = path_token_name(name)?;
     app.store
         .delete_token(Some(&prefix), name.as_str())?
         .durable()

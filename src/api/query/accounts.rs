@@ -1,0 +1,64 @@
+//! `/_/account`: accounts, each created with its first account token.
+
+use super::*;
+use crate::app::App;
+use crate::auth::Caller;
+use crate::error::Error;
+use crate::http::Body;
+use crate::http::dto::{AccountAdminView, AccountPrefixBody, CreateAccount, FirstTokenView};
+use crate::http::request::Input;
+use crate::model::{AccountPrefix, NewAccount, Timestamp};
+use http::{Response, StatusCode};
+
+/// `GET /_/account[?limit=&cursor=]`: a page of accounts.
+pub(super) fn list_accounts(
+    app: &App,
+    input: &Input,
+    now: Timestamp,
+) -> Result<Response<Body>, Error> {
+    let page = app
+        .store
+        .accounts_page(&request::paging(input.parts.uri.query())?)?;
+    let mut views = Vec::with_capacity(page.items.len());
+    for account in &page.items {
+        views.push(AccountAdminView::new(
+            account,
+            app.activation_limit(account, now)?,
+        ));
+    }
+    Ok(list(views, page.next.as_deref()))
+}
+
+/// `POST /_/account` `{"name","email","prefix"?}`: `201` with the account and its first
+/// token (`default`, scope `api`, shown once; it expires when the caller does, if the
+/// caller expires). `409` for a taken prefix.
+pub(super) async fn create_account(
+    app: &App,
+    caller: &Caller,
+    input: &Input,
+    now: Timestamp,
+) -> Result<Response<Body>, Error> {
+    let body: CreateAccount = request::json(input)?;
+    let mut new = NewAccount::parse(&body.name, &body.email, body.prefix.as_deref())
+        .map_err(|(field, reason)| Error::invalid(field, reason))?;
+    new.first_token_expires_at = crate::api::child_expiry(caller, None);
+    let (account, first) = app.store.create_account(new, now)?.durable().await?;
+    let mut view = AccountAdminView::new(&account, app.settings.default_activation_limit);
+    view.token = Some(FirstTokenView {
+        name: first.token.name.clone(),
+        scopes: first.token.scopes.iter().map(|s| s.as_str()).collect(),
+        token: first.secret,
+    });
+    Ok(data(StatusCode::CREATED, vec![view]))
+}
+
+/// `DELETE /_/account` `{"prefix"}`: deletes the account and its tokens, frees its plan
+/// license. `404` unknown.
+pub(super) async fn delete_account(app: &App, input: &Input) -> Result<Response<Body>, Error> {
+    let body: AccountPrefixBody = request::json(input)?;
+    let prefix = AccountPrefix::parse(&body.prefix)
+        .map_err(|_| Error::NotFound(format!("no account with prefix `{}`", body.prefix)))?;
+    let account = app.store.delete_account(&prefix)?.durable().await?;
+    let view = AccountAdminView::new(&account, app.settings.default_activation_limit);
+    Ok(data(StatusCode::OK, vec![view]))
+}

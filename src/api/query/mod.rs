@@ -1,0 +1,180 @@
+//! The Query-style server-admin API, `/_/…`: operator tokens (not tied to an account),
+//! JSON bodies (also on DELETE), Unix-millisecond times, `{"data": [ … ]}` responses.
+//! Reads need an active operator token; changes and `/value` need `write`.
+
+mod accounts;
+mod licenses;
+mod tokens;
+
+use crate::auth::Need;
+use crate::error::Error;
+use crate::http::dto::{Data, ListData};
+use crate::http::route::{Family, Handler, Row};
+use crate::http::{Body, request, response};
+use crate::model::{OperatorTokenName, Timestamp, check_token_expiry};
+use http::{Method, Response, StatusCode};
+
+const READ: Need = Need::Operator { write: false };
+const WRITE: Need = Need::Operator { write: true };
+
+const fn row(
+    method: Method,
+    name: &'static str,
+    path: &'static str,
+    need: Need,
+    handler: Handler,
+) -> Row {
+    Row::new(Family::Query, method, name, path, need, handler)
+}
+
+/// The family's routes.
+pub static ROWS: &[Row] = &[
+    row(
+        Method::GET,
+        "list_operator_tokens",
+        "/_/token",
+        READ,
+        Handler::Read(|app, call| tokens::list_tokens(app, &call.input, call.now)),
+    ),
+    row(
+        Method::POST,
+        "create_operator_token",
+        "/_/token",
+        WRITE,
+        Handler::Write(|app, call| {
+            Box::pin(async move {
+                tokens::create_token(app, call.caller()?, &call.input, call.now).await
+            })
+        }),
+    ),
+    row(
+        Method::PUT,
+        "update_operator_token",
+        "/_/token",
+        WRITE,
+        Handler::Write(|app, call| {
+            Box::pin(async move {
+                tokens::update_token(app, call.caller()?, &call.input, call.now).await
+            })
+        }),
+    ),
+    row(
+        Method::DELETE,
+        "delete_operator_token",
+        "/_/token",
+        WRITE,
+        Handler::Write(|app, call| {
+            Box::pin(async move { tokens::delete_token(app, &call.input, call.now).await })
+        }),
+    ),
+    row(
+        Method::GET,
+        "get_operator_token_value",
+        "/_/token/value",
+        WRITE,
+        Handler::Read(|app, call| tokens::token_value(app, &call.input)),
+    ),
+    row(
+        Method::GET,
+        "list_accounts",
+        "/_/account",
+        READ,
+        Handler::Read(|app, call| accounts::list_accounts(app, &call.input, call.now)),
+    ),
+    row(
+        Method::POST,
+        "create_account",
+        "/_/account",
+        WRITE,
+        Handler::Write(|app, call| {
+            Box::pin(async move {
+                accounts::create_account(app, call.caller()?, &call.input, call.now).await
+            })
+        }),
+    ),
+    row(
+        Method::DELETE,
+        "delete_account",
+        "/_/account",
+        WRITE,
+        Handler::Write(|app, call| {
+            Box::pin(async move { accounts::delete_account(app, &call.input).await })
+        }),
+    ),
+    row(
+        Method::GET,
+        "list_licenses",
+        "/_/license",
+        READ,
+        Handler::Read(|app, call| licenses::list_licenses(app, &call.input, call.now)),
+    ),
+    row(
+        Method::POST,
+        "issue_license",
+        "/_/license",
+        WRITE,
+        Handler::Write(|app, call| {
+            Box::pin(async move { licenses::issue_license(app, &call.input, call.now).await })
+        }),
+    ),
+    row(
+        Method::DELETE,
+        "revoke_license",
+        "/_/license",
+        WRITE,
+        Handler::Write(|app, call| {
+            Box::pin(async move { licenses::revoke_license(app, &call.input, call.now).await })
+        }),
+    ),
+];
+
+fn data<T: serde::Serialize>(status: StatusCode, items: Vec<T>) -> Response<Body> {
+    response::json(status, &Data { data: items })
+}
+
+/// A Unix-ms expiration date that must lie in the future.
+fn future(field: &str, ms: Option<u64>, now: Timestamp) -> Result<Option<Timestamp>, Error> {
+    match ms.map(Timestamp::from_millis) {
+        Some(at) if at <= now => Err(Error::invalid(
+            field,
+            format!(
+                "must be in the future (Unix milliseconds; now is {})",
+                now.as_millis()
+            ),
+        )),
+        Some(at) => at
+            .as_expiry()
+            .map(Some)
+            .map_err(|reason| Error::invalid(field, reason)),
+        None => Ok(None),
+    }
+}
+
+/// A new operator token's name (the strict rule).
+fn operator_name(name: &str) -> Result<OperatorTokenName, Error> {
+    OperatorTokenName::parse(name).map_err(|reason| Error::invalid("name", reason))
+}
+
+/// The name of an existing operator token (also those named under an older rule).
+fn existing_operator_name(name: &str) -> Result<OperatorTokenName, Error> {
+    OperatorTokenName::lookup(name).map_err(|reason| Error::invalid("name", reason))
+}
+
+/// A token's `expiration_date`: in the future, and at least a minute ahead.
+fn token_expiry(ms: Option<u64>, now: Timestamp) -> Result<Option<Timestamp>, Error> {
+    future("expiration_date", ms, now)?
+        .map(|at| check_token_expiry(at, now))
+        .transpose()
+        .map_err(|reason| Error::invalid("expiration_date", reason))
+}
+
+fn list<T: serde::Serialize>(items: Vec<T>, next: Option<&[u8]>) -> Response<Body> {
+    let next_cursor = request::cursor(next);
+    response::json(
+        StatusCode::OK,
+        &ListData {
+            data: items,
+            next_cursor,
+        },
+    )
+}

@@ -1,0 +1,78 @@
+//! The WunderUpdates account API, `/v1/account…`: account tokens via `x-api-key` (or
+//! Bearer), JSON bodies, Unix-second times, `"status": 200` in every body.
+
+mod account;
+
+use crate::auth::Need;
+use crate::http::route::{Family, Handler, Row};
+use crate::model::Scope;
+use http::Method;
+
+const fn row(
+    method: Method,
+    name: &'static str,
+    path: &'static str,
+    need: Need,
+    handler: Handler,
+) -> Row {
+    Row::new(Family::WunderUpdates, method, name, path, need, handler)
+}
+
+/// The family's routes.
+pub static ROWS: &[Row] = &[
+    row(
+        Method::GET,
+        "get_account",
+        "/v1/account",
+        Need::Scope(Scope::ReadUser),
+        Handler::Read(|app, call| account::get_account(app, call.caller()?)),
+    ),
+    row(
+        Method::GET,
+        "get_account_license",
+        "/v1/account/license",
+        Need::Scope(Scope::ReadLicenses),
+        Handler::Read(|app, call| account::get_license(app, call.caller()?)),
+    ),
+    row(
+        Method::POST,
+        "apply_account_license",
+        "/v1/account/license",
+        Need::Scope(Scope::ManageLicenses),
+        Handler::Write(|app, call| {
+            Box::pin(async move {
+                account::apply_license(app, call.caller()?, &call.input, call.now).await
+            })
+        }),
+    ),
+    row(
+        Method::GET,
+        "list_account_tokens",
+        "/v1/account/tokens",
+        Need::Scope(Scope::Api),
+        Handler::Read(|app, call| account::list_tokens(app, call.caller()?, &call.input, call.now)),
+    ),
+    row(
+        Method::POST,
+        "create_account_token",
+        "/v1/account/tokens",
+        Need::Scope(Scope::Api),
+        Handler::Write(|app, call| {
+            Box::pin(async move {
+                account::create_token(app, call.caller()?, &call.input, call.now).await
+            })
+        }),
+    ),
+    row(
+        Method::DELETE,
+        "delete_account_token",
+        "/v1/account/tokens/{name}",
+        Need::Scope(Scope::Api),
+        Handler::Write(|app, call| {
+            Box::pin(async move {
+                account::delete_token(app, call.caller()?, &call.param("name")).await
+            })
+        }),
+    )
+    .without_body(),
+];
