@@ -97,7 +97,10 @@ UPKEEP_START_MS=
 start_upkeep() {
   local rust_log=$1 err=$2 port=${3:-0} started line stamp listened
   started=$(now_ns)
-  RUST_LOG=$rust_log "$UPKEEP" --data "$DATA" --log-format json serve \
+  # The durable-creation run makes ~100k tokens in one account: lift the per-account
+  # quota (default 1,000) so it measures writes, not 409s.
+  RUST_LOG=$rust_log UPKEEP_MAX_TOKENS_PER_ACCOUNT=100000000 \
+    "$UPKEEP" --data "$DATA" --log-format json serve \
     --listen "127.0.0.1:$port" 2>"$err" &
   UPKEEP_PID=$!
   PIDS+=("$UPKEEP_PID")
