@@ -7,6 +7,7 @@
 use crate::auth::{self, Need};
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::http::body::BodyStream;
 use crate::http::request::{self, Input};
 use crate::http::route::{self, BodyPolicy, Call, Handler, Matched};
 use crate::http::{Body, response};
@@ -26,6 +27,8 @@ pub struct Settings {
     pub default_activation_limit: u32,
     /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
+    /// Largest streamed upload (routes whose body policy is `Stream`; 413 beyond).
+    pub max_upload: u64,
     /// Most connections served at once; further clients wait in the kernel's backlog.
     pub max_connections: usize,
     /// Most connections one client address holds at once (see `server`).
@@ -57,6 +60,7 @@ impl Default for Settings {
         Settings {
             default_activation_limit: 1,
             max_body_bytes: 64 * 1024,
+            max_upload: 256 * 1024 * 1024,
             max_connections: 1024,
             max_connections_per_address: 256,
             header_timeout: Duration::from_secs(10),
@@ -198,7 +202,7 @@ impl App {
     /// Answers one request from `peer`. Never fails.
     pub async fn handle<B>(&self, req: Request<B>, peer: IpAddr) -> Response<Body>
     where
-        B: hyper::body::Body,
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let started = Instant::now();
@@ -254,7 +258,7 @@ impl App {
         Result<Response<Body>, Error>,
     )
     where
-        B: hyper::body::Body,
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let matched = match route::find(req.method(), req.uri().path()) {
@@ -272,10 +276,11 @@ impl App {
         peer: IpAddr,
     ) -> Result<Response<Body>, Error>
     where
-        B: hyper::body::Body,
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let Matched { row, params, .. } = matched;
+        let mut stream = None;
         let need = row.need;
         // Strangers never make us read a body: the credential is checked first.
         let mut caller = match need {
@@ -298,8 +303,19 @@ impl App {
                 }
                 body
             }
+            BodyPolicy::Stream => {
+                request::check_length(&parts.headers, self.settings.max_upload)?;
+                stream = Some(BodyStream::new(
+                    body,
+                    self.settings.max_upload,
+                    self.settings.body_timeout,
+                ));
+                bytes::Bytes::new()
+            }
         };
         let call = Call {
+            row,
+            stream,
             caller,
             input: Input { parts, body },
             params,
@@ -353,7 +369,7 @@ impl App {
 
     /// The second check, right before the handler runs: the same credential, against the
     /// index as it is now. Not a guess, so not throttled.
-    fn recheck(
+    pub(crate) fn recheck(
         &self,
         headers: &http::HeaderMap,
         need: Need,
@@ -370,7 +386,7 @@ impl App {
 
     async fn read_body<B>(&self, headers: &http::HeaderMap, body: B) -> Result<bytes::Bytes, Error>
     where
-        B: hyper::body::Body,
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         tokio::time::timeout(

@@ -73,6 +73,8 @@ impl Config {
         let settings = Settings {
             default_activation_limit,
             max_body_bytes: args.max_body_bytes,
+            // No route streams an upload yet; `--max-upload` comes with releases.
+            max_upload: Settings::default().max_upload,
             max_connections: args.max_connections,
             max_connections_per_address: args.max_connections_per_address,
             header_timeout: positive("header-timeout", args.header_timeout)?,

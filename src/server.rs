@@ -70,14 +70,6 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
-        let Some((slot, evicted)) = table.admit(peer.ip()) else {
-            app.metrics.connection_refused();
-            tracing::debug!(peer = %peer, "connection refused: the address is at its cap with no idle connection");
-            continue;
-        };
-        if evicted {
-            app.metrics.connection_evicted();
-        }
         let permit = match slots.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
@@ -100,6 +92,17 @@ pub async fn run(
                 }
             }
         };
+        // Registered only once it has a slot: a connection still waiting for one is never
+        // picked as an idle connection to close.
+        let Some((slot, evicted)) = table.admit(peer.ip()) else {
+            app.metrics.connection_refused();
+            tracing::debug!(peer = %peer, "connection refused: the address is at its cap with no idle connection");
+            drop(permit);
+            continue;
+        };
+        if evicted {
+            app.metrics.connection_evicted();
+        }
         let _ = stream.set_nodelay(true);
         // Each request's future needs an owned handle on the app. Cloning the one
         // `Arc<App>` per request would make every core write its reference count, a

@@ -27,16 +27,7 @@ where
     B: hyper::body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if let Some(length) = headers.get(http::header::CONTENT_LENGTH) {
-        let length: u64 = length
-            .to_str()
-            .ok()
-            .and_then(|text| text.trim().parse().ok())
-            .ok_or_else(|| Error::invalid("content-length", "not a number"))?;
-        if length > limit as u64 {
-            return Err(Error::PayloadTooLarge { limit });
-        }
-    }
+    check_length(headers, limit as u64)?;
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.is::<LengthLimitError>() => Err(Error::PayloadTooLarge { limit }),
@@ -44,6 +35,26 @@ where
             "could not read the request body: {err}"
         ))),
     }
+}
+
+/// Refuses a body whose `Content-Length` is over `limit` before a byte of it is read.
+///
+/// # Errors
+/// `PayloadTooLarge`, or `InvalidRequest` for a `Content-Length` that is not a number.
+pub fn check_length(headers: &HeaderMap, limit: u64) -> Result<(), Error> {
+    if let Some(length) = headers.get(http::header::CONTENT_LENGTH) {
+        let length: u64 = length
+            .to_str()
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .ok_or_else(|| Error::invalid("content-length", "not a number"))?;
+        if length > limit {
+            return Err(Error::PayloadTooLarge {
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Whether `body` is JSON by SPEC §3's rule (first non-blank byte `{` or `[`).

@@ -21,6 +21,7 @@ use crate::app::App;
 use crate::auth::{Caller, Need};
 use crate::error::Error;
 use crate::http::Body;
+use crate::http::body::BodyStream;
 use crate::http::request::Input;
 use crate::model::Timestamp;
 use http::{Method, Response};
@@ -37,6 +38,11 @@ pub enum BodyPolicy {
     None,
     /// Read whole, up to the JSON limit, after the caller is authenticated.
     Json,
+    /// Handed to the handler as a [`BodyStream`] (in [`Call::stream`]) to read chunk by
+    /// chunk, up to `Settings::max_upload` (`413` by `Content-Length` before a byte is
+    /// read). The handler calls [`Call::reauthorize`] after the last chunk, before it
+    /// changes anything: the upload may have taken minutes.
+    Stream,
 }
 
 /// The API family a row belongs to (documentation tags, tests).
@@ -143,14 +149,31 @@ pub struct Params {
 /// A request ready for its handler: who, what, the body read, and when.
 #[derive(Debug)]
 pub struct Call {
+    pub row: &'static Row,
     /// `None` only on public routes.
     pub caller: Option<Caller>,
+    /// The head, and the body when the row reads it whole ([`BodyPolicy::Json`]).
     pub input: Input,
+    /// The body, when the row streams it ([`BodyPolicy::Stream`]).
+    pub stream: Option<BodyStream>,
     pub params: Params,
     pub now: Timestamp,
 }
 
 impl Call {
+    /// Checks the credential again against the store's state now (and moves `now`): a
+    /// streamed handler calls it after reading its body, before changing anything.
+    ///
+    /// # Errors
+    /// As authentication: the token was revoked, expired or lost the scope meanwhile.
+    pub fn reauthorize(&mut self, app: &App) -> Result<(), Error> {
+        self.now = app.clock.now();
+        if self.caller.is_some() {
+            self.caller = Some(app.recheck(&self.input.parts.headers, self.row.need, self.now)?);
+        }
+        Ok(())
+    }
+
     /// The authenticated caller.
     ///
     /// # Errors
@@ -498,6 +521,8 @@ mod tests {
             .into_parts()
             .0;
         let call = Call {
+            row: found.row,
+            stream: None,
             caller: None,
             input: Input {
                 parts,

@@ -1,0 +1,328 @@
+//! Bodies that stream: the response [`Body`] (a whole document, or a file read in
+//! fixed-size chunks), and the request [`BodyStream`] a streamed route reads chunk by
+//! chunk under its limit. Neither ever holds a whole file in memory.
+
+use crate::error::Error;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::{Frame, SizeHint};
+use std::io::SeekFrom;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
+
+/// Chunk size for files in either direction.
+pub const CHUNK: usize = 64 * 1024;
+
+/// Every response body.
+#[derive(Debug, Default)]
+pub struct Body(Kind);
+
+#[derive(Debug, Default)]
+enum Kind {
+    #[default]
+    Empty,
+    Full(Option<Bytes>),
+    File(FileBody),
+}
+
+impl Body {
+    /// A whole, already rendered body.
+    pub fn new(bytes: Bytes) -> Self {
+        Body(Kind::Full(Some(bytes)))
+    }
+
+    /// `len` bytes of `file` from its current position, read [`CHUNK`] at a time.
+    pub fn file(file: tokio::fs::File, len: u64) -> Self {
+        Body(Kind::File(FileBody {
+            file,
+            remaining: len,
+        }))
+    }
+}
+
+/// A byte range of an open file.
+#[derive(Debug)]
+struct FileBody {
+    file: tokio::fs::File,
+    remaining: u64,
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match &mut self.get_mut().0 {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::File(file) => {
+                if file.remaining == 0 {
+                    return Poll::Ready(None);
+                }
+                let want = usize::try_from(file.remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(CHUNK);
+                let mut buf = BytesMut::zeroed(want);
+                let mut read = ReadBuf::new(&mut buf);
+                ready!(Pin::new(&mut file.file).poll_read(cx, &mut read))?;
+                let n = read.filled().len();
+                if n == 0 {
+                    // The file is shorter than promised (changed under us): end with an
+                    // error so the client sees a broken transfer, not a short file.
+                    return Poll::Ready(Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "file ended before the promised length",
+                    ))));
+                }
+                file.remaining -= n as u64;
+                buf.truncate(n);
+                Poll::Ready(Some(Ok(Frame::data(buf.freeze()))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Kind::Empty => true,
+            Kind::Full(bytes) => bytes.is_none(),
+            Kind::File(file) => file.remaining == 0,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::File(file) => SizeHint::with_exact(file.remaining),
+        }
+    }
+}
+
+/// A byte range the client asked for (`Range: bytes=…`), resolved against a length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    /// No usable `Range` header (absent, several ranges, another unit): the whole file.
+    Whole,
+    /// `start..=end` (inclusive, as `Content-Range` writes it).
+    Part { start: u64, end: u64 },
+    /// Nothing of the file is in the range: `416`.
+    Unsatisfiable,
+}
+
+impl Range {
+    /// Reads one `bytes=` range against a file of `len` bytes (RFC 9110 §14.1.2):
+    /// `a-b`, `a-`, `-n`. Several ranges, or a malformed header, serve the whole file (a
+    /// server may ignore Range); a well-formed one past the end is unsatisfiable.
+    pub fn parse(header: Option<&str>, len: u64) -> Range {
+        let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+            return Range::Whole;
+        };
+        if spec.contains(',') {
+            return Range::Whole;
+        }
+        let Some((first, last)) = spec.trim().split_once('-') else {
+            return Range::Whole;
+        };
+        let number = |text: &str| -> Option<u64> {
+            let text = text.trim();
+            (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| text.parse().ok())
+                .flatten()
+        };
+        match (first.trim().is_empty(), number(first), number(last)) {
+            // `-n`: the last n bytes.
+            (true, _, Some(0)) => Range::Unsatisfiable,
+            (true, _, Some(_)) if len == 0 => Range::Unsatisfiable,
+            (true, _, Some(n)) => Range::Part {
+                start: len.saturating_sub(n),
+                end: len - 1,
+            },
+            (false, Some(start), None) if last.trim().is_empty() => {
+                if start >= len {
+                    Range::Unsatisfiable
+                } else {
+                    Range::Part {
+                        start,
+                        end: len - 1,
+                    }
+                }
+            }
+            (false, Some(start), Some(end)) if start <= end => {
+                if start >= len {
+                    Range::Unsatisfiable
+                } else {
+                    Range::Part {
+                        start,
+                        end: end.min(len - 1),
+                    }
+                }
+            }
+            _ => Range::Whole,
+        }
+    }
+}
+
+/// Opens `path` positioned at `start` for a [`Body::file`] of the rest of the range.
+///
+/// # Errors
+/// The file cannot be opened or sought.
+pub async fn open_at(path: &std::path::Path, start: u64) -> std::io::Result<tokio::fs::File> {
+    let mut file = tokio::fs::File::open(path).await?;
+    if start > 0 {
+        file.seek(SeekFrom::Start(start)).await?;
+    }
+    Ok(file)
+}
+
+/// A streamed request body, read chunk by chunk: at most `limit` bytes in all, and each
+/// chunk within `idle` of the one before (a slow but steady upload is fine; a stalled
+/// one is cut).
+pub struct BodyStream {
+    body: Pin<Box<dyn hyper::body::Body<Data = Bytes, Error = BoxError> + Send>>,
+    limit: u64,
+    read: u64,
+    idle: Duration,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl std::fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyStream")
+            .field("limit", &self.limit)
+            .field("read", &self.read)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BodyStream {
+    pub fn new<B>(body: B, limit: u64, idle: Duration) -> Self
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        BodyStream {
+            body: Box::pin(body.map_err(Into::into)),
+            limit,
+            read: 0,
+            idle,
+        }
+    }
+
+    /// Bytes read so far.
+    pub fn read(&self) -> u64 {
+        self.read
+    }
+
+    /// The next chunk, `None` at the end.
+    ///
+    /// # Errors
+    /// `PayloadTooLarge` past the limit, `RequestTimeout` when the client stalls,
+    /// `InvalidRequest` when the body breaks off.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        loop {
+            let frame = tokio::time::timeout(self.idle, self.body.frame())
+                .await
+                .map_err(|_| Error::RequestTimeout)?;
+            let Some(frame) = frame else {
+                return Ok(None);
+            };
+            let frame = frame.map_err(|err| {
+                Error::InvalidRequest(format!("the request body broke off: {err}"))
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            self.read += data.len() as u64;
+            if self.read > self.limit {
+                return Err(Error::PayloadTooLarge {
+                    limit: usize::try_from(self.limit).unwrap_or(usize::MAX),
+                });
+            }
+            return Ok(Some(data));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Full;
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        let part = |start, end| Range::Part { start, end };
+        assert_eq!(Range::parse(None, 100), Range::Whole);
+        assert_eq!(Range::parse(Some("bytes=0-9"), 100), part(0, 9));
+        assert_eq!(Range::parse(Some("bytes=90-"), 100), part(90, 99));
+        assert_eq!(Range::parse(Some("bytes=90-500"), 100), part(90, 99));
+        assert_eq!(Range::parse(Some("bytes=-10"), 100), part(90, 99));
+        assert_eq!(Range::parse(Some("bytes=-500"), 100), part(0, 99));
+        assert_eq!(Range::parse(Some("bytes=100-"), 100), Range::Unsatisfiable);
+        assert_eq!(Range::parse(Some("bytes=-0"), 100), Range::Unsatisfiable);
+        assert_eq!(Range::parse(Some("bytes=0-0"), 0), Range::Unsatisfiable);
+        // Ignored (the whole file): other units, several ranges, nonsense.
+        for header in [
+            "items=0-1",
+            "bytes=0-1,5-6",
+            "bytes=5-1",
+            "bytes=a-b",
+            "bytes=",
+            "bytes=-",
+        ] {
+            assert_eq!(Range::parse(Some(header), 100), Range::Whole, "{header}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_body_streams_its_range_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        let content: Vec<u8> = (0..(3 * CHUNK + 17)).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        let start = CHUNK as u64 - 5;
+        let len = 2 * CHUNK as u64 + 9;
+        let body = Body::file(open_at(&path, start).await.unwrap(), len);
+        assert_eq!(hyper::body::Body::size_hint(&body).exact(), Some(len));
+        let mut body = std::pin::pin!(body);
+        let mut got = Vec::new();
+        let mut chunks = 0;
+        while let Some(frame) = body.frame().await {
+            let data = frame.unwrap().into_data().unwrap();
+            assert!(data.len() <= CHUNK);
+            got.extend_from_slice(&data);
+            chunks += 1;
+        }
+        assert_eq!(got, &content[start as usize..(start + len) as usize]);
+        assert_eq!(chunks, 3);
+        // A file shorter than promised ends in an error, not a short success.
+        let short = Body::file(open_at(&path, 0).await.unwrap(), content.len() as u64 + 1);
+        assert!(short.collect().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_body_stream_stops_at_its_limit() {
+        let mut stream = BodyStream::new(
+            Full::new(Bytes::from(vec![7u8; 100])),
+            99,
+            Duration::from_secs(5),
+        );
+        assert!(matches!(
+            stream.chunk().await,
+            Err(Error::PayloadTooLarge { limit: 99 })
+        ));
+        let mut stream = BodyStream::new(
+            Full::new(Bytes::from(vec![7u8; 100])),
+            100,
+            Duration::from_secs(5),
+        );
+        assert_eq!(stream.chunk().await.unwrap().unwrap().len(), 100);
+        assert!(stream.chunk().await.unwrap().is_none());
+        assert_eq!(stream.read(), 100);
+    }
+}
