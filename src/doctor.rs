@@ -180,10 +180,13 @@ pub fn run_dir(data: &DataDir, reserve: u64) -> Report {
             report.add(
                 Level::Ok,
                 format!(
-                    "store holds {} accounts and {} tokens in {} on disk",
+                    "store holds {} accounts and {} tokens in {} on disk; with {} grace secrets \
+                     (earlier secrets of rotated tokens), {} credentials authenticate",
                     found.accounts,
                     found.tokens,
-                    bytes(found.size_on_disk)
+                    bytes(found.size_on_disk),
+                    found.grace_secrets,
+                    found.tokens + found.grace_secrets
                 ),
                 "",
             );

@@ -506,11 +506,11 @@ fn restore(
     if json {
         println!(
             "{}",
-            serde_json::json!({"data": data, "records": summary.records, "schema_version": summary.schema_version, "tokens": tokens})
+            serde_json::json!({"data": data, "records": summary.records, "schema_version": summary.schema_version, "tokens": tokens, "credentials": tokens})
         );
     } else {
         println!(
-            "restored {} records (schema version {}) into {}; {tokens} tokens authenticate",
+            "restored {} records (schema version {}) into {}; {tokens} credentials authenticate (tokens and grace secrets)",
             summary.records,
             summary.schema_version,
             data.display()
@@ -556,6 +556,8 @@ fn serve(config: Config, dir: DataDir) -> Result<(), BoxError> {
         );
         let app = Arc::new(App::new(store, Clock::System, config.settings));
         // Its own target, so `RUST_LOG=warn,upkeep::listening=info` still shows it.
+        // `credentials`: tokens plus grace secrets (earlier secrets of rotated tokens), as
+        // `upkeep doctor` and `upkeep restore` count them.
         tracing::info!(
             target: "upkeep::listening",
             listen = %listener.local_addr()?,
@@ -563,6 +565,7 @@ fn serve(config: Config, dir: DataDir) -> Result<(), BoxError> {
             credentials = n_tokens,
             version = env!("CARGO_PKG_VERSION"),
             "upkeep listening"
+
         );
         let control = match control::listen(app.clone()) {
             Ok(control) => Some(control),

@@ -71,6 +71,7 @@ pub(crate) fn dispatch(
         };
     }
     match route {
+        Route::Landing => Ready(ops::landing(&input)),
         Route::Health => Ready(ops::health(app)),
         Route::Metrics => Ready(ops::metrics(app)),
         Route::OpenApi => Ready(ops::openapi()),

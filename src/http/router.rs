@@ -16,6 +16,8 @@ use http::Method;
 /// Every endpoint, with its typed parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `GET /`: the landing (JSON, or HTML for a browser).
+    Landing,
     Health,
     Metrics,
     OpenApi,
@@ -25,12 +27,16 @@ pub enum Route {
     ApplyAccountLicense,
     ListAccountTokens,
     CreateAccountToken,
-    DeleteAccountToken { name: TokenName },
+    DeleteAccountToken {
+        name: TokenName,
+    },
     // UpdaterCloud `/api/v1/…`
     GetMe,
     ListTokens,
     CreateToken,
-    DeleteToken { name: TokenName },
+    DeleteToken {
+        name: TokenName,
+    },
     RotateSelf,
     // Query `/_/…`
     ListOperatorTokens,
@@ -55,7 +61,7 @@ pub enum Family {
     UpdaterCloud,
     /// `/_/…` (Query): JSON bodies, Unix milliseconds.
     Query,
-    /// `/healthz`, `/metrics`, `/openapi.json`.
+    /// `/`, `/healthz`, `/metrics`, `/openapi.json`.
     Operations,
 }
 
@@ -91,6 +97,7 @@ use Family::{Operations, Query, UpdaterCloud, WunderUpdates};
 const READ: Need = Need::Operator { write: false };
 const WRITE: Need = Need::Operator { write: true };
 
+static LANDING: RouteSpec = row("landing", Method::GET, "/", Operations, Need::Public);
 static HEALTH: RouteSpec = row("health", Method::GET, "/healthz", Operations, Need::Public);
 static METRICS: RouteSpec = row("metrics", Method::GET, "/metrics", Operations, READ);
 static OPENAPI: RouteSpec = row(
@@ -218,6 +225,7 @@ static REVOKE_LICENSE: RouteSpec =
 
 /// The route table, in documentation order.
 pub static ROUTES: &[&RouteSpec] = &[
+    &LANDING,
     &HEALTH,
     &METRICS,
     &OPENAPI,
@@ -249,6 +257,7 @@ impl Route {
     /// This route's row of [`ROUTES`].
     pub fn spec(&self) -> &'static RouteSpec {
         match self {
+            Route::Landing => &LANDING,
             Route::Health => &HEALTH,
             Route::Metrics => &METRICS,
             Route::OpenApi => &OPENAPI,
@@ -344,6 +353,16 @@ fn token_name(segment: &str) -> Result<TokenName, Error> {
 /// known path and another method.
 pub fn route(method: &Method, path: &str) -> Result<Route, Error> {
     let path = path.strip_prefix('/').ok_or_else(not_found)?;
+    if path.is_empty() {
+        // `/` is shared: the EDD and wp-update-server dialects (SPEC §8.2) answer their
+        // requests here, recognised by their query (`?edd_action=…`, `?action=…`). Match
+        // those before this line; what remains is the landing.
+        return if *method == Method::GET || *method == Method::HEAD {
+            Ok(Route::Landing)
+        } else {
+            Err(Error::MethodNotAllowed(GET))
+        };
+    }
     let path = path.strip_suffix('/').unwrap_or(path);
     let mut buf = [""; 5];
     let mut n = 0;
@@ -518,6 +537,9 @@ mod tests {
             Ok(Route::DeleteToken { name: name("self") }),
         );
         check(Method::HEAD, "/healthz", Ok(Route::Health));
+        check(Method::GET, "/", Ok(Route::Landing));
+        check(Method::POST, "/", Err(405));
+        check(Method::GET, "//", Err(404));
         check(Method::GET, "/v1/account/", Ok(Route::GetAccount));
     }
 
@@ -525,7 +547,6 @@ mod tests {
     fn unknown_paths_are_404_and_wrong_methods_405() {
         for path in [
             "",
-            "/",
             "/v1",
             "/v2/account",
             "//v1/account",

@@ -571,6 +571,181 @@ fn the_license_table_is_aligned() {
     }
 }
 
+#[test]
+fn doctor_the_start_up_log_and_restore_count_credentials_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    upkeep_init(&data);
+    let created = crate::support::cli_json(&upkeep(
+        &data,
+        &[
+            "--json",
+            "account",
+            "create",
+            "--name",
+            "A",
+            "--email",
+            "a@example.com",
+            "--prefix",
+            "acme",
+        ],
+    ));
+    let token = created["token"]["token"].as_str().unwrap().to_owned();
+    // One rotation with a grace window: 1 token, 1 grace secret, 2 credentials.
+    let server = ServeProcess::start(&data, "info", &[]);
+    let (status, body) = rotate(&server, &token);
+    assert_eq!(status, 201, "{body}");
+    server.stop();
+    let report = ok(&upkeep(&data, &["doctor", "--min-free-space", "0"]));
+    assert!(report.contains("1 accounts and 1 tokens"), "{report}");
+    assert!(report.contains("1 grace secrets"), "{report}");
+    assert!(report.contains("2 credentials authenticate"), "{report}");
+    let server = ServeProcess::start(&data, "info", &[]);
+    let log = server.stop();
+    let listening = log
+        .lines()
+        .find(|line| line.contains("upkeep listening"))
+        .expect("listening line");
+    assert!(listening.contains("\"credentials\":2"), "{listening}");
+    let backup = dir.path().join("backup.jsonl");
+    ok(&upkeep(&data, &["backup", backup.to_str().unwrap()]));
+    let restored = dir.path().join("restored");
+    let text = ok(&upkeep(&restored, &["restore", backup.to_str().unwrap()]));
+    assert!(
+        text.contains("2 credentials authenticate (tokens and grace secrets)"),
+        "{text}"
+    );
+}
+
+fn rotate(server: &ServeProcess, token: &str) -> (u16, String) {
+    server.http(
+        "POST",
+        "/api/v1/tokens/self/rotate",
+        Some(token),
+        r#"{"grace":"1h"}"#,
+    )
+}
+
+// --- 5. version and settings visible ---------------------------------------------------------
+
+#[test]
+fn check_config_prints_the_settings_and_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let text = ok(&upkeep(
+        &data,
+        &[
+            "serve",
+            "--check-config",
+            "--listen",
+            "127.0.0.1:9",
+            "--trust-proxy",
+            "--header-timeout",
+            "7s",
+        ],
+    ));
+    assert!(text.contains("configuration is valid"), "{text}");
+    assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+    for expected in [
+        "--listen",
+        "127.0.0.1:9",
+        "--trust-proxy",
+        "true",
+        "--header-timeout",
+        "7s",
+        "missing: created at the first start",
+    ] {
+        assert!(text.contains(expected), "{expected} missing:\n{text}");
+    }
+    assert!(!data.exists(), "--check-config created {}", data.display());
+    let err = fails(&upkeep(
+        &data,
+        &["serve", "--check-config", "--listen", "nowhere"],
+    ));
+    assert!(err.contains("--listen `nowhere`"), "{err}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&upkeep(&data, &["--json", "serve", "--check-config"]))).unwrap();
+    assert_eq!(json["settings"]["listen"], "127.0.0.1:8787");
+    assert!(!data.exists());
+}
+
+#[test]
+fn the_start_up_log_prints_the_effective_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = ServeProcess::start(
+        &data,
+        "info",
+        &["--max-body-bytes", "1234", "--trust-proxy"],
+    );
+    let log = server.stop();
+    let line = log
+        .lines()
+        .find(|line| line.contains("effective settings"))
+        .unwrap_or_else(|| panic!("no settings line:\n{log}"));
+    let event: serde_json::Value = serde_json::from_str(line).unwrap();
+    let settings = event["settings"].as_str().unwrap();
+    for expected in [
+        "max-body-bytes=1234",
+        "trust-proxy=true",
+        "header-timeout=10s",
+        "listen=127.0.0.1:0",
+    ] {
+        assert!(
+            settings.contains(expected),
+            "{expected} missing: {settings}"
+        );
+    }
+    assert!(
+        event["version"]
+            .as_str()
+            .unwrap()
+            .starts_with(env!("CARGO_PKG_VERSION"))
+    );
+}
+
+// --- 6. the landing at / ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_landing_answers_json_to_clients_and_html_to_browsers() {
+    use http::Method;
+    let server = crate::support::TestServer::start().await;
+    let body = server.request(Method::GET, "/").send().await.expect(200);
+    assert_eq!(body["links"]["health"], "/healthz");
+    assert_eq!(body["links"]["openapi"], "/openapi.json");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    let reply = server
+        .request(Method::GET, "/")
+        .header(
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        )
+        .send()
+        .await;
+    assert_eq!(reply.status.as_u16(), 200);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let page = String::from_utf8_lossy(&reply.body);
+    assert!(
+        page.contains("href=\"/healthz\"") && page.contains("href=\"/openapi.json\""),
+        "{page}"
+    );
+    // A client preferring JSON gets JSON.
+    let reply = server
+        .request(Method::GET, "/")
+        .header("accept", "application/json, text/html;q=0.5")
+        .send()
+        .await;
+    reply.expect(200);
+    server
+        .request(Method::POST, "/")
+        .send()
+        .await
+        .expect_error(405, "method_not_allowed");
+}
+
 // --- 7. the man page ------------------------------------------------------------------------
 
 #[test]
