@@ -42,7 +42,9 @@
 //! - [`metrics`] — Prometheus counters and histograms in atomics (`GET /metrics`).
 //! - [`throttle`] — failed-authentication limits per client address (`429`).
 //! - [`systemd`] — `Type=notify` readiness.
-//! - [`clock`], [`telemetry`] — time source (manual in tests) and logging.
+//! - [`clock`], [`telemetry`] — time source (manual in tests) and logging: the filter
+//!   (dependencies at warn), the writer queue that drops and counts rather than block,
+//!   and the request line (escaped values, redacted query) that `App::handle` emits.
 //!
 //! # Invariants
 //!

@@ -574,6 +574,23 @@ fn serve(config: Config, dir: DataDir) -> Result<(), BoxError> {
                 None
             }
         };
+        // A log line is dropped, not waited for, when the writer falls behind: say so.
+        let dropped_log_lines = tokio::spawn(async {
+            let mut reported = 0;
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                let dropped = telemetry::dropped_lines();
+                if dropped > reported {
+                    tracing::warn!(
+                        dropped = dropped - reported,
+                        total = dropped,
+                        "log lines dropped: the log writer fell behind (upkeep_log_lines_dropped_total)"
+                    );
+                    reported = dropped;
+                }
+            }
+        });
         upkeep::systemd::notify(&format!(
             "READY=1\nSTATUS=serving on {}",
             listener.local_addr()?
@@ -583,6 +600,7 @@ fn serve(config: Config, dir: DataDir) -> Result<(), BoxError> {
             upkeep::systemd::notify("STOPPING=1");
         };
         upkeep::server::run(listener, app.clone(), shutdown).await?;
+        dropped_log_lines.abort();
         if let Some(control) = control {
             control.close().await;
         }

@@ -96,7 +96,8 @@ pub(super) fn metrics(app: &App) -> Result<Response<Body>, Error> {
         store_size_bytes: app.store.size_on_disk()?,
         flushes: app.store.flush_count(),
     };
-    let text = app.metrics.render(&gauges);
+    let mut text = app.metrics.render(&gauges);
+    crate::telemetry::render_metrics(&mut text);
     Ok(response::text(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",

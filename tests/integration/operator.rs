@@ -789,3 +789,185 @@ fn the_man_page_lists_every_option_once_named() {
         .unwrap();
     assert_eq!(name.matches("upkeep").count(), 1, "NAME line: {name}");
 }
+
+// --- 9. request logs --------------------------------------------------------------------------
+
+/// `upkeep serve` logging text lines to a file, with `rust_log`; waits for "listening".
+struct TextServer {
+    child: std::process::Child,
+    addr: String,
+    log: std::path::PathBuf,
+}
+
+impl TextServer {
+    fn start(data: &Path, rust_log: &str, extra: &[&str]) -> TextServer {
+        use std::io::Read;
+        let log = data.with_extension("text.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut child = upkeep_raw(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "text",
+            "--data",
+        ])
+        .arg(data)
+        .args(extra)
+        .env("RUST_LOG", rust_log)
+        .stdout(std::process::Stdio::null())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut text = String::new();
+        let mut reader = std::fs::File::open(&log).unwrap();
+        let addr = loop {
+            reader.read_to_string(&mut text).unwrap();
+            if let Some(rest) = text.split("upkeep listening listen=").nth(1) {
+                if let Some(addr) = rest.split_whitespace().next() {
+                    break addr.to_owned();
+                }
+            }
+            if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+                let _ = child.kill();
+                panic!("serve did not start:\n{text}");
+            }
+            std::thread::yield_now();
+        };
+        TextServer { child, addr, log }
+    }
+
+    /// Sends `raw` bytes as one request on a new connection; returns the response.
+    fn raw(&self, raw: &[u8]) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.addr).unwrap();
+        stream.write_all(raw).unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        String::from_utf8_lossy(&response).into_owned()
+    }
+
+    /// SIGTERM, wait, the whole log.
+    fn stop(mut self) -> String {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(self.child.wait().unwrap().success());
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+impl Drop for TextServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn request_lines_carry_client_path_route_status_latency_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = TextServer::start(&data, "info", &["--trust-proxy"]);
+    let reply = server.raw(
+        b"GET /v1/account?license=upk_pl_SECRETSECRET&limit=5 HTTP/1.1\r\nhost: x\r\n\
+          x-forwarded-for: 203.0.113.7\r\nx-api-key: upk_at_bogus\r\nconnection: close\r\n\r\n",
+    );
+    assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
+    let reply = server.raw(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let log = server.stop();
+    assert!(
+        !log.contains("SECRETSECRET"),
+        "a query value reached the log:\n{log}"
+    );
+    let line = log
+        .lines()
+        .find(|line| line.contains("route=get_account"))
+        .unwrap_or_else(|| panic!("no request line:\n{log}"));
+    for part in [
+        "client=203.0.113.7",
+        "method=GET",
+        "path=/v1/account?license=[redacted]&limit=5",
+        "status=401",
+        "reason=credential refused",
+    ] {
+        assert!(line.contains(part), "{part} missing: {line}");
+    }
+    let latency = line
+        .split("latency_us=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap();
+    assert!(
+        latency.parse::<u64>().is_ok(),
+        "latency_us={latency}: {line}"
+    );
+    let health = log
+        .lines()
+        .find(|line| line.contains("route=health"))
+        .expect("healthz line");
+    assert!(
+        health.contains("status=200") && !health.contains("reason="),
+        "{health}"
+    );
+}
+
+#[test]
+fn nothing_a_client_sends_reaches_the_text_log_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = TextServer::start(&data, "debug", &[]);
+    // Encoded control characters, raw ones (hyper may refuse these before we see them),
+    // and a forged log line in the query.
+    server.raw(b"GET /%0A%1B%00x?name=a%0Ab HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    server.raw(b"GET /a\x1b[31mb\x00c HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    server
+        .raw(b"GET /x?limit=1\nFAKE INFO forged HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    server.raw(b"GET /v1/account HTTP/1.1\r\nhost: x\r\nx-api-key: \x1b]0;pwned\x07\r\nconnection: close\r\n\r\n");
+    let log = server.stop();
+    for (i, byte) in log.bytes().enumerate() {
+        assert!(
+            byte == b'\n' || (byte >= 0x20 && byte != 0x7f),
+            "raw control byte {byte:#04x} at {i} in the log:\n{log}"
+        );
+    }
+    // Every line is one of ours: it starts with a timestamp.
+    for line in log.lines() {
+        assert!(
+            line.starts_with("20"),
+            "a line that is not ours: {line:?}\n{log}"
+        );
+    }
+    assert!(log.contains("path=/%0A%1B%00x?name=a%0Ab"), "{log}");
+    // RUST_LOG=debug is upkeep's debug, not the store engine's.
+    assert!(log.contains("DEBUG upkeep"), "{log}");
+    assert!(
+        !log.contains(" sled::"),
+        "sled's debug lines in the log:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn dropped_log_lines_are_a_metric() {
+    use http::Method;
+    let server = crate::support::TestServer::start().await;
+    let operator = server.operator_token("metrics-reader", true, false, None);
+    let reply = server
+        .request(Method::GET, "/metrics")
+        .header("authorization", &format!("Bearer {operator}"))
+        .send()
+        .await;
+    assert_eq!(reply.status.as_u16(), 200, "{reply:?}");
+    let text = String::from_utf8_lossy(&reply.body);
+    assert!(
+        text.contains("# TYPE upkeep_log_lines_dropped_total counter"),
+        "{text}"
+    );
+    assert!(text.contains("\nupkeep_log_lines_dropped_total "), "{text}");
+}
