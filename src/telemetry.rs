@@ -93,6 +93,10 @@ pub fn init(format: LogFormat, default_level: &str) -> LogGuard {
     };
     if result.is_ok() {
         let _ = DROPPED.set(counter);
+        TEXT.store(
+            format == LogFormat::Text,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
     // Already installed (tests): keep the first.
     LogGuard(result.is_ok().then_some(guard))
@@ -176,6 +180,14 @@ pub struct RequestLog {
     credential: bool,
 }
 
+/// Whether the installed subscriber writes text lines (not JSON).
+static TEXT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+thread_local! {
+    /// The buffer a thread formats its request lines in.
+    static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 /// The target of request lines: `RUST_LOG=…,upkeep::request=warn` turns them off.
 pub const REQUEST_TARGET: &str = "upkeep::request";
 
@@ -219,6 +231,27 @@ impl RequestLog {
             (403 | 429, Some((code, message))) => Some(format!("{code}: {message}")),
             _ => None,
         };
+        if TEXT.load(std::sync::atomic::Ordering::Relaxed) {
+            // Text lines: the whole line formatted here into a reused buffer and handed to
+            // `tracing` as one message, not nine fields visited one by one.
+            LINE.with_borrow_mut(|line| {
+                use std::fmt::Write;
+                line.clear();
+                let _ = write!(
+                    line,
+                    "request request_id={request_id} client={} method={} path={} route={route} \
+                     status={status} latency_us={latency_us}",
+                    self.client,
+                    Escaped(method.as_str()),
+                    self.target,
+                );
+                if let Some(reason) = &reason {
+                    let _ = write!(line, " reason={}", Escaped(reason));
+                }
+                tracing::info!(target: REQUEST_TARGET, "{}", line.as_str());
+            });
+            return;
+        }
         match reason {
             None => tracing::info!(
                 target: REQUEST_TARGET,
