@@ -301,7 +301,14 @@ grep -q 'edited by check.sh' "$DEFAULTS" || fail "the upgrade overwrote the edit
 [ "$(id -u upkeep)" = "$uid" ] || fail "the upgrade changed upkeep's uid"
 [ "$(sha256sum <"$STATE/server.key")" = "$key_sum" ] || fail "the upgrade changed server.key"
 [ "$(file_mode "$STATE")" = "700 upkeep:upkeep" ] || fail "after the upgrade $STATE is $(file_mode "$STATE")"
-upkeep --data "$STATE" account list | grep -q Kept || fail "the account is gone after the upgrade"
+# As upkeep: with no server running, root is refused on upkeep's store (it would leave
+# root-owned files behind). No --data: the packaged /var/lib/upkeep is the fallback.
+(cd / && setpriv --reuid=upkeep --regid=upkeep --init-groups env -i PATH=/usr/bin:/bin \
+  upkeep account list) | grep -q Kept || fail "the account is gone after the upgrade (or plain 'upkeep' did not find $STATE)"
+if [ "$systemd_running" = no ]; then
+  root_says="$(upkeep --data "$STATE" account list 2>&1 >/dev/null)" && fail "root opened upkeep's stopped store"
+  case "$root_says" in *"sudo -u upkeep upkeep"*) ;; *) fail "root's refusal does not say how: $root_says" ;; esac
+fi
 if [ "$systemd_running" = yes ]; then
   systemctl is-active --quiet upkeep || fail "upkeep.service is not active after the upgrade"
 fi

@@ -51,6 +51,7 @@ json_field() { # json_field EXPR < json: prints data[EXPR]
 
 # Credentials, made with the CLI before the server holds the store. The names are ones the
 # fuzzer will not guess, so that it does not delete or deactivate the tokens it runs with.
+"$BIN" --data "$DATA" init >/dev/null   # only init and serve create a data directory
 OPERATOR_TOKEN="$("$BIN" --data "$DATA" --json operator-token create --name schemathesis-operator | json_field '["token"]')"
 ACCOUNT_TOKEN="$("$BIN" --data "$DATA" --json account create --name 'Schemathesis Vendor' --email st@example.com --prefix acme | json_field '["token"]["token"]')"
 # Rotating replaces the calling token's secret, which would end a run that uses it: the

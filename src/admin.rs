@@ -79,6 +79,25 @@ pub fn execute(
     }
 }
 
+/// The one wording for an unknown account, whatever the command.
+fn unknown_account(prefix: &AccountPrefix) -> Error {
+    Error::NotFound(format!("no account with prefix `{prefix}`"))
+}
+
+fn require_account(store: &Store, prefix: &AccountPrefix) -> Result<(), Error> {
+    match store.account(prefix)? {
+        Some(_) => Ok(()),
+        None => Err(unknown_account(prefix)),
+    }
+}
+
+/// `revoke NAME` or the older `revoke --name NAME`.
+fn either_name<'a>(name: &'a Option<String>, flag: &'a Option<String>) -> Result<&'a str, Error> {
+    name.as_deref()
+        .or(flag.as_deref())
+        .ok_or_else(|| Error::invalid("name", "give the token's name: `revoke NAME`"))
+}
+
 fn parse_prefix(text: &str) -> Result<AccountPrefix, Error> {
     AccountPrefix::parse(text).map_err(|reason| Error::invalid("account prefix", reason))
 }
@@ -182,6 +201,7 @@ fn account(
         }
         AccountCommand::Delete { prefix } => {
             let prefix = parse_prefix(prefix)?;
+            require_account(store, &prefix)?;
             let n_tokens = store.tokens_of(Some(&prefix))?.len();
             let account = store.delete_account(&prefix)?.durable_blocking()?;
             Ok(Output {
@@ -224,7 +244,15 @@ fn token(store: &Store, now: Timestamp, command: &TokenCommand) -> Result<Output
                 scopes,
                 expires_at: token_expiry(expires, now)?,
             };
-            let created = store.create_token(new, now)?.durable_blocking()?;
+            let created = store
+                .create_token(new, now)
+                .map_err(|err| match Error::from(err) {
+                    Error::NotFound(_) if store.account(&prefix).ok().flatten().is_none() => {
+                        unknown_account(&prefix)
+                    }
+                    other => other,
+                })?
+                .durable_blocking()?;
             let token = &created.token;
             Ok(Output {
                 text: format!(
@@ -239,11 +267,7 @@ fn token(store: &Store, now: Timestamp, command: &TokenCommand) -> Result<Output
         }
         TokenCommand::List { account } => {
             let prefix = parse_prefix(account)?;
-            if store.account(&prefix)?.is_none() {
-                return Err(Error::NotFound(format!(
-                    "no account with prefix `{prefix}`"
-                )));
-            }
+            require_account(store, &prefix)?;
             let tokens = store.tokens_of(Some(&prefix))?;
             let mut text = format!(
                 "{:<32}  {:<26}  {:<24}  LAST USED\n",
@@ -272,8 +296,14 @@ fn token(store: &Store, now: Timestamp, command: &TokenCommand) -> Result<Output
                 json: json!({ "account": prefix.as_str(), "tokens": rows }),
             })
         }
-        TokenCommand::Revoke { account, name } => {
+        TokenCommand::Revoke {
+            account,
+            name,
+            name_flag,
+        } => {
             let prefix = parse_prefix(account)?;
+            let name = either_name(name, name_flag)?;
+            require_account(store, &prefix)?;
             let token = store
                 .delete_token(Some(&prefix), name)?
                 .durable_blocking()?;
@@ -317,7 +347,7 @@ fn license(store: &Store, now: Timestamp, command: &LicenseCommand) -> Result<Ou
                 let _ = writeln!(
                     text,
                     "{:>6}  {:>6}  {:<24}  {}",
-                    license.id,
+                    license.id.to_string(),
                     license.limit,
                     time(license.expires_at),
                     license
@@ -420,7 +450,8 @@ fn operator_token(
                 json: json!({ "tokens": rows }),
             })
         }
-        OperatorTokenCommand::Revoke { name } => {
+        OperatorTokenCommand::Revoke { name, name_flag } => {
+            let name = either_name(name, name_flag)?;
             let token = store.delete_token(None, name)?.durable_blocking()?;
             Ok(Output {
                 text: format!("revoked operator token \"{}\"\n", token.name),

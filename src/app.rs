@@ -14,6 +14,7 @@ use crate::http::{Body, response};
 use crate::metrics::{AuthFailure, Metrics};
 use crate::model::{Account, Timestamp};
 use crate::store::Store;
+use crate::telemetry::RequestLog;
 use crate::throttle::{self, Throttle};
 use http::{HeaderValue, Method, Request, Response};
 use std::net::IpAddr;
@@ -208,11 +209,17 @@ impl App {
         let started = Instant::now();
         let request_id = self.request_ids.next();
         let method = req.method().clone();
+        // The request log's copy of what it needs (nothing when request lines are off).
+        let log = RequestLog::start(&req, peer, self.settings.trust_proxy);
         let (matched, result) = self.respond(req, peer).await;
         let route_name = matched.map_or("unmatched", |(_, row)| row.name);
+        let mut refusal = None;
         let mut res = match result {
             Ok(res) => res,
             Err(err) => {
+                if matches!(err.status().as_u16(), 403 | 429) && log.is_some() {
+                    refusal = Some((err.code(), err.to_string()));
+                }
                 if err.status().is_server_error() {
                     tracing::error!(
                         request_id = %request_id,
@@ -233,19 +240,25 @@ impl App {
         if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
             res.headers_mut().insert("x-request-id", value);
         }
+        let latency = started.elapsed();
         self.metrics.request(
             matched.map(|(index, _)| index),
             res.status().as_u16(),
-            started.elapsed(),
+            latency,
         );
-        tracing::info!(
-            request_id = %request_id,
-            method = %method,
-            route = route_name,
-            status = res.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request"
-        );
+        if let Some(log) = log {
+            let refusal = refusal
+                .as_ref()
+                .map(|(code, message)| (*code, message.as_str()));
+            log.finish(
+                &request_id,
+                &method,
+                route_name,
+                res.status().as_u16(),
+                latency,
+                refusal,
+            );
+        }
         res
     }
 

@@ -16,11 +16,12 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
-/// upkeep: a self-hosted update, license and API-token server for software vendors.
+/// A self-hosted update, license and API-token server for software vendors.
 ///
 /// One binary, no external database. `upkeep serve` runs the server; the other commands
 /// administer the store in the data directory: directly when no server runs, or through
-/// the running server's admin socket (`<data>/admin.sock`) when one does.
+/// the running server's admin socket (`<data>/admin.sock`) when one does. Only `serve`
+/// and `init` create a data directory; every other command needs an existing one.
 #[derive(Debug, Parser)]
 #[command(
     name = "upkeep",
@@ -29,47 +30,20 @@ pub const VERSION: &str = concat!(
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Data directory: the store (`db/`), the server key and, while serving, the admin
-    /// socket. Created with mode 0700 if missing.
-    #[arg(
-        long,
-        global = true,
-        env = "UPKEEP_DATA",
-        default_value = "./upkeep-data"
-    )]
-    pub data: PathBuf,
+    /// Data directory (also accepted after the command). Default: `./upkeep-data`, or
+    /// `/var/lib/upkeep` when `./upkeep-data` does not exist and `/var/lib/upkeep` does
+    /// (the packaged install).
+    #[arg(long, env = "UPKEEP_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
 
-    /// Print machine-readable JSON instead of text (admin commands).
-    #[arg(long, global = true, env = "UPKEEP_JSON")]
+    /// Print machine-readable JSON instead of text, errors included (also accepted after
+    /// the command).
+    #[arg(long, env = "UPKEEP_JSON")]
     pub json: bool,
 
-    /// `activationLimit` of accounts with no plan license.
-    #[arg(
-        long,
-        global = true,
-        env = "UPKEEP_DEFAULT_ACTIVATION_LIMIT",
-        default_value_t = 1
-    )]
-    pub default_activation_limit: u32,
-
-    /// Most tokens one account may hold; creating more is refused (409 token_quota over
-    /// HTTP, an error from `token create`). At least 1.
-    #[arg(
-        long,
-        global = true,
-        env = "UPKEEP_MAX_TOKENS_PER_ACCOUNT",
-        default_value_t = crate::store::DEFAULT_MAX_TOKENS_PER_ACCOUNT
-    )]
-    pub max_tokens_per_account: usize,
-
-    /// Refuse writes (503 / an error) while the data directory's filesystem has less free
-    /// space than this, so the store never meets a full disk mid-write. 0 turns it off.
-    #[arg(long, global = true, env = "UPKEEP_MIN_FREE_SPACE", default_value_t = ByteSize(crate::store::DEFAULT_RESERVE))]
-    pub min_free_space: ByteSize,
-
     /// Log format on stderr. The level comes from RUST_LOG (default: info for `serve`,
-    /// warn otherwise).
-    #[arg(long, global = true, env = "UPKEEP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    /// warn otherwise; dependencies stay at warn unless RUST_LOG names them).
+    #[arg(long, env = "UPKEEP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
@@ -84,33 +58,77 @@ pub enum LogFormat {
     Json,
 }
 
+/// Options of every command that works on a data directory's store (not `serve`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct StoreArgs {
+    /// Data directory. Default: `./upkeep-data`, or `/var/lib/upkeep` when
+    /// `./upkeep-data` does not exist and `/var/lib/upkeep` does (the packaged install).
+    /// Only `upkeep init` and `upkeep serve` create it.
+    #[arg(long, global = true, env = "UPKEEP_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// Print machine-readable JSON instead of text, errors included.
+    #[arg(long, global = true, env = "UPKEEP_JSON")]
+    pub json: bool,
+
+    /// Refuse writes while the data directory's filesystem has less free space than this
+    /// (default 32MiB; 0 turns it off). Applies when no server runs: a running server
+    /// keeps its own `serve --min-free-space`.
+    #[arg(
+        long,
+        global = true,
+        env = "UPKEEP_MIN_FREE_SPACE",
+        value_name = "SIZE"
+    )]
+    pub min_free_space: Option<ByteSize>,
+
+    /// Most tokens one account may hold (default 1000); `token create` beyond it is
+    /// refused. Applies when no server runs: a running server keeps its own
+    /// `serve --max-tokens-per-account`.
+    #[arg(
+        long,
+        global = true,
+        env = "UPKEEP_MAX_TOKENS_PER_ACCOUNT",
+        value_name = "N"
+    )]
+    pub max_tokens_per_account: Option<usize>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server.
+    /// Run the HTTP server (creates the data directory on first start).
     Serve(ServeArgs),
+    /// Create a data directory with an empty store and a server key, then exit. Leaves a
+    /// directory that already holds a store as it is.
+    Init {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Manage accounts (vendors).
-    #[command(subcommand)]
-    Account(AccountCommand),
+    Account(AccountArgs),
     /// Manage account API tokens.
-    #[command(subcommand)]
-    Token(TokenCommand),
+    Token(TokenArgs),
     /// Manage operator tokens (server-wide admin tokens for the `/_/` API).
-    #[command(subcommand, name = "operator-token")]
-    OperatorToken(OperatorTokenCommand),
+    #[command(name = "operator-token")]
+    OperatorToken(OperatorTokenArgs),
     /// Manage plan licenses (keys an account applies to itself to raise its activation
     /// limit).
-    #[command(subcommand)]
-    License(LicenseCommand),
+    License(LicenseArgs),
     /// Write a consistent snapshot of the store to FILE (works while the server runs;
     /// writes continue meanwhile). The server key is not included: keep
     /// `<data>/server.key` safe separately.
     Backup {
         /// Where to write the backup (JSON Lines; replaced atomically).
         file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
-    /// Check a data directory (permissions, server key, schema version, size, free
-    /// space) and say what to fix. Changes nothing; exits 1 if something fails.
-    Doctor,
+    /// Check a data directory (which one, permissions, server key, schema version, size,
+    /// free space) and say what to fix. Changes nothing; exits 1 if something fails.
+    Doctor {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print the man page (roff) to stdout: `upkeep man > upkeep.1`.
     Man,
     /// Print shell completions to stdout, e.g. `upkeep completions bash`.
@@ -118,8 +136,8 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
-    /// Rebuild a data directory from a backup. The data directory must not hold a store
-    /// yet (and no server may be running on it).
+    /// Rebuild a data directory from a backup (creating the directory if needed). The
+    /// data directory must not hold a store yet (and no server may be running on it).
     Restore {
         /// The backup file.
         file: PathBuf,
@@ -127,17 +145,106 @@ pub enum Command {
         /// can still be read back. Without it a new key is made (tokens keep working).
         #[arg(long, env = "UPKEEP_SERVER_KEY")]
         server_key: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
     },
+}
+
+impl Command {
+    /// The store options of a command that has them.
+    pub fn store_args(&self) -> Option<&StoreArgs> {
+        match self {
+            Command::Init { store }
+            | Command::Backup { store, .. }
+            | Command::Doctor { store }
+            | Command::Restore { store, .. } => Some(store),
+            Command::Account(args) => Some(&args.store),
+            Command::Token(args) => Some(&args.store),
+            Command::OperatorToken(args) => Some(&args.store),
+            Command::License(args) => Some(&args.store),
+            Command::Serve(_) | Command::Man | Command::Completions { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub command: AccountCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct OperatorTokenArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub command: OperatorTokenCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct LicenseArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub command: LicenseCommand,
 }
 
 /// Where `upkeep serve` listens unless told otherwise (shown by `--help`).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 
+/// `activationLimit` of an account with no plan license, unless `serve` is told otherwise
+/// (admin commands run without a server use it too).
+pub const DEFAULT_ACTIVATION_LIMIT: u32 = 1;
+
+/// `upkeep serve`'s flags: every server setting lives here, and only here (other
+/// commands neither show nor accept them). New serve flags go in this struct.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// Data directory, created (mode 0700) on first start. Default: `./upkeep-data`, or
+    /// `/var/lib/upkeep` when `./upkeep-data` does not exist and `/var/lib/upkeep` does.
+    #[arg(long, env = "UPKEEP_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// Log format on stderr (overrides the one given before `serve`).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// Validate the settings, print them, and exit without creating, opening or
+    /// listening on anything.
+    #[arg(long)]
+    pub check_config: bool,
+
     /// Address and port to listen on. Put a TLS-terminating proxy in front to expose it.
     #[arg(long, env = "UPKEEP_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: String,
+
+    /// `activationLimit` of accounts with no plan license.
+    #[arg(long, env = "UPKEEP_DEFAULT_ACTIVATION_LIMIT", default_value_t = DEFAULT_ACTIVATION_LIMIT)]
+    pub default_activation_limit: u32,
+
+    /// Refuse writes (503) while the data directory's filesystem has less free space than
+    /// this, so the store never meets a full disk mid-write. 0 turns it off.
+    #[arg(long, env = "UPKEEP_MIN_FREE_SPACE", default_value_t = ByteSize(crate::store::DEFAULT_RESERVE))]
+    pub min_free_space: ByteSize,
+
+    /// Most tokens one account may hold; creating more is refused (409 token_quota). At
+    /// least 1.
+    #[arg(
+        long,
+        env = "UPKEEP_MAX_TOKENS_PER_ACCOUNT",
+        default_value_t = crate::store::DEFAULT_MAX_TOKENS_PER_ACCOUNT
+    )]
+    pub max_tokens_per_account: usize,
 
     /// Largest request body in bytes; larger ones get 413.
     #[arg(long, env = "UPKEEP_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
@@ -237,7 +344,7 @@ pub enum TokenCommand {
         )]
         scopes: Vec<String>,
         /// Lifetime (at least 1m), e.g. `90d`, `12h`; never expires when omitted.
-        #[arg(long, env = "UPKEEP_TOKEN_EXPIRES", value_parser = humantime::parse_duration)]
+        #[arg(long, env = "UPKEEP_TOKEN_EXPIRES", value_parser = parse_lifetime)]
         expires: Option<Duration>,
     },
     /// List an account's tokens (never their secrets).
@@ -246,14 +353,24 @@ pub enum TokenCommand {
         #[arg(long, env = "UPKEEP_ACCOUNT")]
         account: String,
     },
-    /// Revoke (delete) an account token; it stops working at once.
+    /// Revoke (delete) an account token; it stops working at once:
+    /// `upkeep token revoke --account P NAME`.
     Revoke {
         /// The account's prefix.
         #[arg(long, env = "UPKEEP_ACCOUNT")]
         account: String,
         /// The token's name.
-        #[arg(long, env = "UPKEEP_TOKEN_NAME")]
-        name: String,
+        #[arg(required_unless_present = "name_flag")]
+        name: Option<String>,
+        /// The older spelling of NAME (`--name NAME`), still accepted.
+        #[arg(
+            long = "name",
+            id = "name_flag",
+            value_name = "NAME",
+            hide = true,
+            conflicts_with = "name"
+        )]
+        name_flag: Option<String>,
     },
 }
 
@@ -270,16 +387,26 @@ pub enum OperatorTokenCommand {
         #[arg(long, env = "UPKEEP_TOKEN_READ_ONLY")]
         read_only: bool,
         /// Lifetime (at least 1m), e.g. `30d`; never expires when omitted.
-        #[arg(long, env = "UPKEEP_TOKEN_EXPIRES", value_parser = humantime::parse_duration)]
+        #[arg(long, env = "UPKEEP_TOKEN_EXPIRES", value_parser = parse_lifetime)]
         expires: Option<Duration>,
     },
     /// List operator tokens (never their values).
     List,
-    /// Revoke (delete) an operator token; it stops working at once.
+    /// Revoke (delete) an operator token; it stops working at once:
+    /// `upkeep operator-token revoke NAME`.
     Revoke {
         /// The token's name.
-        #[arg(long, env = "UPKEEP_TOKEN_NAME")]
-        name: String,
+        #[arg(required_unless_present = "name_flag")]
+        name: Option<String>,
+        /// The older spelling of NAME (`--name NAME`), still accepted.
+        #[arg(
+            long = "name",
+            id = "name_flag",
+            value_name = "NAME",
+            hide = true,
+            conflicts_with = "name"
+        )]
+        name_flag: Option<String>,
     },
 }
 
@@ -287,11 +414,11 @@ pub enum OperatorTokenCommand {
 pub enum LicenseCommand {
     /// Issue a plan license and print its key (shown once).
     Issue {
-        /// Activation limit it grants the account that applies it.
-        #[arg(long, env = "UPKEEP_LICENSE_LIMIT")]
+        /// Activation limit it grants the account that applies it: 1 or more.
+        #[arg(long, env = "UPKEEP_LICENSE_LIMIT", allow_hyphen_values = true, value_parser = parse_license_limit)]
         limit: u32,
         /// Lifetime, e.g. `365d`; never expires when omitted.
-        #[arg(long, env = "UPKEEP_LICENSE_EXPIRES", value_parser = humantime::parse_duration)]
+        #[arg(long, env = "UPKEEP_LICENSE_EXPIRES", value_parser = parse_lifetime)]
         expires: Option<Duration>,
     },
     /// List plan licenses (never their keys).
@@ -301,4 +428,42 @@ pub enum LicenseCommand {
         /// The license id, as `license list` shows it.
         id: u64,
     },
+}
+
+/// A lifetime for `--expires`: `90d`, `12h`, `2w`, `1y` (humantime). A bare number is
+/// refused with a hint, since humantime would suggest milliseconds for a token lifetime.
+///
+/// # Errors
+/// No unit, an unknown unit, or not a duration at all.
+pub fn parse_lifetime(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "`{trimmed}` has no unit: did you mean {trimmed}d ({trimmed} days)? \
+             Use d (days), w (weeks), h (hours) or y (years), e.g. 90d"
+        ));
+    }
+    let lifetime = humantime::parse_duration(trimmed)
+        .map_err(|err| format!("`{trimmed}` is not a lifetime like 90d, 12h or 1y ({err})"))?;
+    if lifetime.is_zero() {
+        return Err("a lifetime must be longer than 0; omit --expires for never".to_owned());
+    }
+    Ok(lifetime)
+}
+
+/// `license issue --limit`: a whole number of activations, 1 or more.
+///
+/// # Errors
+/// Zero, negative (`-1` is not "unlimited" here) or not a number.
+pub fn parse_license_limit(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<i64>() {
+        Ok(n) if n >= 1 => {
+            u32::try_from(n).map_err(|_| format!("{n} is too large (at most {})", u32::MAX))
+        }
+        Ok(n) => Err(format!(
+            "{n} is not a limit: a plan license grants 1 or more activations \
+             (there is no unlimited plan license; -1 and 0 are refused)"
+        )),
+        Err(_) => Err(format!("`{text}` is not a whole number of activations")),
+    }
 }

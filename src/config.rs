@@ -37,14 +37,8 @@ fn positive(name: &str, value: Duration) -> Result<Duration, ConfigError> {
 impl Config {
     /// # Errors
     /// An option is out of range or the listen address does not parse.
-    pub fn from_args(
-        data_dir: &Path,
-        default_activation_limit: u32,
-        min_free_space: ByteSize,
-        max_tokens_per_account: usize,
-        args: &ServeArgs,
-    ) -> Result<Config, ConfigError> {
-        if max_tokens_per_account == 0 {
+    pub fn from_args(data_dir: &Path, args: &ServeArgs) -> Result<Config, ConfigError> {
+        if args.max_tokens_per_account == 0 {
             return Err(ConfigError(
                 "--max-tokens-per-account must be at least 1".to_owned(),
             ));
@@ -71,7 +65,7 @@ impl Config {
             ));
         }
         let settings = Settings {
-            default_activation_limit,
+            default_activation_limit: args.default_activation_limit,
             max_body_bytes: args.max_body_bytes,
             // No route streams an upload yet; `--max-upload` comes with releases.
             max_upload: Settings::default().max_upload,
@@ -82,16 +76,46 @@ impl Config {
             drain_timeout: args.drain_timeout,
             persist_uses_every: positive("persist-uses-every", args.persist_uses_every)?,
             token_values: !args.no_token_values,
-            min_free_space: min_free_space.0,
+            min_free_space: args.min_free_space.0,
             auth_failures_per_minute: args.auth_failures_per_minute,
             trust_proxy: args.trust_proxy,
-            max_tokens_per_account,
+            max_tokens_per_account: args.max_tokens_per_account,
         };
         Ok(Config {
             data_dir: data_dir.to_owned(),
             listen,
             settings,
         })
+    }
+}
+
+impl Config {
+    /// The effective settings as `(name, value)` pairs, named like their `serve` flags:
+    /// what the start-up log and `serve --check-config` print.
+    pub fn effective(&self) -> Vec<(&'static str, String)> {
+        let s = &self.settings;
+        let time = |d: Duration| humantime::format_duration(d).to_string();
+        vec![
+            ("data", self.data_dir.display().to_string()),
+            ("listen", self.listen.to_string()),
+            (
+                "default-activation-limit",
+                s.default_activation_limit.to_string(),
+            ),
+            ("min-free-space", ByteSize(s.min_free_space).to_string()),
+            ("max-body-bytes", s.max_body_bytes.to_string()),
+            ("max-connections", s.max_connections.to_string()),
+            ("header-timeout", time(s.header_timeout)),
+            ("body-timeout", time(s.body_timeout)),
+            ("drain-timeout", time(s.drain_timeout)),
+            ("persist-uses-every", time(s.persist_uses_every)),
+            (
+                "auth-failures-per-minute",
+                s.auth_failures_per_minute.to_string(),
+            ),
+            ("trust-proxy", s.trust_proxy.to_string()),
+            ("no-token-values", (!s.token_values).to_string()),
+        ]
     }
 }
 

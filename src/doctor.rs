@@ -1,6 +1,7 @@
 //! `upkeep doctor`: checks a data directory and says what to fix. It only looks: no
 //! migration, no chmod, no key created.
 
+use crate::datadir::{self, DataDir, DataDirError};
 use crate::store::{self, KEY_FILE, OpenError, schema::SCHEMA_VERSION};
 use std::fmt::Write;
 use std::path::Path;
@@ -97,15 +98,34 @@ fn bytes(n: u64) -> String {
 
 /// Checks the data directory `dir`; `reserve` is the free space writes need.
 pub fn run(dir: &Path, reserve: u64) -> Report {
+    run_dir(&DataDir::resolve(Some(dir)), reserve)
+}
+
+/// [`run`], saying first which directory it checks and why that one.
+pub fn run_dir(data: &DataDir, reserve: u64) -> Report {
     let mut report = Report::default();
+    let dir = data.path.as_path();
     let shown = dir.display();
-    if !dir.is_dir() {
-        report.add(
-            Level::Fail,
-            format!("no data directory at {shown}"),
-            "check --data / UPKEEP_DATA; `upkeep serve` creates it on first start",
-        );
-        return report;
+    report.add(
+        Level::Ok,
+        format!("data directory: {}", data.describe()),
+        "",
+    );
+    match datadir::check_existing(data) {
+        Ok(_) => {}
+        Err(err) => {
+            let what = match &err {
+                DataDirError::Missing(_) => format!("no data directory at {shown}"),
+                other => {
+                    // The message without its fix (given separately).
+                    let text = other.to_string();
+                    let fix = format!("; {}", other.fix());
+                    text.strip_suffix(&fix).unwrap_or(&text).to_owned()
+                }
+            };
+            report.add(Level::Fail, what, err.fix());
+            return report;
+        }
     }
     match mode_and_owner(dir) {
         Ok((0o700, _)) => report.add(Level::Ok, format!("{shown} is private (0700)"), ""),
@@ -160,10 +180,13 @@ pub fn run(dir: &Path, reserve: u64) -> Report {
             report.add(
                 Level::Ok,
                 format!(
-                    "store holds {} accounts and {} tokens in {} on disk",
+                    "store holds {} accounts and {} tokens in {} on disk; with {} grace secrets \
+                     (earlier secrets of rotated tokens), {} credentials authenticate",
                     found.accounts,
                     found.tokens,
-                    bytes(found.size_on_disk)
+                    bytes(found.size_on_disk),
+                    found.grace_secrets,
+                    found.tokens + found.grace_secrets
                 ),
                 "",
             );
@@ -216,8 +239,8 @@ pub fn run(dir: &Path, reserve: u64) -> Report {
         Err(OpenError::Io(_, err)) if err.kind() == std::io::ErrorKind::NotFound => {
             report.add(
                 Level::Warn,
-                "no store yet",
-                "`upkeep serve` or any admin command creates it",
+                "no store yet (the directory exists but holds no db/)",
+                "`upkeep init` or `upkeep serve` creates it",
             );
         }
         Err(err) => report.add(

@@ -11,6 +11,11 @@
 //! - [`cli`] — clap definitions; their doc comments are `--help`. `main.rs` is thin:
 //!   parse, init logging, dispatch, map errors to an exit code.
 //! - [`config`] — `serve` flags → validated [`config::Config`]. Writes nothing.
+//! - [`datadir`] — which data directory a command uses (`--data`, `./upkeep-data`, or
+//!   the packaged `/var/lib/upkeep`) and the checks before one is touched: only `serve`
+//!   and `init` (and `restore`) create one; a missing, non-directory or foreign one is
+//!   explained with what to do.
+//! - [`man`] — `upkeep man`: every option of every command, from the clap definitions.
 //! - [`server`] — `run(listener, app, shutdown)`: accept loop, connection cap, header
 //!   timeout, graceful drain, final flush. Tests, benches and the binary all start here.
 //! - [`app`] — [`app::App`] (store, clock, settings) and `App::handle`, which turns every
@@ -38,7 +43,9 @@
 //! - [`metrics`] — Prometheus counters and histograms in atomics (`GET /metrics`).
 //! - [`throttle`] — failed-authentication limits per client address (`429`).
 //! - [`systemd`] — `Type=notify` readiness.
-//! - [`clock`], [`telemetry`] — time source (manual in tests) and logging.
+//! - [`clock`], [`telemetry`] — time source (manual in tests) and logging: the filter
+//!   (dependencies at warn), the writer queue that drops and counts rather than block,
+//!   and the request line (escaped values, redacted query) that `App::handle` emits.
 //!
 //! # Invariants
 //!
@@ -77,9 +84,11 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod datadir;
 pub mod doctor;
 pub mod error;
 pub mod http;
+pub mod man;
 pub mod metrics;
 pub mod model;
 pub mod server;

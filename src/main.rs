@@ -1,14 +1,15 @@
 //! The `upkeep` binary: parse the command line, set up logging, run the command, and map
 //! the result to an exit code (0 ok, 2 error; the error on one line of stderr).
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use upkeep::admin::{self, AdminCommand};
-use upkeep::cli::{Cli, Command};
+use upkeep::cli::{Cli, Command, StoreArgs};
 use upkeep::clock::Clock;
 use upkeep::config::Config;
+use upkeep::datadir::{self, Access, DataDir, DataDirError};
 use upkeep::store::{OpenError, backup};
 use upkeep::{App, Store, control, telemetry};
 
@@ -26,47 +27,160 @@ impl std::fmt::Display for DoctorFailed {
 
 impl std::error::Error for DoctorFailed {}
 
+/// Whether errors should be JSON: `--json` anywhere on the command line, or `UPKEEP_JSON`
+/// (read before parsing, so that a usage error is JSON too).
+fn json_requested() -> bool {
+    std::env::args_os().skip(1).any(|arg| arg == "--json")
+        || std::env::var("UPKEEP_JSON")
+            .is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false" | "no" | "off"))
+}
+
+/// The command line, with `--help` naming the data directory the commands would use.
+fn command() -> clap::Command {
+    let env_data = std::env::var_os("UPKEEP_DATA").map(std::path::PathBuf::from);
+    let note = format!(
+        "Data directory right now: {}",
+        DataDir::resolve(env_data.as_deref()).describe()
+    );
+    let mut command = Cli::command().after_help(note.clone());
+    for name in [
+        "serve",
+        "init",
+        "account",
+        "token",
+        "operator-token",
+        "license",
+        "backup",
+        "doctor",
+        "restore",
+    ] {
+        command = command.mut_subcommand(name, |sub| sub.after_help(note.clone()));
+    }
+    command
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let json = json_requested();
+    let cli = match command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+    {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if json
+                && !matches!(
+                    err.kind(),
+                    ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+                )
+            {
+                let message = err.kind().as_str().map_or_else(
+                    || err.to_string().trim().to_owned(),
+                    |kind| {
+                        let text = err.to_string();
+                        let first = text.lines().next().unwrap_or(kind);
+                        first.trim_start_matches("error: ").to_owned()
+                    },
+                );
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"error": "usage", "message": message, "status": null})
+                );
+                return ExitCode::from(2);
+            }
+            err.exit()
+        }
+    };
     let default_level = if matches!(cli.command, Command::Serve(_)) {
         "info"
     } else {
         "warn"
     };
+    let log_format = match &cli.command {
+        Command::Serve(args) => args.log_format.unwrap_or(cli.log_format),
+        _ => cli.log_format,
+    };
+    let json = json || cli.json || cli.command.store_args().is_some_and(|args| args.json);
     // Held to the end of `main`: dropping it flushes the log.
-    let _log = telemetry::init(cli.log_format, default_level);
+    let _log = telemetry::init(log_format, default_level);
     telemetry::install_panic_hook();
-    match run(cli) {
+    match run(cli, json) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.is::<DoctorFailed>() => ExitCode::from(1),
         Err(err) => {
-            let mut line = format!("upkeep: {err}");
-            let mut source = err.source();
-            while let Some(cause) = source {
-                line.push_str(&format!(": {cause}"));
-                source = cause.source();
+            if json {
+                eprintln!("{}", error_json(err.as_ref()));
+            } else {
+                let mut line = format!("upkeep: {err}");
+                let mut source = err.source();
+                while let Some(cause) = source {
+                    line.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                eprintln!("{line}");
             }
-            eprintln!("{line}");
             ExitCode::from(2)
         }
     }
 }
 
-fn run(cli: Cli) -> Result<(), BoxError> {
+/// An error as `{"status","error","message"}`: the API's envelope, with the API's
+/// status and code when the error came from an admin command.
+fn error_json(err: &(dyn std::error::Error + 'static)) -> serde_json::Value {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    // `status`: the HTTP status the API gives the same refusal, when there is one.
+    let (status, code): (Option<u16>, &str) = if let Some(err) = err.downcast_ref::<upkeep::Error>()
+    {
+        (Some(err.status().as_u16()), err.code())
+    } else if let Some(control::ControlError::Refused { status, code, .. }) =
+        err.downcast_ref::<control::ControlError>()
+    {
+        (Some(*status), code.as_str())
+    } else if let Some(err) = err.downcast_ref::<DataDirError>() {
+        (None, err.code())
+    } else if err.is::<upkeep::config::ConfigError>() {
+        (None, "invalid_config")
+    } else if let Some(OpenError::Locked(_)) = err.downcast_ref::<OpenError>() {
+        (None, "locked")
+    } else {
+        (None, "error")
+    };
+    serde_json::json!({"error": code, "message": message, "status": status})
+}
+
+fn run(cli: Cli, json: bool) -> Result<(), BoxError> {
+    let top_data = cli.data;
+    let data_of =
+        |store: &StoreArgs| DataDir::resolve(store.data.as_deref().or(top_data.as_deref()));
     let command = match cli.command {
         Command::Serve(args) => {
-            let config = Config::from_args(
-                &cli.data,
-                cli.default_activation_limit,
-                cli.min_free_space,
-                cli.max_tokens_per_account,
-                &args,
-            )?;
-            return serve(config);
+            let dir = DataDir::resolve(args.data.as_deref().or(top_data.as_deref()));
+            let config = Config::from_args(&dir.path, &args)?;
+            if args.check_config {
+                return check_config(&config, &dir, json);
+            }
+            // Refuse a file, another user's directory, …, before binding anything.
+            if let Some(Access::RootOnly(owner)) = datadir::check_creatable(&dir)? {
+                return Err(DataDirError::RootOnForeign {
+                    path: dir.path,
+                    owner,
+                }
+                .into());
+            }
+            return serve(config, dir);
         }
-        Command::Doctor => {
-            let report = upkeep::doctor::run(&cli.data, cli.min_free_space.0);
-            if cli.json {
+        Command::Init { store } => return init(&data_of(&store), json),
+        Command::Doctor { store } => {
+            let reserve = store
+                .min_free_space
+                .map_or(upkeep::store::DEFAULT_RESERVE, |s| s.0);
+            let report = upkeep::doctor::run_dir(&data_of(&store), reserve);
+            if json {
                 println!("{}", report.json());
             } else {
                 print!("{}", report.text());
@@ -78,7 +192,7 @@ fn run(cli: Cli) -> Result<(), BoxError> {
         }
         Command::Man => {
             let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            upkeep::man::render(&mut page)?;
             return print_bytes(&page);
         }
         Command::Completions { shell } => {
@@ -86,38 +200,191 @@ fn run(cli: Cli) -> Result<(), BoxError> {
             clap_complete::generate(shell, &mut Cli::command(), "upkeep", &mut script);
             return print_bytes(&script);
         }
-        Command::Backup { file } => {
-            return backup(&cli.data, cli.min_free_space.0, &file, cli.json);
+        Command::Backup { file, store } => {
+            return backup(&data_of(&store), &store, &file, json);
         }
-        Command::Restore { file, server_key } => {
-            return restore(&cli.data, &file, server_key.as_deref(), cli.json);
+        Command::Restore {
+            file,
+            server_key,
+            store,
+        } => {
+            return restore(&data_of(&store), &file, server_key.as_deref(), json);
         }
-        Command::Account(command) => AdminCommand::Account(command),
-        Command::Token(command) => AdminCommand::Token(command),
-        Command::OperatorToken(command) => AdminCommand::OperatorToken(command),
-        Command::License(command) => AdminCommand::License(command),
+        Command::Account(args) => (
+            data_of(&args.store),
+            args.store,
+            AdminCommand::Account(args.command),
+        ),
+        Command::Token(args) => (
+            data_of(&args.store),
+            args.store,
+            AdminCommand::Token(args.command),
+        ),
+        Command::OperatorToken(args) => (
+            data_of(&args.store),
+            args.store,
+            AdminCommand::OperatorToken(args.command),
+        ),
+        Command::License(args) => (
+            data_of(&args.store),
+            args.store,
+            AdminCommand::License(args.command),
+        ),
     };
-    // The store directly when no server runs; otherwise the server's admin socket.
-    let output = match Store::open(&cli.data) {
-        Ok(store) => {
-            store.set_reserve(cli.min_free_space.0);
-            store.set_max_tokens_per_account(cli.max_tokens_per_account);
+    let (dir, store_args, command) = command;
+    let output = match open_existing(&dir, &store_args)? {
+        Opened::Store(store) => {
             let output = admin::execute(
                 &store,
-                cli.default_activation_limit,
+                upkeep::cli::DEFAULT_ACTIVATION_LIMIT,
                 Clock::System.now(),
                 &command,
             );
             save_index_snapshot(&store);
             output?
         }
-        Err(OpenError::Locked(_)) => control::send(&cli.data, &command)?,
-        Err(err) => return Err(err.into()),
+        Opened::Server => control::send(&dir.path, &command)?,
     };
-    if cli.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&output.json)?);
     } else {
         print!("{}", output.text);
+    }
+    Ok(())
+}
+
+/// Where an admin command runs.
+enum Opened {
+    /// On the store, opened by this process (no server runs).
+    Store(Box<Store>),
+    /// Through the running server's admin socket.
+    Server,
+}
+
+/// Opens the store in an existing data directory, or finds the server running on it.
+/// Creates no directory.
+fn open_existing(dir: &DataDir, args: &StoreArgs) -> Result<Opened, BoxError> {
+    let through_server = || {
+        if let Some(size) = args.min_free_space {
+            eprintln!(
+                "upkeep: note: --min-free-space {size} is not used: a server runs on {} and applies its own",
+                dir.path.display()
+            );
+        }
+        Ok(Opened::Server)
+    };
+    match datadir::check_existing(dir)? {
+        Access::RootOnly(owner) => {
+            // Root may talk to the owner's server, but not write files into its store.
+            if dir.path.join(control::SOCKET_FILE).exists() {
+                return through_server();
+            }
+            Err(DataDirError::RootOnForeign {
+                path: dir.path.clone(),
+                owner,
+            }
+            .into())
+        }
+        Access::Owner => match Store::open(&dir.path) {
+            Ok(store) => {
+                store.set_reserve(
+                    args.min_free_space
+                        .map_or(upkeep::store::DEFAULT_RESERVE, |s| s.0),
+                );
+                let quota = args
+                    .max_tokens_per_account
+                    .unwrap_or(upkeep::store::DEFAULT_MAX_TOKENS_PER_ACCOUNT);
+                if quota == 0 {
+                    return Err("--max-tokens-per-account must be at least 1".into());
+                }
+                store.set_max_tokens_per_account(quota);
+                Ok(Opened::Store(Box::new(store)))
+            }
+            Err(OpenError::Locked(_)) => through_server(),
+            Err(err) => Err(err.into()),
+        },
+    }
+}
+
+/// `upkeep init`: creates the data directory, its server key and an empty store.
+fn init(dir: &DataDir, json: bool) -> Result<(), BoxError> {
+    let existed = match datadir::check_creatable(dir)? {
+        None => false,
+        Some(Access::Owner) => true,
+        Some(Access::RootOnly(owner)) => {
+            return Err(DataDirError::RootOnForeign {
+                path: dir.path.clone(),
+                owner,
+            }
+            .into());
+        }
+    };
+    let had_store = dir.path.join("db").exists();
+    if !had_store {
+        let store = Store::open(&dir.path)?;
+        save_index_snapshot(&store);
+    }
+    let what = if had_store {
+        "already holds a store; left as it is"
+    } else if existed {
+        "now holds an empty store and a server key"
+    } else {
+        "created (mode 0700) with an empty store and a server key"
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"data": dir.path, "created": !existed, "initialized": !had_store})
+        );
+    } else {
+        println!("data directory {}: {what}", dir.describe());
+        if !had_store {
+            println!(
+                "keep a copy of {} somewhere safe: backups do not include it",
+                dir.path.join(upkeep::store::KEY_FILE).display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `upkeep serve --check-config`: the effective settings, and whether the data directory
+/// is usable; starts nothing and creates nothing.
+fn check_config(config: &Config, dir: &DataDir, json: bool) -> Result<(), BoxError> {
+    let state = match datadir::check_creatable(dir) {
+        Ok(None) => "missing: created at the first start".to_owned(),
+        Ok(Some(Access::Owner)) if dir.path.join("db").exists() => "holds a store".to_owned(),
+        Ok(Some(Access::Owner)) => "exists, no store yet: made at the first start".to_owned(),
+        Ok(Some(Access::RootOnly(owner))) => {
+            return Err(DataDirError::RootOnForeign {
+                path: dir.path.clone(),
+                owner,
+            }
+            .into());
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let settings = config.effective();
+    if json {
+        let mut map = serde_json::Map::new();
+        for (name, value) in &settings {
+            map.insert((*name).to_owned(), serde_json::Value::String(value.clone()));
+        }
+        println!(
+            "{}",
+            serde_json::json!({"ok": true, "version": upkeep::cli::VERSION, "data_directory": dir.describe(), "data_state": state, "settings": map})
+        );
+    } else {
+        println!("upkeep {}: configuration is valid", upkeep::cli::VERSION);
+        println!("data directory: {} — {state}", dir.describe());
+        let width = settings
+            .iter()
+            .map(|(name, _)| name.len())
+            .max()
+            .unwrap_or(0);
+        for (name, value) in &settings {
+            println!("  --{name:<width$}  {value}");
+        }
     }
     Ok(())
 }
@@ -135,8 +402,11 @@ fn print_bytes(bytes: &[u8]) -> Result<(), BoxError> {
 /// written to `FILE.partial` (created new, mode 0600, never through a symlink), checked in
 /// full, fsynced, then renamed. An existing `FILE.partial` is refused, never reused: in a
 /// shared directory it may be another user's trap.
-fn backup(data: &Path, reserve: u64, file: &Path, json: bool) -> Result<(), BoxError> {
+fn backup(dir: &DataDir, args: &StoreArgs, file: &Path, json: bool) -> Result<(), BoxError> {
     use std::io::{Seek, Write};
+    let data = dir.path.as_path();
+    // Before the output file is made: a wrong directory leaves nothing behind.
+    let opened = open_existing(dir, args)?;
     let partial = file.with_extension("partial");
     let created = upkeep::store::create_private_file(&partial).map_err(|err| {
         if err.kind() == std::io::ErrorKind::AlreadyExists {
@@ -151,13 +421,11 @@ fn backup(data: &Path, reserve: u64, file: &Path, json: bool) -> Result<(), BoxE
     })?;
     let written = (|| -> Result<backup::Summary, BoxError> {
         let mut out = std::io::BufWriter::new(created);
-        match Store::open(data) {
-            Ok(store) => {
-                store.set_reserve(reserve);
+        match opened {
+            Opened::Store(store) => {
                 store.backup(&mut out, &Clock::System.now().to_rfc3339())?;
             }
-            Err(OpenError::Locked(_)) => control::backup(data, &mut out)?,
-            Err(err) => return Err(err.into()),
+            Opened::Server => control::backup(data, &mut out)?,
         }
         out.flush()?;
         let mut file = out.into_inner().map_err(|err| err.into_error())?;
@@ -195,11 +463,19 @@ fn backup(data: &Path, reserve: u64, file: &Path, json: bool) -> Result<(), BoxE
 /// given server key (or lets a new one be made), then opens the result once (migrating
 /// it if the backup is older).
 fn restore(
-    data: &Path,
+    dir: &DataDir,
     file: &Path,
     server_key: Option<&Path>,
     json: bool,
 ) -> Result<(), BoxError> {
+    let data = dir.path.as_path();
+    if let Some(Access::RootOnly(owner)) = datadir::check_creatable(dir)? {
+        return Err(DataDirError::RootOnForeign {
+            path: dir.path.clone(),
+            owner,
+        }
+        .into());
+    }
     let reader = std::io::BufReader::new(
         std::fs::File::open(file)
             .map_err(|err| format!("cannot read {}: {err}", file.display()))?,
@@ -240,11 +516,11 @@ fn restore(
     if json {
         println!(
             "{}",
-            serde_json::json!({"data": data, "records": summary.records, "schema_version": summary.schema_version, "tokens": tokens})
+            serde_json::json!({"data": data, "records": summary.records, "schema_version": summary.schema_version, "tokens": tokens, "credentials": tokens})
         );
     } else {
         println!(
-            "restored {} records (schema version {}) into {}; {tokens} tokens authenticate",
+            "restored {} records (schema version {}) into {}; {tokens} credentials authenticate (tokens and grace secrets)",
             summary.records,
             summary.schema_version,
             data.display()
@@ -258,25 +534,48 @@ fn restore(
     Ok(())
 }
 
-fn serve(config: Config) -> Result<(), BoxError> {
+fn serve(config: Config, dir: DataDir) -> Result<(), BoxError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let store = Store::open(&config.data_dir)?;
+        // Bind first: a start that cannot listen (port taken) creates nothing.
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|err| format!("cannot listen on {}: {err}", config.listen))?;
+        let created = !dir.path.exists();
+        let store = Store::open(&config.data_dir)?;
+        if created {
+            tracing::info!(
+                data = %config.data_dir.display(),
+                "created the data directory (mode 0700) with a new store and server key; \
+                 keep a copy of server.key somewhere safe: backups do not include it"
+            );
+        }
         let n_tokens = store.index().len();
+        let settings: Vec<String> = config
+            .effective()
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        tracing::info!(
+            version = upkeep::cli::VERSION,
+            data = %dir.describe(),
+            settings = %settings.join(" "),
+            "effective settings"
+        );
         let app = Arc::new(App::new(store, Clock::System, config.settings));
         // Its own target, so `RUST_LOG=warn,upkeep::listening=info` still shows it.
+        // `credentials`: tokens plus grace secrets (earlier secrets of rotated tokens), as
+        // `upkeep doctor` and `upkeep restore` count them.
         tracing::info!(
             target: "upkeep::listening",
             listen = %listener.local_addr()?,
             data = %config.data_dir.display(),
-            tokens = n_tokens,
+            credentials = n_tokens,
             version = env!("CARGO_PKG_VERSION"),
             "upkeep listening"
+
         );
         let control = match control::listen(app.clone()) {
             Ok(control) => Some(control),
@@ -285,6 +584,23 @@ fn serve(config: Config) -> Result<(), BoxError> {
                 None
             }
         };
+        // A log line is dropped, not waited for, when the writer falls behind: say so.
+        let dropped_log_lines = tokio::spawn(async {
+            let mut reported = 0;
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                let dropped = telemetry::dropped_lines();
+                if dropped > reported {
+                    tracing::warn!(
+                        dropped = dropped - reported,
+                        total = dropped,
+                        "log lines dropped: the log writer fell behind (upkeep_log_lines_dropped_total)"
+                    );
+                    reported = dropped;
+                }
+            }
+        });
         upkeep::systemd::notify(&format!(
             "READY=1\nSTATUS=serving on {}",
             listener.local_addr()?
@@ -294,6 +610,7 @@ fn serve(config: Config) -> Result<(), BoxError> {
             upkeep::systemd::notify("STOPPING=1");
         };
         upkeep::server::run(listener, app.clone(), shutdown).await?;
+        dropped_log_lines.abort();
         if let Some(control) = control {
             control.close().await;
         }

@@ -9,6 +9,7 @@
 //!   (connection slots, see `server`).
 //! - `upkeep_tokens`, `upkeep_accounts`, `upkeep_store_size_bytes`,
 //!   `upkeep_store_flushes_total`, `upkeep_build_info{version}`.
+//! - `upkeep_log_lines_dropped_total` — appended by `crate::telemetry::render_metrics`.
 
 use crate::http::route;
 use std::fmt::Write;

@@ -11,19 +11,78 @@ pub struct LogGuard(
     Option<tracing_appender::non_blocking::WorkerGuard>,
 );
 
-/// Installs the global subscriber. `default_level` applies when `RUST_LOG` is unset or
-/// invalid (`info` for the server, `warn` for one-shot commands).
+/// Lines the log writer thread may have queued before new ones are dropped.
+const QUEUE_LINES: usize = 128_000;
+
+/// The queue's drop counter, once [`init`] installed the writer.
+static DROPPED: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
+    std::sync::OnceLock::new();
+
+/// Log lines dropped because the writer's queue was full (a slow stderr, a stalled
+/// journald): `upkeep_log_lines_dropped_total`.
+pub fn dropped_lines() -> u64 {
+    DROPPED
+        .get()
+        .map_or(0, |counter| counter.dropped_lines() as u64)
+}
+
+/// The metric for `GET /metrics`.
+pub fn render_metrics(out: &mut String) {
+    use std::fmt::Write;
+    out.push_str(
+        "# HELP upkeep_log_lines_dropped_total Log lines dropped because the log writer fell behind.\n\
+         # TYPE upkeep_log_lines_dropped_total counter\n",
+    );
+    let _ = writeln!(out, "upkeep_log_lines_dropped_total {}", dropped_lines());
+}
+
+/// A queue in front of `writer`, written by a dedicated thread, that never makes its
+/// caller wait: when `lines` are already queued, a new line is dropped and counted.
+pub fn non_blocking<W: std::io::Write + Send + 'static>(
+    writer: W,
+    lines: usize,
+) -> (
+    tracing_appender::non_blocking::NonBlocking,
+    tracing_appender::non_blocking::WorkerGuard,
+) {
+    tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(lines)
+        .finish(writer)
+}
+
+/// The filter: `RUST_LOG` when it names targets (`warn,upkeep::listening=info`); a bare
+/// level (`debug`) applies to upkeep only, as does `default_level` when `RUST_LOG` is
+/// unset or invalid. Dependencies (sled, hyper) stay at `warn` unless named, e.g.
+/// `RUST_LOG=debug,sled=debug`.
+pub fn filter(rust_log: Option<&str>, default_level: &str) -> EnvFilter {
+    let fallback = || EnvFilter::new(format!("warn,upkeep={default_level}"));
+    let Some(value) = rust_log.map(str::trim).filter(|v| !v.is_empty()) else {
+        return fallback();
+    };
+    let bare_level = matches!(
+        value.to_ascii_lowercase().as_str(),
+        "trace" | "debug" | "info" | "warn" | "error" | "off"
+    );
+    let directives = if bare_level {
+        format!("warn,upkeep={value}")
+    } else {
+        value.to_owned()
+    };
+    EnvFilter::try_new(directives).unwrap_or_else(|_| fallback())
+}
+
+/// Installs the global subscriber. `default_level` applies to upkeep's own lines when
+/// `RUST_LOG` is unset or invalid (`info` for the server, `warn` for one-shot commands).
 ///
 /// Lines are formatted on the calling thread and written to stderr by a dedicated
-/// thread, so a request never waits on a `write(2)` (one line per request costs about
-/// half the throughput when written inline). Nothing is dropped: when the queue is full,
-/// callers wait for it.
+/// thread, so a request never waits on a `write(2)`. A request never waits on the log
+/// either: when the writer falls behind and its queue is full, lines are dropped and
+/// counted ([`dropped_lines`], a metric, and a warning from the server).
 pub fn init(format: LogFormat, default_level: &str) -> LogGuard {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stderr());
+    let filter = filter(std::env::var("RUST_LOG").ok().as_deref(), default_level);
+    let (writer, guard) = non_blocking(std::io::stderr(), QUEUE_LINES);
+    let counter = writer.error_counter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -32,8 +91,193 @@ pub fn init(format: LogFormat, default_level: &str) -> LogGuard {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    if result.is_ok() {
+        let _ = DROPPED.set(counter);
+        TEXT.store(
+            format == LogFormat::Text,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
     // Already installed (tests): keep the first.
     LogGuard(result.is_ok().then_some(guard))
+}
+
+/// Writes `value` with every control character escaped (`\n`, `\r`, `\t`, `\0`, ESC
+/// as `\x1b`, DEL as `\x7f`, C1 as `\u{..}`) and `\` doubled, so that nothing a client sent
+/// can start a new log line, hide one or drive a terminal.
+pub struct Escaped<'a>(pub &'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0;
+        // The common case: nothing to escape, one write.
+        if !text.chars().any(|c| c.is_control() || c == '\\') {
+            return f.write_str(text);
+        }
+        for c in text.chars() {
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                '\0' => f.write_str("\\0")?,
+                '\\' => f.write_str("\\\\")?,
+                c if (c as u32) < 0x80 && c.is_control() => write!(f, "\\x{:02x}", c as u32)?,
+                c if c.is_control() => write!(f, "\\u{{{:x}}}", c as u32)?,
+                c => write!(f, "{c}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Query parameters whose values may be logged; every other value is `[redacted]`,
+/// whatever its name (a license key can hide behind any parameter name).
+const LOGGED_QUERY: &[&str] = &[
+    "limit",
+    "cursor",
+    "name",
+    "format",
+    "from",
+    "to",
+    "before",
+    "product_id",
+];
+
+/// The request target for the log: the path, and the query with every value that is not
+/// on the allow-list redacted; escaped as [`Escaped`] does.
+pub fn loggable_target(path: &str, query: Option<&str>) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(path.len() + query.map_or(0, str::len) + 1);
+    let _ = write!(out, "{}", Escaped(path));
+    if let Some(query) = query {
+        out.push('?');
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            match pair.split_once('=') {
+                Some((name, value)) if LOGGED_QUERY.contains(&name) => {
+                    let _ = write!(out, "{}={}", Escaped(name), Escaped(value));
+                }
+                Some((name, _)) => {
+                    let _ = write!(out, "{}=[redacted]", Escaped(name));
+                }
+                None => {
+                    let _ = write!(out, "{}", Escaped(pair));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What the request log needs from a request before it is handled (the request itself
+/// is consumed by then). `None` when request lines are filtered out: then nothing is
+/// copied.
+pub struct RequestLog {
+    client: std::net::IpAddr,
+    target: String,
+    credential: bool,
+}
+
+/// Whether the installed subscriber writes text lines (not JSON).
+static TEXT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+thread_local! {
+    /// The buffer a thread formats its request lines in.
+    static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// The target of request lines: `RUST_LOG=…,upkeep::request=warn` turns them off.
+pub const REQUEST_TARGET: &str = "upkeep::request";
+
+impl RequestLog {
+    /// Copies what the line will need; the client address is `peer`, or under
+    /// `--trust-proxy` the one `X-Forwarded-For` names (as the throttle sees it).
+    pub fn start<B>(
+        req: &http::Request<B>,
+        peer: std::net::IpAddr,
+        trust_proxy: bool,
+    ) -> Option<RequestLog> {
+        if !tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO) {
+            return None;
+        }
+        let headers = req.headers();
+        Some(RequestLog {
+            client: crate::throttle::client_addr(peer, headers, trust_proxy),
+            target: loggable_target(req.uri().path(), req.uri().query()),
+            credential: headers.contains_key(http::header::AUTHORIZATION)
+                || headers.contains_key("x-api-key"),
+        })
+    }
+
+    /// Logs the line: client, method, path, route, status, latency in whole µs, and for
+    /// 401/403/429 the reason (`refusal`: the error's code and message).
+    pub fn finish(
+        self,
+        request_id: &dyn std::fmt::Display,
+        method: &http::Method,
+        route: &str,
+        status: u16,
+        latency: std::time::Duration,
+        refusal: Option<(&str, &str)>,
+    ) {
+        let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let reason = match (status, refusal) {
+            (401, _) if !self.credential => Some("no credential presented".to_owned()),
+            (401, _) => {
+                Some("credential refused (malformed, unknown, expired or inactive)".to_owned())
+            }
+            (403 | 429, Some((code, message))) => Some(format!("{code}: {message}")),
+            _ => None,
+        };
+        if TEXT.load(std::sync::atomic::Ordering::Relaxed) {
+            // Text lines: the whole line formatted here into a reused buffer and handed to
+            // `tracing` as one message, not nine fields visited one by one.
+            LINE.with_borrow_mut(|line| {
+                use std::fmt::Write;
+                line.clear();
+                let _ = write!(
+                    line,
+                    "request request_id={request_id} client={} method={} path={} route={route} \
+                     status={status} latency_us={latency_us}",
+                    self.client,
+                    Escaped(method.as_str()),
+                    self.target,
+                );
+                if let Some(reason) = &reason {
+                    let _ = write!(line, " reason={}", Escaped(reason));
+                }
+                tracing::info!(target: REQUEST_TARGET, "{}", line.as_str());
+            });
+            return;
+        }
+        match reason {
+            None => tracing::info!(
+                target: REQUEST_TARGET,
+                request_id = %request_id,
+                client = %self.client,
+                method = %Escaped(method.as_str()),
+                path = %self.target,
+                route = %route,
+                status,
+                latency_us,
+                "request"
+            ),
+            Some(reason) => tracing::info!(
+                target: REQUEST_TARGET,
+                request_id = %request_id,
+                client = %self.client,
+                method = %Escaped(method.as_str()),
+                path = %self.target,
+                route = %route,
+                status,
+                latency_us,
+                reason = %Escaped(&reason),
+                "request"
+            ),
+        }
+    }
 }
 
 /// Routes panics through `tracing` (with the location) before the default hook runs.
@@ -47,4 +291,72 @@ pub fn install_panic_hook() {
         tracing::error!(location = %location, panic = %info, "panic");
         default_hook(info);
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_never_reach_the_log_raw() {
+        let raw = "/a\nb\r\x1b[31mred\0nul\t\u{7f}\u{85}\\ \"q";
+        let shown = Escaped(raw).to_string();
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+        assert_eq!(shown, "/a\\nb\\r\\x1b[31mred\\0nul\\t\\x7f\\u{85}\\\\ \"q");
+        assert_eq!(Escaped("/v1/account").to_string(), "/v1/account");
+    }
+
+    #[test]
+    fn query_values_off_the_allow_list_are_redacted() {
+        assert_eq!(
+            loggable_target("/x", Some("license=upk_pl_secret&limit=10&key=abc&flag")),
+            "/x?license=[redacted]&limit=10&key=[redacted]&flag"
+        );
+        assert_eq!(loggable_target("/healthz", None), "/healthz");
+    }
+
+    #[test]
+    fn a_bare_level_leaves_dependencies_at_warn() {
+        let shown = filter(Some("debug"), "info").to_string();
+        assert!(
+            shown.contains("upkeep=debug") && shown.contains("warn"),
+            "{shown}"
+        );
+        assert!(!shown.contains("sled"), "{shown}");
+        let named = filter(Some("debug,sled=debug"), "info").to_string();
+        assert!(named.contains("sled=debug"), "{named}");
+        assert!(filter(None, "info").to_string().contains("upkeep=info"));
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        use std::io::Write;
+        use std::sync::{Arc, Barrier};
+        /// A writer stuck until the test lets it go (a stalled stderr).
+        struct Stuck(Arc<Barrier>, bool);
+        impl Write for Stuck {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if !self.1 {
+                    self.1 = true;
+                    self.0.wait();
+                }
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let release = Arc::new(Barrier::new(2));
+        let (mut writer, guard) = non_blocking(Stuck(release.clone(), false), 4);
+        let counter = writer.error_counter();
+        // The writer thread takes at most one line and blocks; the queue holds 4; the
+        // rest must be dropped at once, not waited for.
+        for i in 0..100 {
+            writer.write_all(format!("line {i}\n").as_bytes()).unwrap();
+        }
+        let dropped = counter.dropped_lines();
+        assert!(dropped >= 95, "dropped {dropped}");
+        release.wait();
+        drop(guard);
+    }
 }

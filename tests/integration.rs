@@ -23,6 +23,8 @@ mod limits;
 mod malformed;
 #[path = "integration/openapi.rs"]
 mod openapi;
+#[path = "integration/operator.rs"]
+mod operator;
 #[path = "integration/persistence.rs"]
 mod persistence;
 #[path = "integration/protocol.rs"]

@@ -1,9 +1,10 @@
-//! Operational endpoints: `/healthz`, `/metrics`, `/openapi.json`.
+//! Operational endpoints: the landing `/`, `/healthz`, `/metrics`, `/openapi.json`.
 
 use crate::app::App;
 use crate::auth::Need;
 use crate::error::Error;
-use crate::http::dto::Health;
+use crate::http::dto::{Health, Landing, LandingLinks};
+use crate::http::request::Input;
 use crate::http::route::{Family, Handler, Row};
 use crate::http::{Body, response};
 use crate::metrics::Gauges;
@@ -11,6 +12,16 @@ use http::{Method, Response, StatusCode};
 
 /// The operational routes.
 pub static ROWS: &[Row] = &[
+    // SPEC §8.2: EDD (`edd_action`) and wp-update-server (`action=…`) requests at `/` will
+    // be answered before the landing, by rows of their own families.
+    Row::new(
+        Family::Operations,
+        Method::GET,
+        "landing",
+        "/",
+        Need::Public,
+        Handler::Read(|_, call| landing(&call.input)),
+    ),
     Row::new(
         Family::Operations,
         Method::GET,
@@ -41,7 +52,80 @@ pub static ROWS: &[Row] = &[
 /// otherwise.
 fn health(app: &App) -> Result<Response<Body>, Error> {
     app.store.check()?;
-    Ok(response::json(StatusCode::OK, &Health { status: "ok" }))
+    Ok(response::json(
+        StatusCode::OK,
+        &Health {
+            status: "ok",
+            version: VERSION,
+            revision: REVISION,
+        },
+    ))
+}
+
+/// The package version.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git revision the binary was built from (`src/build.rs`).
+const REVISION: &str = env!("UPKEEP_GIT_REVISION");
+
+/// `GET /`: no auth. JSON naming `/healthz` and `/openapi.json`, or, for a browser
+/// (`Accept` preferring `text/html`), the same as a small HTML page.
+fn landing(input: &Input) -> Result<Response<Body>, Error> {
+    if wants_html(&input.parts.headers) {
+        let page = format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <title>upkeep</title></head><body>\n<h1>upkeep</h1>\n\
+             <p>Update, license and API-token server, version {VERSION} ({REVISION}).</p>\n\
+             <ul>\n<li><a href=\"/healthz\">/healthz</a>: health, version</li>\n\
+             <li><a href=\"/openapi.json\">/openapi.json</a>: the API (OpenAPI 3.1)</li>\n\
+             </ul>\n</body></html>\n"
+        );
+        return Ok(response::text(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            page.into(),
+        ));
+    }
+    Ok(response::json(
+        StatusCode::OK,
+        &Landing {
+            name: "upkeep",
+            version: VERSION,
+            revision: REVISION,
+            links: LandingLinks {
+                health: "/healthz",
+                openapi: "/openapi.json",
+            },
+        },
+    ))
+}
+
+/// Whether `Accept` asks for HTML before JSON (a browser's `text/html,…,*/*;q=0.8`).
+fn wants_html(headers: &http::HeaderMap) -> bool {
+    let Some(accept) = headers
+        .get(http::header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let quality = |wanted: &str| -> f32 {
+        accept
+            .split(',')
+            .filter_map(|item| {
+                let mut parts = item.split(';');
+                let media = parts.next()?.trim();
+                if !media.eq_ignore_ascii_case(wanted) {
+                    return None;
+                }
+                let q = parts
+                    .filter_map(|p| p.trim().strip_prefix("q="))
+                    .find_map(|q| q.trim().parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                Some(q)
+            })
+            .fold(0.0, f32::max)
+    };
+    let html = quality("text/html");
+    html > 0.0 && html >= quality("application/json")
 }
 
 /// `GET /metrics`: Prometheus text. Needs an operator token (read-only is enough).
@@ -52,7 +136,8 @@ fn metrics(app: &App) -> Result<Response<Body>, Error> {
         store_size_bytes: app.store.size_on_disk()?,
         flushes: app.store.flush_count(),
     };
-    let text = app.metrics.render(&gauges);
+    let mut text = app.metrics.render(&gauges);
+    crate::telemetry::render_metrics(&mut text);
     Ok(response::text(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",

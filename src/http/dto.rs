@@ -464,4 +464,23 @@ impl LicenseAdminView {
 #[derive(Debug, Serialize)]
 pub struct Health {
     pub status: &'static str,
+    /// The package version, `0.1.0`.
+    pub version: &'static str,
+    /// The git revision it was built from (`unknown` outside a checkout).
+    pub revision: &'static str,
+}
+
+/// `GET /` for API clients: what this server is and where to look next.
+#[derive(Debug, Serialize)]
+pub struct Landing {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub revision: &'static str,
+    pub links: LandingLinks,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LandingLinks {
+    pub health: &'static str,
+    pub openapi: &'static str,
 }

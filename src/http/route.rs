@@ -388,7 +388,12 @@ impl Table {
     /// As [`find`].
     pub fn lookup(&self, method: &Method, path: &str) -> Result<Matched, Error> {
         let rest = path.strip_prefix('/').ok_or_else(not_found)?;
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        // One trailing `/` is ignored, but `//` is an empty segment, not the root.
+        let rest = match rest.strip_suffix('/') {
+            Some("") => return Err(not_found()),
+            Some(trimmed) => trimmed,
+            None => rest,
+        };
         // (start, end) of each segment in `path`.
         let mut segments = [(0u16, 0u16); MAX_SEGMENTS];
         let mut n = 0;
@@ -541,6 +546,7 @@ mod tests {
     fn unknown_paths_are_404_and_wrong_methods_405() {
         for path in [
             "",
+            "//",
             "/v1",
             "/v2/account",
             "//v1/account",

@@ -136,6 +136,9 @@ pub struct Inspection {
     pub size_on_disk: u64,
     pub accounts: usize,
     pub tokens: usize,
+    /// Earlier secrets of rotated tokens, kept for their grace window (each is one more
+    /// credential in the token index: the start-up log counts `tokens + grace_secrets`).
+    pub grace_secrets: usize,
     /// Whether the next open can load the token index from `index.snapshot`.
     pub snapshot: SnapshotState,
 }
@@ -175,6 +178,7 @@ pub fn inspect(dir: &Path) -> Result<Inspection, OpenError> {
         size_on_disk: db.size_on_disk().map_err(store_err)?,
         accounts: count(schema::PREFIX_ACCOUNT).map_err(store_err)?,
         tokens: count(schema::TOKENHASH_TOKEN).map_err(store_err)?,
+        grace_secrets: count(schema::TOKENHASH_GRACE).map_err(store_err)?,
         snapshot: snapshot_state(dir, &db),
     })
 }

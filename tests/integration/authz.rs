@@ -55,7 +55,7 @@ fn spec_need(name: &str) -> Need {
     const READ: Need = Need::Operator { write: false };
     const WRITE: Need = Need::Operator { write: true };
     match name {
-        "health" | "openapi" => Need::Public,
+        "landing" | "health" | "openapi" => Need::Public,
         "metrics" => READ,
         "get_account" | "get_me" => Need::Scope(Scope::ReadUser),
         "get_account_license" => Need::Scope(Scope::ReadLicenses),
@@ -167,6 +167,7 @@ fn request_for(
         "health"
         | "metrics"
         | "openapi"
+        | "landing"
         | "get_account"
         | "get_account_license"
         | "list_account_tokens"

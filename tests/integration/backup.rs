@@ -230,6 +230,7 @@ async fn a_backup_taken_while_writes_go_on_is_one_point_in_time() {
 
 fn write_backup(dir: &Path) -> PathBuf {
     let data = dir.join("source");
+    crate::support::upkeep_init(&data);
     succeeded(&upkeep_cli(
         &data,
         &[

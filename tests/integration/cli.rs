@@ -449,6 +449,7 @@ fn doctor_reports_and_exits_by_health() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    ok(&upkeep(&data, &["init"]));
     ok(&upkeep(
         &data,
         &[
@@ -460,7 +461,7 @@ fn doctor_reports_and_exits_by_health() {
             "a@example.com",
         ],
     ));
-    let report = ok(&upkeep(&data, &["--min-free-space", "0", "doctor"]));
+    let report = ok(&upkeep(&data, &["doctor", "--min-free-space", "0"]));
     assert!(report.contains("ok    server.key present"), "{report}");
     assert!(report.contains("1 accounts and 1 tokens"), "{report}");
     std::fs::set_permissions(
@@ -468,7 +469,7 @@ fn doctor_reports_and_exits_by_health() {
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    let output = upkeep(&data, &["--json", "--min-free-space", "0", "doctor"]);
+    let output = upkeep(&data, &["--json", "doctor", "--min-free-space", "0"]);
     assert_eq!(output.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["ok"], false);

@@ -732,6 +732,7 @@ fn acknowledged_writes_survive_kill_9_at_any_moment() {
     let began = Instant::now();
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
+    crate::support::upkeep_init(&data);
     let admin = cli_json(&upkeep_cli(
         &data,
         &["--json", "operator-token", "create", "--name", "admin"],

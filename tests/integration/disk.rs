@@ -96,13 +96,14 @@ fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
         tmpfs.path.display()
     );
     let data = tmpfs.path.join("data");
+    crate::support::upkeep_init(&data);
     let admin = cli_json(&upkeep_cli(
         &data,
         &[
             "--json",
+            "operator-token",
             "--min-free-space",
             "1MiB",
-            "operator-token",
             "create",
             "--name",
             "admin",
@@ -219,13 +220,14 @@ fn without_the_guard_enospc_fails_writes_and_loses_nothing_acknowledged() {
         }
     };
     let data = tmpfs.path.join("data");
+    crate::support::upkeep_init(&data);
     let admin = cli_json(&upkeep_cli(
         &data,
         &[
             "--json",
+            "operator-token",
             "--min-free-space",
             "1MiB",
-            "operator-token",
             "create",
             "--name",
             "admin",
@@ -290,9 +292,9 @@ fn without_the_guard_enospc_fails_writes_and_loses_nothing_acknowledged() {
             &data,
             &[
                 "--json",
+                "token",
                 "--min-free-space",
                 "0",
-                "token",
                 "list",
                 "--account",
                 &failed_at,

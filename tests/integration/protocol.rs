@@ -9,7 +9,7 @@ use serde_json::json;
 async fn unknown_routes_are_404_in_the_envelope() {
     let server = TestServer::start().await;
     for path in [
-        "/",
+        "//",
         "/v2/account",
         "/v1/account/nope",
         "/v1/account/tokens/a/b",
@@ -115,7 +115,15 @@ async fn healthz_needs_no_token() {
         .send()
         .await
         .expect(200);
-    assert_eq!(body, json!({"status": "ok"}));
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    let revision = body["revision"].as_str().expect("revision");
+    assert!(
+        revision == "unknown"
+            || (revision.len() == 12 && revision.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{body}"
+    );
+    assert_eq!(body.as_object().unwrap().len(), 3, "{body}");
 }
 
 #[tokio::test]

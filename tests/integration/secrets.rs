@@ -27,6 +27,7 @@ fn json(body: &str) -> Value {
 fn no_secret_appears_in_the_data_directory_or_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    crate::support::upkeep_init(&data);
     let admin = cli_json(&upkeep_cli(
         &data,
         &["--json", "operator-token", "create", "--name", "admin"],

@@ -457,6 +457,7 @@ async fn issue_15_operator_token_names_that_look_like_others_are_refused() {
 async fn issue_15_the_cli_applies_the_same_name_and_lifetime_rules() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    assert!(upkeep_cli(&data, &["init"]).status.success());
     let made = upkeep_cli(
         &data,
         &[
@@ -533,6 +534,7 @@ async fn issue_15_the_cli_applies_the_same_name_and_lifetime_rules() {
 fn issue_15_backup_does_not_follow_a_symlink_at_its_temporary_file() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    assert!(upkeep_cli(&data, &["init"]).status.success());
     let made = upkeep_cli(
         &data,
         &[
@@ -666,6 +668,7 @@ async fn issue_15_an_account_holds_at_most_max_tokens_per_account() {
 fn issue_15_the_cli_token_create_obeys_the_quota() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    assert!(upkeep_cli(&data, &["init"]).status.success());
     let made = upkeep_cli(
         &data,
         &[

@@ -14,6 +14,9 @@ const SAVED: &str = "token index saved to index.snapshot";
 /// An account `acme` with its `default` token and a second token `deploy`, made by the
 /// CLI on a store no server holds; returns both token values.
 fn fill(data: &Path) -> (String, String) {
+    if !data.exists() {
+        crate::support::upkeep_init(data);
+    }
     let created = cli_json(&upkeep_cli(
         data,
         &[

@@ -488,6 +488,17 @@ pub fn upkeep_cli(data: &Path, args: &[&str]) -> std::process::Output {
         .expect("run upkeep")
 }
 
+/// `upkeep --data DATA init`: a new data directory (only `init` and `serve` create one).
+#[track_caller]
+pub fn upkeep_init(data: &Path) {
+    let output = upkeep_cli(data, &["init"]);
+    assert!(
+        output.status.success(),
+        "upkeep init: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The JSON a successful `upkeep --json …` printed.
 #[track_caller]
 pub fn cli_json(output: &std::process::Output) -> Value {
