@@ -12,7 +12,7 @@ use crate::http::request::{self, Input};
 use crate::http::route::{self, BodyPolicy, Call, Handler, Matched};
 use crate::http::{Body, response};
 use crate::metrics::{AuthFailure, Metrics};
-use crate::model::{Account, Timestamp};
+use crate::model::Timestamp;
 use crate::store::Store;
 use crate::telemetry::RequestLog;
 use crate::throttle::{self, Throttle};
@@ -79,7 +79,10 @@ impl Default for Settings {
 
 /// Everything a request handler may use.
 pub struct App {
-    pub store: Store,
+    /// Shared with the blocking threads writes run on (`service::write`).
+    pub store: std::sync::Arc<Store>,
+    /// Domain events, published after their writes are durable (`service::Events`).
+    pub events: std::sync::Arc<crate::service::Events>,
     pub clock: Clock,
     pub settings: Settings,
     pub throttle: Throttle,
@@ -178,7 +181,8 @@ impl App {
         store.set_reserve(settings.min_free_space);
         store.set_max_tokens_per_account(settings.max_tokens_per_account);
         App {
-            store,
+            store: std::sync::Arc::new(store),
+            events: std::sync::Arc::default(),
             clock,
             throttle: Throttle::new(settings.auth_failures_per_minute),
             metrics: Metrics::default(),
@@ -187,17 +191,44 @@ impl App {
         }
     }
 
-    /// The account's `activationLimit` at `now`: its plan license's limit while that has
-    /// not expired, otherwise the default.
+    /// A service context for `caller` (the CLI when `None`) at `now`, for reads.
+    pub fn ctx(
+        &self,
+        caller: Option<&crate::auth::Caller>,
+        now: Timestamp,
+    ) -> crate::service::Ctx<'_> {
+        crate::service::Ctx {
+            store: &self.store,
+            events: &self.events,
+            actor: caller.map_or(crate::service::Actor::Cli, crate::service::Actor::of),
+            now,
+        }
+    }
+
+    /// Runs a write off the runtime's workers as `caller` at `now` (`service::write`).
     ///
     /// # Errors
-    /// The store failed.
-    pub fn activation_limit(&self, account: &Account, now: Timestamp) -> Result<u32, Error> {
-        Ok(self
-            .store
-            .account_license(account)?
-            .and_then(|license| license.limit_at(now))
-            .unwrap_or(self.settings.default_activation_limit))
+    /// Whatever the service refuses, or the store failing.
+    pub async fn write<T, F>(
+        &self,
+        caller: &crate::auth::Caller,
+        now: Timestamp,
+        f: F,
+    ) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&crate::service::Ctx<'c>) -> Result<crate::service::Done<'c, T>, Error>
+            + Send
+            + 'static,
+    {
+        crate::service::write(
+            &self.store,
+            &self.events,
+            crate::service::Actor::of(caller),
+            now,
+            f,
+        )
+        .await
     }
 
     /// Answers one request from `peer`. Never fails.

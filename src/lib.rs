@@ -92,6 +92,7 @@ pub mod man;
 pub mod metrics;
 pub mod model;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;

@@ -15,7 +15,7 @@ pub mod wunderupdates;
 use crate::auth::Caller;
 use crate::error::Error;
 use crate::http::route::Row;
-use crate::model::{AccountPrefix, Scopes, Timestamp, TokenName};
+use crate::model::AccountPrefix;
 
 /// One API family: its route rows, and the OpenAPI operation object of each row, keyed by
 /// the row's name (`http::openapi` places them at the rows' paths and methods).
@@ -44,34 +44,10 @@ pub static FAMILIES: &[Api] = &[
     },
 ];
 
-/// A token can never create a token with a scope it does not hold.
-fn check_grantable(caller: &Caller, scopes: Scopes) -> Result<(), Error> {
-    if caller.scopes.covers(scopes) {
-        Ok(())
-    } else {
-        Err(Error::Forbidden(format!(
-            "a token cannot grant scopes it does not hold (asked for {scopes}, holds {})",
-            caller.scopes
-        )))
-    }
-}
-
-/// The expiry of a token `caller` creates: as asked, but never past the caller's own
-/// (SPEC §2; the rule is [`crate::model::cap_expiry`]).
-fn child_expiry(caller: &Caller, requested: Option<Timestamp>) -> Option<Timestamp> {
-    crate::model::cap_expiry(requested, caller.expires_at)
-}
-
 /// The account an account token acts for.
 fn account_of(caller: &Caller) -> Result<AccountPrefix, Error> {
     caller
         .principal
         .account()
         .ok_or_else(|| Error::Forbidden("this route needs an account token".to_owned()))
-}
-
-/// A token name from the path: one that breaks the naming rule names nothing (404, like
-/// an unknown one).
-fn path_token_name(name: &str) -> Result<TokenName, Error> {
-    TokenName::parse(name).map_err(|_| Error::NotFound(format!("no token named `{name}`")))
 }

@@ -299,6 +299,13 @@ impl<T> Pending<'_, T> {
         Ok(self.value)
     }
 
+    /// The committed value and its place in the commit order, to wait for with
+    /// [`Store::wait_durable`] — for a write made on another thread than the one that
+    /// waits (the service layer commits on a blocking thread and waits on the runtime).
+    pub fn detach(self) -> (T, Ticket) {
+        (self.value, Ticket(self.seq))
+    }
+
     /// Flushes on this thread (for one-shot CLI commands).
     ///
     /// # Errors
@@ -309,6 +316,25 @@ impl<T> Pending<'_, T> {
             return Err(err);
         }
         Ok(self.value)
+    }
+}
+
+/// A committed write's place in the commit order (see [`Pending::detach`]).
+#[derive(Debug, Clone, Copy)]
+#[must_use = "a write is acknowledged only once durable: wait with `Store::wait_durable`"]
+pub struct Ticket(u64);
+
+impl Store {
+    /// Waits for the group flush that covers the write of `ticket`.
+    ///
+    /// # Errors
+    /// The flush failed: the write is applied in memory but not known to be on disk.
+    pub async fn wait_durable(&self, ticket: Ticket) -> Result<(), StoreError> {
+        if let Err(err) = self.commit.wait(&self.db, ticket.0).await {
+            self.note_failure(&err);
+            return Err(err);
+        }
+        Ok(())
     }
 }
 

@@ -7,7 +7,8 @@ use crate::error::Error;
 use crate::http::Body;
 use crate::http::dto::{AccountAdminView, AccountPrefixBody, CreateAccount, FirstTokenView};
 use crate::http::request::Input;
-use crate::model::{AccountPrefix, NewAccount, Timestamp};
+use crate::model::{NewAccount, Timestamp};
+use crate::service;
 use http::{Response, StatusCode};
 
 /// `GET /_/account[?limit=&cursor=]`: a page of accounts.
@@ -16,15 +17,19 @@ pub(super) fn list_accounts(
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
-    let page = app
-        .store
-        .accounts_page(&request::paging(input.parts.uri.query())?)?;
+    let page = service::accounts::page(
+        &app.ctx(None, now),
+        &request::paging(input.parts.uri.query())?,
+    )?;
     let mut views = Vec::with_capacity(page.items.len());
     for account in &page.items {
-        views.push(AccountAdminView::new(
+        let limit = service::accounts::activation_limit(
+            &app.store,
             account,
-            app.activation_limit(account, now)?,
-        ));
+            app.settings.default_activation_limit,
+            now,
+        )?;
+        views.push(AccountAdminView::new(account, limit));
     }
     Ok(list(views, page.next.as_deref()))
 }
@@ -39,10 +44,11 @@ pub(super) async fn create_account(
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
     let body: CreateAccount = request::json(input)?;
-    let mut new = NewAccount::parse(&body.name, &body.email, body.prefix.as_deref())
+    let new = NewAccount::parse(&body.name, &body.email, body.prefix.as_deref())
         .map_err(|(field, reason)| Error::invalid(field, reason))?;
-    new.first_token_expires_at = crate::api::child_expiry(caller, None);
-    let (account, first) = app.store.create_account(new, now)?.durable().await?;
+    let (account, first) = app
+        .write(caller, now, move |ctx| service::accounts::create(ctx, new))
+        .await?;
     let mut view = AccountAdminView::new(&account, app.settings.default_activation_limit);
     view.token = Some(FirstTokenView {
         name: first.token.name.clone(),
@@ -54,11 +60,18 @@ pub(super) async fn create_account(
 
 /// `DELETE /_/account` `{"prefix"}`: deletes the account and its tokens, frees its plan
 /// license. `404` unknown.
-pub(super) async fn delete_account(app: &App, input: &Input) -> Result<Response<Body>, Error> {
+pub(super) async fn delete_account(
+    app: &App,
+    caller: &Caller,
+    input: &Input,
+    now: Timestamp,
+) -> Result<Response<Body>, Error> {
     let body: AccountPrefixBody = request::json(input)?;
-    let prefix = AccountPrefix::parse(&body.prefix)
-        .map_err(|_| Error::NotFound(format!("no account with prefix `{}`", body.prefix)))?;
-    let account = app.store.delete_account(&prefix)?.durable().await?;
+    let account = app
+        .write(caller, now, move |ctx| {
+            service::accounts::delete(ctx, &body.prefix)
+        })
+        .await?;
     let view = AccountAdminView::new(&account, app.settings.default_activation_limit);
     Ok(data(StatusCode::OK, vec![view]))
 }

@@ -2,11 +2,13 @@
 
 use super::*;
 use crate::app::App;
+use crate::auth::Caller;
 use crate::error::Error;
 use crate::http::Body;
 use crate::http::dto::{IssueLicense, LicenseAdminView, LicenseIdBody};
 use crate::http::request::Input;
 use crate::model::{LicenseId, Timestamp};
+use crate::service;
 use http::{Response, StatusCode};
 
 /// `GET /_/license[?limit=&cursor=]`: a page of plan licenses (never their keys).
@@ -15,9 +17,10 @@ pub(super) fn list_licenses(
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
-    let page = app
-        .store
-        .licenses_page(&request::paging(input.parts.uri.query())?)?;
+    let page = service::plan_licenses::page(
+        &app.ctx(None, now),
+        &request::paging(input.parts.uri.query())?,
+    )?;
     let views = page
         .items
         .iter()
@@ -29,6 +32,7 @@ pub(super) fn list_licenses(
 /// `POST /_/license` `{"limit","expiration_date"?}`: `201` with the key (shown once).
 pub(super) async fn issue_license(
     app: &App,
+    caller: &Caller,
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
@@ -38,9 +42,9 @@ pub(super) async fn issue_license(
     }
     let expires_at = future("expiration_date", body.expiration_date, now)?;
     let issued = app
-        .store
-        .issue_license(body.limit, expires_at, now)?
-        .durable()
+        .write(caller, now, move |ctx| {
+            service::plan_licenses::issue(ctx, body.limit, expires_at, "expiration_date")
+        })
         .await?;
     let view = LicenseAdminView::new(&issued.license, now, Some(issued.key));
     Ok(data(StatusCode::CREATED, vec![view]))
@@ -50,14 +54,15 @@ pub(super) async fn issue_license(
 /// default limit. `404` unknown.
 pub(super) async fn revoke_license(
     app: &App,
+    caller: &Caller,
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
     let body: LicenseIdBody = request::json(input)?;
     let license = app
-        .store
-        .revoke_license(LicenseId(body.id), now)?
-        .durable()
+        .write(caller, now, move |ctx| {
+            service::plan_licenses::revoke(ctx, LicenseId(body.id))
+        })
         .await?;
     Ok(data(
         StatusCode::OK,

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::http::dto::{Data, ListData};
 use crate::http::route::{Family, Handler, Row};
 use crate::http::{Body, request, response};
-use crate::model::{OperatorTokenName, Timestamp, check_token_expiry};
+use crate::model::Timestamp;
 use http::{Method, Response, StatusCode};
 
 const READ: Need = Need::Operator { write: false };
@@ -64,7 +64,9 @@ pub static ROWS: &[Row] = &[
         "/_/token",
         WRITE,
         Handler::Write(|app, call| {
-            Box::pin(async move { tokens::delete_token(app, &call.input, call.now).await })
+            Box::pin(async move {
+                tokens::delete_token(app, call.caller()?, &call.input, call.now).await
+            })
         }),
     ),
     row(
@@ -72,7 +74,7 @@ pub static ROWS: &[Row] = &[
         "get_operator_token_value",
         "/_/token/value",
         WRITE,
-        Handler::Read(|app, call| tokens::token_value(app, &call.input)),
+        Handler::Read(|app, call| tokens::token_value(app, call.caller()?, &call.input, call.now)),
     ),
     row(
         Method::GET,
@@ -98,7 +100,9 @@ pub static ROWS: &[Row] = &[
         "/_/account",
         WRITE,
         Handler::Write(|app, call| {
-            Box::pin(async move { accounts::delete_account(app, &call.input).await })
+            Box::pin(async move {
+                accounts::delete_account(app, call.caller()?, &call.input, call.now).await
+            })
         }),
     ),
     row(
@@ -114,7 +118,9 @@ pub static ROWS: &[Row] = &[
         "/_/license",
         WRITE,
         Handler::Write(|app, call| {
-            Box::pin(async move { licenses::issue_license(app, &call.input, call.now).await })
+            Box::pin(async move {
+                licenses::issue_license(app, call.caller()?, &call.input, call.now).await
+            })
         }),
     ),
     row(
@@ -123,7 +129,9 @@ pub static ROWS: &[Row] = &[
         "/_/license",
         WRITE,
         Handler::Write(|app, call| {
-            Box::pin(async move { licenses::revoke_license(app, &call.input, call.now).await })
+            Box::pin(async move {
+                licenses::revoke_license(app, call.caller()?, &call.input, call.now).await
+            })
         }),
     ),
 ];
@@ -148,24 +156,6 @@ fn future(field: &str, ms: Option<u64>, now: Timestamp) -> Result<Option<Timesta
             .map_err(|reason| Error::invalid(field, reason)),
         None => Ok(None),
     }
-}
-
-/// A new operator token's name (the strict rule).
-fn operator_name(name: &str) -> Result<OperatorTokenName, Error> {
-    OperatorTokenName::parse(name).map_err(|reason| Error::invalid("name", reason))
-}
-
-/// The name of an existing operator token (also those named under an older rule).
-fn existing_operator_name(name: &str) -> Result<OperatorTokenName, Error> {
-    OperatorTokenName::lookup(name).map_err(|reason| Error::invalid("name", reason))
-}
-
-/// A token's `expiration_date`: in the future, and at least a minute ahead.
-fn token_expiry(ms: Option<u64>, now: Timestamp) -> Result<Option<Timestamp>, Error> {
-    future("expiration_date", ms, now)?
-        .map(|at| check_token_expiry(at, now))
-        .transpose()
-        .map_err(|reason| Error::invalid("expiration_date", reason))
 }
 
 fn list<T: serde::Serialize>(items: Vec<T>, next: Option<&[u8]>) -> Response<Body> {

@@ -10,8 +10,8 @@ use crate::http::dto::{
     UpdateOperatorToken,
 };
 use crate::http::request::Input;
-use crate::model::{Principal, Scopes, Timestamp, TokenChanges};
-use crate::store::NewToken;
+use crate::model::{Scopes, Timestamp, TokenChanges};
+use crate::service;
 use http::{Response, StatusCode};
 
 /// `GET /_/token[?limit=&cursor=]`: a page of operator tokens (never their values).
@@ -20,9 +20,11 @@ pub(super) fn list_tokens(
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
-    let page = app
-        .store
-        .tokens_page(None, &request::paging(input.parts.uri.query())?)?;
+    let page = service::tokens::page(
+        &app.ctx(None, now),
+        None,
+        &request::paging(input.parts.uri.query())?,
+    )?;
     let views = page
         .items
         .iter()
@@ -41,18 +43,19 @@ pub(super) async fn create_token(
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
     let body: CreateOperatorToken = request::json(input)?;
-    let name = operator_name(&body.name)?;
-    let expires_at = crate::api::child_expiry(caller, token_expiry(body.expiration_date, now)?);
-    let new = NewToken {
-        principal: Principal::Operator {
+    let new = service::tokens::NewToken {
+        owner: service::tokens::Owner::Operator {
             active: body.active.unwrap_or(true),
             write: body.write.unwrap_or(true),
         },
-        name: name.as_str().to_owned(),
+        expires_at: future("expiration_date", body.expiration_date, now)?,
+        expires_field: "expiration_date",
+        name: body.name,
         scopes: Scopes::empty(),
-        expires_at,
     };
-    let created = app.store.create_token(new, now)?.durable().await?;
+    let created = app
+        .write(caller, now, move |ctx| service::tokens::create(ctx, new))
+        .await?;
     let view = OperatorTokenView::new(&created.token, now, Some(created.secret));
     Ok(data(StatusCode::CREATED, vec![view]))
 }
@@ -67,20 +70,19 @@ pub(super) async fn update_token(
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
     let body: UpdateOperatorToken = request::json(input)?;
-    let name = existing_operator_name(&body.name)?;
-    let expires_at = match body.expiration_date {
-        None => None,
-        Some(ms) => Some(crate::api::child_expiry(caller, token_expiry(ms, now)?)),
-    };
+    let expires_at = body
+        .expiration_date
+        .map(|ms| future("expiration_date", ms, now))
+        .transpose()?;
     let changes = TokenChanges {
         expires_at,
         active: body.active,
         write: body.write,
     };
     let token = app
-        .store
-        .update_operator_token(name.as_str(), changes, now)?
-        .durable()
+        .write(caller, now, move |ctx| {
+            service::tokens::update_operator(ctx, &body.name, changes, "expiration_date")
+        })
         .await?;
     Ok(data(
         StatusCode::OK,
@@ -91,15 +93,15 @@ pub(super) async fn update_token(
 /// `DELETE /_/token` `{"name"}`: `200` with the deleted token; `404` unknown.
 pub(super) async fn delete_token(
     app: &App,
+    caller: &Caller,
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
     let body: NameBody = request::json(input)?;
-    let name = existing_operator_name(&body.name)?;
     let token = app
-        .store
-        .delete_token(None, name.as_str())?
-        .durable()
+        .write(caller, now, move |ctx| {
+            service::tokens::delete(ctx, None, &body.name)
+        })
         .await?;
     Ok(data(
         StatusCode::OK,
@@ -109,15 +111,18 @@ pub(super) async fn delete_token(
 
 /// `GET /_/token/value?name=NAME`: `{"data":[{"token":"upk_ot_…"}]}`. `400` without
 /// `name`; `404` unknown; `403` when the server runs with `--no-token-values`.
-pub(super) fn token_value(app: &App, input: &Input) -> Result<Response<Body>, Error> {
+pub(super) fn token_value(
+    app: &App,
+    caller: &Caller,
+    input: &Input,
+    now: Timestamp,
+) -> Result<Response<Body>, Error> {
     let name = request::query_param(input.parts.uri.query(), "name")
         .ok_or_else(|| Error::invalid("name", "query parameter is required (?name=…)"))?;
-    let name = existing_operator_name(&name)?;
-    if !app.settings.token_values {
-        return Err(Error::Forbidden(
-            "token values cannot be read back on this server (--no-token-values)".to_owned(),
-        ));
-    }
-    let token = app.store.operator_token_value(name.as_str())?;
+    let token = service::tokens::operator_value(
+        &app.ctx(Some(caller), now),
+        &name,
+        app.settings.token_values,
+    )?;
     Ok(data(StatusCode::OK, vec![TokenValue { token }]))
 }

@@ -51,7 +51,9 @@ pub static ROWS: &[Row] = &[
         "/api/v1/tokens/{name}",
         Need::Scope(Scope::Api),
         Handler::Write(|app, call| {
-            Box::pin(async move { tokens::delete(app, call.caller()?, &call.param("name")).await })
+            Box::pin(async move {
+                tokens::delete(app, call.caller()?, &call.param("name"), call.now).await
+            })
         }),
     )
     .without_body(),

@@ -1,27 +1,21 @@
 //! `/api/v1/me` and `/api/v1/tokens…`: the profile and personal access tokens.
 
-use crate::api::{account_of, check_grantable, child_expiry, path_token_name};
+use crate::api::account_of;
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::Error;
 use crate::http::dto::{CreateToken, Data, ListData, MeView, RotateToken, TokenView};
 use crate::http::request::{self, Input};
 use crate::http::{Body, response};
-use crate::model::{Principal, Scopes, Timestamp, TokenName, check_token_expiry};
-use crate::store::NewToken;
+use crate::model::{Scopes, Timestamp};
+use crate::service;
 use http::{Response, StatusCode};
 use std::time::Duration;
-
-/// Longest grace a rotation may give the old secret.
-const MAX_GRACE: Duration = Duration::from_secs(30 * 86_400);
 
 /// `GET /api/v1/me`: `{"name","email","account"}`. Needs `read_user`.
 pub(super) fn me(app: &App, caller: &Caller) -> Result<Response<Body>, Error> {
     let prefix = account_of(caller)?;
-    let account = app
-        .store
-        .account(&prefix)?
-        .ok_or_else(|| Error::NotFound("no such account".to_owned()))?;
+    let account = service::accounts::get(&app.store, &prefix)?;
     Ok(response::json(
         StatusCode::OK,
         &MeView {
@@ -41,9 +35,11 @@ pub(super) fn list(
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
     let prefix = account_of(caller)?;
-    let page = app
-        .store
-        .tokens_page(Some(&prefix), &request::paging(input.parts.uri.query())?)?;
+    let page = service::tokens::page(
+        &app.ctx(Some(caller), now),
+        Some(&prefix),
+        &request::paging(input.parts.uri.query())?,
+    )?;
     let data = page
         .items
         .iter()
@@ -77,9 +73,7 @@ fn expiry(body: &CreateToken, now: Timestamp) -> Result<Option<Timestamp>, Error
             if lifetime.is_zero() {
                 return Err(Error::invalid("expires_in", "must be longer than 0s"));
             }
-            let at = check_token_expiry(now.saturating_add(lifetime), now)
-                .map_err(|reason| Error::invalid("expires_in", reason))?;
-            Ok(Some(at))
+            Ok(Some(now.saturating_add(lifetime)))
         }
         (None, Some(at)) => {
             let at = Timestamp::parse_rfc3339(at).map_err(|err| {
@@ -91,8 +85,6 @@ fn expiry(body: &CreateToken, now: Timestamp) -> Result<Option<Timestamp>, Error
             if at <= now {
                 return Err(Error::invalid("expires_at", "must be in the future"));
             }
-            let at = check_token_expiry(at, now)
-                .map_err(|reason| Error::invalid("expires_at", reason))?;
             Ok(Some(at))
         }
         (None, None) => Ok(None),
@@ -109,21 +101,25 @@ pub(super) async fn create(
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
-    caller.require_current_secret()?;
     let prefix = account_of(caller)?;
     let body: CreateToken = request::json_or_form(input)?;
-    let name = TokenName::parse(&body.name).map_err(|reason| Error::invalid("name", reason))?;
     let scopes = Scopes::parse_all(body.scopes.iter().map(String::as_str))
         .map_err(|reason| Error::invalid("scopes", reason))?;
-    let expires_at = child_expiry(caller, expiry(&body, now)?);
-    check_grantable(caller, scopes)?;
-    let new = NewToken {
-        principal: Principal::Account(prefix),
-        name: name.as_str().to_owned(),
+    let expires_at = expiry(&body, now)?;
+    let new = service::tokens::NewToken {
+        owner: service::tokens::Owner::Account(prefix),
+        expires_field: if body.expires_in.is_some() {
+            "expires_in"
+        } else {
+            "expires_at"
+        },
+        name: body.name,
         scopes,
         expires_at,
     };
-    let created = app.store.create_token(new, now)?.durable().await?;
+    let created = app
+        .write(caller, now, move |ctx| service::tokens::create(ctx, new))
+        .await?;
     let view = TokenView::new(&created.token, now, Some(created.secret));
     Ok(response::json(StatusCode::CREATED, &Data { data: view }))
 }
@@ -134,14 +130,14 @@ pub(super) async fn delete(
     app: &App,
     caller: &Caller,
     name: &str,
+    now: Timestamp,
 ) -> Result<Response<Body>, Error> {
-    caller.require_current_secret()?;
     let prefix = account_of(caller)?;
-    let name = path_token_name(name)?;
-    app.store
-        .delete_token(Some(&prefix), name.as_str())?
-        .durable()
-        .await?;
+    let name = name.to_owned();
+    app.write(caller, now, move |ctx| {
+        service::tokens::delete(ctx, Some(&prefix), &name)
+    })
+    .await?;
     Ok(response::empty(StatusCode::NO_CONTENT))
 }
 
@@ -155,23 +151,18 @@ pub(super) async fn rotate(
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
-    caller.require_current_secret()?;
     account_of(caller)?;
     let body: RotateToken = request::json_or_form(input)?;
-    let grace = match body.grace.as_deref() {
-        None => None,
-        Some(text) => {
-            let grace = duration("grace", text)?;
-            if grace > MAX_GRACE {
-                return Err(Error::invalid("grace", "may be at most 30 days"));
-            }
-            (!grace.is_zero()).then(|| now.saturating_add(grace))
-        }
-    };
+    let grace = body
+        .grace
+        .as_deref()
+        .map(|text| duration("grace", text))
+        .transpose()?;
+    let token = caller.token_hash;
     let rotated = app
-        .store
-        .rotate_token(&caller.token_hash, grace, now)?
-        .durable()
+        .write(caller, now, move |ctx| {
+            service::tokens::rotate_own(ctx, &token, grace)
+        })
         .await?;
     let view = TokenView::new(&rotated.token, now, Some(rotated.secret));
     Ok(response::json(StatusCode::CREATED, &Data { data: view }))

@@ -1,8 +1,8 @@
 //! `/v1/account…`: the account, its plan license and its tokens.
 
-use crate::api::{account_of, check_grantable, child_expiry, path_token_name};
+use crate::api::account_of;
 use crate::app::App;
-use crate::auth::{self, Caller, TokenKind};
+use crate::auth::Caller;
 use crate::error::Error;
 use crate::http::dto::{
     AccountEnvelope, AccountTokenView, ApplyLicense, CreateAccountToken, CreatedTokenEnvelope,
@@ -10,8 +10,8 @@ use crate::http::dto::{
 };
 use crate::http::request::{self, Input};
 use crate::http::{Body, response};
-use crate::model::{Principal, Scope, Scopes, Timestamp, TokenName};
-use crate::store::NewToken;
+use crate::model::{Scope, Scopes, Timestamp};
+use crate::service;
 use http::{Response, StatusCode};
 use std::time::Duration;
 
@@ -36,10 +36,7 @@ pub(super) fn get_account(app: &App, caller: &Caller) -> Result<Response<Body>, 
 /// Needs `read_licenses`.
 pub(super) fn get_license(app: &App, caller: &Caller) -> Result<Response<Body>, Error> {
     let prefix = account_of(caller)?;
-    let account = app
-        .store
-        .account(&prefix)?
-        .ok_or_else(|| Error::NotFound("no such account".to_owned()))?;
+    let account = service::accounts::get(&app.store, &prefix)?;
     let license = app.store.account_license(&account)?;
     Ok(response::json(
         StatusCode::OK,
@@ -59,12 +56,10 @@ pub(super) async fn apply_license(
 ) -> Result<Response<Body>, Error> {
     let prefix = account_of(caller)?;
     let body: ApplyLicense = request::json(input)?;
-    let key_hash = auth::parse_kind(body.license.trim(), TokenKind::PlanLicense)
-        .map_err(|_| Error::InvalidLicense)?;
     let license = app
-        .store
-        .apply_license(&prefix, &key_hash, now)?
-        .durable()
+        .write(caller, now, move |ctx| {
+            service::plan_licenses::apply(ctx, &prefix, &body.license)
+        })
         .await?;
     Ok(response::json(
         StatusCode::OK,
@@ -81,9 +76,11 @@ pub(super) fn list_tokens(
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
     let prefix = account_of(caller)?;
-    let page = app
-        .store
-        .tokens_page(Some(&prefix), &request::paging(input.parts.uri.query())?)?;
+    let page = service::tokens::page(
+        &app.ctx(Some(caller), now),
+        Some(&prefix),
+        &request::paging(input.parts.uri.query())?,
+    )?;
     let body = TokensEnvelope {
         status: 200,
         tokens: page
@@ -121,24 +118,24 @@ pub(super) async fn create_token(
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
-    caller.require_current_secret()?;
     let prefix = account_of(caller)?;
     let body: CreateAccountToken = request::json(input)?;
-    let name = TokenName::parse(&body.name).map_err(|reason| Error::invalid("name", reason))?;
-    let expires_at = child_expiry(caller, expiry_in_days(body.expires, now)?);
+    let expires_at = expiry_in_days(body.expires, now)?;
     let scopes = match &body.scopes {
         None => Scopes::only(Scope::Api),
         Some(names) => Scopes::parse_all(names.iter().map(String::as_str))
             .map_err(|reason| Error::invalid("scopes", reason))?,
     };
-    check_grantable(caller, scopes)?;
-    let new = NewToken {
-        principal: Principal::Account(prefix),
-        name: name.as_str().to_owned(),
+    let new = service::tokens::NewToken {
+        owner: service::tokens::Owner::Account(prefix),
+        name: body.name,
         scopes,
         expires_at,
+        expires_field: "expires",
     };
-    let created = app.store.create_token(new, now)?.durable().await?;
+    let created = app
+        .write(caller, now, move |ctx| service::tokens::create(ctx, new))
+        .await?;
     Ok(response::json(
         StatusCode::OK,
         &CreatedTokenEnvelope::new(&created.token, created.secret),
@@ -151,14 +148,14 @@ pub(super) async fn delete_token(
     app: &App,
     caller: &Caller,
     name: &str,
+    now: Timestamp,
 ) -> Result<Response<Body>, Error> {
-    caller.require_current_secret()?;
     let prefix = account_of(caller)?;
-    let name = path_token_name(name)?;
-    app.store
-        .delete_token(Some(&prefix), name.as_str())?
-        .durable()
-        .await?;
+    let name = name.to_owned();
+    app.write(caller, now, move |ctx| {
+        service::tokens::delete(ctx, Some(&prefix), &name)
+    })
+    .await?;
     Ok(response::json(
         StatusCode::OK,
         &DeletedEnvelope {

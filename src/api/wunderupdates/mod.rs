@@ -70,7 +70,7 @@ pub static ROWS: &[Row] = &[
         Need::Scope(Scope::Api),
         Handler::Write(|app, call| {
             Box::pin(async move {
-                account::delete_token(app, call.caller()?, &call.param("name")).await
+                account::delete_token(app, call.caller()?, &call.param("name"), call.now).await
             })
         }),
     )
