@@ -24,13 +24,14 @@
 //! - [`doctor`] — `upkeep doctor`: checks a data directory without changing it.
 //! - [`control`] — the admin socket (`<data>/admin.sock`): a running server executes
 //!   admin commands for the CLI.
-//! - [`auth`] — token format, generation, parsing, the [`auth::Caller`] and its checks;
-//!   `auth/index.rs` is the in-memory [`auth::TokenIndex`] (token hash → who, and whether
-//!   it is a grace secret; every account's plan limit and when it expires), compact so a
-//!   million tokens fit in about 150 MB.
+//! - [`auth`] — token format, generation, parsing, the [`auth::Caller`] and its checks
+//!   (it re-exports the token index from the store).
 //! - [`store`] — the only module that knows sled and bincode: trees ([`store::schema`]),
 //!   key encoding, the versioned codec, group commit, migrations, paging, backups
-//!   ([`store::backup`]), keeping the [`auth::TokenIndex`] in step with the trees, and
+//!   ([`store::backup`]), keeping the [`store::TokenIndex`] in step with the trees
+//!   (`store/token_index.rs`: token hash → who, and whether it is a grace secret; every
+//!   account's plan limit and when it expires; compact so a million tokens fit in about
+//!   150 MB), and
 //!   `store/snapshot.rs`: the index saved at a clean stop (`<data>/index.snapshot`) so a
 //!   start need not scan sled.
 //! - [`model`] — records and rules: accounts, tokens, plan licenses, scopes, time.

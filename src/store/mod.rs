@@ -17,11 +17,12 @@ mod key;
 mod migrate;
 pub mod schema;
 mod snapshot;
+pub mod token_index;
 
 pub use codec::{DecodeError, Record};
 pub use migrate::SchemaError;
 
-use crate::auth::{self, AuthRecord, ServerKey, TokenIndex, TokenKind};
+use crate::auth::{self, ServerKey, TokenKind};
 use crate::model::{
     Account, AccountPrefix, DomainError, GraceAlias, LicenseId, NewAccount, PlanLicense, Principal,
     Scope, Scopes, Timestamp, Token, TokenChanges, TokenHash, TokenId,
@@ -34,6 +35,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+pub use token_index::{AuthRecord, Authenticated, PendingUse, TokenIndex};
 
 /// Engine and integrity failures, and domain refusals raised inside a transaction.
 #[derive(Debug)]

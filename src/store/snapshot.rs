@@ -26,7 +26,7 @@
 //! the same way. It is written to `index.snapshot.tmp`, fsynced and renamed, so a crash
 //! while saving leaves the previous file or none, never half of one.
 
-use crate::auth::TokenIndex;
+use super::TokenIndex;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
@@ -212,8 +212,8 @@ const HEADER_LEN: usize = 16 + 4 + 16 + 8;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::AuthRecord;
     use crate::model::{AccountPrefix, Principal, Scope, Scopes, Timestamp, TokenHash, TokenId};
+    use crate::store::AuthRecord;
 
     fn index() -> TokenIndex {
         let index = TokenIndex::default();
