@@ -161,6 +161,7 @@ impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Domain(domain) => domain.into(),
+            StoreError::InvalidCursor(why) => Error::invalid("cursor", why),
             StoreError::Io(_) | StoreError::NoSpace { .. } | StoreError::Failed => {
                 Error::StorageUnavailable(err)
             }

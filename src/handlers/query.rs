@@ -59,7 +59,7 @@ fn token_expiry(ms: Option<u64>, now: Timestamp) -> Result<Option<Timestamp>, Er
         .map_err(|reason| Error::invalid("expiration_date", reason))
 }
 
-fn list<T: serde::Serialize>(items: Vec<T>, next: Option<&[u8]>) -> Response<Body> {
+fn list<T: serde::Serialize>(items: Vec<T>, next: Option<&str>) -> Response<Body> {
     let next_cursor = request::cursor(next);
     response::json(
         StatusCode::OK,
