@@ -465,3 +465,169 @@ pub fn restore(backup: &Checked, dir: &Path) -> Result<Summary, RestoreError> {
         .map_err(RestoreError::Io)?;
     Ok(backup.summary())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::schema::{OWNER_NAMES, TOKENS};
+    use super::super::test_support::*;
+    use super::super::{KEY_FILE, NewToken};
+    use super::*;
+    use crate::model::{AccountPrefix, Principal, Scope, Scopes};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// The backup's output: once the copy reaches `ownername_tokenhash` (every token
+    /// already copied), it lets the writer go and waits until the writer has changed
+    /// tokens, which it can only do if the backup holds no lock while copying.
+    struct Gate {
+        bytes: Vec<u8>,
+        go: Option<mpsc::Sender<()>>,
+        done: mpsc::Receiver<()>,
+    }
+
+    impl Write for Gate {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let line = String::from_utf8_lossy(buf);
+            if line.contains(r#""tree":"ownername_tokenhash""#) {
+                if let Some(go) = self.go.take() {
+                    go.send(()).unwrap();
+                    self.done
+                        .recv_timeout(Duration::from_secs(60))
+                        .expect("writes went on while the backup was copying");
+                }
+            }
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn token(account: &AccountPrefix, name: String) -> NewToken {
+        NewToken {
+            principal: Principal::Account(*account),
+            name,
+            scopes: Scopes::only(Scope::Api),
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn a_backup_taken_while_tokens_are_created_restores_to_a_consistent_store() {
+        let (dir, store, acme) = store_with_acme();
+        store.set_max_tokens_per_account(1_000_000);
+        for i in 0..20 {
+            drop(
+                store
+                    .create_token(token(&acme.prefix, format!("old{i:02}")), now())
+                    .unwrap(),
+            );
+        }
+        let (go_tx, go_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel();
+        let stop = AtomicBool::new(false);
+        let mut gate = Gate {
+            bytes: Vec::new(),
+            go: Some(go_tx),
+            done: done_rx,
+        };
+        let (store, stop) = (&store, &stop);
+        let (summary, more) = std::thread::scope(|scope| {
+            let writer = scope.spawn(move || {
+                go_rx.recv().unwrap();
+                // While the copy is past `tokenhash_token`: new tokens it did not see,
+                // deleted tokens it did.
+                for i in 0..50 {
+                    drop(
+                        store
+                            .create_token(token(&acme.prefix, format!("new{i:02}")), now())
+                            .unwrap(),
+                    );
+                }
+                for i in 0..10 {
+                    drop(store.delete_token(Some(&acme.prefix), &format!("old{i:02}")));
+                }
+                done_tx.send(()).unwrap();
+                // And on, through the catch-up rounds, until the backup has returned.
+                let mut more = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    drop(
+                        store
+                            .create_token(token(&acme.prefix, format!("more{more:06}")), now())
+                            .unwrap(),
+                    );
+                    more += 1;
+                }
+                more
+            });
+            let summary = store.backup(&mut gate, "now").unwrap();
+            stop.store(true, Ordering::Relaxed);
+            (summary, writer.join().unwrap())
+        });
+        assert!(summary.records > 0);
+
+        let target = dir.path().join("restored");
+        let checked = check(std::io::Cursor::new(gate.bytes)).unwrap();
+        restore(&checked, &target).unwrap();
+        std::fs::copy(dir.path().join(KEY_FILE), target.join(KEY_FILE)).unwrap();
+        let restored = Store::open(&target).unwrap();
+        // Every name points at a token and every token has its name: no half of any
+        // write, and no key the copy saw before it changed.
+        assert_eq!(restored.count(&TOKENS), restored.count(&OWNER_NAMES));
+        let names: Vec<String> = restored
+            .tokens_of(Some(&acme.prefix))
+            .expect("no dangling name")
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names.len(), restored.count(&TOKENS));
+        assert_eq!(restored.index().len(), names.len());
+        // One instant: after the writes made during the copy, and a gap-free prefix of
+        // those that followed.
+        for i in 0..50 {
+            assert!(names.contains(&format!("new{i:02}")), "new{i:02}");
+        }
+        for i in 0..20 {
+            assert_eq!(names.contains(&format!("old{i:02}")), i >= 10, "old{i:02}");
+        }
+        let later: Vec<&String> = names.iter().filter(|n| n.starts_with("more")).collect();
+        let expected: Vec<String> = (0..later.len()).map(|i| format!("more{i:06}")).collect();
+        assert_eq!(later, expected.iter().collect::<Vec<_>>());
+        assert!(later.len() <= more);
+        assert_eq!(names.len(), 1 + 10 + 50 + later.len());
+    }
+
+    #[test]
+    fn a_version_1_backup_still_restores() {
+        let (dir, store, _) = store_with_acme();
+        let mut bytes = Vec::new();
+        store.backup(&mut bytes, "now").unwrap();
+        // The same records as format 1 wrote them: no removals, version 1.
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(!text.contains("null"));
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines.pop();
+        lines[0] = lines[0].replace(r#""version":2"#, r#""version":1"#);
+        let mut hasher = blake3::Hasher::new();
+        let mut v1 = String::new();
+        for line in &lines {
+            hasher.update(line.as_bytes());
+            hasher.update(b"\n");
+            v1.push_str(line);
+            v1.push('\n');
+        }
+        v1.push_str(&format!(
+            r#"{{"end":true,"records":{},"blake3":"{}"}}"#,
+            lines.len() - 1,
+            hasher.finalize().to_hex()
+        ));
+        v1.push('\n');
+        let checked = check(std::io::Cursor::new(v1)).unwrap();
+        let target = dir.path().join("restored");
+        restore(&checked, &target).unwrap();
+        std::fs::copy(dir.path().join(KEY_FILE), target.join(KEY_FILE)).unwrap();
+        assert_eq!(Store::open(&target).unwrap().accounts().unwrap().len(), 1);
+    }
+}

@@ -160,6 +160,12 @@ pub struct TokenAlias {
     pub alias: TokenHash,
 }
 
+/// The prefix of every `tokenhash_gracehash` key of `token`: a scan by it finds the
+/// token's grace aliases.
+pub fn aliases_of(token: &TokenHash) -> &[u8] {
+    token.as_bytes()
+}
+
 impl Key for TokenAlias {
     fn to_bytes(&self) -> impl AsRef<[u8]> {
         let mut key = [0u8; 64];

@@ -126,7 +126,7 @@ fn grace_index_v3_to_v4(db: &sled::Db) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub fn schema_version(db: &sled::Db) -> Result<Option<u32>, SchemaError> {
+pub(super) fn schema_version(db: &sled::Db) -> Result<Option<u32>, SchemaError> {
     let meta = db.open_tree(META.name())?;
     match meta.get(MetaKey::SchemaVersion.to_bytes().as_ref())? {
         None => Ok(None),
@@ -150,7 +150,7 @@ fn set_schema_version(db: &sled::Db, version: u32) -> Result<(), SchemaError> {
 }
 
 /// Brings the store to [`SCHEMA_VERSION`].
-pub fn run(db: &sled::Db) -> Result<(), SchemaError> {
+pub(super) fn run(db: &sled::Db) -> Result<(), SchemaError> {
     let found = match schema_version(db)? {
         None => {
             set_schema_version(db, SCHEMA_VERSION)?;

@@ -30,7 +30,7 @@ mod page;
 mod plan_licenses;
 pub mod schema;
 mod snapshot;
-pub mod token_index;
+mod token_index;
 mod tokens;
 mod tx;
 

@@ -7,9 +7,9 @@
 //!
 //! Each tree is a [`Table<K, V>`] constant: reads and writes name the table and pass a
 //! typed key (`tx.get(&TOKENS, &hash)`), so the compiler checks that a tree is read with
-//! its own key and value types. Keys encode through [`Key`] (`key.rs`, the only place that
+//! its own key and value types. Keys encode through `Key` (`key.rs`, the only place that
 //! builds key bytes: integers big-endian so byte order is numeric order); values through
-//! [`Value`] (`codec.rs`: a record is `[format version: u8] ++ bincode(body)`).
+//! `Value` (`codec.rs`: a record is `[format version: u8] ++ bincode(body)`).
 //!
 //! Adding a tree: one line in the `tables!` list below (it opens, backs up and appears in
 //! the docs by itself), a numbered migration if existing data must fill it, and its key

@@ -239,7 +239,7 @@ impl Store {
     pub(super) fn aliases_of(&self, tokens: &[TokenHash]) -> Result<Vec<TokenAlias>, StoreError> {
         let mut aliases = Vec::new();
         for token in tokens {
-            for alias in self.scan_keys(&GRACE_BY_TOKEN, token.as_bytes()) {
+            for alias in self.scan_keys(&GRACE_BY_TOKEN, super::key::aliases_of(token)) {
                 aliases.push(alias?);
             }
         }
@@ -445,8 +445,9 @@ impl Store {
                     continue;
                 }
                 token.last_used_at = Some(used.at);
-                batch.insert(used.hash.as_bytes().as_slice(), codec::encode(&token));
-                touched.push((TOKENS.id(), used.hash.as_bytes().to_vec()));
+                let key = used.hash.to_bytes().as_ref().to_vec();
+                batch.insert(key.as_slice(), codec::encode(&token));
+                touched.push((TOKENS.id(), key));
             }
             // The stamp first: a crash between the two leaves a store that no snapshot
             // matches, which is safe.
