@@ -54,6 +54,11 @@ pub struct Inspection {
     pub size_on_disk: u64,
     pub accounts: usize,
     pub tokens: usize,
+    /// Entries per tree of the inventory (`schema::TREES`), in its order; a tree the
+    /// store does not hold yet counts 0.
+    pub trees: Vec<(&'static str, usize)>,
+    /// Trees in the store that the inventory does not know (another upkeep's).
+    pub unknown_trees: Vec<String>,
     /// Whether the next open can load the token index from `index.snapshot`.
     pub snapshot: SnapshotState,
 }
@@ -86,13 +91,39 @@ pub fn inspect(dir: &Path) -> Result<Inspection, OpenError> {
     }
     let db = open_sled(dir, sled::Config::new().path(&db_dir))?;
     let schema_version = migrate::schema_version(&db).map_err(OpenError::Schema)?;
-    let count = |name: &str| db.open_tree(name).map(|tree| tree.len());
     let store_err = |err: sled::Error| OpenError::Store(err.into());
+    // Only trees that exist are opened: opening creates, and inspecting changes nothing.
+    let present: Vec<String> = db
+        .tree_names()
+        .iter()
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .filter(|name| name != "__sled__default")
+        .collect();
+    let mut trees = Vec::with_capacity(TREES.len());
+    for tree in TREES {
+        let count = if present.iter().any(|name| name == tree.name) {
+            db.open_tree(tree.name).map_err(store_err)?.len()
+        } else {
+            0
+        };
+        trees.push((tree.name, count));
+    }
+    let count_of = |name: &str| {
+        trees
+            .iter()
+            .find(|(tree, _)| *tree == name)
+            .map_or(0, |(_, count)| *count)
+    };
     Ok(Inspection {
         schema_version,
         size_on_disk: db.size_on_disk().map_err(store_err)?,
-        accounts: count(ACCOUNTS.name()).map_err(store_err)?,
-        tokens: count(TOKENS.name()).map_err(store_err)?,
+        accounts: count_of(ACCOUNTS.name()),
+        tokens: count_of(TOKENS.name()),
+        unknown_trees: present
+            .into_iter()
+            .filter(|name| schema::TreeId::by_name(name).is_none())
+            .collect(),
+        trees,
         snapshot: snapshot_state(dir, &db),
     })
 }
@@ -654,6 +685,73 @@ mod tests {
                 .limit,
             1
         );
+    }
+
+    #[test]
+    fn inspect_counts_every_tree_of_the_table_and_names_unknown_ones() {
+        let (dir, store, _) = store_with_acme();
+        store.db.open_tree("from_the_future").unwrap();
+        store.db.flush().unwrap();
+        drop(store);
+        let found = inspect(dir.path()).unwrap();
+        let names: Vec<&str> = found.trees.iter().map(|(name, _)| *name).collect();
+        let declared: Vec<&str> = TREES.iter().map(|tree| tree.name).collect();
+        assert_eq!(names, declared);
+        assert_eq!((found.accounts, found.tokens), (1, 1));
+        assert_eq!(
+            found
+                .trees
+                .iter()
+                .find(|(name, _)| *name == "ownername_tokenhash"),
+            Some(&("ownername_tokenhash", 1))
+        );
+        assert_eq!(found.unknown_trees, ["from_the_future"]);
+    }
+
+    #[test]
+    fn account_limits_from_memory_match_the_stored_licenses() {
+        // What an account listing shows as its plan limit can come from the index (no
+        // read per account): it answers exactly what the bound license grants.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let later = now().saturating_add(std::time::Duration::from_secs(60));
+        for (prefix, license) in [
+            ("aaa", None),
+            ("bbb", Some(None)),
+            ("ccc", Some(Some(later))),
+        ] {
+            let (account, _) = store
+                .create_account(new_account(Some(prefix)), now())
+                .unwrap()
+                .durable_blocking()
+                .unwrap();
+            if let Some(expires_at) = license {
+                let issued = store
+                    .issue_license(9, expires_at, now())
+                    .unwrap()
+                    .durable_blocking()
+                    .unwrap();
+                store
+                    .apply_license(&account.prefix, &issued.license.key_hash, now())
+                    .unwrap()
+                    .durable_blocking()
+                    .unwrap();
+            }
+        }
+        for at in [now(), later] {
+            for account in store.accounts().unwrap() {
+                let stored = store
+                    .account_license(&account)
+                    .unwrap()
+                    .and_then(|license| license.limit_at(at));
+                assert_eq!(
+                    store.plan_limit(&account.prefix, at),
+                    Some(stored),
+                    "{} at {at:?}",
+                    account.prefix
+                );
+            }
+        }
     }
 
     #[test]
