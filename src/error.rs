@@ -205,4 +205,14 @@ mod tests {
             assert_eq!((err.status().as_u16(), err.code()), (status, code));
         }
     }
+
+    #[test]
+    fn a_cursor_of_another_list_is_a_bad_request_naming_cursor() {
+        let err = Error::from(StoreError::InvalidCursor("not an account".into()));
+        assert_eq!(
+            (err.status().as_u16(), err.code()),
+            (400, "invalid_request")
+        );
+        assert!(err.public_message("req-1").starts_with("cursor"), "{err:?}");
+    }
 }
