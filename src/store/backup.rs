@@ -38,6 +38,7 @@
 //! step 1 and step 4, never for the copy.
 
 use super::schema::{SCHEMA_VERSION, TREES, TreeId};
+use super::tx::hex;
 use super::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -84,16 +85,6 @@ struct Footer {
 pub struct Summary {
     pub records: u64,
     pub schema_version: u32,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {

@@ -100,7 +100,7 @@ fn grace_index_v3_to_v4(db: &sled::Db) -> Result<(), StoreError> {
     let by_token = db.open_tree(GRACE_BY_TOKEN.name())?;
     let corrupt = |key: &[u8], reason: String| StoreError::Corrupt {
         tree: GRACE.name(),
-        key: key.iter().map(|b| format!("{b:02x}")).collect(),
+        key: super::tx::hex(key),
         reason,
     };
     let mut batch = sled::Batch::default();

@@ -25,10 +25,12 @@ pub(super) fn abort<T>(err: impl Into<StoreError>) -> TxResult<T> {
 
 pub(super) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }
 
 /// A corrupt value or key in `tree` at `key` (logged once, here).
