@@ -4,7 +4,7 @@
 //!
 //! A snapshot is trusted only if it describes exactly the store it sits next to. Every
 //! change to the store writes a fresh *stamp* into `meta` in the same transaction (a
-//! random per-open epoch and a counter; see [`super::schema::STAMP_KEY`]), and the
+//! random per-open epoch and a counter; see `key::MetaKey::Stamp`), and the
 //! snapshot records the stamp it was taken at. At open, a snapshot whose stamp differs
 //! from the store's is ignored and the index is rebuilt from sled: after a crash, after
 //! any write by any process since, after a restore, after someone copied an older `db/`
