@@ -168,9 +168,9 @@ async fn serve_one(app: Arc<App>, mut stream: UnixStream, owner: u32) -> std::io
         }
         Ok(Request::Backup) => {
             tracing::info!(command = "backup", "admin command via socket");
-            // Stream from the store to the socket on a blocking thread. (The store copies
-            // its trees in memory under the write lock first, for a consistent snapshot;
-            // see store::backup.)
+            // Stream from the store to the socket on a blocking thread. (The store streams
+            // its trees while writers go on and catches up on what they changed, for a
+            // consistent snapshot; see store::backup.)
             let stream = stream.into_std()?;
             stream.set_nonblocking(false)?;
             let result = tokio::task::spawn_blocking(move || {

@@ -160,6 +160,7 @@ impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Domain(domain) => domain.into(),
+            StoreError::InvalidCursor(why) => Error::invalid("cursor", why),
             StoreError::Io(_) | StoreError::NoSpace { .. } | StoreError::Failed => {
                 Error::StorageUnavailable(err)
             }
@@ -202,5 +203,15 @@ mod tests {
             let err = Error::from(domain);
             assert_eq!((err.status().as_u16(), err.code()), (status, code));
         }
+    }
+
+    #[test]
+    fn a_cursor_of_another_list_is_a_bad_request_naming_cursor() {
+        let err = Error::from(StoreError::InvalidCursor("not an account".into()));
+        assert_eq!(
+            (err.status().as_u16(), err.code()),
+            (400, "invalid_request")
+        );
+        assert!(err.public_message("req-1").starts_with("cursor"), "{err:?}");
     }
 }

@@ -29,15 +29,22 @@
 //! - [`doctor`] — `upkeep doctor`: checks a data directory without changing it.
 //! - [`control`] — the admin socket (`<data>/admin.sock`): a running server executes
 //!   admin commands for the CLI.
-//! - [`auth`] — token format, generation, parsing, the [`auth::Caller`] and its checks;
-//!   `auth/index.rs` is the in-memory [`auth::TokenIndex`] (token hash → who, and whether
-//!   it is a grace secret; every account's plan limit and when it expires), compact so a
-//!   million tokens fit in about 150 MB.
-//! - [`store`] — the only module that knows sled and bincode: trees ([`store::schema`]),
-//!   key encoding, the versioned codec, group commit, migrations, paging, backups
-//!   ([`store::backup`]), keeping the [`auth::TokenIndex`] in step with the trees, and
-//!   `store/snapshot.rs`: the index saved at a clean stop (`<data>/index.snapshot`) so a
-//!   start need not scan sled.
+//! - [`auth`] — token format, generation, parsing, the [`auth::Caller`] and its checks
+//!   (it re-exports the token index from the store).
+//! - [`store`] — the only module that knows sled and bincode; its public surface speaks
+//!   domain types only. `store/mod.rs`: the `Store`, its errors, `write` and `Pending`;
+//!   one file per aggregate (`accounts.rs`, `tokens.rs` with grace aliases, rotation and
+//!   uses, `plan_licenses.rs`), each adding its own `impl Store`; [`store::schema`]: the
+//!   one typed table of trees (name, key type, value type, layout: backups, migrations
+//!   and the open read it); `key.rs` (the only place key bytes are built), `codec.rs`
+//!   (versioned values), `tx.rs` (typed transactions and reads), `page.rs` (opaque
+//!   versioned cursors), `index_load.rs` (open, loading the index, `inspect`), `commit.rs`
+//!   (group commit), `migrate.rs`, [`store::backup`] (streamed online backups, restore),
+//!   `files.rs` (server key, private files), `token_index.rs` ([`store::TokenIndex`]:
+//!   token hash → who, and whether it is a grace secret; every account's plan limit and
+//!   when it expires; compact so a million tokens fit in about 150 MB) and `snapshot.rs`
+//!   (the index saved at a clean stop, `<data>/index.snapshot`, so a start need not scan
+//!   sled).
 //! - [`model`] — records and rules: accounts, tokens, plan licenses, scopes, time.
 //! - [`error`] — the API error: one `status()`, one `code()`.
 //! - [`metrics`] — Prometheus counters and histograms in atomics (`GET /metrics`).

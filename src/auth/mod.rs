@@ -13,9 +13,7 @@
 //! the first 8 bytes of `blake3(everything before it)` as a little-endian integer, modulo
 //! 62⁶, in base62. A typo or truncation is therefore rejected without touching the store.
 
-mod index;
-
-pub use index::{AuthRecord, Authenticated, PendingUse, TokenIndex};
+pub use crate::store::{AuthRecord, Authenticated, PendingUse, TokenIndex};
 
 use crate::error::Error;
 use crate::model::{Principal, Scope, Scopes, Timestamp, TokenHash, TokenId};

@@ -169,8 +169,8 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
 pub const DEFAULT_PAGE: usize = 100;
 pub const MAX_PAGE: usize = 1000;
 
-/// `?limit=N&cursor=C` of a list request. The cursor is opaque to clients: the hex of
-/// the last item's key, as the previous page's `next_cursor` gave it.
+/// `?limit=N&cursor=C` of a list request. The cursor is opaque to clients: what the
+/// previous page's `next_cursor` gave (see `store::Cursor`: versioned, in domain terms).
 ///
 /// # Errors
 /// `InvalidRequest` for a limit outside 1–1000 or a cursor this API did not make.
@@ -190,32 +190,17 @@ pub fn paging(query: Option<&str>) -> Result<crate::store::PageRequest, Error> {
     let after = match query_param(query, "cursor") {
         None => None,
         Some(text) if text.is_empty() => None,
-        Some(text) => Some(unhex(&text).ok_or_else(|| {
-            Error::invalid("cursor", "not a cursor this API returned (use next_cursor)")
-        })?),
+        Some(text) => Some(
+            crate::store::Cursor::parse(&text)
+                .map_err(|why| Error::invalid("cursor", format!("{why} (use next_cursor)")))?,
+        ),
     };
     Ok(crate::store::PageRequest { after, limit })
 }
 
-/// The `next_cursor` for a page's next-cursor bytes.
-pub fn cursor(next: Option<&[u8]>) -> Option<String> {
-    next.map(|bytes| {
-        use std::fmt::Write;
-        bytes.iter().fold(String::new(), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
-    })
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || text.len() > 256 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
+/// The `next_cursor` of a page.
+pub fn cursor(next: Option<&str>) -> Option<String> {
+    next.map(str::to_owned)
 }
 
 /// The value of query parameter `name` (the first, `+` and `%XX` decoded).
@@ -354,11 +339,9 @@ mod tests {
 
     #[test]
     fn paging_reads_limit_and_cursor() {
-        let page = paging(Some("limit=5&cursor=61626364")).unwrap();
-        assert_eq!(
-            (page.limit, page.after.as_deref()),
-            (5, Some(b"abcd".as_slice()))
-        );
+        // base64url of `v1:abcd`.
+        let page = paging(Some("limit=5&cursor=djE6YWJjZA")).unwrap();
+        assert_eq!((page.limit, page.after.as_deref()), (5, Some("djE6YWJjZA")));
         assert_eq!(paging(None).unwrap().limit, DEFAULT_PAGE);
         for bad in [
             "limit=0",
@@ -366,10 +349,11 @@ mod tests {
             "limit=x",
             "cursor=zz",
             "cursor=abc",
+            "cursor=61626364",
         ] {
             assert!(paging(Some(bad)).is_err(), "{bad}");
         }
-        assert_eq!(cursor(Some(b"abcd")).as_deref(), Some("61626364"));
+        assert_eq!(cursor(Some("djE6YWJjZA")).as_deref(), Some("djE6YWJjZA"));
     }
 
     #[test]

@@ -62,10 +62,7 @@ pub fn create<'a>(ctx: &Ctx<'a>, new: NewToken) -> Result<Done<'a, CreatedToken>
             }
             let name =
                 TokenName::parse(&new.name).map_err(|reason| Error::invalid("name", reason))?;
-            (
-                Principal::Account(*account),
-                name.as_str().to_owned(),
-            )
+            (Principal::Account(*account), name.as_str().to_owned())
         }
         Owner::Operator { active, write } => {
             if ctx.actor.account().is_some() {

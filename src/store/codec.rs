@@ -10,7 +10,7 @@
 //!
 //! The configuration below is part of the on-disk format: never change it in place.
 
-use crate::model::{Account, GraceAlias, PlanLicense, Token};
+use crate::model::{Account, GraceAlias, LicenseId, PlanLicense, Token, TokenHash};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -116,6 +116,95 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
         return Err(DecodeError::TrailingBytes(body.len() - used));
     }
     Ok(value)
+}
+
+/// A value of one tree (see `schema`): its stored bytes, and back. Records go through
+/// the versioned codec; index values are raw fixed-width bytes.
+pub trait Value: Sized {
+    /// For error messages and logs.
+    const NAME: &'static str;
+
+    fn encode_value(&self) -> Vec<u8>;
+
+    /// # Errors
+    /// The bytes are not a value of this type (a corrupt store).
+    fn decode_value(bytes: &[u8]) -> Result<Self, String>;
+}
+
+macro_rules! record_values {
+    ($($record:ty),+) => {$(
+        impl Value for $record {
+            const NAME: &'static str = <$record as Record>::NAME;
+
+            fn encode_value(&self) -> Vec<u8> {
+                encode(self)
+            }
+
+            fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+                decode(bytes).map_err(|err| format!("{}: {err}", <Self as Record>::NAME))
+            }
+        }
+    )+};
+}
+
+record_values!(Account, Token, GraceAlias, PlanLicense);
+
+/// An index value pointing at a token (or license key) by hash: its 32 bytes.
+impl Value for TokenHash {
+    const NAME: &'static str = "hash";
+
+    fn encode_value(&self) -> Vec<u8> {
+        self.as_bytes().to_vec()
+    }
+
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        <TokenHash as super::key::Key>::from_bytes(bytes)
+    }
+}
+
+/// An index value pointing at a plan license: its id, u64 BE.
+impl Value for LicenseId {
+    const NAME: &'static str = "license id";
+
+    fn encode_value(&self) -> Vec<u8> {
+        self.0.to_be_bytes().to_vec()
+    }
+
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        <LicenseId as super::key::Key>::from_bytes(bytes)
+    }
+}
+
+/// The value of a pure index entry (the key says everything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Empty;
+
+impl Value for Empty {
+    const NAME: &'static str = "empty";
+
+    fn encode_value(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    fn decode_value(_: &[u8]) -> Result<Self, String> {
+        Ok(Empty)
+    }
+}
+
+/// Bytes whose meaning depends on the key (`meta`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raw(pub Vec<u8>);
+
+impl Value for Raw {
+    const NAME: &'static str = "bytes";
+
+    fn encode_value(&self) -> Vec<u8> {
+        self.0.clone()
+    }
+
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        Ok(Raw(bytes.to_vec()))
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,117 @@
 //! Key encodings. The only place that builds or splits key bytes.
+//!
+//! Every key type of the inventory (`schema`) implements [`Key`]. Integers are
+//! fixed-width big-endian so byte order is numeric order; composite keys are
+//! concatenations of fixed-width or length-prefixed parts, never bincode.
 
 use crate::model::{AccountPrefix, LicenseId, TokenHash};
+
+/// A key of one tree: its bytes, and back.
+pub trait Key: Sized {
+    fn to_bytes(&self) -> impl AsRef<[u8]>;
+
+    /// # Errors
+    /// The bytes are not a key of this type (a corrupt store).
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String>;
+}
+
+/// The keys of `meta`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaKey {
+    SchemaVersion,
+    /// The next id for a token or plan license, u64 BE. Written in the same transaction
+    /// as the record that takes an id, so it is as durable as the record and travels in
+    /// backups (sled's own id counter does neither).
+    NextId,
+    /// Which write the store last took: a random epoch chosen when the store is opened
+    /// (u64 BE) ++ a counter (u64 BE). Rewritten by every change to the store, in the
+    /// same transaction, so two stores with the same stamp hold the same records. The
+    /// index snapshot (`snapshot`) is trusted only at the stamp it was taken at. Since
+    /// schema 3: an upkeep too old to keep the stamp refuses the store.
+    Stamp,
+}
+
+impl MetaKey {
+    const fn bytes(self) -> &'static [u8] {
+        match self {
+            MetaKey::SchemaVersion => b"schema_version",
+            MetaKey::NextId => b"next_id",
+            MetaKey::Stamp => b"stamp",
+        }
+    }
+}
+
+impl Key for MetaKey {
+    fn to_bytes(&self) -> impl AsRef<[u8]> {
+        self.bytes()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        [MetaKey::SchemaVersion, MetaKey::NextId, MetaKey::Stamp]
+            .into_iter()
+            .find(|key| key.bytes() == bytes)
+            .ok_or_else(|| format!("unknown meta key {:?}", String::from_utf8_lossy(bytes)))
+    }
+}
+
+impl Key for AccountPrefix {
+    fn to_bytes(&self) -> impl AsRef<[u8]> {
+        self.as_str().as_bytes()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "prefix is not UTF-8".to_owned())?;
+        AccountPrefix::parse(text)
+    }
+}
+
+impl Key for TokenHash {
+    fn to_bytes(&self) -> impl AsRef<[u8]> {
+        self.as_bytes()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let array: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| format!("hash of {} bytes", bytes.len()))?;
+        Ok(TokenHash::from_bytes(array))
+    }
+}
+
+impl Key for LicenseId {
+    fn to_bytes(&self) -> impl AsRef<[u8]> {
+        self.0.to_be_bytes()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let array: [u8; 8] = bytes
+            .try_into()
+            .map_err(|_| format!("license id must be 8 bytes, got {}", bytes.len()))?;
+        Ok(LicenseId(u64::from_be_bytes(array)))
+    }
+}
+
+/// A token's name within its owner (`account: None` for operator tokens): the key of
+/// `ownername_tokenhash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerName {
+    pub account: Option<AccountPrefix>,
+    pub name: String,
+}
+
+impl OwnerName {
+    pub fn new(account: Option<&AccountPrefix>, name: &str) -> Self {
+        OwnerName {
+            account: account.copied(),
+            name: name.to_owned(),
+        }
+    }
+}
 
 /// The owner part of an `ownername_tokenhash` key: the prefix's length byte then the
 /// prefix for an account, a single `0` for operator tokens. Account prefixes are at least
 /// 3 bytes, so the two never collide, and the length byte keeps `abc` from being a prefix
-/// of `abcd`'s keys.
+/// of `abcd`'s keys. A prefix scan by it lists one owner's tokens.
 pub fn owner(account: Option<&AccountPrefix>) -> Vec<u8> {
     match account {
         Some(prefix) => {
@@ -18,52 +124,81 @@ pub fn owner(account: Option<&AccountPrefix>) -> Vec<u8> {
     }
 }
 
-/// `owner ++ name`: the unique key of a token name within its owner.
-pub fn owner_name(account: Option<&AccountPrefix>, name: &str) -> Vec<u8> {
-    let mut key = owner(account);
-    key.extend_from_slice(name.as_bytes());
-    key
+impl Key for OwnerName {
+    fn to_bytes(&self) -> impl AsRef<[u8]> {
+        let mut key = owner(self.account.as_ref());
+        key.extend_from_slice(self.name.as_bytes());
+        key
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let (&len, rest) = bytes.split_first().ok_or("empty owner-name key")?;
+        let len = usize::from(len);
+        let (account, name) = if len == 0 {
+            (None, rest)
+        } else {
+            let prefix = rest
+                .get(..len)
+                .ok_or("owner-name key shorter than its prefix")?;
+            (
+                Some(<AccountPrefix as Key>::from_bytes(prefix)?),
+                &rest[len..],
+            )
+        };
+        let name = std::str::from_utf8(name).map_err(|_| "token name is not UTF-8")?;
+        Ok(OwnerName {
+            account,
+            name: name.to_owned(),
+        })
+    }
 }
 
 /// `token ++ alias`: a `tokenhash_gracehash` key (a grace alias of `token`).
-pub fn token_alias(token: &TokenHash, alias: &TokenHash) -> [u8; 64] {
-    let mut key = [0u8; 64];
-    key[..32].copy_from_slice(token.as_bytes());
-    key[32..].copy_from_slice(alias.as_bytes());
-    key
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenAlias {
+    pub token: TokenHash,
+    pub alias: TokenHash,
 }
 
-/// Splits a `tokenhash_gracehash` key into `(token, alias)`.
-///
-/// # Errors
-/// The bytes are not 64 long.
-pub fn parse_token_alias(bytes: &[u8]) -> Result<(TokenHash, TokenHash), String> {
-    let array: &[u8; 64] = bytes
-        .try_into()
-        .map_err(|_| format!("token-alias key must be 64 bytes, got {}", bytes.len()))?;
-    let mut token = [0u8; 32];
-    let mut alias = [0u8; 32];
-    token.copy_from_slice(&array[..32]);
-    alias.copy_from_slice(&array[32..]);
-    Ok((TokenHash::from_bytes(token), TokenHash::from_bytes(alias)))
+/// The prefix of every `tokenhash_gracehash` key of `token`: a scan by it finds the
+/// token's grace aliases.
+pub fn aliases_of(token: &TokenHash) -> &[u8] {
+    token.as_bytes()
 }
 
-pub fn license_id(id: LicenseId) -> [u8; 8] {
-    id.0.to_be_bytes()
-}
+impl Key for TokenAlias {
+    fn to_bytes(&self) -> impl AsRef<[u8]> {
+        let mut key = [0u8; 64];
+        key[..32].copy_from_slice(self.token.as_bytes());
+        key[32..].copy_from_slice(self.alias.as_bytes());
+        key
+    }
 
-/// # Errors
-/// The bytes are not 8 long.
-pub fn parse_license_id(bytes: &[u8]) -> Result<LicenseId, String> {
-    let array: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| format!("license id must be 8 bytes, got {}", bytes.len()))?;
-    Ok(LicenseId(u64::from_be_bytes(array)))
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() != 64 {
+            return Err(format!(
+                "token-alias key must be 64 bytes, got {}",
+                bytes.len()
+            ));
+        }
+        Ok(TokenAlias {
+            token: <TokenHash as Key>::from_bytes(&bytes[..32])?,
+            alias: <TokenHash as Key>::from_bytes(&bytes[32..])?,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bytes<K: Key>(key: &K) -> Vec<u8> {
+        key.to_bytes().as_ref().to_vec()
+    }
+
+    fn owner_name(account: Option<&AccountPrefix>, name: &str) -> Vec<u8> {
+        bytes(&OwnerName::new(account, name))
+    }
 
     #[test]
     fn owner_keys_do_not_prefix_each_other() {
@@ -73,25 +208,43 @@ mod tests {
         assert!(owner_name(Some(&abc), "dx").starts_with(&owner(Some(&abc))));
         assert!(!owner_name(Some(&abc), "x").starts_with(&owner(None)));
         assert_eq!(owner_name(None, "ops"), b"\0ops");
+        for key in [
+            OwnerName::new(Some(&abcd), "ci"),
+            OwnerName::new(None, "ops"),
+        ] {
+            assert_eq!(OwnerName::from_bytes(&bytes(&key)).unwrap(), key);
+        }
+        assert!(OwnerName::from_bytes(b"\x05ab").is_err());
     }
 
     #[test]
     fn token_alias_keys_group_by_token() {
         let token = TokenHash::of("t");
         let alias = TokenHash::of("a");
-        let key = token_alias(&token, &alias);
+        let key = bytes(&TokenAlias { token, alias });
         assert!(key.starts_with(token.as_bytes()));
-        assert_eq!(parse_token_alias(&key).unwrap(), (token, alias));
-        assert!(parse_token_alias(&key[..63]).is_err());
+        assert_eq!(
+            TokenAlias::from_bytes(&key).unwrap(),
+            TokenAlias { token, alias }
+        );
+        assert!(TokenAlias::from_bytes(&key[..63]).is_err());
     }
 
     #[test]
     fn license_ids_sort_numerically() {
-        assert!(license_id(LicenseId(2)) < license_id(LicenseId(256)));
+        assert!(bytes(&LicenseId(2)) < bytes(&LicenseId(256)));
         assert_eq!(
-            parse_license_id(&license_id(LicenseId(77))).unwrap(),
+            LicenseId::from_bytes(&bytes(&LicenseId(77))).unwrap(),
             LicenseId(77)
         );
-        assert!(parse_license_id(&[1, 2]).is_err());
+        assert!(LicenseId::from_bytes(&[1, 2]).is_err());
+    }
+
+    #[test]
+    fn meta_keys_round_trip() {
+        for key in [MetaKey::SchemaVersion, MetaKey::NextId, MetaKey::Stamp] {
+            assert_eq!(MetaKey::from_bytes(&bytes(&key)).unwrap(), key);
+        }
+        assert!(MetaKey::from_bytes(b"other").is_err());
     }
 }

@@ -7,7 +7,8 @@
 //! a layout it does not understand.
 
 use super::StoreError;
-use super::schema::{META, SCHEMA_VERSION, SCHEMA_VERSION_KEY};
+use super::key::{Key, MetaKey, TokenAlias};
+use super::schema::{ACCOUNTS, GRACE, GRACE_BY_TOKEN, META, SCHEMA_VERSION};
 
 /// `MIGRATIONS[n - 1]` takes the store from version `n` to `n + 1`.
 const MIGRATIONS: &[Migration] = &[accounts_v1_to_v2, stamp_v2_to_v3, grace_index_v3_to_v4];
@@ -54,7 +55,7 @@ impl From<sled::Error> for SchemaError {
 fn accounts_v1_to_v2(db: &sled::Db) -> Result<(), StoreError> {
     use super::codec;
     use crate::model::Account;
-    let accounts = db.open_tree(super::schema::PREFIX_ACCOUNT)?;
+    let accounts = db.open_tree(ACCOUNTS.name())?;
     let mut batch = sled::Batch::default();
     let mut n = 0;
     for entry in accounts.iter() {
@@ -63,7 +64,7 @@ fn accounts_v1_to_v2(db: &sled::Db) -> Result<(), StoreError> {
             continue;
         }
         let account: Account = codec::decode(&value).map_err(|err| StoreError::Corrupt {
-            tree: super::schema::PREFIX_ACCOUNT,
+            tree: ACCOUNTS.name(),
             key: String::from_utf8_lossy(&key).into_owned(),
             reason: err.to_string(),
         })?;
@@ -75,7 +76,7 @@ fn accounts_v1_to_v2(db: &sled::Db) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// 2 → 3: the store gains its stamp (`schema::STAMP_KEY`), so that an index snapshot can
+/// 2 → 3: the store gains its stamp (`MetaKey::Stamp`), so that an index snapshot can
 /// tell whether it is current. Nothing else changes; the bump itself is the point: an
 /// upkeep that does not keep the stamp must not write to a store that relies on it.
 fn stamp_v2_to_v3(db: &sled::Db) -> Result<(), StoreError> {
@@ -83,8 +84,8 @@ fn stamp_v2_to_v3(db: &sled::Db) -> Result<(), StoreError> {
     getrandom::fill(&mut epoch).map_err(|err| StoreError::Bug(format!("OS RNG: {err}")))?;
     let mut stamp = [0u8; 16];
     stamp[..8].copy_from_slice(&epoch);
-    db.open_tree(META)?
-        .insert(super::schema::STAMP_KEY, &stamp)?;
+    db.open_tree(META.name())?
+        .insert(MetaKey::Stamp.to_bytes().as_ref(), &stamp)?;
     Ok(())
 }
 
@@ -93,14 +94,13 @@ fn stamp_v2_to_v3(db: &sled::Db) -> Result<(), StoreError> {
 /// without scanning them all. Inserting the same keys again is harmless, so a rerun is
 /// too. A new stamp makes any index snapshot of the old layout stale.
 fn grace_index_v3_to_v4(db: &sled::Db) -> Result<(), StoreError> {
-    use super::schema::{TOKENHASH_GRACE, TOKENHASH_GRACEHASH};
-    use super::{codec, key};
+    use super::codec;
     use crate::model::{GraceAlias, TokenHash};
-    let grace = db.open_tree(TOKENHASH_GRACE)?;
-    let by_token = db.open_tree(TOKENHASH_GRACEHASH)?;
+    let grace = db.open_tree(GRACE.name())?;
+    let by_token = db.open_tree(GRACE_BY_TOKEN.name())?;
     let corrupt = |key: &[u8], reason: String| StoreError::Corrupt {
-        tree: TOKENHASH_GRACE,
-        key: key.iter().map(|b| format!("{b:02x}")).collect(),
+        tree: GRACE.name(),
+        key: super::tx::hex(key),
         reason,
     };
     let mut batch = sled::Batch::default();
@@ -109,28 +109,26 @@ fn grace_index_v3_to_v4(db: &sled::Db) -> Result<(), StoreError> {
         let (old, value) = entry?;
         let alias: GraceAlias =
             codec::decode(&value).map_err(|err| corrupt(&old, err.to_string()))?;
-        let old: [u8; 32] = old
-            .as_ref()
-            .try_into()
-            .map_err(|_| corrupt(&old, format!("hash of {} bytes", old.len())))?;
-        batch.insert(
-            key::token_alias(&alias.token, &TokenHash::from_bytes(old)).as_slice(),
-            &[],
-        );
+        let old = <TokenHash as Key>::from_bytes(&old).map_err(|why| corrupt(&old, why))?;
+        let key = TokenAlias {
+            token: alias.token,
+            alias: old,
+        };
+        batch.insert(key.to_bytes().as_ref(), &[]);
         n += 1;
     }
     by_token.apply_batch(batch)?;
     let mut stamp = [0u8; 16];
     getrandom::fill(&mut stamp[..8]).map_err(|err| StoreError::Bug(format!("OS RNG: {err}")))?;
-    db.open_tree(META)?
-        .insert(super::schema::STAMP_KEY, &stamp)?;
+    db.open_tree(META.name())?
+        .insert(MetaKey::Stamp.to_bytes().as_ref(), &stamp)?;
     tracing::info!(aliases = n, "indexed grace aliases by token");
     Ok(())
 }
 
-pub fn schema_version(db: &sled::Db) -> Result<Option<u32>, SchemaError> {
-    let meta = db.open_tree(META)?;
-    match meta.get(SCHEMA_VERSION_KEY)? {
+pub(super) fn schema_version(db: &sled::Db) -> Result<Option<u32>, SchemaError> {
+    let meta = db.open_tree(META.name())?;
+    match meta.get(MetaKey::SchemaVersion.to_bytes().as_ref())? {
         None => Ok(None),
         Some(bytes) => {
             let array: [u8; 4] = bytes
@@ -143,14 +141,16 @@ pub fn schema_version(db: &sled::Db) -> Result<Option<u32>, SchemaError> {
 }
 
 fn set_schema_version(db: &sled::Db, version: u32) -> Result<(), SchemaError> {
-    db.open_tree(META)?
-        .insert(SCHEMA_VERSION_KEY, &version.to_be_bytes())?;
+    db.open_tree(META.name())?.insert(
+        MetaKey::SchemaVersion.to_bytes().as_ref(),
+        &version.to_be_bytes(),
+    )?;
     db.flush()?;
     Ok(())
 }
 
 /// Brings the store to [`SCHEMA_VERSION`].
-pub fn run(db: &sled::Db) -> Result<(), SchemaError> {
+pub(super) fn run(db: &sled::Db) -> Result<(), SchemaError> {
     let found = match schema_version(db)? {
         None => {
             set_schema_version(db, SCHEMA_VERSION)?;
@@ -177,7 +177,10 @@ pub fn run(db: &sled::Db) -> Result<(), SchemaError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::*;
+    use super::super::{NewToken, Store};
     use super::*;
+    use crate::model::{Principal, Scope, Scopes};
 
     #[test]
     fn fresh_store_is_stamped_and_newer_store_refused() {
@@ -190,5 +193,53 @@ mod tests {
         let err = run(&db).unwrap_err();
         assert!(matches!(err, SchemaError::TooNew { found, .. } if found == SCHEMA_VERSION + 1));
         assert!(err.to_string().contains("newer upkeep"));
+    }
+
+    #[test]
+    fn the_grace_index_migration_indexes_existing_aliases() {
+        let (dir, store, account) = store_with_acme();
+        let new = NewToken {
+            principal: Principal::Account(account.prefix),
+            name: "ci".to_owned(),
+            scopes: Scopes::only(Scope::Api),
+            expires_at: None,
+        };
+        let ci = store
+            .create_token(new, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        store
+            .rotate_token(&ci.token.hash, Some(now().saturating_add(hour)), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        // A schema-3 store: the same aliases, no reverse index.
+        store.tree(GRACE_BY_TOKEN.id()).clear().unwrap();
+        store
+            .tree(META.id())
+            .insert(
+                MetaKey::SchemaVersion.to_bytes().as_ref(),
+                &3u32.to_be_bytes(),
+            )
+            .unwrap();
+        store.db.flush().unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(schema_version(&store.db).unwrap(), Some(4));
+        assert_eq!(store.count(&GRACE_BY_TOKEN), 1);
+        assert!(
+            store.index().get(&ci.token.hash).is_some(),
+            "the old secret, in its grace"
+        );
+        store
+            .delete_token(Some(&account.prefix), "ci")
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert!(store.count(&GRACE) == 0);
+        assert!(store.count(&GRACE_BY_TOKEN) == 0);
+        assert!(store.index().get(&ci.token.hash).is_none());
     }
 }

@@ -1,81 +1,159 @@
-//! The on-disk inventory: every sled tree, its key and value layout, and the schema version.
+//! The on-disk inventory: every sled tree, declared once with its name, key type, value
+//! type and layout, and the schema version.
 //!
 //! The data directory holds `db/` (sled), `server.key` (32 raw bytes, mode 0600, from
 //! which operator-token values are derived; never inside the database) and, after a clean
 //! stop, `index.snapshot` (see `snapshot`).
 //!
-//! Values marked "record" are `[format version: u8] ++ bincode(body)` (see `codec`).
-//! Keys are raw bytes built only by `key`; integers are big-endian so byte order is
-//! numeric order.
+//! Each tree is a [`Table<K, V>`] constant: reads and writes name the table and pass a
+//! typed key (`tx.get(&TOKENS, &hash)`), so the compiler checks that a tree is read with
+//! its own key and value types. Keys encode through `Key` (`key.rs`, the only place that
+//! builds key bytes: integers big-endian so byte order is numeric order); values through
+//! `Value` (`codec.rs`: a record is `[format version: u8] ++ bincode(body)`).
+//!
+//! Adding a tree: one line in the `tables!` list below (it opens, backs up and appears in
+//! the docs by itself), a numbered migration if existing data must fill it, and its key
+//! type in `key.rs` if it is a new one.
+
+use super::codec::{Empty, Raw, Value};
+use super::key::{Key, MetaKey, OwnerName, TokenAlias};
+use crate::model::{Account, AccountPrefix, GraceAlias, LicenseId, PlanLicense, Token, TokenHash};
+use std::marker::PhantomData;
 
 /// The layout this binary reads and writes. Bump it with a numbered migration in `migrate`.
 pub const SCHEMA_VERSION: u32 = 4;
 
-/// key = `b"schema_version"`, value = u32 BE; key = `b"next_id"`, value = u64 BE;
-/// key = `b"stamp"`, value = 16 bytes (see [`STAMP_KEY`]).
-pub const META: &str = "meta";
-/// key = account prefix (ASCII, 3–32 bytes), value = record `Account`.
-pub const PREFIX_ACCOUNT: &str = "prefix_account";
-/// key = blake3(token) (32 bytes), value = record `Token`.
-pub const TOKENHASH_TOKEN: &str = "tokenhash_token";
-/// key = owner key ++ token name (see `key::owner_name`), value = blake3(token) (32 bytes).
-/// Unique per owner; a prefix scan by owner lists an owner's tokens in name order.
-pub const OWNERNAME_TOKENHASH: &str = "ownername_tokenhash";
-/// key = LicenseId (u64 BE), value = record `PlanLicense`.
-pub const LICENSEID_LICENSE: &str = "licenseid_license";
-/// key = blake3(license key) (32 bytes), value = LicenseId (u64 BE).
-pub const LICENSEHASH_LICENSEID: &str = "licensehash_licenseid";
+/// One tree: where it is, what its keys and values are. A constant per tree, below.
+pub struct Table<K, V> {
+    id: TreeId,
+    _types: PhantomData<fn(&K) -> V>,
+}
 
-/// key = blake3(a rotated token's previous secret) (32 bytes), value = record
-/// `GraceAlias` (the token's current hash and when the old secret stops working).
-pub const TOKENHASH_GRACE: &str = "tokenhash_grace";
+impl<K: Key, V: Value> Table<K, V> {
+    const fn new(id: TreeId) -> Self {
+        Table {
+            id,
+            _types: PhantomData,
+        }
+    }
 
-/// key = a token's current hash (32 bytes, its key in `tokenhash_token`) ++ the hash of
-/// one of its previous secrets (32 bytes, a key of `tokenhash_grace`), value = empty.
-/// The reverse index of `tokenhash_grace`: a prefix scan by token finds that token's
-/// grace aliases, so deleting or rotating a token never scans every alias. Since
-/// schema 4 (built from `tokenhash_grace` by the migration).
-pub const TOKENHASH_GRACEHASH: &str = "tokenhash_gracehash";
+    pub const fn id(&self) -> TreeId {
+        self.id
+    }
 
-/// Every tree, in the order of [`TreeId`]; transactions span all of them.
-pub const TREES: [&str; 8] = [
-    META,
-    PREFIX_ACCOUNT,
-    TOKENHASH_TOKEN,
-    OWNERNAME_TOKENHASH,
-    LICENSEID_LICENSE,
-    LICENSEHASH_LICENSEID,
-    TOKENHASH_GRACE,
-    TOKENHASH_GRACEHASH,
-];
+    pub const fn name(&self) -> &'static str {
+        TREES[self.id as usize].name
+    }
+}
 
-/// Index of a tree in [`TREES`] (and in a transaction's view).
+/// What the inventory says of one tree (for backups, migrations, `doctor`, docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TreeId {
-    Meta = 0,
-    Accounts = 1,
-    Tokens = 2,
-    OwnerNames = 3,
-    Licenses = 4,
-    LicenseHashes = 5,
-    Grace = 6,
-    GraceByToken = 7,
+pub struct TreeInfo {
+    pub id: TreeId,
+    /// The sled tree's name: part of the on-disk format.
+    pub name: &'static str,
+    /// The key and value types, as declared.
+    pub key: &'static str,
+    pub value: &'static str,
+    /// The layout, in words.
+    pub layout: &'static str,
+}
+
+macro_rules! tables {
+    ($( $(#[doc = $doc:literal])+ $konst:ident, $variant:ident, $name:literal: $key:ty => $value:ty; )+) => {
+        /// Index of a tree in [`TREES`] (and in a transaction's view).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum TreeId { $( $variant ),+ }
+
+        $( $(#[doc = $doc])+ pub const $konst: Table<$key, $value> = Table::new(TreeId::$variant); )+
+
+        /// Every tree, in the order of [`TreeId`]: the store opens exactly these, a
+        /// transaction spans all of them, a backup copies all of them.
+        pub const TREES: &[TreeInfo] = &[ $( TreeInfo {
+            id: TreeId::$variant,
+            name: $name,
+            key: stringify!($key),
+            value: stringify!($value),
+            layout: concat!($( $doc ),+),
+        } ),+ ];
+    };
+}
+
+tables! {
+    /// key = `b"schema_version"` → u32 BE; `b"next_id"` → u64 BE (the next token or
+    /// plan license id, written with the record that takes one); `b"stamp"` → 16 bytes
+    /// (a random per-open epoch ++ a counter: which write the store last took).
+    META, Meta, "meta": MetaKey => Raw;
+    /// key = account prefix (ASCII, 3–32 bytes), value = record `Account`.
+    ACCOUNTS, Accounts, "prefix_account": AccountPrefix => Account;
+    /// key = blake3(token) (32 bytes), value = record `Token`.
+    TOKENS, Tokens, "tokenhash_token": TokenHash => Token;
+    /// key = owner (prefix length ++ prefix, or a single 0 for operators) ++ token name,
+    /// value = blake3(token) (32 bytes). Unique per owner; a prefix scan by owner lists
+    /// an owner's tokens in name order.
+    OWNER_NAMES, OwnerNames, "ownername_tokenhash": OwnerName => TokenHash;
+    /// key = LicenseId (u64 BE), value = record `PlanLicense`.
+    LICENSES, Licenses, "licenseid_license": LicenseId => PlanLicense;
+    /// key = blake3(license key) (32 bytes), value = LicenseId (u64 BE).
+    LICENSE_HASHES, LicenseHashes, "licensehash_licenseid": TokenHash => LicenseId;
+    /// key = blake3(a rotated token's previous secret) (32 bytes), value = record
+    /// `GraceAlias` (the token's current hash and when the old secret stops working).
+    GRACE, Grace, "tokenhash_grace": TokenHash => GraceAlias;
+    /// key = a token's current hash ++ the hash of one of its previous secrets (64
+    /// bytes), value = empty. The reverse index of `tokenhash_grace`: a prefix scan by
+    /// token finds its grace aliases (since schema 4).
+    GRACE_BY_TOKEN, GraceByToken, "tokenhash_gracehash": TokenAlias => Empty;
 }
 
 impl TreeId {
     pub fn name(self) -> &'static str {
-        TREES[self as usize]
+        TREES[self as usize].name
+    }
+
+    /// The tree of this name, if the inventory has one.
+    pub fn by_name(name: &str) -> Option<TreeId> {
+        TREES
+            .iter()
+            .find(|tree| tree.name == name)
+            .map(|tree| tree.id)
     }
 }
 
-pub const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
-/// In `meta`: the next id for a token or plan license, u64 BE. Written in the same
-/// transaction as the record that takes an id, so it is as durable as the record and
-/// travels in backups (sled's own id counter does neither).
-pub const NEXT_ID_KEY: &[u8] = b"next_id";
-/// In `meta`: which write the store last took: a random epoch chosen when the store is
-/// opened (u64 BE) ++ a counter (u64 BE). Rewritten by every change to the store, in the
-/// same transaction, so two stores with the same stamp hold the same records. The
-/// index snapshot (`snapshot`) is trusted only at the stamp it was taken at. Since
-/// schema 3: an upkeep too old to keep the stamp refuses the store.
-pub const STAMP_KEY: &[u8] = b"stamp";
+/// The `tables!` order is the `TreeId` order.
+const _: () = {
+    let mut i = 0;
+    while i < TREES.len() {
+        assert!(TREES[i].id as usize == i);
+        i += 1;
+    }
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_lists_every_tree_the_store_opens_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::Store::open(dir.path()).unwrap();
+        let opened: std::collections::BTreeSet<String> = store
+            .db
+            .tree_names()
+            .iter()
+            .map(|name| String::from_utf8(name.to_vec()).unwrap())
+            .filter(|name| name != "__sled__default")
+            .collect();
+        let declared: std::collections::BTreeSet<String> =
+            TREES.iter().map(|tree| tree.name.to_owned()).collect();
+        assert_eq!(opened, declared);
+        assert_eq!(declared.len(), TREES.len(), "names are unique");
+        for (i, tree) in TREES.iter().enumerate() {
+            assert_eq!(tree.id as usize, i);
+            assert_eq!(TreeId::by_name(tree.name), Some(tree.id));
+            assert!(!tree.layout.trim().is_empty(), "{} has a layout", tree.name);
+        }
+        assert_eq!(TOKENS.name(), "tokenhash_token");
+        assert_eq!(GRACE_BY_TOKEN.id(), TreeId::GraceByToken);
+        assert_eq!(TREES[TreeId::OwnerNames as usize].key, "OwnerName");
+    }
+}

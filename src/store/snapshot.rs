@@ -4,7 +4,7 @@
 //!
 //! A snapshot is trusted only if it describes exactly the store it sits next to. Every
 //! change to the store writes a fresh *stamp* into `meta` in the same transaction (a
-//! random per-open epoch and a counter; see [`super::schema::STAMP_KEY`]), and the
+//! random per-open epoch and a counter; see `key::MetaKey::Stamp`), and the
 //! snapshot records the stamp it was taken at. At open, a snapshot whose stamp differs
 //! from the store's is ignored and the index is rebuilt from sled: after a crash, after
 //! any write by any process since, after a restore, after someone copied an older `db/`
@@ -26,7 +26,7 @@
 //! the same way. It is written to `index.snapshot.tmp`, fsynced and renamed, so a crash
 //! while saving leaves the previous file or none, never half of one.
 
-use crate::auth::TokenIndex;
+use super::TokenIndex;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
@@ -212,8 +212,8 @@ const HEADER_LEN: usize = 16 + 4 + 16 + 8;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::AuthRecord;
     use crate::model::{AccountPrefix, Principal, Scope, Scopes, Timestamp, TokenHash, TokenId};
+    use crate::store::AuthRecord;
 
     fn index() -> TokenIndex {
         let index = TokenIndex::default();

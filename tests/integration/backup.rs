@@ -16,6 +16,7 @@ fn dump(data: &Path) -> Dump {
     let db = sled::open(data.join("db")).expect("open restored db");
     upkeep::store::schema::TREES
         .iter()
+        .map(|tree| tree.name)
         .map(|name| {
             let tree = db.open_tree(name).unwrap();
             let entries = tree

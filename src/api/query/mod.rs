@@ -158,7 +158,7 @@ fn future(field: &str, ms: Option<u64>, now: Timestamp) -> Result<Option<Timesta
     }
 }
 
-fn list<T: serde::Serialize>(items: Vec<T>, next: Option<&[u8]>) -> Response<Body> {
+fn list<T: serde::Serialize>(items: Vec<T>, next: Option<&str>) -> Response<Body> {
     let next_cursor = request::cursor(next);
     response::json(
         StatusCode::OK,

@@ -1,0 +1,289 @@
+//! Paging: opaque, versioned list cursors and the range scan that reads one page.
+//!
+//! A cursor names the last item of a page by its *domain* value (an account prefix, a
+//! token name, a license id), never by its key bytes, so a cursor a client holds keeps
+//! working across a change of the key layout. On the wire it is the base64url (no
+//! padding) of `v1:` ++ that value; a cursor of another version, or anything that does
+//! not decode, is refused (the edge answers `400` naming `cursor`). A value that decodes
+//! but cannot be a position of the listing asked for (a license cursor that is not a
+//! number) is refused by the listing with [`StoreError::InvalidCursor`].
+
+use super::codec::Value;
+use super::key::Key;
+use super::schema::Table;
+use super::tx::decode_entry;
+use super::{Store, StoreError};
+use std::fmt;
+use std::ops::Bound;
+
+/// The version written today, and the only one read.
+const VERSION: &str = "v1:";
+/// Longest cursor accepted on the wire (a token name is at most a few hundred bytes).
+const MAX_LEN: usize = 1024;
+
+/// Where the next page of a listing starts: after the item it names. Opaque to clients.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// What a client sees: base64url of `v1:` ++ `value`.
+    text: String,
+    /// The last item's domain value.
+    value: String,
+}
+
+/// Why a cursor from a client was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorError {
+    /// Not base64url, too long, or not text.
+    Malformed,
+    /// A cursor of a version this upkeep does not read.
+    UnknownVersion,
+}
+
+impl fmt::Display for CursorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CursorError::Malformed => f.write_str("not a cursor this API returned"),
+            CursorError::UnknownVersion => {
+                f.write_str("a cursor of an unknown version (start the listing again)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CursorError {}
+
+impl Cursor {
+    /// The cursor of a page that ended at the item whose domain value is `value`.
+    pub(super) fn after(value: impl Into<String>) -> Cursor {
+        let value = value.into();
+        let text = base64url::encode(format!("{VERSION}{value}").as_bytes());
+        Cursor { text, value }
+    }
+
+    /// Reads a cursor a client sent back.
+    ///
+    /// # Errors
+    /// `Malformed` or `UnknownVersion`.
+    pub fn parse(text: &str) -> Result<Cursor, CursorError> {
+        if text.len() > MAX_LEN {
+            return Err(CursorError::Malformed);
+        }
+        let bytes = base64url::decode(text).ok_or(CursorError::Malformed)?;
+        let decoded = String::from_utf8(bytes).map_err(|_| CursorError::Malformed)?;
+        let (version, value) = decoded.split_once(':').ok_or(CursorError::UnknownVersion)?;
+        if format!("{version}:") != VERSION {
+            return Err(CursorError::UnknownVersion);
+        }
+        Ok(Cursor {
+            text: text.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+
+    /// The wire form.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The domain value of the item the previous page ended at.
+    pub(crate) fn value(&self) -> &str {
+        &self.value
+    }
+}
+
+impl std::ops::Deref for Cursor {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Cursor({:?})", self.value)
+    }
+}
+
+/// Which page of a listing to read: the items after `after`, at most `limit` of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub after: Option<Cursor>,
+    pub limit: usize,
+}
+
+impl PageRequest {
+    /// Everything (CLI listings).
+    pub fn all() -> Self {
+        PageRequest {
+            after: None,
+            limit: usize::MAX,
+        }
+    }
+
+    /// The first `limit` items.
+    pub fn first(limit: usize) -> Self {
+        PageRequest { after: None, limit }
+    }
+}
+
+/// One page of a listing, in order, and the cursor of the next page if there may be one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Cursor>,
+}
+
+impl Store {
+    /// The entries of `table` under `prefix` after the key `after` (built by `key` from
+    /// the cursor's value), at most `limit`, and whether more follow. A range scan from
+    /// the cursor: the cost of a page does not grow with the size of the listing.
+    pub(super) fn page_of<K: Key, V: Value>(
+        &self,
+        table: &Table<K, V>,
+        prefix: &[u8],
+        after: Option<&K>,
+        limit: usize,
+    ) -> Result<(Vec<(K, V)>, bool), StoreError> {
+        let start = match after {
+            Some(after) => Bound::Excluded(after.to_bytes().as_ref().to_vec()),
+            None => Bound::Included(prefix.to_vec()),
+        };
+        let mut items = Vec::new();
+        for entry in self
+            .tree(table.id())
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+        {
+            let (key, value) = entry?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if items.len() == limit {
+                return Ok((items, true));
+            }
+            items.push(decode_entry(table, &key, &value)?);
+        }
+        Ok((items, false))
+    }
+}
+
+/// base64url without padding (RFC 4648 §5), for cursors.
+mod base64url {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+    pub fn encode(bytes: &[u8]) -> String {
+        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            }
+        }
+        out
+    }
+
+    /// `None` for a character outside the alphabet, padding, an impossible length, or
+    /// stray bits in the last character (so every cursor has exactly one spelling).
+    pub fn decode(text: &str) -> Option<Vec<u8>> {
+        let sextets: Vec<u32> = text
+            .bytes()
+            .map(|c| ALPHABET.iter().position(|a| *a == c).map(|i| i as u32))
+            .collect::<Option<_>>()?;
+        if sextets.len() % 4 == 1 {
+            return None;
+        }
+        let mut out = Vec::with_capacity(sextets.len() * 3 / 4);
+        for chunk in sextets.chunks(4) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, s)| n | s << (18 - 6 * i));
+            let bytes = chunk.len() - 1;
+            if bytes < 3 && n & ((1 << (8 * (3 - bytes))) - 1) != 0 {
+                return None;
+            }
+            for i in 0..bytes {
+                out.push((n >> (16 - 8 * i)) as u8);
+            }
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64url_round_trips_and_refuses_what_it_did_not_make() {
+        for text in [
+            "",
+            "f",
+            "fo",
+            "foo",
+            "foob",
+            "fooba",
+            "foobar",
+            "v1:ci-deploy",
+        ] {
+            let encoded = base64url::encode(text.as_bytes());
+            assert!(!encoded.contains('='));
+            assert_eq!(
+                base64url::decode(&encoded).unwrap(),
+                text.as_bytes(),
+                "{encoded}"
+            );
+        }
+        assert_eq!(base64url::encode(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64url::encode(&[0xfb, 0xff]), "-_8");
+        for bad in ["Zm9vYg==", "Z", "Zm9v!", "Zh", "a b"] {
+            assert_eq!(base64url::decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_garbage_or_unknown_versions_are_refused() {
+        let cursor = Cursor::after("ci deploy/é");
+        assert!(
+            cursor
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{}",
+            cursor.as_str()
+        );
+        let back = Cursor::parse(cursor.as_str()).unwrap();
+        assert_eq!(back, cursor);
+        assert_eq!(back.value(), "ci deploy/é");
+        // The old wire form (hex of a key), a truncated cursor, other versions.
+        let v2 = base64url::encode(b"v2:acme");
+        let unversioned = base64url::encode(b"acme");
+        let truncated = &cursor.as_str()[..cursor.as_str().len() - 1];
+        for (text, expected) in [
+            ("xyz", CursorError::Malformed),
+            ("", CursorError::UnknownVersion),
+            (v2.as_str(), CursorError::UnknownVersion),
+            (unversioned.as_str(), CursorError::UnknownVersion),
+            ("%%%", CursorError::Malformed),
+        ] {
+            assert_eq!(Cursor::parse(text), Err(expected), "{text}");
+        }
+        assert!(Cursor::parse(truncated).is_err());
+        assert!(
+            Cursor::parse("61636d65").is_err(),
+            "a cursor of the old hex form"
+        );
+        assert_eq!(
+            Cursor::parse(&"A".repeat(MAX_LEN + 4)),
+            Err(CursorError::Malformed)
+        );
+    }
+}
