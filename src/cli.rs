@@ -2,9 +2,9 @@
 //! option also reads an `UPKEEP_*` environment variable; each default is stated once,
 //! here.
 
+use crate::admin::AdminCommand;
 use crate::config::ByteSize;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -199,6 +199,99 @@ pub struct LicenseArgs {
     pub command: LicenseCommand,
 }
 
+/// `revoke NAME`, or the older `revoke --name NAME`.
+fn either_name(name: Option<String>, flag: Option<String>) -> Result<String, crate::Error> {
+    name.or(flag)
+        .ok_or_else(|| crate::Error::invalid("name", "give the token's name: `revoke NAME`"))
+}
+
+impl AccountCommand {
+    /// The admin command this runs (the admin socket's own shape).
+    pub fn into_admin(self) -> AdminCommand {
+        match self {
+            AccountCommand::Create {
+                name,
+                email,
+                prefix,
+            } => AdminCommand::AccountCreate {
+                name,
+                email,
+                prefix,
+            },
+            AccountCommand::List => AdminCommand::AccountList,
+            AccountCommand::Delete { prefix } => AdminCommand::AccountDelete { prefix },
+        }
+    }
+}
+
+impl TokenCommand {
+    /// The admin command this runs.
+    ///
+    /// # Errors
+    /// `revoke` without a name.
+    pub fn into_admin(self) -> Result<AdminCommand, crate::Error> {
+        Ok(match self {
+            TokenCommand::Create {
+                account,
+                name,
+                scopes,
+                expires,
+            } => AdminCommand::TokenCreate {
+                account,
+                name,
+                scopes,
+                expires,
+            },
+            TokenCommand::List { account } => AdminCommand::TokenList { account },
+            TokenCommand::Revoke {
+                account,
+                name,
+                name_flag,
+            } => AdminCommand::TokenRevoke {
+                account,
+                name: either_name(name, name_flag)?,
+            },
+        })
+    }
+}
+
+impl OperatorTokenCommand {
+    /// The admin command this runs.
+    ///
+    /// # Errors
+    /// `revoke` without a name.
+    pub fn into_admin(self) -> Result<AdminCommand, crate::Error> {
+        Ok(match self {
+            OperatorTokenCommand::Create {
+                name,
+                read_only,
+                expires,
+            } => AdminCommand::OperatorTokenCreate {
+                name,
+                read_only,
+                expires,
+            },
+            OperatorTokenCommand::List => AdminCommand::OperatorTokenList,
+            OperatorTokenCommand::Revoke { name, name_flag } => AdminCommand::OperatorTokenRevoke {
+                name: either_name(name, name_flag)?,
+            },
+        })
+    }
+}
+
+impl LicenseCommand {
+    /// The admin command this runs.
+    pub fn into_admin(self) -> AdminCommand {
+        match self {
+            LicenseCommand::Issue { limit, expires } => {
+                AdminCommand::LicenseIssue { limit, expires }
+            }
+            LicenseCommand::List => AdminCommand::LicenseList,
+            LicenseCommand::Revoke { id } => AdminCommand::LicenseRevoke { id },
+        }
+    }
+}
+
 /// Where `upkeep serve` listens unless told otherwise (shown by `--help`).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 
@@ -300,7 +393,7 @@ pub struct ServeArgs {
     pub no_token_values: bool,
 }
 
-#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum AccountCommand {
     /// Create an account and print its prefix and first API token (shown once).
     Create {
@@ -323,7 +416,7 @@ pub enum AccountCommand {
     },
 }
 
-#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum TokenCommand {
     /// Create an account token and print it (shown once).
     Create {
@@ -374,7 +467,7 @@ pub enum TokenCommand {
     },
 }
 
-#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum OperatorTokenCommand {
     /// Create an operator token and print it. Its value can be read back later with
     /// `GET /_/token/value` unless the server runs with `--no-token-values`.
@@ -410,7 +503,7 @@ pub enum OperatorTokenCommand {
     },
 }
 
-#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum LicenseCommand {
     /// Issue a plan license and print its key (shown once).
     Issue {

@@ -3,9 +3,10 @@
 //! [`admin::execute`] as they do on a stopped store. One implementation, two transports.
 //!
 //! Access: the socket is created mode 0600 inside the data directory (created 0700), and
-//! each connection's peer uid must be the socket owner's (or root's). Protocol: one JSON
-//! request line (at most 64 KiB), then one JSON reply (or, for a backup, the backup's own
-//! lines), then close.
+//! each connection's peer uid must be the socket owner's (or root's). Protocol (version
+//! [`PROTOCOL_VERSION`]): one JSON request line `{"version":1,"request":…}` (at most
+//! 64 KiB; the commands are [`AdminCommand`], the socket's own type, not the CLI's), then
+//! one JSON reply (or, for a backup, the backup's own lines), then close.
 
 use crate::admin::{self, AdminCommand, Output};
 use crate::app::App;
@@ -19,6 +20,18 @@ use tokio::net::{UnixListener, UnixStream};
 pub const SOCKET_FILE: &str = "admin.sock";
 const MAX_REQUEST: u64 = 64 * 1024;
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The admin socket's protocol version. A server answers only its own: during an upgrade
+/// the CLI and the running server may come from different releases, and a request of
+/// another shape must be refused by name, not misread.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// One request line: `{"version":1,"request":…}`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    version: u32,
+    request: Request,
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 enum Request {
@@ -157,7 +170,25 @@ async fn serve_one(app: Arc<App>, mut stream: UnixStream, owner: u32) -> std::io
             )
         })??;
     drop(reader);
-    let command = match serde_json::from_str::<Request>(&line) {
+    let version = serde_json::from_str::<serde_json::Value>(&line)
+        .ok()
+        .and_then(|value| value.get("version").and_then(serde_json::Value::as_u64));
+    if version != Some(u64::from(PROTOCOL_VERSION)) {
+        let reply = Reply::Err {
+            status: 400,
+            code: "invalid_request".to_owned(),
+            message: format!(
+                "this server speaks admin protocol version {PROTOCOL_VERSION}, the command \
+                 came as {}: use the upkeep binary of the server's release",
+                version.map_or_else(
+                    || "an unversioned request".to_owned(),
+                    |v| format!("version {v}")
+                )
+            ),
+        };
+        return send_reply(&mut stream, &reply).await;
+    }
+    let command = match serde_json::from_str::<Envelope>(&line).map(|e| e.request) {
         Err(err) => {
             let reply = Reply::Err {
                 status: 400,
@@ -190,12 +221,8 @@ async fn serve_one(app: Arc<App>, mut stream: UnixStream, owner: u32) -> std::io
     };
     tracing::info!(command = command.name(), "admin command via socket");
     let result = tokio::task::spawn_blocking(move || {
-        admin::execute(
-            &app.store,
-            app.settings.default_activation_limit,
-            app.clock.now(),
-            &command,
-        )
+        let ctx = app.ctx(None, app.clock.now());
+        admin::execute(&ctx, app.settings.default_activation_limit, &command)
     })
     .await;
     let reply = match result {
@@ -224,13 +251,16 @@ async fn send_reply(stream: &mut UnixStream, reply: &Reply) -> std::io::Result<(
     stream.shutdown().await
 }
 
-fn connect(dir: &Path, request: &Request) -> Result<std::os::unix::net::UnixStream, ControlError> {
+fn connect(dir: &Path, request: Request) -> Result<std::os::unix::net::UnixStream, ControlError> {
     use std::io::Write;
     let path = dir.join(SOCKET_FILE);
     let mut stream = std::os::unix::net::UnixStream::connect(&path)
         .map_err(|err| ControlError::Unreachable(path.clone(), err))?;
-    let mut bytes =
-        serde_json::to_vec(request).map_err(|e| ControlError::Protocol(e.to_string()))?;
+    let mut bytes = serde_json::to_vec(&Envelope {
+        version: PROTOCOL_VERSION,
+        request,
+    })
+    .map_err(|e| ControlError::Protocol(e.to_string()))?;
     bytes.push(b'\n');
     stream
         .write_all(&bytes)
@@ -245,7 +275,7 @@ fn connect(dir: &Path, request: &Request) -> Result<std::os::unix::net::UnixStre
 /// No server answers, it refused, or writing `out` failed.
 pub fn backup(dir: &Path, out: &mut impl std::io::Write) -> Result<(), ControlError> {
     use std::io::BufRead;
-    let stream = connect(dir, &Request::Backup)?;
+    let stream = connect(dir, Request::Backup)?;
     let mut reader = std::io::BufReader::new(stream);
     let mut first = String::new();
     let io = |err: std::io::Error| ControlError::Protocol(err.to_string());
@@ -273,7 +303,7 @@ pub fn backup(dir: &Path, out: &mut impl std::io::Write) -> Result<(), ControlEr
 /// No server answers, or it refused the command.
 pub fn send(dir: &Path, command: &AdminCommand) -> Result<Output, ControlError> {
     use std::io::Read;
-    let mut stream = connect(dir, &Request::Admin(command.clone()))?;
+    let mut stream = connect(dir, Request::Admin(command.clone()))?;
     let mut reply = String::new();
     stream
         .read_to_string(&mut reply)

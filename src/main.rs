@@ -5,7 +5,7 @@ use clap::{CommandFactory, FromArgMatches};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use upkeep::admin::{self, AdminCommand};
+use upkeep::admin;
 use upkeep::cli::{Cli, Command, StoreArgs};
 use upkeep::clock::Clock;
 use upkeep::config::Config;
@@ -210,36 +210,24 @@ fn run(cli: Cli, json: bool) -> Result<(), BoxError> {
         } => {
             return restore(&data_of(&store), &file, server_key.as_deref(), json);
         }
-        Command::Account(args) => (
-            data_of(&args.store),
-            args.store,
-            AdminCommand::Account(args.command),
-        ),
-        Command::Token(args) => (
-            data_of(&args.store),
-            args.store,
-            AdminCommand::Token(args.command),
-        ),
-        Command::OperatorToken(args) => (
-            data_of(&args.store),
-            args.store,
-            AdminCommand::OperatorToken(args.command),
-        ),
-        Command::License(args) => (
-            data_of(&args.store),
-            args.store,
-            AdminCommand::License(args.command),
-        ),
+        Command::Account(args) => (data_of(&args.store), args.store, args.command.into_admin()),
+        Command::Token(args) => (data_of(&args.store), args.store, args.command.into_admin()?),
+        Command::OperatorToken(args) => {
+            (data_of(&args.store), args.store, args.command.into_admin()?)
+        }
+        Command::License(args) => (data_of(&args.store), args.store, args.command.into_admin()),
     };
     let (dir, store_args, command) = command;
     let output = match open_existing(&dir, &store_args)? {
         Opened::Store(store) => {
-            let output = admin::execute(
-                &store,
-                upkeep::cli::DEFAULT_ACTIVATION_LIMIT,
-                Clock::System.now(),
-                &command,
-            );
+            let events = upkeep::service::Events::default();
+            let ctx = upkeep::service::Ctx {
+                store: &store,
+                events: &events,
+                actor: upkeep::service::Actor::Cli,
+                now: Clock::System.now(),
+            };
+            let output = admin::execute(&ctx, upkeep::cli::DEFAULT_ACTIVATION_LIMIT, &command);
             save_index_snapshot(&store);
             output?
         }
