@@ -156,10 +156,13 @@ async fn an_online_backup_restores_to_identical_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_while_writes_go_on_is_one_point_in_time() {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
     let server = Arc::new(TestServer::start().await);
     let acme = server.account("acme");
-    let acknowledged = Arc::new(AtomicUsize::new(0));
+    // The writer publishes its count of acknowledged writes; waiting on it blocks until
+    // the count changes (no polling).
+    let (acknowledged, mut count) = tokio::sync::watch::channel(0usize);
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (server, acknowledged, stop, token) = (
@@ -181,23 +184,25 @@ async fn a_backup_taken_while_writes_go_on_is_one_point_in_time() {
                     .await
                     .expect(200);
                 i += 1;
-                acknowledged.store(i, Ordering::Relaxed);
+                acknowledged.send_replace(i);
             }
         })
     };
-    // Let some writes land, then back up while the writer keeps going.
-    while acknowledged.load(Ordering::Relaxed) < 20 {
-        tokio::task::yield_now().await;
+    async fn at_least(count: &mut tokio::sync::watch::Receiver<usize>, n: usize) {
+        tokio::time::timeout(Duration::from_secs(30), count.wait_for(|&i| i >= n))
+            .await
+            .unwrap_or_else(|_| panic!("fewer than {n} writes acknowledged in 30 s"))
+            .expect("the writer is running");
     }
+    // Let some writes land, then back up while the writer keeps going.
+    at_least(&mut count, 20).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("live.backup");
-    let before = acknowledged.load(Ordering::Relaxed);
+    let before = *count.borrow();
     succeeded(&cli(server.path(), &["backup", file.to_str().unwrap()]).await);
-    let after = acknowledged.load(Ordering::Relaxed);
+    let after = *count.borrow();
     // The writer must still be writing after the backup: the backup did not stop it.
-    while acknowledged.load(Ordering::Relaxed) < after + 5 {
-        tokio::task::yield_now().await;
-    }
+    at_least(&mut count, after + 5).await;
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
 
