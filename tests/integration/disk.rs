@@ -260,11 +260,19 @@ fn without_the_guard_enospc_fails_writes_and_loses_nothing_acknowledged() {
         .unwrap()
         .to_owned();
     let server = ServeProcess::start(&data, "warn", &["--min-free-space", "0"]);
-    let mut acknowledged = Vec::new();
+    // Each acknowledged account with the first token its 201 returned.
+    let mut acknowledged: Vec<(String, String)> = Vec::new();
+    let first_token = |text: &str| {
+        body(text)["data"][0]["token"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("201 without the first token: {text}"))
+            .to_owned()
+    };
     for i in 0..3 {
         let prefix = format!("ok{i}");
-        assert_eq!(new_account(&server, &admin, &prefix).0, 201);
-        acknowledged.push(prefix);
+        let (status, text) = new_account(&server, &admin, &prefix);
+        assert_eq!(status, 201, "{text}");
+        acknowledged.push((prefix, first_token(&text)));
     }
     fill(&tmpfs.path.join("filler"), 0);
     // sled may still have room in its current segment; keep writing until it fails.
@@ -273,7 +281,7 @@ fn without_the_guard_enospc_fails_writes_and_loses_nothing_acknowledged() {
         let prefix = format!("full{i}");
         let (status, text) = new_account(&server, &admin, &prefix);
         match status {
-            201 => acknowledged.push(prefix),
+            201 => acknowledged.push((prefix, first_token(&text))),
             503 => {
                 assert_eq!(body(&text)["error"], "storage_unavailable", "{text}");
                 failed_at = Some(prefix);
@@ -299,34 +307,64 @@ fn without_the_guard_enospc_fails_writes_and_loses_nothing_acknowledged() {
         .iter()
         .map(|a| a["prefix"].as_str().unwrap().to_owned())
         .collect();
-    for prefix in &acknowledged {
+    for (prefix, token) in &acknowledged {
         assert!(
             present.contains(prefix),
             "acknowledged account {prefix} lost; present: {present:?}"
         );
+        // Its first token was acknowledged with it: it authenticates and is the only one.
+        let (status, text) = server.http("GET", "/v1/account/tokens", Some(token), "");
+        assert_eq!(
+            status, 200,
+            "first token of acknowledged account {prefix}: {text}"
+        );
+        assert_eq!(
+            body(&text)["tokens"].as_array().map(Vec::len),
+            Some(1),
+            "{prefix}: {text}"
+        );
     }
     assert!(!present.contains(&"afterfailure".to_owned()));
     // The write that failed is all there or not there at all: never an account without
-    // its first token.
+    // its first token, never a token without its account. Every token in the store is
+    // the `admin` operator token or the one first token of a listed account.
+    let (status, text) = server.http("GET", "/metrics", Some(&admin), "");
+    assert_eq!(status, 200, "{text}");
+    let metric = |name: &str| -> usize {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    assert_eq!(
+        (metric("upkeep_accounts"), metric("upkeep_tokens")),
+        (present.len(), present.len() + 1),
+        "accounts and tokens after the failed write of {failed_at} (present: {})",
+        present.contains(&failed_at)
+    );
+    let store_view = upkeep_cli(
+        &data,
+        &[
+            "--json",
+            "--min-free-space",
+            "0",
+            "token",
+            "list",
+            "--account",
+            &failed_at,
+        ],
+    );
     if present.contains(&failed_at) {
-        let (status, text) = server.http("GET", "/v1/account/tokens", None, "");
-        assert_eq!(status, 401, "{text}");
-        let store_view = cli_json(&upkeep_cli(
-            &data,
-            &[
-                "--json",
-                "--min-free-space",
-                "0",
-                "token",
-                "list",
-                "--account",
-                &failed_at,
-            ],
-        ));
+        let store_view = cli_json(&store_view);
         assert_eq!(
-            store_view["tokens"].as_array().unwrap().len(),
-            1,
+            store_view["tokens"].as_array().map(Vec::len),
+            Some(1),
             "{store_view}"
+        );
+    } else {
+        let stderr = String::from_utf8_lossy(&store_view.stderr);
+        assert!(
+            !store_view.status.success() && stderr.contains("no account with prefix"),
+            "`token list` of the absent account {failed_at}: {stderr}"
         );
     }
     server.stop();
