@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 type Dump = BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>>;
 
 /// Every tree's entries, read straight from sled (the store must be closed).
+///
+/// sled's own threads may hold the directory's lock for a few ms after the `Db` is
+/// dropped, and `Store::open` waits only for stores it closed itself: never `Store::open`
+/// a directory right after dumping it (dump a copy, as [`dump_copy`] does, instead).
 fn dump(data: &Path) -> Dump {
     let db = sled::open(data.join("db")).expect("open restored db");
     upkeep::store::schema::TREES
@@ -26,6 +30,27 @@ fn dump(data: &Path) -> Dump {
             ((*name).to_owned(), entries)
         })
         .collect()
+}
+
+/// [`dump`] of a byte-for-byte copy of the closed store in `data`: `data` itself is never
+/// opened by raw sled (no lock taken, none waited for), so `Store::open` can open it at
+/// once afterwards.
+fn dump_copy(data: &Path) -> Dump {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    copy(&data.join("db"), &scratch.path().join("db"));
+    dump(scratch.path())
 }
 
 async fn cli(data: &Path, args: &[&str]) -> std::process::Output {
@@ -116,9 +141,12 @@ async fn an_online_backup_restores_to_identical_data() {
         .unwrap(),
     );
     assert!(text.contains("restored"), "{text}");
+    // Both dumped through copies: the restored store is opened just below (a raw sled
+    // close can hold its lock past that open), and the original's lock may still be held
+    // by the store `stop` just closed (which a raw `sled::open` would not wait for).
     assert_eq!(
-        dump(&original),
-        dump(&restored),
+        dump_copy(&original),
+        dump_copy(&restored),
         "every tree restored byte for byte"
     );
 
@@ -157,10 +185,13 @@ async fn an_online_backup_restores_to_identical_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_while_writes_go_on_is_one_point_in_time() {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
     let server = Arc::new(TestServer::start().await);
     let acme = server.account("acme");
-    let acknowledged = Arc::new(AtomicUsize::new(0));
+    // The writer publishes its count of acknowledged writes; waiting on it blocks until
+    // the count changes (no polling).
+    let (acknowledged, mut count) = tokio::sync::watch::channel(0usize);
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (server, acknowledged, stop, token) = (
@@ -182,23 +213,25 @@ async fn a_backup_taken_while_writes_go_on_is_one_point_in_time() {
                     .await
                     .expect(200);
                 i += 1;
-                acknowledged.store(i, Ordering::Relaxed);
+                acknowledged.send_replace(i);
             }
         })
     };
-    // Let some writes land, then back up while the writer keeps going.
-    while acknowledged.load(Ordering::Relaxed) < 20 {
-        tokio::task::yield_now().await;
+    async fn at_least(count: &mut tokio::sync::watch::Receiver<usize>, n: usize) {
+        tokio::time::timeout(Duration::from_secs(30), count.wait_for(|&i| i >= n))
+            .await
+            .unwrap_or_else(|_| panic!("fewer than {n} writes acknowledged in 30 s"))
+            .expect("the writer is running");
     }
+    // Let some writes land, then back up while the writer keeps going.
+    at_least(&mut count, 20).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("live.backup");
-    let before = acknowledged.load(Ordering::Relaxed);
+    let before = *count.borrow();
     succeeded(&cli(server.path(), &["backup", file.to_str().unwrap()]).await);
-    let after = acknowledged.load(Ordering::Relaxed);
+    let after = *count.borrow();
     // The writer must still be writing after the backup: the backup did not stop it.
-    while acknowledged.load(Ordering::Relaxed) < after + 5 {
-        tokio::task::yield_now().await;
-    }
+    at_least(&mut count, after + 5).await;
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
 

@@ -5,8 +5,8 @@
 //! One data directory lives through every cycle, so state accumulates. Each cycle runs the
 //! real `upkeep serve`, lets [`WRITERS`] threads hammer it over plain HTTP/1.1 (create
 //! accounts, account tokens and operator tokens; delete account tokens, operator tokens and
-//! accounts), sends it `SIGKILL` at a random moment 5–150 ms after the writers start,
-//! restarts it on the same directory and checks the ledger of acknowledged (complete `2xx`)
+//! accounts), sends it `SIGKILL` right after a random number (1–200) of writes of the cycle were
+//! acknowledged, while the other writers' requests are in flight, restarts it on the same directory and checks the ledger of acknowledged (complete `2xx`)
 //! writes against it:
 //!
 //! - the store opens (the server starts and `GET /healthz` is 200);
@@ -31,8 +31,8 @@
 //! UPKEEP_CRASH_CYCLES=200 cargo test --test integration crash -- --nocapture
 //! ```
 //!
-//! The seed of the kill delays is printed first; `UPKEEP_CRASH_SEED=<seed>` replays the
-//! same delays (thread timing still varies). On failure the data directory is kept and its
+//! The seed of the kill points is printed first; `UPKEEP_CRASH_SEED=<seed>` replays the
+//! same kill points (thread timing still varies). On failure the data directory is kept and its
 //! path printed.
 
 use crate::support::{ServeProcess, cli_json, upkeep_cli};
@@ -48,8 +48,11 @@ use std::time::{Duration, Instant};
 const DEFAULT_CYCLES: usize = 20;
 /// Concurrent writer threads per cycle.
 const WRITERS: usize = 4;
-/// The kill comes this many milliseconds (inclusive range) after the writers start.
-const KILL_WINDOW_MS: (u64, u64) = (5, 150);
+/// The kill comes right after this many writes (inclusive range) of the cycle were
+/// acknowledged, counted over all writers.
+const KILL_AFTER_ACKS: (u64, u64) = (1, 200);
+/// The acknowledgments a kill waits for must come within this (else the server is stuck).
+const ACK_DEADLINE: Duration = Duration::from_secs(30);
 /// Deleted tokens checked for `401` after each restart (stays under the throttle).
 const DELETED_AUTH_CHECKS: usize = 12;
 /// `RUST_LOG` for the server: warnings, plus the "upkeep listening" line (`main`, at
@@ -58,7 +61,7 @@ const LOG_LEVEL: &str = "warn,upkeep=info,upkeep::app=warn";
 /// A writer stops after this long even if no kill came (a bug in the harness).
 const WRITER_LIMIT: Duration = Duration::from_secs(20);
 
-/// SplitMix64: enough randomness for delays and operation mixes, no dependency.
+/// SplitMix64: enough randomness for kill points and operation mixes, no dependency.
 struct Rng(u64);
 
 impl Rng {
@@ -98,10 +101,21 @@ fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
     )
 }
 
-/// Waits without sleeping: a receive that can only time out.
-fn pause(duration: Duration) {
-    let (_keep, rx) = mpsc::channel::<()>();
-    let _ = rx.recv_timeout(duration);
+/// Blocks until the writers have reported `n` acknowledged writes on `acks` (one message
+/// each), or all of them have stopped; panics if the acknowledgments stop coming for
+/// [`ACK_DEADLINE`]. Returns how many were seen.
+fn await_acks(acks: &mpsc::Receiver<()>, n: u64) -> u64 {
+    let mut seen = 0;
+    while seen < n {
+        match acks.recv_timeout(ACK_DEADLINE) {
+            Ok(()) => seen += 1,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("{seen} of {n} writes acknowledged, then none for {ACK_DEADLINE:?}")
+            }
+        }
+    }
+    seen
 }
 
 // ---- HTTP ---------------------------------------------------------------------------
@@ -458,7 +472,9 @@ impl Writer {
     }
 }
 
-/// Writes until told to stop or until the server stops answering.
+/// Writes until told to stop or until the server stops answering; reports each
+/// acknowledged write on `acks`.
+#[allow(clippy::too_many_arguments)]
 fn write_until_killed(
     mut writer: Writer,
     addr: &str,
@@ -467,12 +483,19 @@ fn write_until_killed(
     mut rng: Rng,
     start: &Barrier,
     stop: &AtomicBool,
+    acks: mpsc::Sender<()>,
 ) -> Writer {
     writer.acknowledged_this_cycle = 0;
     start.wait();
     let limit = Instant::now() + WRITER_LIMIT;
     while !stop.load(Ordering::Acquire) && Instant::now() < limit {
-        if let Step::Stop = writer.step(addr, admin, cycle, &mut rng) {
+        let before = writer.acknowledged_this_cycle;
+        let step = writer.step(addr, admin, cycle, &mut rng);
+        for _ in before..writer.acknowledged_this_cycle {
+            // The receiver is gone once the kill came: nothing left to report to.
+            let _ = acks.send(());
+        }
+        if let Step::Stop = step {
             break;
         }
     }
@@ -725,9 +748,9 @@ fn acknowledged_writes_survive_kill_9_at_any_moment() {
     let cycles: usize = env_number("UPKEEP_CRASH_CYCLES").unwrap_or(DEFAULT_CYCLES);
     let seed: u64 = env_number("UPKEEP_CRASH_SEED").unwrap_or_else(fresh_seed);
     println!(
-        "crash: {cycles} cycles, {WRITERS} writers, kill {}–{} ms into the load; seed {seed} \
-         (replay the delays with UPKEEP_CRASH_SEED={seed})",
-        KILL_WINDOW_MS.0, KILL_WINDOW_MS.1
+        "crash: {cycles} cycles, {WRITERS} writers, kill after {}–{} acknowledged writes; \
+         seed {seed} (replay the kill points with UPKEEP_CRASH_SEED={seed})",
+        KILL_AFTER_ACKS.0, KILL_AFTER_ACKS.1
     );
     let began = Instant::now();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -751,24 +774,28 @@ fn acknowledged_writes_survive_kill_9_at_any_moment() {
     let mut done = 0;
     for cycle in 1..=cycles {
         let Some(running) = server.take() else { break };
-        let delay = Duration::from_millis(
-            KILL_WINDOW_MS.0 + rng.below(KILL_WINDOW_MS.1 - KILL_WINDOW_MS.0 + 1),
-        );
+        let kill_after = KILL_AFTER_ACKS.0 + rng.below(KILL_AFTER_ACKS.1 - KILL_AFTER_ACKS.0 + 1);
         let start = Arc::new(Barrier::new(WRITERS + 1));
         let stop = Arc::new(AtomicBool::new(false));
+        let (acks, acked_writes) = mpsc::channel();
         let tasks: Vec<_> = writers
             .drain(..)
             .map(|writer| {
                 let (addr, admin) = (running.addr.clone(), admin.clone());
-                let (start, stop) = (start.clone(), stop.clone());
+                let (start, stop, acks) = (start.clone(), stop.clone(), acks.clone());
                 let writer_rng = Rng(rng.next());
                 std::thread::spawn(move || {
-                    write_until_killed(writer, &addr, &admin, cycle, writer_rng, &start, &stop)
+                    write_until_killed(
+                        writer, &addr, &admin, cycle, writer_rng, &start, &stop, acks,
+                    )
                 })
             })
             .collect();
+        drop(acks);
         start.wait();
-        pause(delay);
+        let began_cycle = Instant::now();
+        let seen = await_acks(&acked_writes, kill_after);
+        let killed_in = began_cycle.elapsed();
         running.kill9();
         stop.store(true, Ordering::Release);
         writers = tasks
@@ -778,6 +805,12 @@ fn acknowledged_writes_survive_kill_9_at_any_moment() {
         done = cycle;
         let acked: u64 = writers.iter().map(|w| w.acknowledged_this_cycle).sum();
         let cut: u64 = writers.iter().map(|w| w.unanswered).sum();
+        // The kill came after (at least) the writes it waited for: each cycle checks some.
+        assert!(
+            seen == kill_after && acked >= kill_after,
+            "cycle {cycle}: the writers stopped after {seen} of {kill_after} acknowledged \
+             writes, before the kill ({acked} counted)"
+        );
         match reopen(&data) {
             Ok(restarted) => {
                 let (n, missing) = verify(&restarted, &admin, &writers, cycle, cycle == cycles);
@@ -787,17 +820,19 @@ fn acknowledged_writes_survive_kill_9_at_any_moment() {
                         .or_insert_with(|| format!("after the kill of cycle {cycle}: {symptom}"));
                 }
                 println!(
-                    "cycle {cycle}/{cycles}: killed {} ms in; {acked} writes acknowledged \
-                     ({cut} requests cut so far); {n} checks after the restart, {now_lost} failed",
-                    delay.as_millis(),
+                    "cycle {cycle}/{cycles}: killed after {kill_after} acknowledged writes \
+                     ({} ms in); {acked} writes acknowledged ({cut} requests cut so far); \
+                     {n} checks after the restart, {now_lost} failed",
+                    killed_in.as_millis(),
                 );
                 checks += n;
                 server = Some(restarted);
             }
             Err(why) => {
                 println!(
-                    "cycle {cycle}/{cycles}: killed {} ms in; the store did not reopen",
-                    delay.as_millis()
+                    "cycle {cycle}/{cycles}: killed after {kill_after} acknowledged writes \
+                     ({} ms in); the store did not reopen",
+                    killed_in.as_millis()
                 );
                 reopen_failures.push(format!("cycle {cycle}: {why}"));
             }

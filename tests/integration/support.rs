@@ -362,15 +362,19 @@ pub struct ServeProcess {
     child: std::process::Child,
     pub addr: String,
     pub log_path: PathBuf,
+    /// Copies the child's stderr, line by line, into `log_path` until the child exits.
+    copier: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ServeProcess {
     /// Starts `upkeep serve` on `data` with `RUST_LOG=log_level` and waits for the
-    /// "listening" line (no sleeping: it reads the log as it is written).
+    /// "listening" line. No sleeping, no polling: the server's stderr is a pipe, read line
+    /// by line (blocking) by a thread that writes each line to the log file and then hands
+    /// the address over a channel; this waits on that channel, for at most 30 s.
     pub fn start(data: &Path, log_level: &str, extra_args: &[&str]) -> ServeProcess {
-        use std::io::{BufRead, BufReader};
+        use std::io::{BufRead, BufReader, Write};
         let log_path = data.with_extension("serve.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut log = std::fs::File::create(&log_path).expect("log file");
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_upkeep"))
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(extra_args)
@@ -378,44 +382,58 @@ impl ServeProcess {
             .arg(data)
             .env("RUST_LOG", format!("{log_level},upkeep::listening=info"))
             .stdout(std::process::Stdio::null())
-            .stderr(log)
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("spawn upkeep serve");
-        // Follow the log until the listening line appears.
-        let mut reader = BufReader::new(std::fs::File::open(&log_path).expect("open log"));
-        let mut line = String::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let addr = loop {
-            line.clear();
-            let n = reader.read_line(&mut line).expect("read log");
-            if n == 0 {
-                if std::time::Instant::now() >= deadline {
-                    // Do not leave the process running behind a failed test.
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("serve did not start in 30 s");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (listening, addr) = std::sync::mpsc::channel();
+        let copier = std::thread::spawn(move || {
+            let mut lines = BufReader::new(stderr);
+            let mut line = String::new();
+            // Ends at EOF: the child exited (or was killed) and its stderr closed.
+            while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+                // Written before the address is handed over: whoever reads the log after
+                // `start` returns sees every line up to the listening one.
+                log.write_all(line.as_bytes()).expect("write log");
+                if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                    if event["message"] == "upkeep listening" {
+                        let addr = event["listen"].as_str().expect("listen field").to_owned();
+                        let _ = listening.send(addr);
+                    }
                 }
-                std::thread::yield_now();
-                continue;
+                line.clear();
             }
-            if !line.ends_with('\n') {
-                // A partial line: wait for the rest of it.
-                let mut rest = String::new();
-                while !rest.ends_with('\n') {
-                    reader.read_line(&mut rest).expect("read log");
-                    std::thread::yield_now();
+        });
+        let addr = match addr.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(why) => {
+                // Do not leave the process running behind a failed test.
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = copier.join();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                match why {
+                    std::sync::mpsc::RecvTimeoutError::Timeout => {
+                        panic!("serve did not start in 30 s; log:\n{log}")
+                    }
+                    std::sync::mpsc::RecvTimeoutError::Disconnected => {
+                        panic!("serve exited before listening; log:\n{log}")
+                    }
                 }
-                line.push_str(&rest);
-            }
-            let event: Value = serde_json::from_str(&line).expect("JSON log line");
-            if event["message"] == "upkeep listening" {
-                break event["listen"].as_str().expect("listen field").to_owned();
             }
         };
         ServeProcess {
             child,
             addr,
             log_path,
+            copier: Some(copier),
+        }
+    }
+
+    /// Waits until the log is complete (the child has exited: its stderr is at EOF).
+    fn finish_log(&mut self) {
+        if let Some(copier) = self.copier.take() {
+            copier.join().expect("log copier");
         }
     }
 
@@ -450,6 +468,7 @@ impl ServeProcess {
     pub fn kill9(mut self) -> String {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("wait");
+        self.finish_log();
         std::fs::read_to_string(&self.log_path).expect("read log")
     }
 
@@ -461,6 +480,7 @@ impl ServeProcess {
             .expect("kill");
         assert!(status.success());
         let exit = self.child.wait().expect("wait");
+        self.finish_log();
         let log = std::fs::read_to_string(&self.log_path).expect("read log");
         assert!(exit.success(), "serve exited with {exit:?}; log:\n{log}");
         log
@@ -473,6 +493,9 @@ impl Drop for ServeProcess {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        if let Some(copier) = self.copier.take() {
+            let _ = copier.join();
         }
     }
 }
