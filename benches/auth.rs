@@ -3,7 +3,7 @@
 //! expiry/active check → scope check ([`Caller::authorize`]).
 //!
 //! - `auth/parse`: [`auth::parse`] alone (shape, checksum, hash) of a valid token.
-//! - `auth/verify/{1000,100000,1000000}`: [`auth::authenticate`] + `authorize` against an
+//! - `auth/verify/{1000,100000,1000000}`: [`edge::authenticate`] + `authorize` against an
 //!   index of that many real tokens, cycling through [`LOOKUPS`] stored tokens.
 //! - `auth/reject_malformed`: a wrong checksum, refused before the (1M) index is touched.
 //! - `auth/reject_unknown/1000000`: well-formed tokens that are not in the index.
@@ -17,8 +17,10 @@
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use upkeep::auth::{self, AuthRecord, Caller, Need, TokenIndex, TokenKind};
+use upkeep::http::auth::{self as edge, Caller, Need};
 use upkeep::model::{AccountPrefix, Principal, Scope, Scopes, Timestamp, TokenId};
+use upkeep::store::{AuthRecord, TokenIndex};
+use upkeep::token::{self as auth, TokenKind};
 
 /// How many distinct stored tokens the lookups cycle through (a power of two).
 const LOOKUPS: usize = 512;
@@ -67,7 +69,7 @@ fn build(size: usize) -> (TokenIndex, Vec<http::HeaderMap>) {
     }
     assert_eq!(index.len(), size, "a generated token collided");
     for h in &lookups {
-        let caller = auth::authenticate(h, &index, NOW).expect("stored token authenticates");
+        let caller = edge::authenticate(h, &index, NOW).expect("stored token authenticates");
         caller
             .authorize(Need::Scope(Scope::ReadUser))
             .expect("`api` grants `read_user`");
@@ -78,7 +80,7 @@ fn build(size: usize) -> (TokenIndex, Vec<http::HeaderMap>) {
 
 /// What a request pays before its handler runs.
 fn verify(headers: &http::HeaderMap, index: &TokenIndex) -> Result<Caller, upkeep::Error> {
-    let caller = auth::authenticate(headers, index, NOW)?;
+    let caller = edge::authenticate(headers, index, NOW)?;
     caller.authorize(Need::Scope(Scope::ReadUser))?;
     Ok(caller)
 }

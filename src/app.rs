@@ -4,9 +4,9 @@
 //! Per request: assign an id → route → authenticate and authorize per `Route::need` →
 //! read the body (size-limited) → dispatch → render any error once → log one line.
 
-use crate::auth::{self, Need};
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::http::auth::{self, Need};
 use crate::http::body::BodyStream;
 use crate::http::request::{self, Input};
 use crate::http::route::{self, BodyPolicy, Call, Handler, Matched};
@@ -194,13 +194,13 @@ impl App {
     /// A service context for `caller` (the CLI when `None`) at `now`, for reads.
     pub fn ctx(
         &self,
-        caller: Option<&crate::auth::Caller>,
+        caller: Option<&crate::http::auth::Caller>,
         now: Timestamp,
     ) -> crate::service::Ctx<'_> {
         crate::service::Ctx {
             store: &self.store,
             events: &self.events,
-            actor: caller.map_or(crate::service::Actor::Cli, crate::service::Actor::of),
+            actor: caller.map_or(crate::service::Actor::Cli, crate::http::auth::Caller::actor),
             now,
         }
     }
@@ -211,7 +211,7 @@ impl App {
     /// Whatever the service refuses, or the store failing.
     pub async fn write<T, F>(
         &self,
-        caller: &crate::auth::Caller,
+        caller: &crate::http::auth::Caller,
         now: Timestamp,
         f: F,
     ) -> Result<T, Error>
@@ -221,14 +221,7 @@ impl App {
             + Send
             + 'static,
     {
-        crate::service::write(
-            &self.store,
-            &self.events,
-            crate::service::Actor::of(caller),
-            now,
-            f,
-        )
-        .await
+        crate::service::write(&self.store, &self.events, caller.actor(), now, f).await
     }
 
     /// Answers one request from `peer`. Never fails.
@@ -389,7 +382,7 @@ impl App {
                 // hot path stays as it is.)
                 let reason = match auth::credential(headers) {
                     Err(_) => AuthFailure::Missing,
-                    Ok(token) if auth::parse(token).is_err() => AuthFailure::Malformed,
+                    Ok(token) if crate::token::parse(token).is_err() => AuthFailure::Malformed,
                     Ok(_) => AuthFailure::Unknown,
                 };
                 self.metrics.auth_failure(reason);

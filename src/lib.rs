@@ -86,7 +86,6 @@
 pub mod admin;
 pub mod api;
 pub mod app;
-pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -104,6 +103,7 @@ pub mod store;
 pub mod systemd;
 pub mod telemetry;
 pub mod throttle;
+pub mod token;
 
 pub use app::{App, Settings};
 pub use error::Error;

@@ -12,8 +12,8 @@ pub mod query;
 pub mod updatercloud;
 pub mod wunderupdates;
 
-use crate::auth::Caller;
 use crate::error::Error;
+use crate::http::auth::Caller;
 use crate::http::route::Row;
 use crate::model::AccountPrefix;
 

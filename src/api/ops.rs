@@ -1,8 +1,8 @@
 //! Operational endpoints: the landing `/`, `/healthz`, `/metrics`, `/openapi.json`.
 
 use crate::app::App;
-use crate::auth::Need;
 use crate::error::Error;
+use crate::http::auth::Need;
 use crate::http::dto::{Health, Landing, LandingLinks};
 use crate::http::request::Input;
 use crate::http::route::{Family, Handler, Row};

@@ -1,6 +1,7 @@
 //! The HTTP edge: routing, request decoding, response encoding and wire shapes. Handlers
 //! receive typed routes and decoded bodies from here and never parse strings themselves.
 
+pub mod auth;
 pub mod body;
 pub mod dto;
 pub mod openapi;

@@ -18,9 +18,9 @@
 //! read the same rows.
 
 use crate::app::App;
-use crate::auth::{Caller, Need};
 use crate::error::Error;
 use crate::http::Body;
+use crate::http::auth::{Caller, Need};
 use crate::http::body::BodyStream;
 use crate::http::request::Input;
 use crate::model::Timestamp;

@@ -50,24 +50,6 @@ pub enum Actor {
 }
 
 impl Actor {
-    /// The actor of an authenticated request.
-    pub fn of(caller: &crate::auth::Caller) -> Actor {
-        match caller.principal.account() {
-            Some(account) => Actor::Account {
-                account,
-                token: caller.token_id,
-                scopes: caller.scopes,
-                expires_at: caller.expires_at,
-                grace: caller.grace,
-            },
-            None => Actor::Operator {
-                token: caller.token_id,
-                expires_at: caller.expires_at,
-                grace: caller.grace,
-            },
-        }
-    }
-
     /// The expiry a token this actor creates is capped at (SPEC §2: a token never creates
     /// a token that outlives it).
     fn expires_at(&self) -> Option<Timestamp> {

@@ -75,7 +75,7 @@ pub fn apply<'a>(
     {
         return Err(Error::NotFound("no such account".to_owned()));
     }
-    let hash = crate::auth::parse_kind(key.trim(), crate::auth::TokenKind::PlanLicense)
+    let hash = crate::token::parse_kind(key.trim(), crate::token::TokenKind::PlanLicense)
         .map_err(|_| Error::InvalidLicense)?;
     let pending = ctx.store.apply_license(account, &hash, ctx.now)?;
     let account = *account;

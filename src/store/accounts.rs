@@ -8,11 +8,12 @@ use super::tx::abort;
 use super::{
     CreatedToken, FIRST_TOKEN_NAME, IndexOp, Pending, Store, StoreError, TokenKind, generate,
 };
-use crate::auth::{self, AuthRecord};
 use crate::model::{
     Account, AccountPrefix, DomainError, NewAccount, Principal, Scope, Scopes, Timestamp, Token,
     TokenHash, TokenId,
 };
+use crate::store::AuthRecord;
+use crate::token as auth;
 
 impl Store {
     pub fn account(&self, prefix: &AccountPrefix) -> Result<Option<Account>, StoreError> {

@@ -1,7 +1,7 @@
 //! The data directory's own files: the server key, private temporary files, the
 //! private directory itself.
 
-use crate::auth::ServerKey;
+use crate::token::ServerKey;
 use std::path::Path;
 
 /// The server key's file name inside the data directory.

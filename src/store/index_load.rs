@@ -452,8 +452,8 @@ mod tests {
     use super::super::test_support::*;
     use super::super::{FIRST_TOKEN_NAME, NewToken, backup};
     use super::*;
-    use crate::auth;
     use crate::model::{AccountPrefix, Principal, Scope, Scopes};
+    use crate::token as auth;
 
     #[test]
     fn snapshots_follow_the_store_and_never_come_from_a_suspect_index() {

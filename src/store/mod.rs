@@ -42,10 +42,10 @@ pub use migrate::SchemaError;
 pub use page::{Cursor, CursorError, Page, PageRequest};
 pub use token_index::{AuthRecord, Authenticated, PendingUse, TokenIndex};
 
-use crate::auth::{self, ServerKey, TokenKind};
 use crate::model::{
     AccountPrefix, DomainError, PlanLicense, Principal, Scopes, Timestamp, Token, TokenHash,
 };
+use crate::token::{self as auth, ServerKey, TokenKind};
 use backup::Journal;
 use commit::GroupCommit;
 use files::load_or_create_key;

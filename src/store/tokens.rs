@@ -11,11 +11,12 @@ use super::{
     CreatedToken, IndexOp, KEY_FILE, MAX_GRACE_SECRETS, NewToken, Pending, Store, StoreError,
     TokenKind, generate,
 };
-use crate::auth::{self, AuthRecord};
 use crate::model::{
     AccountPrefix, DomainError, GraceAlias, Principal, Timestamp, Token, TokenChanges, TokenHash,
     TokenId,
 };
+use crate::store::AuthRecord;
+use crate::token as auth;
 use std::sync::atomic::Ordering;
 
 impl Store {

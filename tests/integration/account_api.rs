@@ -300,7 +300,7 @@ async fn wrong_malformed_expired_and_deleted_tokens_are_401() {
     let doomed = server.token(&acme, "doomed", &["api"], None);
 
     // Well-formed but unknown (a valid checksum for a secret that was never issued).
-    let unknown = upkeep::auth::generate(upkeep::auth::TokenKind::Account)
+    let unknown = upkeep::token::generate(upkeep::token::TokenKind::Account)
         .unwrap()
         .token;
     let mut bad_check = acme.token.clone();

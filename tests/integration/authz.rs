@@ -19,7 +19,7 @@ use crate::support::{START, TestServer};
 use http::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
-use upkeep::auth::Need;
+use upkeep::http::auth::Need;
 use upkeep::http::route::{self, Row as RouteSpec};
 use upkeep::model::{Scope, Scopes, Timestamp};
 
@@ -213,7 +213,7 @@ async fn every_route_and_credential_gets_the_status_spec_gives() {
     let parent_expiry = Timestamp::from_secs(START.as_secs() + 3600);
     let expiring_api = server.token(&acme, "expiring-api", &["api"], Some(parent_expiry));
     let graced = server.token(&acme, "graced", &["api"], None);
-    let (_, graced_hash) = upkeep::auth::parse(&graced).unwrap();
+    let (_, graced_hash) = upkeep::token::parse(&graced).unwrap();
     server
         .store()
         .rotate_token(&graced_hash, Some(parent_expiry), server.now())
@@ -223,7 +223,7 @@ async fn every_route_and_credential_gets_the_status_spec_gives() {
     let inactive = server.operator_token("inactive", false, true, None);
     let read_only = server.operator_token("reader", true, false, None);
     let operator = server.operator_token("admin", true, true, None);
-    let unknown = upkeep::auth::generate(upkeep::auth::TokenKind::Account)
+    let unknown = upkeep::token::generate(upkeep::token::TokenKind::Account)
         .unwrap()
         .token;
     let mut malformed = acme.token.clone();

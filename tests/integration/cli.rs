@@ -89,7 +89,7 @@ fn admin_commands_round_trip_on_a_stopped_store() {
     assert!(text.contains("created account acme"), "{text}");
     let token = text.lines().last().unwrap();
     assert!(
-        upkeep::auth::parse(token).is_ok(),
+        upkeep::token::parse(token).is_ok(),
         "last line is the token: {text}"
     );
 

@@ -24,7 +24,7 @@ fn throttled(limit: u32, trust_proxy: bool) -> Settings {
 async fn failed_authentications_are_throttled_per_address_and_recover() {
     let server = TestServer::start_with(throttled(5, false)).await;
     let acme = server.account("acme");
-    let bad = upkeep::auth::generate(upkeep::auth::TokenKind::Account)
+    let bad = upkeep::token::generate(upkeep::token::TokenKind::Account)
         .unwrap()
         .token;
 
@@ -79,7 +79,7 @@ async fn failed_authentications_are_throttled_per_address_and_recover() {
 async fn behind_a_trusted_proxy_the_forwarded_address_is_throttled_not_the_proxy() {
     let server = TestServer::start_with(throttled(2, true)).await;
     let acme = server.account("acme");
-    let bad = upkeep::auth::generate(upkeep::auth::TokenKind::Account)
+    let bad = upkeep::token::generate(upkeep::token::TokenKind::Account)
         .unwrap()
         .token;
     let from = |ip: &str, token: &str| {
@@ -108,7 +108,7 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_throttled_not_the_proxy
 #[tokio::test]
 async fn behind_a_trusted_proxy_only_the_last_forwarded_entry_counts_with_its_port_stripped() {
     let server = TestServer::start_with(throttled(2, true)).await;
-    let bad = upkeep::auth::generate(upkeep::auth::TokenKind::Account)
+    let bad = upkeep::token::generate(upkeep::token::TokenKind::Account)
         .unwrap()
         .token;
     // A proxy that appends `ip:port`: the client varies what it sends to the left, the
@@ -136,7 +136,7 @@ async fn behind_a_trusted_proxy_only_the_last_forwarded_entry_counts_with_its_po
 async fn without_trust_proxy_forwarded_for_is_ignored() {
     let server = TestServer::start_with(throttled(2, false)).await;
     let acme = server.account("acme");
-    let bad = upkeep::auth::generate(upkeep::auth::TokenKind::Account)
+    let bad = upkeep::token::generate(upkeep::token::TokenKind::Account)
         .unwrap()
         .token;
     for i in 0..2 {

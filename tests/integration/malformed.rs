@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use upkeep::Settings;
-use upkeep::auth::Need;
+use upkeep::http::auth::Need;
 use upkeep::http::route::{self, Row as RouteSpec, example_path};
 
 /// Requests in the barrage (bounded: the test must stay fast in debug builds).

@@ -15,7 +15,7 @@ use crate::support::{Reply, TestServer};
 use http::Method;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use upkeep::auth::Need;
+use upkeep::http::auth::Need;
 use upkeep::http::route::{self, Row as RouteSpec, example_path};
 
 const METHODS: [&str; 8] = [

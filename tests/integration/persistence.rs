@@ -153,7 +153,7 @@ fn a_schema_v1_store_is_migrated_on_open() {
     let admin = store
         .operator_token_value("admin")
         .expect("value derivable");
-    let (_, hash) = upkeep::auth::parse(&admin).unwrap();
+    let (_, hash) = upkeep::token::parse(&admin).unwrap();
     assert!(store.index().get(&hash).is_some());
     drop(store);
 

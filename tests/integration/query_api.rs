@@ -197,7 +197,7 @@ async fn create_operator_token_as_the_seed_documents() {
     assert_eq!(keys(&item), expected_keys, "{reply:?}");
     let example = item["token"].as_str().unwrap().to_owned();
     assert!(example.starts_with("upk_ot_"), "{example}");
-    assert_eq!(example.len(), upkeep::auth::TOKEN_LEN);
+    assert_eq!(example.len(), upkeep::token::TOKEN_LEN);
     let mut without_token = item.clone();
     without_token.as_object_mut().unwrap().remove("token");
     assert_eq!(
@@ -1032,7 +1032,7 @@ async fn plan_licenses_are_issued_applied_listed_and_revoked() {
     );
     let key = item["key"].as_str().expect("key").to_owned();
     assert!(key.starts_with("upk_pl_"), "{key}");
-    assert_eq!(key.len(), upkeep::auth::TOKEN_LEN);
+    assert_eq!(key.len(), upkeep::token::TOKEN_LEN);
     let id = item["id"].as_u64().expect("numeric id");
     let mut view = item.clone();
     view.as_object_mut().unwrap().remove("key");

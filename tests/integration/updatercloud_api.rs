@@ -192,7 +192,7 @@ fn created(reply: &crate::support::Reply) -> Value {
     assert_eq!(keys, expected, "created token fields:{reply:?}");
     let secret = data["token"].as_str().expect("token string");
     assert!(secret.starts_with("upk_at_"), "{secret}");
-    assert_eq!(secret.len(), upkeep::auth::TOKEN_LEN, "{secret}");
+    assert_eq!(secret.len(), upkeep::token::TOKEN_LEN, "{secret}");
     data
 }
 

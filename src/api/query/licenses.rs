@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::app::App;
-use crate::auth::Caller;
 use crate::error::Error;
 use crate::http::Body;
+use crate::http::auth::Caller;
 use crate::http::dto::{IssueLicense, LicenseAdminView, LicenseIdBody};
 use crate::http::request::Input;
 use crate::model::{LicenseId, Timestamp};

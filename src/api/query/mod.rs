@@ -6,8 +6,8 @@ mod accounts;
 mod licenses;
 mod tokens;
 
-use crate::auth::Need;
 use crate::error::Error;
+use crate::http::auth::Need;
 use crate::http::dto::{Data, ListData};
 use crate::http::route::{Family, Handler, Row};
 use crate::http::{Body, request, response};

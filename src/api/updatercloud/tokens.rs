@@ -2,8 +2,8 @@
 
 use crate::api::account_of;
 use crate::app::App;
-use crate::auth::Caller;
 use crate::error::Error;
+use crate::http::auth::Caller;
 use crate::http::dto::{CreateToken, Data, ListData, MeView, RotateToken, TokenView};
 use crate::http::request::{self, Input};
 use crate::http::{Body, response};

@@ -2,8 +2,8 @@
 
 use crate::api::account_of;
 use crate::app::App;
-use crate::auth::Caller;
 use crate::error::Error;
+use crate::http::auth::Caller;
 use crate::http::dto::{
     AccountEnvelope, AccountTokenView, ApplyLicense, CreateAccountToken, CreatedTokenEnvelope,
     DeletedEnvelope, LicenseEnvelope, TokensEnvelope,

@@ -3,7 +3,7 @@
 
 mod account;
 
-use crate::auth::Need;
+use crate::http::auth::Need;
 use crate::http::route::{Family, Handler, Row};
 use crate::model::Scope;
 use http::Method;

@@ -1,4 +1,4 @@
-//! `upkeep::auth::credential` and `authenticate` on arbitrary `x-api-key` and
+//! `upkeep::http::auth::credential` and `authenticate` on arbitrary `x-api-key` and
 //! `Authorization` header values, against an empty `TokenIndex`.
 //!
 //! Input: segments separated by `\n`; each segment is one selector byte and a value.
@@ -16,7 +16,9 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use upkeep::Error;
-use upkeep::auth::{ServerKey, TokenIndex, TokenKind, authenticate, credential, derive};
+use upkeep::http::auth::{authenticate, credential};
+use upkeep::store::TokenIndex;
+use upkeep::token::{ServerKey, TokenKind, derive};
 use upkeep::model::{Timestamp, TokenId};
 
 fn valid_token(selector: u8) -> String {

@@ -1,4 +1,4 @@
-//! `upkeep::auth::TokenIndex::read_image`, the parser of `index.snapshot`'s body, on
+//! `upkeep::store::TokenIndex::read_image`, the parser of `index.snapshot`'s body, on
 //! arbitrary bytes.
 //!
 //! Checks: no panic and no allocation beyond what the input's length allows (a count is
@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use upkeep::auth::TokenIndex;
+use upkeep::store::TokenIndex;
 
 fuzz_target!(|data: &[u8]| {
     let mut rest = data;

@@ -1,4 +1,4 @@
-//! `upkeep::auth::parse` on arbitrary strings, and on valid tokens with one character
+//! `upkeep::token::parse` on arbitrary strings, and on valid tokens with one character
 //! changed.
 //!
 //! Checks: no panic; `Ok` only for a string of `TOKEN_LEN` bytes that starts with
@@ -11,7 +11,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use upkeep::auth::{ServerKey, TOKEN_LEN, TokenKind, derive, parse, parse_kind};
+use upkeep::token::{ServerKey, TOKEN_LEN, TokenKind, derive, parse, parse_kind};
 use upkeep::model::{TokenHash, TokenId};
 
 /// Length of the checksum at the end of every token.
