@@ -56,23 +56,25 @@ pub struct Settings {
 }
 
 impl Default for Settings {
-    /// The values tests and benches start from (the CLI passes its own).
+    /// The values tests and benches start from: the `serve` flags' defaults
+    /// ([`crate::defaults`]), with read-back of operator-token values on and no proxy.
     fn default() -> Self {
+        use crate::defaults::{self as d, duration};
         Settings {
-            default_activation_limit: 1,
-            max_body_bytes: 64 * 1024,
-            max_upload: 256 * 1024 * 1024,
-            max_connections: 1024,
-            max_connections_per_address: 256,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
-            drain_timeout: Duration::from_secs(10),
-            persist_uses_every: Duration::from_secs(60),
+            default_activation_limit: d::ACTIVATION_LIMIT,
+            max_body_bytes: d::MAX_BODY_BYTES,
+            max_upload: d::MAX_UPLOAD,
+            max_connections: d::MAX_CONNECTIONS,
+            max_connections_per_address: d::MAX_CONNECTIONS_PER_ADDRESS,
+            header_timeout: duration(d::HEADER_TIMEOUT),
+            body_timeout: duration(d::BODY_TIMEOUT),
+            drain_timeout: duration(d::DRAIN_TIMEOUT),
+            persist_uses_every: duration(d::PERSIST_USES_EVERY),
             token_values: true,
-            min_free_space: crate::store::DEFAULT_RESERVE,
-            auth_failures_per_minute: 20,
+            min_free_space: d::MIN_FREE_SPACE,
+            auth_failures_per_minute: d::AUTH_FAILURES_PER_MINUTE,
             trust_proxy: false,
-            max_tokens_per_account: crate::store::DEFAULT_MAX_TOKENS_PER_ACCOUNT,
+            max_tokens_per_account: d::MAX_TOKENS_PER_ACCOUNT,
         }
     }
 }

@@ -3,7 +3,8 @@
 //! here.
 
 use crate::admin::AdminCommand;
-use crate::config::ByteSize;
+use crate::defaults;
+use crate::model::ByteSize;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -292,13 +293,6 @@ impl LicenseCommand {
     }
 }
 
-/// Where `upkeep serve` listens unless told otherwise (shown by `--help`).
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
-
-/// `activationLimit` of an account with no plan license, unless `serve` is told otherwise
-/// (admin commands run without a server use it too).
-pub const DEFAULT_ACTIVATION_LIMIT: u32 = 1;
-
 /// `upkeep serve`'s flags: every server setting lives here, and only here (other
 /// commands neither show nor accept them). New serve flags go in this struct.
 #[derive(Debug, Clone, Args)]
@@ -318,16 +312,16 @@ pub struct ServeArgs {
     pub check_config: bool,
 
     /// Address and port to listen on. Put a TLS-terminating proxy in front to expose it.
-    #[arg(long, env = "UPKEEP_LISTEN", default_value = DEFAULT_LISTEN)]
+    #[arg(long, env = "UPKEEP_LISTEN", default_value = defaults::LISTEN)]
     pub listen: String,
 
     /// `activationLimit` of accounts with no plan license.
-    #[arg(long, env = "UPKEEP_DEFAULT_ACTIVATION_LIMIT", default_value_t = DEFAULT_ACTIVATION_LIMIT)]
+    #[arg(long, env = "UPKEEP_DEFAULT_ACTIVATION_LIMIT", default_value_t = defaults::ACTIVATION_LIMIT)]
     pub default_activation_limit: u32,
 
     /// Refuse writes (503) while the data directory's filesystem has less free space than
     /// this, so the store never meets a full disk mid-write. 0 turns it off.
-    #[arg(long, env = "UPKEEP_MIN_FREE_SPACE", default_value_t = ByteSize(crate::store::DEFAULT_RESERVE))]
+    #[arg(long, env = "UPKEEP_MIN_FREE_SPACE", default_value_t = ByteSize(defaults::MIN_FREE_SPACE))]
     pub min_free_space: ByteSize,
 
     /// Most tokens one account may hold; creating more is refused (409 token_quota). At
@@ -335,16 +329,16 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "UPKEEP_MAX_TOKENS_PER_ACCOUNT",
-        default_value_t = crate::store::DEFAULT_MAX_TOKENS_PER_ACCOUNT
+        default_value_t = defaults::MAX_TOKENS_PER_ACCOUNT
     )]
     pub max_tokens_per_account: usize,
 
     /// Largest request body in bytes; larger ones get 413.
-    #[arg(long, env = "UPKEEP_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    #[arg(long, env = "UPKEEP_MAX_BODY_BYTES", default_value_t = defaults::MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
     /// Most connections served at once; more wait in the listen backlog.
-    #[arg(long, env = "UPKEEP_MAX_CONNECTIONS", default_value_t = 1024)]
+    #[arg(long, env = "UPKEEP_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
     pub max_connections: usize,
 
     /// Most connections one client address may hold at once (under --trust-proxy every
@@ -353,31 +347,31 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "UPKEEP_MAX_CONNECTIONS_PER_ADDRESS",
-        default_value_t = 256
+        default_value_t = defaults::MAX_CONNECTIONS_PER_ADDRESS
     )]
     pub max_connections_per_address: usize,
 
     /// Time a client gets to send request headers, and how long an idle keep-alive
     /// connection stays open (e.g. `10s`).
-    #[arg(long, env = "UPKEEP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "UPKEEP_HEADER_TIMEOUT", default_value = defaults::HEADER_TIMEOUT, value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
 
     /// Time a client gets to send a whole request body.
-    #[arg(long, env = "UPKEEP_BODY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "UPKEEP_BODY_TIMEOUT", default_value = defaults::BODY_TIMEOUT, value_parser = humantime::parse_duration)]
     pub body_timeout: Duration,
 
     /// On SIGTERM/SIGINT, time in-flight requests get to finish.
-    #[arg(long, env = "UPKEEP_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "UPKEEP_DRAIN_TIMEOUT", default_value = defaults::DRAIN_TIMEOUT, value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
     /// How often token `last_used_at` times are written to disk (they are also written at
     /// shutdown).
-    #[arg(long, env = "UPKEEP_PERSIST_USES_EVERY", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "UPKEEP_PERSIST_USES_EVERY", default_value = defaults::PERSIST_USES_EVERY, value_parser = humantime::parse_duration)]
     pub persist_uses_every: Duration,
 
     /// Failed authentications allowed per client address per minute; past it the address
     /// gets 429 (with Retry-After) on every route that needs a token. 0 disables.
-    #[arg(long, env = "UPKEEP_AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
+    #[arg(long, env = "UPKEEP_AUTH_FAILURES_PER_MINUTE", default_value_t = defaults::AUTH_FAILURES_PER_MINUTE)]
     pub auth_failures_per_minute: u32,
 
     /// Behind a reverse proxy: take the client address from the last X-Forwarded-For

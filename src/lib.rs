@@ -91,6 +91,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod datadir;
+pub mod defaults;
 pub mod doctor;
 pub mod error;
 pub mod http;

@@ -227,7 +227,7 @@ fn run(cli: Cli, json: bool) -> Result<(), BoxError> {
                 actor: upkeep::service::Actor::Cli,
                 now: Clock::System.now(),
             };
-            let output = admin::execute(&ctx, upkeep::cli::DEFAULT_ACTIVATION_LIMIT, &command);
+            let output = admin::execute(&ctx, upkeep::defaults::ACTIVATION_LIMIT, &command);
             save_index_snapshot(&store);
             output?
         }

@@ -5,6 +5,7 @@ pub mod account;
 mod ids;
 mod license;
 mod scope;
+mod size;
 mod time;
 mod token;
 
@@ -12,6 +13,7 @@ pub use account::{Account, NewAccount};
 pub use ids::{AccountPrefix, LicenseId, OperatorTokenName, TokenId, TokenName};
 pub use license::PlanLicense;
 pub use scope::{Scope, Scopes};
+pub use size::ByteSize;
 pub use time::Timestamp;
 pub use token::{
     GraceAlias, MIN_TOKEN_LIFETIME, Principal, Token, TokenChanges, TokenHash, cap_expiry,

@@ -54,7 +54,7 @@ fn help_explains_every_command_without_touching_the_data_dir() {
     // The documented default address (a string in the help text; nothing binds it here).
     for word in [
         "--listen",
-        upkeep::cli::DEFAULT_LISTEN,
+        upkeep::defaults::LISTEN,
         "UPKEEP_LISTEN",
         "--max-body-bytes",
         "--header-timeout",
