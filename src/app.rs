@@ -182,9 +182,11 @@ impl App {
     pub fn new(store: Store, clock: Clock, settings: Settings) -> Self {
         store.set_reserve(settings.min_free_space);
         store.set_max_tokens_per_account(settings.max_tokens_per_account);
+        let events = std::sync::Arc::<crate::service::Events>::default();
+        crate::service::log_changes(&events);
         App {
             store: std::sync::Arc::new(store),
-            events: std::sync::Arc::default(),
+            events,
             clock,
             throttle: Throttle::new(settings.auth_failures_per_minute),
             metrics: Metrics::default(),

@@ -7,6 +7,8 @@ mod support;
 
 #[path = "integration/account_api.rs"]
 mod account_api;
+#[path = "integration/audit.rs"]
+mod audit;
 #[path = "integration/authz.rs"]
 mod authz;
 #[path = "integration/backup.rs"]

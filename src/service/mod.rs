@@ -119,6 +119,72 @@ pub enum Event {
     },
 }
 
+impl std::fmt::Display for Actor {
+    /// `account acme (token #12)`, `operator token #3`, `the command line`; never a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let grace = |grace: bool| if grace { ", a grace secret" } else { "" };
+        match self {
+            Actor::Account {
+                account,
+                token,
+                grace: g,
+                ..
+            } => write!(f, "account {account} (token #{}{})", token.0, grace(*g)),
+            Actor::Operator {
+                token, grace: g, ..
+            } => {
+                write!(f, "operator token #{}{}", token.0, grace(*g))
+            }
+            Actor::Cli => f.write_str("the command line"),
+        }
+    }
+}
+
+impl std::fmt::Display for Event {
+    /// What changed, by name; names follow their naming rules (no control characters),
+    /// and no event carries a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let owner = |account: &Option<AccountPrefix>| {
+            account.as_ref().map_or_else(
+                || "operator token".to_owned(),
+                |a| format!("token of account {a}"),
+            )
+        };
+        match self {
+            Event::TokenCreated { account, name, .. } => {
+                write!(f, "created {} \"{name}\"", owner(account))
+            }
+            Event::TokenDeleted { account, name } => {
+                write!(f, "deleted {} \"{name}\"", owner(account))
+            }
+            Event::TokenRotated { account, name, .. } => {
+                write!(f, "rotated {} \"{name}\"", owner(account))
+            }
+            Event::OperatorTokenUpdated { name } => write!(f, "changed operator token \"{name}\""),
+            Event::AccountCreated { account } => write!(f, "created account {account}"),
+            Event::AccountDeleted { account } => write!(f, "deleted account {account}"),
+            Event::PlanLicenseIssued { id } => write!(f, "issued plan license {id}"),
+            Event::PlanLicenseRevoked { id } => write!(f, "revoked plan license {id}"),
+            Event::PlanLicenseApplied { id, account } => {
+                write!(f, "applied plan license {id} to account {account}")
+            }
+        }
+    }
+}
+
+/// The audit log: one info line per change, saying who changed what (target
+/// `upkeep::audit`), subscribed by every running server.
+pub fn log_changes(events: &Events) {
+    events.subscribe(|recorded| {
+        tracing::info!(
+            target: "upkeep::audit",
+            actor = %recorded.actor,
+            change = %recorded.event,
+            "change"
+        );
+    });
+}
+
 /// An event with who caused it and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
