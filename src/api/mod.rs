@@ -51,3 +51,34 @@ fn account_of(caller: &Caller) -> Result<AccountPrefix, Error> {
         .account()
         .ok_or_else(|| Error::Forbidden("this route needs an account token".to_owned()))
 }
+
+/// A page of the calling account's own tokens (`?limit=&cursor=`): both account families
+/// list them, each in its own shape.
+fn own_tokens_page(
+    app: &crate::app::App,
+    caller: &Caller,
+    input: &crate::http::request::Input,
+    now: crate::model::Timestamp,
+) -> Result<crate::store::Page<crate::model::Token>, Error> {
+    let prefix = account_of(caller)?;
+    crate::service::tokens::page(
+        &app.ctx(Some(caller), now),
+        Some(&prefix),
+        &crate::http::request::paging(input.parts.uri.query())?,
+    )
+}
+
+/// Deletes one of the calling account's own tokens by name (both account families).
+async fn delete_own_token(
+    app: &crate::app::App,
+    caller: &Caller,
+    name: &str,
+    now: crate::model::Timestamp,
+) -> Result<crate::model::Token, Error> {
+    let prefix = account_of(caller)?;
+    let name = name.to_owned();
+    app.write(caller, now, move |ctx| {
+        crate::service::tokens::delete(ctx, Some(&prefix), &name)
+    })
+    .await
+}

@@ -58,6 +58,20 @@ pub enum Family {
     Operations,
 }
 
+impl Family {
+    /// A row of this family ([`Row::new`]).
+    pub const fn row(
+        self,
+        method: Method,
+        name: &'static str,
+        path: &'static str,
+        need: Need,
+        handler: Handler,
+    ) -> Row {
+        Row::new(self, method, name, path, need, handler)
+    }
+}
+
 /// A write handler's future; boxed so that the request future stays small for reads.
 pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send + 'a>>;
 

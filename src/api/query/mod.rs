@@ -17,26 +17,19 @@ use http::{Method, Response, StatusCode};
 const READ: Need = Need::Operator { write: false };
 const WRITE: Need = Need::Operator { write: true };
 
-const fn row(
-    method: Method,
-    name: &'static str,
-    path: &'static str,
-    need: Need,
-    handler: Handler,
-) -> Row {
-    Row::new(Family::Query, method, name, path, need, handler)
-}
+/// Every row here is of this family.
+const F: Family = Family::Query;
 
 /// The family's routes.
 pub static ROWS: &[Row] = &[
-    row(
+    F.row(
         Method::GET,
         "list_operator_tokens",
         "/_/token",
         READ,
         Handler::Read(|app, call| tokens::list_tokens(app, &call.input, call.now)),
     ),
-    row(
+    F.row(
         Method::POST,
         "create_operator_token",
         "/_/token",
@@ -47,7 +40,7 @@ pub static ROWS: &[Row] = &[
             })
         }),
     ),
-    row(
+    F.row(
         Method::PUT,
         "update_operator_token",
         "/_/token",
@@ -58,7 +51,7 @@ pub static ROWS: &[Row] = &[
             })
         }),
     ),
-    row(
+    F.row(
         Method::DELETE,
         "delete_operator_token",
         "/_/token",
@@ -69,21 +62,21 @@ pub static ROWS: &[Row] = &[
             })
         }),
     ),
-    row(
+    F.row(
         Method::GET,
         "get_operator_token_value",
         "/_/token/value",
         WRITE,
         Handler::Read(|app, call| tokens::token_value(app, call.caller()?, &call.input, call.now)),
     ),
-    row(
+    F.row(
         Method::GET,
         "list_accounts",
         "/_/account",
         READ,
         Handler::Read(|app, call| accounts::list_accounts(app, &call.input, call.now)),
     ),
-    row(
+    F.row(
         Method::POST,
         "create_account",
         "/_/account",
@@ -94,7 +87,7 @@ pub static ROWS: &[Row] = &[
             })
         }),
     ),
-    row(
+    F.row(
         Method::DELETE,
         "delete_account",
         "/_/account",
@@ -105,14 +98,14 @@ pub static ROWS: &[Row] = &[
             })
         }),
     ),
-    row(
+    F.row(
         Method::GET,
         "list_licenses",
         "/_/license",
         READ,
         Handler::Read(|app, call| licenses::list_licenses(app, &call.input, call.now)),
     ),
-    row(
+    F.row(
         Method::POST,
         "issue_license",
         "/_/license",
@@ -123,7 +116,7 @@ pub static ROWS: &[Row] = &[
             })
         }),
     ),
-    row(
+    F.row(
         Method::DELETE,
         "revoke_license",
         "/_/license",

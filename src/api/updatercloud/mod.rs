@@ -8,33 +8,26 @@ use crate::http::route::{Family, Handler, Row};
 use crate::model::Scope;
 use http::Method;
 
-const fn row(
-    method: Method,
-    name: &'static str,
-    path: &'static str,
-    need: Need,
-    handler: Handler,
-) -> Row {
-    Row::new(Family::UpdaterCloud, method, name, path, need, handler)
-}
+/// Every row here is of this family.
+const F: Family = Family::UpdaterCloud;
 
 /// The family's routes.
 pub static ROWS: &[Row] = &[
-    row(
+    F.row(
         Method::GET,
         "get_me",
         "/api/v1/me",
         Need::Scope(Scope::ReadUser),
         Handler::Read(|app, call| tokens::me(app, call.caller()?)),
     ),
-    row(
+    F.row(
         Method::GET,
         "list_tokens",
         "/api/v1/tokens",
         Need::Scope(Scope::Api),
         Handler::Read(|app, call| tokens::list(app, call.caller()?, &call.input, call.now)),
     ),
-    row(
+    F.row(
         Method::POST,
         "create_token",
         "/api/v1/tokens",
@@ -45,7 +38,7 @@ pub static ROWS: &[Row] = &[
             )
         }),
     ),
-    row(
+    F.row(
         Method::DELETE,
         "delete_token",
         "/api/v1/tokens/{name}",
@@ -57,7 +50,7 @@ pub static ROWS: &[Row] = &[
         }),
     )
     .without_body(),
-    row(
+    F.row(
         Method::POST,
         "rotate_self",
         "/api/v1/tokens/self/rotate",

@@ -34,12 +34,7 @@ pub(super) fn list(
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
-    let prefix = account_of(caller)?;
-    let page = service::tokens::page(
-        &app.ctx(Some(caller), now),
-        Some(&prefix),
-        &request::paging(input.parts.uri.query())?,
-    )?;
+    let page = crate::api::own_tokens_page(app, caller, input, now)?;
     let data = page
         .items
         .iter()
@@ -132,12 +127,7 @@ pub(super) async fn delete(
     name: &str,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
-    let prefix = account_of(caller)?;
-    let name = name.to_owned();
-    app.write(caller, now, move |ctx| {
-        service::tokens::delete(ctx, Some(&prefix), &name)
-    })
-    .await?;
+    crate::api::delete_own_token(app, caller, name, now).await?;
     Ok(response::empty(StatusCode::NO_CONTENT))
 }
 

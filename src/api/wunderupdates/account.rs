@@ -75,12 +75,7 @@ pub(super) fn list_tokens(
     input: &Input,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
-    let prefix = account_of(caller)?;
-    let page = service::tokens::page(
-        &app.ctx(Some(caller), now),
-        Some(&prefix),
-        &request::paging(input.parts.uri.query())?,
-    )?;
+    let page = crate::api::own_tokens_page(app, caller, input, now)?;
     let body = TokensEnvelope {
         status: 200,
         tokens: page
@@ -150,12 +145,7 @@ pub(super) async fn delete_token(
     name: &str,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
-    let prefix = account_of(caller)?;
-    let name = name.to_owned();
-    app.write(caller, now, move |ctx| {
-        service::tokens::delete(ctx, Some(&prefix), &name)
-    })
-    .await?;
+    crate::api::delete_own_token(app, caller, name, now).await?;
     Ok(response::json(
         StatusCode::OK,
         &DeletedEnvelope {

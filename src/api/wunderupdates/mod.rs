@@ -8,33 +8,26 @@ use crate::http::route::{Family, Handler, Row};
 use crate::model::Scope;
 use http::Method;
 
-const fn row(
-    method: Method,
-    name: &'static str,
-    path: &'static str,
-    need: Need,
-    handler: Handler,
-) -> Row {
-    Row::new(Family::WunderUpdates, method, name, path, need, handler)
-}
+/// Every row here is of this family.
+const F: Family = Family::WunderUpdates;
 
 /// The family's routes.
 pub static ROWS: &[Row] = &[
-    row(
+    F.row(
         Method::GET,
         "get_account",
         "/v1/account",
         Need::Scope(Scope::ReadUser),
         Handler::Read(|app, call| account::get_account(app, call.caller()?)),
     ),
-    row(
+    F.row(
         Method::GET,
         "get_account_license",
         "/v1/account/license",
         Need::Scope(Scope::ReadLicenses),
         Handler::Read(|app, call| account::get_license(app, call.caller()?)),
     ),
-    row(
+    F.row(
         Method::POST,
         "apply_account_license",
         "/v1/account/license",
@@ -45,14 +38,14 @@ pub static ROWS: &[Row] = &[
             })
         }),
     ),
-    row(
+    F.row(
         Method::GET,
         "list_account_tokens",
         "/v1/account/tokens",
         Need::Scope(Scope::Api),
         Handler::Read(|app, call| account::list_tokens(app, call.caller()?, &call.input, call.now)),
     ),
-    row(
+    F.row(
         Method::POST,
         "create_account_token",
         "/v1/account/tokens",
@@ -63,7 +56,7 @@ pub static ROWS: &[Row] = &[
             })
         }),
     ),
-    row(
+    F.row(
         Method::DELETE,
         "delete_account_token",
         "/v1/account/tokens/{name}",
