@@ -261,6 +261,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Pending<'_, CreatedToken>, StoreError> {
         let secret = generate(TokenKind::Account)?;
+        let last_used = self.index.last_used(current);
         self.write(|| {
             // A previous secret in its grace may not rotate: it would replace the owner's
             // current secret and lock them out (the handlers refuse it first; this keeps
@@ -305,6 +306,10 @@ impl Store {
                 tx.remove(&TOKENS, current)?;
                 token.hash = secret.hash;
                 token.updated_at = now;
+                // The old secret's use not yet written (the rotate request itself, at
+                // least) belongs to the token: it moves with the record, or a token used
+                // only to rotate would show `last_used_at: null`.
+                token.last_used_at = token.last_used_at.max(last_used);
                 tx.put(&TOKENS, &token.hash, &token)?;
                 tx.put(&OWNER_NAMES, &name_key, &token.hash)?;
                 // Older aliases now point at the new secret's record.
