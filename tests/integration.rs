@@ -11,7 +11,7 @@ mod account_api;
 mod authz;
 #[path = "integration/backup.rs"]
 mod backup;
-#[path = "integration/cli.rs"]
+#[path = "integration/cli/mod.rs"]
 mod cli;
 #[path = "integration/crash.rs"]
 mod crash;
@@ -23,8 +23,6 @@ mod limits;
 mod malformed;
 #[path = "integration/openapi.rs"]
 mod openapi;
-#[path = "integration/operator.rs"]
-mod operator;
 #[path = "integration/persistence.rs"]
 mod persistence;
 #[path = "integration/protocol.rs"]
@@ -33,10 +31,8 @@ mod protocol;
 mod query_api;
 #[path = "integration/secrets.rs"]
 mod secrets;
-#[path = "integration/security_edge.rs"]
-mod security_edge;
-#[path = "integration/security_tokens.rs"]
-mod security_tokens;
+#[path = "integration/security/mod.rs"]
+mod security;
 #[path = "integration/snapshot.rs"]
 mod snapshot;
 #[path = "integration/updatercloud_api.rs"]
