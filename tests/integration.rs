@@ -5,8 +5,6 @@
 #[path = "integration/support.rs"]
 mod support;
 
-#[path = "integration/account_api.rs"]
-mod account_api;
 #[path = "integration/authz.rs"]
 mod authz;
 #[path = "integration/backup.rs"]
@@ -37,3 +35,5 @@ mod security;
 mod snapshot;
 #[path = "integration/updatercloud_api.rs"]
 mod updatercloud_api;
+#[path = "integration/wunderupdates/mod.rs"]
+mod wunderupdates;
