@@ -33,7 +33,7 @@ mod secrets;
 mod security;
 #[path = "integration/snapshot.rs"]
 mod snapshot;
-#[path = "integration/updatercloud_api.rs"]
-mod updatercloud_api;
+#[path = "integration/updatercloud/mod.rs"]
+mod updatercloud;
 #[path = "integration/wunderupdates/mod.rs"]
 mod wunderupdates;
