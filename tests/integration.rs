@@ -25,8 +25,8 @@ mod openapi;
 mod persistence;
 #[path = "integration/protocol.rs"]
 mod protocol;
-#[path = "integration/query_api.rs"]
-mod query_api;
+#[path = "integration/query/mod.rs"]
+mod query;
 #[path = "integration/secrets.rs"]
 mod secrets;
 #[path = "integration/security/mod.rs"]
