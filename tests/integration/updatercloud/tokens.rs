@@ -1,9 +1,9 @@
-//! SPEC §4.2, the UpdaterCloud REST API (`/api/v1/…`), over a real socket: `/me`, token
-//! creation from JSON and form-encoded bodies (every spelling of `scopes`), expiry forms
-//! and RFC 3339 times, the refusals (400 naming the field, 403, 409) and that a
-//! refused request changes nothing, deletion (204, 404 across accounts), and rotation of
-//! the calling token with and without a grace period, across a restart.
+//! `/api/v1/tokens`: creation from JSON and form bodies (every spelling of `scopes`), expiry
+//! forms and RFC 3339 times, the refusals (400 naming the field, 403, 409) that change
+//! nothing, deletion (204, 404 across accounts), and rotation of the calling token with and
+//! without a grace period, across a restart.
 
+use super::{bearer, get};
 use crate::support::{START, TestServer};
 use http::Method;
 use serde_json::{Value, json};
@@ -13,6 +13,7 @@ use upkeep::clock::Clock;
 use upkeep::model::Timestamp;
 
 const MINUTE: Duration = Duration::from_secs(60);
+
 const FORM: &str = "application/x-www-form-urlencoded";
 
 /// The fields of a token on `/api/v1/tokens`, without the secret.
@@ -24,19 +25,6 @@ const LISTED_FIELDS: [&str; 6] = [
     "name",
     "scopes",
 ];
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
-/// `GET path` with `Authorization: Bearer`.
-async fn get(server: &TestServer, path: &str, token: &str) -> crate::support::Reply {
-    server
-        .request(Method::GET, path)
-        .header("authorization", &bearer(token))
-        .send()
-        .await
-}
 
 /// `POST path` with a JSON body (labelled `application/json`) and Bearer.
 async fn post_json(
@@ -202,31 +190,6 @@ fn secret(data: &Value) -> String {
 
 fn rfc3339(at: Timestamp) -> String {
     at.to_rfc3339()
-}
-
-#[tokio::test]
-async fn me_has_exactly_name_email_and_account() {
-    let server = TestServer::start().await;
-    let acme = server.account("acme");
-    let body = get(&server, "/api/v1/me", &acme.token).await.expect(200);
-    assert_eq!(
-        body,
-        json!({"name": "Test Vendor", "email": "acme@example.com", "account": "acme"})
-    );
-    // x-api-key works as well as Bearer; `read_user` alone is enough.
-    let reader = server.token(&acme, "reader", &["read_user"], None);
-    let body = server.get("/api/v1/me", &reader).send().await.expect(200);
-    assert_eq!(body["account"], "acme");
-    // Another account sees itself.
-    let globex = server.account("globex");
-    let body = get(&server, "/api/v1/me", &globex.token).await.expect(200);
-    assert_eq!(body["account"], "globex");
-    assert_eq!(body["email"], "globex@example.com");
-    // A token without `read_user` (nor `api`) is 403.
-    let licenses = server.token(&acme, "licenses", &["manage_licenses"], None);
-    get(&server, "/api/v1/me", &licenses)
-        .await
-        .expect_error(403, "forbidden");
 }
 
 #[tokio::test]
