@@ -1118,3 +1118,27 @@ async fn a_form_body_is_read_whatever_its_content_type_says() {
     assert_eq!(body["data"]["name"], "labelled");
     assert_eq!(body["data"]["scopes"], json!(["read_user"]));
 }
+
+#[tokio::test]
+async fn a_token_used_only_to_rotate_shows_when_it_was_used() {
+    // Issue 14: the rotate request was the token's only use, recorded against the old
+    // secret and dropped with it, so the token listed `last_used_at: null`.
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let old = server.token(&acme, "rotor", &["read_user"], None);
+    server.clock.advance(MINUTE);
+    let at = server.now().to_rfc3339();
+    let reply = rotate(&server, &old, Some("application/json"), "{}").await;
+    created(&reply);
+    let listed = get(&server, "/api/v1/tokens", &acme.token)
+        .await
+        .expect(200);
+    let rotor = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "rotor")
+        .unwrap()
+        .clone();
+    assert_eq!(rotor["last_used_at"], serde_json::json!(at), "{listed}");
+}
