@@ -16,7 +16,7 @@
 //!   and by 32 concurrent writers on a tokio runtime sharing group commit. Time is per
 //!   write (criterion's throughput line gives writes/s); the 32-writer bench also prints
 //!   how many writes each flush covered.
-//! - `router/route/<name>`: [`route::find`] on every row of [`route::rows`] (path
+//! - `router/route/<name>`: [`upkeep::api::find`] on every row of [`upkeep::api::rows`] (path
 //!   from [`route::example_path`]), and `router/route_all` for the whole table.
 //!
 //! Every store lives in its own temporary directory (on the disk of `std::env::temp_dir`,
@@ -336,11 +336,11 @@ fn writes(c: &mut Criterion) {
 }
 
 fn routing(c: &mut Criterion) {
-    let requests: Vec<_> = route::rows()
+    let requests: Vec<_> = upkeep::api::rows()
         .iter()
         .map(|spec| {
             let path = route::example_path(spec, "sample-name");
-            let routed = route::find(&spec.method, &path)
+            let routed = upkeep::api::find(&spec.method, &path)
                 .unwrap_or_else(|err| panic!("{} {path}: {err}", spec.method));
             assert_eq!(routed.row, *spec, "{} {path}", spec.method);
             (*spec, path)
@@ -354,13 +354,13 @@ fn routing(c: &mut Criterion) {
     group.bench_function("route_all", |b| {
         b.iter(|| {
             for (spec, path) in &requests {
-                black_box(route::find(&spec.method, black_box(path)).is_ok());
+                black_box(upkeep::api::find(&spec.method, black_box(path)).is_ok());
             }
         });
     });
     for (spec, path) in &requests {
         group.bench_with_input(BenchmarkId::new("route", spec.name), path, |b, path| {
-            b.iter(|| black_box(route::find(&spec.method, black_box(path)).is_ok()));
+            b.iter(|| black_box(upkeep::api::find(&spec.method, black_box(path)).is_ok()));
         });
     }
     group.finish();

@@ -6,20 +6,12 @@
 
 use crate::clock::Clock;
 use crate::error::Error;
-use crate::http::auth::{self, Need};
-use crate::http::body::BodyStream;
-use crate::http::request::{self, Input};
-use crate::http::route::{self, BodyPolicy, Call, Handler, Matched};
-use crate::http::{Body, response};
-use crate::metrics::{AuthFailure, Metrics};
+use crate::metrics::Metrics;
 use crate::model::Timestamp;
 use crate::store::Store;
-use crate::telemetry::RequestLog;
-use crate::throttle::{self, Throttle};
-use http::{HeaderValue, Method, Request, Response};
-use std::net::IpAddr;
+use crate::throttle::Throttle;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Tunables of a running server. Defaults live once, on the `serve` flags (`cli`).
 #[derive(Debug, Clone)]
@@ -89,7 +81,7 @@ pub struct App {
     pub settings: Settings,
     pub throttle: Throttle,
     pub metrics: Metrics,
-    request_ids: RequestIds,
+    pub(crate) request_ids: RequestIds,
 }
 
 /// Request ids: a per-process random prefix and a counter, `3f2a9c1b-0000002a`.
@@ -97,7 +89,7 @@ pub struct App {
 /// Each thread takes ids in blocks of [`RequestIds::BLOCK`] from the shared counter, so
 /// the hot path touches no cache line another core writes; ids stay unique, and
 /// increase within a thread.
-struct RequestIds {
+pub(crate) struct RequestIds {
     boot: u32,
     next: AtomicU64,
     /// Tells this instance's blocks from another's (tests run many apps per thread).
@@ -109,7 +101,7 @@ static REQUEST_ID_INSTANCES: AtomicU64 = AtomicU64::new(1);
 
 /// One request's id, formatted on the stack: `{boot:08x}-{counter:08x}`.
 #[derive(Clone, Copy)]
-struct RequestId {
+pub(crate) struct RequestId {
     bytes: [u8; 8 + 1 + 16],
     len: u8,
 }
@@ -132,7 +124,7 @@ impl RequestId {
         }
     }
 
-    fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         // Only ASCII hex digits and '-' are ever written.
         std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("?")
     }
@@ -164,7 +156,7 @@ impl RequestIds {
 
     const BLOCK: u64 = 256;
 
-    fn next(&self) -> RequestId {
+    pub(crate) fn next(&self) -> RequestId {
         let n = REQUEST_ID_BLOCK.with(|block| {
             let (owner, mut next, mut end) = block.get();
             if owner != self.instance || next == end {
@@ -226,216 +218,6 @@ impl App {
             + 'static,
     {
         crate::service::write(&self.store, &self.events, caller.actor(), now, f).await
-    }
-
-    /// Answers one request from `peer`. Never fails.
-    pub async fn handle<B>(&self, req: Request<B>, peer: IpAddr) -> Response<Body>
-    where
-        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let started = Instant::now();
-        let request_id = self.request_ids.next();
-        let method = req.method().clone();
-        // The request log's copy of what it needs (nothing when request lines are off).
-        let log = RequestLog::start(&req, peer, self.settings.trust_proxy);
-        let (matched, result) = self.respond(req, peer).await;
-        let route_name = matched.map_or("unmatched", |(_, row)| row.name);
-        let mut refusal = None;
-        let mut res = match result {
-            Ok(res) => res,
-            Err(err) => {
-                if matches!(err.status().as_u16(), 403 | 429) && log.is_some() {
-                    refusal = Some((err.code(), err.to_string()));
-                }
-                if err.status().is_server_error() {
-                    tracing::error!(
-                        request_id = %request_id,
-                        route = route_name,
-                        error = %err,
-                        cause = ?std::error::Error::source(&err).map(ToString::to_string),
-                        "request failed"
-                    );
-                } else {
-                    tracing::debug!(request_id = %request_id, route = route_name, error = %err, "request refused");
-                }
-                response::error(&err, request_id.as_str())
-            }
-        };
-        if method == Method::HEAD {
-            *res.body_mut() = Body::default();
-        }
-        if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
-            res.headers_mut().insert("x-request-id", value);
-        }
-        let latency = started.elapsed();
-        self.metrics.request(
-            matched.map(|(index, _)| index),
-            res.status().as_u16(),
-            latency,
-        );
-        if let Some(log) = log {
-            let refusal = refusal
-                .as_ref()
-                .map(|(code, message)| (*code, message.as_str()));
-            log.finish(
-                &request_id,
-                &method,
-                route_name,
-                res.status().as_u16(),
-                latency,
-                refusal,
-            );
-        }
-        res
-    }
-
-    async fn respond<B>(
-        &self,
-        req: Request<B>,
-        peer: IpAddr,
-    ) -> (
-        Option<(usize, &'static route::Row)>,
-        Result<Response<Body>, Error>,
-    )
-    where
-        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let matched = match route::find(req.method(), req.uri().path()) {
-            Ok(matched) => matched,
-            Err(err) => return (None, Err(err)),
-        };
-        let found = (matched.index, matched.row);
-        (Some(found), self.respond_to(matched, req, peer).await)
-    }
-
-    async fn respond_to<B>(
-        &self,
-        matched: Matched,
-        req: Request<B>,
-        peer: IpAddr,
-    ) -> Result<Response<Body>, Error>
-    where
-        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let Matched { row, params, .. } = matched;
-        let mut stream = None;
-        let need = row.need;
-        // Strangers never make us read a body: the credential is checked first.
-        let mut caller = match need {
-            Need::Public => None,
-            need => Some(self.authenticate(req.headers(), peer, need, self.clock.now())?),
-        };
-        let (parts, body) = req.into_parts();
-        let body = match row.body {
-            // Dropped unread; hyper closes the connection instead of draining it.
-            BodyPolicy::None => bytes::Bytes::new(),
-            // Most requests (GETs) have no body: skip the read entirely.
-            BodyPolicy::Json if body.is_end_stream() => bytes::Bytes::new(),
-            BodyPolicy::Json => {
-                let body = Box::pin(self.read_body(&parts.headers, body)).await?;
-                // The body may have taken up to `body_timeout`: the credential is checked
-                // again against the state now, so a revocation acknowledged meanwhile is
-                // obeyed (SPEC §2).
-                if caller.is_some() {
-                    caller = Some(self.recheck(&parts.headers, need, self.clock.now())?);
-                }
-                body
-            }
-            BodyPolicy::Stream => {
-                request::check_length(&parts.headers, self.settings.max_upload)?;
-                stream = Some(BodyStream::new(
-                    body,
-                    self.settings.max_upload,
-                    self.settings.body_timeout,
-                ));
-                bytes::Bytes::new()
-            }
-        };
-        let call = Call {
-            row,
-            stream,
-            caller,
-            input: Input { parts, body },
-            params,
-            now: self.clock.now(),
-        };
-        match row.handler {
-            Handler::Read(read) => read(self, &call),
-            Handler::Write(write) => write(self, call).await,
-        }
-    }
-
-    /// Authenticates and authorizes a request's credential for `need`. Failures of a
-    /// presented credential count against the client's address; past the limit they get
-    /// 429 instead of 401. A valid credential is never throttled (SPEC §2).
-    fn authenticate(
-        &self,
-        headers: &http::HeaderMap,
-        peer: IpAddr,
-        need: Need,
-        now: crate::model::Timestamp,
-    ) -> Result<auth::Caller, Error> {
-        let caller = match auth::authenticate(headers, self.store.index(), now) {
-            Ok(caller) => caller,
-            Err(Error::Unauthenticated) => {
-                // Only a presented credential that fails is a guess; a request without one
-                // is not. (The failure path re-reads the header to name the reason; the
-                // hot path stays as it is.)
-                let reason = match auth::credential(headers) {
-                    Err(_) => AuthFailure::Missing,
-                    Ok(token) if crate::token::parse(token).is_err() => AuthFailure::Malformed,
-                    Ok(_) => AuthFailure::Unknown,
-                };
-                self.metrics.auth_failure(reason);
-                if reason != AuthFailure::Missing {
-                    let client = throttle::client_addr(peer, headers, self.settings.trust_proxy);
-                    if let Some(retry_after) = self.throttle.fail(client, now) {
-                        self.metrics.auth_failure(AuthFailure::Throttled);
-                        return Err(Error::TooManyRequests { retry_after });
-                    }
-                }
-                return Err(Error::Unauthenticated);
-            }
-            Err(err) => return Err(err),
-        };
-        if let Err(err) = caller.authorize(need) {
-            self.metrics.auth_failure(AuthFailure::Forbidden);
-            return Err(err);
-        }
-        Ok(caller)
-    }
-
-    /// The second check, right before the handler runs: the same credential, against the
-    /// index as it is now. Not a guess, so not throttled.
-    pub(crate) fn recheck(
-        &self,
-        headers: &http::HeaderMap,
-        need: Need,
-        now: crate::model::Timestamp,
-    ) -> Result<auth::Caller, Error> {
-        let caller = auth::authenticate(headers, self.store.index(), now).inspect_err(|_| {
-            self.metrics.auth_failure(AuthFailure::Unknown);
-        })?;
-        caller.authorize(need).inspect_err(|_| {
-            self.metrics.auth_failure(AuthFailure::Forbidden);
-        })?;
-        Ok(caller)
-    }
-
-    async fn read_body<B>(&self, headers: &http::HeaderMap, body: B) -> Result<bytes::Bytes, Error>
-    where
-        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        tokio::time::timeout(
-            self.settings.body_timeout,
-            request::read_body(headers, body, self.settings.max_body_bytes),
-        )
-        .await
-        .map_err(|_| Error::RequestTimeout)?
     }
 }
 

@@ -11,7 +11,6 @@
 //!   `upkeep_store_flushes_total`, `upkeep_build_info{version}`.
 //! - `upkeep_log_lines_dropped_total` — appended by `crate::telemetry::render_metrics`.
 
-use crate::http::route;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -83,11 +82,11 @@ pub struct Gauges {
 
 /// Routes counted: every row of the table, then "unmatched".
 fn routes() -> usize {
-    route::table().rows.len()
+    crate::api::table().rows.len()
 }
 
 fn route_name(index: usize) -> &'static str {
-    route::table()
+    crate::api::table()
         .row(index)
         .map_or("unmatched", |row| row.name)
 }
@@ -259,7 +258,7 @@ mod tests {
     #[test]
     fn renders_counts_histograms_and_gauges() {
         let metrics = Metrics::default();
-        let get_account = route::rows()
+        let get_account = crate::api::rows()
             .iter()
             .position(|row| row.name == "get_account");
         metrics.request(get_account, 200, Duration::from_micros(300));

@@ -4,9 +4,10 @@
 //! caller's own account) → call the store → render; they never touch sled and never
 //! choose an error status: they return `Error`s, which the pipeline (`app`) renders once.
 //!
-//! [`FAMILIES`] is what `http::route::table` and `http::openapi` gather, in
-//! documentation order.
+//! [`FAMILIES`] is what [`table`] (the route table the pipeline matches against) and
+//! [`openapi`] (the document) gather, in documentation order.
 
+pub mod openapi;
 pub mod ops;
 pub mod query;
 pub mod updatercloud;
@@ -14,11 +15,12 @@ pub mod wunderupdates;
 
 use crate::error::Error;
 use crate::http::auth::Caller;
-use crate::http::route::Row;
+use crate::http::route::{Matched, Row, Table};
 use crate::model::AccountPrefix;
+use std::sync::LazyLock;
 
 /// One API family: its route rows, and the OpenAPI operation object of each row, keyed by
-/// the row's name (`http::openapi` places them at the rows' paths and methods).
+/// the row's name (`api::openapi` places them at the rows' paths and methods).
 pub struct Api {
     pub rows: &'static [Row],
     pub operations: &'static str,
@@ -43,6 +45,26 @@ pub static FAMILIES: &[Api] = &[
         operations: include_str!("query/openapi.json"),
     },
 ];
+
+/// The route table: every family's rows, in documentation order.
+pub fn table() -> &'static Table {
+    static TABLE: LazyLock<Table> =
+        LazyLock::new(|| Table::new(FAMILIES.iter().flat_map(|api| api.rows.iter()).collect()));
+    &TABLE
+}
+
+/// Every row, in documentation order.
+pub fn rows() -> &'static [&'static Row] {
+    &table().rows
+}
+
+/// The row for `method` and `path` ([`Table::lookup`] in [`table`]).
+///
+/// # Errors
+/// `NotFound`, or `MethodNotAllowed` with the allowed methods.
+pub fn find(method: &http::Method, path: &str) -> Result<Matched, Error> {
+    table().lookup(method, path)
+}
 
 /// The account an account token acts for.
 fn account_of(caller: &Caller) -> Result<AccountPrefix, Error> {

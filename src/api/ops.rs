@@ -150,6 +150,6 @@ fn openapi() -> Result<Response<Body>, Error> {
     Ok(response::text(
         StatusCode::OK,
         "application/json",
-        crate::http::openapi::document(),
+        crate::api::openapi::document(),
     ))
 }

@@ -4,9 +4,9 @@
 pub mod auth;
 pub mod body;
 pub mod dto;
-pub mod openapi;
 pub mod request;
 pub mod response;
 pub mod route;
+pub mod service;
 
 pub use body::Body;

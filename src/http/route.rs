@@ -2,7 +2,8 @@
 //!
 //! Each API family (`crate::api::*`) owns a static table of [`Row`]s: method, path pattern
 //! (literal segments and `{param}`s, any number), [`Need`], [`BodyPolicy`], handler.
-//! [`table`] gathers every family's rows once; [`find`] walks them:
+//! `crate::api::table` gathers every family's rows once into a [`Table`], whose
+//! [`Table::lookup`] walks them:
 //!
 //! - no row's path matches → `404`;
 //! - a path matches but no row of it takes the method → `405` with `Allow` built from
@@ -14,7 +15,7 @@
 //! No wildcard arm chooses a route: a method a path does not list is a 405, never another
 //! row's handler. Paths are matched as sent: an empty segment (`//`) matches nothing; one
 //! trailing `/` is ignored. Parameters are percent-decoded on access ([`Call::param`]); a
-//! bad escape is a 404 here. Metrics, the OpenAPI document (`http::openapi`) and the tests
+//! bad escape is a 404 here. Metrics, the OpenAPI document (`api::openapi`) and the tests
 //! read the same rows.
 
 use crate::app::App;
@@ -28,7 +29,6 @@ use http::{Method, Response};
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::LazyLock;
 
 /// How a route reads its request body; the limit is `Settings::max_body_bytes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,12 +306,10 @@ fn parse_pattern(path: &'static str) -> Vec<Seg> {
 }
 
 impl Table {
-    /// Builds the table; panics on a malformed table (caught by every test run).
-    fn new(families: &'static [crate::api::Api]) -> Table {
-        Table::from_rows(families.iter().flat_map(|api| api.rows.iter()).collect())
-    }
-
-    fn from_rows(rows: Vec<&'static Row>) -> Table {
+    /// Builds the table from every family's rows, in order; panics on a malformed table
+    /// (two rows of one method and path, too many segments or parameters), which every
+    /// test run catches.
+    pub fn new(rows: Vec<&'static Row>) -> Table {
         let mut groups: Vec<Group> = Vec::new();
         for (index, row) in rows.iter().enumerate() {
             let segs = parse_pattern(row.path);
@@ -349,17 +347,6 @@ impl Table {
     }
 }
 
-/// The route table: every family's rows, in documentation order.
-pub fn table() -> &'static Table {
-    static TABLE: LazyLock<Table> = LazyLock::new(|| Table::new(crate::api::FAMILIES));
-    &TABLE
-}
-
-/// Every row, in documentation order (the table's rows).
-pub fn rows() -> &'static [&'static Row] {
-    &table().rows
-}
-
 /// The found row, its index in [`table`] and the path's parameters.
 #[derive(Debug)]
 pub struct Matched {
@@ -385,21 +372,13 @@ fn more_specific(a: &[Seg], b: &[Seg]) -> bool {
     false
 }
 
-/// Finds the row for `method` and `path` (without its query string). `HEAD` is accepted
-/// wherever `GET` is.
-///
-/// # Errors
-/// `NotFound` for an unknown path (or a parameter with a bad escape), `MethodNotAllowed`
-/// (with the allowed methods) for a known path and another method.
-pub fn find(method: &Method, path: &str) -> Result<Matched, Error> {
-    table().lookup(method, path)
-}
-
 impl Table {
-    /// [`find`] in this table.
+    /// Finds the row for `method` and `path` (without its query string). `HEAD` is
+    /// accepted wherever `GET` is.
     ///
     /// # Errors
-    /// As [`find`].
+    /// `NotFound` for an unknown path (or a parameter with a bad escape),
+    /// `MethodNotAllowed` (with the allowed methods) for a known path and another method.
     pub fn lookup(&self, method: &Method, path: &str) -> Result<Matched, Error> {
         let rest = path.strip_prefix('/').ok_or_else(not_found)?;
         // One trailing `/` is ignored, but `//` is an empty segment, not the root.
@@ -507,6 +486,7 @@ pub fn example_path(row: &Row, value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{find, table};
 
     #[track_caller]
     fn check(method: Method, path: &str, expected: Result<&str, u16>) {
@@ -634,7 +614,7 @@ mod tests {
         );
         // Either order of declaration: the literal wins.
         for rows in [[&PARAM, &LITERAL, &LONG], [&LITERAL, &PARAM, &LONG]] {
-            let table = Table::from_rows(rows.to_vec());
+            let table = Table::new(rows.to_vec());
             let pick = |path: &str| -> Option<&'static str> {
                 table.lookup(&Method::GET, path).ok().map(|m| m.row.name)
             };

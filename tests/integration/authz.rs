@@ -254,7 +254,7 @@ async fn every_route_and_credential_gets_the_status_spec_gives() {
     }
 
     // Rotation replaces the caller's secret, so it runs last for each credential.
-    let mut specs: Vec<&RouteSpec> = route::rows().to_vec();
+    let mut specs: Vec<&RouteSpec> = upkeep::api::rows().to_vec();
     specs.sort_by_key(|spec| spec.name == "rotate_self");
 
     let mut mismatches = Vec::new();
@@ -326,12 +326,12 @@ async fn every_route_and_credential_gets_the_status_spec_gives() {
         mismatches.join("\n")
     );
     // The matrix really ran every route for every credential.
-    assert_eq!(n, route::rows().len() * credentials.len());
+    assert_eq!(n, upkeep::api::rows().len() * credentials.len());
 }
 
 #[test]
 fn every_route_in_the_table_has_a_matrix_entry() {
-    for spec in route::rows() {
+    for spec in upkeep::api::rows() {
         assert_eq!(
             spec.need,
             spec_need(spec.name),
@@ -340,17 +340,17 @@ fn every_route_in_the_table_has_a_matrix_entry() {
         );
         let (path, _) = request_for(spec, 0, "k", 1);
         assert!(path.starts_with('/'), "{}", spec.name);
-        let found = route::find(&spec.method, path.split('?').next().unwrap()).unwrap();
+        let found = upkeep::api::find(&spec.method, path.split('?').next().unwrap()).unwrap();
         assert_eq!(found.row.name, spec.name);
     }
     // HEAD follows GET everywhere.
-    for spec in route::rows()
+    for spec in upkeep::api::rows()
         .iter()
         .filter(|spec| spec.method == Method::GET)
     {
         let path = route::example_path(spec, "victim");
         assert_eq!(
-            route::find(&Method::HEAD, &path).unwrap().row.name,
+            upkeep::api::find(&Method::HEAD, &path).unwrap().row.name,
             spec.name
         );
     }

@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use upkeep::Settings;
 use upkeep::http::auth::Need;
-use upkeep::http::route::{self, Row as RouteSpec, example_path};
+use upkeep::http::route::{Row as RouteSpec, example_path};
 
 /// Requests in the barrage (bounded: the test must stay fast in debug builds).
 const REQUESTS: usize = 5000;
@@ -663,7 +663,7 @@ fn case(seed: u64, index: usize, host: &str, tokens: &Tokens) -> Case {
         };
     }
 
-    let row = rng.pick(route::rows());
+    let row = rng.pick(upkeep::api::rows());
     let path = example_path(row, &token_name(&mut rng));
     let mut close_write = false;
 

@@ -16,7 +16,7 @@ use http::Method;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use upkeep::http::auth::Need;
-use upkeep::http::route::{self, Row as RouteSpec, example_path};
+use upkeep::http::route::{Row as RouteSpec, example_path};
 
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -91,7 +91,7 @@ async fn the_document_is_openapi_3_1_and_every_ref_resolves() {
     let doc = reply.expect(200);
     assert_eq!(
         reply.body.as_ref(),
-        upkeep::http::openapi::document().as_ref(),
+        upkeep::api::openapi::document().as_ref(),
         "served as built from the rows"
     );
     assert!(
@@ -126,7 +126,7 @@ async fn the_document_is_openapi_3_1_and_every_ref_resolves() {
 async fn the_document_has_every_route_and_no_other() {
     let server = TestServer::start().await;
     let doc = document(&server).await;
-    let routed: BTreeSet<(String, String)> = route::rows()
+    let routed: BTreeSet<(String, String)> = upkeep::api::rows()
         .iter()
         .map(|spec| {
             (
@@ -151,7 +151,7 @@ async fn the_document_has_every_route_and_no_other() {
     );
     assert!(extra.is_empty(), "documented but not routed: {extra:?}");
 
-    for spec in route::rows() {
+    for spec in upkeep::api::rows() {
         let op = operation(&doc, spec);
         assert_eq!(
             op["operationId"], spec.name,
@@ -189,7 +189,7 @@ async fn the_document_has_every_route_and_no_other() {
 async fn every_operation_lists_what_authorization_and_limits_can_answer() {
     let server = TestServer::start().await;
     let doc = document(&server).await;
-    for spec in route::rows() {
+    for spec in upkeep::api::rows() {
         let op = operation(&doc, spec);
         let listed = statuses(&doc, op);
         let has = |status: &str| listed.contains(status);
@@ -526,7 +526,7 @@ async fn the_server_answers_only_what_the_document_says() {
     let operator = server.operator_token("openapi-operator", true, true, None);
 
     // Without a token, and with a token of the other kind.
-    for spec in route::rows() {
+    for spec in upkeep::api::rows() {
         let path = example_path(spec, "sample-name");
         let reply = server.request(spec.method.clone(), &path).send().await;
         check_documented(&doc, spec, &reply);
@@ -553,7 +553,7 @@ async fn the_server_answers_only_what_the_document_says() {
             .position(|m| m == method)
             .unwrap_or(3)
     };
-    let mut ordered: Vec<&RouteSpec> = route::rows().to_vec();
+    let mut ordered: Vec<&RouteSpec> = upkeep::api::rows().to_vec();
     ordered.sort_by_key(|spec| rank(&spec.method));
     let mut license_id = None;
     // Rotation turns the account's secret into a grace secret, which may not manage

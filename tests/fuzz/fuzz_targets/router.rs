@@ -1,4 +1,4 @@
-//! `upkeep::http::route::find(method, path)` on arbitrary methods and paths.
+//! `upkeep::http::upkeep::api::find(method, path)` on arbitrary methods and paths.
 //!
 //! Input: one selector byte, then the rest. Selector < 0x80: a standard method
 //! (`selector % 9`) and the rest is the path. Selector >= 0x80: the rest is
@@ -16,7 +16,7 @@
 use http::Method;
 use libfuzzer_sys::fuzz_target;
 use upkeep::Error;
-use upkeep::http::route::{self, example_path};
+use upkeep::http::route::example_path;
 
 fn standard(selector: u8) -> Method {
     match selector % 9 {
@@ -50,14 +50,14 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn check(method: &Method, path: &str) {
-    match route::find(method, path) {
+    match upkeep::api::find(method, path) {
         Ok(found) => {
             let row = found.row;
             assert!(
-                route::rows().iter().any(|r| std::ptr::eq(*r, row)),
+                upkeep::api::rows().iter().any(|r| std::ptr::eq(*r, row)),
                 "{method} {path:?}: not a row of the table"
             );
-            assert!(std::ptr::eq(route::rows()[found.index], row));
+            assert!(std::ptr::eq(upkeep::api::rows()[found.index], row));
             let expected = if *method == Method::HEAD {
                 Method::GET
             } else {
@@ -65,17 +65,17 @@ fn check(method: &Method, path: &str) {
             };
             assert_eq!(row.method, expected, "{method} {path:?} -> {}", row.name);
             // Routing is deterministic.
-            assert_eq!(route::find(method, path).ok().map(|m| m.index), Some(found.index));
+            assert_eq!(upkeep::api::find(method, path).ok().map(|m| m.index), Some(found.index));
             // The row's own method and path (parameters filled in) route back to it.
             let canonical = example_path(row, "sample-name");
-            match route::find(&row.method, &canonical) {
+            match upkeep::api::find(&row.method, &canonical) {
                 Ok(again) => assert_eq!(again.index, found.index, "{method} {path:?} vs {canonical:?}"),
                 Err(err) => panic!("{method} {path:?} -> {}, but {canonical:?}: {err:?}", row.name),
             }
             // HEAD goes wherever GET goes.
             if row.method == Method::GET {
                 assert_eq!(
-                    route::find(&Method::HEAD, path).ok().map(|m| m.index),
+                    upkeep::api::find(&Method::HEAD, path).ok().map(|m| m.index),
                     Some(found.index)
                 );
             }
@@ -88,7 +88,7 @@ fn check(method: &Method, path: &str) {
                 "{method} {path:?}: 405 but Allow lists it: {allowed:?}"
             );
             for other in allowed.iter() {
-                if let Err(Error::MethodNotAllowed(_)) = route::find(other, path) {
+                if let Err(Error::MethodNotAllowed(_)) = upkeep::api::find(other, path) {
                     panic!("{method} {path:?}: Allow lists {other}, which is a 405 too");
                 }
             }

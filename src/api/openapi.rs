@@ -1,12 +1,11 @@
 //! The OpenAPI 3.1 document served at `GET /openapi.json`, built once from the route rows:
-//! its `paths` are every row of [`route::table`] (path, method, `operationId` = the row's
+//! its `paths` are every row of [`crate::api::table`] (path, method, `operationId` = the row's
 //! name), each with the operation object its family keeps by that name
 //! (`src/api/<family>/openapi.json`); everything else (info, tags, shared schemas,
-//! responses, security schemes) is `src/http/openapi.base.json`. A row without an
+//! responses, security schemes) is `src/api/openapi.base.json`. A row without an
 //! operation, or an operation without a row, fails the build of the document — and so
 //! every test run — so a route cannot be missing from the document.
 
-use crate::http::route;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 use std::sync::LazyLock;
@@ -44,7 +43,7 @@ pub fn build() -> Result<Value, String> {
         }
     }
     let mut paths = Map::new();
-    for row in &route::table().rows {
+    for row in &crate::api::table().rows {
         let mut operation = operations.remove(row.name).ok_or_else(|| {
             format!(
                 "row `{}` ({} {}) has no operation",
@@ -78,7 +77,7 @@ mod tests {
     fn every_row_is_documented_and_every_operation_is_a_row() {
         let document = build().unwrap();
         let paths = document["paths"].as_object().unwrap();
-        for row in &route::table().rows {
+        for row in &crate::api::table().rows {
             let operation = &paths[row.path][row.method.as_str().to_ascii_lowercase()];
             assert_eq!(
                 operation["operationId"], row.name,
@@ -90,7 +89,7 @@ mod tests {
             .values()
             .map(|methods| methods.as_object().unwrap().len())
             .sum();
-        assert_eq!(count, route::table().rows.len());
+        assert_eq!(count, crate::api::table().rows.len());
         let served: Value = serde_json::from_slice(&super::document()).unwrap();
         assert_eq!(served, document);
     }
