@@ -1,8 +1,7 @@
-//! `App`: the shared state of a running server, and `App::handle`, which turns any request
-//! into a response and never fails (hyper drops the connection on a service error).
-//!
-//! Per request: assign an id → route → authenticate and authorize per `Route::need` →
-//! read the body (size-limited) → dispatch → render any error once → log one line.
+//! `App`: the shared state of a running server (store, event bus, clock, settings,
+//! throttle, metrics, request ids) and its [`Settings`]. The request pipeline that uses it
+//! is `http::service` (`App::handle`); service contexts for reads and writes off the
+//! runtime come from [`App::ctx`] and [`App::write`].
 
 use crate::clock::Clock;
 use crate::error::Error;
