@@ -3,66 +3,79 @@
 //! A self-hosted, single-binary server for software vendors: accounts, plan licenses and
 //! scoped API tokens in an embedded sled store, spoken through three API families: the
 //! WunderUpdates account API (`/v1/account…`), UpdaterCloud personal access tokens
-//! (`/api/v1/…`) and a Query-style operator API (`/_/…`). The product contract is
-//! `SPEC.md`; how to run it is `README.md`; the route table is [`http::router::ROUTES`].
+//! (`/api/v1/…`) and a Query-style operator API (`/_/…`). How to run it is `README.md`;
+//! every route is a row of [`api::table`], documented at `GET /openapi.json`.
 //!
-//! # Layout (reading order)
+//! # Layout (reading order; one line a module)
 //!
-//! - [`cli`] — clap definitions; their doc comments are `--help`. `main.rs` is thin:
-//!   parse, init logging, dispatch, map errors to an exit code.
-//! - [`config`] — `serve` flags → validated [`config::Config`]. Writes nothing.
-//! - [`datadir`] — which data directory a command uses (`--data`, `./upkeep-data`, or
-//!   the packaged `/var/lib/upkeep`) and the checks before one is touched: only `serve`
-//!   and `init` (and `restore`) create one; a missing, non-directory or foreign one is
-//!   explained with what to do.
-//! - [`man`] — `upkeep man`: every option of every command, from the clap definitions.
-//! - [`server`] — `run(listener, app, shutdown)`: accept loop, connection cap, header
-//!   timeout, graceful drain, final flush. Tests, benches and the binary all start here.
-//! - [`app`] — [`app::App`] (store, clock, settings) and `App::handle`, which turns every
-//!   request into a response: route → authenticate/authorize → read body → dispatch →
-//!   render errors once → log one line.
-//! - [`http`] — the edge: [`http::router`] (path, then method; typed params; each
-//!   route's [`auth::Need`]), [`http::request`] (limited body, JSON naming the bad field),
-//!   [`http::response`] (the error envelope), [`http::dto`] (wire shapes).
-//! - `handlers` — one module per API family; parse → call the store → render.
-//! - [`admin`] — the admin commands' logic, shared by every transport of the CLI.
-//! - [`doctor`] — `upkeep doctor`: checks a data directory without changing it.
-//! - [`control`] — the admin socket (`<data>/admin.sock`): a running server executes
-//!   admin commands for the CLI.
-//! - [`auth`] — token format, generation, parsing, the [`auth::Caller`] and its checks
-//!   (it re-exports the token index from the store).
+//! - `main.rs` — thin: parse, init logging, dispatch, map errors to an exit code.
+//! - [`cli`] — clap definitions (their doc comments are `--help`); converts admin
+//!   commands into [`admin::AdminCommand`]. [`defaults`] — every default setting, once.
+//! - [`config`] — `serve` flags → a validated [`config::Config`]; writes nothing.
+//! - [`datadir`] — which data directory a command uses and the checks before touching it.
+//! - [`server`] — `run(listener, app, shutdown)`: accept loop, connection slots (total and
+//!   per address, idle ones closed first), header timeout, drain, final flush.
+//! - [`app`] — [`App`]: the shared state (store, event bus, clock, settings, throttle,
+//!   metrics) and [`App::ctx`]/[`App::write`], the service contexts of a request.
+//! - [`http`] — the edge, knowing no family: `service.rs` (the pipeline, `App::handle`),
+//!   [`http::route`] (rows, one matcher, body policies, [`http::route::Call`]),
+//!   [`http::auth`] (credentials, [`http::auth::Caller`], [`http::auth::Need`]),
+//!   [`http::request`] (bodies, JSON naming the bad field, paging),
+//!   [`http::body`] (streamed bodies both ways, `Range`), [`http::response`] (JSON, files,
+//!   the error envelope), [`http::dto`] (wire shapes).
+//! - [`api`] — the families, each a folder (`wunderupdates/`, `updatercloud/`, `query/`)
+//!   or file (`ops.rs`) with its `ROWS`, its handlers (wire ⇄ service call) and its
+//!   OpenAPI operations (`openapi.json`); [`api::table`] gathers the rows,
+//!   [`api::openapi`] builds the document from them.
+//! - [`service`] — the use cases, each rule once: `tokens.rs`, `accounts.rs`,
+//!   `plan_licenses.rs`; an [`service::Actor`] on every call; [`service::Done`] publishes
+//!   domain events after the write is durable; [`service::write`] runs writes off the
+//!   runtime. HTTP, the admin CLI and the admin socket all call these.
+//! - [`admin`] — the admin commands' output (text and JSON), over the services.
+//! - [`control`] — the admin socket (`<data>/admin.sock`), its own versioned protocol.
+//! - [`doctor`], [`man`] — `upkeep doctor` and `upkeep man`.
 //! - [`store`] — the only module that knows sled and bincode; its public surface speaks
-//!   domain types only. `store/mod.rs`: the `Store`, its errors, `write` and `Pending`;
-//!   one file per aggregate (`accounts.rs`, `tokens.rs` with grace aliases, rotation and
-//!   uses, `plan_licenses.rs`), each adding its own `impl Store`; [`store::schema`]: the
-//!   one typed table of trees (name, key type, value type, layout: backups, migrations
-//!   and the open read it); `key.rs` (the only place key bytes are built), `codec.rs`
-//!   (versioned values), `tx.rs` (typed transactions and reads), `page.rs` (opaque
-//!   versioned cursors), `index_load.rs` (open, loading the index, `inspect`), `commit.rs`
-//!   (group commit), `migrate.rs`, [`store::backup`] (streamed online backups, restore),
-//!   `files.rs` (server key, private files), `token_index.rs` ([`store::TokenIndex`]:
-//!   token hash → who, and whether it is a grace secret; every account's plan limit and
-//!   when it expires; compact so a million tokens fit in about 150 MB) and `snapshot.rs`
-//!   (the index saved at a clean stop, `<data>/index.snapshot`, so a start need not scan
-//!   sled).
-//! - [`model`] — records and rules: accounts, tokens, plan licenses, scopes, time.
-//! - [`error`] — the API error: one `status()`, one `code()`.
-//! - [`metrics`] — Prometheus counters and histograms in atomics (`GET /metrics`).
-//! - [`throttle`] — failed-authentication limits per client address (`429`).
-//! - [`systemd`] — `Type=notify` readiness.
-//! - [`clock`], [`telemetry`] — time source (manual in tests) and logging: the filter
-//!   (dependencies at warn), the writer queue that drops and counts rather than block,
-//!   and the request line (escaped values, redacted query) that `App::handle` emits.
+//!   domain types only. `mod.rs` (the `Store`, errors, `write`, `Pending`), one file per
+//!   aggregate (`accounts.rs`, `tokens.rs`, `plan_licenses.rs`), [`store::schema`] (the
+//!   one typed table of trees), `key.rs` (the only place key bytes are built), `codec.rs`,
+//!   `tx.rs` (typed transactions), `page.rs` (opaque versioned cursors), `index_load.rs`,
+//!   `commit.rs` (group commit), `migrate.rs`, [`store::backup`], `files.rs`,
+//!   `token_index.rs` ([`store::TokenIndex`]), `snapshot.rs` (`<data>/index.snapshot`).
+//! - [`model`] — records and pure rules: accounts, tokens, plan licenses, scopes, time,
+//!   sizes. [`token`] — the `upk_…` format, pure.
+//! - [`error`] — the use-case error: one `status()`, one `code()`.
+//! - [`metrics`], [`throttle`], [`systemd`], [`clock`], [`telemetry`] — Prometheus
+//!   counters, failed-authentication limits, readiness, time (manual in tests), logging
+//!   (the escaped request line, the `upkeep::audit` change log).
+//!
+//! # Adding a route (three places)
+//!
+//! 1. **Its row**, in its family's `ROWS` (`src/api/<family>/mod.rs`): method, name, path
+//!    pattern (`{param}` segments, any length), [`http::auth::Need`], the handler, and
+//!    `.without_body()` or a streamed body policy if it is not the default (GET: none,
+//!    others: JSON). Add its OpenAPI operation under the row's name to the family's
+//!    `openapi.json` — every test run fails until the row has one.
+//! 2. **Its handler**, beside the row: parse the wire shape (`call.param`,
+//!    `request::json`…), call the service, render the family's view.
+//! 3. **Its service call**, in `src/service/<aggregate>.rs`: the rules, the store write,
+//!    the events. Writes from HTTP go through [`App::write`] (off the runtime).
+//!
+//! Matching, 404/405 + `Allow`, authentication before the body, the second credential
+//! check after it, metrics by route and the OpenAPI path all follow from the row.
 //!
 //! # Invariants
 //!
-//! - Layering: `main → cli/config → server → app → http::router → handlers → store →
-//!   model`. `model` knows nothing of HTTP, sled or JSON; `store` knows nothing of HTTP;
-//!   only `store` names `sled` or `bincode`; records (`model`) never reach the wire
-//!   without a hand-written view in `http::dto`. The CLI side (`admin`, `control`,
-//!   `doctor`) calls the store the same way the handlers do.
+//! - Layering: `main → cli/config → server → http::service → api → service → store →
+//!   model`; `http::route`, `http::auth`, `http::request` are the edge's tools, used by
+//!   `api`. `model` and `token` know nothing else; `store` knows no HTTP; `service` knows
+//!   no HTTP, JSON or sled; only `store` names `sled` or `bincode`; records never reach
+//!   the wire without a view in `http::dto`.
+//! - A rule lives once: in the service (or, if pure, the model). Adapters parse and render.
+//! - A credential is checked when the request *executes*: after its body is read, again
+//!   (SPEC §2). A route that takes no body never reads one.
 //! - A `2xx` to a write means it is on disk: store writes return a `Pending` value that is
-//!   released only by `durable()` (group commit) or `durable_blocking()`.
+//!   released only by `durable()` (group commit) or `durable_blocking()`; a service's
+//!   events are published only then.
 //! - A failed request changes nothing: validation and domain refusals happen before or
 //!   inside one sled transaction (over every tree, under the store's write lock), and the
 //!   in-memory indexes change only after its commit. One exception, kept narrow: if the
@@ -75,10 +88,10 @@
 //! - No secret is stored or logged: tokens and license keys exist as `blake3` hashes only;
 //!   the secret appears once, in the response (or CLI output) that creates it. Operator
 //!   token values can be derived again, but only with `server.key`, which is never in the
-//!   store nor in a backup.
+//!   store nor in a backup. Events and the audit log carry names and ids, never secrets.
 //! - A malformed token is refused before any store access; unknown, malformed, expired and
-//!   inactive tokens get the same `401`.
-//! - The service never fails: every `Err` becomes a response in `app`.
+//!   inactive tokens get the same `401`; only failed authentications are throttled.
+//! - The pipeline never fails: every `Err` becomes a response in `http::service`.
 //! - Panics are bugs. Policy: a panic ends only the task it happens in (the connection, in
 //!   practice); the hook in [`telemetry`] logs it through `tracing`. The store stays
 //!   consistent because nothing is half-applied outside a transaction.

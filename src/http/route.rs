@@ -347,7 +347,7 @@ impl Table {
     }
 }
 
-/// The found row, its index in [`table`] and the path's parameters.
+/// The found row, its index in the table (`crate::api::table`) and the path's parameters.
 #[derive(Debug)]
 pub struct Matched {
     pub index: usize,

@@ -8,7 +8,7 @@
 //!   domain [`Event`]s it causes. The events are published only once the write is durable
 //!   ([`Done::durable`] / [`Done::durable_blocking`]): the hook webhooks and reports will
 //!   subscribe to ([`Events::subscribe`]).
-//! - Over HTTP, a write runs off the async runtime's workers ([`write`]): the transaction
+//! - Over HTTP, a write runs off the async runtime's workers ([`write()`]): the transaction
 //!   (and its wait for the store's write lock) happens on a blocking thread, and only the
 //!   group-commit wait is async. A slow write never delays `/healthz` on a 1-vCPU VPS.
 //!
