@@ -90,9 +90,11 @@ $3 = "\${ST_UPKEEP_TOKEN}"
 # where validity is more than a schema can say — a license key must exist, dates must lie
 # in the future, \`expires_in\`/\`grace\` must be humantime durations — and where a JSON
 # integer is spelled as a whole float (\`47.0\`): JSON Schema calls that an integer, serde
-# does not. For those operations a 400 (documented in each) is accepted.
+# does not; and lists, whose \`cursor\` must be one the server returned (opaque: a
+# well-formed string the server never issued is refused). For those operations a 400
+# (documented in each) is accepted.
 [[operations]]
-include-operation-id = ["apply_account_license", "create_account_token", "create_token", "rotate_self", "create_operator_token", "update_operator_token", "issue_license", "revoke_license"]
+include-operation-id = ["apply_account_license", "create_account_token", "create_token", "rotate_self", "create_operator_token", "update_operator_token", "issue_license", "revoke_license", "list_account_tokens", "list_tokens", "list_operator_tokens", "list_accounts", "list_licenses"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
 EOF
 }
