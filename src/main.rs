@@ -553,6 +553,9 @@ fn serve(config: Config, dir: DataDir) -> Result<(), BoxError> {
             "effective settings"
         );
         let app = Arc::new(App::new(store, Clock::System, config.settings));
+        // The signal handlers are in place before anyone is told we listen: a SIGTERM sent
+        // the moment the line below appears is a clean stop, not the default kill.
+        let stop_signal = shutdown_signal()?;
         // Its own target, so `RUST_LOG=warn,upkeep::listening=info` still shows it.
         // `credentials`: tokens plus grace secrets (earlier secrets of rotated tokens), as
         // `upkeep doctor` and `upkeep restore` count them.
@@ -594,7 +597,7 @@ fn serve(config: Config, dir: DataDir) -> Result<(), BoxError> {
             listener.local_addr()?
         ));
         let shutdown = async {
-            shutdown_signal().await;
+            stop_signal.await;
             upkeep::systemd::notify("STOPPING=1");
         };
         upkeep::server::run(listener, app.clone(), shutdown).await?;
@@ -616,26 +619,21 @@ fn save_index_snapshot(store: &Store) {
     }
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd stop).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// Registers the SIGINT (Ctrl-C) and SIGTERM (systemd stop) handlers now, and resolves on
+/// the first of them. Registered eagerly: a signal that arrives before the returned future
+/// is first polled is still caught (tokio's signal streams buffer it), instead of killing
+/// the process with the default action.
+///
+/// # Errors
+/// A handler could not be installed.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received"),
-        () = terminate => tracing::info!("SIGTERM received"),
-    }
+    })
 }
