@@ -8,6 +8,7 @@ mod scope;
 mod size;
 mod time;
 mod token;
+mod version;
 
 pub use account::{Account, NewAccount};
 pub use ids::{AccountPrefix, LicenseId, OperatorTokenName, TokenId, TokenName};
@@ -18,6 +19,10 @@ pub use time::Timestamp;
 pub use token::{
     GraceAlias, MIN_TOKEN_LIFETIME, Principal, Token, TokenChanges, TokenHash, cap_expiry,
     check_token_expiry,
+};
+pub use version::{
+    MAX_COMPONENT, Maturity, PlatformVersion, VERSION_RULE, Version, VersionError, VersionProblem,
+    requirement_met,
 };
 
 use std::fmt;
