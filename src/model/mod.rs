@@ -2,8 +2,10 @@
 //! that govern them. Nothing here performs I/O or knows about HTTP, sled or JSON.
 
 pub mod account;
+mod channel;
 mod ids;
 mod license;
+mod rollout;
 mod scope;
 mod size;
 mod time;
@@ -11,8 +13,10 @@ mod token;
 mod version;
 
 pub use account::{Account, NewAccount};
+pub use channel::{Channel, ChannelPicks, Versioned, candidate, resolve_channels};
 pub use ids::{AccountPrefix, LicenseId, OperatorTokenName, TokenId, TokenName};
 pub use license::PlanLicense;
+pub use rollout::{rollout_admits, rollout_bucket};
 pub use scope::{Scope, Scopes};
 pub use size::ByteSize;
 pub use time::Timestamp;
