@@ -605,6 +605,13 @@ mod tests {
         }
         // Semver proper would compare `rc10` and `rc2` as text; PHP and we as numbers.
         assert!(v("1.0.0-rc10") > v("1.0.0-rc2"));
+        // Hash agrees with equality: a set holds one of each normalized version.
+        let set: std::collections::HashSet<Version> =
+            ["1.2", "1.2.0", "v1.2.0", "1.2.0-RC1", "1.2.0-rc.1", "1.2.1"]
+                .iter()
+                .map(|t| v(t))
+                .collect();
+        assert_eq!(set.len(), 3);
     }
 
     #[test]
