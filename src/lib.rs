@@ -43,6 +43,7 @@
 //!   `token_index.rs` ([`store::TokenIndex`]), `snapshot.rs` (`<data>/index.snapshot`).
 //! - [`model`] — records and pure rules: accounts, tokens, plan licenses, scopes, time,
 //!   sizes. [`token`] — the `upk_…` format, pure.
+//!   Releases: `version.rs` (semver ∩ PHP), `channel.rs`, `rollout.rs` (§8.3), pure.
 //! - [`error`] — the use-case error: one `status()`, one `code()`.
 //! - [`metrics`], [`throttle`], [`systemd`], [`clock`], [`telemetry`] — Prometheus
 //!   counters, failed-authentication limits, readiness, time (manual in tests), logging

@@ -2,22 +2,31 @@
 //! that govern them. Nothing here performs I/O or knows about HTTP, sled or JSON.
 
 pub mod account;
+mod channel;
 mod ids;
 mod license;
+mod rollout;
 mod scope;
 mod size;
 mod time;
 mod token;
+mod version;
 
 pub use account::{Account, NewAccount};
+pub use channel::{Channel, ChannelPicks, Versioned, candidate, resolve_channels};
 pub use ids::{AccountPrefix, LicenseId, OperatorTokenName, TokenId, TokenName};
 pub use license::PlanLicense;
+pub use rollout::{rollout_admits, rollout_bucket};
 pub use scope::{Scope, Scopes};
 pub use size::ByteSize;
 pub use time::Timestamp;
 pub use token::{
     GraceAlias, MIN_TOKEN_LIFETIME, Principal, Token, TokenChanges, TokenHash, cap_expiry,
     check_token_expiry,
+};
+pub use version::{
+    MAX_COMPONENT, Maturity, PlatformVersion, VERSION_RULE, Version, VersionError, VersionProblem,
+    requirement_met,
 };
 
 use std::fmt;
