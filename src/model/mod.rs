@@ -2,6 +2,7 @@
 //! that govern them. Nothing here performs I/O or knows about HTTP, sled or JSON.
 
 pub mod account;
+mod blob;
 mod ids;
 mod license;
 mod scope;
@@ -10,6 +11,7 @@ mod time;
 mod token;
 
 pub use account::{Account, NewAccount};
+pub use blob::{BlobHash, BlobRef};
 pub use ids::{AccountPrefix, LicenseId, OperatorTokenName, TokenId, TokenName};
 pub use license::PlanLicense;
 pub use scope::{Scope, Scopes};

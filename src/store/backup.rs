@@ -207,6 +207,9 @@ impl Store {
             tracing::warn!(error = %err, "backup: token last-use times not saved first");
         }
         let _one_at_a_time = self.backup_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // Blobs dropped from now on are deleted only after the backup (SPEC §6): every
+        // blob referenced at the backup's instant stays until it is copied.
+        let _held = self.blobs.hold();
         {
             let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
             self.journal.start();
