@@ -179,6 +179,9 @@ struct State {
     /// Backups running: while any does, deletions are held.
     backups: usize,
     held: BTreeSet<BlobHash>,
+    /// Blobs whose last reference the running transaction drops: marked inside it, before
+    /// its commit makes the count 0 visible, until `settle_dropped` after it.
+    dropping: BTreeSet<BlobHash>,
     /// Blobs whose last reference the transaction just committed dropped, waiting for
     /// the commit's sequence number (`Store::write`).
     dropped: Vec<BlobHash>,
@@ -201,10 +204,18 @@ impl Shared {
         !matches!(self.refs.get(hash.to_bytes().as_ref()), Ok(None))
     }
 
-    /// Deletes the blob unless it is referenced, pinned, or a backup runs (then it is
-    /// held). Call with the state locked.
+    /// Deletes the blob unless it is referenced, pinned, or its count is 0 only by a
+    /// write not yet durable (then that write's turn deletes it); held while a backup
+    /// runs. Call with the state locked.
     fn delete_if_unreferenced(&self, state: &mut State, hash: BlobHash) {
-        if state.pins.contains_key(&hash) || self.is_referenced(&hash) {
+        // `dropping` is checked with the count: a count seen 0 by a commit is marked there
+        // (or in `dropped`, `due`) since before that commit.
+        if state.pins.contains_key(&hash)
+            || state.dropping.contains(&hash)
+            || state.dropped.contains(&hash)
+            || state.due.iter().any(|(_, due)| *due == hash)
+            || self.is_referenced(&hash)
+        {
             return;
         }
         if state.backups > 0 {
@@ -522,12 +533,22 @@ impl Blobs {
         })
     }
 
-    /// Notes blobs whose last reference a transaction just committed dropped. Call after
-    /// the commit, under the write lock; [`Blobs::assign`] gives them its sequence number.
-    pub(super) fn note_dropped(&self, hashes: Vec<BlobHash>) {
-        if !hashes.is_empty() {
-            self.shared.lock().dropped.extend(hashes);
+    /// Marks a blob whose last reference the running transaction drops (inside it, before
+    /// the commit; idempotent, so a retried transaction may mark it again).
+    pub(super) fn mark_dropping(&self, hash: BlobHash) {
+        self.shared.lock().dropping.insert(hash);
+    }
+
+    /// After a transaction (committed or not): its marked blobs wait for its sequence
+    /// number ([`Blobs::assign`]). Call under the write lock.
+    pub(super) fn settle_dropped(&self, hashes: Vec<BlobHash>) {
+        let mut state = self.shared.lock();
+        if state.dropping.is_empty() && hashes.is_empty() {
+            return;
         }
+        // Moved in one step: no moment where a hash is in neither set.
+        state.dropping.clear();
+        state.dropped.extend(hashes);
     }
 
     /// The commit just noted has sequence number `seq`: its dropped blobs are deleted once
@@ -890,7 +911,11 @@ mod tests {
             2 * CHUNK as u64,
             Duration::from_secs(5),
         );
-        let staged = blobs.put_stream(&mut body).await.unwrap();
+        // A handler's future must be `Send` (hyper spawns connections on the runtime).
+        fn send<T: Send>(future: T) -> T {
+            future
+        }
+        let staged = send(blobs.put_stream(&mut body)).await.unwrap();
         assert_eq!(staged.size(), 2 * CHUNK as u64);
     }
 
@@ -1028,6 +1053,29 @@ mod tests {
         drop(pinned);
         assert!(!blobs.exists(&hash));
         assert!(blobs.pin(&hash).is_none());
+    }
+
+    #[test]
+    fn a_failed_upload_of_content_whose_last_reference_is_going_deletes_nothing_early() {
+        let (_dir, store) = store();
+        let blobs = store.blobs();
+        let first = blobs.put_reader(&b"going"[..], 100).unwrap();
+        let hash = first.hash();
+        store
+            .add_blob_ref(&first)
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        drop(first);
+        // An upload of the same content fails (its record never commits) while the last
+        // reference's drop is committed but not yet durable: a crash now would bring the
+        // reference back, so the upload's clean-up must not delete the blob.
+        let second = blobs.put_reader(&b"going"[..], 100).unwrap();
+        let pending = store.drop_blob_ref(&hash).unwrap();
+        drop(second);
+        assert!(blobs.exists(&hash), "deleted before the drop was durable");
+        pending.durable_blocking().unwrap();
+        assert!(!blobs.exists(&hash));
     }
 
     #[test]

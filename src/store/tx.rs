@@ -4,7 +4,7 @@
 //! tree's key or value type; undecodable bytes become `StoreError::Corrupt` naming the
 //! tree and the key.
 
-use super::blobs::Staged;
+use super::blobs::{Blobs, Staged};
 use super::codec::{Count, Value};
 use super::key::{Key, MetaKey};
 use super::schema::{BLOB_REFS, META, Table, TreeId};
@@ -72,6 +72,7 @@ pub(super) struct Tx<'a> {
     touched: Option<&'a RefCell<Touched>>,
     /// Blobs whose last reference this transaction dropped (deleted once it is durable).
     dropped: &'a RefCell<Vec<BlobHash>>,
+    blobs: &'a Blobs,
 }
 
 impl Tx<'_> {
@@ -165,6 +166,9 @@ impl Tx<'_> {
             ))),
             Some(Count(1)) => {
                 self.remove(&BLOB_REFS, hash)?;
+                // Marked before the commit can make the count 0 visible, so that no
+                // deletion acts on it before the commit is durable (see `blobs`).
+                self.blobs.mark_dropping(*hash);
                 self.dropped.borrow_mut().push(*hash);
                 Ok(0)
             }
@@ -198,7 +202,7 @@ impl Store {
         let touched = RefCell::new(Vec::new());
         let dropped = RefCell::new(Vec::new());
         let journaling = self.journal.is_active();
-        let value =
+        let result =
             <[sled::Tree] as Transactional<StoreError>>::transaction(&self.trees[..], |views| {
                 touched.borrow_mut().clear();
                 dropped.borrow_mut().clear();
@@ -206,6 +210,7 @@ impl Store {
                     views,
                     touched: journaling.then_some(&touched),
                     dropped: &dropped,
+                    blobs: &self.blobs,
                 };
                 let value = f(&tx)?;
                 tx.put(&META, &MetaKey::Stamp, &super::codec::Raw(stamp.to_vec()))?;
@@ -214,11 +219,14 @@ impl Store {
             .map_err(|err| match err {
                 TransactionError::Abort(err) => err,
                 TransactionError::Storage(err) => err.into(),
-            })?;
+            });
+        // Committed or not (an engine error leaves it unknown), the blobs it dropped wait
+        // for a durable write and are deleted only if their count is still 0 then.
+        self.blobs.settle_dropped(dropped.into_inner());
+        let value = result?;
         if journaling {
             self.journal.note(touched.into_inner());
         }
-        self.blobs.note_dropped(dropped.into_inner());
         Ok(value)
     }
 
