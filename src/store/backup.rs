@@ -653,8 +653,11 @@ impl BlobSink for Staging {
         file.sync_all().map_err(RestoreError::Io)?;
         let hex = hash.to_hex();
         let leaf = self.root.join(&hex[..2]).join(&hex[2..4]);
-        super::create_private_dir(&leaf).map_err(RestoreError::Io)?;
-        std::fs::rename(self.temp(), leaf.join(hex)).map_err(RestoreError::Io)
+        // Durable as an upload is: the file, then its name (the store that will name it is
+        // put in place only after every blob is).
+        super::blobs::make_dir(&leaf).map_err(RestoreError::Io)?;
+        std::fs::rename(self.temp(), leaf.join(hex)).map_err(RestoreError::Io)?;
+        super::blobs::sync_dir(&leaf).map_err(RestoreError::Io)
     }
 }
 

@@ -270,7 +270,7 @@ impl Shared {
 
 /// Creates `dir` and its missing parents (mode 0700), fsyncing the parent of each one
 /// created so that the entry survives a crash.
-fn make_dir(dir: &Path) -> std::io::Result<()> {
+pub(super) fn make_dir(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -294,7 +294,7 @@ fn make_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
