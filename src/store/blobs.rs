@@ -598,7 +598,11 @@ impl Blobs {
         let state = self.shared.lock();
         for entry in std::fs::read_dir(self.root().join(TMP))? {
             let entry = entry?;
-            std::fs::remove_file(entry.path())?;
+            if entry.file_type()?.is_dir() {
+                tracing::warn!(entry = %entry.path().display(), "not an upload's temporary file; left alone");
+                continue;
+            }
+            remove_if_present(&entry.path())?;
             swept.temp_files += 1;
         }
         for hash in self.list()? {
