@@ -40,7 +40,8 @@
 //!   one typed table of trees), `key.rs` (the only place key bytes are built), `codec.rs`,
 //!   `tx.rs` (typed transactions), `page.rs` (opaque versioned cursors), `index_load.rs`,
 //!   `commit.rs` (group commit), `migrate.rs`, [`store::backup`], `files.rs`,
-//!   `token_index.rs` ([`store::TokenIndex`]), `snapshot.rs` (`<data>/index.snapshot`).
+//!   `token_index.rs` ([`store::TokenIndex`]), `snapshot.rs` (`<data>/index.snapshot`),
+//!   [`store::blobs`] (file content by blake3 hash in `<data>/blobs/`, `blob_refs` counts).
 //! - [`model`] — records and pure rules: accounts, tokens, plan licenses, scopes, time,
 //!   sizes. [`token`] — the `upk_…` format, pure.
 //!   Releases: `version.rs` (semver ∩ PHP), `channel.rs`, `rollout.rs` (§8.3), pure.

@@ -468,7 +468,6 @@ fn restore(
         std::fs::File::open(file)
             .map_err(|err| format!("cannot read {}: {err}", file.display()))?,
     );
-    let checked = backup::check(reader)?;
     let key_path = data.join(upkeep::store::KEY_FILE);
     if let Some(key) = server_key {
         let bytes =
@@ -489,7 +488,9 @@ fn restore(
             .into());
         }
     }
-    let summary = backup::restore(&checked, data)?;
+    // Checks and restores in one pass (every blob against its hash); a failure leaves
+    // nothing in the directory.
+    let summary = backup::restore_from(reader, data)?;
     if let Some(key) = server_key {
         if !key_path.exists() {
             let mut created = upkeep::store::create_private_file(&key_path)?;

@@ -249,6 +249,17 @@ impl BodyStream {
     }
 }
 
+/// A request body is the main source of uploads for the blob store.
+impl crate::store::ChunkSource for BodyStream {
+    type Error = Error;
+
+    fn next_chunk(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Bytes>, Self::Error>> + Send {
+        self.chunk()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! that govern them. Nothing here performs I/O or knows about HTTP, sled or JSON.
 
 pub mod account;
+mod blob;
 mod channel;
 mod ids;
 mod license;
@@ -13,6 +14,7 @@ mod token;
 mod version;
 
 pub use account::{Account, NewAccount};
+pub use blob::{BlobHash, BlobRef};
 pub use channel::{Channel, ChannelPicks, Versioned, candidate, resolve_channels};
 pub use ids::{AccountPrefix, LicenseId, OperatorTokenName, TokenId, TokenName};
 pub use license::PlanLicense;

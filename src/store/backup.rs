@@ -1,13 +1,24 @@
-//! Backups: a consistent online snapshot of every tree as JSON Lines, streamed, and the
-//! restore that rebuilds a data directory from one.
+//! Backups: a consistent online snapshot of every tree as JSON Lines and of every blob
+//! the records reference, streamed, and the restore that rebuilds a data directory from one.
 //!
 //! ```text
-//! {"format":"upkeep-backup","version":2,"schema_version":4,"created_at":"…","trees":{…}}
+//! {"format":"upkeep-backup","version":3,"schema_version":5,"created_at":"…","trees":{…}}
 //! {"tree":"prefix_account","key":"61636d65","value":"0204…"}
 //! {"tree":"tokenhash_token","key":"…","value":null}
 //! …
-//! {"end":true,"records":1234,"blake3":"<hex of every line above, newlines included>"}
+//! {"blob":"<64 hex: blake3 of the content>","size":70000}
+//! <exactly 70000 raw bytes>\n
+//! …
+//! {"end":true,"records":1234,"blobs":1,"blake3":"<hex of every byte above>"}
 //! ```
+//!
+//! Format version 3 adds the blobs (SPEC §6): after the records, each blob referenced in
+//! `blob_refs` at the backup's instant, as a header line then its raw bytes and a newline,
+//! read from the blob file in 64 KiB chunks (never whole in memory). Restoring checks each
+//! blob against its name as it streams (a mismatch fails the restore naming the blob), and
+//! that every blob the records reference is present. Blobs dropped while a backup runs are
+//! deleted only after it (`Blobs::hold`), so each one referenced at its instant is still
+//! there to copy. Versions 1 and 2 (no blobs) are still read.
 //!
 //! Values are the stored bytes (format-version byte included), so a restore is exact and
 //! an older backup is migrated when the restored store first opens. The header's `trees`
@@ -37,19 +48,24 @@
 //! value at `T`, and the file restores to exactly the store at `T`. Writers wait only for
 //! step 1 and step 4, never for the copy.
 
+use super::blobs::CHUNK;
 use super::schema::{SCHEMA_VERSION, TREES, TreeId};
 use super::tx::hex;
 use super::{Store, StoreError};
+use crate::model::{BlobHash, BlobRef};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, Write};
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const FORMAT: &str = "upkeep-backup";
 /// The version written; every version from 1 up to it is read.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The longest line read (a record's hex is at most about 2 MiB).
+const MAX_LINE: u64 = 8 * 1024 * 1024;
 
 /// A catch-up round that finds at most this many keys is the last, under the lock.
 const FINAL_ROUND: usize = 256;
@@ -73,10 +89,20 @@ struct Line {
     value: Option<String>,
 }
 
+/// The line before a blob's bytes (since format version 3).
+#[derive(Debug, Serialize, Deserialize)]
+struct BlobLine {
+    blob: String,
+    size: u64,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Footer {
     end: bool,
     records: u64,
+    /// Blobs in the file (since format version 3).
+    #[serde(default)]
+    blobs: u64,
     blake3: String,
 }
 
@@ -85,6 +111,9 @@ struct Footer {
 pub struct Summary {
     pub records: u64,
     pub schema_version: u32,
+    /// Blobs carried (their bytes, `blob_bytes` in all).
+    pub blobs: u64,
+    pub blob_bytes: u64,
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
@@ -176,6 +205,9 @@ struct Emitter<'o, W: Write> {
     out: &'o mut W,
     hasher: blake3::Hasher,
     records: u64,
+    /// The last line written for each `blob_refs` key: whether it holds a reference.
+    /// At the end, the blobs referenced at the backup's instant.
+    refs: BTreeMap<Vec<u8>, bool>,
 }
 
 impl<W: Write> Emitter<'_, W> {
@@ -189,8 +221,52 @@ impl<W: Write> Emitter<'_, W> {
             key: hex(key),
             value: value.map(hex),
         })?;
+        if tree == TreeId::BlobRefs {
+            self.refs.insert(key.to_vec(), value.is_some());
+        }
         self.records += 1;
         Ok(())
+    }
+
+    /// Writes one blob: its line, its bytes read in chunks and checked against its name,
+    /// a newline. Returns its size.
+    fn blob(&mut self, hash: &BlobHash, path: &Path) -> Result<u64, StoreError> {
+        let named = |what: &str| {
+            StoreError::Io(
+                std::io::Error::other(format!(
+                    "blob {hash} ({}) {what}; the backup is incomplete",
+                    path.display()
+                ))
+                .into(),
+            )
+        };
+        let mut file = std::fs::File::open(path)
+            .map_err(|err| named(&format!("is referenced but cannot be read: {err}")))?;
+        let size = file.metadata()?.len();
+        self.line(&BlobLine {
+            blob: hash.to_hex(),
+            size,
+        })?;
+        let mut buffer = vec![0u8; CHUNK];
+        let mut content = blake3::Hasher::new();
+        let mut left = size;
+        while left > 0 {
+            let want = usize::try_from(left).unwrap_or(usize::MAX).min(CHUNK);
+            let n = file.read(&mut buffer[..want])?;
+            if n == 0 {
+                return Err(named("shrank while it was copied"));
+            }
+            content.update(&buffer[..n]);
+            self.hasher.update(&buffer[..n]);
+            self.out.write_all(&buffer[..n])?;
+            left -= n as u64;
+        }
+        if BlobHash::from(content.finalize()) != *hash {
+            return Err(named("does not match its hash (damaged on disk)"));
+        }
+        self.hasher.update(b"\n");
+        self.out.write_all(b"\n")?;
+        Ok(size)
     }
 }
 
@@ -207,6 +283,9 @@ impl Store {
             tracing::warn!(error = %err, "backup: token last-use times not saved first");
         }
         let _one_at_a_time = self.backup_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // Blobs dropped from now on are deleted only after the backup (SPEC §6): every
+        // blob referenced at the backup's instant stays until it is copied.
+        let _held = self.blobs.hold();
         {
             let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
             self.journal.start();
@@ -216,6 +295,7 @@ impl Store {
             out,
             hasher: blake3::Hasher::new(),
             records: 0,
+            refs: BTreeMap::new(),
         };
         emitter.line(&Header {
             format: FORMAT.to_owned(),
@@ -247,10 +327,26 @@ impl Store {
             keys.dedup();
             self.copy_again(&mut emitter, &keys)?;
         }
+        // The records are the store at one instant; the blobs they reference then are
+        // all still there (deletions are held), whatever writers did since.
+        let referenced: Vec<BlobHash> = std::mem::take(&mut emitter.refs)
+            .into_iter()
+            .filter(|(_, referenced)| *referenced)
+            .map(|(key, _)| {
+                <BlobHash as super::key::Key>::from_bytes(&key)
+                    .map_err(|why| super::tx::corrupt(TreeId::BlobRefs, &key, why))
+            })
+            .collect::<Result<_, _>>()?;
+        let (mut blobs, mut blob_bytes) = (0, 0);
+        for hash in &referenced {
+            blob_bytes += emitter.blob(hash, &self.blobs.path(hash))?;
+            blobs += 1;
+        }
         let records = emitter.records;
         let footer = Footer {
             end: true,
             records,
+            blobs,
             blake3: emitter.hasher.finalize().to_hex().to_string(),
         };
         let mut bytes = serde_json::to_vec(&footer).map_err(std::io::Error::other)?;
@@ -260,6 +356,8 @@ impl Store {
         Ok(Summary {
             records,
             schema_version: SCHEMA_VERSION,
+            blobs,
+            blob_bytes,
         })
     }
 
@@ -311,11 +409,13 @@ impl std::fmt::Display for RestoreError {
 
 impl std::error::Error for RestoreError {}
 
-/// A backup read and checked in full: its schema version and records.
+/// A backup read and checked in full: its schema version, records and blobs.
 pub struct Checked {
     pub schema_version: u32,
     /// `(tree, key, value)` in file order; `None` removes the key.
     records: Vec<(TreeId, Vec<u8>, Option<Vec<u8>>)>,
+    /// The blobs the file carries (each checked against its hash; the bytes are not kept).
+    blobs: Vec<BlobRef>,
 }
 
 impl Checked {
@@ -323,28 +423,83 @@ impl Checked {
         Summary {
             records: self.records.len() as u64,
             schema_version: self.schema_version,
+            blobs: self.blobs.len() as u64,
+            blob_bytes: self.blobs.iter().map(|blob| blob.size).sum(),
         }
     }
 }
 
-/// Reads a whole backup and checks it: format, every line, the count and the checksum.
+/// Where a reader puts each blob's bytes as they stream by: nowhere (`check`), or files
+/// (`restore_from`).
+trait BlobSink {
+    fn start(&mut self, hash: &BlobHash) -> Result<(), RestoreError>;
+    fn write(&mut self, chunk: &[u8]) -> Result<(), RestoreError>;
+    /// The bytes matched the name: keep them.
+    fn keep(&mut self, hash: &BlobHash) -> Result<(), RestoreError>;
+}
+
+struct Discard;
+
+impl BlobSink for Discard {
+    fn start(&mut self, _: &BlobHash) -> Result<(), RestoreError> {
+        Ok(())
+    }
+
+    fn write(&mut self, _: &[u8]) -> Result<(), RestoreError> {
+        Ok(())
+    }
+
+    fn keep(&mut self, _: &BlobHash) -> Result<(), RestoreError> {
+        Ok(())
+    }
+}
+
+/// Reads one line (up to `MAX_LINE`), without its newline; `None` at the end of input.
+fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> Result<Option<()>, RestoreError> {
+    buf.clear();
+    let n = input
+        .by_ref()
+        .take(MAX_LINE)
+        .read_until(b'\n', buf)
+        .map_err(RestoreError::Io)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if n as u64 == MAX_LINE {
+        return Err(RestoreError::Invalid(format!(
+            "a line longer than {MAX_LINE} bytes"
+        )));
+    }
+    Ok(Some(()))
+}
+
+/// Reads a whole backup and checks it: format, every line, every blob against its hash,
+/// the counts and the checksum. Blob bytes are read through, not kept: [`restore`] needs
+/// [`restore_from`] for a backup that carries blobs.
 ///
 /// # Errors
 /// `Invalid`, `TooNew` or `Io`.
 pub fn check(input: impl BufRead) -> Result<Checked, RestoreError> {
+    read(input, &mut Discard)
+}
+
+fn read(mut input: impl BufRead, sink: &mut impl BlobSink) -> Result<Checked, RestoreError> {
     let invalid = RestoreError::Invalid;
-    let mut lines = input.lines();
     let mut hasher = blake3::Hasher::new();
-    let mut next = |n: usize| -> Result<String, RestoreError> {
-        match lines.next() {
-            Some(Ok(line)) => Ok(line),
-            Some(Err(err)) => Err(RestoreError::Io(err)),
+    let mut buf = Vec::new();
+    let mut n = 1;
+    let next = |input: &mut _, buf: &mut Vec<u8>, n: usize| -> Result<String, RestoreError> {
+        match read_line(input, buf)? {
+            Some(()) => String::from_utf8(std::mem::take(buf))
+                .map_err(|_| invalid(format!("line {n} is not UTF-8"))),
             None => Err(invalid(format!(
                 "the file ends at line {n} without its end line (truncated?)"
             ))),
         }
     };
-    let first = next(1)?;
+    let first = next(&mut input, &mut buf, n)?;
     let header: Header =
         serde_json::from_str(&first).map_err(|e| invalid(format!("line 1: {e}")))?;
     if header.format != FORMAT || !(1..=FORMAT_VERSION).contains(&header.version) {
@@ -359,11 +514,58 @@ pub fn check(input: impl BufRead) -> Result<Checked, RestoreError> {
     hasher.update(first.as_bytes());
     hasher.update(b"\n");
     let mut records = Vec::new();
+    let mut blobs: Vec<BlobRef> = Vec::new();
+    let mut chunk = vec![0u8; CHUNK];
     let footer = loop {
-        let n = records.len() + 2;
-        let text = next(n)?;
+        n += 1;
+        let text = next(&mut input, &mut buf, n)?;
         if let Ok(footer) = serde_json::from_str::<Footer>(&text) {
             break footer;
+        }
+        hasher.update(text.as_bytes());
+        hasher.update(b"\n");
+        if header.version >= 3 {
+            if let Ok(line) = serde_json::from_str::<BlobLine>(&text) {
+                let hash = BlobHash::parse_hex(&line.blob)
+                    .map_err(|why| invalid(format!("line {n}: {why}")))?;
+                sink.start(&hash)?;
+                let mut content = blake3::Hasher::new();
+                let mut left = line.size;
+                while left > 0 {
+                    let want = usize::try_from(left).unwrap_or(usize::MAX).min(CHUNK);
+                    let got = input.read(&mut chunk[..want]).map_err(RestoreError::Io)?;
+                    if got == 0 {
+                        return Err(invalid(format!(
+                            "the file ends inside blob {hash} (truncated?)"
+                        )));
+                    }
+                    content.update(&chunk[..got]);
+                    hasher.update(&chunk[..got]);
+                    sink.write(&chunk[..got])?;
+                    left -= got as u64;
+                }
+                let mut newline = [0u8; 1];
+                input
+                    .read_exact(&mut newline)
+                    .map_err(|_| invalid(format!("no newline after blob {hash} (damaged?)")))?;
+                if newline != *b"\n" {
+                    return Err(invalid(format!(
+                        "no newline after blob {hash}: its size is wrong (damaged?)"
+                    )));
+                }
+                hasher.update(b"\n");
+                if BlobHash::from(content.finalize()) != hash {
+                    return Err(invalid(format!(
+                        "blob {hash} does not match its hash: the backup is damaged"
+                    )));
+                }
+                sink.keep(&hash)?;
+                blobs.push(BlobRef {
+                    hash,
+                    size: line.size,
+                });
+                continue;
+            }
         }
         let line: Line =
             serde_json::from_str(&text).map_err(|e| invalid(format!("line {n}: {e}")))?;
@@ -377,15 +579,15 @@ pub fn check(input: impl BufRead) -> Result<Checked, RestoreError> {
             None if header.version >= 2 => None,
             None => return Err(invalid(format!("line {n}: no value"))),
         };
-        hasher.update(text.as_bytes());
-        hasher.update(b"\n");
         records.push((tree, key, value));
     };
-    if !footer.end || footer.records != records.len() as u64 {
+    if !footer.end || footer.records != records.len() as u64 || footer.blobs != blobs.len() as u64 {
         return Err(invalid(format!(
-            "the end line counts {} records, the file holds {}",
+            "the end line counts {} records and {} blobs, the file holds {} and {}",
             footer.records,
-            records.len()
+            footer.blobs,
+            records.len(),
+            blobs.len()
         )));
     }
     if footer.blake3 != hasher.finalize().to_hex().as_str() {
@@ -393,19 +595,74 @@ pub fn check(input: impl BufRead) -> Result<Checked, RestoreError> {
             "checksum mismatch: the file was altered or damaged".to_owned(),
         ));
     }
+    // Every blob the records reference (at the end: the last line of each key wins).
+    let mut referenced = BTreeMap::new();
+    for (tree, key, value) in &records {
+        if *tree == TreeId::BlobRefs {
+            referenced.insert(key.as_slice(), value.is_some());
+        }
+    }
+    let carried: BTreeSet<[u8; 32]> = blobs.iter().map(|blob| *blob.hash.as_bytes()).collect();
+    for (key, _) in referenced.into_iter().filter(|(_, r)| *r) {
+        if !<[u8; 32]>::try_from(key).is_ok_and(|key| carried.contains(&key)) {
+            return Err(invalid(format!(
+                "blob {} is referenced but not in the backup",
+                hex(key)
+            )));
+        }
+    }
     Ok(Checked {
         schema_version: header.schema_version,
         records,
+        blobs,
     })
 }
 
-/// Rebuilds the store in `dir` (which must hold none) from a checked backup. The store
-/// is built in `db.restoring` and renamed into place only when complete, so a failed
-/// restore leaves no half-built store behind.
-///
-/// # Errors
-/// `NotEmpty`, or the store could not be written.
-pub fn restore(backup: &Checked, dir: &Path) -> Result<Summary, RestoreError> {
+/// Writes each verified blob of a backup being restored under `<dir>/blobs.restoring/`,
+/// fanned out as the blob store names them.
+struct Staging {
+    root: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl Staging {
+    fn temp(&self) -> PathBuf {
+        self.root.join("incoming")
+    }
+}
+
+impl BlobSink for Staging {
+    fn start(&mut self, _: &BlobHash) -> Result<(), RestoreError> {
+        self.file = Some(super::create_temporary_file(&self.temp()).map_err(RestoreError::Io)?);
+        Ok(())
+    }
+
+    fn write(&mut self, chunk: &[u8]) -> Result<(), RestoreError> {
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| RestoreError::Invalid("blob bytes outside a blob".into()))?;
+        file.write_all(chunk).map_err(RestoreError::Io)
+    }
+
+    fn keep(&mut self, hash: &BlobHash) -> Result<(), RestoreError> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| RestoreError::Invalid("blob bytes outside a blob".into()))?;
+        file.sync_all().map_err(RestoreError::Io)?;
+        let hex = hash.to_hex();
+        let leaf = self.root.join(&hex[..2]).join(&hex[2..4]);
+        // Durable as an upload is: the file, then its name (the store that will name it is
+        // put in place only after every blob is).
+        super::blobs::make_dir(&leaf).map_err(RestoreError::Io)?;
+        std::fs::rename(self.temp(), leaf.join(hex)).map_err(RestoreError::Io)?;
+        super::blobs::sync_dir(&leaf).map_err(RestoreError::Io)
+    }
+}
+
+/// Refuses a data directory that already holds a store.
+fn check_target(dir: &Path) -> Result<(), RestoreError> {
     let db_dir = dir.join("db");
     if db_dir.exists()
         && std::fs::read_dir(&db_dir)
@@ -415,7 +672,63 @@ pub fn restore(backup: &Checked, dir: &Path) -> Result<Summary, RestoreError> {
     {
         return Err(RestoreError::NotEmpty(dir.to_owned()));
     }
+    Ok(())
+}
+
+/// Rebuilds the store in `dir` (which must hold none) from a checked backup. The store
+/// is built in `db.restoring` and renamed into place only when complete, so a failed
+/// restore leaves no half-built store behind. A backup that carries blobs is restored
+/// with [`restore_from`], which writes them as it reads them.
+///
+/// # Errors
+/// `NotEmpty`, `Invalid` for a backup with blobs, or the store could not be written.
+pub fn restore(backup: &Checked, dir: &Path) -> Result<Summary, RestoreError> {
+    if !backup.blobs.is_empty() {
+        return Err(RestoreError::Invalid(format!(
+            "it carries {} blobs, which this restore path does not keep (restore it with \
+             `backup::restore_from`)",
+            backup.blobs.len()
+        )));
+    }
+    check_target(dir)?;
     super::create_private_dir(dir).map_err(RestoreError::Io)?;
+    install(backup, dir, None)
+}
+
+/// Checks a backup and rebuilds the store in `dir` from it in one pass: the records are
+/// kept in memory (as [`check`] keeps them), each blob streams to
+/// `<dir>/blobs.restoring/` and is kept only if it matches its hash. Nothing is put in
+/// place unless the whole file checks: then the blobs become `<dir>/blobs/`, then the
+/// store `<dir>/db/` (in that order, so a store never names a missing blob).
+///
+/// # Errors
+/// `NotEmpty`, `Invalid` (naming a damaged blob), `TooNew`, or writing failed.
+pub fn restore_from(input: impl BufRead, dir: &Path) -> Result<Summary, RestoreError> {
+    check_target(dir)?;
+    super::create_private_dir(dir).map_err(RestoreError::Io)?;
+    let staging = dir.join("blobs.restoring");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(RestoreError::Io)?;
+    }
+    super::create_private_dir(&staging).map_err(RestoreError::Io)?;
+    let result = read(
+        input,
+        &mut Staging {
+            root: staging.clone(),
+            file: None,
+        },
+    )
+    .and_then(|checked| install(&checked, dir, Some(&staging)));
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+/// Builds the store in `db.restoring`, moves the staged blobs (if any) to `blobs/`, then
+/// the store to `db/`.
+fn install(backup: &Checked, dir: &Path, blobs: Option<&Path>) -> Result<Summary, RestoreError> {
+    let db_dir = dir.join("db");
     let building = dir.join("db.restoring");
     if building.exists() {
         std::fs::remove_dir_all(&building).map_err(RestoreError::Io)?;
@@ -447,6 +760,18 @@ pub fn restore(backup: &Checked, dir: &Path) -> Result<Summary, RestoreError> {
     }
     // The lock of the store just built may linger in sled's threads; `Store::open` waits.
     super::recently_closed::note(dir);
+    // Blobs first: a store never names a blob that is not in place. Any `blobs/` here
+    // belongs to no store (there is none yet): the leftover of an interrupted restore.
+    let blob_dir = dir.join(super::blobs::DIR);
+    if let Some(staged) = blobs {
+        if blob_dir.exists() {
+            std::fs::remove_dir_all(&blob_dir).map_err(RestoreError::Io)?;
+        }
+        std::fs::rename(staged, &blob_dir).map_err(RestoreError::Io)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(RestoreError::Io)?;
+    }
     if db_dir.exists() {
         std::fs::remove_dir(&db_dir).map_err(RestoreError::Io)?;
     }
@@ -464,6 +789,7 @@ mod tests {
     use super::super::{KEY_FILE, NewToken};
     use super::*;
     use crate::model::{AccountPrefix, Principal, Scope, Scopes};
+    use std::io::Read;
     use std::sync::mpsc;
     use std::time::Duration;
 
@@ -591,34 +917,268 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_backup_still_restores() {
+    fn version_1_and_2_backups_still_restore() {
         let (dir, store, _) = store_with_acme();
         let mut bytes = Vec::new();
         store.backup(&mut bytes, "now").unwrap();
-        // The same records as format 1 wrote them: no removals, version 1.
+        // The same records as formats 1 and 2 wrote them: no removals, no blobs, and an
+        // end line without a blob count.
         let text = String::from_utf8(bytes).unwrap();
         assert!(!text.contains("null"));
-        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-        lines.pop();
-        lines[0] = lines[0].replace(r#""version":2"#, r#""version":1"#);
-        let mut hasher = blake3::Hasher::new();
-        let mut v1 = String::new();
-        for line in &lines {
-            hasher.update(line.as_bytes());
-            hasher.update(b"\n");
-            v1.push_str(line);
-            v1.push('\n');
+        for version in [1, 2] {
+            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            lines.pop();
+            lines[0] = lines[0].replace(
+                &format!(r#""version":{FORMAT_VERSION}"#),
+                &format!(r#""version":{version}"#),
+            );
+            let mut hasher = blake3::Hasher::new();
+            let mut old = String::new();
+            for line in &lines {
+                hasher.update(line.as_bytes());
+                hasher.update(b"\n");
+                old.push_str(line);
+                old.push('\n');
+            }
+            old.push_str(&format!(
+                r#"{{"end":true,"records":{},"blake3":"{}"}}"#,
+                lines.len() - 1,
+                hasher.finalize().to_hex()
+            ));
+            old.push('\n');
+            let checked = check(std::io::Cursor::new(old.clone())).unwrap();
+            let target = dir.path().join(format!("restored-{version}"));
+            restore(&checked, &target).unwrap();
+            std::fs::copy(dir.path().join(KEY_FILE), target.join(KEY_FILE)).unwrap();
+            assert_eq!(Store::open(&target).unwrap().accounts().unwrap().len(), 1);
+            let target = dir.path().join(format!("restored-from-{version}"));
+            restore_from(std::io::Cursor::new(old), &target).unwrap();
+            std::fs::copy(dir.path().join(KEY_FILE), target.join(KEY_FILE)).unwrap();
+            assert_eq!(Store::open(&target).unwrap().accounts().unwrap().len(), 1);
         }
-        v1.push_str(&format!(
-            r#"{{"end":true,"records":{},"blake3":"{}"}}"#,
-            lines.len() - 1,
-            hasher.finalize().to_hex()
-        ));
-        v1.push('\n');
-        let checked = check(std::io::Cursor::new(v1)).unwrap();
+    }
+
+    /// A store holding three referenced blobs (one of several chunks, one empty, one
+    /// referenced twice) and a dropped one; returns them with their content.
+    fn store_with_blobs() -> (tempfile::TempDir, Store, Vec<(BlobHash, Vec<u8>)>) {
+        let (dir, store, _) = store_with_acme();
+        let contents: Vec<Vec<u8>> = vec![
+            (0..3 * CHUNK + 77).map(|i| (i % 253) as u8).collect(),
+            Vec::new(),
+            b"a small file".to_vec(),
+        ];
+        let mut blobs = Vec::new();
+        for content in &contents {
+            let staged = store.blobs().put_reader(&content[..], u64::MAX).unwrap();
+            store
+                .add_blob_ref(&staged)
+                .unwrap()
+                .durable_blocking()
+                .unwrap();
+            blobs.push((staged.hash(), content.clone()));
+        }
+        let again = store.blobs().pin(&blobs[2].0).unwrap();
+        store
+            .add_blob_ref(&again)
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        drop(again);
+        let gone = store.blobs().put_reader(&b"dropped"[..], 100).unwrap();
+        store
+            .add_blob_ref(&gone)
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let gone_hash = gone.hash();
+        drop(gone);
+        store
+            .drop_blob_ref(&gone_hash)
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        (dir, store, blobs)
+    }
+
+    #[test]
+    fn a_backup_carries_the_referenced_blobs_and_restores_them_checked() {
+        let (dir, store, blobs) = store_with_blobs();
+        let mut bytes = Vec::new();
+        let summary = store.backup(&mut bytes, "now").unwrap();
+        assert_eq!(summary.blobs, 3);
+        assert_eq!(
+            summary.blob_bytes,
+            blobs.iter().map(|(_, c)| c.len() as u64).sum::<u64>()
+        );
+        let checked = check(std::io::Cursor::new(&bytes)).unwrap();
+        assert_eq!(checked.summary(), summary);
+        // The blob bytes are not kept by `check`: only `restore_from` can put them back.
         let target = dir.path().join("restored");
-        restore(&checked, &target).unwrap();
+        assert!(matches!(
+            restore(&checked, &target),
+            Err(RestoreError::Invalid(why)) if why.contains("3 blobs")
+        ));
+        assert!(!target.join("db").exists());
+        let restored_summary = restore_from(std::io::Cursor::new(&bytes), &target).unwrap();
+        assert_eq!(restored_summary, summary);
+        assert!(!target.join("blobs.restoring").exists());
         std::fs::copy(dir.path().join(KEY_FILE), target.join(KEY_FILE)).unwrap();
-        assert_eq!(Store::open(&target).unwrap().accounts().unwrap().len(), 1);
+        let restored = Store::open(&target).unwrap();
+        for (hash, content) in &blobs {
+            let mut read = Vec::new();
+            restored
+                .blobs()
+                .open_blob(hash)
+                .unwrap()
+                .read_to_end(&mut read)
+                .unwrap();
+            assert_eq!(&read, content);
+            assert_eq!(
+                restored.blob_refs(hash).unwrap(),
+                store.blob_refs(hash).unwrap()
+            );
+        }
+        assert_eq!(restored.blob_refs(&blobs[2].0).unwrap(), 2);
+        assert!(restored.check_blobs().unwrap().is_empty());
+        let mut listed = restored.blobs().list().unwrap();
+        listed.sort();
+        let mut expected: Vec<BlobHash> = blobs.iter().map(|(h, _)| *h).collect();
+        expected.sort();
+        assert_eq!(listed, expected);
+        // A restored store's blobs are as private as a written one's.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(restored.blobs().root())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+    }
+
+    #[test]
+    fn a_damaged_blob_byte_fails_the_restore_naming_the_blob_and_writes_nothing() {
+        let (dir, store, blobs) = store_with_blobs();
+        let mut bytes = Vec::new();
+        store.backup(&mut bytes, "now").unwrap();
+        let big = blobs[0].0.to_hex();
+        let line = format!(r#"{{"blob":"{big}","size":{}}}"#, blobs[0].1.len());
+        let at = bytes
+            .windows(line.len())
+            .position(|w| w == line.as_bytes())
+            .expect("the blob's line")
+            + line.len()
+            + 1
+            + CHUNK
+            + 5;
+        bytes[at] ^= 0x01;
+        let err = check(std::io::Cursor::new(&bytes)).err().unwrap();
+        assert!(
+            matches!(&err, RestoreError::Invalid(why) if why.contains(&big) && why.contains("does not match")),
+            "{err}"
+        );
+        let target = dir.path().join("restored");
+        let err = restore_from(std::io::Cursor::new(&bytes), &target).unwrap_err();
+        assert!(err.to_string().contains(&big), "{err}");
+        for leftover in ["db", "db.restoring", "blobs", "blobs.restoring"] {
+            assert!(!target.join(leftover).exists(), "{leftover} left behind");
+        }
+        // A backup cut inside a blob is refused too.
+        let cut = &bytes[..bytes.len() - 200];
+        assert!(check(std::io::Cursor::new(cut)).is_err());
+    }
+
+    #[test]
+    fn a_backup_missing_a_referenced_blob_is_refused_by_name() {
+        let (_dir, store, blobs) = store_with_blobs();
+        let mut bytes = Vec::new();
+        store.backup(&mut bytes, "now").unwrap();
+        // Take the small blob's section out and seal the file again (counts, checksum):
+        // intact as a file, but a store restored from it would name a missing blob.
+        let small = blobs[2].0.to_hex();
+        let section = format!(r#"{{"blob":"{small}","size":12}}"#) + "\na small file\n";
+        let at = bytes
+            .windows(section.len())
+            .position(|w| w == section.as_bytes())
+            .unwrap();
+        bytes.drain(at..at + section.len());
+        let footer_at = bytes[..bytes.len() - 1]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .unwrap()
+            + 1;
+        let body = &bytes[..footer_at];
+        let old: Footer = serde_json::from_slice(&bytes[footer_at..]).unwrap();
+        let footer = format!(
+            r#"{{"end":true,"records":{},"blobs":2,"blake3":"{}"}}"#,
+            old.records,
+            blake3::hash(body).to_hex()
+        );
+        let mut sealed = body.to_vec();
+        sealed.extend_from_slice(footer.as_bytes());
+        sealed.push(b'\n');
+        let err = check(std::io::Cursor::new(&sealed)).err().unwrap();
+        assert!(
+            matches!(&err, RestoreError::Invalid(why) if why.contains(&small) && why.contains("not in the backup")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_blob_dropped_while_a_backup_copies_is_still_carried_and_deleted_after() {
+        let (dir, store, blobs) = store_with_blobs();
+        let (hash, content) = blobs[0].clone();
+        // The backup's output drops the blob's last reference once the records are
+        // copied (just before the blobs are): the blob is referenced at the backup's
+        // instant, so it must still be there to copy.
+        struct DropOnBlob<'s> {
+            store: &'s Store,
+            hash: BlobHash,
+            done: bool,
+            bytes: Vec<u8>,
+        }
+        impl Write for DropOnBlob<'_> {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if !self.done && buf.starts_with(br#"{"blob":"#) {
+                    self.done = true;
+                    let left = self.store.drop_blob_ref(&self.hash).unwrap();
+                    assert_eq!(left.durable_blocking().unwrap(), 0);
+                    assert!(
+                        self.store.blobs().exists(&self.hash),
+                        "deleted during the backup"
+                    );
+                }
+                self.bytes.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut out = DropOnBlob {
+            store: &store,
+            hash,
+            done: false,
+            bytes: Vec::new(),
+        };
+        store.backup(&mut out, "now").unwrap();
+        assert!(out.done);
+        assert!(
+            !store.blobs().exists(&hash),
+            "deleted once the backup ended"
+        );
+        let target = dir.path().join("restored");
+        restore_from(std::io::Cursor::new(&out.bytes), &target).unwrap();
+        std::fs::copy(dir.path().join(KEY_FILE), target.join(KEY_FILE)).unwrap();
+        let restored = Store::open(&target).unwrap();
+        let mut read = Vec::new();
+        restored
+            .blobs()
+            .open_blob(&hash)
+            .unwrap()
+            .read_to_end(&mut read)
+            .unwrap();
+        assert_eq!(read, content);
     }
 }

@@ -175,6 +175,25 @@ impl Value for LicenseId {
     }
 }
 
+/// A reference count (`blob_refs`), u64 BE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count(pub u64);
+
+impl Value for Count {
+    const NAME: &'static str = "count";
+
+    fn encode_value(&self) -> Vec<u8> {
+        self.0.to_be_bytes().to_vec()
+    }
+
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        let array: [u8; 8] = bytes
+            .try_into()
+            .map_err(|_| format!("count must be 8 bytes, got {}", bytes.len()))?;
+        Ok(Count(u64::from_be_bytes(array)))
+    }
+}
+
 /// The value of a pure index entry (the key says everything).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Empty;

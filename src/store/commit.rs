@@ -62,6 +62,11 @@ impl GroupCommit {
         Ok(())
     }
 
+    /// Every write up to this sequence number is on disk.
+    pub(super) fn durable(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
     pub(super) fn flushes(&self) -> u64 {
         self.flushes.load(Ordering::Relaxed)
     }

@@ -227,6 +227,9 @@ impl Store {
             .map(|tree| db.open_tree(tree.name))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|err| OpenError::Store(err.into()))?;
+        let refs = trees[schema::TreeId::BlobRefs as usize].clone();
+        let blobs = super::Blobs::open(dir, refs)
+            .map_err(|err| OpenError::Io(dir.join(super::blobs::DIR), err))?;
         let mut epoch = [0u8; 8];
         getrandom::fill(&mut epoch)
             .map_err(|err| OpenError::Store(StoreError::Bug(format!("OS RNG: {err}"))))?;
@@ -248,7 +251,20 @@ impl Store {
             snapshot_stamp: Mutex::new(None),
             journal: Journal::default(),
             backup_lock: Mutex::new(()),
+            blobs,
         };
+        // What a crash left among the blobs (SPEC §7): no writer runs yet.
+        let swept = store
+            .blobs
+            .sweep()
+            .map_err(|err| OpenError::Io(dir.join(super::blobs::DIR), err))?;
+        if swept != super::Swept::default() {
+            tracing::info!(
+                temp_files = swept.temp_files,
+                orphans = swept.orphans,
+                "blob sweep: removed what a crash left (unfinished uploads, unreferenced blobs)"
+            );
+        }
         let started = std::time::Instant::now();
         match store.load_snapshot().map_err(OpenError::Store)? {
             Some((stamp, index, next_id)) => {

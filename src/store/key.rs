@@ -4,7 +4,7 @@
 //! fixed-width big-endian so byte order is numeric order; composite keys are
 //! concatenations of fixed-width or length-prefixed parts, never bincode.
 
-use crate::model::{AccountPrefix, LicenseId, TokenHash};
+use crate::model::{AccountPrefix, BlobHash, LicenseId, TokenHash};
 
 /// A key of one tree: its bytes, and back.
 pub trait Key: Sized {
@@ -75,6 +75,19 @@ impl Key for TokenHash {
             .try_into()
             .map_err(|_| format!("hash of {} bytes", bytes.len()))?;
         Ok(TokenHash::from_bytes(array))
+    }
+}
+
+impl Key for BlobHash {
+    fn to_bytes(&self) -> impl AsRef<[u8]> {
+        self.as_bytes()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let array: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| format!("blob hash of {} bytes", bytes.len()))?;
+        Ok(BlobHash::from_bytes(array))
     }
 }
 

@@ -8,10 +8,15 @@
 
 use super::StoreError;
 use super::key::{Key, MetaKey, TokenAlias};
-use super::schema::{ACCOUNTS, GRACE, GRACE_BY_TOKEN, META, SCHEMA_VERSION};
+use super::schema::{ACCOUNTS, BLOB_REFS, GRACE, GRACE_BY_TOKEN, META, SCHEMA_VERSION};
 
 /// `MIGRATIONS[n - 1]` takes the store from version `n` to `n + 1`.
-const MIGRATIONS: &[Migration] = &[accounts_v1_to_v2, stamp_v2_to_v3, grace_index_v3_to_v4];
+const MIGRATIONS: &[Migration] = &[
+    accounts_v1_to_v2,
+    stamp_v2_to_v3,
+    grace_index_v3_to_v4,
+    blob_refs_v4_to_v5,
+];
 
 /// One step: rewrites the store from version `n` to `n + 1`; must be idempotent.
 type Migration = fn(&sled::Db) -> Result<(), StoreError>;
@@ -126,6 +131,16 @@ fn grace_index_v3_to_v4(db: &sled::Db) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// 4 → 5: the store gains `blob_refs` (blob hash → reference count) and `<data>/blobs/`.
+/// A schema-4 store holds no blob, so the empty tree is its right content; the bump
+/// itself is the point: an upkeep that knows no blobs must refuse the store, or its
+/// backups would leave the files out and its writes could drop references it does not
+/// see. A rerun creates the same empty tree.
+fn blob_refs_v4_to_v5(db: &sled::Db) -> Result<(), StoreError> {
+    db.open_tree(BLOB_REFS.name())?;
+    Ok(())
+}
+
 pub(super) fn schema_version(db: &sled::Db) -> Result<Option<u32>, SchemaError> {
     let meta = db.open_tree(META.name())?;
     match meta.get(MetaKey::SchemaVersion.to_bytes().as_ref())? {
@@ -227,7 +242,7 @@ mod tests {
         store.db.flush().unwrap();
         drop(store);
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(schema_version(&store.db).unwrap(), Some(4));
+        assert_eq!(schema_version(&store.db).unwrap(), Some(SCHEMA_VERSION));
         assert_eq!(store.count(&GRACE_BY_TOKEN), 1);
         assert!(
             store.index().get(&ci.token.hash).is_some(),
@@ -241,5 +256,25 @@ mod tests {
         assert!(store.count(&GRACE) == 0);
         assert!(store.count(&GRACE_BY_TOKEN) == 0);
         assert!(store.index().get(&ci.token.hash).is_none());
+    }
+
+    #[test]
+    fn a_schema_4_store_gains_an_empty_blob_refs_tree() {
+        let (dir, store, account) = store_with_acme();
+        store.tree(BLOB_REFS.id()).clear().unwrap();
+        store
+            .tree(META.id())
+            .insert(
+                MetaKey::SchemaVersion.to_bytes().as_ref(),
+                &4u32.to_be_bytes(),
+            )
+            .unwrap();
+        store.db.flush().unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(schema_version(&store.db).unwrap(), Some(5));
+        assert_eq!(store.count(&BLOB_REFS), 0);
+        assert_eq!(store.accounts().unwrap(), vec![account]);
+        assert!(store.dir().join("blobs").is_dir());
     }
 }

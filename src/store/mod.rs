@@ -15,11 +15,13 @@
 //! Files: `schema` (the typed table of trees), `key` (key bytes), `codec` (value bytes),
 //! `tx` (typed transactions and reads), `page` (cursors), `index_load` (open, index
 //! loading, `inspect`), `snapshot` (the saved index), `token_index`, `commit` (group
-//! commit), `migrate`, `backup`, `files` (the data directory's private files), and one
-//! file per aggregate: `accounts`, `tokens`, `plan_licenses`.
+//! commit), `migrate`, `backup`, `files` (the data directory's private files), `blobs`
+//! (file content by hash, `<data>/blobs/`), and one file per aggregate: `accounts`,
+//! `tokens`, `plan_licenses`.
 
 mod accounts;
 pub mod backup;
+pub mod blobs;
 mod codec;
 mod commit;
 mod files;
@@ -34,6 +36,7 @@ mod token_index;
 mod tokens;
 mod tx;
 
+pub use blobs::{Blobs, ChunkSource, PutError, Staged, Swept};
 pub use codec::{DecodeError, Record};
 pub use files::{KEY_FILE, create_private_file};
 pub(crate) use files::{create_private_dir, create_temporary_file};
@@ -202,6 +205,7 @@ impl<T> Pending<'_, T> {
             self.store.note_failure(&err);
             return Err(err);
         }
+        self.store.collect_blobs().await;
         Ok(self.value)
     }
 
@@ -221,6 +225,7 @@ impl<T> Pending<'_, T> {
             self.store.note_failure(&err);
             return Err(err);
         }
+        self.store.collect_blobs_blocking();
         Ok(self.value)
     }
 }
@@ -240,7 +245,24 @@ impl Store {
             self.note_failure(&err);
             return Err(err);
         }
+        self.collect_blobs().await;
         Ok(())
+    }
+
+    /// Deletes the blobs whose last reference a durable write dropped (on the blocking
+    /// pool; nothing to do, the usual case, costs a lock).
+    async fn collect_blobs(&self) {
+        let durable = self.commit.durable();
+        if self.blobs.has_due(durable) {
+            self.blobs.collect_async(durable).await;
+        }
+    }
+
+    fn collect_blobs_blocking(&self) {
+        let durable = self.commit.durable();
+        if self.blobs.has_due(durable) {
+            self.blobs.collect(durable);
+        }
     }
 }
 
@@ -289,6 +311,8 @@ pub struct Store {
     journal: Journal,
     /// One backup at a time.
     backup_lock: Mutex<()>,
+    /// File content by hash (`<dir>/blobs/`), referenced through `blob_refs`.
+    blobs: Blobs,
 }
 
 /// Marks the index suspect when dropped, i.e. when a write unwinds before its index
@@ -348,6 +372,11 @@ impl Store {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The blob store (`<dir>/blobs/`).
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
     }
 
     /// The in-memory token index, for the authentication hot path.
@@ -429,6 +458,7 @@ impl Store {
         }
         std::mem::forget(suspect);
         let seq = self.commit.note_write();
+        self.blobs.assign(seq);
         Ok(Pending {
             store: self,
             value,

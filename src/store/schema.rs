@@ -2,8 +2,9 @@
 //! type and layout, and the schema version.
 //!
 //! The data directory holds `db/` (sled), `server.key` (32 raw bytes, mode 0600, from
-//! which operator-token values are derived; never inside the database) and, after a clean
-//! stop, `index.snapshot` (see `snapshot`).
+//! which operator-token values are derived; never inside the database), `blobs/` (file
+//! content named by its hash, see `blobs`) and, after a clean stop, `index.snapshot`
+//! (see `snapshot`).
 //!
 //! Each tree is a [`Table<K, V>`] constant: reads and writes name the table and pass a
 //! typed key (`tx.get(&TOKENS, &hash)`), so the compiler checks that a tree is read with
@@ -15,13 +16,15 @@
 //! the docs by itself), a numbered migration if existing data must fill it, and its key
 //! type in `key.rs` if it is a new one.
 
-use super::codec::{Empty, Raw, Value};
+use super::codec::{Count, Empty, Raw, Value};
 use super::key::{Key, MetaKey, OwnerName, TokenAlias};
-use crate::model::{Account, AccountPrefix, GraceAlias, LicenseId, PlanLicense, Token, TokenHash};
+use crate::model::{
+    Account, AccountPrefix, BlobHash, GraceAlias, LicenseId, PlanLicense, Token, TokenHash,
+};
 use std::marker::PhantomData;
 
 /// The layout this binary reads and writes. Bump it with a numbered migration in `migrate`.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// One tree: where it is, what its keys and values are. A constant per tree, below.
 pub struct Table<K, V> {
@@ -103,6 +106,11 @@ tables! {
     /// bytes), value = empty. The reverse index of `tokenhash_grace`: a prefix scan by
     /// token finds its grace aliases (since schema 4).
     GRACE_BY_TOKEN, GraceByToken, "tokenhash_gracehash": TokenAlias => Empty;
+    /// key = blake3 of a blob's content (32 bytes, its name under `<data>/blobs/`),
+    /// value = how many records reference it (u64 BE, never 0: the entry goes with the
+    /// last reference). Changed only through `Tx::add_ref` / `Tx::drop_ref`, in the
+    /// transaction of the record that gains or loses the reference (since schema 5).
+    BLOB_REFS, BlobRefs, "blob_refs": BlobHash => Count;
 }
 
 impl TreeId {

@@ -4,10 +4,12 @@
 //! tree's key or value type; undecodable bytes become `StoreError::Corrupt` naming the
 //! tree and the key.
 
-use super::codec::Value;
+use super::blobs::{Blobs, Staged};
+use super::codec::{Count, Value};
 use super::key::{Key, MetaKey};
-use super::schema::{META, Table, TreeId};
+use super::schema::{BLOB_REFS, META, Table, TreeId};
 use super::{Store, StoreError};
+use crate::model::BlobHash;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use std::cell::RefCell;
@@ -68,6 +70,9 @@ fn decode_value<K: Key, V: Value>(
 pub(super) struct Tx<'a> {
     views: &'a [TransactionalTree],
     touched: Option<&'a RefCell<Touched>>,
+    /// Blobs whose last reference this transaction dropped (deleted once it is durable).
+    dropped: &'a RefCell<Vec<BlobHash>>,
+    blobs: &'a Blobs,
 }
 
 impl Tx<'_> {
@@ -141,6 +146,39 @@ impl Tx<'_> {
         }
     }
 
+    /// Adds a reference to a blob stored and pinned by `staged` (an upload, or
+    /// `Blobs::pin`): the pin is what keeps the blob from being deleted before this
+    /// transaction commits. Returns the new count.
+    pub(super) fn add_ref(&self, staged: &Staged) -> TxResult<u64> {
+        let hash = staged.hash();
+        let count = self.get(&BLOB_REFS, &hash)?.map_or(0, |c| c.0) + 1;
+        self.put(&BLOB_REFS, &hash, &Count(count))?;
+        Ok(count)
+    }
+
+    /// Drops a reference to a blob; at the last one, the blob is deleted once this
+    /// transaction is durable (never before). Returns the count left. Dropping a
+    /// reference the blob does not have aborts: the caller's records are inconsistent.
+    pub(super) fn drop_ref(&self, hash: &BlobHash) -> TxResult<u64> {
+        match self.get(&BLOB_REFS, hash)? {
+            None | Some(Count(0)) => abort(StoreError::Bug(format!(
+                "dropping a reference to blob {hash}, which has none"
+            ))),
+            Some(Count(1)) => {
+                self.remove(&BLOB_REFS, hash)?;
+                // Marked before the commit can make the count 0 visible, so that no
+                // deletion acts on it before the commit is durable (see `blobs`).
+                self.blobs.mark_dropping(*hash);
+                self.dropped.borrow_mut().push(*hash);
+                Ok(0)
+            }
+            Some(Count(n)) => {
+                self.put(&BLOB_REFS, hash, &Count(n - 1))?;
+                Ok(n - 1)
+            }
+        }
+    }
+
     /// Records that `id` is taken, in the same transaction as the record using it.
     pub(super) fn take_id(&self, id: u64) -> TxResult<()> {
         self.put(
@@ -162,13 +200,17 @@ impl Store {
     pub(super) fn transact<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T, StoreError> {
         let stamp = self.next_stamp();
         let touched = RefCell::new(Vec::new());
+        let dropped = RefCell::new(Vec::new());
         let journaling = self.journal.is_active();
-        let value =
+        let result =
             <[sled::Tree] as Transactional<StoreError>>::transaction(&self.trees[..], |views| {
                 touched.borrow_mut().clear();
+                dropped.borrow_mut().clear();
                 let tx = Tx {
                     views,
                     touched: journaling.then_some(&touched),
+                    dropped: &dropped,
+                    blobs: &self.blobs,
                 };
                 let value = f(&tx)?;
                 tx.put(&META, &MetaKey::Stamp, &super::codec::Raw(stamp.to_vec()))?;
@@ -177,7 +219,11 @@ impl Store {
             .map_err(|err| match err {
                 TransactionError::Abort(err) => err,
                 TransactionError::Storage(err) => err.into(),
-            })?;
+            });
+        // Committed or not (an engine error leaves it unknown), the blobs it dropped wait
+        // for a durable write and are deleted only if their count is still 0 then.
+        self.blobs.settle_dropped(dropped.into_inner());
+        let value = result?;
         if journaling {
             self.journal.note(touched.into_inner());
         }
