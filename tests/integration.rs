@@ -11,6 +11,8 @@ mod account_api;
 mod authz;
 #[path = "integration/backup.rs"]
 mod backup;
+#[path = "integration/backup_load.rs"]
+mod backup_load;
 #[path = "integration/cli.rs"]
 mod cli;
 #[path = "integration/crash.rs"]
