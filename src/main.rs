@@ -565,6 +565,9 @@ fn serve(config: Config, dir: DataDir) -> Result<(), BoxError> {
             "effective settings"
         );
         let app = Arc::new(App::new(store, Clock::System, config.settings));
+        // Handlers installed before the listening line: a SIGTERM sent as soon as it
+        // appears (systemd, tests) is a clean stop, not the default disposition's kill.
+        let signals = Signals::install();
         // Its own target, so `RUST_LOG=warn,upkeep::listening=info` still shows it.
         // `credentials`: tokens plus grace secrets (earlier secrets of rotated tokens), as
         // `upkeep doctor` and `upkeep restore` count them.
@@ -606,7 +609,7 @@ fn serve(config: Config, dir: DataDir) -> Result<(), BoxError> {
             listener.local_addr()?
         ));
         let shutdown = async {
-            shutdown_signal().await;
+            signals.recv().await;
             upkeep::systemd::notify("STOPPING=1");
         };
         upkeep::server::run(listener, app.clone(), shutdown).await?;
@@ -628,26 +631,34 @@ fn save_index_snapshot(store: &Store) {
     }
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (systemd stop).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// SIGINT (Ctrl-C) and SIGTERM (systemd stop), caught from the moment of `install`.
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    }
+
+    /// Resolves on the first of them.
+    async fn recv(mut self) {
+        async fn next(signal: Option<&mut tokio::signal::unix::Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received"),
-        () = terminate => tracing::info!("SIGTERM received"),
+        tokio::select! {
+            () = next(self.interrupt.as_mut()) => tracing::info!("SIGINT received"),
+            () = next(self.terminate.as_mut()) => tracing::info!("SIGTERM received"),
+        }
     }
 }
