@@ -10,12 +10,15 @@
 # on 127.0.0.1, and runs wrk (CONNECTIONS=32 connections, THREADS=2 threads, DURATION
 # seconds each, --latency) in this order, so machine noise hits both sides alike:
 #
-#   hello, GET /v1/account, hello, GET /_/token?limit=100, hello,
+#   hello, GET /v1/account (RUST_LOG=warn), hello, GET /_/token?limit=100, hello,
 #   POST /v1/account/tokens (durable), hello,
-#   GET /v1/account again with request logging on (RUST_LOG=info, stderr to /dev/null), hello
+#   GET /v1/account in the default configuration (RUST_LOG unset, text log: one request
+#   line per request; stderr to /dev/null), hello,
+#   GET /_/token on a second store holding 10 operator tokens (RUST_LOG=warn), hello
 #
 # Each route's ratio is its req/s over the mean of the two hello runs beside it. The
-# measured upkeep runs use RUST_LOG=warn,upkeep::listening=info (no per-request line).
+# headline figure is GET /v1/account in the default configuration (issue 14: ≥ 0.85×).
+# The other upkeep runs use RUST_LOG=warn,upkeep::listening=info (no per-request line).
 # Also reported: start-up time (exec of `upkeep serve` to its listening line) with TOKENS
 # tokens, both loading index.snapshot (after a clean stop: the measured server) and
 # scanning the store (the first start after the fill, as after a crash), and upkeep's
@@ -92,15 +95,21 @@ wait_http() {
 UPKEEP_PID=
 UPKEEP_PORT=
 UPKEEP_START_MS=
-# Starts upkeep on a free port with RUST_LOG=$1, stderr to $2 (a file or /dev/null).
+# Starts upkeep on a free port with RUST_LOG=$1 ("-": unset, and the default log format
+# instead of JSON), stderr to $2 (a file or /dev/null; with /dev/null, on port $3).
 # Sets UPKEEP_PID, UPKEEP_PORT and, when the log is a file, UPKEEP_START_MS.
 start_upkeep() {
   local rust_log=$1 err=$2 port=${3:-0} started line stamp listened
+  local env_args=(RUST_LOG="$rust_log") format_args=(--log-format json)
+  if [ "$rust_log" = - ]; then
+    env_args=(-u RUST_LOG)
+    format_args=()
+  fi
   started=$(now_ns)
   # The durable-creation run makes ~100k tokens in one account: lift the per-account
   # quota (default 1,000) so it measures writes, not 409s.
-  RUST_LOG=$rust_log UPKEEP_MAX_TOKENS_PER_ACCOUNT=100000000 \
-    "$UPKEEP" --data "$DATA" --log-format json serve \
+  env "${env_args[@]}" UPKEEP_MAX_TOKENS_PER_ACCOUNT=100000000 \
+    "$UPKEEP" --data "$DATA" "${format_args[@]}" serve \
     --listen "127.0.0.1:$port" 2>"$err" &
   UPKEEP_PID=$!
   PIDS+=("$UPKEEP_PID")
@@ -167,6 +176,11 @@ FILL_S=$(awk -v ns=$(( $(now_ns) - fill_started )) 'BEGIN { printf "%.1f", ns / 
 . "$WORK/secrets"
 [ -n "${ACCOUNT_TOKEN:-}" ] && [ -n "${OPERATOR_TOKEN:-}" ] || die "prefill printed no tokens"
 DB_SIZE=$(du -sh "$DATA" | cut -f1)
+# A second store for GET /_/token as issue 10 measures it: 10 operator tokens in all.
+SMALL=$WORK/small
+"$PREFILL" "$SMALL" 10 --operators 10 >"$WORK/small.secrets" 2>/dev/null
+SMALL_OPERATOR_TOKEN=$(sed -n 's/^OPERATOR_TOKEN=//p' "$WORK/small.secrets")
+[ -n "$SMALL_OPERATOR_TOKEN" ] || die "prefill printed no operator token for the small store"
 
 # ---- servers ---------------------------------------------------------------------------
 QUIET=warn,upkeep::listening=info
@@ -253,14 +267,23 @@ measure "POST /v1/account/tokens (durable)" "$UP/v1/account/tokens" "${CREATE_AR
 measure hello "$HELLO_URL"
 RSS_AFTER=$(rss_kb "$UPKEEP_PID")
 
-# The cost of request logging: the same server with RUST_LOG=info, its log to /dev/null.
+# The default configuration (issue 14's headline): RUST_LOG unset and the default (text)
+# log format, so every request is logged; the log goes to /dev/null.
 port=$UPKEEP_PORT
 stop_upkeep
-start_upkeep info /dev/null "$port"
+start_upkeep - /dev/null "$port"
 run_wrk "$WARMUP" "$UP/v1/account" "${ACCOUNT_ARGS[@]}" >/dev/null
-measure "GET /v1/account, RUST_LOG=info" "$UP/v1/account" "${ACCOUNT_ARGS[@]}"
+measure "GET /v1/account, default config (request log on)" "$UP/v1/account" "${ACCOUNT_ARGS[@]}"
 measure hello "$HELLO_URL"
 RSS_AFTER_LOG=$(rss_kb "$UPKEEP_PID")
+stop_upkeep
+
+# GET /_/token on a store holding 10 operator tokens (the whole list is one page).
+DATA=$SMALL start_upkeep "$QUIET" /dev/null "$port"
+check -H "Authorization: Bearer $SMALL_OPERATOR_TOKEN" "$UP/_/token"
+run_wrk "$WARMUP" "$UP/_/token" -H "Authorization: Bearer $SMALL_OPERATOR_TOKEN" >/dev/null
+measure "GET /_/token (10 operator tokens)" "$UP/_/token" -H "Authorization: Bearer $SMALL_OPERATOR_TOKEN"
+measure hello "$HELLO_URL"
 stop_upkeep
 
 # ---- report ----------------------------------------------------------------------------
@@ -272,6 +295,21 @@ echo "upkeep: $REV (at build); TOKENS=$TOKENS ($DB_SIZE on disk, filled in ${FIL
 echo "wrk --latency -t $THREADS -c $CONNECTIONS -d ${DURATION}s, 127.0.0.1; load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "start-up (exec to listening line): ${START_MS} ms from index.snapshot (after a clean stop), ${SCAN_START_MS} ms scanning the store (after a crash)"
 echo "VmRSS after start: $((RSS_START / 1024)) MiB ($((RSS_SCAN / 1024)) MiB after a scanning start), after load: $((RSS_AFTER / 1024)) MiB (logging run: $((RSS_AFTER_LOG / 1024)) MiB)"
+# The ratio of the run labelled $1 (to the mean of the hello runs beside it).
+ratio_of() {
+  local i n=${#RESULTS[@]} label rps before after
+  for ((i = 1; i < n - 1; i++)); do
+    IFS='|' read -r label rps _ <<<"${RESULTS[$i]}"
+    [ "$label" = "$1" ] || continue
+    IFS='|' read -r _ before _ <<<"${RESULTS[$((i - 1))]}"
+    IFS='|' read -r _ after _ <<<"${RESULTS[$((i + 1))]}"
+    awk -v r="$rps" -v a="$before" -v b="$after" 'BEGIN { printf "%.3f", r / ((a + b) / 2) }'
+    return
+  done
+  echo "?"
+}
+echo
+echo "**headline: GET /v1/account in the default configuration (request log on): $(ratio_of "GET /v1/account, default config (request log on)")× hello** (RUST_LOG=warn: $(ratio_of "GET /v1/account")×)"
 echo
 echo "| run | req/s | p50 ms | p99 ms | vs hello beside it |"
 echo "|---|---:|---:|---:|---:|"

@@ -3,27 +3,32 @@
 use crate::cli::LogFormat;
 use tracing_subscriber::EnvFilter;
 
-/// Keeps the log writer thread alive; dropping it flushes what is queued. Hold it until
-/// the process ends.
+/// Keeps the log writer thread alive; dropping it writes what is queued and stops the
+/// thread. Hold it until the process ends.
 pub struct LogGuard(
     /// Held only for its `Drop`.
     #[allow(dead_code)]
-    Option<tracing_appender::non_blocking::WorkerGuard>,
+    Option<WorkerGuard>,
 );
 
 /// Lines the log writer thread may have queued before new ones are dropped.
 const QUEUE_LINES: usize = 128_000;
 
-/// The queue's drop counter, once [`init`] installed the writer.
-static DROPPED: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
-    std::sync::OnceLock::new();
+/// How often the writer thread writes what is queued: lines reach stderr at most this
+/// late (or sooner, once [`WAKE_BYTES`] are queued).
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Queued bytes at which a logging thread wakes the writer rather than let it sleep out
+/// [`FLUSH_EVERY`].
+const WAKE_BYTES: usize = 64 * 1024;
+
+/// The installed writer's queue, once [`init`] installed it.
+static INSTALLED: std::sync::OnceLock<std::sync::Arc<Queue>> = std::sync::OnceLock::new();
 
 /// Log lines dropped because the writer's queue was full (a slow stderr, a stalled
 /// journald): `upkeep_log_lines_dropped_total`.
 pub fn dropped_lines() -> u64 {
-    DROPPED
-        .get()
-        .map_or(0, |counter| counter.dropped_lines() as u64)
+    INSTALLED.get().map_or(0, |queue| queue.dropped())
 }
 
 /// The metric for `GET /metrics`.
@@ -36,19 +41,167 @@ pub fn render_metrics(out: &mut String) {
     let _ = writeln!(out, "upkeep_log_lines_dropped_total {}", dropped_lines());
 }
 
+/// Lines waiting for the writer thread: one buffer, handed over whole.
+pub struct Queue {
+    state: std::sync::Mutex<Pending>,
+    wake: std::sync::Condvar,
+    dropped: std::sync::atomic::AtomicU64,
+    max_lines: usize,
+}
+
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    lines: usize,
+    /// A wake-up was sent and the writer has not taken the buffer since.
+    woken: bool,
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lines dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Queues one line (the bytes of one `write`), or drops and counts it when the queue
+    /// is full. Never waits for the writer.
+    fn push(&self, line: &[u8]) {
+        let mut pending = self.lock();
+        if pending.lines >= self.max_lines {
+            drop(pending);
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        pending.bytes.extend_from_slice(line);
+        pending.lines += 1;
+        if pending.bytes.len() >= WAKE_BYTES && !pending.woken {
+            pending.woken = true;
+            drop(pending);
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// The writing side of a [`Queue`] (a `tracing` writer): each write is one line.
+#[derive(Clone)]
+pub struct NonBlocking(std::sync::Arc<Queue>);
+
+impl NonBlocking {
+    /// The queue behind it (for its drop counter).
+    pub fn queue(&self) -> &std::sync::Arc<Queue> {
+        &self.0
+    }
+}
+
+impl std::io::Write for NonBlocking {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.push(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What `tracing` writes an event to: a borrow of the queue, no reference counting.
+pub struct LineWriter<'a>(&'a Queue);
+
+impl std::io::Write for LineWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.push(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for NonBlocking {
+    type Writer = LineWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LineWriter(&self.0)
+    }
+}
+
+/// Stops the writer thread when dropped, after it wrote everything queued.
+pub struct WorkerGuard {
+    queue: std::sync::Arc<Queue>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for WorkerGuard {
+    fn drop(&mut self) {
+        self.queue.lock().closed = true;
+        self.queue.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A queue in front of `writer`, written by a dedicated thread, that never makes its
 /// caller wait: when `lines` are already queued, a new line is dropped and counted.
+///
+/// Lines are written in batches: the thread takes the whole queue every [`FLUSH_EVERY`]
+/// (sooner when [`WAKE_BYTES`] are queued) and writes it with one `write`. A logging
+/// thread only appends to a buffer under a mutex: no channel send, no wake-up of another
+/// thread and no system call per line (with one line a request, those cost more than
+/// formatting it).
 pub fn non_blocking<W: std::io::Write + Send + 'static>(
-    writer: W,
+    mut writer: W,
     lines: usize,
-) -> (
-    tracing_appender::non_blocking::NonBlocking,
-    tracing_appender::non_blocking::WorkerGuard,
-) {
-    tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(lines)
-        .finish(writer)
+) -> (NonBlocking, WorkerGuard) {
+    let queue = std::sync::Arc::new(Queue {
+        state: std::sync::Mutex::default(),
+        wake: std::sync::Condvar::new(),
+        dropped: std::sync::atomic::AtomicU64::new(0),
+        max_lines: lines,
+    });
+    let thread = {
+        let queue = queue.clone();
+        std::thread::Builder::new()
+            .name("upkeep-log".to_owned())
+            .spawn(move || {
+                let mut batch = Vec::new();
+                loop {
+                    let closed = {
+                        let mut pending = queue.lock();
+                        if !pending.closed && !pending.woken {
+                            pending = queue
+                                .wake
+                                .wait_timeout(pending, FLUSH_EVERY)
+                                .unwrap_or_else(|e| e.into_inner())
+                                .0;
+                        }
+                        std::mem::swap(&mut batch, &mut pending.bytes);
+                        pending.lines = 0;
+                        pending.woken = false;
+                        pending.closed
+                    };
+                    if !batch.is_empty() {
+                        // Nowhere to report a failing stderr; the lines are lost.
+                        let _ = writer.write_all(&batch).and_then(|()| writer.flush());
+                        batch.clear();
+                        // A burst's buffer is not kept for ever.
+                        batch.shrink_to(WAKE_BYTES * 2);
+                    }
+                    if closed {
+                        return;
+                    }
+                }
+            })
+            .ok()
+    };
+    (NonBlocking(queue.clone()), WorkerGuard { queue, thread })
 }
 
 /// The filter: `RUST_LOG` when it names targets (`warn,upkeep::listening=info`); a bare
@@ -75,14 +228,14 @@ pub fn filter(rust_log: Option<&str>, default_level: &str) -> EnvFilter {
 /// Installs the global subscriber. `default_level` applies to upkeep's own lines when
 /// `RUST_LOG` is unset or invalid (`info` for the server, `warn` for one-shot commands).
 ///
-/// Lines are formatted on the calling thread and written to stderr by a dedicated
-/// thread, so a request never waits on a `write(2)`. A request never waits on the log
+/// Lines are formatted on the calling thread and written to stderr in batches by a
+/// dedicated thread ([`non_blocking`]), so a request never waits on a `write(2)`. A request never waits on the log
 /// either: when the writer falls behind and its queue is full, lines are dropped and
 /// counted ([`dropped_lines`], a metric, and a warning from the server).
 pub fn init(format: LogFormat, default_level: &str) -> LogGuard {
     let filter = filter(std::env::var("RUST_LOG").ok().as_deref(), default_level);
     let (writer, guard) = non_blocking(std::io::stderr(), QUEUE_LINES);
-    let counter = writer.error_counter();
+    let queue = writer.queue().clone();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -92,7 +245,7 @@ pub fn init(format: LogFormat, default_level: &str) -> LogGuard {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     if result.is_ok() {
-        let _ = DROPPED.set(counter);
+        let _ = INSTALLED.set(queue);
         TEXT.store(
             format == LogFormat::Text,
             std::sync::atomic::Ordering::Relaxed,
@@ -329,6 +482,33 @@ mod tests {
     }
 
     #[test]
+    fn queued_lines_are_written_in_order_and_all_written_at_the_end() {
+        use std::io::Write;
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Shared(Arc<Mutex<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let out = Shared::default();
+        let (mut writer, guard) = non_blocking(out.clone(), 1000);
+        for i in 0..500 {
+            writer.write_all(format!("line {i}\n").as_bytes()).unwrap();
+        }
+        drop(guard);
+        let written = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let expected: String = (0..500).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(written, expected);
+        assert_eq!(writer.queue().dropped(), 0);
+    }
+
+    #[test]
     fn a_full_queue_drops_and_counts_instead_of_blocking() {
         use std::io::Write;
         use std::sync::{Arc, Barrier};
@@ -348,14 +528,14 @@ mod tests {
         }
         let release = Arc::new(Barrier::new(2));
         let (mut writer, guard) = non_blocking(Stuck(release.clone(), false), 4);
-        let counter = writer.error_counter();
-        // The writer thread takes at most one line and blocks; the queue holds 4; the
-        // rest must be dropped at once, not waited for.
+        let counter = writer.queue().clone();
+        // The writer thread takes at most one batch (at most 4 lines) and blocks; the
+        // queue holds 4 more; the rest must be dropped at once, not waited for.
         for i in 0..100 {
             writer.write_all(format!("line {i}\n").as_bytes()).unwrap();
         }
-        let dropped = counter.dropped_lines();
-        assert!(dropped >= 95, "dropped {dropped}");
+        let dropped = counter.dropped();
+        assert!(dropped >= 92, "dropped {dropped}");
         release.wait();
         drop(guard);
     }

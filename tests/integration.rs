@@ -16,6 +16,7 @@
 //! protocol.rs, authz.rs, openapi.rs, limits.rs, malformed.rs       the HTTP surface as a whole
 //! crash.rs, disk.rs, persistence.rs, backup.rs, snapshot.rs, secrets.rs   the store and data at rest
 //! audit.rs                          the audit log of changes
+//! backup_load.rs                    the server keeps answering while a backup runs
 //! ```
 
 #[path = "integration/support.rs"]
@@ -39,6 +40,8 @@ mod audit;
 mod authz;
 #[path = "integration/backup.rs"]
 mod backup;
+#[path = "integration/backup_load.rs"]
+mod backup_load;
 #[path = "integration/crash.rs"]
 mod crash;
 #[path = "integration/disk.rs"]

@@ -55,7 +55,9 @@ pub fn delete<'a>(ctx: &Ctx<'a>, prefix: &str) -> Result<Done<'a, Account>, Erro
 }
 
 /// The account's `activationLimit`: its plan license's limit while that license has not
-/// expired, otherwise `default_limit` (SPEC §1).
+/// expired, otherwise `default_limit` (SPEC §1). From the in-memory index (no store
+/// read); from the stored license only for an account the index no longer knows (deleted
+/// since it was read).
 ///
 /// # Errors
 /// The store failed.
@@ -65,10 +67,13 @@ pub fn activation_limit(
     default_limit: u32,
     now: Timestamp,
 ) -> Result<u32, Error> {
-    Ok(store
-        .account_license(account)?
-        .and_then(|license| license.limit_at(now))
-        .unwrap_or(default_limit))
+    let limit = match store.plan_limit(&account.prefix, now) {
+        Some(limit) => limit,
+        None => store
+            .account_license(account)?
+            .and_then(|license| license.limit_at(now)),
+    };
+    Ok(limit.unwrap_or(default_limit))
 }
 
 /// A page of accounts, by prefix.

@@ -271,6 +271,11 @@ impl<W: Write> Emitter<'_, W> {
 }
 
 impl Store {
+    /// Whether a backup is being written now (from its start until its last line).
+    pub fn backup_in_progress(&self) -> bool {
+        self.journal.is_active()
+    }
+
     /// Writes a consistent snapshot of the whole store to `out`, streaming, while
     /// writers go on (see the module doc for why it is one point in time).
     ///

@@ -41,32 +41,33 @@ impl Store {
             (true, Some((name_key, _))) => Some(Cursor::after(name_key.name.as_str())),
             _ => None,
         };
-        let name_keys: Vec<OwnerName> = entries.into_iter().map(|(key, _)| key).collect();
         Ok(Page {
-            items: self.tokens_behind(&name_keys)?,
+            items: self.tokens_behind(entries)?,
             next,
         })
     }
 
-    /// The tokens behind name-index entries. Plain reads, with one subtlety: sled applies
-    /// a commit tree by tree, so a reader can catch a rotation or deletion half done (a
-    /// name still pointing at a token already gone). Every commit runs under the write
-    /// lock, so on such a miss the reader takes the lock (the commit is then complete)
-    /// and reads the entry again: gone means deleted (skipped), a new hash means rotated.
-    /// Only a miss that survives this is a corrupt index. (A read transaction would also
-    /// be consistent, but sled's take a global lock and write to the log: 3x slower.)
-    fn tokens_behind(&self, name_keys: &[OwnerName]) -> Result<Vec<Token>, StoreError> {
-        let mut tokens = Vec::with_capacity(name_keys.len());
-        for name_key in name_keys {
-            let Some(hash) = self.read(&OWNER_NAMES, name_key)? else {
-                continue;
-            };
+    /// The tokens behind name-index entries (name key and the token hash it held when
+    /// read): one get per token, from the hash the scan already decoded. Plain reads, with
+    /// one subtlety: sled applies a commit tree by tree, so a reader can catch a rotation or
+    /// deletion half done (a name still pointing at a token already gone). Every commit runs
+    /// under the write lock, so on such a miss the reader takes the lock (the commit is then
+    /// complete) and reads the name entry again: gone means deleted (skipped), a new hash
+    /// means rotated. Only a miss that survives this is a corrupt index. (A read
+    /// transaction would also be consistent, but sled's take a global lock and write to the
+    /// log: 3x slower.)
+    fn tokens_behind(
+        &self,
+        entries: Vec<(OwnerName, TokenHash)>,
+    ) -> Result<Vec<Token>, StoreError> {
+        let mut tokens = Vec::with_capacity(entries.len());
+        for (name_key, hash) in entries {
             if let Some(token) = self.read(&TOKENS, &hash)? {
                 tokens.push(self.with_recent_use(token));
                 continue;
             }
             let _settled = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(hash) = self.read(&OWNER_NAMES, name_key)? else {
+            let Some(hash) = self.read(&OWNER_NAMES, &name_key)? else {
                 continue;
             };
             match self.read(&TOKENS, &hash)? {
@@ -102,7 +103,11 @@ impl Store {
         account: Option<&AccountPrefix>,
         name: &str,
     ) -> Result<Option<Token>, StoreError> {
-        Ok(self.tokens_behind(&[OwnerName::new(account, name)])?.pop())
+        let name_key = OwnerName::new(account, name);
+        let Some(hash) = self.read(&OWNER_NAMES, &name_key)? else {
+            return Ok(None);
+        };
+        Ok(self.tokens_behind(vec![(name_key, hash)])?.pop())
     }
 
     /// Creates a token with a fresh secret.
