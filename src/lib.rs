@@ -41,6 +41,7 @@
 //!   `tx.rs` (typed transactions), `page.rs` (opaque versioned cursors), `index_load.rs`,
 //!   `commit.rs` (group commit), `migrate.rs`, [`store::backup`], `files.rs`,
 //!   `token_index.rs` ([`store::TokenIndex`]), `snapshot.rs` (`<data>/index.snapshot`).
+//! - [`package`] — reads a WordPress zip (SPEC §7): headers, readme as safe HTML; pure.
 //! - [`model`] — records and pure rules: accounts, tokens, plan licenses, scopes, time,
 //!   sizes. [`token`] — the `upk_…` format, pure.
 //! - [`error`] — the use-case error: one `status()`, one `code()`.
@@ -111,6 +112,7 @@ pub mod http;
 pub mod man;
 pub mod metrics;
 pub mod model;
+pub mod package;
 pub mod server;
 pub mod service;
 pub mod store;
