@@ -16,6 +16,7 @@
 //! protocol.rs, authz.rs, openapi.rs, limits.rs, malformed.rs       the HTTP surface as a whole
 //! crash.rs, disk.rs, persistence.rs, backup.rs, snapshot.rs, secrets.rs   the store and data at rest
 //! audit.rs                          the audit log of changes
+//! package.rs                        the package reader on real WordPress plugins and themes
 //! ```
 
 #[path = "integration/support.rs"]
@@ -49,6 +50,8 @@ mod limits;
 mod malformed;
 #[path = "integration/openapi.rs"]
 mod openapi;
+#[path = "integration/package.rs"]
+mod package;
 #[path = "integration/persistence.rs"]
 mod persistence;
 #[path = "integration/protocol.rs"]
