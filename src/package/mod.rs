@@ -43,7 +43,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 /// More entries than this is refused.
 pub const MAX_ENTRIES: u64 = 20_000;
-/// A larger central directory is refused (20,000 entries with 400-byte names fit).
+/// A larger central directory is refused (20,000 entries with 800-byte names fit).
 pub const MAX_CENTRAL_DIRECTORY: u64 = 16 << 20;
 /// What `get_file_data()` reads of a header file.
 pub const HEADER_BYTES: u64 = 8 << 10;
@@ -186,8 +186,13 @@ struct Meter {
 }
 
 impl Meter {
+    /// Records a failure of the input itself. `InvalidInput` is the zip's fault, not the
+    /// disk's: a seek before the start, which hostile offsets ask for.
     fn fail(&self, e: &io::Error) {
-        if e.kind() != io::ErrorKind::Interrupted {
+        if !matches!(
+            e.kind(),
+            io::ErrorKind::Interrupted | io::ErrorKind::InvalidInput
+        ) {
             *self.failed.borrow_mut() = Some(io::Error::new(e.kind(), e.to_string()));
         }
     }

@@ -420,3 +420,16 @@ fn an_input_failure_is_io_not_invalid() {
     let (result, _) = read_with_stats(&mut Broken, None);
     assert!(matches!(result, Err(PackageError::Io(_))), "{result:?}");
 }
+
+#[test]
+fn a_seek_before_the_start_is_the_zips_fault_not_the_disks() {
+    let meter = Meter::default();
+    meter.fail(&io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "negative seek",
+    ));
+    meter.fail(&io::Error::new(io::ErrorKind::Interrupted, "again"));
+    assert!(meter.failed.borrow().is_none());
+    meter.fail(&io::Error::other("EIO"));
+    assert!(meter.failed.borrow().is_some());
+}
