@@ -42,6 +42,7 @@
 //!   `commit.rs` (group commit), `migrate.rs`, [`store::backup`], `files.rs`,
 //!   `token_index.rs` ([`store::TokenIndex`]), `snapshot.rs` (`<data>/index.snapshot`),
 //!   [`store::blobs`] (file content by blake3 hash in `<data>/blobs/`, `blob_refs` counts).
+//! - [`package`] — reads a WordPress zip (SPEC §7): headers, readme as safe HTML; pure.
 //! - [`model`] — records and pure rules: accounts, tokens, plan licenses, scopes, time,
 //!   sizes. [`token`] — the `upk_…` format, pure.
 //!   Releases: `version.rs` (semver ∩ PHP), `channel.rs`, `rollout.rs` (§8.3), pure.
@@ -113,6 +114,7 @@ pub mod http;
 pub mod man;
 pub mod metrics;
 pub mod model;
+pub mod package;
 pub mod server;
 pub mod service;
 pub mod store;

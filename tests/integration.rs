@@ -17,6 +17,7 @@
 //! crash.rs, disk.rs, persistence.rs, backup.rs, snapshot.rs, secrets.rs   the store and data at rest
 //! audit.rs                          the audit log of changes
 //! backup_load.rs                    the server keeps answering while a backup runs
+//! package.rs                        the package reader on real WordPress plugins and themes
 //! ```
 
 #[path = "integration/support.rs"]
@@ -52,6 +53,8 @@ mod limits;
 mod malformed;
 #[path = "integration/openapi.rs"]
 mod openapi;
+#[path = "integration/package.rs"]
+mod package;
 #[path = "integration/persistence.rs"]
 mod persistence;
 #[path = "integration/protocol.rs"]

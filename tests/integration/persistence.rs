@@ -87,26 +87,37 @@ async fn accounts_tokens_and_license_bindings_survive_a_restart() {
     drop(dir);
 }
 
-/// Copies a committed fixture data directory into a fresh temporary one.
-fn copy_fixture(name: &str) -> tempfile::TempDir {
-    fn copy(from: &std::path::Path, to: &std::path::Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), &target).unwrap();
-            }
+/// Copies a directory tree.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
         }
     }
-    let dir = tempfile::tempdir().unwrap();
+}
+
+/// Copies a committed fixture data directory into a fresh temporary one.
+fn copy_fixture(name: &str) -> tempfile::TempDir {
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name);
-    copy(&source, dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&source, dir.path());
     dir
+}
+
+/// A copy of a data directory whose store was just closed. Opening the original again at
+/// once with a second sled handle races sled's I/O threads for its lock (the store waits
+/// for that only when it closed the directory itself); a copy has no lock.
+fn copy_closed(dir: &std::path::Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    copy_tree(dir, copy.path());
+    copy
 }
 
 #[test]
@@ -134,6 +145,7 @@ fn a_schema_v1_store_is_migrated_on_open() {
     assert_eq!(first_byte(&raw), 1, "its accounts are version-1 records");
     drop(raw);
 
+    let dir = copy_closed(dir.path());
     let store = upkeep::Store::open(dir.path()).expect("the old store opens");
     let acme = store
         .account(&AccountPrefix::parse("acme").unwrap())
@@ -157,6 +169,7 @@ fn a_schema_v1_store_is_migrated_on_open() {
     assert!(store.index().get(&hash).is_some());
     drop(store);
 
+    let dir = copy_closed(dir.path());
     let raw = sled::open(dir.path().join("db")).unwrap();
     assert_eq!(version(&raw), upkeep::store::schema::SCHEMA_VERSION);
     assert_eq!(
@@ -176,6 +189,7 @@ fn a_store_newer_than_the_binary_is_refused_clearly() {
         .unwrap();
     raw.flush().unwrap();
     drop(raw);
+    let dir = copy_closed(dir.path());
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_upkeep"))
         .args(["account", "list", "--data"])
         .arg(dir.path())

@@ -17,9 +17,9 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use upkeep::Error;
 use upkeep::http::auth::{authenticate, credential};
+use upkeep::model::{Timestamp, TokenId};
 use upkeep::store::TokenIndex;
 use upkeep::token::{ServerKey, TokenKind, derive};
-use upkeep::model::{Timestamp, TokenId};
 
 fn valid_token(selector: u8) -> String {
     let kind = match selector / 6 % 3 {

@@ -65,12 +65,21 @@ fn check(method: &Method, path: &str) {
             };
             assert_eq!(row.method, expected, "{method} {path:?} -> {}", row.name);
             // Routing is deterministic.
-            assert_eq!(upkeep::api::find(method, path).ok().map(|m| m.index), Some(found.index));
+            assert_eq!(
+                upkeep::api::find(method, path).ok().map(|m| m.index),
+                Some(found.index)
+            );
             // The row's own method and path (parameters filled in) route back to it.
             let canonical = example_path(row, "sample-name");
             match upkeep::api::find(&row.method, &canonical) {
-                Ok(again) => assert_eq!(again.index, found.index, "{method} {path:?} vs {canonical:?}"),
-                Err(err) => panic!("{method} {path:?} -> {}, but {canonical:?}: {err:?}", row.name),
+                Ok(again) => assert_eq!(
+                    again.index, found.index,
+                    "{method} {path:?} vs {canonical:?}"
+                ),
+                Err(err) => panic!(
+                    "{method} {path:?} -> {}, but {canonical:?}: {err:?}",
+                    row.name
+                ),
             }
             // HEAD goes wherever GET goes.
             if row.method == Method::GET {
@@ -82,7 +91,10 @@ fn check(method: &Method, path: &str) {
         }
         Err(Error::NotFound(_)) => {}
         Err(Error::MethodNotAllowed(allowed)) => {
-            assert!(allowed.iter().next().is_some(), "{method} {path:?}: empty Allow");
+            assert!(
+                allowed.iter().next().is_some(),
+                "{method} {path:?}: empty Allow"
+            );
             assert!(
                 !allowed.contains(method),
                 "{method} {path:?}: 405 but Allow lists it: {allowed:?}"

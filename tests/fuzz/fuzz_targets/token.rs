@@ -11,8 +11,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use upkeep::token::{ServerKey, TOKEN_LEN, TokenKind, derive, parse, parse_kind};
 use upkeep::model::{TokenHash, TokenId};
+use upkeep::token::{ServerKey, TOKEN_LEN, TokenKind, derive, parse, parse_kind};
 
 /// Length of the checksum at the end of every token.
 const CHECK_LEN: usize = 6;
