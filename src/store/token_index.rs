@@ -64,6 +64,9 @@ struct AccountSlot {
     /// When the bound plan license expires (Unix ms, [`NEVER`] for none): from then on
     /// it no longer counts and the account has no plan limit. Written before `state`.
     license_expires: AtomicU64,
+    /// The account's tokens in the index (current secrets; grace aliases not counted):
+    /// what the per-account quota checks, without a store scan under the write lock.
+    tokens: AtomicU64,
 }
 
 impl AccountSlot {
@@ -72,6 +75,7 @@ impl AccountSlot {
             prefix,
             state: AtomicU64::new(state),
             license_expires: AtomicU64::new(license_expires),
+            tokens: AtomicU64::new(0),
         })
     }
 
@@ -124,6 +128,23 @@ struct IndexEntry {
     scopes: Scopes,
     /// Operator tokens: bit 0 active, bit 1 write. Any entry: bit 2, a grace alias.
     flags: u8,
+}
+
+impl IndexEntry {
+    /// Adds `delta` to its account's token count, if it is an account's current secret.
+    fn count(&self, delta: i64) {
+        if let Some(slot) = &self.account
+            && self.flags & GRACE == 0
+        {
+            if delta > 0 {
+                slot.tokens
+                    .fetch_add(delta.unsigned_abs(), Ordering::AcqRel);
+            } else {
+                slot.tokens
+                    .fetch_sub(delta.unsigned_abs(), Ordering::AcqRel);
+            }
+        }
+    }
 }
 
 const OP_ACTIVE: u8 = 1;
@@ -288,11 +309,24 @@ impl TokenIndex {
                 *entry.last_used.get_mut() = old_used;
             }
         }
-        shard.insert(hash, entry);
+        entry.count(1);
+        if let Some(old) = shard.insert(hash, entry) {
+            old.count(-1);
+        }
     }
 
     pub fn remove(&self, hash: &TokenHash) {
-        write(self.shard(hash)).remove(hash);
+        if let Some(old) = write(self.shard(hash)).remove(hash) {
+            old.count(-1);
+        }
+    }
+
+    /// How many tokens (current secrets, not grace aliases) the index holds for `prefix`.
+    pub fn account_tokens(&self, prefix: &AccountPrefix) -> usize {
+        read(&self.accounts)
+            .by_prefix
+            .get(prefix)
+            .map_or(0, |slot| slot.tokens.load(Ordering::Acquire) as usize)
     }
 
     pub fn get(&self, hash: &TokenHash) -> Option<AuthRecord> {
@@ -555,6 +589,7 @@ impl TokenIndex {
                 flags,
             };
             let shard = usize::from(hash.as_bytes()[8]) % N_SHARDS;
+            entry.count(1);
             if shards[shard].insert(hash, entry).is_some() {
                 return Err(invalid("entry listed twice"));
             }

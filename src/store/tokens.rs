@@ -129,20 +129,10 @@ impl Store {
         };
         self.write(|| {
             if let Some(prefix) = &account {
-                // Under the write lock the count stays true for the transaction. It reads
-                // at most the quota's worth of keys.
+                // The index counts each account's tokens (it changes only under this write
+                // lock, after each commit): no store scan on the write path.
                 let limit = self.max_tokens_per_account.load(Ordering::Relaxed);
-                let mut held = 0;
-                for entry in self
-                    .tree(OWNER_NAMES.id())
-                    .scan_prefix(super::key::owner(Some(prefix)))
-                    .keys()
-                    .take(limit)
-                {
-                    entry?;
-                    held += 1;
-                }
-                if held >= limit {
+                if self.index.account_tokens(prefix) >= limit {
                     return Err(DomainError::TokenQuota { limit }.into());
                 }
             }
@@ -741,6 +731,53 @@ mod tests {
                 .authenticate(&made[0].token.hash, now())
                 .is_none()
         );
+    }
+
+    #[test]
+    fn the_index_counts_an_accounts_tokens_through_rotation_deletion_and_reloads() {
+        let (dir, store, account) = store_with_acme();
+        let prefix = account.prefix;
+        let new = |name: &str| NewToken {
+            principal: Principal::Account(prefix),
+            name: name.to_owned(),
+            scopes: Scopes::only(Scope::Api),
+            expires_at: None,
+        };
+        assert_eq!(store.index.account_tokens(&prefix), 1, "the first token");
+        let made = store
+            .create_token(new("a"), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .create_token(new("b"), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(store.index.account_tokens(&prefix), 3);
+        // A rotation with grace: still one token (the alias is not another token).
+        let hour = std::time::Duration::from_secs(3600);
+        store
+            .rotate_token(&made.token.hash, Some(now().saturating_add(hour)), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(store.index.account_tokens(&prefix), 3);
+        store
+            .delete_token(Some(&prefix), "b")
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(store.index.account_tokens(&prefix), 2);
+        // The same after a start from the snapshot and after a scanning start.
+        assert!(store.save_index_snapshot().unwrap());
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.index.account_tokens(&prefix), 2, "from the snapshot");
+        drop(store);
+        std::fs::remove_file(dir.path().join(super::super::snapshot::FILE)).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.index.account_tokens(&prefix), 2, "from a scan");
     }
 
     #[test]
