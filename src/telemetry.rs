@@ -250,6 +250,12 @@ pub fn init(format: LogFormat, default_level: &str) -> LogGuard {
             format == LogFormat::Text,
             std::sync::atomic::Ordering::Relaxed,
         );
+        // Plain text lines (not a terminal's colours): request lines skip `tracing`'s
+        // formatter and go to the queue whole, in the same layout.
+        DIRECT.store(
+            format == LogFormat::Text && !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
     // Already installed (tests): keep the first.
     LogGuard(result.is_ok().then_some(guard))
@@ -336,6 +342,35 @@ pub struct RequestLog {
 /// Whether the installed subscriber writes text lines (not JSON).
 static TEXT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Whether request lines are written to the queue directly (text, no colours): the
+/// hot path's one log line then costs a format into a reused buffer and one push.
+static DIRECT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+thread_local! {
+    /// This thread's last formatted second, `2026-12-01T08:20:12` (re-made once a second).
+    static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+}
+
+/// Writes the current time as `tracing`'s text format does: RFC 3339, UTC, microseconds
+/// (`2026-12-01T08:20:12.123456Z`); the date part is formatted once a second per thread.
+fn write_now(line: &mut String) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    SECOND.with_borrow_mut(|(cached, text)| {
+        if *cached != secs {
+            *cached = secs;
+            let full = crate::model::Timestamp::from_secs(secs).to_rfc3339();
+            text.clear();
+            text.push_str(full.trim_end_matches('Z'));
+        }
+        line.push_str(text);
+    });
+    use std::fmt::Write;
+    let _ = write!(line, ".{:06}Z", now.subsec_micros());
+}
+
 thread_local! {
     /// The buffer a thread formats its request lines in.
     static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
@@ -384,12 +419,20 @@ impl RequestLog {
             (403 | 429, Some((code, message))) => Some(format!("{code}: {message}")),
             _ => None,
         };
-        if TEXT.load(std::sync::atomic::Ordering::Relaxed) {
-            // Text lines: the whole line formatted here into a reused buffer and handed to
-            // `tracing` as one message, not nine fields visited one by one.
+        let direct = DIRECT.load(std::sync::atomic::Ordering::Relaxed);
+        if direct || TEXT.load(std::sync::atomic::Ordering::Relaxed) {
+            // Text lines: the whole line formatted here into a reused buffer and handed on
+            // as one message, not nine fields visited one by one.
             LINE.with_borrow_mut(|line| {
                 use std::fmt::Write;
                 line.clear();
+                if direct {
+                    // The layout of `tracing`'s text lines: time, level, target, message.
+                    write_now(line);
+                    line.push_str("  INFO ");
+                    line.push_str(REQUEST_TARGET);
+                    line.push_str(": ");
+                }
                 let _ = write!(
                     line,
                     "request request_id={request_id} client={} method={} path={} route={route} \
@@ -401,7 +444,13 @@ impl RequestLog {
                 if let Some(reason) = &reason {
                     let _ = write!(line, " reason={}", Escaped(reason));
                 }
-                tracing::info!(target: REQUEST_TARGET, "{}", line.as_str());
+                match INSTALLED.get() {
+                    Some(queue) if direct => {
+                        line.push('\n');
+                        queue.push(line.as_bytes());
+                    }
+                    _ => tracing::info!(target: REQUEST_TARGET, "{}", line.as_str()),
+                }
             });
             return;
         }
