@@ -252,6 +252,7 @@ impl Store {
             journal: Journal::default(),
             backup_lock: Mutex::new(()),
             blobs,
+            operators: std::sync::RwLock::default(),
         };
         // What a crash left among the blobs (SPEC §7): no writer runs yet.
         let swept = store
@@ -290,6 +291,7 @@ impl Store {
                 );
             }
         }
+        store.load_operators().map_err(OpenError::Store)?;
         Ok(store)
     }
 

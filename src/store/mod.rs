@@ -273,6 +273,8 @@ enum IndexOp {
     /// The account exists; its plan license's limit and expiry, if one is bound.
     SetAccount(AccountPrefix, Option<u32>, Option<Timestamp>),
     RemoveAccount(AccountPrefix),
+    /// An operator token as it now is (`None`: deleted), for [`Store::operators`].
+    Operator(String, Option<Token>),
 }
 
 /// The embedded database and everything kept in step with it.
@@ -313,6 +315,10 @@ pub struct Store {
     backup_lock: Mutex<()>,
     /// File content by hash (`<dir>/blobs/`), referenced through `blob_refs`.
     blobs: Blobs,
+    /// Every operator token's record, by name: they are few and listed often
+    /// (`GET /_/token`), so the list is served from memory. Changed only after the commit
+    /// that changes the store, like the index.
+    operators: std::sync::RwLock<std::collections::BTreeMap<String, Token>>,
 }
 
 /// Marks the index suspect when dropped, i.e. when a write unwinds before its index
@@ -454,6 +460,13 @@ impl Store {
                     self.index.set_account(prefix, limit, expires_at);
                 }
                 IndexOp::RemoveAccount(prefix) => self.index.remove_account(&prefix),
+                IndexOp::Operator(name, token) => {
+                    let mut operators = self.operators.write().unwrap_or_else(|e| e.into_inner());
+                    match token {
+                        Some(token) => operators.insert(name, token),
+                        None => operators.remove(&name),
+                    };
+                }
             }
         }
         std::mem::forget(suspect);

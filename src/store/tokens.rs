@@ -20,13 +20,16 @@ use crate::token as auth;
 use std::sync::atomic::Ordering;
 
 impl Store {
-    /// A page of an owner's tokens (`None`: operator tokens), in name order (the cursor
-    /// names the last token).
+    /// A page of an owner's tokens (`None`: operator tokens, from memory), in name order
+    /// (the cursor names the last token).
     pub fn tokens_page(
         &self,
         account: Option<&AccountPrefix>,
         page: &PageRequest,
     ) -> Result<Page<Token>, StoreError> {
+        if account.is_none() {
+            return Ok(self.operators_page(page));
+        }
         let after = page
             .after
             .as_ref()
@@ -82,6 +85,38 @@ impl Store {
             }
         }
         Ok(tokens)
+    }
+
+    /// A page of the operator tokens from [`Store::operators`], as `tokens_page` would
+    /// read it from the store.
+    fn operators_page(&self, page: &PageRequest) -> Page<Token> {
+        use std::ops::Bound;
+        let operators = self.operators.read().unwrap_or_else(|e| e.into_inner());
+        let start = match &page.after {
+            Some(cursor) => Bound::Excluded(cursor.value().to_owned()),
+            None => Bound::Unbounded,
+        };
+        let mut items: Vec<Token> = operators
+            .range::<String, _>((start, Bound::Unbounded))
+            .take(page.limit.saturating_add(1))
+            .map(|(_, token)| self.with_recent_use(token.clone()))
+            .collect();
+        let next = (items.len() > page.limit).then(|| {
+            items.truncate(page.limit);
+            Cursor::after(items.last().map_or("", |token| token.name.as_str()))
+        });
+        Page { items, next }
+    }
+
+    /// Reads every operator token into [`Store::operators`] (at open).
+    pub(super) fn load_operators(&self) -> Result<(), StoreError> {
+        let (entries, _) =
+            self.page_of(&OWNER_NAMES, &super::key::owner(None), None, usize::MAX)?;
+        let tokens = self.tokens_behind(entries)?;
+        let mut operators = self.operators.write().unwrap_or_else(|e| e.into_inner());
+        operators.clear();
+        operators.extend(tokens.into_iter().map(|token| (token.name.clone(), token)));
+        Ok(())
     }
 
     /// The token with its in-memory last use, which may be newer than the stored one.
@@ -172,13 +207,16 @@ impl Store {
                 tx.put(&OWNER_NAMES, &name_key, &token.hash)?;
                 Ok(())
             })?;
-            let op = IndexOp::Insert(token.hash, AuthRecord::from(&token), None);
+            let mut ops = vec![IndexOp::Insert(token.hash, AuthRecord::from(&token), None)];
+            if account.is_none() {
+                ops.push(IndexOp::Operator(token.name.clone(), Some(token.clone())));
+            }
             Ok((
                 CreatedToken {
                     token,
                     secret: secret.token,
                 },
-                vec![op],
+                ops,
             ))
         })
     }
@@ -226,6 +264,9 @@ impl Store {
                     .into_iter()
                     .map(|alias| IndexOp::Remove(alias.alias)),
             );
+            if account.is_none() {
+                ops.push(IndexOp::Operator(token.name.clone(), None));
+            }
             Ok((token, ops))
         })
     }
@@ -399,8 +440,11 @@ impl Store {
                 Ok(token)
             })?;
             let last_used = self.index.last_used(&token.hash);
-            let op = IndexOp::Insert(token.hash, AuthRecord::from(&token), last_used);
-            Ok((token, vec![op]))
+            let ops = vec![
+                IndexOp::Insert(token.hash, AuthRecord::from(&token), last_used),
+                IndexOp::Operator(token.name.clone(), Some(token.clone())),
+            ];
+            Ok((token, ops))
         })
     }
 
@@ -731,6 +775,65 @@ mod tests {
                 .authenticate(&made[0].token.hash, now())
                 .is_none()
         );
+    }
+
+    #[test]
+    fn operator_tokens_are_listed_from_memory_as_the_store_holds_them() {
+        let (dir, store, _) = store_with_acme();
+        let operator = |name: &str| NewToken {
+            principal: Principal::Operator {
+                active: true,
+                write: true,
+            },
+            name: name.to_owned(),
+            scopes: Scopes::empty(),
+            expires_at: None,
+        };
+        for name in ["carol", "alice", "bob"] {
+            store
+                .create_token(operator(name), now())
+                .unwrap()
+                .durable_blocking()
+                .unwrap();
+        }
+        let changes = crate::model::TokenChanges {
+            active: Some(false),
+            ..Default::default()
+        };
+        store
+            .update_operator_token("bob", changes, now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        store
+            .delete_token(None, "carol")
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        // A refused write changes nothing in memory either.
+        assert!(store.create_token(operator("alice"), now()).is_err());
+        let listed = |store: &Store| -> Vec<(String, bool)> {
+            let mut page = PageRequest::first(1);
+            let mut out = Vec::new();
+            loop {
+                let got = store.tokens_page(None, &page).unwrap();
+                for token in &got.items {
+                    let active =
+                        matches!(token.principal, Principal::Operator { active: true, .. });
+                    out.push((token.name.clone(), active));
+                }
+                match got.next {
+                    Some(cursor) => page.after = Some(cursor),
+                    None => return out,
+                }
+            }
+        };
+        let want = vec![("alice".to_owned(), true), ("bob".to_owned(), false)];
+        assert_eq!(listed(&store), want);
+        // The same from a fresh open (read from the store), page by page.
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(listed(&store), want);
     }
 
     #[test]
