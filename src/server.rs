@@ -117,13 +117,20 @@ pub async fn run(
             let busy = Busy::start(&conn_slot);
             async move {
                 let res = app.handle(req, peer.ip()).await;
-                drop(busy);
-                Ok::<_, std::convert::Infallible>(res)
+                // Busy until hyper has taken the whole body (a streamed file included),
+                // not just until the handler returns.
+                Ok::<_, std::convert::Infallible>(res.map(|body| Tracked { body, _busy: busy }))
             }
         });
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let table = table.clone();
+        let close_within = settings.header_timeout;
         connections_running.spawn(async move {
+            // Forgets the connection when the task ends, even by a panic.
+            let _registered = Registered {
+                table,
+                slot: slot.clone(),
+            };
             let mut conn = std::pin::pin!(conn);
             let result = tokio::select! {
                 result = conn.as_mut() => result,
@@ -137,15 +144,16 @@ pub async fn run(
                         // hyper's own graceful shutdown: idle between requests closes at
                         // once; a request being served (or its answer being written) is
                         // finished first.
+                        // Bounded: a client that stops reading would hold hyper's write, and
+                        // the slot, for ever.
                         conn.as_mut().graceful_shutdown();
-                        conn.await
+                        tokio::time::timeout(close_within, conn).await.unwrap_or(Ok(()))
                     }
                 }
             };
             if let Err(err) = result {
                 tracing::debug!(peer = %peer, error = %err, "connection ended with an error");
             }
-            table.remove(&slot);
             drop(permit);
         });
     }
@@ -184,9 +192,47 @@ struct Slot {
     busy: AtomicUsize,
     /// Requests started on it so far.
     requests: AtomicUsize,
-    /// Set once it has been asked to close (and no longer counts against its address).
+    /// Set once it has been asked to close (it counts against its address until it ends).
     closing: AtomicBool,
     close: Notify,
+}
+
+/// A response body that keeps its connection marked busy until hyper has taken all of it.
+struct Tracked {
+    body: crate::http::Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Removes a connection from the table when its task ends, however it ends.
+struct Registered {
+    table: Arc<Connections>,
+    slot: Arc<Slot>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.table.remove(&self.slot);
+    }
 }
 
 /// Marks a connection busy for as long as it lives.
@@ -242,7 +288,16 @@ impl Connections {
         let mut table = self.lock();
         let held = table.by_addr.get(&addr).copied().unwrap_or(0);
         let at_cap = !self.exempt && held >= self.per_address;
-        if at_cap && !Self::evict(&mut table, Some(addr)) {
+        // At its cap, an address gets a new connection by closing one of its idle ones —
+        // one at a time: while an earlier one is still closing, it gets none (a connection
+        // counts against its address until it has really ended).
+        if at_cap
+            && (table
+                .live
+                .values()
+                .any(|slot| slot.addr == addr && slot.closing.load(Ordering::Relaxed))
+                || !Self::evict(&mut table, Some(addr)))
+        {
             return None;
         }
         table.next_id += 1;
@@ -274,17 +329,18 @@ impl Connections {
         let Some(victim) = victim.cloned() else {
             return false;
         };
-        Self::release_addr(table, &victim);
+        victim.closing.store(true, Ordering::Relaxed);
         victim.close.notify_one();
         true
     }
 
-    /// Marks `slot` closing and stops counting it against its address (once).
-    fn release_addr(table: &mut Table, slot: &Slot) {
-        if slot.closing.swap(true, Ordering::Relaxed) {
-            return;
-        }
-        if let Some(held) = table.by_addr.get_mut(&slot.addr) {
+    /// Forgets a connection that has ended: only now does it stop counting against its
+    /// address.
+    fn remove(&self, slot: &Slot) {
+        let mut table = self.lock();
+        if table.live.remove(&slot.id).is_some()
+            && let Some(held) = table.by_addr.get_mut(&slot.addr)
+        {
             *held -= 1;
             if *held == 0 {
                 table.by_addr.remove(&slot.addr);
@@ -292,20 +348,12 @@ impl Connections {
         }
     }
 
-    /// Forgets a connection that has ended.
-    fn remove(&self, slot: &Slot) {
-        let mut table = self.lock();
-        Self::release_addr(&mut table, slot);
-        table.live.remove(&slot.id);
-    }
-
     /// Asks every connection to close (shutdown): idle ones at once, busy ones after their
     /// request.
     fn close_all(&self) {
-        let mut table = self.lock();
-        let slots: Vec<_> = table.live.values().cloned().collect();
-        for slot in slots {
-            Self::release_addr(&mut table, &slot);
+        let table = self.lock();
+        for slot in table.live.values() {
+            slot.closing.store(true, Ordering::Relaxed);
             slot.close.notify_one();
         }
     }
