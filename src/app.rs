@@ -216,7 +216,15 @@ impl App {
             + Send
             + 'static,
     {
-        crate::service::write(&self.store, &self.events, caller.actor(), now, f).await
+        crate::service::write(
+            &self.store,
+            &self.events,
+            caller.actor(),
+            Some(caller.token_hash),
+            now,
+            f,
+        )
+        .await
     }
 }
 

@@ -151,6 +151,7 @@ impl From<DomainError> for Error {
             DomainError::LicenseExpired => Error::LicenseExpired,
             DomainError::LicenseInUse => Error::LicenseInUse,
             DomainError::GraceSecret => Error::Forbidden(err.to_string()),
+            DomainError::CredentialGone => Error::Unauthenticated,
             DomainError::TokenQuota { .. } => Error::TokenQuota(err.to_string()),
         }
     }

@@ -56,6 +56,9 @@ pub enum DomainError {
     /// The credential is a rotated token's previous secret, in its grace period: it may
     /// not rotate, create or delete tokens.
     GraceSecret,
+    /// The credential of the request making this write no longer authenticates: it was
+    /// revoked, deactivated or expired while the request waited for the write lock.
+    CredentialGone,
     /// The account already holds `limit` tokens, the most allowed.
     TokenQuota { limit: usize },
 }
@@ -82,6 +85,9 @@ impl fmt::Display for DomainError {
                 "the account already holds {limit} tokens, the most allowed \
                  (--max-tokens-per-account); delete one first"
             ),
+            DomainError::CredentialGone => {
+                f.write_str("the credential no longer authenticates (revoked or expired)")
+            }
             DomainError::GraceSecret => f.write_str(
                 "this secret was replaced by a rotation and is in its grace period: it may \
                  read, but cannot rotate, create or delete tokens; use the new secret",

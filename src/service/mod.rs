@@ -306,6 +306,7 @@ pub async fn write<T, F>(
     store: &Arc<Store>,
     events: &Arc<Events>,
     actor: Actor,
+    credential: Option<crate::model::TokenHash>,
     now: Timestamp,
     f: F,
 ) -> Result<T, Error>
@@ -321,7 +322,12 @@ where
             actor,
             now,
         };
-        f(&ctx).map(Done::detach)
+        // The request's credential is checked again under the store's write lock: a
+        // revocation that committed while this write waited for the lock is obeyed.
+        match credential {
+            Some(hash) => owned_store.as_credential(hash, now, || f(&ctx).map(Done::detach)),
+            None => f(&ctx).map(Done::detach),
+        }
     })
     .await
     .map_err(|join| Error::Internal(Box::new(join)))??;
@@ -336,6 +342,66 @@ mod tests {
     use crate::model::NewAccount;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_checks_its_credential_under_the_store_lock() {
+        // A revocation that commits after the request's last check at the edge (while
+        // its write waits for the store's lock) is still obeyed: the write re-checks the
+        // credential under the lock and changes nothing.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let events = Arc::new(Events::default());
+        let now = Timestamp::from_secs(1_800_000_000);
+        let new = NewAccount::parse("Acme", "a@example.com", Some("acme")).unwrap();
+        let (account, first) = write(&store, &events, Actor::Cli, None, now, move |ctx| {
+            accounts::create(ctx, new)
+        })
+        .await
+        .unwrap();
+        let actor = Actor::Account {
+            account: account.prefix,
+            token: first.token.id,
+            scopes: first.token.scopes,
+            expires_at: None,
+            grace: false,
+        };
+        let command = |name: &str| tokens::NewToken {
+            owner: tokens::Owner::Account(account.prefix),
+            name: name.to_owned(),
+            scopes: Scopes::parse_all(["read_user"]).unwrap(),
+            expires_at: None,
+            expires_field: "expires",
+        };
+        let hash = first.token.hash;
+        let ok = command("before");
+        write(&store, &events, actor, Some(hash), now, move |ctx| {
+            tokens::create(ctx, ok)
+        })
+        .await
+        .expect("the credential is valid");
+        // Revoked (committed, durable) before the next write takes the lock.
+        let prefix = account.prefix;
+        write(&store, &events, Actor::Cli, None, now, move |ctx| {
+            tokens::delete(ctx, Some(&prefix), "default")
+        })
+        .await
+        .unwrap();
+        let late = command("backdoor");
+        let refused = write(&store, &events, actor, Some(hash), now, move |ctx| {
+            tokens::create(ctx, late)
+        })
+        .await;
+        assert!(
+            matches!(refused, Err(Error::Unauthenticated)),
+            "{refused:?}"
+        );
+        assert!(
+            store
+                .token_named(Some(&prefix), "backdoor")
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn events_are_published_after_the_write_is_durable_and_name_the_actor() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
@@ -345,7 +411,7 @@ mod tests {
         events.subscribe(move |recorded| sink.lock().unwrap().push(recorded.clone()));
         let now = Timestamp::from_secs(1_800_000_000);
         let new = NewAccount::parse("Acme", "a@example.com", Some("acme")).unwrap();
-        let (account, _) = write(&store, &events, Actor::Cli, now, move |ctx| {
+        let (account, _) = write(&store, &events, Actor::Cli, None, now, move |ctx| {
             accounts::create(ctx, new)
         })
         .await
@@ -358,7 +424,7 @@ mod tests {
             expires_at: None,
             expires_field: "expires",
         };
-        write(&store, &events, Actor::Cli, now, move |ctx| {
+        write(&store, &events, Actor::Cli, None, now, move |ctx| {
             tokens::create(ctx, command)
         })
         .await
@@ -372,9 +438,9 @@ mod tests {
             expires_field: "expires",
         };
         assert!(
-            write(&store, &events, Actor::Cli, now, move |ctx| tokens::create(
-                ctx, duplicate
-            ))
+            write(&store, &events, Actor::Cli, None, now, move |ctx| {
+                tokens::create(ctx, duplicate)
+            })
             .await
             .is_err()
         );

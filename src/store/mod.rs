@@ -277,6 +277,12 @@ enum IndexOp {
     Operator(String, Option<Token>),
 }
 
+thread_local! {
+    /// The credential the current thread writes for ([`Store::as_credential`]).
+    static CREDENTIAL: std::cell::Cell<Option<(TokenHash, Timestamp)>> =
+        const { std::cell::Cell::new(None) };
+}
+
 /// The embedded database and everything kept in step with it.
 pub struct Store {
     db: sled::Db,
@@ -429,6 +435,19 @@ impl Store {
         }
     }
 
+    /// Runs `body` as the holder of credential `hash` at `now`. A request's writes run in
+    /// it: under the store's write lock, before anything changes, the
+    /// credential must still authenticate — a revocation committed while the request
+    /// waited for the lock is obeyed (SPEC §2).
+    pub fn as_credential<T>(&self, hash: TokenHash, now: Timestamp, body: impl FnOnce() -> T) -> T {
+        CREDENTIAL.with(|slot| {
+            let previous = slot.replace(Some((hash, now)));
+            let result = body();
+            slot.set(previous);
+            result
+        })
+    }
+
     /// Runs `body` under the write lock, applies the index changes it returns, and hands
     /// back its value as a pending (not yet durable) write.
     fn write<T>(
@@ -437,6 +456,11 @@ impl Store {
     ) -> Result<Pending<'_, T>, StoreError> {
         let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         self.check_writable()?;
+        if let Some((hash, now)) = CREDENTIAL.with(std::cell::Cell::get)
+            && self.index.authenticate(&hash, now).is_none()
+        {
+            return Err(DomainError::CredentialGone.into());
+        }
         // Armed until the index has the write's changes: a panic in between (or an
         // engine error, which may come after a partial commit) makes the index suspect.
         let suspect = SuspectUnlessDone(&self.index_suspect);
