@@ -40,7 +40,9 @@
 //!   one typed table of trees), `key.rs` (the only place key bytes are built), `codec.rs`,
 //!   `tx.rs` (typed transactions), `page.rs` (opaque versioned cursors), `index_load.rs`,
 //!   `commit.rs` (group commit), `migrate.rs`, [`store::backup`], `files.rs`,
-//!   `token_index.rs` ([`store::TokenIndex`]), `snapshot.rs` (`<data>/index.snapshot`),
+//!   `token_index.rs` ([`store::TokenIndex`]: also each account's token count, for the
+//!   quota), `snapshot.rs` (`<data>/index.snapshot`); the operator tokens are also kept in
+//!   memory (listed without a sled read),
 //!   [`store::blobs`] (file content by blake3 hash in `<data>/blobs/`, `blob_refs` counts).
 //! - [`package`] — reads a WordPress zip (SPEC §7): headers, readme as safe HTML; pure.
 //! - [`model`] — records and pure rules: accounts, tokens, plan licenses, scopes, time,
@@ -74,8 +76,9 @@
 //!   no HTTP, JSON or sled; only `store` names `sled` or `bincode`; records never reach
 //!   the wire without a view in `http::dto`.
 //! - A rule lives once: in the service (or, if pure, the model). Adapters parse and render.
-//! - A credential is checked when the request *executes*: after its body is read, again
-//!   (SPEC §2). A route that takes no body never reads one.
+//! - A credential is checked when the request *executes*: after its body is read, again,
+//!   and a write checks it once more under the store's write lock
+//!   (`Store::as_credential`; SPEC §2). A route that takes no body never reads one.
 //! - A `2xx` to a write means it is on disk: store writes return a `Pending` value that is
 //!   released only by `durable()` (group commit) or `durable_blocking()`; a service's
 //!   events are published only then.

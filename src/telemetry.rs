@@ -15,11 +15,11 @@ pub struct LogGuard(
 const QUEUE_LINES: usize = 128_000;
 
 /// How often the writer thread writes what is queued: lines reach stderr at most this
-/// late (or sooner, once [`WAKE_BYTES`] are queued).
+/// late (or sooner, once `WAKE_BYTES` are queued).
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Queued bytes at which a logging thread wakes the writer rather than let it sleep out
-/// [`FLUSH_EVERY`].
+/// `FLUSH_EVERY`.
 const WAKE_BYTES: usize = 64 * 1024;
 
 /// The installed writer's queue, once [`init`] installed it.
@@ -151,8 +151,8 @@ impl Drop for WorkerGuard {
 /// A queue in front of `writer`, written by a dedicated thread, that never makes its
 /// caller wait: when `lines` are already queued, a new line is dropped and counted.
 ///
-/// Lines are written in batches: the thread takes the whole queue every [`FLUSH_EVERY`]
-/// (sooner when [`WAKE_BYTES`] are queued) and writes it with one `write`. A logging
+/// Lines are written in batches: the thread takes the whole queue every `FLUSH_EVERY`
+/// (sooner when `WAKE_BYTES` are queued) and writes it with one `write`. A logging
 /// thread only appends to a buffer under a mutex: no channel send, no wake-up of another
 /// thread and no system call per line (with one line a request, those cost more than
 /// formatting it).

@@ -34,6 +34,28 @@ async fn rotate(server: &TestServer, token: &str, grace: &str) -> String {
 
 // ---- finding 3: a grace secret may read, never manage tokens ------------------------
 
+/// A data directory made by the real binary (`init`), holding the account `acme`.
+fn data_dir_with_acme() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(upkeep_cli(&data, &["init"]).status.success());
+    let made = upkeep_cli(
+        &data,
+        &[
+            "account",
+            "create",
+            "--name",
+            "Acme",
+            "--email",
+            "a@acme.io",
+            "--prefix",
+            "acme",
+        ],
+    );
+    assert!(made.status.success(), "{made:?}");
+    (dir, data)
+}
+
 #[tokio::test]
 async fn issue_15_a_grace_secret_cannot_rotate_create_or_delete_tokens() {
     let server = TestServer::start().await;
@@ -455,23 +477,7 @@ async fn issue_15_operator_token_names_that_look_like_others_are_refused() {
 
 #[tokio::test]
 async fn issue_15_the_cli_applies_the_same_name_and_lifetime_rules() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    assert!(upkeep_cli(&data, &["init"]).status.success());
-    let made = upkeep_cli(
-        &data,
-        &[
-            "account",
-            "create",
-            "--name",
-            "Acme",
-            "--email",
-            "a@acme.io",
-            "--prefix",
-            "acme",
-        ],
-    );
-    assert!(made.status.success(), "{made:?}");
+    let (_dir, data) = data_dir_with_acme();
     let refused = |args: &[&str], field: &str| {
         let out = upkeep_cli(&data, args);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -532,23 +538,7 @@ async fn issue_15_the_cli_applies_the_same_name_and_lifetime_rules() {
 
 #[test]
 fn issue_15_backup_does_not_follow_a_symlink_at_its_temporary_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    assert!(upkeep_cli(&data, &["init"]).status.success());
-    let made = upkeep_cli(
-        &data,
-        &[
-            "account",
-            "create",
-            "--name",
-            "Acme",
-            "--email",
-            "a@acme.io",
-            "--prefix",
-            "acme",
-        ],
-    );
-    assert!(made.status.success(), "{made:?}");
+    let (dir, data) = data_dir_with_acme();
     // Another local user plants `FILE.partial` pointing at a file root may write.
     let victim = dir.path().join("victim");
     std::fs::write(&victim, "precious").unwrap();
@@ -666,23 +656,7 @@ async fn issue_15_an_account_holds_at_most_max_tokens_per_account() {
 
 #[test]
 fn issue_15_the_cli_token_create_obeys_the_quota() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    assert!(upkeep_cli(&data, &["init"]).status.success());
-    let made = upkeep_cli(
-        &data,
-        &[
-            "account",
-            "create",
-            "--name",
-            "Acme",
-            "--email",
-            "a@acme.io",
-            "--prefix",
-            "acme",
-        ],
-    );
-    assert!(made.status.success(), "{made:?}");
+    let (_dir, data) = data_dir_with_acme();
     let create = |name: &str, quota: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_upkeep"))
             .arg("--data")
