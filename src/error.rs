@@ -25,6 +25,12 @@ pub enum Error {
     LicenseInUse,
     /// The account holds the most tokens allowed (`--max-tokens-per-account`).
     TokenQuota(String),
+    /// A refusal with its own stable code (`invalid_package`, `version_exists`, …).
+    Coded {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     PayloadTooLarge {
         limit: usize,
     },
@@ -60,6 +66,7 @@ impl Error {
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Coded { status, .. } => *status,
         }
     }
 
@@ -81,6 +88,7 @@ impl Error {
             Error::TooManyRequests { .. } => "too_many_requests",
             Error::StorageUnavailable(_) => "storage_unavailable",
             Error::Internal(_) => "internal",
+            Error::Coded { code, .. } => code,
         }
     }
 
@@ -91,7 +99,8 @@ impl Error {
             | Error::Forbidden(message)
             | Error::NotFound(message)
             | Error::Conflict(message)
-            | Error::TokenQuota(message) => message.clone(),
+            | Error::TokenQuota(message)
+            | Error::Coded { message, .. } => message.clone(),
             Error::InvalidLicense => DomainError::LicenseUnknown.to_string(),
             Error::LicenseExpired => DomainError::LicenseExpired.to_string(),
             Error::LicenseInUse => DomainError::LicenseInUse.to_string(),
@@ -153,7 +162,41 @@ impl From<DomainError> for Error {
             DomainError::GraceSecret => Error::Forbidden(err.to_string()),
             DomainError::CredentialGone => Error::Unauthenticated,
             DomainError::TokenQuota { .. } => Error::TokenQuota(err.to_string()),
+            DomainError::Missing(what) => Error::NotFound(what),
+            DomainError::Invalid(message) => Error::InvalidRequest(message),
+            DomainError::Conflict { code, message } => Error::Coded {
+                status: StatusCode::CONFLICT,
+                code,
+                message,
+            },
         }
+    }
+}
+
+impl Error {
+    /// `400` with its own code: `field: reason`.
+    pub fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Coded {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `409` with its own code.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Coded {
+            status: StatusCode::CONFLICT,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::model::VersionError> for Error {
+    /// `400 invalid_version`, naming the rule (SPEC §7 *Version*).
+    fn from(err: crate::model::VersionError) -> Self {
+        Error::bad("invalid_version", format!("version: {err}"))
     }
 }
 

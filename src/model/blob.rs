@@ -3,7 +3,9 @@
 use std::fmt;
 
 /// The `blake3` hash of a blob's content: its name on disk and in records.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct BlobHash([u8; 32]);
 
 impl BlobHash {

@@ -3,6 +3,7 @@
 
 pub mod account;
 mod blob;
+pub mod catalog;
 mod channel;
 mod ids;
 mod license;
@@ -15,6 +16,10 @@ mod version;
 
 pub use account::{Account, NewAccount};
 pub use blob::{BlobHash, BlobRef};
+pub use catalog::{
+    FileId, FileRecord, Group, GroupId, LicenseModel, Product, ProductId, ProductKind, Release,
+    VersionId,
+};
 pub use channel::{Channel, ChannelPicks, Versioned, candidate, resolve_channels};
 pub use ids::{AccountPrefix, LicenseId, OperatorTokenName, TokenId, TokenName};
 pub use license::PlanLicense;
@@ -61,6 +66,14 @@ pub enum DomainError {
     CredentialGone,
     /// The account already holds `limit` tokens, the most allowed.
     TokenQuota { limit: usize },
+    /// A record the caller's account does not hold (or that does not exist): what was
+    /// looked for, e.g. ``no product with id 7``.
+    Missing(String),
+    /// A conflict with the stored state, with its stable code (`version_exists`,
+    /// `group_not_empty`, …) and a message naming the conflict.
+    Conflict { code: &'static str, message: String },
+    /// Bad input found against the stored state (`field: reason`).
+    Invalid(String),
 }
 
 impl fmt::Display for DomainError {
@@ -88,6 +101,9 @@ impl fmt::Display for DomainError {
             DomainError::CredentialGone => {
                 f.write_str("the credential no longer authenticates (revoked or expired)")
             }
+            DomainError::Missing(what) => f.write_str(what),
+            DomainError::Conflict { message, .. } => f.write_str(message),
+            DomainError::Invalid(message) => f.write_str(message),
             DomainError::GraceSecret => f.write_str(
                 "this secret was replaced by a rotation and is in its grace period: it may \
                  read, but cannot rotate, create or delete tokens; use the new secret",

@@ -26,7 +26,9 @@ pub const VERSION_RULE: &str = "a version is MAJOR.MINOR.PATCH (or MAJOR.MINOR, 
 pub const MAX_COMPONENT: u64 = i64::MAX as u64;
 
 /// How stable a release is, least stable first (`Ord` follows stability).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Maturity {
     Dev,
     Alpha,

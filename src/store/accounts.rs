@@ -1,5 +1,6 @@
 //! Accounts: reading, listing, creating (with the first token) and deleting (with every
-//! token and grace alias, unbinding the plan license).
+//! token and grace alias, its catalogue — groups, products, versions, files and their blob
+//! references — unbinding the plan license).
 
 use super::key::{OwnerName, TokenAlias};
 use super::page::{Cursor, Page, PageRequest};
@@ -142,7 +143,14 @@ impl Store {
             let owned = self.owner_entries(Some(prefix))?;
             let hashes: Vec<TokenHash> = owned.iter().map(|(_, hash)| *hash).collect();
             let aliases = self.aliases_of(&hashes)?;
+            let (catalogue, groups) = self.catalogue_of(prefix)?;
             let account = self.transact(|tx| {
+                for catalogued in &catalogue {
+                    super::catalog::remove_product(tx, catalogued)?;
+                }
+                for group in &groups {
+                    tx.remove(&super::schema::GROUPS, group)?;
+                }
                 for alias in &aliases {
                     tx.remove(&GRACE, &alias.alias)?;
                     tx.remove(&GRACE_BY_TOKEN, alias)?;

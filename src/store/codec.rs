@@ -10,7 +10,11 @@
 //!
 //! The configuration below is part of the on-disk format: never change it in place.
 
-use crate::model::{Account, GraceAlias, LicenseId, PlanLicense, Token, TokenHash};
+use crate::model::catalog::{Home, ProductHome};
+use crate::model::{
+    Account, GraceAlias, Group, LicenseId, PlanLicense, Product, ProductId, Release, Token,
+    TokenHash,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -67,6 +71,31 @@ impl Record for GraceAlias {
 
 impl Record for PlanLicense {
     const NAME: &'static str = "plan license";
+    const VERSION: u8 = 1;
+}
+
+impl Record for Group {
+    const NAME: &'static str = "group";
+    const VERSION: u8 = 1;
+}
+
+impl Record for Product {
+    const NAME: &'static str = "product";
+    const VERSION: u8 = 1;
+}
+
+impl Record for Release {
+    const NAME: &'static str = "version";
+    const VERSION: u8 = 1;
+}
+
+impl Record for Home {
+    const NAME: &'static str = "home";
+    const VERSION: u8 = 1;
+}
+
+impl Record for ProductHome {
+    const NAME: &'static str = "product home";
     const VERSION: u8 = 1;
 }
 
@@ -147,7 +176,30 @@ macro_rules! record_values {
     )+};
 }
 
-record_values!(Account, Token, GraceAlias, PlanLicense);
+record_values!(
+    Account,
+    Token,
+    GraceAlias,
+    PlanLicense,
+    Group,
+    Product,
+    Release,
+    Home,
+    ProductHome
+);
+
+/// An index value pointing at a product: its id, u64 BE.
+impl Value for ProductId {
+    const NAME: &'static str = "product id";
+
+    fn encode_value(&self) -> Vec<u8> {
+        self.0.to_be_bytes().to_vec()
+    }
+
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        <ProductId as super::key::Key>::from_bytes(bytes)
+    }
+}
 
 /// An index value pointing at a token (or license key) by hash: its 32 bytes.
 impl Value for TokenHash {

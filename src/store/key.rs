@@ -4,7 +4,7 @@
 //! fixed-width big-endian so byte order is numeric order; composite keys are
 //! concatenations of fixed-width or length-prefixed parts, never bincode.
 
-use crate::model::{AccountPrefix, BlobHash, LicenseId, TokenHash};
+use crate::model::{AccountPrefix, BlobHash, FileId, LicenseId, ProductId, TokenHash, VersionId};
 
 /// A key of one tree: its bytes, and back.
 pub trait Key: Sized {
@@ -201,6 +201,130 @@ impl Key for TokenAlias {
     }
 }
 
+/// Splits `prefix length ++ prefix ++ rest` (an account-owned key).
+fn split_owner(bytes: &[u8]) -> Result<(AccountPrefix, &[u8]), String> {
+    let (&len, rest) = bytes.split_first().ok_or("empty account-owned key")?;
+    let len = usize::from(len);
+    if len == 0 {
+        return Err("account-owned key without an account".to_owned());
+    }
+    let prefix = rest
+        .get(..len)
+        .ok_or("account-owned key shorter than its prefix")?;
+    Ok((<AccountPrefix as Key>::from_bytes(prefix)?, &rest[len..]))
+}
+
+fn u64_at(bytes: &[u8], what: &str) -> Result<u64, String> {
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| format!("{what} must be 8 bytes, got {}", bytes.len()))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+macro_rules! u64_keys {
+    ($($ty:ident),+) => {$(
+        impl Key for $ty {
+            fn to_bytes(&self) -> impl AsRef<[u8]> {
+                self.0.to_be_bytes()
+            }
+
+            fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+                u64_at(bytes, stringify!($ty)).map($ty)
+            }
+        }
+    )+};
+}
+
+u64_keys!(ProductId, VersionId, FileId);
+
+/// `owner(account) ++ id (u64 BE)`: a record of an account by id (`product`, `group`). A
+/// scan by `owner(account)` lists the account's records in id order; another account's id
+/// is simply not under this account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountId {
+    pub account: AccountPrefix,
+    pub id: u64,
+}
+
+impl Key for AccountId {
+    fn to_bytes(&self) -> impl AsRef<[u8]> {
+        let mut key = owner(Some(&self.account));
+        key.extend_from_slice(&self.id.to_be_bytes());
+        key
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let (account, rest) = split_owner(bytes)?;
+        Ok(AccountId {
+            account,
+            id: u64_at(rest, "record id")?,
+        })
+    }
+}
+
+/// `owner(account) ++ product id ++ version id` (u64 BE each): a `version` key. A scan by
+/// [`versions_of`] lists a product's versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProductVersion {
+    pub account: AccountPrefix,
+    pub product: ProductId,
+    pub version: VersionId,
+}
+
+/// The prefix of every `version` key of a product.
+pub fn versions_of(account: &AccountPrefix, product: ProductId) -> Vec<u8> {
+    let mut key = owner(Some(account));
+    key.extend_from_slice(&product.0.to_be_bytes());
+    key
+}
+
+impl Key for ProductVersion {
+    fn to_bytes(&self) -> impl AsRef<[u8]> {
+        let mut key = versions_of(&self.account, self.product);
+        key.extend_from_slice(&self.version.0.to_be_bytes());
+        key
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let (account, rest) = split_owner(bytes)?;
+        if rest.len() != 16 {
+            return Err(format!(
+                "version key tail must be 16 bytes, got {}",
+                rest.len()
+            ));
+        }
+        Ok(ProductVersion {
+            account,
+            product: ProductId(u64_at(&rest[..8], "product id")?),
+            version: VersionId(u64_at(&rest[8..], "version id")?),
+        })
+    }
+}
+
+/// `owner(account) ++ slug`: a `slug_productid` key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSlug {
+    pub account: AccountPrefix,
+    pub slug: String,
+}
+
+impl Key for AccountSlug {
+    fn to_bytes(&self) -> impl AsRef<[u8]> {
+        let mut key = owner(Some(&self.account));
+        key.extend_from_slice(self.slug.as_bytes());
+        key
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let (account, rest) = split_owner(bytes)?;
+        let slug = std::str::from_utf8(rest).map_err(|_| "slug is not UTF-8")?;
+        Ok(AccountSlug {
+            account,
+            slug: slug.to_owned(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +365,38 @@ mod tests {
             TokenAlias { token, alias }
         );
         assert!(TokenAlias::from_bytes(&key[..63]).is_err());
+    }
+
+    #[test]
+    fn catalog_keys_round_trip_and_group_by_owner() {
+        let abc = AccountPrefix::parse("abc").unwrap();
+        let abcd = AccountPrefix::parse("abcd").unwrap();
+        let id = AccountId {
+            account: abc,
+            id: 42,
+        };
+        assert_eq!(AccountId::from_bytes(&bytes(&id)).unwrap(), id);
+        assert!(
+            !bytes(&AccountId {
+                account: abcd,
+                id: 1
+            })
+            .starts_with(&owner(Some(&abc)))
+        );
+        let pv = ProductVersion {
+            account: abc,
+            product: ProductId(7),
+            version: VersionId(9),
+        };
+        assert_eq!(ProductVersion::from_bytes(&bytes(&pv)).unwrap(), pv);
+        assert!(bytes(&pv).starts_with(&versions_of(&abc, ProductId(7))));
+        assert!(!bytes(&pv).starts_with(&versions_of(&abc, ProductId(8))));
+        let slug = AccountSlug {
+            account: abc,
+            slug: "my-plugin".into(),
+        };
+        assert_eq!(AccountSlug::from_bytes(&bytes(&slug)).unwrap(), slug);
+        assert!(AccountId::from_bytes(b"\0abc").is_err());
     }
 
     #[test]

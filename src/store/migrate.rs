@@ -16,6 +16,7 @@ const MIGRATIONS: &[Migration] = &[
     stamp_v2_to_v3,
     grace_index_v3_to_v4,
     blob_refs_v4_to_v5,
+    catalog_v5_to_v6,
 ];
 
 /// One step: rewrites the store from version `n` to `n + 1`; must be idempotent.
@@ -53,6 +54,14 @@ impl From<sled::Error> for SchemaError {
     fn from(err: sled::Error) -> Self {
         SchemaError::Store(err.into())
     }
+}
+
+/// 5 → 6: the release catalogue's trees (`group`, `product`, …) appear, empty: nothing
+/// to rewrite. The bump makes an older upkeep refuse a store whose products it could not
+/// back up.
+#[allow(clippy::unnecessary_wraps)]
+fn catalog_v5_to_v6(_db: &sled::Db) -> Result<(), StoreError> {
+    Ok(())
 }
 
 /// 1 → 2: `Account` records gain `updated_at` (= `created_at`). Rewrites every account

@@ -17,11 +17,12 @@
 //! loading, `inspect`), `snapshot` (the saved index), `token_index`, `commit` (group
 //! commit), `migrate`, `backup`, `files` (the data directory's private files), `blobs`
 //! (file content by hash, `<data>/blobs/`), and one file per aggregate: `accounts`,
-//! `tokens`, `plan_licenses`.
+//! `tokens`, `plan_licenses`, `catalog` (groups, products, versions and files).
 
 mod accounts;
 pub mod backup;
 pub mod blobs;
+mod catalog;
 mod codec;
 mod commit;
 mod files;
@@ -37,6 +38,7 @@ mod tokens;
 mod tx;
 
 pub use blobs::{Blobs, ChunkSource, PutError, Staged, Swept};
+pub use catalog::Catalogued;
 pub use codec::{DecodeError, Record};
 pub use files::{KEY_FILE, create_private_file};
 pub(crate) use files::{create_private_dir, create_temporary_file};

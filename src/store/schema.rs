@@ -17,14 +17,16 @@
 //! type in `key.rs` if it is a new one.
 
 use super::codec::{Count, Empty, Raw, Value};
-use super::key::{Key, MetaKey, OwnerName, TokenAlias};
+use super::key::{AccountId, AccountSlug, Key, MetaKey, OwnerName, ProductVersion, TokenAlias};
+use crate::model::catalog::{Home, ProductHome};
 use crate::model::{
-    Account, AccountPrefix, BlobHash, GraceAlias, LicenseId, PlanLicense, Token, TokenHash,
+    Account, AccountPrefix, BlobHash, FileId, GraceAlias, Group, LicenseId, PlanLicense, Product,
+    ProductId, Release, Token, TokenHash, VersionId,
 };
 use std::marker::PhantomData;
 
 /// The layout this binary reads and writes. Bump it with a numbered migration in `migrate`.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// One tree: where it is, what its keys and values are. A constant per tree, below.
 pub struct Table<K, V> {
@@ -111,6 +113,26 @@ tables! {
     /// last reference). Changed only through `Tx::add_ref` / `Tx::drop_ref`, in the
     /// transaction of the record that gains or loses the reference (since schema 5).
     BLOB_REFS, BlobRefs, "blob_refs": BlobHash => Count;
+    /// key = owner(account) ++ group id (u64 BE), value = record `Group` (the `default`
+    /// group, id 1, is not stored) (since schema 6).
+    GROUPS, Groups, "group": AccountId => Group;
+    /// key = owner(account) ++ product id (u64 BE), value = record `Product` (since
+    /// schema 6).
+    PRODUCTS, Products, "product": AccountId => Product;
+    /// key = product id (u64 BE), value = record `ProductHome` (its account; kept, marked
+    /// deleted, after the product goes, so an id is never reused) (since schema 6).
+    PRODUCT_HOMES, ProductHomes, "productid_home": ProductId => ProductHome;
+    /// key = owner(account) ++ slug, value = product id (u64 BE). Unique per account
+    /// (since schema 6).
+    PRODUCT_SLUGS, ProductSlugs, "slug_productid": AccountSlug => ProductId;
+    /// key = owner(account) ++ product id ++ version id (u64 BE each), value = record
+    /// `Release` (a version with its files) (since schema 6).
+    VERSIONS, Versions, "version": ProductVersion => Release;
+    /// key = version id (u64 BE), value = record `Home` (account, product, version)
+    /// (since schema 6).
+    VERSION_HOMES, VersionHomes, "versionid_home": VersionId => Home;
+    /// key = file id (u64 BE), value = record `Home` of its version (since schema 6).
+    FILE_HOMES, FileHomes, "fileid_home": FileId => Home;
 }
 
 impl TreeId {
