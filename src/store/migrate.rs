@@ -281,7 +281,7 @@ mod tests {
         store.db.flush().unwrap();
         drop(store);
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(schema_version(&store.db).unwrap(), Some(5));
+        assert_eq!(schema_version(&store.db).unwrap(), Some(SCHEMA_VERSION));
         assert_eq!(store.count(&BLOB_REFS), 0);
         assert_eq!(store.accounts().unwrap(), vec![account]);
         assert!(store.dir().join("blobs").is_dir());
