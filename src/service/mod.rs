@@ -16,6 +16,7 @@
 //! short sled reads).
 
 pub mod accounts;
+pub mod catalog;
 pub mod plan_licenses;
 pub mod tokens;
 
@@ -117,6 +118,12 @@ pub enum Event {
         id: LicenseId,
         account: AccountPrefix,
     },
+    /// The release catalogue of an account changed: `what`, in words (ids and slugs,
+    /// never a key).
+    CatalogChanged {
+        account: AccountPrefix,
+        what: String,
+    },
 }
 
 impl std::fmt::Display for Actor {
@@ -168,6 +175,7 @@ impl std::fmt::Display for Event {
             Event::PlanLicenseApplied { id, account } => {
                 write!(f, "applied plan license {id} to account {account}")
             }
+            Event::CatalogChanged { account, what } => write!(f, "account {account}: {what}"),
         }
     }
 }

@@ -62,6 +62,11 @@ impl GroupCommit {
         Ok(())
     }
 
+    /// Sequence number of the last committed (in-memory) write.
+    pub(super) fn written(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
     /// Every write up to this sequence number is on disk.
     pub(super) fn durable(&self) -> u64 {
         self.durable.load(Ordering::Acquire)

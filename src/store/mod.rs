@@ -197,7 +197,16 @@ pub struct Pending<'s, T> {
     seq: u64,
 }
 
-impl<T> Pending<'_, T> {
+impl<'s, T> Pending<'s, T> {
+    /// The same write, its value mapped.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Pending<'s, U> {
+        Pending {
+            store: self.store,
+            value: f(self.value),
+            seq: self.seq,
+        }
+    }
+
     /// Waits for the group flush that covers this write.
     ///
     /// # Errors
@@ -238,6 +247,17 @@ impl<T> Pending<'_, T> {
 pub struct Ticket(u64);
 
 impl Store {
+    /// A value read from the store, acknowledged like a write: once every write committed
+    /// so far is durable (a write that found its work already done — an idempotent retry —
+    /// answers only when what it found is on disk).
+    pub fn already<T>(&self, value: T) -> Pending<'_, T> {
+        Pending {
+            store: self,
+            value,
+            seq: self.commit.written(),
+        }
+    }
+
     /// Waits for the group flush that covers the write of `ticket`.
     ///
     /// # Errors
