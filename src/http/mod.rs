@@ -8,5 +8,6 @@ pub mod request;
 pub mod response;
 pub mod route;
 pub mod service;
+pub mod upload;
 
 pub use body::Body;

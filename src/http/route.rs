@@ -132,6 +132,12 @@ impl Row {
         }
     }
 
+    /// The same row, streaming its body ([`BodyPolicy::Stream`]: uploads).
+    pub const fn streamed(mut self) -> Self {
+        self.body = BodyPolicy::Stream;
+        self
+    }
+
     /// The same row, taking no body (for writes whose every input is in the path).
     pub const fn without_body(mut self) -> Self {
         self.body = BodyPolicy::None;
