@@ -10,4 +10,5 @@
 //! - [`request`] — doubly encoded form values, EDD's `item_name` slugs, EDD batches.
 
 pub mod answer;
+pub mod link;
 pub mod php;
