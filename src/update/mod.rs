@@ -12,3 +12,4 @@
 pub mod answer;
 pub mod link;
 pub mod php;
+pub mod request;
