@@ -12,4 +12,5 @@
 pub mod answer;
 pub mod link;
 pub mod php;
+pub mod render;
 pub mod request;
