@@ -14,6 +14,9 @@ pub const MAX_BATCH_ITEMS: usize = 100;
 /// (`a b` → `a+b` → `a%2Bb`) decodes to `a+b` (no `%XX` is left to show it was encoded
 /// twice). The values EDD sends twice are URLs, names and keys: names are compared
 /// slugified (a `+` and a space give the same slug) and keys are URL-safe characters.
+/// The converse also holds: a value encoded *once* whose plain text contains `%XX` (a URL
+/// path such as `/my%20site`) is decoded twice; for site URLs that is harmless, as a site
+/// is its normalized host (SPEC §9 *Sites*) and the path is dropped.
 pub fn decode_form_twice(value: &str) -> String {
     let once = decode_form(value);
     if has_escape(&once) {
@@ -193,6 +196,11 @@ mod tests {
         assert_eq!(decode_form_twice("a%2Bb"), "a+b");
         // Never a third pass.
         assert_eq!(decode_form_twice("%252541"), "%41");
+        // The converse ambiguity: a once-encoded `%20` in the plain text is decoded too.
+        assert_eq!(
+            decode_form_twice("https%3A%2F%2Fa.com%2Fmy%2520site"),
+            "https://a.com/my site"
+        );
     }
 
     #[test]
