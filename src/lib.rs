@@ -45,6 +45,9 @@
 //!   memory (listed without a sled read),
 //!   [`store::blobs`] (file content by blake3 hash in `<data>/blobs/`, `blob_refs` counts).
 //! - [`package`] — reads a WordPress zip (SPEC §7): headers, readme as safe HTML; pure.
+//! - [`update`] — the public update checks' pure parts (SPEC §8): the dialect-neutral
+//!   answer (`answer.rs`), one renderer per dialect (`render.rs`), PHP `serialize()` for
+//!   EDD (`php.rs`), signed `/dl/` links (`link.rs`), form and batch parsing (`request.rs`).
 //! - [`model`] — records and pure rules: accounts, tokens, plan licenses, scopes, time,
 //!   sizes. [`token`] — the `upk_…` format, pure.
 //!   Releases: `version.rs` (semver ∩ PHP), `channel.rs`, `rollout.rs` (§8.3), pure.
@@ -125,6 +128,7 @@ pub mod systemd;
 pub mod telemetry;
 pub mod throttle;
 pub mod token;
+pub mod update;
 
 pub use app::{App, Settings};
 pub use error::Error;

@@ -1,0 +1,540 @@
+//! Signed download links (SPEC §8.1 item 3, §8.4): `/dl/{token}/{filename}`.
+//!
+//! The token binds everything the download route must check again — the account, the
+//! file and its blob hash (a changed blob is `410`), the download key by id (re-checked
+//! at download time; the key itself never appears in a URL), the site, and an expiry —
+//! under a MAC keyed from `server.key`, so no store record is needed to trust it.
+//!
+//! Token format: base64url without padding of
+//!
+//! ```text
+//! version (1 byte, = 1) ‖ expires (u64 BE, Unix s) ‖ file_id (u64 BE) ‖ blob (32)
+//! ‖ flags (1 byte: bit 0 key_id, bit 1 site) ‖ [key_id (u64 BE)]
+//! ‖ account length (1) ‖ account ‖ [site length (1) ‖ site]
+//! ‖ MAC (32) = blake3 keyed hash of everything before it, with the [`LinkKey`]
+//! ```
+//!
+//! The payload is readable by anyone holding a link (it holds no secret: ids, a hash, a
+//! host); only the MAC matters. Verification refuses a token over [`MAX_TOKEN_LEN`]
+//! characters before decoding anything, compares the MAC in constant time
+//! (`blake3::Hash` equality), and checks the expiry only after the MAC verifies, so an
+//! expired-versus-forged distinction is never given for a token the server did not make.
+
+use crate::token::ServerKey;
+
+/// Longest token [`LinkKey::verify`] decodes; longer input is refused unread.
+pub const MAX_TOKEN_LEN: usize = 1024;
+/// Longest `account` a link binds (prefixes are 3–32 characters).
+pub const MAX_ACCOUNT_LEN: usize = 64;
+/// Longest `site` a link binds: a normalized host (DNS: ≤ 253) or a machine (≤ 128).
+pub const MAX_SITE_LEN: usize = 253;
+
+const VERSION: u8 = 1;
+const MAC_LEN: usize = 32;
+const FLAG_KEY: u8 = 1;
+const FLAG_SITE: u8 = 2;
+/// version + expires + file_id + blob + flags + account length.
+const FIXED_LEN: usize = 1 + 8 + 8 + 32 + 1 + 1;
+
+/// What a download link grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkClaims {
+    /// The account's prefix.
+    pub account: String,
+    pub file_id: u64,
+    /// The blake3 of the file's content when the link was made.
+    pub blob: [u8; 32],
+    /// The download key the caller showed, by id, to be checked again at download time.
+    pub key_id: Option<u64>,
+    /// The normalized site (or app machine) the link was made for.
+    pub site: Option<String>,
+    /// Unix seconds; the link works while `now < expires`.
+    pub expires: u64,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkError {
+    /// Too long, not base64url, too short, or (MAC correct yet) not a payload this
+    /// version writes.
+    Malformed,
+    /// The MAC does not match: forged, altered, or made with another server key.
+    BadMac,
+    /// Authentic but past its expiry.
+    Expired,
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LinkError::Malformed => "malformed download link",
+            LinkError::BadMac => "download link signature does not match",
+            LinkError::Expired => "download link expired",
+        })
+    }
+}
+
+impl std::error::Error for LinkError {}
+
+/// A claim too long to bind (see [`MAX_ACCOUNT_LEN`], [`MAX_SITE_LEN`]): a caller's bug
+/// or a site that cannot be a host, refused rather than making a link that never verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimTooLong {
+    pub field: &'static str,
+}
+
+impl std::fmt::Display for ClaimTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "download link claim `{}` is too long", self.field)
+    }
+}
+
+impl std::error::Error for ClaimTooLong {}
+
+/// The MAC key of download links, derived from `server.key` for this purpose only
+/// (`blake3::derive_key`), so a link's MAC says nothing about any other derived value.
+#[derive(Clone)]
+pub struct LinkKey([u8; 32]);
+
+impl std::fmt::Debug for LinkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkKey(…)")
+    }
+}
+
+impl LinkKey {
+    pub fn new(server_key: &ServerKey) -> Self {
+        LinkKey(blake3::derive_key(
+            "upkeep download links v1",
+            server_key.as_bytes(),
+        ))
+    }
+
+    /// The token for `claims`.
+    ///
+    /// # Errors
+    /// `account` or `site` longer than its bound.
+    pub fn sign(&self, claims: &LinkClaims) -> Result<String, ClaimTooLong> {
+        if claims.account.len() > MAX_ACCOUNT_LEN {
+            return Err(ClaimTooLong { field: "account" });
+        }
+        if claims.site.as_ref().is_some_and(|s| s.len() > MAX_SITE_LEN) {
+            return Err(ClaimTooLong { field: "site" });
+        }
+        let mut bytes = Vec::with_capacity(FIXED_LEN + 8 + 1 + MAX_SITE_LEN + MAC_LEN);
+        bytes.push(VERSION);
+        bytes.extend_from_slice(&claims.expires.to_be_bytes());
+        bytes.extend_from_slice(&claims.file_id.to_be_bytes());
+        bytes.extend_from_slice(&claims.blob);
+        let flags = if claims.key_id.is_some() { FLAG_KEY } else { 0 }
+            | if claims.site.is_some() { FLAG_SITE } else { 0 };
+        bytes.push(flags);
+        if let Some(key_id) = claims.key_id {
+            bytes.extend_from_slice(&key_id.to_be_bytes());
+        }
+        // Lengths were checked above; both fit a byte.
+        bytes.push(claims.account.len() as u8);
+        bytes.extend_from_slice(claims.account.as_bytes());
+        if let Some(site) = &claims.site {
+            bytes.push(site.len() as u8);
+            bytes.extend_from_slice(site.as_bytes());
+        }
+        let mac = blake3::keyed_hash(&self.0, &bytes);
+        bytes.extend_from_slice(mac.as_bytes());
+        Ok(base64url::encode(&bytes))
+    }
+
+    /// The claims of `token`, if this server made it and it has not expired at
+    /// `now_unix`.
+    ///
+    /// # Errors
+    /// [`LinkError`]; `Expired` only for a token whose MAC verified.
+    pub fn verify(&self, token: &str, now_unix: u64) -> Result<LinkClaims, LinkError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(LinkError::Malformed);
+        }
+        let bytes = base64url::decode(token).ok_or(LinkError::Malformed)?;
+        if bytes.len() < FIXED_LEN + MAC_LEN {
+            return Err(LinkError::Malformed);
+        }
+        let (payload, mac) = bytes.split_at(bytes.len() - MAC_LEN);
+        let mut given = [0u8; MAC_LEN];
+        given.copy_from_slice(mac);
+        // `blake3::Hash`'s `==` is constant-time.
+        if blake3::keyed_hash(&self.0, payload) != blake3::Hash::from_bytes(given) {
+            return Err(LinkError::BadMac);
+        }
+        let claims = parse(payload).ok_or(LinkError::Malformed)?;
+        if now_unix >= claims.expires {
+            return Err(LinkError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+/// The payload's claims; `None` unless it is exactly what `sign` writes.
+fn parse(payload: &[u8]) -> Option<LinkClaims> {
+    let mut r = Reader(payload);
+    if r.byte()? != VERSION {
+        return None;
+    }
+    let expires = r.u64()?;
+    let file_id = r.u64()?;
+    let blob: [u8; 32] = r.take(32)?.try_into().ok()?;
+    let flags = r.byte()?;
+    if flags & !(FLAG_KEY | FLAG_SITE) != 0 {
+        return None;
+    }
+    let key_id = if flags & FLAG_KEY != 0 {
+        Some(r.u64()?)
+    } else {
+        None
+    };
+    let account = r.text()?;
+    let site = if flags & FLAG_SITE != 0 {
+        Some(r.text()?)
+    } else {
+        None
+    };
+    r.0.is_empty().then_some(LinkClaims {
+        account,
+        file_id,
+        blob,
+        key_id,
+        site,
+        expires,
+    })
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8)?.try_into().ok().map(u64::from_be_bytes)
+    }
+
+    /// A length byte and that many bytes of UTF-8.
+    fn text(&mut self) -> Option<String> {
+        let len = usize::from(self.byte()?);
+        String::from_utf8(self.take(len)?.to_vec()).ok()
+    }
+}
+
+/// The download URL for `token`: `{base_url}/dl/{token}/{filename}`, `base_url` the public
+/// URL without a trailing slash (SPEC §8.1 item 5). The filename is one path segment:
+/// anything but unreserved characters is percent-encoded (a `/` cannot split it).
+pub fn download_url(base_url: &str, token: &str, filename: &str) -> String {
+    let mut url = format!("{}/dl/{token}/", base_url.trim_end_matches('/'));
+    for b in filename.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            url.push(char::from(b));
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url
+}
+
+/// base64url without padding (RFC 4648 §5). A copy of `store::page`'s private codec,
+/// kept here so this module stays self-contained; decoding is strict (no padding, no
+/// stray bits), so every token has exactly one spelling.
+mod base64url {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+    pub fn encode(bytes: &[u8]) -> String {
+        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            }
+        }
+        out
+    }
+
+    fn sextet(c: u8) -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        }))
+    }
+
+    pub fn decode(text: &str) -> Option<Vec<u8>> {
+        let sextets: Vec<u32> = text.bytes().map(sextet).collect::<Option<_>>()?;
+        if sextets.len() % 4 == 1 {
+            return None;
+        }
+        let mut out = Vec::with_capacity(sextets.len() * 3 / 4);
+        for chunk in sextets.chunks(4) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, s)| n | s << (18 - 6 * i));
+            let bytes = chunk.len() - 1;
+            if bytes < 3 && n & ((1 << (8 * (3 - bytes))) - 1) != 0 {
+                return None;
+            }
+            for i in 0..bytes {
+                out.push((n >> (16 - 8 * i)) as u8);
+            }
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_796_126_400; // 2026-12-01 12:00:00 UTC
+
+    fn key(byte: u8) -> LinkKey {
+        LinkKey::new(&ServerKey::from_bytes([byte; 32]))
+    }
+
+    fn claims() -> LinkClaims {
+        LinkClaims {
+            account: "acme".into(),
+            file_id: 0x0012_3456_789a_bcde,
+            blob: *blake3::hash(b"example-plugin.zip").as_bytes(),
+            key_id: Some(7),
+            site: Some("example.com".into()),
+            expires: NOW + 86_400,
+        }
+    }
+
+    #[test]
+    fn round_trips_every_shape() {
+        let k = key(1);
+        let mut shapes = vec![claims()];
+        shapes.push(LinkClaims {
+            key_id: None,
+            site: None,
+            ..claims()
+        });
+        shapes.push(LinkClaims {
+            key_id: Some(u64::MAX),
+            site: None,
+            ..claims()
+        });
+        shapes.push(LinkClaims {
+            key_id: None,
+            site: Some("x".repeat(MAX_SITE_LEN)),
+            account: "a".repeat(MAX_ACCOUNT_LEN),
+            expires: u64::MAX,
+            ..claims()
+        });
+        for c in shapes {
+            let token = k.sign(&c).unwrap();
+            assert!(token.len() <= MAX_TOKEN_LEN, "{}", token.len());
+            assert!(
+                token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            );
+            assert_eq!(k.verify(&token, NOW), Ok(c));
+        }
+    }
+
+    #[test]
+    fn signing_is_deterministic_and_binds_every_claim() {
+        let k = key(1);
+        let base = k.sign(&claims()).unwrap();
+        assert_eq!(k.sign(&claims()).unwrap(), base);
+        let variants = [
+            LinkClaims {
+                account: "acmf".into(),
+                ..claims()
+            },
+            LinkClaims {
+                file_id: 1,
+                ..claims()
+            },
+            LinkClaims {
+                blob: [0; 32],
+                ..claims()
+            },
+            LinkClaims {
+                key_id: Some(8),
+                ..claims()
+            },
+            LinkClaims {
+                key_id: None,
+                ..claims()
+            },
+            LinkClaims {
+                site: Some("example.org".into()),
+                ..claims()
+            },
+            LinkClaims {
+                site: None,
+                ..claims()
+            },
+            LinkClaims {
+                expires: NOW + 86_401,
+                ..claims()
+            },
+        ];
+        for v in variants {
+            assert_ne!(k.sign(&v).unwrap(), base, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn any_changed_character_is_refused() {
+        let k = key(1);
+        let token = k.sign(&claims()).unwrap();
+        for i in 0..token.len() {
+            for replacement in ['A', 'z', '0', '-', '_'] {
+                let mut altered: Vec<char> = token.chars().collect();
+                if altered[i] == replacement {
+                    continue;
+                }
+                altered[i] = replacement;
+                let altered: String = altered.into_iter().collect();
+                let err = k.verify(&altered, NOW).unwrap_err();
+                assert!(
+                    matches!(err, LinkError::BadMac | LinkError::Malformed),
+                    "position {i}: {err:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn expiry_is_checked_after_the_mac() {
+        let k = key(1);
+        let token = k.sign(&claims()).unwrap();
+        let expires = claims().expires;
+        assert!(k.verify(&token, expires - 1).is_ok());
+        assert_eq!(k.verify(&token, expires), Err(LinkError::Expired));
+        assert_eq!(k.verify(&token, u64::MAX), Err(LinkError::Expired));
+        // An expired token from another key is a bad MAC, not "expired".
+        assert_eq!(key(2).verify(&token, u64::MAX), Err(LinkError::BadMac));
+    }
+
+    #[test]
+    fn another_server_key_is_refused() {
+        let token = key(1).sign(&claims()).unwrap();
+        assert_eq!(key(2).verify(&token, NOW), Err(LinkError::BadMac));
+        // The link key is derived, not the server key itself.
+        let raw = ServerKey::from_bytes([1; 32]);
+        assert_ne!(&LinkKey::new(&raw).0, raw.as_bytes());
+    }
+
+    #[test]
+    fn truncated_and_extended_tokens_are_refused() {
+        let k = key(1);
+        let token = k.sign(&claims()).unwrap();
+        for len in 0..token.len() {
+            assert!(k.verify(&token[..len], NOW).is_err(), "length {len}");
+        }
+        for suffix in ["A", "AA", "AAA", "AAAA"] {
+            assert!(k.verify(&format!("{token}{suffix}"), NOW).is_err());
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let k = key(1);
+        let too_long = "A".repeat(MAX_TOKEN_LEN + 1);
+        assert_eq!(k.verify(&too_long, NOW), Err(LinkError::Malformed));
+        for text in ["", "=", "AAAA=", "é", "a b", "%41", "A", "\0\0\0\0"] {
+            assert!(k.verify(text, NOW).is_err(), "{text:?}");
+        }
+        // Pseudo-random byte strings of every length up to the bound, encoded: they decode
+        // fine but must fail on the MAC (or the length) without panicking.
+        let mut seed = blake3::hash(b"garbage");
+        for len in 0..(MAX_TOKEN_LEN * 3 / 4) {
+            seed = blake3::hash(seed.as_bytes());
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| seed.as_bytes()[i % 32] ^ i as u8)
+                .collect();
+            assert!(k.verify(&base64url::encode(&bytes), NOW).is_err());
+        }
+    }
+
+    #[test]
+    fn a_correctly_maced_odd_payload_is_malformed_not_accepted() {
+        // What a future version or an encoder bug could produce: MAC right, shape wrong.
+        let k = key(1);
+        let good = base64url::decode(&k.sign(&claims()).unwrap()).unwrap();
+        let payload = &good[..good.len() - MAC_LEN];
+        let reseal = |mut p: Vec<u8>| {
+            let mac = blake3::keyed_hash(&k.0, &p);
+            p.extend_from_slice(mac.as_bytes());
+            base64url::encode(&p)
+        };
+        let mut version = payload.to_vec();
+        version[0] = 2;
+        let mut trailing = payload.to_vec();
+        trailing.push(0);
+        let mut flags = payload.to_vec();
+        flags[49] |= 4;
+        for bad in [version, trailing, flags] {
+            assert_eq!(k.verify(&reseal(bad), NOW), Err(LinkError::Malformed));
+        }
+    }
+
+    #[test]
+    fn overlong_claims_are_refused_at_signing() {
+        let k = key(1);
+        let long_site = LinkClaims {
+            site: Some("x".repeat(MAX_SITE_LEN + 1)),
+            ..claims()
+        };
+        assert_eq!(k.sign(&long_site), Err(ClaimTooLong { field: "site" }));
+        let long_account = LinkClaims {
+            account: "a".repeat(MAX_ACCOUNT_LEN + 1),
+            ..claims()
+        };
+        assert_eq!(
+            k.sign(&long_account),
+            Err(ClaimTooLong { field: "account" })
+        );
+    }
+
+    #[test]
+    fn download_urls_are_one_segment() {
+        assert_eq!(
+            download_url("https://u.example.com/", "TOKEN", "example-plugin.zip"),
+            "https://u.example.com/dl/TOKEN/example-plugin.zip"
+        );
+        assert_eq!(
+            download_url("https://u.example.com", "T", "a b/ü.zip"),
+            "https://u.example.com/dl/T/a%20b%2F%C3%BC.zip"
+        );
+    }
+
+    #[test]
+    fn base64url_is_strict() {
+        for bytes in [&b""[..], b"f", b"fo", b"foo", b"foob", b"\xff\xfe\x00"] {
+            assert_eq!(base64url::decode(&base64url::encode(bytes)).unwrap(), bytes);
+        }
+        // "Zg" is "f"; "Zh" is "f" with a stray bit set.
+        assert_eq!(base64url::decode("Zg").unwrap(), b"f");
+        assert_eq!(base64url::decode("Zh"), None);
+        assert_eq!(base64url::decode("Zg=="), None);
+        assert_eq!(base64url::decode("Z"), None);
+    }
+}

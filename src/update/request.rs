@@ -1,0 +1,308 @@
+//! Request-parsing helpers of the public update dialects (SPEC §8.2), pure: form values
+//! that may be URL-encoded twice (EDD), EDD's slugified `item_name`, and EDD's batch
+//! `products[<slug>][field]=value` pairs.
+
+/// Most items one batch may ask about (SPEC §8.2: ≤ 100).
+pub const MAX_BATCH_ITEMS: usize = 100;
+
+/// Decodes one `application/x-www-form-urlencoded` value (`+` is a space, `%XX` a byte),
+/// then — EDD's updater sometimes encodes its values twice — decodes the result again if
+/// it still contains a `%XX` sequence. A `%` not followed by two hex digits stays as it
+/// is; bytes that are not UTF-8 become U+FFFD.
+///
+/// One ambiguity is inherent: a value encoded twice whose only escape was a space
+/// (`a b` → `a+b` → `a%2Bb`) decodes to `a+b` (no `%XX` is left to show it was encoded
+/// twice). The values EDD sends twice are URLs, names and keys: names are compared
+/// slugified (a `+` and a space give the same slug) and keys are URL-safe characters.
+/// The converse also holds: a value encoded *once* whose plain text contains `%XX` (a URL
+/// path such as `/my%20site`) is decoded twice; for site URLs that is harmless, as a site
+/// is its normalized host (SPEC §9 *Sites*) and the path is dropped.
+pub fn decode_form_twice(value: &str) -> String {
+    let once = decode_form(value);
+    if has_escape(&once) {
+        decode_form(&once)
+    } else {
+        once
+    }
+}
+
+/// One pass of form decoding (`+` → space, `%XX` → byte).
+pub fn decode_form(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: Option<&u8>) -> Option<u8> {
+    let b = *b?;
+    char::from(b).to_digit(16).map(|d| d as u8)
+}
+
+/// Whether `text` contains `%` followed by two hex digits.
+fn has_escape(text: &str) -> bool {
+    text.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
+}
+
+/// The pairs of a query string or form body, names and values each decoded with
+/// [`decode_form_twice`], in order; empty pieces (`a=1&&b=2`) are skipped and a piece
+/// without `=` is a name with an empty value, as PHP reads them.
+pub fn parse_form(body: &str) -> Vec<(String, String)> {
+    body.split('&')
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| {
+            let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
+            (decode_form_twice(name), decode_form_twice(value))
+        })
+        .collect()
+}
+
+/// A product name as EDD compares `item_name` (SPEC §7 *Product*, §8.2): lower-case, each
+/// run of characters that are not letters or digits (Unicode) becomes one `-`, and `-` is
+/// trimmed from both ends. `"Example Plugin!"` → `example-plugin`.
+pub fn slugify(name: &str) -> String {
+    let mut slug = String::with_capacity(name.len());
+    let mut gap = false;
+    for c in name.chars() {
+        if c.is_alphanumeric() {
+            if gap && !slug.is_empty() {
+                slug.push('-');
+            }
+            gap = false;
+            slug.extend(c.to_lowercase());
+        } else {
+            gap = true;
+        }
+    }
+    slug
+}
+
+/// Why a batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    /// More than [`MAX_BATCH_ITEMS`] distinct products.
+    TooMany,
+    /// A `products…` name that is not `products[<slug>][<field>]` (the name, as sent).
+    Malformed(String),
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchError::TooMany => write!(f, "more than {MAX_BATCH_ITEMS} products"),
+            BatchError::Malformed(name) => {
+                write!(f, "`{name}` is not products[<slug>][<field>]")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BatchError {}
+
+/// One batch item: the slug and its `(field, value)` pairs, in the order sent.
+pub type BatchItem = (String, Vec<(String, String)>);
+
+/// EDD's batch `get_version` (`products[<slug>][<field>]=<value>`, already decoded, e.g.
+/// by [`parse_form`]) grouped by slug in order of first appearance. Pairs whose name is not
+/// `products` or `products[…` are the request's other fields and are skipped.
+///
+/// # Errors
+/// [`BatchError::TooMany`] past [`MAX_BATCH_ITEMS`] slugs (checked as the pairs are read,
+/// so a huge batch costs no more than its first 101 slugs' grouping);
+/// [`BatchError::Malformed`] for a `products…` name of another shape (an empty slug or
+/// field, a missing bracket, anything after the second bracket).
+pub fn parse_edd_batch<'a, I>(pairs: I) -> Result<Vec<BatchItem>, BatchError>
+where
+    I: IntoIterator<Item = (&'a str, &'a str)>,
+{
+    let mut items: Vec<BatchItem> = Vec::new();
+    for (name, value) in pairs {
+        let Some(rest) = name.strip_prefix("products") else {
+            continue;
+        };
+        if !rest.is_empty() && !rest.starts_with('[') {
+            continue; // another field whose name merely starts with `products`
+        }
+        let malformed = || BatchError::Malformed(name.to_owned());
+        let (slug, field) = rest
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .and_then(|r| r.split_once("]["))
+            .ok_or_else(malformed)?;
+        if slug.is_empty()
+            || field.is_empty()
+            || slug.contains(['[', ']'])
+            || field.contains(['[', ']'])
+        {
+            return Err(malformed());
+        }
+        let fields = match items.iter_mut().position(|(s, _)| s == slug) {
+            Some(i) => &mut items[i].1,
+            None => {
+                if items.len() == MAX_BATCH_ITEMS {
+                    return Err(BatchError::TooMany);
+                }
+                items.push((slug.to_owned(), Vec::new()));
+                &mut items.last_mut().expect("just pushed").1
+            }
+        };
+        fields.push((field.to_owned(), value.to_owned()));
+    }
+    Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_once_encoded_values() {
+        assert_eq!(decode_form_twice("Example+Plugin"), "Example Plugin");
+        assert_eq!(decode_form_twice("Example%20Plugin"), "Example Plugin");
+        assert_eq!(
+            decode_form_twice("https%3A%2F%2Fexample.com%2F"),
+            "https://example.com/"
+        );
+        assert_eq!(decode_form_twice("h%C3%A9llo"), "héllo");
+        assert_eq!(decode_form_twice("plain-key_1.2~"), "plain-key_1.2~");
+        assert_eq!(decode_form_twice(""), "");
+    }
+
+    #[test]
+    fn decodes_twice_encoded_values() {
+        assert_eq!(
+            decode_form_twice("https%253A%252F%252Fexample.com%252F"),
+            "https://example.com/"
+        );
+        assert_eq!(decode_form_twice("h%25C3%25A9llo"), "héllo");
+        assert_eq!(decode_form_twice("Example%2520Plugin"), "Example Plugin");
+        // The inherent ambiguity: a twice-encoded space alone stays a `+`.
+        assert_eq!(decode_form_twice("a%2Bb"), "a+b");
+        // Never a third pass.
+        assert_eq!(decode_form_twice("%252541"), "%41");
+        // The converse ambiguity: a once-encoded `%20` in the plain text is decoded too.
+        assert_eq!(
+            decode_form_twice("https%3A%2F%2Fa.com%2Fmy%2520site"),
+            "https://a.com/my site"
+        );
+    }
+
+    #[test]
+    fn stray_percent_signs_stay() {
+        assert_eq!(decode_form_twice("100%"), "100%");
+        assert_eq!(decode_form_twice("100%25"), "100%");
+        assert_eq!(decode_form_twice("%zz%4"), "%zz%4");
+        assert_eq!(decode_form_twice("%4"), "%4");
+        assert_eq!(decode_form_twice("%"), "%");
+        assert_eq!(decode_form_twice("%%41"), "%A");
+        // Not UTF-8: replaced, never a panic.
+        assert_eq!(decode_form_twice("%FF%FE"), "\u{FFFD}\u{FFFD}");
+    }
+
+    #[test]
+    fn forms_split_like_php() {
+        assert_eq!(
+            parse_form(
+                "edd_action=get_version&item_name=Example+Plugin&&flag&url=https%253A%252F%252Fa.com"
+            ),
+            vec![
+                ("edd_action".into(), "get_version".into()),
+                ("item_name".into(), "Example Plugin".into()),
+                ("flag".into(), String::new()),
+                ("url".into(), "https://a.com".into()),
+            ]
+        );
+        assert!(parse_form("").is_empty());
+    }
+
+    #[test]
+    fn slugify_matches_edd_item_names() {
+        assert_eq!(slugify("Example Plugin"), "example-plugin");
+        assert_eq!(slugify("  Example -- Plugin!  "), "example-plugin");
+        assert_eq!(
+            slugify("WooCommerce PDF Invoices & Packing Slips"),
+            "woocommerce-pdf-invoices-packing-slips"
+        );
+        assert_eq!(slugify("v2.0_beta"), "v2-0-beta");
+        assert_eq!(slugify("Café Ünïcode"), "café-ünïcode");
+        assert_eq!(slugify("!!!"), "");
+        assert_eq!(slugify(""), "");
+    }
+
+    #[test]
+    fn batches_group_by_slug_in_order() {
+        let pairs = [
+            ("edd_action", "get_version"),
+            ("products[b-plugin][version]", "1.0"),
+            ("products[a-theme][version]", "2.0"),
+            ("products[b-plugin][license]", "K"),
+            ("url", "https://example.com"),
+        ];
+        assert_eq!(
+            parse_edd_batch(pairs).unwrap(),
+            vec![
+                (
+                    "b-plugin".to_owned(),
+                    vec![
+                        ("version".to_owned(), "1.0".to_owned()),
+                        ("license".to_owned(), "K".to_owned())
+                    ]
+                ),
+                (
+                    "a-theme".to_owned(),
+                    vec![("version".to_owned(), "2.0".to_owned())]
+                ),
+            ]
+        );
+        assert_eq!(parse_edd_batch([("url", "x")]).unwrap(), vec![]);
+        assert_eq!(parse_edd_batch([("products_seen", "x")]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn batches_refuse_odd_names_and_more_than_100_items() {
+        for name in [
+            "products",
+            "products[a]",
+            "products[a][]",
+            "products[][v]",
+            "products[a][v]x",
+            "products[a][v][w]",
+            "products[a]v]",
+        ] {
+            assert_eq!(
+                parse_edd_batch([(name, "1")]),
+                Err(BatchError::Malformed(name.to_owned())),
+                "{name}"
+            );
+        }
+        let names: Vec<String> = (0..=MAX_BATCH_ITEMS)
+            .map(|i| format!("products[p{i}][version]"))
+            .collect();
+        let hundred = names[..MAX_BATCH_ITEMS].iter().map(|n| (n.as_str(), "1"));
+        assert_eq!(parse_edd_batch(hundred).unwrap().len(), MAX_BATCH_ITEMS);
+        let all = names.iter().map(|n| (n.as_str(), "1"));
+        assert_eq!(parse_edd_batch(all), Err(BatchError::TooMany));
+        // Many fields of 100 slugs are fine.
+        let repeated = names[..MAX_BATCH_ITEMS]
+            .iter()
+            .chain(names[..MAX_BATCH_ITEMS].iter())
+            .map(|n| (n.as_str(), "1"));
+        assert_eq!(parse_edd_batch(repeated).unwrap().len(), MAX_BATCH_ITEMS);
+    }
+}
