@@ -48,7 +48,8 @@
 //! - [`model`] — records and pure rules: accounts, tokens, plan licenses, scopes, time,
 //!   sizes. [`token`] — the `upk_…` format, pure.
 //!   Releases: `version.rs` (semver ∩ PHP), `channel.rs`, `rollout.rs` (§8.3), pure.
-//!   Licensing (§9): [`model::license_key`] (key generators, accepted keys, lookup form).
+//!   Licensing (§9): [`model::license_key`] (key generators, accepted keys, lookup form),
+//!   [`model::site`] (site normalization, development sites, masked hosts), pure.
 //! - [`secrets`] — license keys at rest (§9): [`secrets::KeyVault`], keyed lookup hashes
 //!   and sealed values (XChaCha20-Poly1305), subkeys derived from `server.key`; pure.
 //! - [`error`] — the use-case error: one `status()`, one `code()`.
