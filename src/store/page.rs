@@ -139,6 +139,48 @@ pub struct Page<T> {
     pub next: Option<Cursor>,
 }
 
+impl<T> Page<T> {
+    /// A page of a short list already read whole and in order (a version's files, a
+    /// product's versions newest first): the items after the one whose id the cursor
+    /// names.
+    ///
+    /// # Errors
+    /// `InvalidCursor` when the cursor names no item of the list (it was deleted meanwhile,
+    /// or the cursor is another list's).
+    pub fn of_list(
+        items: Vec<T>,
+        id: impl Fn(&T) -> u64,
+        page: &PageRequest,
+    ) -> Result<Page<T>, StoreError> {
+        let start = match &page.after {
+            None => 0,
+            Some(cursor) => {
+                let after: u64 = cursor.value().parse().map_err(|_| {
+                    StoreError::InvalidCursor("not a cursor of this list".to_owned())
+                })?;
+                items
+                    .iter()
+                    .position(|item| id(item) == after)
+                    .ok_or_else(|| {
+                        StoreError::InvalidCursor(
+                            "the item this cursor names is gone; start the listing again"
+                                .to_owned(),
+                        )
+                    })?
+                    + 1
+            }
+        };
+        let mut rest: Vec<T> = items.into_iter().skip(start).collect();
+        let next = if rest.len() > page.limit {
+            rest.truncate(page.limit);
+            rest.last().map(|item| Cursor::after(id(item).to_string()))
+        } else {
+            None
+        };
+        Ok(Page { items: rest, next })
+    }
+}
+
 impl Store {
     /// The entries of `table` under `prefix` after the key `after` (built by `key` from
     /// the cursor's value), at most `limit`, and whether more follow. A range scan from

@@ -1,6 +1,7 @@
 //! The UpdaterCloud REST API, `/api/v1/…`: scoped personal access tokens (Bearer or
 //! `x-api-key`), JSON or form-encoded bodies, RFC 3339 times.
 
+pub mod catalog;
 mod tokens;
 
 use crate::http::auth::Need;
@@ -60,5 +61,195 @@ pub static ROWS: &[Row] = &[
                 async move { tokens::rotate(app, call.caller()?, &call.input, call.now).await },
             )
         }),
+    ),
+    F.row(
+        Method::GET,
+        "list_groups",
+        "/api/v1/groups",
+        Need::Scope(Scope::ReadReleases),
+        Handler::Read(catalog::list_groups),
+    ),
+    F.row(
+        Method::POST,
+        "create_group",
+        "/api/v1/groups",
+        Need::Scope(Scope::ManageReleases),
+        Handler::Write(|app, call| Box::pin(catalog::put_group(app, call, true))),
+    ),
+    F.row(
+        Method::GET,
+        "get_group",
+        "/api/v1/groups/{id}",
+        Need::Scope(Scope::ReadReleases),
+        Handler::Read(catalog::get_group),
+    ),
+    F.row(
+        Method::PATCH,
+        "update_group",
+        "/api/v1/groups/{id}",
+        Need::Scope(Scope::ManageReleases),
+        Handler::Write(|app, call| Box::pin(catalog::put_group(app, call, false))),
+    ),
+    F.row(
+        Method::DELETE,
+        "delete_group",
+        "/api/v1/groups/{id}",
+        Need::Scope(Scope::ManageReleases),
+        Handler::Write(|app, call| Box::pin(catalog::delete_group(app, call))),
+    )
+    .without_body(),
+    F.row(
+        Method::GET,
+        "list_products",
+        "/api/v1/products",
+        Need::Scope(Scope::ReadReleases),
+        Handler::Read(catalog::list_products),
+    ),
+    F.row(
+        Method::POST,
+        "create_product",
+        "/api/v1/products",
+        Need::Scope(Scope::ManageReleases),
+        Handler::Write(|app, call| Box::pin(catalog::create_product(app, call))),
+    ),
+    F.row(
+        Method::GET,
+        "get_product",
+        "/api/v1/products/{id}",
+        Need::Scope(Scope::ReadReleases),
+        Handler::Read(catalog::get_product),
+    ),
+    F.row(
+        Method::PATCH,
+        "update_product",
+        "/api/v1/products/{id}",
+        Need::Scope(Scope::ManageReleases),
+        Handler::Write(|app, call| Box::pin(catalog::update_product(app, call))),
+    ),
+    F.row(
+        Method::DELETE,
+        "delete_product",
+        "/api/v1/products/{id}",
+        Need::Scope(Scope::ManageReleases),
+        Handler::Write(|app, call| Box::pin(catalog::delete_product(app, call))),
+    )
+    .without_body(),
+    F.row(
+        Method::POST,
+        "duplicate_product",
+        "/api/v1/products/{id}/duplicate",
+        Need::Scope(Scope::ManageReleases),
+        Handler::Write(|app, call| Box::pin(catalog::duplicate_product(app, call))),
+    ),
+    F.row(
+        Method::GET,
+        "get_channels",
+        "/api/v1/products/{id}/channels",
+        Need::Scope(Scope::ReadReleases),
+        Handler::Read(catalog::channels),
+    ),
+    F.row(
+        Method::GET,
+        "list_versions",
+        "/api/v1/products/{id}/versions",
+        Need::Scope(Scope::ReadReleases),
+        Handler::Read(catalog::list_versions),
+    ),
+    F.row(
+        Method::POST,
+        "create_version",
+        "/api/v1/products/{id}/versions",
+        Need::Scope(Scope::ManageReleases),
+        Handler::Write(|app, call| Box::pin(catalog::create_version(app, call))),
+    ),
+    F.row(
+        Method::POST,
+        "release_product",
+        "/api/v1/products/{id}/releases",
+        Need::Scope(Scope::ManageReleases),
+        Handler::Write(|app, call| Box::pin(catalog::release(app, call, true))),
+    )
+    .streamed(),
+    F.row(
+        Method::POST,
+        "release",
+        "/api/v1/releases",
+        Need::Scope(Scope::ManageReleases),
+        Handler::Write(|app, call| Box::pin(catalog::release(app, call, false))),
+    )
+    .streamed(),
+    F.row(
+        Method::GET,
+        "get_version",
+        "/api/v1/versions/{id}",
+        Need::Scope(Scope::ReadReleases),
+        Handler::Read(catalog::get_version),
+    ),
+    F.row(
+        Method::PATCH,
+        "update_version",
+        "/api/v1/versions/{id}",
+        Need::Scope(Scope::ManageReleases),
+        Handler::Write(|app, call| Box::pin(catalog::update_version(app, call))),
+    ),
+    F.row(
+        Method::DELETE,
+        "delete_version",
+        "/api/v1/versions/{id}",
+        Need::Scope(Scope::ManageReleases),
+        Handler::Write(|app, call| Box::pin(catalog::delete_version(app, call))),
+    )
+    .without_body(),
+    F.row(
+        Method::GET,
+        "list_files",
+        "/api/v1/versions/{id}/files",
+        Need::Scope(Scope::ReadReleases),
+        Handler::Read(catalog::list_files),
+    ),
+    F.row(
+        Method::POST,
+        "create_file",
+        "/api/v1/versions/{id}/files",
+        Need::Scope(Scope::ManageReleases),
+        Handler::Write(|app, call| Box::pin(catalog::create_file(app, call))),
+    )
+    .streamed(),
+    F.row(
+        Method::GET,
+        "get_file",
+        "/api/v1/files/{id}",
+        Need::Scope(Scope::ReadReleases),
+        Handler::Read(catalog::get_file),
+    ),
+    F.row(
+        Method::PATCH,
+        "update_file",
+        "/api/v1/files/{id}",
+        Need::Scope(Scope::ManageReleases),
+        Handler::Write(|app, call| Box::pin(catalog::update_file(app, call))),
+    ),
+    F.row(
+        Method::DELETE,
+        "delete_file",
+        "/api/v1/files/{id}",
+        Need::Scope(Scope::ManageReleases),
+        Handler::Write(|app, call| Box::pin(catalog::delete_file(app, call))),
+    )
+    .without_body(),
+    F.row(
+        Method::PUT,
+        "replace_file_content",
+        "/api/v1/files/{id}/content",
+        Need::Scope(Scope::ManageReleases),
+        Handler::Write(|app, call| Box::pin(catalog::replace_content(app, call))),
+    )
+    .streamed(),
+    F.row(
+        Method::GET,
+        "download_file",
+        "/api/v1/files/{id}/content",
+        Need::Scope(Scope::ReadReleases),
+        Handler::Write(|app, call| Box::pin(catalog::download(app, call))),
     ),
 ];
