@@ -231,71 +231,7 @@ fn more_than_20_000_entries() {
     refused(&lying, None, "more than 20,000 entries (60000 declared)");
 }
 
-/// A zip written by hand: `(name, method, crc32, data, uncompressed size)` per entry.
-fn raw_zip(entries: &[(&str, u16, u32, &[u8], u32)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut central = Vec::new();
-    for (name, method, crc, data, size) in entries {
-        let offset = out.len() as u32;
-        let fixed = |sig: &[u8], out: &mut Vec<u8>, central: bool| {
-            out.extend_from_slice(sig);
-            if central {
-                out.extend_from_slice(&20u16.to_le_bytes());
-            }
-            out.extend_from_slice(&20u16.to_le_bytes());
-            out.extend_from_slice(&0u16.to_le_bytes());
-            out.extend_from_slice(&method.to_le_bytes());
-            out.extend_from_slice(&[0, 0, 0x21, 0]);
-            out.extend_from_slice(&crc.to_le_bytes());
-            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            out.extend_from_slice(&size.to_le_bytes());
-            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            out.extend_from_slice(&0u16.to_le_bytes());
-        };
-        fixed(b"PK\x03\x04", &mut out, false);
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(data);
-        fixed(b"PK\x01\x02", &mut central, true);
-        central.extend_from_slice(&[0; 10]); // comment length, disk, internal and external attributes
-        central.extend_from_slice(&offset.to_le_bytes());
-        central.extend_from_slice(name.as_bytes());
-    }
-    let start = out.len() as u32;
-    out.extend_from_slice(&central);
-    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
-    out.extend_from_slice(&start.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out
-}
-
-const GIB: u32 = 1 << 30;
-/// crc32 of 1 GiB of zeros (`python3 -c "import zlib; print(hex(zlib.crc32(bytes(1<<30))))"`).
-const GIB_ZEROS_CRC: u32 = 0x5b64_c2b0;
-
-/// 1 GiB of zeros, deflated: 1,024 sync-flushed (byte-aligned, non-final) blocks of 1 MiB of
-/// zeros each, then an empty final block. Built by repetition because deflating 1 GiB in
-/// a debug test would take minutes; `the_bomb_is_genuine` checks the stream.
-fn gib_of_zeros_deflated() -> Vec<u8> {
-    let mut stream = mib_of_zeros_deflated().repeat(1024);
-    stream.extend_from_slice(&FINAL_EMPTY_BLOCK);
-    stream
-}
-
-/// A fixed-Huffman block with BFINAL set and only its end-of-block code.
-const FINAL_EMPTY_BLOCK: [u8; 2] = [0x03, 0x00];
-
-/// 1 MiB of zeros deflated by a fresh encoder and sync-flushed: self-contained (its
-/// back-references stay inside it), byte-aligned, not final.
-fn mib_of_zeros_deflated() -> Vec<u8> {
-    let mut encoder =
-        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(&[0u8; 1 << 20]).unwrap();
-    encoder.flush().unwrap();
-    encoder.get_ref().clone()
-}
+include!("../../tests/fixtures/zip_bombs.rs");
 
 #[test]
 fn the_bomb_is_genuine() {

@@ -1,6 +1,7 @@
 //! SPEC §4.2, the UpdaterCloud REST API (`/api/v1/…`), over a real socket, one file per
 //! resource: `/me`, and the tokens with their rotation.
 
+pub(crate) mod catalog;
 mod me;
 mod tokens;
 
