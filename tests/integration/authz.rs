@@ -15,7 +15,7 @@
 //! A route in the table with no entry in [`request_for`] fails the test, so a new route
 //! cannot skip the matrix.
 
-use crate::support::{START, TestServer};
+use crate::support::{CatalogIds, START, TestBody, TestServer, catalog_fixture, catalog_request};
 use http::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -67,6 +67,26 @@ fn spec_need(name: &str) -> Need {
         | "create_token"
         | "delete_token" => Need::Scope(Scope::Api),
         "rotate_self" => Need::Account,
+        "list_groups" | "get_group" | "list_products" | "get_product" | "get_channels"
+        | "list_versions" | "get_version" | "list_files" | "get_file" | "download_file" => {
+            Need::Scope(Scope::ReadReleases)
+        }
+        "create_group"
+        | "update_group"
+        | "delete_group"
+        | "create_product"
+        | "update_product"
+        | "delete_product"
+        | "duplicate_product"
+        | "create_version"
+        | "release_product"
+        | "release"
+        | "update_version"
+        | "delete_version"
+        | "create_file"
+        | "update_file"
+        | "delete_file"
+        | "replace_file_content" => Need::Scope(Scope::ManageReleases),
         "list_operator_tokens" | "list_accounts" | "list_licenses" => READ,
         "create_operator_token"
         | "update_operator_token"
@@ -117,9 +137,9 @@ fn expected(spec: &RouteSpec, credential: &Credential) -> Outcome {
         }
         (C::Account(_) | C::OtherAccount, Need::Account) => Allowed,
         (C::OtherAccount, Need::Scope(_)) => {
-            // An `api` token of another account: allowed, but a name of this account's is
-            // not found in its own.
-            if spec.path.contains("{name}") {
+            // An `api` token of another account: allowed, but a name or id of this
+            // account's is not found in its own.
+            if spec.path.contains("{name}") || spec.path.contains("{id}") {
                 NotFound
             } else {
                 Allowed
@@ -155,7 +175,11 @@ fn request_for(
     n: usize,
     license_key: &str,
     victim_license: u64,
-) -> (String, Option<Value>) {
+    catalog: &CatalogIds,
+) -> (String, Option<TestBody>) {
+    if let Some(request) = catalog_request(spec.name, catalog, n) {
+        return request;
+    }
     // Each deleting route has its own victim, so one route's success is not another's 404.
     let victim = if spec.name == "delete_token" {
         "victim2"
@@ -192,7 +216,7 @@ fn request_for(
         "revoke_license" => Some(json!({"id": victim_license})),
         other => panic!("route `{other}` has no entry in the authorization matrix"),
     };
-    (path, body)
+    (path, body.map(TestBody::Json))
 }
 
 #[tokio::test]
@@ -260,7 +284,9 @@ async fn every_route_and_credential_gets_the_status_spec_gives() {
     let mut mismatches = Vec::new();
     let mut n = 0;
     let acme_prefix = upkeep::model::AccountPrefix::parse(&acme.prefix).unwrap();
-    for (credential, token) in &credentials {
+    for (c, (credential, token)) in credentials.iter().enumerate() {
+        // Catalogue records of acme's for this credential (its deletions take victims).
+        let catalog = catalog_fixture(&server, &acme.token, &format!("c{c}")).await;
         // Every credential allowed to delete finds the victims there (an earlier one may
         // have deleted them).
         for victim in ["victim", "victim2"] {
@@ -275,13 +301,13 @@ async fn every_route_and_credential_gets_the_status_spec_gives() {
         }
         for spec in &specs {
             n += 1;
-            let (path, body) = request_for(spec, n, &license_key, victim_license);
+            let (path, body) = request_for(spec, n, &license_key, victim_license, &catalog);
             let mut call = server.request(spec.method.clone(), &path);
             if let Some(token) = token {
                 call = call.header("authorization", &format!("Bearer {token}"));
             }
-            if let Some(body) = body {
-                call = call.body(body.to_string());
+            if let Some(body) = &body {
+                call = call.test_body(body);
             }
             let reply = call.send().await;
             let want = expected(spec, credential);
@@ -338,7 +364,18 @@ fn every_route_in_the_table_has_a_matrix_entry() {
             "route table row for {}",
             spec.name
         );
-        let (path, _) = request_for(spec, 0, "k", 1);
+        let ids = CatalogIds {
+            product: 11,
+            product_slug: "alpha".into(),
+            victim_product: 12,
+            version: 13,
+            victim_version: 14,
+            file: 15,
+            victim_file: 16,
+            group: 17,
+            victim_group: 18,
+        };
+        let (path, _) = request_for(spec, 0, "k", 1, &ids);
         assert!(path.starts_with('/'), "{}", spec.name);
         let found = upkeep::api::find(&spec.method, path.split('?').next().unwrap()).unwrap();
         assert_eq!(found.row.name, spec.name);

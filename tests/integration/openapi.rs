@@ -237,7 +237,8 @@ async fn every_operation_lists_what_authorization_and_limits_can_answer() {
                 "{} {status}: X-Request-Id",
                 spec.name
             );
-            if status.starts_with(['4', '5']) {
+            // 416 carries no body (RFC 9110 §15.5.17: `Content-Range` says it all).
+            if status.starts_with(['4', '5']) && status != "416" {
                 let schema = &response["content"]["application/json"]["schema"];
                 let mut targets = Vec::new();
                 refs(schema, &mut targets);
@@ -454,6 +455,7 @@ fn check_documented(doc: &Value, spec: &RouteSpec, reply: &Reply) {
         .unwrap_or_else(|| panic!("{}: no content type:{reply:?}", spec.name));
     let schema = &content
         .get(media_type)
+        .or_else(|| content.get("*/*"))
         .unwrap_or_else(|| panic!("{}: {status} as {media_type} is not documented", spec.name))["schema"];
     if media_type != "application/json" {
         return;
@@ -559,7 +561,25 @@ async fn the_server_answers_only_what_the_document_says() {
     // Rotation turns the account's secret into a grace secret, which may not manage
     // tokens (issue 15): later examples use the new secret.
     let mut account_token = account.token.clone();
-    for spec in ordered {
+    // Catalogue ids are random: those routes run against records made here.
+    let catalog = crate::support::catalog_fixture(&server, &account.token, "oa").await;
+    for (n, spec) in ordered.into_iter().enumerate() {
+        if let Some((path, body)) = crate::support::catalog_request(spec.name, &catalog, n) {
+            let mut call = server
+                .request(spec.method.clone(), &path)
+                .header("x-api-key", &account_token);
+            if let Some(body) = &body {
+                call = call.test_body(body);
+            }
+            let reply = call.send().await;
+            check_documented(&doc, spec, &reply);
+            assert!(
+                reply.status.is_success(),
+                "{}: refused:{reply:?}",
+                spec.name
+            );
+            continue;
+        }
         let (path, mut body) = example_request(&doc, spec);
         if spec.name == "revoke_license" {
             // Ids are the store's; the example's `1` stands for the license just issued.

@@ -534,3 +534,234 @@ pub fn cli_json(output: &std::process::Output) -> Value {
     );
     serde_json::from_slice(&output.stdout).expect("JSON output")
 }
+
+/// A request body for [`TestServer::request`]-built calls: JSON, or raw bytes with a
+/// content type (uploads).
+#[derive(Debug, Clone)]
+pub enum TestBody {
+    Json(Value),
+    Raw(&'static str, Vec<u8>),
+}
+
+impl Call<'_> {
+    /// Sends `body` with its content type.
+    pub fn test_body(self, body: &TestBody) -> Self {
+        match body {
+            TestBody::Json(json) => self.body(json.to_string()),
+            TestBody::Raw(content_type, bytes) => self
+                .header("content-type", content_type)
+                .body(bytes.clone()),
+        }
+    }
+}
+
+/// A zip of `entries` (name, content), deflated.
+pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, content) in entries {
+        w.start_file(*name, options).unwrap();
+        w.write_all(content).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// A minimal plugin `slug` at `version`, with a readme; `extra` varies the content.
+pub fn plugin_zip(slug: &str, version: &str, extra: &str) -> Vec<u8> {
+    let header = format!(
+        "<?php\n/**\n * Plugin Name: {slug} Test\n * Version: {version}\n * Requires at least: 6.0\n \
+         * Requires PHP: 7.4\n * Author: Test Vendor\n * Plugin URI: https://example.com/{slug}\n */\n// {extra}\n"
+    );
+    let readme = "=== Test ===\nTested up to: 6.4\nStable tag: 1.0.0\n\n== Description ==\n\nA *test* plugin.<script>alert(1)</script>\n\n== Changelog ==\n\n= 1.0.0 =\n* First.\n";
+    zip_of(&[
+        (&format!("{slug}/{slug}.php"), header.as_bytes()),
+        (&format!("{slug}/readme.txt"), readme.as_bytes()),
+    ])
+}
+
+/// Catalogue records of one account, made over the API for tests that need real ids
+/// (ids are random): records to read and change, and a victim of each kind to delete.
+#[derive(Debug, Clone)]
+pub struct CatalogIds {
+    pub product: u64,
+    pub product_slug: String,
+    pub victim_product: u64,
+    /// A draft version of `product`, holding `file` (primary) and `victim_file`.
+    pub version: u64,
+    pub victim_version: u64,
+    pub file: u64,
+    pub victim_file: u64,
+    pub group: u64,
+    pub victim_group: u64,
+}
+
+/// Makes a [`CatalogIds`] set with `token` (an `api` token); `tag` keeps names unique.
+pub async fn catalog_fixture(server: &TestServer, token: &str, tag: &str) -> CatalogIds {
+    let bearer = format!("Bearer {token}");
+    let json_call = |method: Method, path: String, body: Value| {
+        server
+            .request(method, &path)
+            .header("authorization", &bearer)
+            .body(body.to_string())
+    };
+    let id = |v: &Value| v["data"]["id"].as_u64().expect("an id");
+    let slug = format!("alpha{tag}");
+    let product = id(&json_call(
+        Method::POST,
+        "/api/v1/products".into(),
+        serde_json::json!({"slug": slug, "kind": "plugin", "name": format!("Alpha {tag}")}),
+    )
+    .send()
+    .await
+    .expect(201));
+    let victim_product = id(&json_call(
+        Method::POST,
+        "/api/v1/products".into(),
+        serde_json::json!({"slug": format!("victim{tag}"), "name": format!("Victim {tag}")}),
+    )
+    .send()
+    .await
+    .expect(201));
+    let version = id(&json_call(
+        Method::POST,
+        format!("/api/v1/products/{product}/versions"),
+        serde_json::json!({"version": "1.0.0"}),
+    )
+    .send()
+    .await
+    .expect(201));
+    let victim_version = id(&json_call(
+        Method::POST,
+        format!("/api/v1/products/{product}/versions"),
+        serde_json::json!({"version": "0.1.0"}),
+    )
+    .send()
+    .await
+    .expect(201));
+    let upload = |name: &'static str| {
+        server
+            .request(
+                Method::POST,
+                &format!("/api/v1/versions/{version}/files?name={name}"),
+            )
+            .header("authorization", &bearer)
+            .header("content-type", "application/zip")
+            .body(plugin_zip(&slug, "1.0.0", name))
+    };
+    let file = id(&upload("Installer").send().await.expect(201));
+    let victim_file = id(&upload("Extra").send().await.expect(201));
+    let group = id(&json_call(
+        Method::POST,
+        "/api/v1/groups".into(),
+        serde_json::json!({"name": format!("keep{tag}")}),
+    )
+    .send()
+    .await
+    .expect(201));
+    let victim_group = id(&json_call(
+        Method::POST,
+        "/api/v1/groups".into(),
+        serde_json::json!({"name": format!("gone{tag}")}),
+    )
+    .send()
+    .await
+    .expect(201));
+    CatalogIds {
+        product,
+        product_slug: slug,
+        victim_product,
+        version,
+        victim_version,
+        file,
+        victim_file,
+        group,
+        victim_group,
+    }
+}
+
+/// A request that succeeds for route `name` of the release catalogue (SPEC §7.1) against
+/// `ids`; `n` makes created names unique. `None` for other routes.
+pub fn catalog_request(
+    name: &str,
+    ids: &CatalogIds,
+    n: usize,
+) -> Option<(String, Option<TestBody>)> {
+    use serde_json::json;
+    let j = |v: Value| Some(TestBody::Json(v));
+    let zip = |slug: &str, version: String| {
+        Some(TestBody::Raw(
+            "application/zip",
+            plugin_zip(slug, &version, "r"),
+        ))
+    };
+    Some(match name {
+        "list_groups" => ("/api/v1/groups".into(), None),
+        "create_group" => ("/api/v1/groups".into(), j(json!({"name": format!("g{n}")}))),
+        "get_group" => (format!("/api/v1/groups/{}", ids.group), None),
+        "update_group" => (
+            format!("/api/v1/groups/{}", ids.group),
+            j(json!({"name": format!("renamed{n}")})),
+        ),
+        "delete_group" => (format!("/api/v1/groups/{}", ids.victim_group), None),
+        "list_products" => ("/api/v1/products".into(), None),
+        "create_product" => (
+            "/api/v1/products".into(),
+            j(json!({"slug": format!("p{n}")})),
+        ),
+        "get_product" => (format!("/api/v1/products/{}", ids.product), None),
+        "update_product" => (
+            format!("/api/v1/products/{}", ids.product),
+            j(json!({"short_description": format!("s{n}")})),
+        ),
+        "delete_product" => (format!("/api/v1/products/{}", ids.victim_product), None),
+        "duplicate_product" => (
+            format!("/api/v1/products/{}/duplicate", ids.product),
+            j(json!({"slug": format!("d{n}"), "name": format!("Dup {n}")})),
+        ),
+        "get_channels" => (format!("/api/v1/products/{}/channels", ids.product), None),
+        "list_versions" => (format!("/api/v1/products/{}/versions", ids.product), None),
+        "create_version" => (
+            format!("/api/v1/products/{}/versions", ids.product),
+            j(json!({"version": format!("5.{n}.0")})),
+        ),
+        "release_product" => (
+            format!("/api/v1/products/{}/releases", ids.product),
+            zip(&ids.product_slug, format!("9.{n}.0")),
+        ),
+        "release" => (
+            "/api/v1/releases".into(),
+            zip(&format!("rel{n}"), "1.0.0".into()),
+        ),
+        "get_version" => (format!("/api/v1/versions/{}", ids.version), None),
+        "update_version" => (
+            format!("/api/v1/versions/{}", ids.version),
+            j(json!({"rollout": 50})),
+        ),
+        "delete_version" => (format!("/api/v1/versions/{}", ids.victim_version), None),
+        "list_files" => (format!("/api/v1/versions/{}/files", ids.version), None),
+        "create_file" => (
+            format!("/api/v1/versions/{}/files?name=f{n}", ids.version),
+            Some(TestBody::Raw(
+                "application/octet-stream",
+                format!("file {n}").into_bytes(),
+            )),
+        ),
+        "get_file" => (format!("/api/v1/files/{}", ids.file), None),
+        "update_file" => (
+            format!("/api/v1/files/{}", ids.file),
+            j(json!({"description": format!("d{n}")})),
+        ),
+        "delete_file" => (format!("/api/v1/files/{}", ids.victim_file), None),
+        "replace_file_content" => (
+            format!("/api/v1/files/{}/content", ids.file),
+            Some(TestBody::Raw(
+                "application/zip",
+                plugin_zip(&ids.product_slug, "1.0.0", &format!("c{n}")),
+            )),
+        ),
+        "download_file" => (format!("/api/v1/files/{}/content", ids.file), None),
+        _ => return None,
+    })
+}

@@ -4,36 +4,12 @@
 //! behind (no record, no blob).
 
 use super::bearer;
-use crate::support::{Reply, TestServer};
+use crate::support::{Reply, TestServer, plugin_zip, zip_of};
 use http::Method;
 use serde_json::{Value, json};
 use std::io::{Cursor, Write};
 use std::path::Path;
 use zip::write::SimpleFileOptions;
-
-/// A zip of `entries` (name, content), deflated.
-pub(crate) fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    for (name, content) in entries {
-        w.start_file(*name, options).unwrap();
-        w.write_all(content).unwrap();
-    }
-    w.finish().unwrap().into_inner()
-}
-
-/// A minimal plugin `slug` at `version`, with a readme; `extra` changes the content.
-pub(crate) fn plugin_zip(slug: &str, version: &str, extra: &str) -> Vec<u8> {
-    let header = format!(
-        "<?php\n/**\n * Plugin Name: {slug} Test\n * Version: {version}\n * Requires at least: 6.0\n \
-         * Requires PHP: 7.4\n * Author: Test Vendor\n * Plugin URI: https://example.com/{slug}\n */\n// {extra}\n"
-    );
-    let readme = "=== Test ===\nTested up to: 6.4\nStable tag: 1.0.0\n\n== Description ==\n\nA *test* plugin.<script>alert(1)</script>\n\n== Changelog ==\n\n= 1.0.0 =\n* First.\n";
-    zip_of(&[
-        (&format!("{slug}/{slug}.php"), header.as_bytes()),
-        (&format!("{slug}/readme.txt"), readme.as_bytes()),
-    ])
-}
 
 async fn upload(
     server: &TestServer,
