@@ -37,6 +37,13 @@ pub struct Received {
 }
 
 impl Received {
+    /// Refuses the upload with `err`: its stored content is deleted (when nothing else
+    /// references it) before the refusal is answered.
+    pub async fn refuse(self, err: Error) -> Error {
+        self.upload.staged.discard().await;
+        err
+    }
+
     /// The last value of field `name`.
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields
@@ -103,9 +110,13 @@ pub async fn receive(app: &App, call: &mut Call, default_name: &str) -> Result<R
         }
     };
     if received.upload.staged.size() == 0 {
+        received.upload.staged.discard().await;
         return Err(Error::invalid("file", "the uploaded file is empty"));
     }
-    call.reauthorize(app)?;
+    if let Err(err) = call.reauthorize(app) {
+        received.upload.staged.discard().await;
+        return Err(err);
+    }
     Ok(received)
 }
 
@@ -183,53 +194,64 @@ async fn receive_multipart(
         multer::SizeLimit::new().for_field("file", u64::MAX), // the body's own limit applies
     );
     let mut multipart = multer::Multipart::with_constraints(chunks, boundary, constraints);
-    let mut upload = None;
+    let mut upload: Option<Upload> = None;
     let mut fields = Vec::new();
-    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
-        let name = field.name().unwrap_or("").to_owned();
-        if name == "file" {
-            if upload.is_some() {
-                return Err(Error::invalid("file", "more than one `file` part"));
-            }
-            let filename = field
-                .file_name()
-                .map(str::to_owned)
-                .unwrap_or_else(|| "file".to_owned());
-            check_filename(&filename)
-                .map_err(|why| Error::invalid("file", format!("file name: {why}")))?;
-            let content_type = field.content_type().map_or_else(
-                || "application/octet-stream".to_owned(),
-                |m| mime(m.as_ref()),
-            );
-            let mut source = FieldSource(field);
-            let staged = store(app, &mut source).await?;
-            upload = Some(Upload {
-                staged,
-                filename,
-                content_type,
-            });
-        } else {
-            if fields.len() == MAX_FIELDS {
-                return Err(Error::invalid(
-                    "body",
-                    format!("more than {MAX_FIELDS} form fields"),
-                ));
-            }
-            let mut field = field;
-            let mut value = Vec::new();
-            while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-                value.extend_from_slice(&chunk);
-                if value.len() > MAX_FIELD {
+    let parsed: Result<(), Error> = async {
+        while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+            let name = field.name().unwrap_or("").to_owned();
+            if name == "file" {
+                if upload.is_some() {
+                    return Err(Error::invalid("file", "more than one `file` part"));
+                }
+                let filename = field
+                    .file_name()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| "file".to_owned());
+                check_filename(&filename)
+                    .map_err(|why| Error::invalid("file", format!("file name: {why}")))?;
+                let content_type = field.content_type().map_or_else(
+                    || "application/octet-stream".to_owned(),
+                    |m| mime(m.as_ref()),
+                );
+                let mut source = FieldSource(field);
+                let staged = store(app, &mut source).await?;
+                upload = Some(Upload {
+                    staged,
+                    filename,
+                    content_type,
+                });
+            } else {
+                if fields.len() == MAX_FIELDS {
                     return Err(Error::invalid(
-                        &name,
-                        format!("longer than {MAX_FIELD} bytes"),
+                        "body",
+                        format!("more than {MAX_FIELDS} form fields"),
                     ));
                 }
+                let mut field = field;
+                let mut value = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    value.extend_from_slice(&chunk);
+                    if value.len() > MAX_FIELD {
+                        return Err(Error::invalid(
+                            &name,
+                            format!("longer than {MAX_FIELD} bytes"),
+                        ));
+                    }
+                }
+                let value = String::from_utf8(value)
+                    .map_err(|_| Error::invalid(&name, "not UTF-8 text"))?;
+                fields.push((name, value));
             }
-            let value =
-                String::from_utf8(value).map_err(|_| Error::invalid(&name, "not UTF-8 text"))?;
-            fields.push((name, value));
         }
+        Ok(())
+    }
+    .await;
+    if let Err(err) = parsed {
+        // A part already stored is deleted before the refusal is answered.
+        if let Some(upload) = upload {
+            upload.staged.discard().await;
+        }
+        return Err(err);
     }
     let upload =
         upload.ok_or_else(|| Error::invalid("file", "the multipart body has no `file` part"))?;

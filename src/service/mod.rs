@@ -332,10 +332,11 @@ where
         };
         // The request's credential is checked again under the store's write lock: a
         // revocation that committed while this write waited for the lock is obeyed.
-        match credential {
+        // A refused upload's blob is deleted here, before the refusal is answered.
+        crate::store::blobs::inline_cleanup(|| match credential {
             Some(hash) => owned_store.as_credential(hash, now, || f(&ctx).map(Done::detach)),
             None => f(&ctx).map(Done::detach),
-        }
+        })
     })
     .await
     .map_err(|join| Error::Internal(Box::new(join)))??;

@@ -134,8 +134,36 @@ impl Drop for Staged {
     }
 }
 
-/// Runs `work` (file I/O) on tokio's blocking pool when called from a runtime, else here.
+thread_local! {
+    /// Set while this thread may do blob file I/O inline ([`inline_cleanup`]).
+    static INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with blob clean-ups (a dropped [`Staged`] upload's unreferenced blob) done on
+/// this thread before they return, instead of handed to the blocking pool. For code that
+/// already runs on a blocking thread (the service layer's writes): a refused upload's blob
+/// is gone before the refusal is answered.
+pub fn inline_cleanup<T>(f: impl FnOnce() -> T) -> T {
+    let before = INLINE.with(|inline| inline.replace(true));
+    let result = f();
+    INLINE.with(|inline| inline.set(before));
+    result
+}
+
+impl Staged {
+    /// Drops the upload and waits until its blob, if now unreferenced, is deleted.
+    pub async fn discard(self) {
+        let _ = tokio::task::spawn_blocking(move || inline_cleanup(|| drop(self))).await;
+    }
+}
+
+/// Runs `work` (file I/O) on tokio's blocking pool when called from a runtime, else here
+/// (and here too inside [`inline_cleanup`]).
 fn off_runtime(work: impl FnOnce() + Send + 'static) {
+    if INLINE.with(std::cell::Cell::get) {
+        work();
+        return;
+    }
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => drop(handle.spawn_blocking(work)),
         Err(_) => work(),

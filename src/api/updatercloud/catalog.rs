@@ -698,7 +698,10 @@ pub(super) async fn create_file(app: &App, mut call: Call) -> Result<Response<Bo
     // Known before the upload: a missing version is refused before a byte is stored.
     svc::release(&app.ctx(call.caller.as_ref(), call.now), &account, version)?;
     let received = upload::receive(app, &mut call, "file").await?;
-    let changes = file_changes(&received)?;
+    let changes = match file_changes(&received) {
+        Ok(changes) => changes,
+        Err(err) => return Err(received.refuse(err).await),
+    };
     let caller = call.caller()?;
     let (release, file) = app
         .write(caller, call.now, move |ctx| {
@@ -856,19 +859,19 @@ pub(super) async fn release(
         }
     };
     let received = upload::receive(app, &mut call, "package.zip").await?;
-    let mut options = release_options(&received, query.as_deref())?;
-    if let ReleaseTarget::BySlug { .. } = target
-        && let Some(license_field) = received.field("license")
-    {
-        let _ = license(license_field)?;
-    }
-    if options
-        .release_notes
-        .as_deref()
-        .is_some_and(|n| n.trim().is_empty())
-    {
-        options.release_notes = None;
-    }
+    let options = match release_options(&received, query.as_deref()) {
+        Ok(mut options) => {
+            if options
+                .release_notes
+                .as_deref()
+                .is_some_and(|n| n.trim().is_empty())
+            {
+                options.release_notes = None;
+            }
+            options
+        }
+        Err(err) => return Err(received.refuse(err).await),
+    };
     let caller = call.caller()?;
     let released = app
         .write(caller, call.now, move |ctx| {
