@@ -5,7 +5,8 @@
 #
 #   harness.sh e2e            the update scenario against the server at $UPKEEP_URL:
 #                             installs the test plugins at $WP_E2E_FROM, runs core's update
-#                             check, then core's Plugin_Upgrader on each; JSON lines on stdout
+#                             check, plugins_api for upkeep-wu-test, then core's
+#                             Plugin_Upgrader on each; JSON lines on stdout
 #   harness.sh run CMD [ARG…] sets up, runs CMD with WP_ROOT, WP_BIN, WP_TMP exported, tears
 #                             down; exits with CMD's status
 #
@@ -24,6 +25,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PATH=$PATH:/usr/sbin:/sbin   # mariadbd lives in /usr/sbin, often not on a user's PATH
 WP_SRC=${WP_SRC:-/usr/share/wordpress}
 export WP_SRC
 DB_TIMEOUT=${WP_HARNESS_TIMEOUT:-60}
@@ -233,6 +235,8 @@ cmd_e2e() {
   driver configure.php "${conf[@]}" >/dev/null
   driver activate.php "${files[@]}"
   timed update_check driver check-updates.php "${files[@]}"
+  # The "View details" popup: only the WunderUpdates-style plugin answers plugins_api.
+  [[ " ${slugs[*]} " == *" upkeep-wu-test "* ]] && driver plugin-info.php upkeep-wu-test
   local file
   for file in "${files[@]}"; do
     timed "upgrade:${file%%/*}" driver upgrade-plugin.php --mode="$mode" "$file"

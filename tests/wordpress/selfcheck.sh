@@ -4,7 +4,9 @@
 # (fixed answers of the documented shapes, and the zips), and harness.sh e2e runs against it.
 #
 #   1. key right:           core's check offers 2.0.0 of both plugins with a package link,
-#                           Plugin_Upgrader downloads it and 2.0.0 is on disk (and active)
+#                           Plugin_Upgrader downloads it and 2.0.0 is on disk (and active);
+#                           once as the Plugins screen's "Update now" does it (bulk_upgrade),
+#                           once as update.php does (upgrade(), then activate again)
 #   2. without the allow    WordPress refuses the loopback/odd-port download: 1.0.0 stays,
 #      mu-plugin:           and the server never sees a download request
 #   3. wrong key:           2.0.0 is offered without a package; the upgrade fails, 1.0.0 stays
@@ -76,6 +78,7 @@ scenario() {
 }
 
 scenario installs UPKEEP_KEY=right-key
+scenario installs-single UPKEEP_KEY=right-key WP_E2E_MODE=single
 scenario refused-without-allow UPKEEP_KEY=right-key WP_NO_ALLOW_MU=1
 scenario no-package-for-wrong-key UPKEEP_KEY=wrong-key
 log "all scenarios passed"

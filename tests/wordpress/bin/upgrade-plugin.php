@@ -1,7 +1,7 @@
 <?php
 /**
  * Updates one plugin with WordPress core's own Plugin_Upgrader, from the package link that
- * the last update check put into the update_plugins transient (run check-updates.php first).
+ * the update check put into the update_plugins transient (run check-updates.php first).
  *
  *   php upgrade-plugin.php [--mode=ajax|single] PLUGIN_FILE
  *
@@ -40,13 +40,18 @@ if ( null === $file || 0 !== validate_file( $file ) ) {
 wp_set_current_user( 1 );
 $before        = upkeep_installed_version( $file );
 $active_before = is_plugin_active( $file );
-$transient     = get_site_transient( 'update_plugins' );
-$package       = isset( $transient->response[ $file ]->package ) ? $transient->response[ $file ]->package : null;
+
+// As the admin pages do before updating (wp_ajax_update_plugin(), and load-plugins.php for the
+// page whose link leads to update.php). Not always a no-op: WordPress 6.1 leaves `checked` out
+// of the transient a real check saves, so the next call checks again; and a finished
+// upgrade() deletes the transient, so without this the next plugin would be "up to date".
+wp_update_plugins();
+$transient = get_site_transient( 'update_plugins' );
+$package   = isset( $transient->response[ $file ]->package ) ? $transient->response[ $file ]->package : null;
 
 $skin     = new WP_Ajax_Upgrader_Skin();
 $upgrader = new Plugin_Upgrader( $skin );
 if ( 'ajax' === $mode ) {
-	wp_update_plugins(); // As wp_ajax_update_plugin(): a no-op right after a check.
 	$results = $upgrader->bulk_upgrade( array( $file ) );
 	$result  = is_array( $results ) && isset( $results[ $file ] ) ? $results[ $file ] : $results;
 	$ok      = is_array( $result ); // true means "up to date", false or WP_Error a failure.
@@ -73,9 +78,9 @@ foreach ( array( $skin->result, $result, $skin->get_errors() ) as $e ) {
 		$errors[] = $message;
 	}
 }
-if ( true === $result && 'ajax' === $mode ) {
+if ( ( true === $result && 'ajax' === $mode ) || in_array( $upgrader->strings['up_to_date'], $skin->get_upgrade_messages(), true ) ) {
 	$error_code = 'up_to_date';
-	$errors[]   = $upgrader->strings['up_to_date'];
+	$errors     = array( $upgrader->strings['up_to_date'] );
 }
 $ok = $ok && ! $error_code;
 

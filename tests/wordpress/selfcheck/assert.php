@@ -28,11 +28,14 @@ $requests = read_lines( $req_file );
 $check    = null;
 $upgrades = array();
 $timings  = null;
+$info     = null;
 foreach ( $out as $doc ) {
 	if ( 'check' === $doc['step'] ) {
 		$check = $doc;
 	} elseif ( 'upgrade' === $doc['step'] ) {
 		$upgrades[ $doc['plugin'] ] = $doc;
+	} elseif ( 'info' === $doc['step'] ) {
+		$info = $doc;
 	} elseif ( 'timings' === $doc['step'] ) {
 		$timings = $doc['ms'];
 	}
@@ -87,12 +90,17 @@ foreach ( $files as $file ) {
 		continue;
 	}
 
+	expect( ( 'installs-single' === $scenario ? 'single' : 'ajax' ) === ( $up['mode'] ?? null ), "$file: the upgrade mode asked for" );
 	expect( true === ( $up['ok'] ?? null ), "$file: core's upgrader succeeded (errors: " . json_encode( $up['errors'] ?? null ) . ')' );
 	expect( '2.0.0' === ( $up['version_after'] ?? null ), "$file: 2.0.0 on disk after the upgrade" );
 	expect( true === ( $up['active_after'] ?? null ), "$file: still active after the upgrade" );
 	expect( 1 === count( $downloads ), "$file: exactly one download request reached the server" );
 	expect( isset( $downloads[0]['ua'] ) && 0 === strpos( $downloads[0]['ua'], 'WordPress/' ), "$file: downloaded by WordPress's HTTP client" );
 }
+
+// The "View details" popup of the WunderUpdates-style plugin (plugins_api).
+expect( '2.0.0' === ( $info['info']['version'] ?? null ) && isset( $info['info']['sections']['changelog'] ), 'plugins_api shows 2.0.0 with its changelog' );
+expect( ( 'no-package-for-wrong-key' === $scenario ) === ( '' === ( $info['info']['download_link'] ?? null ) ), 'plugins_api has a download link exactly when the key is right' );
 
 // What the plugins asked, in their dialects.
 $puc = requests_to( '#^/updates/selfcheck/upkeep-uri-test$#' );
