@@ -41,8 +41,9 @@ CHILD=''     # the command or driver running now (killed on exit, so a signal en
 TIMINGS=''   # "name ms" lines
 
 cleanup() {
-  local rc=$?
+  local rc=$? t
   trap - EXIT INT TERM
+  t=$(now_ms)
   if [[ -n $CHILD ]] && kill -0 "$CHILD" 2>/dev/null; then
     kill "$CHILD" 2>/dev/null || true
     wait "$CHILD" 2>/dev/null || true
@@ -66,6 +67,7 @@ cleanup() {
     else
       rm -rf "$TMP"
     fi
+    log "teardown: $(($(now_ms) - t)) ms (exit status $rc)"
   fi
   exit "$rc"
 }
