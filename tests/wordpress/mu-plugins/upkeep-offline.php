@@ -1,7 +1,7 @@
 <?php
 /**
  * Plugin Name: Upkeep test: offline
- * Description: The test WordPress never talks to the internet. api.wordpress.org's plugin and theme update checks get an empty "nothing new" answer; every other request except to the test server (option `upkeep_test_url`) fails at once.
+ * Description: The test WordPress never talks to the internet. api.wordpress.org's plugin, theme and core update checks get an empty "nothing new" answer; every other request except to the test server (option `upkeep_test_url`) fails at once.
  *
  * Why the stub and not just a refusal: wp_update_plugins() returns early, before it runs the
  * `update_plugins_{$hostname}` filters and before it saves the transient (so before
@@ -37,6 +37,9 @@ add_filter(
 			$empty = array( 'plugins' => array(), 'translations' => array(), 'no_update' => array() );
 		} elseif ( 'api.wordpress.org' === $host && 0 === strpos( $path, '/themes/update-check/' ) ) {
 			$empty = array( 'themes' => array(), 'translations' => array(), 'no_update' => array() );
+		} elseif ( 'api.wordpress.org' === $host && 0 === strpos( $path, '/core/version-check/' ) ) {
+			// Core checks itself after every upgrade (upgrader_process_complete).
+			$empty = array( 'offers' => array(), 'translations' => array() );
 		}
 		if ( null !== $empty ) {
 			return array(
