@@ -337,6 +337,22 @@ pub struct ServeArgs {
     #[arg(long, env = "UPKEEP_MAX_BODY_BYTES", default_value_t = defaults::MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
+    /// Largest upload (a release zip or file), e.g. `256MiB` or `1GiB`; larger ones get
+    /// 413 before a byte is stored. Uploads stream to disk, never whole into memory.
+    #[arg(long, env = "UPKEEP_MAX_UPLOAD", default_value_t = ByteSize(defaults::MAX_UPLOAD))]
+    pub max_upload: ByteSize,
+
+    /// The public base URL of this server (e.g. `https://updates.example.com`): download
+    /// links, changelog pages and the URLs `release push` prints are built from it. When
+    /// unset, links are built from each request's Host header (fine on loopback and in
+    /// development; set it in production).
+    #[arg(long, env = "UPKEEP_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// How long a signed download link handed out by an update check works (e.g. `24h`).
+    #[arg(long, env = "UPKEEP_DOWNLOAD_URL_TTL", default_value = defaults::DOWNLOAD_URL_TTL, value_parser = humantime::parse_duration)]
+    pub download_url_ttl: Duration,
+
     /// Most connections served at once; more wait in the listen backlog.
     #[arg(long, env = "UPKEEP_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
     pub max_connections: usize,

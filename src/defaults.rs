@@ -12,6 +12,9 @@ pub const ACTIVATION_LIMIT: u32 = 1;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest streamed upload, bytes (SPEC §7: 256 MiB).
 pub const MAX_UPLOAD: u64 = 256 * 1024 * 1024;
+/// How long a signed download link works (SPEC §8.1 item 3: WordPress may use a cached
+/// link hours later).
+pub const DOWNLOAD_URL_TTL: &str = "24h";
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Connections one client address may hold.

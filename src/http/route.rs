@@ -56,6 +56,8 @@ pub enum Family {
     Query,
     /// `/healthz`, `/metrics`, `/openapi.json`.
     Operations,
+    /// The public update checks, downloads and licensing (SPEC §8, §9.2): no token.
+    Public,
 }
 
 impl Family {

@@ -253,6 +253,7 @@ impl Store {
             backup_lock: Mutex::new(()),
             blobs,
             operators: std::sync::RwLock::default(),
+            generation: AtomicU64::new(0),
         };
         // What a crash left among the blobs (SPEC §7): no writer runs yet.
         let swept = store
