@@ -10,8 +10,8 @@
 use crate::error::Error;
 use crate::http::dto::{AccountAdminView, LicenseAdminView, OperatorTokenView};
 use crate::model::{
-    Account, AccountPrefix, FileRecord, LicenseId, LicenseModel, Maturity, NewAccount,
-    PlanLicense, Product, ProductKind, Release, Scopes, Timestamp, Token,
+    Account, AccountPrefix, FileRecord, LicenseId, LicenseModel, Maturity, NewAccount, PlanLicense,
+    Product, ProductKind, Release, Scopes, Timestamp, Token,
 };
 use crate::service::catalog::{self, ReleaseOptions, ReleaseTarget, Upload};
 use crate::service::{self, Ctx};
@@ -796,7 +796,10 @@ pub fn plan_push(ctx: &Ctx<'_>, request: &PushRequest, max_upload: u64) -> Resul
         .as_deref()
         .map(|m| {
             Maturity::parse(m).ok_or_else(|| {
-                Error::invalid("--maturity", format!("`{m}` is not dev, alpha, beta, rc or stable"))
+                Error::invalid(
+                    "--maturity",
+                    format!("`{m}` is not dev, alpha, beta, rc or stable"),
+                )
             })
         })
         .transpose()?;
@@ -863,7 +866,10 @@ pub fn store_file(
             ),
             PutError::TooLarge { limit } => Error::invalid(
                 "FILE",
-                format!("{} grew past {limit} bytes while it was read", request.filename),
+                format!(
+                    "{} grew past {limit} bytes while it was read",
+                    request.filename
+                ),
             ),
             PutError::Io(err) if err.raw_os_error() == Some(libc::ENOSPC) => {
                 Error::StorageUnavailable(crate::store::StoreError::from(err))
@@ -905,9 +911,8 @@ pub fn push(
         content_type: content_type.to_owned(),
     };
     let account = plan.account;
-    let released =
-        catalog::release_package(ctx, &account, plan.target, upload, plan.options)?
-            .durable_blocking()?;
+    let released = catalog::release_package(ctx, &account, plan.target, upload, plan.options)?
+        .durable_blocking()?;
     let product = &released.product;
     let release = &released.release;
     let urls = update_urls(&request.base_url, &account, product);
@@ -931,7 +936,11 @@ pub fn push(
             "{} {} already holds this file: nothing changed ({})",
             product.slug,
             release.version,
-            if release.published { "published" } else { "unpublished" }
+            if release.published {
+                "published"
+            } else {
+                "unpublished"
+            }
         );
     }
     let _ = writeln!(
@@ -1046,7 +1055,10 @@ pub fn url_base(public_url: Option<&str>, listen: &str) -> Result<(String, Strin
                 format!("`{url}` is not an http:// or https:// URL"),
             ));
         }
-        return Ok((url.trim_end_matches('/').to_owned(), "--public-url".to_owned()));
+        return Ok((
+            url.trim_end_matches('/').to_owned(),
+            "--public-url".to_owned(),
+        ));
     }
     let host = match listen.parse::<std::net::SocketAddr>() {
         Ok(addr) if addr.ip().is_unspecified() => {

@@ -186,14 +186,17 @@ async fn serve_one(app: Arc<App>, stream: UnixStream, owner: u32) -> std::io::Re
     // Bytes read past the line stay buffered in `reader` (a push's file begins there).
     let mut reader = BufReader::new(stream);
     // A client that never finishes its line does not hold a task for ever.
-    tokio::time::timeout(REQUEST_TIMEOUT, (&mut reader).take(MAX_REQUEST).read_line(&mut line))
-        .await
-        .map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "no complete request line in 10 s",
-            )
-        })??;
+    tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        (&mut reader).take(MAX_REQUEST).read_line(&mut line),
+    )
+    .await
+    .map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no complete request line in 10 s",
+        )
+    })??;
     let version = serde_json::from_str::<serde_json::Value>(&line)
         .ok()
         .and_then(|value| value.get("version").and_then(serde_json::Value::as_u64));
@@ -374,7 +377,9 @@ pub fn push(
             Ok(n) => n,
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(err) => {
-                return Err(ControlError::Protocol(format!("cannot read the file: {err}")));
+                return Err(ControlError::Protocol(format!(
+                    "cannot read the file: {err}"
+                )));
             }
         };
         if let Err(err) = stream.write_all(&buffer[..n]) {

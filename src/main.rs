@@ -260,8 +260,9 @@ fn release_push(
 ) -> Result<(), BoxError> {
     use std::io::IsTerminal;
     let path = &args.file;
-    let file = std::fs::File::open(path)
-        .map_err(|err| upkeep::Error::invalid("FILE", format!("cannot read {}: {err}", path.display())))?;
+    let file = std::fs::File::open(path).map_err(|err| {
+        upkeep::Error::invalid("FILE", format!("cannot read {}: {err}", path.display()))
+    })?;
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(upkeep::Error::invalid(
@@ -323,8 +324,8 @@ fn release_push(
                 actor: upkeep::service::Actor::Cli,
                 now: Clock::System.now(),
             };
-            let output = admin::plan_push(&ctx, &request, upkeep::defaults::MAX_UPLOAD)
-                .and_then(|plan| {
+            let output =
+                admin::plan_push(&ctx, &request, upkeep::defaults::MAX_UPLOAD).and_then(|plan| {
                     let staged = admin::store_file(&ctx, &request, progress)?;
                     admin::push(&ctx, &request, plan, staged)
                 });
