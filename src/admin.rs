@@ -1,4 +1,5 @@
-//! Admin commands (`upkeep account|token|operator-token|license …`): what each prints.
+//! Admin commands (`upkeep account|token|operator-token|license|product|release …`): what
+//! each prints.
 //!
 //! The rules live in the services (`service`), which these call as
 //! [`service::Actor::Cli`]: the same code as the HTTP API, so the CLI can no more grant a

@@ -340,12 +340,21 @@ impl ProductCommand {
     }
 }
 
+/// What a `release` command runs.
+#[derive(Debug)]
+pub enum ReleaseAction {
+    /// An admin command, like the others.
+    Admin(AdminCommand),
+    /// `release push`: not an admin command, since it carries a file (see
+    /// [`crate::admin::PushRequest`]).
+    Push(Box<PushArgs>),
+}
+
 impl ReleaseCommand {
-    /// The admin command this runs; `release push` is not one (it carries a file: see
-    /// [`crate::admin::PushRequest`]), so it is handed back as is.
-    pub fn into_admin(self) -> Result<AdminCommand, PushArgs> {
-        Ok(match self {
-            ReleaseCommand::Push(args) => return Err(args),
+    /// What this runs.
+    pub fn into_action(self) -> ReleaseAction {
+        ReleaseAction::Admin(match self {
+            ReleaseCommand::Push(args) => return ReleaseAction::Push(Box::new(args)),
             ReleaseCommand::List { account, product } => {
                 AdminCommand::ReleaseList { account, product }
             }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use upkeep::admin;
-use upkeep::cli::{Cli, Command, StoreArgs};
+use upkeep::cli::{Cli, Command, ReleaseAction, StoreArgs};
 use upkeep::clock::Clock;
 use upkeep::config::Config;
 use upkeep::datadir::{self, Access, DataDir, DataDirError};
@@ -219,9 +219,11 @@ fn run(cli: Cli, json: bool) -> Result<(), BoxError> {
         }
         Command::License(args) => (data_of(&args.store), args.store, args.command.into_admin()),
         Command::Product(args) => (data_of(&args.store), args.store, args.command.into_admin()),
-        Command::Release(args) => match args.command.into_admin() {
-            Ok(command) => (data_of(&args.store), args.store, command),
-            Err(push) => return release_push(&data_of(&args.store), &args.store, push, json),
+        Command::Release(args) => match args.command.into_action() {
+            ReleaseAction::Admin(command) => (data_of(&args.store), args.store, command),
+            ReleaseAction::Push(push) => {
+                return release_push(&data_of(&args.store), &args.store, *push, json);
+            }
         },
     };
     let (dir, store_args, command) = command;
