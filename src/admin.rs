@@ -1152,3 +1152,43 @@ impl<R> Drop for Progress<R> {
         self.finish();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_base_comes_from_public_url_else_from_the_listen_address() {
+        let (base, from) = url_base(Some("https://updates.example.com/"), "0.0.0.0:80").unwrap();
+        assert_eq!(base, "https://updates.example.com");
+        assert_eq!(from, "--public-url");
+        let (base, from) = url_base(None, "127.0.0.1:8787").unwrap();
+        assert_eq!(
+            (base.as_str(), from.as_str()),
+            ("http://127.0.0.1:8787", "--listen")
+        );
+        // A wildcard address is not one a browser can use: loopback instead.
+        assert_eq!(
+            url_base(None, "0.0.0.0:9000").unwrap().0,
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(url_base(None, "[::]:9000").unwrap().0, "http://[::1]:9000");
+        assert_eq!(
+            url_base(Some("  "), "[::1]:8787").unwrap().0,
+            "http://[::1]:8787"
+        );
+        let refused = url_base(Some("updates.example.com"), "127.0.0.1:8787").unwrap_err();
+        assert!(
+            refused.to_string().starts_with("--public-url:"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(2970), "2.9 KiB");
+        assert_eq!(human_size(50_000_000), "47.7 MiB");
+    }
+}

@@ -648,7 +648,9 @@ pub enum ReleaseCommand {
     /// Ship a release in one step: read the package (a WordPress plugin or theme zip),
     /// create the product if missing (from the package's headers), store the file as the
     /// version's primary file, publish it (unless --draft), and print the product's
-    /// update URLs. Pushing the same file again changes nothing.
+    /// update URLs. Pushing the same file again changes nothing. On a terminal the
+    /// upload's progress goes to stderr. With a server running, the file is streamed to it
+    /// over the admin socket (it need not be readable by the server's user).
     #[command(disable_version_flag = true)]
     Push(PushArgs),
     /// List versions, newest first, of one product or of every product of the account.

@@ -277,6 +277,36 @@ fn draft_push_then_publish_unpublish_and_delete() {
     let notes = root.path().join("NOTES.md");
     std::fs::write(&notes, "* Sings in tune now.\n").unwrap();
 
+    // Flags are checked before anything is stored, and named.
+    let rollout = fails(&cli(
+        &data,
+        &["release", "push", path_arg(&zip), "--rollout", "0"],
+    ));
+    assert!(rollout.contains("--rollout: must be 1–100"), "{rollout}");
+    let big_notes = root.path().join("BIG.md");
+    std::fs::write(&big_notes, "x".repeat(64 * 1024 + 1)).unwrap();
+    let too_long = fails(&cli(
+        &data,
+        &[
+            "release",
+            "push",
+            path_arg(&zip),
+            "--notes",
+            path_arg(&big_notes),
+        ],
+    ));
+    assert!(too_long.contains("--notes:"), "{too_long}");
+    let mismatch = fails(&cli(
+        &data,
+        &["release", "push", path_arg(&zip), "--version", "1.9.0"],
+    ));
+    assert!(
+        mismatch.contains("version") && mismatch.contains("1.8.0-beta.2"),
+        "{mismatch}"
+    );
+    assert!(versions(&data).is_empty());
+    assert!(blob_files(&data).is_empty());
+
     let pushed = cli_json(&cli(
         &data,
         &[
