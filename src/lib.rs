@@ -31,8 +31,10 @@
 //!   `plan_licenses.rs`; an [`service::Actor`] on every call; [`service::Done`] publishes
 //!   domain events after the write is durable; [`service::write`] runs writes off the
 //!   runtime. HTTP, the admin CLI and the admin socket all call these.
-//! - [`admin`] — the admin commands' output (text and JSON), over the services.
-//! - [`control`] — the admin socket (`<data>/admin.sock`), its own versioned protocol.
+//! - [`admin`] — the admin commands' output (text and JSON), over the services; also
+//!   `release push` (`PushRequest`: planned, stored, released) and its upload progress.
+//! - [`control`] — the admin socket (`<data>/admin.sock`), its own versioned protocol; a
+//!   pushed file's bytes follow its request line (never a path, never inside the JSON).
 //! - [`doctor`], [`man`] — `upkeep doctor` and `upkeep man`.
 //! - [`store`] — the only module that knows sled and bincode; its public surface speaks
 //!   domain types only. `mod.rs` (the `Store`, errors, `write`, `Pending`), one file per
