@@ -102,7 +102,11 @@ fn public_url(text: &str) -> Result<String, ConfigError> {
     let rest = lower
         .strip_prefix("https://")
         .or_else(|| lower.strip_prefix("http://"))
-        .ok_or_else(|| ConfigError(format!("--public-url `{text}` must start with https:// or http://")))?;
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "--public-url `{text}` must start with https:// or http://"
+            ))
+        })?;
     if rest.is_empty() || rest.starts_with('/') || trimmed.contains(['?', '#', ' ']) {
         return Err(ConfigError(format!(
             "--public-url `{text}` must be a base URL like https://updates.example.com (a host, an optional path, no query)"
@@ -129,7 +133,9 @@ impl Config {
             ("max-upload", ByteSize(s.max_upload).to_string()),
             (
                 "public-url",
-                s.public_url.clone().unwrap_or_else(|| "(from each request's Host)".to_owned()),
+                s.public_url
+                    .clone()
+                    .unwrap_or_else(|| "(from each request's Host)".to_owned()),
             ),
             ("download-url-ttl", time(s.download_url_ttl)),
             ("max-connections", s.max_connections.to_string()),

@@ -52,7 +52,7 @@ pub static ROWS: &[Row] = &[
 async fn root(app: &App, call: crate::http::route::Call) -> Result<Response<Body>, Error> {
     let query = call.query().unwrap_or("");
     if query.split('&').any(|pair| pair == "action=download") {
-        return crate::api::public::root_download(app, &call).await;
+        return crate::api::public::root_download(app, call).await;
     }
     if let Some(answer) = crate::api::public::root_get(app, &call) {
         return answer;

@@ -116,7 +116,10 @@ impl Store {
                     return abort(DomainError::AccountExists(account.prefix));
                 }
                 tx.put(&ACCOUNTS, &account.prefix, &account)?;
-                if tx.get(&super::schema::META, &MetaKey::DefaultAccount)?.is_none() {
+                if tx
+                    .get(&super::schema::META, &MetaKey::DefaultAccount)?
+                    .is_none()
+                {
                     // The first account becomes the bare host's default (SPEC §8.2).
                     let prefix = Raw(account.prefix.as_str().as_bytes().to_vec());
                     tx.put(&super::schema::META, &MetaKey::DefaultAccount, &prefix)?;
@@ -197,7 +200,10 @@ impl Store {
         if let Some(Raw(bytes)) = self.read(&super::schema::META, &MetaKey::DefaultAccount)?
             && let Ok(text) = std::str::from_utf8(&bytes)
             && let Ok(prefix) = AccountPrefix::parse(text)
-            && self.index.plan_limit(&prefix, Timestamp::from_millis(0)).is_some()
+            && self
+                .index
+                .plan_limit(&prefix, Timestamp::from_millis(0))
+                .is_some()
         {
             return Ok(Some(prefix));
         }

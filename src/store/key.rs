@@ -59,8 +59,8 @@ impl Key for MetaKey {
             MetaKey::DefaultAccount,
         ]
         .into_iter()
-            .find(|key| key.bytes() == bytes)
-            .ok_or_else(|| format!("unknown meta key {:?}", String::from_utf8_lossy(bytes)))
+        .find(|key| key.bytes() == bytes)
+        .ok_or_else(|| format!("unknown meta key {:?}", String::from_utf8_lossy(bytes)))
     }
 }
 
@@ -421,7 +421,12 @@ mod tests {
 
     #[test]
     fn meta_keys_round_trip() {
-        for key in [MetaKey::SchemaVersion, MetaKey::NextId, MetaKey::Stamp, MetaKey::DefaultAccount] {
+        for key in [
+            MetaKey::SchemaVersion,
+            MetaKey::NextId,
+            MetaKey::Stamp,
+            MetaKey::DefaultAccount,
+        ] {
             assert_eq!(MetaKey::from_bytes(&bytes(&key)).unwrap(), key);
         }
         assert!(MetaKey::from_bytes(b"other").is_err());

@@ -88,7 +88,13 @@ mod tests {
         counts.download(ProductId(7), day1);
         counts.check(ProductId(7), day2);
         counts.check(ProductId(8), day1);
-        assert_eq!(counts.day_of(ProductId(7), day1), DayCount { checks: 2, downloads: 1 });
+        assert_eq!(
+            counts.day_of(ProductId(7), day1),
+            DayCount {
+                checks: 2,
+                downloads: 1
+            }
+        );
         assert_eq!(counts.day_of(ProductId(7), day2).checks, 1);
         assert_eq!(counts.day_of(ProductId(8), day1).checks, 1);
         assert_eq!(counts.totals(), (4, 1));

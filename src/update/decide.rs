@@ -132,7 +132,8 @@ impl Views {
         if map.by_slug.len() >= MAX_VIEWS {
             map.by_slug.clear();
         }
-        map.by_slug.insert((*account, slug.to_owned()), view.clone());
+        map.by_slug
+            .insert((*account, slug.to_owned()), view.clone());
         Ok(view)
     }
 
@@ -140,7 +141,11 @@ impl Views {
     ///
     /// # Errors
     /// The store failed.
-    pub fn by_id(&self, store: &Store, id: ProductId) -> Result<Option<Arc<ProductView>>, StoreError> {
+    pub fn by_id(
+        &self,
+        store: &Store,
+        id: ProductId,
+    ) -> Result<Option<Arc<ProductView>>, StoreError> {
         let Some(account) = store.product_account(id)? else {
             return Ok(None);
         };
@@ -178,25 +183,53 @@ pub struct KeyCheck {
 /// licensing service. Static keys are decided here.
 pub trait DownloadKeys {
     /// How `key` stands for `product` and the site.
-    fn check(&self, account: &AccountPrefix, product: &Product, key: &str, site: Option<&str>, now: Timestamp) -> KeyCheck;
+    fn check(
+        &self,
+        account: &AccountPrefix,
+        product: &Product,
+        key: &str,
+        site: Option<&str>,
+        now: Timestamp,
+    ) -> KeyCheck;
 
     /// At download time, the key a link was made for (by id): `None` while it still allows
     /// the download, else why not.
-    fn recheck(&self, account: &AccountPrefix, product: &Product, key_id: u64, site: Option<&str>, now: Timestamp) -> Option<LicenseCode>;
+    fn recheck(
+        &self,
+        account: &AccountPrefix,
+        product: &Product,
+        key_id: u64,
+        site: Option<&str>,
+        now: Timestamp,
+    ) -> Option<LicenseCode>;
 }
 
 /// No download keys exist (until licensing is wired in): every key is unknown.
 pub struct NoDownloadKeys;
 
 impl DownloadKeys for NoDownloadKeys {
-    fn check(&self, _: &AccountPrefix, _: &Product, _: &str, _: Option<&str>, _: Timestamp) -> KeyCheck {
+    fn check(
+        &self,
+        _: &AccountPrefix,
+        _: &Product,
+        _: &str,
+        _: Option<&str>,
+        _: Timestamp,
+    ) -> KeyCheck {
         KeyCheck {
             code: LicenseCode::NotFound,
             key_id: None,
         }
     }
 
-    fn recheck(&self, _: &AccountPrefix, _: &Product, _: u64, _: Option<&str>, _: Timestamp) -> Option<LicenseCode> {
+    fn recheck(
+        &self,
+        _: &AccountPrefix,
+        _: &Product,
+        _: u64,
+        _: Option<&str>,
+        _: Timestamp,
+    ) -> Option<LicenseCode> {
         Some(LicenseCode::NotFound)
     }
 }
@@ -210,7 +243,12 @@ pub fn static_key_id(key: &StaticKey) -> u64 {
 }
 
 /// Whether static `key` is on `product` and works on `today` (`YYYY-MM-DD`, UTC).
-pub fn check_static(vault: &crate::secrets::KeyVault, product: &Product, key: &str, today: &str) -> KeyCheck {
+pub fn check_static(
+    vault: &crate::secrets::KeyVault,
+    product: &Product,
+    key: &str,
+    today: &str,
+) -> KeyCheck {
     if check_static_key(key).is_err() {
         return KeyCheck {
             code: LicenseCode::NotFound,
@@ -265,7 +303,12 @@ pub fn decide(
             && requirement_met(v.requires_php.as_deref(), check.php)
     };
     let on_channel = |v: &&VersionView| check.channel.admits(v.maturity);
-    let pick = view.versions.iter().filter(on_channel).filter(visible).find(meets);
+    let pick = view
+        .versions
+        .iter()
+        .filter(on_channel)
+        .filter(visible)
+        .find(meets);
     let newest_visible = view.versions.iter().filter(on_channel).find(visible);
     let stable = view
         .versions
@@ -323,7 +366,11 @@ pub fn decide(
             expires: now.as_secs().saturating_add(links.ttl_secs),
         };
         if let Ok(token) = links.key.sign(&claims) {
-            offer.download_link = Some(super::link::download_url(links.base_url, &token, &v.filename));
+            offer.download_link = Some(super::link::download_url(
+                links.base_url,
+                &token,
+                &v.filename,
+            ));
         }
     }
     (Answer::Update(offer), stable)
@@ -347,7 +394,9 @@ fn license_of(
             key_id: None,
         },
         (LicenseModel::StaticKeys, Some(key)) => check_static(vault, product, key, &date_of(now)),
-        (LicenseModel::DownloadKeys, Some(key)) => keys.check(&product.account, product, key, check.site, now),
+        (LicenseModel::DownloadKeys, Some(key)) => {
+            keys.check(&product.account, product, key, check.site, now)
+        }
     }
 }
 
@@ -361,13 +410,20 @@ fn kind(product: &Product) -> Kind {
 
 fn base_offer(product: &Product, code: LicenseCode) -> Offer {
     let mut icons = Vec::new();
-    for (name, url) in [("1x", &product.icons.x1), ("2x", &product.icons.x2), ("svg", &product.icons.svg)] {
+    for (name, url) in [
+        ("1x", &product.icons.x1),
+        ("2x", &product.icons.x2),
+        ("svg", &product.icons.svg),
+    ] {
         if let Some(url) = url {
             icons.push((name.to_owned(), url.clone()));
         }
     }
     let mut banners = Vec::new();
-    for (name, url) in [("low", &product.banners.low), ("high", &product.banners.high)] {
+    for (name, url) in [
+        ("low", &product.banners.low),
+        ("high", &product.banners.high),
+    ] {
         if let Some(url) = url {
             banners.push((name.to_owned(), url.clone()));
         }
@@ -404,14 +460,26 @@ fn sections(product: &Product, v: &VersionView) -> Vec<(String, String)> {
         .cloned()
         .collect();
     if !sections.iter().any(|(k, _)| k == "description")
-        && let Some(text) = product.description.as_ref().or(product.short_description.as_ref())
+        && let Some(text) = product
+            .description
+            .as_ref()
+            .or(product.short_description.as_ref())
     {
-        sections.insert(0, ("description".to_owned(), crate::package::markdown_to_safe_html(text)));
+        sections.insert(
+            0,
+            (
+                "description".to_owned(),
+                crate::package::markdown_to_safe_html(text),
+            ),
+        );
     }
     if !sections.iter().any(|(k, _)| k == "changelog")
         && let Some(notes) = &v.release_notes
     {
-        sections.push(("changelog".to_owned(), crate::package::markdown_to_safe_html(notes)));
+        sections.push((
+            "changelog".to_owned(),
+            crate::package::markdown_to_safe_html(notes),
+        ));
     }
     sections
 }

@@ -23,19 +23,97 @@ const F: Family = Family::Public;
 
 /// The public routes.
 pub static ROWS: &[Row] = &[
-    F.row(Method::GET, "wu_plugin", "/v1/public/{prefix}/plugins/{slug}", Need::Public, Handler::Read(|app, call| wunderupdates(app, call, ProductKind::Plugin))),
-    F.row(Method::GET, "wu_plugin_channel", "/v1/public/{prefix}/plugins/{slug}/{channel}", Need::Public, Handler::Read(|app, call| wunderupdates(app, call, ProductKind::Plugin))),
-    F.row(Method::GET, "wu_theme", "/v1/public/{prefix}/themes/{slug}", Need::Public, Handler::Read(|app, call| wunderupdates(app, call, ProductKind::Theme))),
-    F.row(Method::GET, "wu_theme_channel", "/v1/public/{prefix}/themes/{slug}/{channel}", Need::Public, Handler::Read(|app, call| wunderupdates(app, call, ProductKind::Theme))),
-    F.row(Method::POST, "batch_check", "/v1/public/{prefix}/check", Need::Public, Handler::Read(batch)),
-    F.row(Method::GET, "puc", "/updates/{prefix}/{slug}", Need::Public, Handler::Read(puc)),
-    F.row(Method::GET, "puc_channel", "/updates/{prefix}/{slug}/{channel}", Need::Public, Handler::Read(puc)),
-    F.row(Method::GET, "changelog", "/updates/{prefix}/{slug}/changelog", Need::Public, Handler::Read(changelog)),
-    F.row(Method::GET, "updatercloud_update", "/api/v1/products/{id}/update", Need::Public, Handler::Read(updatercloud)),
-    F.row(Method::GET, "edd", "/edd/{prefix}", Need::Public, Handler::Read(|app, call| edd_at(app, call, None))),
-    F.row(Method::POST, "edd_post", "/edd/{prefix}", Need::Public, Handler::Read(|app, call| edd_at(app, call, None))),
-    F.row(Method::GET, "download", "/dl/{token}/{filename}", Need::Public, Handler::Write(|app, call| Box::pin(download(app, call)))),
-    F.row(Method::POST, "root_post", "/", Need::Public, Handler::Read(root_post)),
+    F.row(
+        Method::GET,
+        "wu_plugin",
+        "/v1/public/{prefix}/plugins/{slug}",
+        Need::Public,
+        Handler::Read(|app, call| wunderupdates(app, call, ProductKind::Plugin)),
+    ),
+    F.row(
+        Method::GET,
+        "wu_plugin_channel",
+        "/v1/public/{prefix}/plugins/{slug}/{channel}",
+        Need::Public,
+        Handler::Read(|app, call| wunderupdates(app, call, ProductKind::Plugin)),
+    ),
+    F.row(
+        Method::GET,
+        "wu_theme",
+        "/v1/public/{prefix}/themes/{slug}",
+        Need::Public,
+        Handler::Read(|app, call| wunderupdates(app, call, ProductKind::Theme)),
+    ),
+    F.row(
+        Method::GET,
+        "wu_theme_channel",
+        "/v1/public/{prefix}/themes/{slug}/{channel}",
+        Need::Public,
+        Handler::Read(|app, call| wunderupdates(app, call, ProductKind::Theme)),
+    ),
+    F.row(
+        Method::POST,
+        "batch_check",
+        "/v1/public/{prefix}/check",
+        Need::Public,
+        Handler::Read(batch),
+    ),
+    F.row(
+        Method::GET,
+        "puc",
+        "/updates/{prefix}/{slug}",
+        Need::Public,
+        Handler::Read(puc),
+    ),
+    F.row(
+        Method::GET,
+        "puc_channel",
+        "/updates/{prefix}/{slug}/{channel}",
+        Need::Public,
+        Handler::Read(puc),
+    ),
+    F.row(
+        Method::GET,
+        "changelog",
+        "/updates/{prefix}/{slug}/changelog",
+        Need::Public,
+        Handler::Read(changelog),
+    ),
+    F.row(
+        Method::GET,
+        "updatercloud_update",
+        "/api/v1/products/{id}/update",
+        Need::Public,
+        Handler::Read(updatercloud),
+    ),
+    F.row(
+        Method::GET,
+        "edd",
+        "/edd/{prefix}",
+        Need::Public,
+        Handler::Read(|app, call| edd_at(app, call, None)),
+    ),
+    F.row(
+        Method::POST,
+        "edd_post",
+        "/edd/{prefix}",
+        Need::Public,
+        Handler::Read(|app, call| edd_at(app, call, None)),
+    ),
+    F.row(
+        Method::GET,
+        "download",
+        "/dl/{token}/{filename}",
+        Need::Public,
+        Handler::Write(|app, call| Box::pin(download(app, call))),
+    ),
+    F.row(
+        Method::POST,
+        "root_post",
+        "/",
+        Need::Public,
+        Handler::Read(root_post),
+    ),
 ];
 
 // ----- request reading ---------------------------------------------------------------
@@ -52,9 +130,8 @@ fn prefix_of(call: &Call) -> Result<AccountPrefix, Error> {
 
 fn channel_of(call: &Call) -> Result<Channel, Error> {
     if call.row.path.ends_with("{channel}") {
-        Channel::parse(&call.param("channel")).ok_or_else(|| {
-            unknown("no such channel: use stable, rc, beta, alpha or dev")
-        })
+        Channel::parse(&call.param("channel"))
+            .ok_or_else(|| unknown("no such channel: use stable, rc, beta, alpha or dev"))
     } else {
         Ok(Channel::Stable)
     }
@@ -74,7 +151,11 @@ fn get<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 fn header_str<'a>(call: &'a Call, name: &str) -> Option<&'a str> {
-    call.input.parts.headers.get(name).and_then(|v| v.to_str().ok())
+    call.input
+        .parts
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
 }
 
 /// The site: `url`, `domain` or `site` as sent, else the WordPress User-Agent's URL;
@@ -118,7 +199,8 @@ pub fn base_url(app: &App, call: &Call) -> String {
         .filter(|h| {
             !h.is_empty()
                 && h.len() <= 255
-                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
         })
         .unwrap_or("localhost");
     let scheme = match forwarded("x-forwarded-proto") {
@@ -160,7 +242,11 @@ fn answer(
     )
 }
 
-fn view_by_slug(app: &App, account: &AccountPrefix, slug: &str) -> Result<Option<Arc<ProductView>>, Error> {
+fn view_by_slug(
+    app: &App,
+    account: &AccountPrefix,
+    slug: &str,
+) -> Result<Option<Arc<ProductView>>, Error> {
     Ok(app.public.views.by_slug(&app.store, account, slug)?)
 }
 
@@ -180,7 +266,9 @@ fn wunderupdates(app: &App, call: &Call, kind: ProductKind) -> Result<Response<B
         channel,
         installed: get(&pairs, "installed_version").or_else(|| get(&pairs, "version")),
         site: site.as_deref(),
-        key: get(&pairs, "key").or_else(|| get(&pairs, "license_key")).or_else(|| header_str(call, "x-license-key")),
+        key: get(&pairs, "key")
+            .or_else(|| get(&pairs, "license_key"))
+            .or_else(|| header_str(call, "x-license-key")),
         platform: get(&pairs, "wp_version").or_else(|| wordpress_version(call)),
         php: get(&pairs, "php").or_else(|| get(&pairs, "php_version")),
     };
@@ -197,7 +285,12 @@ fn wunderupdates(app: &App, call: &Call, kind: ProductKind) -> Result<Response<B
 }
 
 /// The PUC-style check: `installed_version`, `php`, `license_key` (or `X-License-Key`).
-fn puc_check<'a>(call: &'a Call, pairs: &'a [(String, String)], channel: Channel, site: Option<&'a str>) -> Check<'a> {
+fn puc_check<'a>(
+    call: &'a Call,
+    pairs: &'a [(String, String)],
+    channel: Channel,
+    site: Option<&'a str>,
+) -> Check<'a> {
     Check {
         channel,
         installed: get(pairs, "installed_version"),
@@ -217,7 +310,13 @@ fn puc(app: &App, call: &Call) -> Result<Response<Body>, Error> {
     puc_answer(app, call, &account, &view, channel)
 }
 
-fn puc_answer(app: &App, call: &Call, account: &AccountPrefix, view: &ProductView, channel: Channel) -> Result<Response<Body>, Error> {
+fn puc_answer(
+    app: &App,
+    call: &Call,
+    account: &AccountPrefix,
+    view: &ProductView,
+    channel: Channel,
+) -> Result<Response<Body>, Error> {
     let pairs = query(call);
     let site = site_of(call, &pairs);
     let check = puc_check(call, &pairs, channel, site.as_deref());
@@ -227,7 +326,10 @@ fn puc_answer(app: &App, call: &Call, account: &AccountPrefix, view: &ProductVie
         base_url: &base,
         prefix: account.as_str(),
     };
-    Ok(json_no_store(StatusCode::OK, &render::puc(answer.offer(), &links)))
+    Ok(json_no_store(
+        StatusCode::OK,
+        &render::puc(answer.offer(), &links),
+    ))
 }
 
 /// `GET /api/v1/products/{id}/update`: the UpdaterCloud client's `{"update":{…}}`.
@@ -243,7 +345,9 @@ fn updatercloud(app: &App, call: &Call) -> Result<Response<Body>, Error> {
         .ok_or_else(|| unknown("no such product"))?;
     let pairs = query(call);
     let site = site_of(call, &pairs);
-    let channel = get(&pairs, "channel").and_then(Channel::parse).unwrap_or_default();
+    let channel = get(&pairs, "channel")
+        .and_then(Channel::parse)
+        .unwrap_or_default();
     let check = Check {
         channel,
         installed: get(&pairs, "installed_version"),
@@ -254,7 +358,10 @@ fn updatercloud(app: &App, call: &Call) -> Result<Response<Body>, Error> {
     };
     let base = base_url(app, call);
     let (answer, _) = answer(app, call, &view, &check, &base);
-    Ok(json_no_store(StatusCode::OK, &render::updatercloud(answer.offer())))
+    Ok(json_no_store(
+        StatusCode::OK,
+        &render::updatercloud(answer.offer()),
+    ))
 }
 
 /// `GET /updates/{prefix}/{slug}/changelog`: the release notes as a sandboxed HTML page.
@@ -269,8 +376,15 @@ fn changelog(app: &App, call: &Call) -> Result<Response<Body>, Error> {
     );
     for v in view.versions.iter().filter(|_| view.product.published) {
         page.push_str(&format!("<h2>{}</h2>\n", escape(v.version.as_str())));
-        let readme = v.sections.iter().find(|(k, _)| k == "changelog").map(|(_, html)| html.clone());
-        let notes = v.release_notes.as_deref().map(crate::package::markdown_to_safe_html);
+        let readme = v
+            .sections
+            .iter()
+            .find(|(k, _)| k == "changelog")
+            .map(|(_, html)| html.clone());
+        let notes = v
+            .release_notes
+            .as_deref()
+            .map(crate::package::markdown_to_safe_html);
         if let Some(html) = notes.or(readme) {
             page.push_str(&html);
             page.push('\n');
@@ -280,7 +394,9 @@ fn changelog(app: &App, call: &Call) -> Result<Response<Body>, Error> {
     let mut res = response::text(StatusCode::OK, "text/html; charset=utf-8", page.into());
     res.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'; img-src https:; style-src 'unsafe-inline'"),
+        HeaderValue::from_static(
+            "sandbox; default-src 'none'; img-src https:; style-src 'unsafe-inline'",
+        ),
     );
     Ok(res)
 }
@@ -317,7 +433,10 @@ fn batch(app: &App, call: &Call) -> Result<Response<Body>, Error> {
     let account = prefix_of(call)?;
     let body: BatchBody = crate::http::request::decode_json(&call.input.body)?;
     if body.items.len() > wire::MAX_BATCH_ITEMS {
-        return Err(Error::invalid("items", format!("at most {} items", wire::MAX_BATCH_ITEMS)));
+        return Err(Error::invalid(
+            "items",
+            format!("at most {} items", wire::MAX_BATCH_ITEMS),
+        ));
     }
     let site = body
         .site
@@ -343,7 +462,10 @@ fn batch(app: &App, call: &Call) -> Result<Response<Body>, Error> {
         let channel = match item.channel.as_deref() {
             None => Channel::Stable,
             Some(text) => Channel::parse(text).ok_or_else(|| {
-                Error::invalid("items.channel", format!("`{text}` is not one of stable, rc, beta, alpha, dev"))
+                Error::invalid(
+                    "items.channel",
+                    format!("`{text}` is not one of stable, rc, beta, alpha, dev"),
+                )
             })?,
         };
         let check = Check {
@@ -381,10 +503,18 @@ fn edd_at(app: &App, call: &Call, account: Option<AccountPrefix>) -> Result<Resp
         Some(account) => Some(account),
         None => AccountPrefix::parse(&call.param("prefix")).ok(),
     };
-    Ok(json_no_store(StatusCode::OK, &edd(app, call, account, &pairs)?))
+    Ok(json_no_store(
+        StatusCode::OK,
+        &edd(app, call, account, &pairs)?,
+    ))
 }
 
-fn edd(app: &App, call: &Call, account: Option<AccountPrefix>, pairs: &[(String, String)]) -> Result<Value, Error> {
+fn edd(
+    app: &App,
+    call: &Call,
+    account: Option<AccountPrefix>,
+    pairs: &[(String, String)],
+) -> Result<Value, Error> {
     let action = get(pairs, "edd_action").unwrap_or("");
     if action != "get_version" {
         // The licensing actions (SPEC §9.2) are not served yet: EDD's failure shape.
@@ -409,7 +539,15 @@ fn edd(app: &App, call: &Call, account: Option<AccountPrefix>, pairs: &[(String,
             .map_err(|err| Error::invalid("products", format!("{err:?}")))?;
         let mut out = Vec::with_capacity(batch.len());
         for (slug, fields) in batch {
-            let value = edd_one(app, call, &account, &fields, site.as_deref(), &links, Some(&slug))?;
+            let value = edd_one(
+                app,
+                call,
+                &account,
+                &fields,
+                site.as_deref(),
+                &links,
+                Some(&slug),
+            )?;
             out.push((slug, value));
         }
         return Ok(render::edd_batch(out));
@@ -443,7 +581,11 @@ fn edd_one(
     let Some(view) = view else {
         return Ok(render::edd_not_found(render::EDD_UNKNOWN_PRODUCT));
     };
-    let channel = if get(pairs, "beta") == Some("1") { Channel::Beta } else { Channel::Stable };
+    let channel = if get(pairs, "beta") == Some("1") {
+        Channel::Beta
+    } else {
+        Channel::Stable
+    };
     let check = Check {
         channel,
         installed: get(pairs, "version"),
@@ -457,7 +599,12 @@ fn edd_one(
 }
 
 /// A product by its slugified name (EDD's `item_name`), or by its slug.
-fn edd_by_name(app: &App, account: &AccountPrefix, name: Option<&str>, slug: Option<&str>) -> Result<Option<Arc<ProductView>>, Error> {
+fn edd_by_name(
+    app: &App,
+    account: &AccountPrefix,
+    name: Option<&str>,
+    slug: Option<&str>,
+) -> Result<Option<Arc<ProductView>>, Error> {
     if let Some(name) = name {
         let found = app
             .store
@@ -489,7 +636,12 @@ fn root_post(app: &App, call: &Call) -> Result<Response<Body>, Error> {
 pub fn root_get(app: &App, call: &Call) -> Option<Result<Response<Body>, Error>> {
     let pairs = query(call);
     if get(&pairs, "edd_action").is_some() {
-        return Some(app.store.default_account().map_err(Error::from).and_then(|account| edd_at(app, call, account)));
+        return Some(
+            app.store
+                .default_account()
+                .map_err(Error::from)
+                .and_then(|account| edd_at(app, call, account)),
+        );
     }
     match get(&pairs, "action") {
         Some("get_metadata") => Some(root_metadata(app, call, &pairs)),
@@ -498,8 +650,15 @@ pub fn root_get(app: &App, call: &Call) -> Option<Result<Response<Body>, Error>>
 }
 
 /// `GET /?action=get_metadata&slug=S`: the PUC document of the default account's product.
-fn root_metadata(app: &App, call: &Call, pairs: &[(String, String)]) -> Result<Response<Body>, Error> {
-    let account = app.store.default_account()?.ok_or_else(|| unknown("no account"))?;
+fn root_metadata(
+    app: &App,
+    call: &Call,
+    pairs: &[(String, String)],
+) -> Result<Response<Body>, Error> {
+    let account = app
+        .store
+        .default_account()?
+        .ok_or_else(|| unknown("no account"))?;
     let slug = get(pairs, "slug").ok_or_else(|| Error::invalid("slug", "is required"))?;
     let view = view_by_slug(app, &account, slug)?.ok_or_else(|| unknown("no such product"))?;
     puc_answer(app, call, &account, &view, Channel::Stable)
@@ -507,15 +666,20 @@ fn root_metadata(app: &App, call: &Call, pairs: &[(String, String)]) -> Result<R
 
 /// `GET /?action=download&slug=S[&license_key=K]`: the legacy download, streamed, or
 /// `403` with the reason.
-pub async fn root_download(app: &App, call: &Call) -> Result<Response<Body>, Error> {
-    let pairs = query(call);
-    let account = app.store.default_account()?.ok_or_else(|| unknown("no account"))?;
-    let slug = get(&pairs, "slug").ok_or_else(|| Error::invalid("slug", "is required"))?.to_owned();
+pub async fn root_download(app: &App, call: Call) -> Result<Response<Body>, Error> {
+    let pairs = query(&call);
+    let account = app
+        .store
+        .default_account()?
+        .ok_or_else(|| unknown("no account"))?;
+    let slug = get(&pairs, "slug")
+        .ok_or_else(|| Error::invalid("slug", "is required"))?
+        .to_owned();
     let view = view_by_slug(app, &account, &slug)?.ok_or_else(|| unknown("no such product"))?;
-    let site = site_of(call, &pairs);
-    let check = puc_check(call, &pairs, Channel::Stable, site.as_deref());
-    let base = base_url(app, call);
-    let (answer, _) = answer(app, call, &view, &check, &base);
+    let site = site_of(&call, &pairs);
+    let check = puc_check(&call, &pairs, Channel::Stable, site.as_deref());
+    let base = base_url(app, &call);
+    let (answer, _) = answer(app, &call, &view, &check, &base);
     let offer = answer.offer();
     if offer.download_link.is_none() {
         return Err(Error::Forbidden(format!(
@@ -528,7 +692,8 @@ pub async fn root_download(app: &App, call: &Call) -> Result<Response<Body>, Err
         .iter()
         .find(|v| v.version.as_str() == offer.version)
         .ok_or_else(|| unknown("no such version"))?;
-    let (_, file) = crate::service::catalog::file(&app.ctx(None, call.now), &account, version.file)?;
+    let (_, file) =
+        crate::service::catalog::file(&app.ctx(None, call.now), &account, version.file)?;
     app.public.counts.download(view.product.id, call.now);
     let path = app.store.blobs().path(&file.blob);
     let etag = file.blob.to_hex();
@@ -549,7 +714,11 @@ pub async fn root_download(app: &App, call: &Call) -> Result<Response<Body>, Err
 // ----- downloads ---------------------------------------------------------------------
 
 fn plain(status: StatusCode, text: &str) -> Response<Body> {
-    response::text(status, "text/plain; charset=utf-8", format!("{text}\n").into())
+    response::text(
+        status,
+        "text/plain; charset=utf-8",
+        format!("{text}\n").into(),
+    )
 }
 
 /// `GET|HEAD /dl/{token}/{filename}` (SPEC §8.4): the signed link's file, streamed with
@@ -561,7 +730,10 @@ async fn download(app: &App, call: Call) -> Result<Response<Body>, Error> {
     let claims = match app.public.links.verify(&call.param("token"), now.as_secs()) {
         Ok(claims) => claims,
         Err(LinkError::Expired) => {
-            return Ok(plain(StatusCode::GONE, "This download link has expired; check for updates again."));
+            return Ok(plain(
+                StatusCode::GONE,
+                "This download link has expired; check for updates again.",
+            ));
         }
         Err(LinkError::Malformed | LinkError::BadMac) => {
             return Ok(plain(StatusCode::NOT_FOUND, "No such download."));
@@ -570,8 +742,16 @@ async fn download(app: &App, call: Call) -> Result<Response<Body>, Error> {
     let Ok(account) = AccountPrefix::parse(&claims.account) else {
         return Ok(plain(StatusCode::NOT_FOUND, "No such download."));
     };
-    let gone = || plain(StatusCode::GONE, "This file is no longer available; check for updates again.");
-    let Some(release) = app.store.release_of_file(&account, crate::model::FileId(claims.file_id))? else {
+    let gone = || {
+        plain(
+            StatusCode::GONE,
+            "This file is no longer available; check for updates again.",
+        )
+    };
+    let Some(release) = app
+        .store
+        .release_of_file(&account, crate::model::FileId(claims.file_id))?
+    else {
         return Ok(gone());
     };
     let Some(file) = release.file(crate::model::FileId(claims.file_id)).cloned() else {
@@ -604,14 +784,28 @@ async fn download(app: &App, call: Call) -> Result<Response<Body>, Error> {
 }
 
 /// Why the key a link was made for no longer allows the download, if it does not.
-fn key_refusal(app: &App, product: &crate::model::Product, key_id: u64, site: Option<&str>, now: Timestamp) -> Option<&'static str> {
+fn key_refusal(
+    app: &App,
+    product: &crate::model::Product,
+    key_id: u64,
+    site: Option<&str>,
+    now: Timestamp,
+) -> Option<&'static str> {
     match product.license {
         crate::model::LicenseModel::Free => None,
         crate::model::LicenseModel::StaticKeys => {
             let today = decide::date_of(now);
-            match product.static_keys.iter().find(|k| decide::static_key_id(k) == key_id) {
+            match product
+                .static_keys
+                .iter()
+                .find(|k| decide::static_key_id(k) == key_id)
+            {
                 None => Some("The license key was removed."),
-                Some(k) if k.expires.as_deref().is_some_and(|last| last < today.as_str()) => {
+                Some(k)
+                    if k.expires
+                        .as_deref()
+                        .is_some_and(|last| last < today.as_str()) =>
+                {
                     Some("The license key has expired.")
                 }
                 Some(_) => None,
