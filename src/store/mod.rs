@@ -543,6 +543,12 @@ impl Store {
         Ok(())
     }
 
+    /// The server key (`<data>/server.key`), from which sealing and lookup keys are
+    /// derived (SPEC §9 *At rest*). Never stored in the database.
+    pub fn server_key(&self) -> &ServerKey {
+        &self.key
+    }
+
     /// Number of group flushes so far.
     pub fn flush_count(&self) -> u64 {
         self.commit.flushes()
