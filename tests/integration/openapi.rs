@@ -16,7 +16,7 @@ use http::Method;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use upkeep::http::auth::Need;
-use upkeep::http::route::{Row as RouteSpec, example_path};
+use upkeep::http::route::{BodyPolicy, Row as RouteSpec, example_path};
 
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -518,6 +518,17 @@ fn example_request(doc: &Value, spec: &RouteSpec) -> (String, Option<Value>) {
     (path, body)
 }
 
+/// A package for an upload route's example path (`/v1/{plugins|themes}/{slug}/…`),
+/// version `1.0.0`.
+fn example_package(path: &str) -> Vec<u8> {
+    let mut segments = path.trim_start_matches('/').split('/');
+    match (segments.next(), segments.next(), segments.next()) {
+        (Some("v1"), Some("plugins"), Some(slug)) => crate::support::plugin_zip(slug, "1.0.0", ""),
+        (Some("v1"), Some("themes"), Some(slug)) => crate::support::theme_zip(slug, "1.0.0", ""),
+        _ => panic!("no example package for {path}"),
+    }
+}
+
 #[tokio::test]
 async fn the_server_answers_only_what_the_document_says() {
     let server = TestServer::start().await;
@@ -573,6 +584,12 @@ async fn the_server_answers_only_what_the_document_says() {
         };
         if let Some(body) = &body {
             call = call.body(body.to_string());
+        }
+        if spec.body == BodyPolicy::Stream {
+            // Uploads carry a package, not JSON: one for the slug the example names.
+            call = call
+                .header("content-type", "application/zip")
+                .body(example_package(&path));
         }
         let reply = call.send().await;
         check_documented(&doc, spec, &reply);

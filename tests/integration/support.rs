@@ -534,3 +534,38 @@ pub fn cli_json(output: &std::process::Output) -> Value {
     );
     serde_json::from_slice(&output.stdout).expect("JSON output")
 }
+
+/// A WordPress package: `files` (path inside the zip, content), deflated.
+pub fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (path, content) in files {
+        w.start_file(*path, options).expect("zip entry");
+        w.write_all(content.as_bytes()).expect("zip write");
+    }
+    w.finish().expect("zip finished").into_inner()
+}
+
+/// A plugin zip: `slug/slug.php` with a `Plugin Name:` header of `version`, and `extra`
+/// in its body (different content, same version).
+pub fn plugin_zip(slug: &str, version: &str, extra: &str) -> Vec<u8> {
+    zip_of(&[(
+        &format!("{slug}/{slug}.php"),
+        &format!(
+            "<?php\n/**\n * Plugin Name: {slug}\n * Version: {version}\n * Requires at least: 6.0\n */\n// {extra}\n"
+        ),
+    )])
+}
+
+/// A theme zip: `slug/style.css` with a `Theme Name:` header of `version`.
+pub fn theme_zip(slug: &str, version: &str, extra: &str) -> Vec<u8> {
+    zip_of(&[
+        (
+            &format!("{slug}/style.css"),
+            &format!("/*\nTheme Name: {slug}\nVersion: {version}\n*/\n/* {extra} */\n"),
+        ),
+        (&format!("{slug}/index.php"), "<?php\n"),
+    ])
+}
