@@ -51,6 +51,10 @@
 //! - [`model`] — records and pure rules: accounts, tokens, plan licenses, scopes, time,
 //!   sizes. [`token`] — the `upk_…` format, pure.
 //!   Releases: `version.rs` (semver ∩ PHP), `channel.rs`, `rollout.rs` (§8.3), pure.
+//!   Licensing (§9): [`model::license_key`] (key generators, accepted keys, lookup form),
+//!   [`model::site`] (site normalization, development sites, masked hosts), pure.
+//! - [`secrets`] — license keys at rest (§9): [`secrets::KeyVault`], keyed lookup hashes
+//!   and sealed values (XChaCha20-Poly1305), subkeys derived from `server.key`; pure.
 //! - [`error`] — the use-case error: one `status()`, one `code()`.
 //! - [`metrics`], [`throttle`], [`systemd`], [`clock`], [`telemetry`] — Prometheus
 //!   counters, failed-authentication limits, readiness, time (manual in tests), logging
@@ -121,6 +125,7 @@ pub mod man;
 pub mod metrics;
 pub mod model;
 pub mod package;
+pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod store;

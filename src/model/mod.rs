@@ -7,8 +7,10 @@ pub mod catalog;
 mod channel;
 mod ids;
 mod license;
+pub mod license_key;
 mod rollout;
 mod scope;
+pub mod site;
 mod size;
 mod time;
 mod token;
@@ -23,8 +25,13 @@ pub use catalog::{
 pub use channel::{Channel, ChannelPicks, Versioned, candidate, resolve_channels};
 pub use ids::{AccountPrefix, LicenseId, OperatorTokenName, TokenId, TokenName};
 pub use license::PlanLicense;
+pub use license_key::{KeyError, KeyGenerator, lookup_form, normalize_key};
 pub use rollout::{rollout_admits, rollout_bucket};
 pub use scope::{Scope, Scopes};
+pub use site::{
+    DEFAULT_DEV_SITE_PATTERNS, DevSitePatterns, Site, SiteError, mask_host, normalize_site,
+    site_from_user_agent,
+};
 pub use size::ByteSize;
 pub use time::Timestamp;
 pub use token::{
