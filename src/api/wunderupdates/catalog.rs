@@ -5,7 +5,8 @@
 //! The rules live in `service::catalog`; this module maps the seed's shapes onto them:
 //! `license.type` (`no-license` | `static-keys` | `upkeep-keys`), versions as
 //! `{"version","maturity","published"}`, the one-call release for `POST …/versions`, and
-//! static keys, which are sealed at rest ([`Vault`]).
+//! static keys, which are sealed at rest (`secrets::KeyVault`): found by a keyed hash,
+//! the value sealed for its account and product.
 
 use crate::api::account_of;
 use crate::app::App;
@@ -15,11 +16,13 @@ use crate::http::request::{self, Input};
 use crate::http::route::Call;
 use crate::http::{Body, response, upload};
 use crate::model::catalog::{StaticKey, check_date, check_static_key};
-use crate::model::{AccountPrefix, DomainError, LicenseModel, Maturity, Product, ProductKind};
+use crate::model::{
+    AccountPrefix, DomainError, LicenseModel, Maturity, Product, ProductId, ProductKind,
+};
 use crate::model::{Release, Timestamp};
+use crate::secrets::KeyVault;
 use crate::service::{self, Ctx};
 use crate::store::PageRequest;
-use crate::token::ServerKey;
 use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
@@ -520,75 +523,6 @@ pub(super) async fn delete_version(
 
 // ----- static keys -----------------------------------------------------------------
 
-/// Seals static keys at rest and finds them by a keyed hash (SPEC §9 *At rest*), with
-/// keys derived from the server key: the store or a backup alone reveals no key.
-#[derive(Clone)]
-struct Vault {
-    lookup: [u8; 32],
-    seal: chacha20poly1305::XChaCha20Poly1305,
-}
-
-const NONCE_LEN: usize = 24;
-
-impl Vault {
-    fn new(server_key: &ServerKey) -> Self {
-        use chacha20poly1305::KeyInit;
-        let lookup = blake3::derive_key("upkeep static keys lookup v1", server_key.as_bytes());
-        let seal = blake3::derive_key("upkeep static keys seal v1", server_key.as_bytes());
-        Vault {
-            lookup,
-            seal: chacha20poly1305::XChaCha20Poly1305::new(&seal.into()),
-        }
-    }
-
-    /// The keyed hash a key is found by (per account).
-    fn lookup_hash(&self, account: &AccountPrefix, key: &str) -> [u8; 32] {
-        let mut hasher = blake3::Hasher::new_keyed(&self.lookup);
-        hasher.update(account.to_string().as_bytes());
-        hasher.update(&[0]);
-        hasher.update(key.as_bytes());
-        *hasher.finalize().as_bytes()
-    }
-
-    /// `nonce ‖ ciphertext ‖ tag`, bound to `aad`.
-    fn seal(&self, plaintext: &str, aad: &[u8]) -> Result<Vec<u8>, DomainError> {
-        use chacha20poly1305::aead::{Aead, Payload};
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce)
-            .map_err(|err| DomainError::Invalid(format!("OS RNG failed: {err}")))?;
-        let sealed = self
-            .seal
-            .encrypt(
-                &nonce.into(),
-                Payload {
-                    msg: plaintext.as_bytes(),
-                    aad,
-                },
-            )
-            .map_err(|_| DomainError::Invalid("sealing a key failed".to_owned()))?;
-        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        Ok(out)
-    }
-
-    /// The key [`Vault::seal`] sealed with `aad`.
-    fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<String, Error> {
-        use chacha20poly1305::aead::{Aead, Payload};
-        let broken = || Error::Internal("a sealed static key does not open".into());
-        if sealed.len() < NONCE_LEN {
-            return Err(broken());
-        }
-        let (nonce, body) = sealed.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| broken())?;
-        let plain = self
-            .seal
-            .decrypt(&nonce.into(), Payload { msg: body, aad })
-            .map_err(|_| broken())?;
-        String::from_utf8(plain).map_err(|_| broken())
-    }
-}
-
 /// What a sealed static key is bound to: its account and product.
 fn aad(account: &AccountPrefix, product: &Product) -> Vec<u8> {
     format!("upkeep static key\0{account}\0{}", product.id).into_bytes()
@@ -603,17 +537,69 @@ fn checked(at: &str, key: KeyView) -> Result<KeyView, Error> {
     Ok(key)
 }
 
-fn seal_key(
-    vault: &Vault,
+/// The vault static keys are sealed with (SPEC §9 *At rest*).
+fn vault(app: &App) -> KeyVault {
+    KeyVault::new(app.store.server_key())
+}
+
+/// The lookup hash of a static key: keyed by the server key, per account, of the key as
+/// given (static keys compare exactly).
+fn lookup(vault: &KeyVault, account: &AccountPrefix, key: &str) -> [u8; 32] {
+    vault.lookup_hash(&account.to_string(), key)
+}
+
+/// `keys` sealed for `product` (sealing happens before the write: it needs the OS RNG,
+/// whose failure is ours, not the client's).
+fn seal_keys(
+    vault: &KeyVault,
     account: &AccountPrefix,
     product: &Product,
-    key: &KeyView,
-) -> Result<StaticKey, DomainError> {
-    Ok(StaticKey {
-        lookup: vault.lookup_hash(account, &key.key),
-        sealed: vault.seal(&key.key, &aad(account, product))?,
-        expires: key.expires.clone(),
+    keys: &[KeyView],
+) -> Result<Vec<StaticKey>, Error> {
+    let aad = aad(account, product);
+    keys.iter()
+        .map(|key| {
+            Ok(StaticKey {
+                lookup: lookup(vault, account, &key.key),
+                sealed: vault
+                    .seal(&key.key, &aad)
+                    .map_err(|err| Error::Internal(Box::new(err)))?,
+                expires: key.expires.clone(),
+            })
+        })
+        .collect()
+}
+
+/// `product`'s key `sealed`, opened.
+fn open_key(
+    vault: &KeyVault,
+    account: &AccountPrefix,
+    product: &Product,
+    sealed: &StaticKey,
+) -> Result<KeyView, Error> {
+    Ok(KeyView {
+        key: vault
+            .open(&sealed.sealed, &aad(account, product))
+            .map_err(|err| Error::Internal(Box::new(err)))?,
+        expires: sealed.expires.clone(),
     })
+}
+
+/// Inside a static-key write: the product the keys were sealed for is still the one
+/// (ids are never reused, so a product deleted and created again meanwhile differs).
+fn same_product(product: &Product, sealed_for: ProductId) -> Result<(), DomainError> {
+    if product.id == sealed_for {
+        Ok(())
+    } else {
+        Err(DomainError::Conflict {
+            code: "product_changed",
+            message: format!(
+                "{} {} was replaced while the keys were written; try again",
+                product.kind.as_str(),
+                product.slug
+            ),
+        })
+    }
 }
 
 fn no_such_key(kind: ProductKind, slug: &str) -> Error {
@@ -628,22 +614,28 @@ pub(super) fn keys(app: &App, call: &Call, kind: ProductKind) -> Result<Response
     let account = account_of(caller)?;
     let ctx = app.ctx(Some(caller), call.now);
     let product = find(&ctx, &account, &call.param("slug"), kind)?;
-    let vault = Vault::new(app.store.server_key());
-    let aad = aad(&account, &product);
+    let vault = vault(app);
     let keys = product
         .static_keys
         .iter()
-        .map(|k| {
-            Ok(KeyView {
-                key: vault.open(&k.sealed, &aad)?,
-                expires: k.expires.clone(),
-            })
-        })
+        .map(|sealed| open_key(&vault, &account, &product, sealed))
         .collect::<Result<Vec<_>, Error>>()?;
     Ok(response::json(
         StatusCode::OK,
         &KeysEnvelope { status: 200, keys },
     ))
+}
+
+/// A JSON array body.
+fn key_list(input: &Input) -> Result<Vec<KeyView>, Error> {
+    let first = input.body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'[') {
+        return Err(Error::InvalidRequest(
+            "request body must be a JSON array of keys: [{\"key\":…,\"expires\"?:\"YYYY-MM-DD\"}, …]"
+                .to_owned(),
+        ));
+    }
+    request::decode_json(&input.body)
 }
 
 /// `POST /v1/plugins/{slug}/license/keys` `[{"key","expires"?}, …]`: replaces the list.
@@ -677,16 +669,15 @@ pub(super) async fn replace_keys(
         }
         keys.push(key);
     }
-    let vault = Vault::new(app.store.server_key());
     let slug = call.param("slug").into_owned();
+    let product = find(&app.ctx(Some(caller), call.now), &account, &slug, kind)?;
+    let sealed = seal_keys(&vault(app), &account, &product, &keys)?;
     let (product, ()) = app
         .write(caller, call.now, move |ctx| {
             let product = find(ctx, &account, &slug, kind)?;
-            service::catalog::update_static_keys(ctx, &account, product.id, move |product| {
-                product.static_keys = keys
-                    .iter()
-                    .map(|k| seal_key(&vault, &account, product, k))
-                    .collect::<Result<_, _>>()?;
+            service::catalog::update_static_keys(ctx, &account, product.id, move |current| {
+                same_product(current, product.id)?;
+                current.static_keys = sealed;
                 Ok(())
             })
         })
@@ -696,18 +687,6 @@ pub(super) async fn replace_keys(
         kind.as_str(),
         product.slug
     )))
-}
-
-/// A JSON array body.
-fn key_list(input: &Input) -> Result<Vec<KeyView>, Error> {
-    let first = input.body.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'[') {
-        return Err(Error::InvalidRequest(
-            "request body must be a JSON array of keys: [{\"key\":…,\"expires\"?:\"YYYY-MM-DD\"}, …]"
-                .to_owned(),
-        ));
-    }
-    request::decode_json(&input.body)
 }
 
 /// `PUT /v1/plugins/{slug}/license/keys` `{"key","expires"?}`: adds one key.
@@ -721,41 +700,49 @@ pub(super) async fn add_key(
     let caller = call.caller()?;
     let account = account_of(caller)?;
     let key = checked("", request::json::<KeyView>(&call.input)?)?;
-    let vault = Vault::new(app.store.server_key());
     let slug = call.param("slug").into_owned();
-    let (product, key) = app
+    let product = find(&app.ctx(Some(caller), call.now), &account, &slug, kind)?;
+    let mut sealed = seal_keys(&vault(app), &account, &product, std::slice::from_ref(&key))?;
+    let sealed = sealed
+        .pop()
+        .ok_or_else(|| Error::Internal("one key sealed into none".into()))?;
+    let (product, ()) = app
         .write(caller, call.now, move |ctx| {
             let product = find(ctx, &account, &slug, kind)?;
-            service::catalog::update_static_keys(ctx, &account, product.id, move |product| {
-                let lookup = vault.lookup_hash(&account, &key.key);
-                if product.static_keys.iter().any(|k| k.lookup == lookup) {
+            service::catalog::update_static_keys(ctx, &account, product.id, move |current| {
+                same_product(current, product.id)?;
+                if current
+                    .static_keys
+                    .iter()
+                    .any(|k| k.lookup == sealed.lookup)
+                {
                     return Err(DomainError::Conflict {
                         code: "license_key_exists",
                         message: format!(
                             "{} {} has this license key already",
-                            product.kind.as_str(),
-                            product.slug
+                            current.kind.as_str(),
+                            current.slug
                         ),
                     });
                 }
-                if product.static_keys.len() >= MAX_STATIC_KEYS {
+                if current.static_keys.len() >= MAX_STATIC_KEYS {
                     return Err(DomainError::Conflict {
                         code: "too_many_license_keys",
                         message: format!(
                             "{} {} holds {MAX_STATIC_KEYS} license keys, the most a product may",
-                            product.kind.as_str(),
-                            product.slug
+                            current.kind.as_str(),
+                            current.slug
                         ),
                     });
                 }
-                let sealed = seal_key(&vault, &account, product, &key)?;
-                product.static_keys.push(sealed);
-                Ok(key.key)
+                current.static_keys.push(sealed);
+                Ok(())
             })
         })
         .await?;
     Ok(message(format!(
-        "License key {key} was added to {} {}",
+        "License key {} was added to {} {}",
+        key.key,
         kind.as_str(),
         product.slug
     )))
@@ -768,27 +755,25 @@ pub(super) fn get_key(app: &App, call: &Call, kind: ProductKind) -> Result<Respo
     let account = account_of(caller)?;
     let ctx = app.ctx(Some(caller), call.now);
     let product = find(&ctx, &account, &call.param("slug"), kind)?;
-    let vault = Vault::new(app.store.server_key());
-    let lookup = vault.lookup_hash(&account, &call.param("key"));
+    let vault = vault(app);
+    let wanted = lookup(&vault, &account, &call.param("key"));
     let found = product
         .static_keys
         .iter()
-        .find(|k| k.lookup == lookup)
+        .find(|k| k.lookup == wanted)
         .ok_or_else(|| no_such_key(kind, &product.slug))?;
     Ok(response::json(
         StatusCode::OK,
         &KeyEnvelope {
             status: 200,
-            license_key: KeyView {
-                key: vault.open(&found.sealed, &aad(&account, &product))?,
-                expires: found.expires.clone(),
-            },
+            license_key: open_key(&vault, &account, &product, found)?,
         },
     ))
 }
 
 /// `DELETE /v1/plugins/{slug}/license/keys/{key}`: removes one key.
-/// `{"status":200,"message":"License key K on plugin my-new-plugin was removed."}`.
+/// `{"status":200,"message":"License key K on plugin my-new-plugin was removed."}`;
+/// `404` for a key the product does not have.
 pub(super) async fn delete_key(
     app: &App,
     call: Call,
@@ -798,23 +783,22 @@ pub(super) async fn delete_key(
     let account = account_of(caller)?;
     let key = call.param("key").into_owned();
     let slug = call.param("slug").into_owned();
-    let vault = Vault::new(app.store.server_key());
-    let lookup = vault.lookup_hash(&account, &key);
+    let wanted = lookup(&vault(app), &account, &key);
     let (product, ()) = app
         .write(caller, call.now, move |ctx| {
             let product = find(ctx, &account, &slug, kind)?;
-            // Checked before the write too, so that an unknown key is a plain 404.
-            if !product.static_keys.iter().any(|k| k.lookup == lookup) {
+            // Checked before the write too: an unknown key writes nothing.
+            if !product.static_keys.iter().any(|k| k.lookup == wanted) {
                 return Err(no_such_key(kind, &product.slug));
             }
-            service::catalog::update_static_keys(ctx, &account, product.id, move |product| {
-                let before = product.static_keys.len();
-                product.static_keys.retain(|k| k.lookup != lookup);
-                if product.static_keys.len() == before {
+            service::catalog::update_static_keys(ctx, &account, product.id, move |current| {
+                let before = current.static_keys.len();
+                current.static_keys.retain(|k| k.lookup != wanted);
+                if current.static_keys.len() == before {
                     return Err(DomainError::Missing(format!(
                         "{} {} has no such license key",
-                        product.kind.as_str(),
-                        product.slug
+                        current.kind.as_str(),
+                        current.slug
                     )));
                 }
                 Ok(())
@@ -831,10 +815,7 @@ pub(super) async fn delete_key(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn account() -> AccountPrefix {
-        AccountPrefix::parse("acme").expect("prefix")
-    }
+    use crate::token::ServerKey;
 
     #[test]
     fn license_types_map_both_ways() {
@@ -851,27 +832,52 @@ mod tests {
     }
 
     #[test]
-    fn sealed_keys_open_only_with_their_binding() {
-        let vault = Vault::new(&ServerKey::from_bytes([3; 32]));
-        let sealed = vault.seal("some-license-key", b"one").unwrap();
+    fn static_keys_are_sealed_for_their_account_and_product() {
+        let vault = KeyVault::new(&ServerKey::from_bytes([3; 32]));
+        let acme = AccountPrefix::parse("acme").expect("prefix");
+        let other = AccountPrefix::parse("other").expect("prefix");
+        let product = |id| Product {
+            id: ProductId(id),
+            account: acme,
+            slug: "my-plugin".to_owned(),
+            kind: ProductKind::Plugin,
+            name: "my-plugin".to_owned(),
+            group_id: crate::model::catalog::DEFAULT_GROUP,
+            short_description: None,
+            description: None,
+            homepage: None,
+            author: None,
+            author_homepage: None,
+            icons: Default::default(),
+            banners: Default::default(),
+            license: LicenseModel::StaticKeys,
+            require_activation: false,
+            published: true,
+            static_keys: Vec::new(),
+            created_at: Timestamp::from_secs(0),
+            updated_at: Timestamp::from_secs(0),
+        };
+        let key = KeyView {
+            key: "some-license-key".to_owned(),
+            expires: Some("2025-12-31".to_owned()),
+        };
+        let sealed = seal_keys(&vault, &acme, &product(7), std::slice::from_ref(&key)).unwrap();
+        let sealed = &sealed[0];
         assert!(
             !sealed
-                .windows(b"some-license-key".len())
-                .any(|w| w == b"some-license-key")
+                .sealed
+                .windows(key.key.len())
+                .any(|w| w == key.key.as_bytes())
         );
-        assert_eq!(vault.open(&sealed, b"one").unwrap(), "some-license-key");
-        assert!(vault.open(&sealed, b"two").is_err());
-        let other = Vault::new(&ServerKey::from_bytes([4; 32]));
-        assert!(other.open(&sealed, b"one").is_err());
-        // Two seals of one key differ (random nonces); the lookup hash does not.
-        assert_ne!(sealed, vault.seal("some-license-key", b"one").unwrap());
+        assert_eq!(sealed.lookup, lookup(&vault, &acme, "some-license-key"));
+        assert_ne!(sealed.lookup, lookup(&vault, &other, "some-license-key"));
+        let opened = open_key(&vault, &acme, &product(7), sealed).unwrap();
         assert_eq!(
-            vault.lookup_hash(&account(), "some-license-key"),
-            vault.lookup_hash(&account(), "some-license-key")
+            (opened.key.as_str(), opened.expires.as_deref()),
+            ("some-license-key", Some("2025-12-31"))
         );
-        assert_ne!(
-            vault.lookup_hash(&account(), "some-license-key"),
-            other.lookup_hash(&account(), "some-license-key")
-        );
+        // Moved to another product or account, it does not open.
+        assert!(open_key(&vault, &acme, &product(8), sealed).is_err());
+        assert!(open_key(&vault, &other, &product(7), sealed).is_err());
     }
 }
