@@ -26,7 +26,10 @@
 //! - [`api`] — the families, each a folder (`wunderupdates/`, `updatercloud/`, `query/`)
 //!   or file (`ops.rs`) with its `ROWS`, its handlers (wire ⇄ service call) and its
 //!   OpenAPI operations (`openapi.json`); [`api::table`] gathers the rows,
-//!   [`api::openapi`] builds the document from them.
+//!   [`api::openapi`] builds the document from them. `wunderupdates/catalog.rs` is the
+//!   catalogue as WunderUpdates sees it (`/v1/plugins…`, `/v1/themes…`, §7.2): one set of
+//!   handlers for both kinds, uploads through `http::upload`, static keys sealed with
+//!   [`secrets::KeyVault`].
 //! - [`service`] — the use cases, each rule once: `tokens.rs`, `accounts.rs`,
 //!   `plan_licenses.rs`; an [`service::Actor`] on every call; [`service::Done`] publishes
 //!   domain events after the write is durable; [`service::write`] runs writes off the

@@ -91,14 +91,14 @@ pub static ROWS: &[Row] = &[
         "edd",
         "/edd/{prefix}",
         Need::Public,
-        Handler::Read(|app, call| edd_at(app, call, None)),
+        Handler::Read(edd_prefixed),
     ),
     F.row(
         Method::POST,
         "edd_post",
         "/edd/{prefix}",
         Need::Public,
-        Handler::Read(|app, call| edd_at(app, call, None)),
+        Handler::Read(edd_prefixed),
     ),
     F.row(
         Method::GET,
@@ -497,12 +497,16 @@ fn edd_pairs(call: &Call) -> Vec<(String, String)> {
 }
 
 /// `/edd/{prefix}` (GET or form POST), and `/` for the default account.
+fn edd_prefixed(app: &App, call: &Call) -> Result<Response<Body>, Error> {
+    let account = AccountPrefix::parse(&call.param("prefix"))
+        .ok()
+        .filter(|prefix| app.store.plan_limit(prefix, call.now).is_some());
+    edd_at(app, call, account)
+}
+
+/// EDD for `account` (`None`: no such account): always `200` in EDD's shapes.
 fn edd_at(app: &App, call: &Call, account: Option<AccountPrefix>) -> Result<Response<Body>, Error> {
     let pairs = edd_pairs(call);
-    let account = match account {
-        Some(account) => Some(account),
-        None => AccountPrefix::parse(&call.param("prefix")).ok(),
-    };
     Ok(json_no_store(
         StatusCode::OK,
         &edd(app, call, account, &pairs)?,
