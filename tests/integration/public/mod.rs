@@ -7,7 +7,7 @@ mod downloads;
 
 use crate::support::{Reply, TestServer, plugin_zip};
 use http::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Releases `zip` through the API (published unless `draft`); returns the version record.
 pub(super) async fn release(server: &TestServer, token: &str, zip: Vec<u8>, query: &str) -> Value {
@@ -22,7 +22,12 @@ pub(super) async fn release(server: &TestServer, token: &str, zip: Vec<u8>, quer
 }
 
 /// A plugin `slug` with versions `versions` released (each published).
-pub(super) async fn plugin_with(server: &TestServer, token: &str, slug: &str, versions: &[&str]) -> Value {
+pub(super) async fn plugin_with(
+    server: &TestServer,
+    token: &str,
+    slug: &str,
+    versions: &[&str],
+) -> Value {
     let mut last = Value::Null;
     for version in versions {
         last = release(server, token, plugin_zip(slug, version, version), "").await;
@@ -50,8 +55,4 @@ pub(super) async fn patch(server: &TestServer, token: &str, path: &str, body: Va
 
 pub(super) fn no_store(reply: &Reply) {
     assert_eq!(reply.header("cache-control"), Some("no-store"), "{reply:?}");
-}
-
-pub(super) fn _unused() -> Value {
-    json!(null)
 }
