@@ -37,6 +37,9 @@ pub enum AdminCommand {
     AccountDelete {
         prefix: String,
     },
+    AccountSetDefault {
+        prefix: String,
+    },
     TokenCreate {
         account: String,
         name: String,
@@ -106,6 +109,7 @@ impl AdminCommand {
             AdminCommand::AccountCreate { .. } => "account create",
             AdminCommand::AccountList => "account list",
             AdminCommand::AccountDelete { .. } => "account delete",
+            AdminCommand::AccountSetDefault { .. } => "account set-default",
             AdminCommand::TokenCreate { .. } => "token create",
             AdminCommand::TokenList { .. } => "token list",
             AdminCommand::TokenRevoke { .. } => "token revoke",
@@ -219,6 +223,16 @@ pub fn execute(
                     account.prefix
                 ),
                 json: json!({ "deleted": account.prefix.as_str(), "tokens_deleted": n_tokens }),
+            })
+        }
+        C::AccountSetDefault { prefix } => {
+            let prefix = service::accounts::set_default(ctx, prefix)?.durable_blocking()?;
+            Ok(Output {
+                text: format!(
+                    "account {prefix} is now the default account: the bare host's EDD and \
+                     wp-update-server routes (/) serve it\n"
+                ),
+                json: json!({ "default": prefix.as_str() }),
             })
         }
         C::TokenCreate {

@@ -243,6 +243,7 @@ impl AccountCommand {
             },
             AccountCommand::List => AdminCommand::AccountList,
             AccountCommand::Delete { prefix } => AdminCommand::AccountDelete { prefix },
+            AccountCommand::SetDefault { prefix } => AdminCommand::AccountSetDefault { prefix },
         }
     }
 }
@@ -507,6 +508,13 @@ pub enum AccountCommand {
     List,
     /// Delete an account, all its tokens, and free its plan license.
     Delete {
+        /// The account's prefix.
+        prefix: String,
+    },
+    /// Make an account the default: the one the bare host's public routes serve (`/` for
+    /// EDD and wp-update-server requests). The first account created is the default until
+    /// this changes it.
+    SetDefault {
         /// The account's prefix.
         prefix: String,
     },

@@ -661,6 +661,14 @@ fn serve(config: Config, dir: DataDir) -> Result<(), BoxError> {
             settings = %settings.join(" "),
             "effective settings"
         );
+        if config.settings.public_url.is_none() && !listener.local_addr()?.ip().is_loopback() {
+            tracing::warn!(
+                listen = %listener.local_addr()?,
+                "--public-url is not set: download links and changelog URLs are built from \
+                 each request's Host header; set --public-url (e.g. https://updates.example.com) \
+                 in production"
+            );
+        }
         let app = Arc::new(App::new(store, Clock::System, config.settings));
         // The signal handlers are in place before anyone is told we listen: a SIGTERM sent
         // the moment the line below appears is a clean stop, not the default kill.

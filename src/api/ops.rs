@@ -149,6 +149,30 @@ fn metrics(app: &App) -> Result<Response<Body>, Error> {
         flushes: app.store.flush_count(),
     };
     let mut text = app.metrics.render(&gauges);
+    app.metrics.render_uploads(&mut text);
+    {
+        use std::fmt::Write;
+        let (checks, downloads) = app.public.counts.totals();
+        let _ = writeln!(
+            text,
+            "# HELP upkeep_update_checks_total Update checks answered for a known product (every dialect)."
+        );
+        let _ = writeln!(text, "# TYPE upkeep_update_checks_total counter");
+        let _ = writeln!(text, "upkeep_update_checks_total {checks}");
+        let _ = writeln!(
+            text,
+            "# HELP upkeep_downloads_total Files streamed to sites through signed or legacy download links."
+        );
+        let _ = writeln!(text, "# TYPE upkeep_downloads_total counter");
+        let _ = writeln!(text, "upkeep_downloads_total {downloads}");
+        let blobs = app.store.blobs_stored();
+        let _ = writeln!(
+            text,
+            "# HELP upkeep_blobs Distinct file contents stored (deduplicated)."
+        );
+        let _ = writeln!(text, "# TYPE upkeep_blobs gauge");
+        let _ = writeln!(text, "upkeep_blobs {blobs}");
+    }
     crate::telemetry::render_metrics(&mut text);
     Ok(response::text(
         StatusCode::OK,

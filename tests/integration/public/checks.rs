@@ -327,3 +327,45 @@ async fn channels_rollout_and_requirements_choose_the_version() {
         "no PHP sent: not filtered"
     );
 }
+
+#[tokio::test]
+async fn the_bare_host_serves_the_default_account_which_set_default_changes() {
+    let server = TestServer::start().await;
+    let first = server.account("first");
+    let second = server.account("second");
+    plugin_with(&server, &first.token, "shared", &["1.0.0"]).await;
+    plugin_with(&server, &second.token, "shared", &["2.0.0"]).await;
+    let meta = get(&server, "/?action=get_metadata&slug=shared")
+        .await
+        .expect(200);
+    assert_eq!(
+        meta["version"], "1.0.0",
+        "the first account created is the default"
+    );
+    let ctx = server.app().ctx(None, server.now());
+    upkeep::service::accounts::set_default(&ctx, "second")
+        .unwrap()
+        .durable_blocking()
+        .unwrap();
+    let meta = get(&server, "/?action=get_metadata&slug=shared")
+        .await
+        .expect(200);
+    assert_eq!(meta["version"], "2.0.0");
+    let edd = get(&server, "/?edd_action=get_version&slug=shared")
+        .await
+        .expect(200);
+    assert_eq!(edd["new_version"], "2.0.0");
+    let unknown = upkeep::service::accounts::set_default(&ctx, "nobody")
+        .err()
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    // Deleting the default falls back to the oldest remaining account.
+    upkeep::service::accounts::delete(&ctx, "second")
+        .unwrap()
+        .durable_blocking()
+        .unwrap();
+    let meta = get(&server, "/?action=get_metadata&slug=shared")
+        .await
+        .expect(200);
+    assert_eq!(meta["version"], "1.0.0");
+}
