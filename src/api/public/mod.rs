@@ -1,6 +1,6 @@
 //! The public update-check and download routes (SPEC §8): no API token. Each dialect is a
-//! thin adapter: it reads its client's request into an [`update::decide::Check`], asks the
-//! one decision, and renders the [`update::answer::Answer`] in its client's shape
+//! thin adapter: it reads its client's request into an [`crate::update::decide::Check`], asks the
+//! one decision, and renders the [`crate::update::answer::Answer`] in its client's shape
 //! (`update::render`). Every business outcome is a `200` in the WordPress dialects; only an
 //! unknown prefix or slug is a `404` (PUC, WunderUpdates, UpdaterCloud), and EDD answers
 //! even that with its not-found shape. A credential sent here is ignored.
