@@ -27,6 +27,9 @@ pub struct Public {
     pub vault: crate::secrets::KeyVault,
     pub download_keys: Box<dyn decide::DownloadKeys + Send + Sync>,
     pub counts: counts::Counts,
+    /// Unknown license keys per client address (SPEC §2): past the budget, key checks
+    /// answer `rate_limited` without looking the key up.
+    pub key_failures: crate::throttle::Throttle,
 }
 
 impl std::fmt::Debug for Public {
@@ -43,6 +46,9 @@ impl Public {
             vault: crate::secrets::KeyVault::new(server_key),
             download_keys: Box::new(decide::NoDownloadKeys),
             counts: counts::Counts::default(),
+            key_failures: crate::throttle::Throttle::new(
+                crate::defaults::PUBLIC_KEY_FAILURES_PER_MINUTE,
+            ),
         }
     }
 }

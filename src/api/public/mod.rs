@@ -232,14 +232,58 @@ fn answer(
         base_url: base,
         ttl_secs: app.settings.download_url_ttl.as_secs(),
     };
-    decide::decide(
+    let licensed = view.product.license != crate::model::LicenseModel::Free;
+    let keyed = check.key.is_some_and(|k| !k.trim().is_empty());
+    let client = crate::throttle::client_addr(
+        call.peer,
+        &call.input.parts.headers,
+        app.settings.trust_proxy,
+    );
+    if licensed && keyed && app.public.key_failures.blocked(client, now) {
+        // Past the budget the key is not even looked up: the answer says so (200).
+        let check = Check {
+            key: None,
+            ..check.clone()
+        };
+        let (answer, stable) = decide::decide(
+            view,
+            &check,
+            app.public.download_keys.as_ref(),
+            &app.public.vault,
+            &links,
+            now,
+        );
+        return (with_code(answer, LicenseCode::RateLimited), stable);
+    }
+    let (answer, stable) = decide::decide(
         view,
         check,
         app.public.download_keys.as_ref(),
         &app.public.vault,
         &links,
         now,
-    )
+    );
+    if licensed && keyed && answer.offer().license.code == LicenseCode::NotFound {
+        // An unknown key is a failed authentication for the throttle (SPEC §9).
+        let _ = app.public.key_failures.fail(client, now);
+    }
+    (answer, stable)
+}
+
+/// The answer with its license code replaced (and so no download link).
+fn with_code(answer: Answer, code: LicenseCode) -> Answer {
+    let state = crate::update::answer::LicenseState::new(code);
+    match answer {
+        Answer::Update(mut offer) => {
+            offer.license = state;
+            offer.download_link = None;
+            Answer::Update(offer)
+        }
+        Answer::Nothing(mut offer, reason) => {
+            offer.license = state;
+            Answer::Nothing(offer, reason)
+        }
+    }
 }
 
 fn view_by_slug(

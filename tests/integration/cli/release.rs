@@ -667,3 +667,39 @@ fn push_and_manage_releases_through_a_running_server() {
     assert_eq!(listed[0]["published"], true);
     assert_eq!(blob_files(&data).len(), 1, "{:?}", blob_files(&data));
 }
+
+#[test]
+fn doctor_notices_a_released_file_missing_from_the_blob_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let data = store_with_acme(root.path());
+    let zip = plugin_zip(root.path(), "hello-dolly.zip", "1.7.2", "");
+    let pushed = cli_json(&upkeep_cli(
+        &data,
+        &["--json", "release", "push", zip.to_str().unwrap()],
+    ));
+    let hash = pushed["version"]["files"][0]["blake3"]
+        .as_str()
+        .or_else(|| pushed["files"][0]["blake3"].as_str())
+        .unwrap_or_else(|| panic!("no blake3 in {pushed}"))
+        .to_owned();
+    let healthy = upkeep_cli(&data, &["doctor"]);
+    let text = String::from_utf8_lossy(&healthy.stdout).into_owned();
+    assert!(healthy.status.success(), "{text}");
+    assert!(
+        text.contains("every file the catalogue references is in blobs/"),
+        "{text}"
+    );
+    let blob = data
+        .join("blobs")
+        .join(&hash[..2])
+        .join(&hash[2..4])
+        .join(&hash);
+    std::fs::remove_file(&blob).unwrap();
+    let sick = upkeep_cli(&data, &["doctor"]);
+    let text = String::from_utf8_lossy(&sick.stdout).into_owned();
+    assert!(!sick.status.success(), "{text}");
+    assert!(
+        text.contains("missing from blobs/") && text.contains(&hash),
+        "{text}"
+    );
+}

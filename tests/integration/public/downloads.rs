@@ -177,3 +177,64 @@ async fn static_keys_gate_the_link_and_are_checked_again_at_download() {
     assert_eq!(refused.status, 403, "{refused:?}");
     assert!(String::from_utf8_lossy(&refused.body).contains("removed"));
 }
+
+#[tokio::test]
+async fn guessing_keys_is_throttled_with_a_200_that_says_rate_limited() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    plugin_with(&server, &acme.token, "paid", &["1.0.0"]).await;
+    server
+        .put(
+            "/v1/plugins/paid",
+            &acme.token,
+            json!({"license": {"type": "static-keys"}}),
+        )
+        .send()
+        .await
+        .expect(200);
+    server
+        .put(
+            "/v1/plugins/paid/license/keys",
+            &acme.token,
+            json!({"key": "good-key-12345"}),
+        )
+        .send()
+        .await
+        .expect(200);
+    let budget = upkeep::defaults::PUBLIC_KEY_FAILURES_PER_MINUTE;
+    for i in 0..budget {
+        let guess = get(
+            &server,
+            &format!("/v1/public/acme/plugins/paid?key=guess-{i:08}"),
+        )
+        .await
+        .expect(200);
+        assert_eq!(guess["license"]["code"], "not_found", "guess {i}");
+    }
+    // Past the budget: even the right key is not looked up, and the answer is still 200.
+    for path in [
+        "/v1/public/acme/plugins/paid?key=guess-x0000000",
+        "/v1/public/acme/plugins/paid?key=good-key-12345",
+    ] {
+        let limited = get(&server, path).await.expect(200);
+        assert_eq!(
+            limited["license"],
+            json!({"valid": false, "code": "rate_limited"}),
+            "{path}"
+        );
+        assert!(limited.get("download_link").is_none());
+    }
+    let edd = get(
+        &server,
+        "/edd/acme?edd_action=get_version&slug=paid&license=good-key-12345",
+    )
+    .await
+    .expect(200);
+    assert_eq!(edd["package"], "");
+    // A minute later the window has passed.
+    server.clock.advance(Duration::from_secs(61));
+    let good = get(&server, "/v1/public/acme/plugins/paid?key=good-key-12345")
+        .await
+        .expect(200);
+    assert_eq!(good["license"], json!({"valid": true}));
+}
