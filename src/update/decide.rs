@@ -83,7 +83,9 @@ pub struct Views {
 #[derive(Default)]
 struct ViewMap {
     generation: u64,
-    by_slug: HashMap<(AccountPrefix, String), Option<Arc<ProductView>>>,
+    /// Per account, per slug (a `&str` lookup: no allocation on a hit).
+    by_slug: HashMap<AccountPrefix, HashMap<String, Option<Arc<ProductView>>>>,
+    entries: usize,
 }
 
 /// Most views kept (entries for unknown slugs included); past it the map starts over.
@@ -110,7 +112,7 @@ impl Views {
         {
             let map = self.inner.read().unwrap_or_else(|e| e.into_inner());
             if map.generation == generation
-                && let Some(found) = map.by_slug.get(&(*account, slug.to_owned()))
+                && let Some(found) = map.by_slug.get(account).and_then(|slugs| slugs.get(slug))
             {
                 return Ok(found.clone());
             }
