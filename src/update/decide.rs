@@ -127,15 +127,16 @@ impl Views {
             None => None,
         };
         let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        if map.generation != generation {
+        if map.generation != generation || map.entries >= MAX_VIEWS {
             map.by_slug.clear();
+            map.entries = 0;
             map.generation = generation;
         }
-        if map.by_slug.len() >= MAX_VIEWS {
-            map.by_slug.clear();
-        }
+        map.entries += 1;
         map.by_slug
-            .insert((*account, slug.to_owned()), view.clone());
+            .entry(*account)
+            .or_default()
+            .insert(slug.to_owned(), view.clone());
         Ok(view)
     }
 
