@@ -1205,11 +1205,17 @@ pub fn release_package<'a>(
     let now = ctx.now;
     let hash = upload.staged.hash();
     let slug = product.slug.clone();
+    // Set when this exact release already exists (the call is then idempotent).
+    let mut found: Option<Release> = None;
     let pending = ctx.store.put_release(account, product.id, None, std::slice::from_ref(&upload.staged), |_, others, _| {
         if let Some(same) = others.iter().find(|r| r.parsed() == version) {
             if same.primary().is_some_and(|f| f.blob == hash) {
-                // Idempotent: this exact release exists. Re-store it unchanged.
-                return Err(DomainError::Conflict { code: "same_release", message: same.id.0.to_string() });
+                // Idempotent: this exact release exists; nothing is written.
+                found = Some(same.clone());
+                return Err(DomainError::Conflict {
+                    code: "same_release",
+                    message: String::new(),
+                });
             }
             return Err(DomainError::Conflict {
                 code: "version_exists",
@@ -1270,10 +1276,10 @@ pub fn release_package<'a>(
         )),
         Err(crate::store::StoreError::Domain(DomainError::Conflict {
             code: "same_release",
-            message,
+            ..
         })) => {
-            let id = VersionId(message.parse().unwrap_or(0));
-            let release = release(ctx, account, id)?;
+            let release =
+                found.ok_or_else(|| Error::Internal("the same release vanished".into()))?;
             let pending = ctx.store.already(Released {
                 product,
                 release,
