@@ -19,6 +19,7 @@
 //! audit.rs                          the audit log of changes
 //! backup_load.rs                    the server keeps answering while a backup runs
 //! package.rs                        the package reader on real WordPress plugins and themes
+//! wordpress.rs                      a real WordPress (tests/wordpress/harness.sh) updating from the server
 //! ```
 
 #[path = "integration/support.rs"]
@@ -67,3 +68,5 @@ mod protocol;
 mod secrets;
 #[path = "integration/snapshot.rs"]
 mod snapshot;
+#[path = "integration/wordpress.rs"]
+mod wordpress;
