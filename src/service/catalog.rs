@@ -87,6 +87,10 @@ pub enum ReleaseTarget {
     },
 }
 
+/// The name the edge gives a release package that came without one (a raw body with no
+/// `?filename=`); the release stores it as `{slug}-{version}.zip`.
+pub const UNNAMED_PACKAGE: &str = "package.zip";
+
 /// Options of a one-call release.
 #[derive(Debug, Clone, Default)]
 pub struct ReleaseOptions {
@@ -1238,6 +1242,10 @@ pub fn release_package<'a>(
         }
         release.rollout = options.rollout.unwrap_or(100);
         let mut file = new_file(&upload, "Installer".to_owned(), now);
+        if upload.filename == UNNAMED_PACKAGE {
+            // A raw upload that named no file: served as `{slug}-{version}.zip`.
+            file.filename = format!("{slug}-{}.zip", version.as_str());
+        }
         file.primary = true;
         release.files.push(file);
         if !options.draft {

@@ -28,6 +28,10 @@ async fn a_free_plugin_is_offered_in_every_dialect_with_an_absolute_signed_link(
     let link = wu["download_link"].as_str().unwrap();
     assert!(link.starts_with(&format!("http://{host}/dl/")), "{link}");
     assert!(
+        link.ends_with("/hello-1.1.0.zip"),
+        "an unnamed upload is served as slug-version.zip: {link}"
+    );
+    assert!(
         wu["sections"]["description"]
             .as_str()
             .unwrap()
