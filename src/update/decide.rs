@@ -188,7 +188,7 @@ pub trait DownloadKeys {
     /// How `key` stands for `product` and the site.
     fn check(
         &self,
-        account: &AccountPrefix,
+        store: &Store,
         product: &Product,
         key: &str,
         site: Option<&str>,
@@ -199,7 +199,7 @@ pub trait DownloadKeys {
     /// the download, else why not.
     fn recheck(
         &self,
-        account: &AccountPrefix,
+        store: &Store,
         product: &Product,
         key_id: u64,
         site: Option<&str>,
@@ -211,14 +211,7 @@ pub trait DownloadKeys {
 pub struct NoDownloadKeys;
 
 impl DownloadKeys for NoDownloadKeys {
-    fn check(
-        &self,
-        _: &AccountPrefix,
-        _: &Product,
-        _: &str,
-        _: Option<&str>,
-        _: Timestamp,
-    ) -> KeyCheck {
+    fn check(&self, _: &Store, _: &Product, _: &str, _: Option<&str>, _: Timestamp) -> KeyCheck {
         KeyCheck {
             code: LicenseCode::NotFound,
             key_id: None,
@@ -227,7 +220,7 @@ impl DownloadKeys for NoDownloadKeys {
 
     fn recheck(
         &self,
-        _: &AccountPrefix,
+        _: &Store,
         _: &Product,
         _: u64,
         _: Option<&str>,
@@ -291,6 +284,7 @@ pub struct LinkContext<'a> {
 /// caller may download. Also returns the newest stable version the caller may see (EDD's
 /// `stable_version`).
 pub fn decide(
+    store: &Store,
     view: &ProductView,
     check: &Check<'_>,
     keys: &dyn DownloadKeys,
@@ -320,7 +314,7 @@ pub fn decide(
         .filter(visible)
         .find(meets)
         .map(|v| v.version.as_str().to_owned());
-    let license = license_of(product, check, keys, vault, now);
+    let license = license_of(store, product, check, keys, vault, now);
     let mut offer = base_offer(product, license.code);
     let reason = if !product.published {
         Some(NothingReason::Unpublished)
@@ -380,6 +374,7 @@ pub fn decide(
 }
 
 fn license_of(
+    store: &Store,
     product: &Product,
     check: &Check<'_>,
     keys: &dyn DownloadKeys,
@@ -397,9 +392,7 @@ fn license_of(
             key_id: None,
         },
         (LicenseModel::StaticKeys, Some(key)) => check_static(vault, product, key, &date_of(now)),
-        (LicenseModel::DownloadKeys, Some(key)) => {
-            keys.check(&product.account, product, key, check.site, now)
-        }
+        (LicenseModel::DownloadKeys, Some(key)) => keys.check(store, product, key, check.site, now),
     }
 }
 

@@ -246,6 +246,7 @@ fn answer(
             ..check.clone()
         };
         let (answer, stable) = decide::decide(
+            &app.store,
             view,
             &check,
             app.public.download_keys.as_ref(),
@@ -256,6 +257,7 @@ fn answer(
         return (with_code(answer, LicenseCode::RateLimited), stable);
     }
     let (answer, stable) = decide::decide(
+        &app.store,
         view,
         check,
         app.public.download_keys.as_ref(),
@@ -862,7 +864,7 @@ fn key_refusal(
         crate::model::LicenseModel::DownloadKeys => app
             .public
             .download_keys
-            .recheck(&product.account, product, key_id, site, now)
+            .recheck(&app.store, product, key_id, site, now)
             .map(render::edd_license_message),
     }
 }
