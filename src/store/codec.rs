@@ -12,8 +12,8 @@
 
 use crate::model::catalog::{Home, ProductHome};
 use crate::model::{
-    Account, GraceAlias, Group, LicenseId, PlanLicense, Product, ProductId, Release, Token,
-    TokenHash,
+    Account, Activation, Customer, CustomerId, DownloadKey, DownloadKeyId, GraceAlias, Group,
+    LicenseId, LicensingSettings, PlanLicense, Product, ProductId, Release, Token, TokenHash,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -96,6 +96,26 @@ impl Record for Home {
 
 impl Record for ProductHome {
     const NAME: &'static str = "product home";
+    const VERSION: u8 = 1;
+}
+
+impl Record for Customer {
+    const NAME: &'static str = "customer";
+    const VERSION: u8 = 1;
+}
+
+impl Record for DownloadKey {
+    const NAME: &'static str = "download key";
+    const VERSION: u8 = 1;
+}
+
+impl Record for Activation {
+    const NAME: &'static str = "activation";
+    const VERSION: u8 = 1;
+}
+
+impl Record for LicensingSettings {
+    const NAME: &'static str = "licensing settings";
     const VERSION: u8 = 1;
 }
 
@@ -185,21 +205,31 @@ record_values!(
     Product,
     Release,
     Home,
-    ProductHome
+    ProductHome,
+    Customer,
+    DownloadKey,
+    Activation,
+    LicensingSettings
 );
 
-/// An index value pointing at a product: its id, u64 BE.
-impl Value for ProductId {
-    const NAME: &'static str = "product id";
+macro_rules! id_values {
+    ($($ty:ident: $name:literal),+) => {$(
+        /// An index value pointing at a record by id: u64 BE.
+        impl Value for $ty {
+            const NAME: &'static str = $name;
 
-    fn encode_value(&self) -> Vec<u8> {
-        self.0.to_be_bytes().to_vec()
-    }
+            fn encode_value(&self) -> Vec<u8> {
+                self.0.to_be_bytes().to_vec()
+            }
 
-    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
-        <ProductId as super::key::Key>::from_bytes(bytes)
-    }
+            fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+                <$ty as super::key::Key>::from_bytes(bytes)
+            }
+        }
+    )+};
 }
+
+id_values!(ProductId: "product id", CustomerId: "customer id", DownloadKeyId: "download key id");
 
 /// An index value pointing at a token (or license key) by hash: its 32 bytes.
 impl Value for TokenHash {

@@ -240,6 +240,7 @@ impl Store {
             write_lock: Mutex::new(()),
             commit: GroupCommit::default(),
             dir: dir.to_owned(),
+            vault: crate::secrets::KeyVault::new(&key),
             key,
             reserve: AtomicU64::new(DEFAULT_RESERVE),
             max_tokens_per_account: AtomicUsize::new(DEFAULT_MAX_TOKENS_PER_ACCOUNT),
