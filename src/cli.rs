@@ -333,6 +333,21 @@ pub struct ServeArgs {
     )]
     pub max_tokens_per_account: usize,
 
+    /// New activations one download key may make in 24 hours; more are refused
+    /// (`rate_limited`). 0 turns the limit off.
+    #[arg(
+        long,
+        env = "UPKEEP_MAX_ACTIVATIONS_PER_DAY",
+        default_value_t = defaults::MAX_ACTIVATIONS_PER_DAY
+    )]
+    pub max_activations_per_day: u32,
+
+    /// Development sites, activated without using a key's limit (at most 10 per key):
+    /// comma-separated host globs (`*.local,staging.*`); local and private IP literals
+    /// always count as development sites. Default: the built-in list.
+    #[arg(long, env = "UPKEEP_DEV_SITE_PATTERNS")]
+    pub dev_site_patterns: Option<String>,
+
     /// Largest request body in bytes; larger ones get 413.
     #[arg(long, env = "UPKEEP_MAX_BODY_BYTES", default_value_t = defaults::MAX_BODY_BYTES)]
     pub max_body_bytes: usize,

@@ -26,10 +26,10 @@ pub(super) fn get_account(app: &App, caller: &Caller) -> Result<Response<Body>, 
         .plan_limit
         .ok_or_else(|| Error::NotFound("no such account".to_owned()))?;
     let limit = plan_limit.unwrap_or(app.settings.default_activation_limit);
-    Ok(response::json(
-        StatusCode::OK,
-        &AccountEnvelope::new(&prefix, limit),
-    ))
+    let mut envelope = AccountEnvelope::new(&prefix, limit);
+    // One point read: the store keeps the count with the activations (SPEC §9).
+    envelope.account.activation_usage = service::licensing::activation_usage(&app.store, &prefix)?;
+    Ok(response::json(StatusCode::OK, &envelope))
 }
 
 /// `GET /v1/account/license`: the bound plan license, or `"license": null`.
