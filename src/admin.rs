@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 use std::fmt::Write;
 use std::time::Duration;
 
+pub mod licensing;
+
 /// Every admin command, in the shape the admin socket carries (`control`): its own type,
 /// not the command line's, so the CLI's spelling can change without breaking a running
 /// server. The CLI converts its parsed arguments into these (`cli`).
@@ -63,6 +65,8 @@ pub enum AdminCommand {
     LicenseRevoke {
         id: u64,
     },
+    /// `customer …`, `key …`, `activation …` (SPEC §13), kept in [`licensing`].
+    Licensing(licensing::LicensingCommand),
 }
 
 impl AdminCommand {
@@ -81,6 +85,7 @@ impl AdminCommand {
             AdminCommand::LicenseIssue { .. } => "license issue",
             AdminCommand::LicenseList => "license list",
             AdminCommand::LicenseRevoke { .. } => "license revoke",
+            AdminCommand::Licensing(command) => command.name(),
         }
     }
 }
@@ -353,6 +358,7 @@ pub fn execute(
                 json: json!({ "licenses": rows }),
             })
         }
+        C::Licensing(command) => licensing::execute(ctx, command),
         C::LicenseRevoke { id } => {
             let license =
                 service::plan_licenses::revoke(ctx, LicenseId(*id))?.durable_blocking()?;

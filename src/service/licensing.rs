@@ -898,7 +898,10 @@ pub fn activate<'a>(
                 last_seen_at: Some(now),
             };
             Ok((
-                ActivationPlan::Create { key, activation },
+                ActivationPlan::Create {
+                    key: Box::new(key),
+                    activation,
+                },
                 (ValidationCode::Valid, None),
             ))
         })?;

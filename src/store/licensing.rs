@@ -45,7 +45,7 @@ pub enum ActivationPlan {
     /// Store this new activation (id drawn here) and the key as changed by the rule (its
     /// velocity record); the store counts it.
     Create {
-        key: DownloadKey,
+        key: Box<DownloadKey>,
         activation: Activation,
     },
 }
@@ -560,12 +560,13 @@ impl Store {
             let usage = self.activation_usage(account)?;
             let (plan, extra) = decide(&stored, &activations, usage)?;
             let ActivationPlan::Create {
-                key: mut changed,
+                key: changed,
                 mut activation,
             } = plan
             else {
                 return Ok(((stored, None, extra), Vec::new()));
             };
+            let mut changed = *changed;
             changed.id = stored.id;
             changed.account = stored.account;
             changed.lookup = stored.lookup;
@@ -879,7 +880,7 @@ mod tests {
                 changed.note_activation(Timestamp::from_secs(1));
                 Ok((
                     ActivationPlan::Create {
-                        key: changed,
+                        key: Box::new(changed),
                         activation: site_activation(host, counts),
                     },
                     (),

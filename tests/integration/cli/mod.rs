@@ -2,4 +2,5 @@
 //! (`commands`), and the operator's experience of directories, options and logs (`operator`).
 
 mod commands;
+mod licensing;
 mod operator;
