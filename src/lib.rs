@@ -28,15 +28,19 @@
 //!   OpenAPI operations (`openapi.json`); [`api::table`] gathers the rows,
 //!   [`api::openapi`] builds the document from them.
 //! - [`service`] — the use cases, each rule once: `tokens.rs`, `accounts.rs`,
-//!   `plan_licenses.rs`; an [`service::Actor`] on every call; [`service::Done`] publishes
+//!   `plan_licenses.rs`, `catalog.rs`, `licensing.rs` (customers, download keys,
+//!   activations, and `validate`/`check`/`activate`/`deactivate` for the public dialects
+//!   and the update decision); an [`service::Actor`] on every call; [`service::Done`] publishes
 //!   domain events after the write is durable; [`service::write`] runs writes off the
 //!   runtime. HTTP, the admin CLI and the admin socket all call these.
-//! - [`admin`] — the admin commands' output (text and JSON), over the services.
+//! - [`admin`] — the admin commands' output (text and JSON), over the services
+//!   (`admin/licensing.rs`: `customer`, `key`, `activation`).
 //! - [`control`] — the admin socket (`<data>/admin.sock`), its own versioned protocol.
 //! - [`doctor`], [`man`] — `upkeep doctor` and `upkeep man`.
 //! - [`store`] — the only module that knows sled and bincode; its public surface speaks
 //!   domain types only. `mod.rs` (the `Store`, errors, `write`, `Pending`), one file per
-//!   aggregate (`accounts.rs`, `tokens.rs`, `plan_licenses.rs`), [`store::schema`] (the
+//!   aggregate (`accounts.rs`, `tokens.rs`, `plan_licenses.rs`, `catalog.rs`,
+//!   `licensing.rs`: customers, keys, activations, `activation_usage`), [`store::schema`] (the
 //!   one typed table of trees), `key.rs` (the only place key bytes are built), `codec.rs`,
 //!   `tx.rs` (typed transactions), `page.rs` (opaque versioned cursors), `index_load.rs`,
 //!   `commit.rs` (group commit), `migrate.rs`, [`store::backup`], `files.rs`,
@@ -51,8 +55,9 @@
 //! - [`model`] — records and pure rules: accounts, tokens, plan licenses, scopes, time,
 //!   sizes. [`token`] — the `upk_…` format, pure.
 //!   Releases: `version.rs` (semver ∩ PHP), `channel.rs`, `rollout.rs` (§8.3), pure.
-//!   Licensing (§9): [`model::license_key`] (key generators, accepted keys, lookup form),
-//!   [`model::site`] (site normalization, development sites, masked hosts), pure.
+//!   Licensing (§9): [`model::licensing`] (customers, download keys, activations and
+//!   their field rules), [`model::license_key`] (key generators, accepted keys, lookup
+//!   form), [`model::site`] (site normalization, development sites, masked hosts), pure.
 //! - [`secrets`] — license keys at rest (§9): [`secrets::KeyVault`], keyed lookup hashes
 //!   and sealed values (XChaCha20-Poly1305), subkeys derived from `server.key`; pure.
 //! - [`error`] — the use-case error: one `status()`, one `code()`.

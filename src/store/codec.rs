@@ -381,8 +381,84 @@ mod tests {
         }
     }
 
+    fn customer() -> Customer {
+        Customer {
+            id: CustomerId(4_503_599_627_370_496),
+            account: prefix(),
+            name: "Ann Example".into(),
+            email: "Ann@Example.com".into(),
+            entity: Entity::Business,
+            business_name: Some("Example GmbH".into()),
+            vat_number: Some("DE123456789".into()),
+            country: Some("DE".into()),
+            state: None,
+            city: Some("Berlin".into()),
+            address: Some("Unter den Linden 1".into()),
+            postcode: Some("10117".into()),
+            phone: None,
+            notes: Some("imported".into()),
+            created_at: Timestamp::from_millis(1_790_000_000_000),
+            updated_at: Timestamp::from_millis(1_790_000_000_500),
+        }
+    }
+
+    fn download_key() -> DownloadKey {
+        DownloadKey {
+            id: DownloadKeyId(77),
+            account: prefix(),
+            customer_id: CustomerId(4_503_599_627_370_496),
+            lookup: [7; 32],
+            sealed: vec![1, 2, 3, 4, 5],
+            products: ProductScope::Only(vec![ProductId(11), ProductId(12)]),
+            activation_limit: 3,
+            status: KeyStatus::Disabled,
+            expires_at: Some(Timestamp::from_millis(1_800_000_000_000)),
+            notes: None,
+            counted: 2,
+            recent_activations: vec![Timestamp::from_millis(1_790_000_100_000)],
+            created_at: Timestamp::from_millis(1_790_000_000_000),
+            updated_at: Timestamp::from_millis(1_790_000_000_000),
+            last_checked_at: None,
+        }
+    }
+
+    fn activation() -> Activation {
+        Activation {
+            id: ActivationId(99),
+            key_id: DownloadKeyId(77),
+            identity: Identity::Site(normalize_site("shop.example.com").unwrap()),
+            label: Some("Shop".into()),
+            counts: true,
+            created_at: Timestamp::from_millis(1_790_000_100_000),
+            last_seen_at: Some(Timestamp::from_millis(1_790_000_200_000)),
+        }
+    }
+
+    fn licensing_settings() -> LicensingSettings {
+        LicensingSettings {
+            generator: KeyGenerator::segmented_default(),
+        }
+    }
+
     #[test]
     fn records_round_trip() {
+        assert_eq!(
+            decode::<Customer>(&encode(&customer())).unwrap(),
+            customer()
+        );
+        assert_eq!(
+            decode::<DownloadKey>(&encode(&download_key())).unwrap(),
+            download_key()
+        );
+        assert_eq!(
+            decode::<Activation>(&encode(&activation())).unwrap(),
+            activation()
+        );
+        let machine = Activation {
+            identity: Identity::Machine("fp-1".into()),
+            ..activation()
+        };
+        assert_eq!(decode::<Activation>(&encode(&machine)).unwrap(), machine);
         assert_eq!(decode::<GraceAlias>(&encode(&grace())).unwrap(), grace());
         assert_eq!(decode::<Account>(&encode(&account())).unwrap(), account());
         assert_eq!(decode::<Token>(&encode(&token())).unwrap(), token());
@@ -476,5 +552,9 @@ mod tests {
         check_fixture("operator_token", &operator_token());
         check_fixture("plan_license", &license());
         check_fixture("grace_alias", &grace());
+        check_fixture("customer", &customer());
+        check_fixture("download_key", &download_key());
+        check_fixture("activation", &activation());
+        check_fixture("licensing_settings", &licensing_settings());
     }
 }
