@@ -362,6 +362,8 @@ pub fn key_value(store: &Store, key: &DownloadKey) -> Result<String, Error> {
 
 fn with_value(store: &Store, record: DownloadKey) -> Result<KeyWithValue, Error> {
     let key = key_value(store, &record)?;
+    // `last_checked_at` as last noted, also when not yet persisted.
+    let record = store.with_pending_checks(record);
     Ok(KeyWithValue { record, key })
 }
 
@@ -629,7 +631,12 @@ pub fn activations(
     if ctx.store.download_key(account, key)?.is_none() {
         return Err(Error::NotFound(format!("no download key with id {key}")));
     }
-    Ok(ctx.store.activations(account, key)?)
+    Ok(ctx
+        .store
+        .activations(account, key)?
+        .into_iter()
+        .map(|a| ctx.store.with_pending_sighting(account, a))
+        .collect())
 }
 
 /// Deletes an activation (frees its slot).
@@ -740,7 +747,8 @@ fn key_state(key: &DownloadKey, product: Option<ProductId>, now: Timestamp) -> V
 
 /// The §9 code for `key` in `account`, for `product` (when product-scoped) and, when a
 /// target is given, activated for it (`site_inactive` otherwise). Reads only: no write,
-/// whatever the answer. Unknown keys are `not_found` (the caller counts them as failed
+/// whatever the answer (the check is noted in memory, `Store::note_key_check`, and
+/// persisted in batches). Unknown keys are `not_found` (the caller counts them as failed
 /// authentications for throttling).
 ///
 /// # Errors
@@ -787,6 +795,8 @@ pub fn check(
             code = ValidationCode::SiteInactive;
         }
     }
+    // In memory only: `last_checked_at` / `last_seen_at` are written in batches.
+    store.note_key_check(account, record.id, activation.as_ref().map(|a| a.id), now);
     Ok(Outcome {
         code,
         key: Some(record),

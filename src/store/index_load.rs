@@ -254,6 +254,7 @@ impl Store {
             backup_lock: Mutex::new(()),
             blobs,
             operators: std::sync::RwLock::default(),
+            license_uses: Mutex::default(),
         };
         // What a crash left among the blobs (SPEC §7): no writer runs yet.
         let swept = store

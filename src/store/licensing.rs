@@ -50,6 +50,19 @@ pub enum ActivationPlan {
     },
 }
 
+/// Checks and sightings noted in memory since the last batch: by key, when it was last
+/// checked and when each of its activations was last seen.
+#[derive(Debug, Default)]
+pub(super) struct LicenseUses {
+    keys: std::collections::HashMap<(AccountPrefix, DownloadKeyId), KeyUse>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct KeyUse {
+    checked: Option<crate::model::Timestamp>,
+    seen: std::collections::HashMap<ActivationId, crate::model::Timestamp>,
+}
+
 /// Every licensing entry of an account, for deleting the account with them.
 pub(super) struct LicensingEntries {
     customers: Vec<AccountId>,
@@ -287,6 +300,135 @@ impl Store {
         account: &AccountPrefix,
     ) -> Result<LicensingSettings, StoreError> {
         Ok(self.read(&LICENSING_SETTINGS, account)?.unwrap_or_default())
+    }
+
+    // ----- checks, in memory ----------------------------------------------------------
+
+    /// Notes that key `id` was checked at `at` (and that `activation`, if given, was seen
+    /// then): memory only, never a write on the check path. [`Store::persist_license_uses`]
+    /// writes them in batches.
+    pub fn note_key_check(
+        &self,
+        account: &AccountPrefix,
+        id: DownloadKeyId,
+        activation: Option<ActivationId>,
+        at: crate::model::Timestamp,
+    ) {
+        let mut uses = self.license_uses.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = uses.keys.entry((*account, id)).or_default();
+        if entry.checked.is_none_or(|c| c < at) {
+            entry.checked = Some(at);
+        }
+        if let Some(activation) = activation {
+            let seen = entry.seen.entry(activation).or_insert(at);
+            if *seen < at {
+                *seen = at;
+            }
+        }
+    }
+
+    /// A key as last seen: its stored record with the checks noted since the last batch.
+    pub fn with_pending_checks(&self, mut key: DownloadKey) -> DownloadKey {
+        let uses = self.license_uses.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(checked) = uses
+            .keys
+            .get(&(key.account, key.id))
+            .and_then(|u| u.checked)
+            && key.last_checked_at.is_none_or(|c| c < checked)
+        {
+            key.last_checked_at = Some(checked);
+        }
+        key
+    }
+
+    /// An activation as last seen (see [`Store::with_pending_checks`]).
+    pub fn with_pending_sighting(
+        &self,
+        account: &AccountPrefix,
+        mut activation: Activation,
+    ) -> Activation {
+        let uses = self.license_uses.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(seen) = uses
+            .keys
+            .get(&(*account, activation.key_id))
+            .and_then(|u| u.seen.get(&activation.id))
+            && activation.last_seen_at.is_none_or(|s| s < *seen)
+        {
+            activation.last_seen_at = Some(*seen);
+        }
+        activation
+    }
+
+    /// Writes the checks and sightings noted since the last call (`last_checked_at`,
+    /// `last_seen_at`) in one transaction, and waits until it is durable. Returns how many
+    /// keys were updated. Blocking: call from `spawn_blocking`. Keys or activations
+    /// deleted meanwhile stay deleted.
+    ///
+    /// # Errors
+    /// The write failed; the noted times are kept for the next call.
+    pub fn persist_license_uses(&self) -> Result<usize, StoreError> {
+        let taken = std::mem::take(
+            &mut self
+                .license_uses
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys,
+        );
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        let result = self
+            .write(|| {
+                let mut keys = Vec::new();
+                let mut activations = Vec::new();
+                for ((account, id), used) in &taken {
+                    let Some(mut key) = self.download_key(account, *id)? else {
+                        continue;
+                    };
+                    if let Some(checked) = used.checked
+                        && key.last_checked_at.is_none_or(|c| c < checked)
+                    {
+                        key.last_checked_at = Some(checked);
+                        keys.push(key);
+                    }
+                    for (activation, seen) in &used.seen {
+                        let pair = pair(account, id.0, activation.0);
+                        if let Some(mut stored) = self.read(&ACTIVATIONS, &pair)?
+                            && stored.last_seen_at.is_none_or(|s| s < *seen)
+                        {
+                            stored.last_seen_at = Some(*seen);
+                            activations.push((pair, stored));
+                        }
+                    }
+                }
+                let written = keys.len();
+                if written + activations.len() > 0 {
+                    self.transact(|tx| {
+                        for key in &keys {
+                            tx.put(&DOWNLOAD_KEYS, &at(&key.account, key.id.0), key)?;
+                        }
+                        for (pair, activation) in &activations {
+                            tx.put(&ACTIVATIONS, pair, activation)?;
+                        }
+                        Ok(())
+                    })?;
+                }
+                Ok((written, Vec::new()))
+            })
+            .and_then(super::Pending::durable_blocking);
+        if result.is_err() {
+            // Put them back (newer notes made meanwhile win).
+            let mut uses = self.license_uses.lock().unwrap_or_else(|e| e.into_inner());
+            for (slot, used) in taken {
+                let entry = uses.keys.entry(slot).or_default();
+                entry.checked = entry.checked.max(used.checked);
+                for (activation, seen) in used.seen {
+                    let kept = entry.seen.entry(activation).or_insert(seen);
+                    *kept = (*kept).max(seen);
+                }
+            }
+        }
+        result
     }
 
     // ----- writes ------------------------------------------------------------------
@@ -1075,5 +1217,56 @@ mod tests {
         ] {
             assert_eq!(count, 0);
         }
+    }
+    #[test]
+    fn checks_are_noted_in_memory_and_persisted_in_a_batch() {
+        let (dir, store, acme) = store_with_acme();
+        let a = acme.prefix;
+        let c = store
+            .put_customer(&a, None, |_| Ok(customer("ann@example.com")))
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let k = store
+            .put_download_key(&a, None, |_| Ok(key(c.id, 3, ProductScope::All)))
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let act = activate(&store, &k, "example.com", true);
+        let later = Timestamp::from_secs(1_790_000_500);
+        store.note_key_check(&a, k.id, Some(act.id), later);
+        store.note_key_check(&a, k.id, None, Timestamp::from_secs(1_790_000_400));
+        let stored = store.download_key(&a, k.id).unwrap().unwrap();
+        assert_eq!(stored.last_checked_at, None, "no write on a check");
+        assert_eq!(
+            store.with_pending_checks(stored).last_checked_at,
+            Some(later),
+            "the newest check wins"
+        );
+        assert_eq!(store.persist_license_uses().unwrap(), 1);
+        assert_eq!(store.persist_license_uses().unwrap(), 0, "nothing left");
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store
+                .download_key(&a, k.id)
+                .unwrap()
+                .unwrap()
+                .last_checked_at,
+            Some(later)
+        );
+        assert_eq!(
+            store.activation(&a, act.id).unwrap().unwrap().last_seen_at,
+            Some(later)
+        );
+        // A key deleted after its check stays deleted.
+        store.note_key_check(&a, k.id, None, later);
+        store
+            .delete_download_key(&a, k.id)
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(store.persist_license_uses().unwrap(), 0);
+        assert!(store.download_key(&a, k.id).unwrap().is_none());
     }
 }

@@ -351,6 +351,10 @@ pub struct Store {
     /// (`GET /_/token`), so the list is served from memory. Changed only after the commit
     /// that changes the store, like the index.
     operators: std::sync::RwLock<std::collections::BTreeMap<String, Token>>,
+    /// Download-key checks and activation sightings not yet written (`last_checked_at`,
+    /// `last_seen_at`): kept in memory on the check path, persisted in batches like token
+    /// uses (see `licensing`).
+    license_uses: Mutex<licensing::LicenseUses>,
 }
 
 /// Marks the index suspect when dropped, i.e. when a write unwinds before its index
