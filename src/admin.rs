@@ -22,6 +22,8 @@ use serde_json::{Value, json};
 use std::fmt::Write;
 use std::time::Duration;
 
+pub mod licensing;
+
 /// Every admin command, in the shape the admin socket carries (`control`): its own type,
 /// not the command line's, so the CLI's spelling can change without breaking a running
 /// server. The CLI converts its parsed arguments into these (`cli`).
@@ -100,6 +102,8 @@ pub enum AdminCommand {
         product: String,
         version: String,
     },
+    /// `customer …`, `key …`, `activation …` (SPEC §13), kept in [`licensing`].
+    Licensing(licensing::LicensingCommand),
 }
 
 impl AdminCommand {
@@ -128,6 +132,7 @@ impl AdminCommand {
             } => "release publish",
             AdminCommand::ReleasePublish { .. } => "release unpublish",
             AdminCommand::ReleaseDelete { .. } => "release delete",
+            AdminCommand::Licensing(command) => command.name(),
         }
     }
 }
@@ -410,6 +415,7 @@ pub fn execute(
                 json: json!({ "licenses": rows }),
             })
         }
+        C::Licensing(command) => licensing::execute(ctx, command),
         C::LicenseRevoke { id } => {
             let license =
                 service::plan_licenses::revoke(ctx, LicenseId(*id))?.durable_blocking()?;

@@ -49,6 +49,21 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// How long a signed download link works.
     pub download_url_ttl: Duration,
+    /// New activations one download key may make in 24 h (0: no limit).
+    pub max_activations_per_day: u32,
+    /// Development sites (activated with `counts: false`).
+    pub dev_site_patterns: crate::model::DevSitePatterns,
+}
+
+impl Settings {
+    /// The activation rules of customer licensing (SPEC §9) these settings make.
+    pub fn activation_rules(&self) -> crate::service::licensing::ActivationRules {
+        crate::service::licensing::ActivationRules {
+            default_activation_limit: self.default_activation_limit,
+            max_activations_per_day: self.max_activations_per_day,
+            dev_sites: self.dev_site_patterns.clone(),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -73,6 +88,8 @@ impl Default for Settings {
             max_tokens_per_account: d::MAX_TOKENS_PER_ACCOUNT,
             public_url: None,
             download_url_ttl: duration(d::DOWNLOAD_URL_TTL),
+            max_activations_per_day: d::MAX_ACTIVATIONS_PER_DAY,
+            dev_site_patterns: crate::model::DevSitePatterns::default(),
         }
     }
 }

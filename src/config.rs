@@ -85,6 +85,12 @@ impl Config {
             max_tokens_per_account: args.max_tokens_per_account,
             public_url: args.public_url.as_deref().map(public_url).transpose()?,
             download_url_ttl: positive("download-url-ttl", args.download_url_ttl)?,
+            max_activations_per_day: args.max_activations_per_day,
+            dev_site_patterns: match &args.dev_site_patterns {
+                Some(text) => crate::model::DevSitePatterns::parse(text)
+                    .map_err(|why| ConfigError(format!("--dev-site-patterns: {why}")))?,
+                None => crate::model::DevSitePatterns::default(),
+            },
         };
         Ok(Config {
             data_dir: data_dir.to_owned(),
@@ -147,6 +153,11 @@ impl Config {
                 "auth-failures-per-minute",
                 s.auth_failures_per_minute.to_string(),
             ),
+            (
+                "max-activations-per-day",
+                s.max_activations_per_day.to_string(),
+            ),
+            ("dev-site-patterns", s.dev_site_patterns.to_string()),
             ("trust-proxy", s.trust_proxy.to_string()),
             ("no-token-values", (!s.token_values).to_string()),
         ]

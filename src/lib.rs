@@ -40,11 +40,15 @@
 //!   [`secrets::KeyVault`].
 //! - [`service`] — the use cases, each rule once: `tokens.rs`, `accounts.rs`,
 //!   `plan_licenses.rs`, `catalog.rs` (every §7 rule: publishing needs a file, published
-//!   files are immutable, the idempotent release); an [`service::Actor`] on every call; [`service::Done`] publishes
-//!   domain events after the write is durable; [`service::write`] runs writes off the
-//!   runtime. HTTP, the admin CLI and the admin socket all call these.
+//!   files are immutable, the idempotent release), `licensing.rs` (customers, download
+//!   keys, activations, and `validate`/`check`/`activate`/`deactivate` for the public
+//!   dialects and the update decision); an [`service::Actor`] on every call;
+//!   [`service::Done`] publishes domain events after the write is durable;
+//!   [`service::write`] runs writes off the runtime. HTTP, the admin CLI and the admin
+//!   socket all call these.
 //! - [`admin`] — the admin commands' output (text and JSON), over the services; also
-//!   `release push` (`PushRequest`: planned, stored, released) and its upload progress.
+//!   `release push` (`PushRequest`: planned, stored, released) and its upload progress;
+//!   `admin/licensing.rs`: `customer`, `key`, `activation`.
 //! - [`control`] — the admin socket (`<data>/admin.sock`), its own versioned protocol; a
 //!   pushed file's bytes follow its request line (never a path, never inside the JSON).
 //! - [`doctor`], [`man`] — `upkeep doctor` and `upkeep man`.
@@ -52,7 +56,8 @@
 //!   domain types only. `mod.rs` (the `Store`, errors, `write`, `Pending`), one file per
 //!   aggregate (`accounts.rs`, `tokens.rs`, `plan_licenses.rs`, `catalog.rs`: groups,
 //!   products, versions with their files, keyed by account so another account's id is
-//!   simply absent), [`store::schema`] (the
+//!   simply absent; `licensing.rs`: customers, keys, activations, `activation_usage`),
+//!   [`store::schema`] (the
 //!   one typed table of trees), `key.rs` (the only place key bytes are built), `codec.rs`,
 //!   `tx.rs` (typed transactions), `page.rs` (opaque versioned cursors), `index_load.rs`,
 //!   `commit.rs` (group commit), `migrate.rs`, [`store::backup`], `files.rs`,
@@ -71,8 +76,9 @@
 //!   sizes, the catalogue ([`model::catalog`]: products, versions, files, random ids).
 //!   [`token`] — the `upk_…` format, pure.
 //!   Releases: `version.rs` (semver ∩ PHP), `channel.rs`, `rollout.rs` (§8.3), pure.
-//!   Licensing (§9): [`model::license_key`] (key generators, accepted keys, lookup form),
-//!   [`model::site`] (site normalization, development sites, masked hosts), pure.
+//!   Licensing (§9): [`model::licensing`] (customers, download keys, activations and
+//!   their field rules), [`model::license_key`] (key generators, accepted keys, lookup
+//!   form), [`model::site`] (site normalization, development sites, masked hosts), pure.
 //! - [`secrets`] — license keys at rest (§9): [`secrets::KeyVault`], keyed lookup hashes
 //!   and sealed values (XChaCha20-Poly1305), subkeys derived from `server.key`; pure.
 //! - [`error`] — the use-case error: one `status()`, one `code()`.

@@ -225,6 +225,9 @@ fn run(cli: Cli, json: bool) -> Result<(), BoxError> {
                 return release_push(&data_of(&args.store), &args.store, *push, json);
             }
         },
+        Command::Customer(args) => (data_of(&args.store), args.store, args.command.into_admin()),
+        Command::Key(args) => (data_of(&args.store), args.store, args.command.into_admin()),
+        Command::Activation(args) => (data_of(&args.store), args.store, args.command.into_admin()),
     };
     let (dir, store_args, command) = command;
     let output = match open_existing(&dir, &store_args)? {

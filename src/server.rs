@@ -179,6 +179,12 @@ pub async fn run(
         Ok(Err(err)) => tracing::warn!(error = %err, "token last-use times not saved at shutdown"),
         Err(err) => tracing::error!(error = %err, "saving token last-use times panicked"),
     }
+    let app_for_checks = app.clone();
+    match tokio::task::spawn_blocking(move || app_for_checks.store.persist_license_uses()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::warn!(error = %err, "key last-check times not saved at shutdown"),
+        Err(err) => tracing::error!(error = %err, "saving key last-check times panicked"),
+    }
     app.store.flush().await?;
     tracing::info!("store flushed; stopped");
     Ok(())
@@ -376,6 +382,12 @@ async fn persist_uses_periodically(app: Arc<App>) {
                 Ok(n) if n > 0 => tracing::debug!(aliases = n, "removed expired grace aliases"),
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "could not remove expired grace aliases"),
+            }
+            // Download-key checks and activation sightings, noted in memory (SPEC §9).
+            match app.store.persist_license_uses() {
+                Ok(n) if n > 0 => tracing::debug!(keys = n, "persisted download-key checks"),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "could not persist download-key checks"),
             }
             app.store.persist_uses()
         })

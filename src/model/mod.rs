@@ -8,6 +8,7 @@ mod channel;
 mod ids;
 mod license;
 pub mod license_key;
+pub mod licensing;
 mod rollout;
 mod scope;
 pub mod site;
@@ -26,6 +27,10 @@ pub use channel::{Channel, ChannelPicks, Versioned, candidate, resolve_channels}
 pub use ids::{AccountPrefix, LicenseId, OperatorTokenName, TokenId, TokenName};
 pub use license::PlanLicense;
 pub use license_key::{KeyError, KeyGenerator, lookup_form, normalize_key};
+pub use licensing::{
+    Activation, ActivationId, Customer, CustomerId, DownloadKey, DownloadKeyId, Entity, Identity,
+    KeyStatus, LicensingSettings, ProductScope,
+};
 pub use rollout::{rollout_admits, rollout_bucket};
 pub use scope::{Scope, Scopes};
 pub use site::{

@@ -17,6 +17,7 @@
 
 pub mod accounts;
 pub mod catalog;
+pub mod licensing;
 pub mod plan_licenses;
 pub mod tokens;
 
@@ -128,6 +129,12 @@ pub enum Event {
         account: AccountPrefix,
         what: String,
     },
+    /// Customers, download keys, activations or the key generator of an account changed:
+    /// `what`, in words (ids, never a key).
+    LicensingChanged {
+        account: AccountPrefix,
+        what: String,
+    },
 }
 
 impl std::fmt::Display for Actor {
@@ -182,7 +189,9 @@ impl std::fmt::Display for Event {
             Event::PlanLicenseApplied { id, account } => {
                 write!(f, "applied plan license {id} to account {account}")
             }
-            Event::CatalogChanged { account, what } => write!(f, "account {account}: {what}"),
+            Event::CatalogChanged { account, what } | Event::LicensingChanged { account, what } => {
+                write!(f, "account {account}: {what}")
+            }
         }
     }
 }

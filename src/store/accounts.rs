@@ -1,6 +1,6 @@
 //! Accounts: reading, listing, creating (with the first token) and deleting (with every
 //! token and grace alias, its catalogue — groups, products, versions, files and their blob
-//! references — unbinding the plan license).
+//! references —, its customers, download keys and activations, unbinding the plan license).
 
 use super::codec::Raw;
 use super::key::{MetaKey, OwnerName, TokenAlias};
@@ -153,7 +153,9 @@ impl Store {
             let hashes: Vec<TokenHash> = owned.iter().map(|(_, hash)| *hash).collect();
             let aliases = self.aliases_of(&hashes)?;
             let (catalogue, groups) = self.catalogue_of(prefix)?;
+            let licensing = self.licensing_of(prefix)?;
             let account = self.transact(|tx| {
+                super::licensing::remove_licensing(tx, prefix, &licensing)?;
                 for catalogued in &catalogue {
                     super::catalog::remove_product(tx, catalogued)?;
                 }

@@ -287,6 +287,9 @@ impl Store {
         if let Err(err) = self.persist_uses() {
             tracing::warn!(error = %err, "backup: token last-use times not saved first");
         }
+        if let Err(err) = self.persist_license_uses() {
+            tracing::warn!(error = %err, "backup: key last-check times not saved first");
+        }
         let _one_at_a_time = self.backup_lock.lock().unwrap_or_else(|e| e.into_inner());
         // Blobs dropped from now on are deleted only after the backup (SPEC §6): every
         // blob referenced at the backup's instant stays until it is copied.

@@ -452,7 +452,12 @@ impl Store {
             let catalogued = self
                 .catalogued(account, id)?
                 .ok_or_else(|| missing(format!("no product with id {id}")))?;
-            self.transact(|tx| remove_product(tx, &catalogued))?;
+            // The download keys listing it lose it (through the product→keys index).
+            let keys = self.keys_listing(account, id)?;
+            self.transact(|tx| {
+                super::licensing::drop_product_from_keys(tx, id, &keys)?;
+                remove_product(tx, &catalogued)
+            })?;
             Ok((catalogued, Vec::new()))
         })
     }

@@ -12,8 +12,8 @@
 
 use crate::model::catalog::{Home, ProductHome};
 use crate::model::{
-    Account, GraceAlias, Group, LicenseId, PlanLicense, Product, ProductId, Release, Token,
-    TokenHash,
+    Account, Activation, Customer, CustomerId, DownloadKey, DownloadKeyId, GraceAlias, Group,
+    LicenseId, LicensingSettings, PlanLicense, Product, ProductId, Release, Token, TokenHash,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -96,6 +96,26 @@ impl Record for Home {
 
 impl Record for ProductHome {
     const NAME: &'static str = "product home";
+    const VERSION: u8 = 1;
+}
+
+impl Record for Customer {
+    const NAME: &'static str = "customer";
+    const VERSION: u8 = 1;
+}
+
+impl Record for DownloadKey {
+    const NAME: &'static str = "download key";
+    const VERSION: u8 = 1;
+}
+
+impl Record for Activation {
+    const NAME: &'static str = "activation";
+    const VERSION: u8 = 1;
+}
+
+impl Record for LicensingSettings {
+    const NAME: &'static str = "licensing settings";
     const VERSION: u8 = 1;
 }
 
@@ -185,21 +205,31 @@ record_values!(
     Product,
     Release,
     Home,
-    ProductHome
+    ProductHome,
+    Customer,
+    DownloadKey,
+    Activation,
+    LicensingSettings
 );
 
-/// An index value pointing at a product: its id, u64 BE.
-impl Value for ProductId {
-    const NAME: &'static str = "product id";
+macro_rules! id_values {
+    ($($ty:ident: $name:literal),+) => {$(
+        /// An index value pointing at a record by id: u64 BE.
+        impl Value for $ty {
+            const NAME: &'static str = $name;
 
-    fn encode_value(&self) -> Vec<u8> {
-        self.0.to_be_bytes().to_vec()
-    }
+            fn encode_value(&self) -> Vec<u8> {
+                self.0.to_be_bytes().to_vec()
+            }
 
-    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
-        <ProductId as super::key::Key>::from_bytes(bytes)
-    }
+            fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+                <$ty as super::key::Key>::from_bytes(bytes)
+            }
+        }
+    )+};
 }
+
+id_values!(ProductId: "product id", CustomerId: "customer id", DownloadKeyId: "download key id");
 
 /// An index value pointing at a token (or license key) by hash: its 32 bytes.
 impl Value for TokenHash {
@@ -351,8 +381,84 @@ mod tests {
         }
     }
 
+    fn customer() -> Customer {
+        Customer {
+            id: CustomerId(4_503_599_627_370_496),
+            account: prefix(),
+            name: "Ann Example".into(),
+            email: "Ann@Example.com".into(),
+            entity: Entity::Business,
+            business_name: Some("Example GmbH".into()),
+            vat_number: Some("DE123456789".into()),
+            country: Some("DE".into()),
+            state: None,
+            city: Some("Berlin".into()),
+            address: Some("Unter den Linden 1".into()),
+            postcode: Some("10117".into()),
+            phone: None,
+            notes: Some("imported".into()),
+            created_at: Timestamp::from_millis(1_790_000_000_000),
+            updated_at: Timestamp::from_millis(1_790_000_000_500),
+        }
+    }
+
+    fn download_key() -> DownloadKey {
+        DownloadKey {
+            id: DownloadKeyId(77),
+            account: prefix(),
+            customer_id: CustomerId(4_503_599_627_370_496),
+            lookup: [7; 32],
+            sealed: vec![1, 2, 3, 4, 5],
+            products: ProductScope::Only(vec![ProductId(11), ProductId(12)]),
+            activation_limit: 3,
+            status: KeyStatus::Disabled,
+            expires_at: Some(Timestamp::from_millis(1_800_000_000_000)),
+            notes: None,
+            counted: 2,
+            recent_activations: vec![Timestamp::from_millis(1_790_000_100_000)],
+            created_at: Timestamp::from_millis(1_790_000_000_000),
+            updated_at: Timestamp::from_millis(1_790_000_000_000),
+            last_checked_at: None,
+        }
+    }
+
+    fn activation() -> Activation {
+        Activation {
+            id: ActivationId(99),
+            key_id: DownloadKeyId(77),
+            identity: Identity::Site(normalize_site("shop.example.com").unwrap()),
+            label: Some("Shop".into()),
+            counts: true,
+            created_at: Timestamp::from_millis(1_790_000_100_000),
+            last_seen_at: Some(Timestamp::from_millis(1_790_000_200_000)),
+        }
+    }
+
+    fn licensing_settings() -> LicensingSettings {
+        LicensingSettings {
+            generator: KeyGenerator::segmented_default(),
+        }
+    }
+
     #[test]
     fn records_round_trip() {
+        assert_eq!(
+            decode::<Customer>(&encode(&customer())).unwrap(),
+            customer()
+        );
+        assert_eq!(
+            decode::<DownloadKey>(&encode(&download_key())).unwrap(),
+            download_key()
+        );
+        assert_eq!(
+            decode::<Activation>(&encode(&activation())).unwrap(),
+            activation()
+        );
+        let machine = Activation {
+            identity: Identity::Machine("fp-1".into()),
+            ..activation()
+        };
+        assert_eq!(decode::<Activation>(&encode(&machine)).unwrap(), machine);
         assert_eq!(decode::<GraceAlias>(&encode(&grace())).unwrap(), grace());
         assert_eq!(decode::<Account>(&encode(&account())).unwrap(), account());
         assert_eq!(decode::<Token>(&encode(&token())).unwrap(), token());
@@ -446,5 +552,9 @@ mod tests {
         check_fixture("operator_token", &operator_token());
         check_fixture("plan_license", &license());
         check_fixture("grace_alias", &grace());
+        check_fixture("customer", &customer());
+        check_fixture("download_key", &download_key());
+        check_fixture("activation", &activation());
+        check_fixture("licensing_settings", &licensing_settings());
     }
 }

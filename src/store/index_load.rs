@@ -263,6 +263,7 @@ impl Store {
             write_lock: Mutex::new(()),
             commit: GroupCommit::default(),
             dir: dir.to_owned(),
+            vault: crate::secrets::KeyVault::new(&key),
             key,
             reserve: AtomicU64::new(DEFAULT_RESERVE),
             max_tokens_per_account: AtomicUsize::new(DEFAULT_MAX_TOKENS_PER_ACCOUNT),
@@ -277,6 +278,7 @@ impl Store {
             blobs,
             operators: std::sync::RwLock::default(),
             generation: AtomicU64::new(0),
+            license_uses: Mutex::default(),
         };
         // What a crash left among the blobs (SPEC §7): no writer runs yet.
         let swept = store

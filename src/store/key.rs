@@ -4,7 +4,10 @@
 //! fixed-width big-endian so byte order is numeric order; composite keys are
 //! concatenations of fixed-width or length-prefixed parts, never bincode.
 
-use crate::model::{AccountPrefix, BlobHash, FileId, LicenseId, ProductId, TokenHash, VersionId};
+use crate::model::{
+    AccountPrefix, ActivationId, BlobHash, CustomerId, DownloadKeyId, FileId, LicenseId, ProductId,
+    TokenHash, VersionId,
+};
 
 /// A key of one tree: its bytes, and back.
 pub trait Key: Sized {
@@ -245,7 +248,14 @@ macro_rules! u64_keys {
     )+};
 }
 
-u64_keys!(ProductId, VersionId, FileId);
+u64_keys!(
+    ProductId,
+    VersionId,
+    FileId,
+    CustomerId,
+    DownloadKeyId,
+    ActivationId
+);
 
 /// `owner(account) ++ id (u64 BE)`: a record of an account by id (`product`, `group`). A
 /// scan by `owner(account)` lists the account's records in id order; another account's id
@@ -335,6 +345,64 @@ impl Key for AccountSlug {
     }
 }
 
+/// `owner(account) ++ a ++ b` (u64 BE each): a pair of ids in an account — a customer's
+/// key (`customer_keyid`), a product's key (`product_keyid`), a key's activation
+/// (`activation`). A scan by [`pairs_of`] lists the `b`s of one `a`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountPair {
+    pub account: AccountPrefix,
+    pub a: u64,
+    pub b: u64,
+}
+
+/// The prefix of every [`AccountPair`] key of `a` in `account`.
+pub fn pairs_of(account: &AccountPrefix, a: u64) -> Vec<u8> {
+    let mut key = owner(Some(account));
+    key.extend_from_slice(&a.to_be_bytes());
+    key
+}
+
+impl Key for AccountPair {
+    fn to_bytes(&self) -> impl AsRef<[u8]> {
+        let mut key = pairs_of(&self.account, self.a);
+        key.extend_from_slice(&self.b.to_be_bytes());
+        key
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let (account, rest) = split_owner(bytes)?;
+        if rest.len() != 16 {
+            return Err(format!(
+                "pair key tail must be 16 bytes, got {}",
+                rest.len()
+            ));
+        }
+        Ok(AccountPair {
+            account,
+            a: u64_at(&rest[..8], "first id")?,
+            b: u64_at(&rest[8..], "second id")?,
+        })
+    }
+}
+
+/// A download key's keyed lookup hash (`secrets::KeyVault::lookup_hash`, which already
+/// binds the account): the key of `keylookup_keyid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyLookup(pub [u8; 32]);
+
+impl Key for KeyLookup {
+    fn to_bytes(&self) -> impl AsRef<[u8]> {
+        self.0
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        bytes
+            .try_into()
+            .map(KeyLookup)
+            .map_err(|_| format!("key lookup hash of {} bytes", bytes.len()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,6 +475,22 @@ mod tests {
         };
         assert_eq!(AccountSlug::from_bytes(&bytes(&slug)).unwrap(), slug);
         assert!(AccountId::from_bytes(b"\0abc").is_err());
+    }
+
+    #[test]
+    fn licensing_keys_round_trip_and_group_by_first_id() {
+        let abc = AccountPrefix::parse("abc").unwrap();
+        let pair = AccountPair {
+            account: abc,
+            a: 7,
+            b: 9,
+        };
+        assert_eq!(AccountPair::from_bytes(&bytes(&pair)).unwrap(), pair);
+        assert!(bytes(&pair).starts_with(&pairs_of(&abc, 7)));
+        assert!(!bytes(&pair).starts_with(&pairs_of(&abc, 8)));
+        let lookup = KeyLookup([5; 32]);
+        assert_eq!(KeyLookup::from_bytes(&bytes(&lookup)).unwrap(), lookup);
+        assert!(KeyLookup::from_bytes(&[1]).is_err());
     }
 
     #[test]

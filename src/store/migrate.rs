@@ -17,6 +17,7 @@ const MIGRATIONS: &[Migration] = &[
     grace_index_v3_to_v4,
     blob_refs_v4_to_v5,
     catalog_v5_to_v6,
+    licensing_v6_to_v7,
 ];
 
 /// One step: rewrites the store from version `n` to `n + 1`; must be idempotent.
@@ -61,6 +62,14 @@ impl From<sled::Error> for SchemaError {
 /// back up.
 #[allow(clippy::unnecessary_wraps)]
 fn catalog_v5_to_v6(_db: &sled::Db) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// 6 → 7: the customer licensing trees (`customer`, `download_key`, `activation`, …)
+/// appear, empty: nothing to rewrite. The bump makes an older upkeep refuse a store whose
+/// customers and keys it could not back up.
+#[allow(clippy::unnecessary_wraps)]
+fn licensing_v6_to_v7(_db: &sled::Db) -> Result<(), StoreError> {
     Ok(())
 }
 

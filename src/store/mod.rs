@@ -28,6 +28,7 @@ mod commit;
 mod files;
 mod index_load;
 mod key;
+mod licensing;
 mod migrate;
 mod page;
 mod plan_licenses;
@@ -43,6 +44,7 @@ pub use codec::{DecodeError, Record};
 pub use files::{KEY_FILE, create_private_file};
 pub(crate) use files::{create_private_dir, create_temporary_file};
 pub use index_load::{Inspection, OpenError, SnapshotState, inspect};
+pub use licensing::{ActivationPlan, KeyFilter};
 pub use migrate::SchemaError;
 pub use page::{Cursor, CursorError, Page, PageRequest};
 pub use token_index::{AuthRecord, Authenticated, PendingUse, TokenIndex};
@@ -318,6 +320,8 @@ pub struct Store {
     dir: PathBuf,
     /// Derives operator-token values (`<dir>/server.key`).
     key: ServerKey,
+    /// License keys at rest (lookup hashes, sealed values), from the same server key.
+    vault: crate::secrets::KeyVault,
     /// Writes are refused while the data directory's filesystem has less free space.
     reserve: AtomicU64,
     /// Most tokens one account may hold (`--max-tokens-per-account`).
@@ -350,6 +354,10 @@ pub struct Store {
     /// Incremented after every committed write: caches of what the store holds (the
     /// update checks' catalogue views) are valid while it has not moved.
     generation: AtomicU64,
+    /// Download-key checks and activation sightings not yet written (`last_checked_at`,
+    /// `last_seen_at`): kept in memory on the check path, persisted in batches like token
+    /// uses (see `licensing`).
+    license_uses: Mutex<licensing::LicenseUses>,
 }
 
 /// Marks the index suspect when dropped, i.e. when a write unwinds before its index
@@ -422,6 +430,11 @@ impl Store {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// License keys at rest: lookup hashes and sealed values, keyed from `server.key`.
+    pub fn vault(&self) -> &crate::secrets::KeyVault {
+        &self.vault
     }
 
     /// The blob store (`<dir>/blobs/`).

@@ -17,16 +17,20 @@
 //! type in `key.rs` if it is a new one.
 
 use super::codec::{Count, Empty, Raw, Value};
-use super::key::{AccountId, AccountSlug, Key, MetaKey, OwnerName, ProductVersion, TokenAlias};
+use super::key::{
+    AccountId, AccountPair, AccountSlug, Key, KeyLookup, MetaKey, OwnerName, ProductVersion,
+    TokenAlias,
+};
 use crate::model::catalog::{Home, ProductHome};
 use crate::model::{
-    Account, AccountPrefix, BlobHash, FileId, GraceAlias, Group, LicenseId, PlanLicense, Product,
-    ProductId, Release, Token, TokenHash, VersionId,
+    Account, AccountPrefix, Activation, BlobHash, Customer, CustomerId, DownloadKey, DownloadKeyId,
+    FileId, GraceAlias, Group, LicenseId, LicensingSettings, PlanLicense, Product, ProductId,
+    Release, Token, TokenHash, VersionId,
 };
 use std::marker::PhantomData;
 
 /// The layout this binary reads and writes. Bump it with a numbered migration in `migrate`.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// One tree: where it is, what its keys and values are. A constant per tree, below.
 pub struct Table<K, V> {
@@ -133,6 +137,37 @@ tables! {
     VERSION_HOMES, VersionHomes, "versionid_home": VersionId => Home;
     /// key = file id (u64 BE), value = record `Home` of its version (since schema 6).
     FILE_HOMES, FileHomes, "fileid_home": FileId => Home;
+    /// key = owner(account) ++ customer id (u64 BE), value = record `Customer` (since
+    /// schema 7).
+    CUSTOMERS, Customers, "customer": AccountId => Customer;
+    /// key = owner(account) ++ the customer's email lower-cased, value = customer id
+    /// (u64 BE). Unique per account (since schema 7).
+    CUSTOMER_EMAILS, CustomerEmails, "email_customerid": AccountSlug => CustomerId;
+    /// key = owner(account) ++ download key id (u64 BE), value = record `DownloadKey`
+    /// (the key itself only sealed) (since schema 7).
+    DOWNLOAD_KEYS, DownloadKeys, "download_key": AccountId => DownloadKey;
+    /// key = the key's keyed lookup hash (32 bytes; it binds the account), value =
+    /// download key id (u64 BE). Keys are unique per account (since schema 7).
+    KEY_LOOKUPS, KeyLookups, "keylookup_keyid": KeyLookup => DownloadKeyId;
+    /// key = owner(account) ++ customer id ++ download key id (u64 BE each), value =
+    /// empty: a customer's keys (since schema 7).
+    CUSTOMER_KEYS, CustomerKeys, "customer_keyid": AccountPair => Empty;
+    /// key = owner(account) ++ product id ++ download key id (u64 BE each), value =
+    /// empty: the keys listing a product (not those covering `all`), so deleting a product
+    /// drops it from them without a scan (since schema 7).
+    PRODUCT_KEYS, ProductKeys, "product_keyid": AccountPair => Empty;
+    /// key = owner(account) ++ download key id ++ activation id (u64 BE each), value =
+    /// record `Activation` (since schema 7).
+    ACTIVATIONS, Activations, "activation": AccountPair => Activation;
+    /// key = owner(account) ++ activation id (u64 BE), value = its download key id
+    /// (since schema 7).
+    ACTIVATION_KEYS, ActivationKeys, "activationid_keyid": AccountId => DownloadKeyId;
+    /// key = account prefix, value = the account's counted activations (u64 BE, its
+    /// `activationUsage`), changed in the transactions that change them (since schema 7).
+    ACTIVATION_USAGE, ActivationUsage, "activation_usage": AccountPrefix => Count;
+    /// key = account prefix, value = record `LicensingSettings` (absent: the defaults)
+    /// (since schema 7).
+    LICENSING_SETTINGS, LicensingSettingsTree, "licensing_settings": AccountPrefix => LicensingSettings;
 }
 
 impl TreeId {

@@ -16,7 +16,10 @@
 //! A route in the table with no entry in [`request_for`] fails the test, so a new route
 //! cannot skip the matrix.
 
-use crate::support::{CatalogIds, START, TestBody, TestServer, catalog_fixture, catalog_request};
+use crate::support::{
+    CatalogIds, LicensingIds, START, TestBody, TestServer, catalog_fixture, catalog_request,
+    licensing_fixture, licensing_request,
+};
 use http::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -128,6 +131,20 @@ fn spec_need(name: &str) -> Need {
         | "replace_theme_keys"
         | "add_theme_key"
         | "delete_theme_key" => Need::Scope(Scope::ManageLicenses),
+        "list_customers"
+        | "get_customer"
+        | "list_download_keys"
+        | "get_download_key"
+        | "list_activations"
+        | "get_download_key_settings" => Need::Scope(Scope::ReadLicenses),
+        "create_customer"
+        | "update_customer"
+        | "delete_customer"
+        | "generate_download_key"
+        | "update_download_key"
+        | "delete_download_key"
+        | "delete_activation"
+        | "put_download_key_settings" => Need::Scope(Scope::ManageLicenses),
         "list_operator_tokens" | "list_accounts" | "list_licenses" => READ,
         "create_operator_token"
         | "update_operator_token"
@@ -221,8 +238,12 @@ fn request_for(
     license_key: &str,
     victim_license: u64,
     catalog: &CatalogIds,
+    licensing: &LicensingIds,
 ) -> (String, Option<TestBody>) {
     if let Some(request) = catalog_request(spec.name, catalog, n) {
+        return request;
+    }
+    if let Some(request) = licensing_request(spec.name, licensing, catalog.product, n) {
         return request;
     }
     if let Some(request) = crate::support::public_request(spec.name, "acme", catalog) {
@@ -439,6 +460,14 @@ async fn every_route_and_credential_gets_the_status_spec_gives() {
     for (c, (credential, token)) in credentials.iter().enumerate() {
         // Catalogue records of acme's for this credential (its deletions take victims).
         let catalog = catalog_fixture(&server, &acme.token, &format!("c{c}")).await;
+        let licensing = licensing_fixture(
+            &server,
+            &acme.token,
+            &acme.prefix,
+            &format!("c{c}"),
+            catalog.product,
+        )
+        .await;
         // Every credential allowed to delete finds the victims there (an earlier one may
         // have deleted them).
         for victim in ["victim", "victim2"] {
@@ -454,7 +483,8 @@ async fn every_route_and_credential_gets_the_status_spec_gives() {
         restore_catalog(&server, &acme.token).await;
         for spec in &specs {
             n += 1;
-            let (path, body) = request_for(spec, n, &license_key, victim_license, &catalog);
+            let (path, body) =
+                request_for(spec, n, &license_key, victim_license, &catalog, &licensing);
             let mut call = server.request(spec.method.clone(), &path);
             if let Some(token) = token {
                 call = call.header("authorization", &format!("Bearer {token}"));
@@ -529,7 +559,14 @@ fn every_route_in_the_table_has_a_matrix_entry() {
             group: 17,
             victim_group: 18,
         };
-        let (path, _) = request_for(spec, 0, "k", 1, &ids);
+        let licensing = LicensingIds {
+            customer: 21,
+            victim_customer: 22,
+            key: 23,
+            victim_key: 24,
+            victim_activation: 25,
+        };
+        let (path, _) = request_for(spec, 0, "k", 1, &ids, &licensing);
         assert!(path.starts_with('/'), "{}", spec.name);
         let found = upkeep::api::find(&spec.method, path.split('?').next().unwrap()).unwrap();
         assert_eq!(found.row.name, spec.name);

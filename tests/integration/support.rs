@@ -859,3 +859,151 @@ pub fn public_request(
         _ => return None,
     })
 }
+
+// ----- customer licensing (SPEC §9.1) ----------------------------------------------------
+
+/// Licensing records of one account for the authorization matrix and the OpenAPI run: ids
+/// are random, so routes run against records made here. Each deleting route has its
+/// victim.
+pub struct LicensingIds {
+    pub customer: u64,
+    pub victim_customer: u64,
+    pub key: u64,
+    pub victim_key: u64,
+    pub victim_activation: u64,
+}
+
+/// Makes a [`LicensingIds`] set with `token` (an `api` token) for a product of the
+/// account; `tag` keeps emails unique. The activation is made through the service (the
+/// public activation routes are another family's).
+pub async fn licensing_fixture(
+    server: &TestServer,
+    token: &str,
+    prefix: &str,
+    tag: &str,
+    product: u64,
+) -> LicensingIds {
+    use upkeep::service::licensing as lic;
+    let bearer = format!("Bearer {token}");
+    let post = |path: &str, body: Value| {
+        server
+            .request(Method::POST, path)
+            .header("authorization", &bearer)
+            .body(body.to_string())
+    };
+    let id = |v: &Value| v["data"]["id"].as_u64().expect("an id");
+    let customer = id(&post(
+        "/api/v1/customers",
+        serde_json::json!({"name": "Ann", "email": format!("ann{tag}@example.com")}),
+    )
+    .send()
+    .await
+    .expect(201));
+    let victim_customer = id(&post(
+        "/api/v1/customers",
+        serde_json::json!({"name": "Bob", "email": format!("bob{tag}@example.com")}),
+    )
+    .send()
+    .await
+    .expect(201));
+    let new_key = |customer: u64| serde_json::json!({"customer_id": customer, "product_ids": [product], "activation_limit": 0});
+    let created = post("/api/v1/download-keys", new_key(customer))
+        .send()
+        .await
+        .expect(201);
+    let key = id(&created);
+    let value = created["data"]["key"].as_str().unwrap().to_owned();
+    // The victim customer takes its keys with it: the victim key is the kept customer's.
+    let victim_key = id(&post("/api/v1/download-keys", new_key(customer))
+        .send()
+        .await
+        .expect(201));
+    let account = upkeep::model::AccountPrefix::parse(prefix).unwrap();
+    let events = upkeep::service::Events::default();
+    let ctx = upkeep::service::Ctx {
+        store: server.store(),
+        events: &events,
+        actor: upkeep::service::Actor::Cli,
+        now: server.now(),
+    };
+    let rules = lic::ActivationRules {
+        default_activation_limit: 0,
+        max_activations_per_day: 0,
+        ..lic::ActivationRules::default()
+    };
+    let site = upkeep::model::normalize_site(&format!("victim{tag}.example.com")).unwrap();
+    let outcome = lic::activate(
+        &ctx,
+        &rules,
+        &account,
+        None,
+        Some(&value),
+        lic::Target::Site(site),
+        None,
+        None,
+    )
+    .unwrap()
+    .durable_blocking()
+    .unwrap();
+    assert!(outcome.valid(), "{outcome:?}");
+    LicensingIds {
+        customer,
+        victim_customer,
+        key,
+        victim_key,
+        victim_activation: outcome.activation.unwrap().id.0,
+    }
+}
+
+/// A request that succeeds for route `name` of customer licensing (SPEC §9.1) against
+/// `ids`; `n` makes created records unique. `None` for other routes.
+pub fn licensing_request(
+    name: &str,
+    ids: &LicensingIds,
+    product: u64,
+    n: usize,
+) -> Option<(String, Option<TestBody>)> {
+    use serde_json::json;
+    let j = |v: Value| Some(TestBody::Json(v));
+    Some(match name {
+        "list_customers" => ("/api/v1/customers?q=ann".into(), None),
+        "create_customer" => (
+            "/api/v1/customers".into(),
+            j(json!({"name": format!("C {n}"), "email": format!("c{n}@example.com")})),
+        ),
+        "get_customer" => (format!("/api/v1/customers/{}", ids.customer), None),
+        "update_customer" => (
+            format!("/api/v1/customers/{}", ids.customer),
+            j(json!({"city": format!("City {n}")})),
+        ),
+        "delete_customer" => (format!("/api/v1/customers/{}", ids.victim_customer), None),
+        "list_download_keys" => (
+            format!("/api/v1/download-keys?customer_id={}", ids.customer),
+            None,
+        ),
+        "generate_download_key" => (
+            "/api/v1/download-keys".into(),
+            j(json!({"customer_id": ids.customer, "product_ids": [product], "expires_in": "365d"})),
+        ),
+        "get_download_key" => (format!("/api/v1/download-keys/{}", ids.key), None),
+        "update_download_key" => (
+            format!("/api/v1/download-keys/{}", ids.key),
+            j(json!({"notes": format!("n{n}")})),
+        ),
+        "delete_download_key" => (format!("/api/v1/download-keys/{}", ids.victim_key), None),
+        "list_activations" => (
+            format!("/api/v1/download-keys/{}/activations", ids.key),
+            None,
+        ),
+        "delete_activation" => (
+            format!("/api/v1/activations/{}", ids.victim_activation),
+            None,
+        ),
+        "get_download_key_settings" => ("/api/v1/settings/download-keys".into(), None),
+        "put_download_key_settings" => (
+            "/api/v1/settings/download-keys".into(),
+            j(json!({"generator": "uuid4"})),
+        ),
+        _ => return None,
+    })
+}

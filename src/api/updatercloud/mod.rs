@@ -2,6 +2,7 @@
 //! `x-api-key`), JSON or form-encoded bodies, RFC 3339 times.
 
 pub mod catalog;
+pub mod licensing;
 mod tokens;
 
 use crate::http::auth::Need;
@@ -251,5 +252,107 @@ pub static ROWS: &[Row] = &[
         "/api/v1/files/{id}/content",
         Need::Scope(Scope::ReadReleases),
         Handler::Write(|app, call| Box::pin(catalog::download(app, call))),
+    ),
+    // ----- customer licensing (SPEC §9.1) -------------------------------------------
+    F.row(
+        Method::GET,
+        "list_customers",
+        "/api/v1/customers",
+        Need::Scope(Scope::ReadLicenses),
+        Handler::Read(licensing::list_customers),
+    ),
+    F.row(
+        Method::POST,
+        "create_customer",
+        "/api/v1/customers",
+        Need::Scope(Scope::ManageLicenses),
+        Handler::Write(|app, call| Box::pin(licensing::put_customer(app, call, true))),
+    ),
+    F.row(
+        Method::GET,
+        "get_customer",
+        "/api/v1/customers/{id}",
+        Need::Scope(Scope::ReadLicenses),
+        Handler::Read(licensing::get_customer),
+    ),
+    F.row(
+        Method::PATCH,
+        "update_customer",
+        "/api/v1/customers/{id}",
+        Need::Scope(Scope::ManageLicenses),
+        Handler::Write(|app, call| Box::pin(licensing::put_customer(app, call, false))),
+    ),
+    F.row(
+        Method::DELETE,
+        "delete_customer",
+        "/api/v1/customers/{id}",
+        Need::Scope(Scope::ManageLicenses),
+        Handler::Write(|app, call| Box::pin(licensing::delete_customer(app, call))),
+    )
+    .without_body(),
+    F.row(
+        Method::GET,
+        "list_download_keys",
+        "/api/v1/download-keys",
+        Need::Scope(Scope::ReadLicenses),
+        Handler::Read(licensing::list_keys),
+    ),
+    F.row(
+        Method::POST,
+        "generate_download_key",
+        "/api/v1/download-keys",
+        Need::Scope(Scope::ManageLicenses),
+        Handler::Write(|app, call| Box::pin(licensing::create_key(app, call))),
+    ),
+    F.row(
+        Method::GET,
+        "get_download_key",
+        "/api/v1/download-keys/{id}",
+        Need::Scope(Scope::ReadLicenses),
+        Handler::Read(licensing::get_key),
+    ),
+    F.row(
+        Method::PATCH,
+        "update_download_key",
+        "/api/v1/download-keys/{id}",
+        Need::Scope(Scope::ManageLicenses),
+        Handler::Write(|app, call| Box::pin(licensing::update_key(app, call))),
+    ),
+    F.row(
+        Method::DELETE,
+        "delete_download_key",
+        "/api/v1/download-keys/{id}",
+        Need::Scope(Scope::ManageLicenses),
+        Handler::Write(|app, call| Box::pin(licensing::delete_key(app, call))),
+    )
+    .without_body(),
+    F.row(
+        Method::GET,
+        "list_activations",
+        "/api/v1/download-keys/{id}/activations",
+        Need::Scope(Scope::ReadLicenses),
+        Handler::Read(licensing::list_activations),
+    ),
+    F.row(
+        Method::DELETE,
+        "delete_activation",
+        "/api/v1/activations/{id}",
+        Need::Scope(Scope::ManageLicenses),
+        Handler::Write(|app, call| Box::pin(licensing::delete_activation(app, call))),
+    )
+    .without_body(),
+    F.row(
+        Method::GET,
+        "get_download_key_settings",
+        "/api/v1/settings/download-keys",
+        Need::Scope(Scope::ReadLicenses),
+        Handler::Read(licensing::get_settings),
+    ),
+    F.row(
+        Method::PUT,
+        "put_download_key_settings",
+        "/api/v1/settings/download-keys",
+        Need::Scope(Scope::ManageLicenses),
+        Handler::Write(|app, call| Box::pin(licensing::put_settings(app, call))),
     ),
 ];

@@ -29,10 +29,10 @@ pub(super) fn get_account(app: &App, caller: &Caller) -> Result<Response<Body>, 
         .ok_or_else(|| Error::NotFound("no such account".to_owned()))?;
     let limit = plan_limit.unwrap_or(app.settings.default_activation_limit);
     let (plugins, themes) = super::catalog::slugs(app, &prefix)?;
-    Ok(response::json(
-        StatusCode::OK,
-        &AccountEnvelope::new(&prefix, limit, Products { themes, plugins }),
-    ))
+    let mut envelope = AccountEnvelope::new(&prefix, limit, Products { themes, plugins });
+    // One point read: the store keeps the count with the activations (SPEC §9).
+    envelope.account.activation_usage = service::licensing::activation_usage(&app.store, &prefix)?;
+    Ok(response::json(StatusCode::OK, &envelope))
 }
 
 /// `GET /v1/account/license`: the bound plan license, or `"license": null`.

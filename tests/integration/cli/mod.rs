@@ -3,5 +3,6 @@
 //! and the release catalogue: `product …` and `release …` (`release`).
 
 mod commands;
+mod licensing;
 mod operator;
 mod release;

@@ -1,7 +1,8 @@
 //! SPEC §4.2, the UpdaterCloud REST API (`/api/v1/…`), over a real socket, one file per
-//! resource: `/me`, and the tokens with their rotation.
+//! resource: `/me`, the tokens with their rotation, the catalogue, customer licensing.
 
 pub(crate) mod catalog;
+mod licensing;
 mod me;
 mod tokens;
 

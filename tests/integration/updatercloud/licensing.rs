@@ -1,0 +1,800 @@
+//! SPEC §9.1: customer licensing over a real socket — customers, Generate Download Key,
+//! keys read back, activations, the generator setting — and the bad inputs answered with
+//! a clear 4xx that changes nothing: keys with whitespace, a negative limit, an expiry in
+//! the past, an email differing only in case, another account's ids. No issued key is
+//! ever on disk in the clear.
+
+use super::bearer;
+use crate::support::{Reply, TestServer};
+use http::Method;
+use serde_json::{Value, json};
+use std::path::Path;
+
+async fn send(server: &TestServer, method: Method, path: &str, token: &str, body: Value) -> Reply {
+    let call = server
+        .request(method, path)
+        .header("authorization", &bearer(token));
+    let call = if body.is_null() {
+        call
+    } else {
+        call.body(body.to_string())
+    };
+    call.send().await
+}
+
+async fn product(server: &TestServer, token: &str, slug: &str) -> u64 {
+    send(
+        server,
+        Method::POST,
+        "/api/v1/products",
+        token,
+        json!({"slug": slug, "license": "download_keys"}),
+    )
+    .await
+    .expect(201)["data"]["id"]
+        .as_u64()
+        .unwrap()
+}
+
+async fn customer(server: &TestServer, token: &str, email: &str) -> u64 {
+    send(
+        server,
+        Method::POST,
+        "/api/v1/customers",
+        token,
+        json!({"name": "Ann Example", "email": email}),
+    )
+    .await
+    .expect(201)["data"]["id"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn customers_are_created_found_changed_and_unique_by_email_in_any_case() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let t = &acme.token;
+    let created = send(
+        &server,
+        Method::POST,
+        "/api/v1/customers",
+        t,
+        json!({"name": "Ann Example", "email": "Ann@Example.com", "country": "de"}),
+    )
+    .await
+    .expect(201);
+    let id = created["data"]["id"].as_u64().unwrap();
+    assert_eq!(created["data"]["entity"], "individual");
+    assert_eq!(created["data"]["country"], "DE");
+    // The same email in another case is taken.
+    let message = send(
+        &server,
+        Method::POST,
+        "/api/v1/customers",
+        t,
+        json!({"name": "Imposter", "email": "ann@EXAMPLE.com"}),
+    )
+    .await
+    .expect_error(409, "customer_exists");
+    assert!(message.contains("case-insensitively"), "{message}");
+    // Form bodies work too; a business needs its name.
+    let reply = server
+        .request(Method::POST, "/api/v1/customers")
+        .header("authorization", &bearer(t))
+        .body("name=Bob&email=bob%40example.com&entity=business")
+        .send()
+        .await;
+    let message = reply.expect_error(400, "invalid_request");
+    assert!(message.starts_with("business_name:"), "{message}");
+    for (body, field) in [
+        (json!({"email": "x@example.com"}), "name:"),
+        (json!({"name": "X"}), "email:"),
+        (json!({"name": "X", "email": "not an email"}), "email:"),
+        (
+            json!({"name": "X", "email": "x@y.z", "country": "DEU"}),
+            "country:",
+        ),
+        (
+            json!({"name": "X", "email": "x@y.z", "color": "red"}),
+            "color",
+        ),
+    ] {
+        let message = send(&server, Method::POST, "/api/v1/customers", t, body)
+            .await
+            .expect_error(400, "invalid_request");
+        assert!(message.contains(field), "{message}");
+    }
+    customer(&server, t, "zed@example.com").await;
+    let found = send(
+        &server,
+        Method::GET,
+        "/api/v1/customers?q=ANN%40",
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(200);
+    assert_eq!(found["data"].as_array().unwrap().len(), 1);
+    assert_eq!(found["data"][0]["id"], id);
+    let by_name = send(
+        &server,
+        Method::GET,
+        "/api/v1/customers?q=ann%20ex",
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        by_name["data"].as_array().unwrap().len(),
+        2,
+        "both are Ann Example"
+    );
+    let all = send(
+        &server,
+        Method::GET,
+        "/api/v1/customers?limit=1",
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(200);
+    assert_eq!(all["data"].as_array().unwrap().len(), 1);
+    assert!(all["next_cursor"].is_string());
+    let changed = send(
+        &server,
+        Method::PATCH,
+        &format!("/api/v1/customers/{id}"),
+        t,
+        json!({"email": "ANN@example.com", "country": null, "city": "Berlin"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        changed["data"]["email"], "ANN@example.com",
+        "its own email, recased"
+    );
+    assert_eq!(changed["data"]["country"], Value::Null);
+    assert_eq!(changed["data"]["city"], "Berlin");
+}
+
+#[tokio::test]
+async fn download_keys_are_generated_imported_read_back_and_refused_when_bad() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let t = &acme.token;
+    let p = product(&server, t, "pro").await;
+    let c = customer(&server, t, "ann@example.com").await;
+    let created = send(
+        &server,
+        Method::POST,
+        "/api/v1/download-keys",
+        t,
+        json!({"customer_id": c, "product_ids": [p]}),
+    )
+    .await
+    .expect(201);
+    let data = &created["data"];
+    let key = data["key"].as_str().unwrap().to_owned();
+    assert_eq!(key.len(), 36, "a uuid4 by default: {key}");
+    assert_eq!(data["activation_limit"], 1);
+    assert_eq!(data["status"], "active");
+    assert_eq!(data["product_ids"], json!([p]));
+    assert_eq!(data["activations"], json!({"limit": 1, "usage": 0}));
+    let id = data["id"].as_u64().unwrap();
+    // Readable again, and found by the key itself (any case) or by its filters.
+    let got = send(
+        &server,
+        Method::GET,
+        &format!("/api/v1/download-keys/{id}"),
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(200);
+    assert_eq!(got["data"]["key"], key);
+    for query in [
+        format!("key={}", key.to_uppercase()),
+        format!("customer_id={c}"),
+        format!("product_id={p}"),
+    ] {
+        let listed = send(
+            &server,
+            Method::GET,
+            &format!("/api/v1/download-keys?{query}"),
+            t,
+            Value::Null,
+        )
+        .await
+        .expect(200);
+        assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{query}");
+        assert_eq!(listed["data"][0]["key"], key, "{query}");
+    }
+    let none = send(
+        &server,
+        Method::GET,
+        "/api/v1/download-keys?key=not%20a%20key",
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(200);
+    assert!(none["data"].as_array().unwrap().is_empty());
+
+    // The segmented generator; a lowercase copy of a segmented key is the same key.
+    let settings = send(
+        &server,
+        Method::PUT,
+        "/api/v1/settings/download-keys",
+        t,
+        json!({"generator": "segmented"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(settings["data"]["segments"], 5);
+    let segmented = send(
+        &server,
+        Method::POST,
+        "/api/v1/download-keys",
+        t,
+        json!({"customer_id": c.to_string(), "product_ids": "all", "activation_limit": 0, "expires_in": "365d"}),
+    )
+    .await
+    .expect(201);
+    let seg = segmented["data"]["key"].as_str().unwrap().to_owned();
+    assert_eq!(seg.len(), 29, "{seg}");
+    assert_eq!(segmented["data"]["product_ids"], "all");
+    assert!(segmented["data"]["expires_at"].is_string());
+    let lower = send(
+        &server,
+        Method::GET,
+        &format!("/api/v1/download-keys?key={}", seg.to_lowercase()),
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(200);
+    assert_eq!(lower["data"][0]["key"], seg);
+    let dup = send(
+        &server,
+        Method::POST,
+        "/api/v1/download-keys",
+        t,
+        json!({"customer_id": c, "product_ids": [p], "key": seg.to_lowercase()}),
+    )
+    .await;
+    dup.expect_error(409, "key_exists");
+
+    // Imports: surrounding whitespace is trimmed, inner whitespace refused.
+    let imported = send(
+        &server,
+        Method::POST,
+        "/api/v1/download-keys",
+        t,
+        json!({"customer_id": c, "product_ids": [p], "key": "  LEGACY-key-0001\n"}),
+    )
+    .await
+    .expect(201);
+    assert_eq!(imported["data"]["key"], "LEGACY-key-0001");
+    let past = "2001-01-01T00:00:00Z";
+    for (body, field) in [
+        (
+            json!({"customer_id": c, "product_ids": [p], "key": "has inner space"}),
+            "key:",
+        ),
+        (
+            json!({"customer_id": c, "product_ids": [p], "key": "short"}),
+            "key:",
+        ),
+        (
+            json!({"customer_id": c, "product_ids": [p], "key": "sl/sh-key-123"}),
+            "key:",
+        ),
+        (
+            json!({"customer_id": c, "product_ids": [p], "activation_limit": -1}),
+            "activation_limit:",
+        ),
+        (
+            json!({"customer_id": c, "product_ids": [p], "expires_at": past}),
+            "expires_at:",
+        ),
+        (
+            json!({"customer_id": c, "product_ids": [p], "expires_at": past, "expires_in": "1d"}),
+            "expires_in:",
+        ),
+        (json!({"customer_id": c, "product_ids": []}), "product_ids:"),
+        (
+            json!({"customer_id": c, "product_ids": [12345]}),
+            "product_ids:",
+        ),
+        (
+            json!({"customer_id": 12345, "product_ids": [p]}),
+            "customer_id:",
+        ),
+        (json!({"product_ids": [p]}), "customer_id:"),
+        (json!({"customer_id": c}), "product_ids:"),
+    ] {
+        let message = send(
+            &server,
+            Method::POST,
+            "/api/v1/download-keys",
+            t,
+            body.clone(),
+        )
+        .await
+        .expect_error(400, "invalid_request");
+        assert!(message.starts_with(field), "{body}: {message}");
+    }
+    let message = send(
+        &server,
+        Method::PATCH,
+        &format!("/api/v1/download-keys/{id}"),
+        t,
+        json!({"expires_at": past}),
+    )
+    .await
+    .expect_error(400, "invalid_request");
+    assert!(message.starts_with("expires_at:"), "{message}");
+    let keys = send(
+        &server,
+        Method::GET,
+        "/api/v1/download-keys",
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        keys["data"].as_array().unwrap().len(),
+        3,
+        "refusals changed nothing"
+    );
+
+    // Disable, change, enable.
+    let disabled = send(
+        &server,
+        Method::PATCH,
+        &format!("/api/v1/download-keys/{id}"),
+        t,
+        json!({"status": "disabled", "activation_limit": 3, "expires_at": null}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(disabled["data"]["status"], "disabled");
+    assert_eq!(disabled["data"]["activations"]["limit"], 3);
+    assert_eq!(disabled["data"]["key"], key, "the key never changes");
+    let message = send(
+        &server,
+        Method::PATCH,
+        &format!("/api/v1/download-keys/{id}"),
+        t,
+        json!({"key": "another-key-123"}),
+    )
+    .await
+    .expect_error(400, "invalid_request");
+    assert!(message.starts_with("key:"), "{message}");
+}
+
+#[tokio::test]
+async fn another_accounts_customers_keys_and_activations_are_404() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let globex = server.account("globex");
+    let p = product(&server, &acme.token, "pro").await;
+    let c = customer(&server, &acme.token, "ann@example.com").await;
+    let k = send(
+        &server,
+        Method::POST,
+        "/api/v1/download-keys",
+        &acme.token,
+        json!({"customer_id": c, "product_ids": [p], "key": "shared-key-value"}),
+    )
+    .await
+    .expect(201)["data"]["id"]
+        .as_u64()
+        .unwrap();
+    let g = &globex.token;
+    for (method, path, body) in [
+        (Method::GET, format!("/api/v1/customers/{c}"), Value::Null),
+        (
+            Method::PATCH,
+            format!("/api/v1/customers/{c}"),
+            json!({"name": "X"}),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/customers/{c}"),
+            Value::Null,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/download-keys/{k}"),
+            Value::Null,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/download-keys/{k}"),
+            json!({"status": "disabled"}),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/download-keys/{k}"),
+            Value::Null,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/download-keys/{k}/activations"),
+            Value::Null,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/activations/{k}"),
+            Value::Null,
+        ),
+    ] {
+        send(&server, method.clone(), &path, g, body)
+            .await
+            .expect_error(404, "not_found");
+    }
+    // Globex cannot issue a key to acme's customer or for acme's product…
+    let gc = customer(&server, g, "ann@example.com").await;
+    for body in [
+        json!({"customer_id": c, "product_ids": "all"}),
+        json!({"customer_id": gc, "product_ids": [p]}),
+    ] {
+        send(&server, Method::POST, "/api/v1/download-keys", g, body)
+            .await
+            .expect_error(400, "invalid_request");
+    }
+    // …but may hold the same key string: keys are unique per account, and neither
+    // account sees the other's.
+    send(
+        &server,
+        Method::POST,
+        "/api/v1/download-keys",
+        g,
+        json!({"customer_id": gc, "product_ids": "all", "key": "shared-key-value"}),
+    )
+    .await
+    .expect(201);
+    let seen = send(
+        &server,
+        Method::GET,
+        "/api/v1/download-keys",
+        g,
+        Value::Null,
+    )
+    .await
+    .expect(200);
+    assert_eq!(seen["data"].as_array().unwrap().len(), 1);
+    assert_ne!(seen["data"][0]["id"], k);
+    // Acme's records are untouched.
+    send(
+        &server,
+        Method::GET,
+        &format!("/api/v1/download-keys/{k}"),
+        &acme.token,
+        Value::Null,
+    )
+    .await
+    .expect(200);
+}
+
+#[tokio::test]
+async fn activations_are_listed_deleted_counted_and_cascade_with_their_customer() {
+    use upkeep::service::licensing as lic;
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let t = &acme.token;
+    let p = product(&server, t, "pro").await;
+    let c = customer(&server, t, "ann@example.com").await;
+    let created = send(
+        &server,
+        Method::POST,
+        "/api/v1/download-keys",
+        t,
+        json!({"customer_id": c, "product_ids": [p], "activation_limit": 2}),
+    )
+    .await
+    .expect(201);
+    let k = created["data"]["id"].as_u64().unwrap();
+    let key = created["data"]["key"].as_str().unwrap().to_owned();
+    let prefix = upkeep::model::AccountPrefix::parse("acme").unwrap();
+    let events = upkeep::service::Events::default();
+    let rules = lic::ActivationRules {
+        default_activation_limit: 0,
+        ..lic::ActivationRules::default()
+    };
+    let activate = |site: &str| {
+        let ctx = upkeep::service::Ctx {
+            store: server.store(),
+            events: &events,
+            actor: upkeep::service::Actor::Cli,
+            now: server.now(),
+        };
+        lic::activate(
+            &ctx,
+            &rules,
+            &prefix,
+            Some(upkeep::model::ProductId(p)),
+            Some(&key),
+            lic::Target::Site(upkeep::model::normalize_site(site).unwrap()),
+            None,
+            None,
+        )
+        .unwrap()
+        .durable_blocking()
+        .unwrap()
+    };
+    assert!(activate("https://www.shop.example.com/").valid());
+    assert!(activate("shop.local").valid());
+    let listed = send(
+        &server,
+        Method::GET,
+        &format!("/api/v1/download-keys/{k}/activations"),
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(200);
+    let items = listed["data"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items.iter().filter(|a| a["counts"] == true).count(), 1);
+    let counted = items.iter().find(|a| a["counts"] == true).unwrap();
+    assert_eq!(counted["site"], "shop.example.com");
+    assert_eq!(counted["kind"], "site");
+    let key_view = send(
+        &server,
+        Method::GET,
+        &format!("/api/v1/download-keys/{k}"),
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        key_view["data"]["activations"],
+        json!({"limit": 2, "usage": 1})
+    );
+    let account = send(&server, Method::GET, "/v1/account", t, Value::Null)
+        .await
+        .expect(200);
+    assert_eq!(account["account"]["activationUsage"], 1);
+    let activation = counted["id"].as_u64().unwrap();
+    send(
+        &server,
+        Method::DELETE,
+        &format!("/api/v1/activations/{activation}"),
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(204);
+    let account = send(&server, Method::GET, "/v1/account", t, Value::Null)
+        .await
+        .expect(200);
+    assert_eq!(account["account"]["activationUsage"], 0, "the slot is free");
+    assert!(activate("other.example.com").valid());
+    // Deleting the customer takes its keys and their activations.
+    send(
+        &server,
+        Method::DELETE,
+        &format!("/api/v1/customers/{c}"),
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(204);
+    send(
+        &server,
+        Method::GET,
+        &format!("/api/v1/download-keys/{k}"),
+        t,
+        Value::Null,
+    )
+    .await
+    .expect_error(404, "not_found");
+    let account = send(&server, Method::GET, "/v1/account", t, Value::Null)
+        .await
+        .expect(200);
+    assert_eq!(account["account"]["activationUsage"], 0);
+    assert_eq!(
+        lic::validate(
+            server.store(),
+            &prefix,
+            None,
+            Some(&key),
+            None,
+            server.now()
+        )
+        .unwrap(),
+        lic::ValidationCode::NotFound
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_product_drops_it_from_keys_which_stay() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let t = &acme.token;
+    let p = product(&server, t, "pro").await;
+    let q = product(&server, t, "lite").await;
+    let c = customer(&server, t, "ann@example.com").await;
+    let k = send(
+        &server,
+        Method::POST,
+        "/api/v1/download-keys",
+        t,
+        json!({"customer_id": c, "product_ids": [p, q]}),
+    )
+    .await
+    .expect(201)["data"]["id"]
+        .as_u64()
+        .unwrap();
+    send(
+        &server,
+        Method::DELETE,
+        &format!("/api/v1/products/{p}"),
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(204);
+    let got = send(
+        &server,
+        Method::GET,
+        &format!("/api/v1/download-keys/{k}"),
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(200);
+    assert_eq!(got["data"]["product_ids"], json!([q]));
+    send(
+        &server,
+        Method::DELETE,
+        &format!("/api/v1/products/{q}"),
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(204);
+    let got = send(
+        &server,
+        Method::GET,
+        &format!("/api/v1/download-keys/{k}"),
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(200);
+    assert_eq!(got["data"]["product_ids"], json!([]));
+}
+
+#[tokio::test]
+async fn the_generator_setting_is_checked() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let t = &acme.token;
+    let got = send(
+        &server,
+        Method::GET,
+        "/api/v1/settings/download-keys",
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(200);
+    assert_eq!(got["data"]["generator"], "uuid4");
+    for (body, field) in [
+        (json!({"generator": "words"}), "generator:"),
+        (
+            json!({"generator": "segmented", "segments": 1, "segment_len": 4}),
+            "segments:",
+        ),
+        (
+            json!({"generator": "segmented", "alphabet": "AAB"}),
+            "alphabet:",
+        ),
+        (json!({"generator": "uuid4", "segments": 3}), "generator:"),
+    ] {
+        let message = send(
+            &server,
+            Method::PUT,
+            "/api/v1/settings/download-keys",
+            t,
+            body,
+        )
+        .await
+        .expect_error(400, "invalid_request");
+        assert!(message.starts_with(field), "{message}");
+    }
+    let set = send(
+        &server,
+        Method::PUT,
+        "/api/v1/settings/download-keys",
+        t,
+        json!({"generator": "segmented", "alphabet": "ABCDEFGHJKLMNPQRSTUVWXYZ23456789", "segments": 4, "segment_len": 6}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(set["data"]["segment_len"], 6);
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_issued_key_is_on_disk_in_the_clear() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let t = &acme.token;
+    let p = product(&server, t, "pro").await;
+    let c = customer(&server, t, "ann@example.com").await;
+    let mut keys = Vec::new();
+    for body in [
+        json!({"customer_id": c, "product_ids": [p]}),
+        json!({"customer_id": c, "product_ids": "all", "key": "IMPORTED-legacy-key-42"}),
+    ] {
+        let reply = send(&server, Method::POST, "/api/v1/download-keys", t, body)
+            .await
+            .expect(201);
+        keys.push(reply["data"]["key"].as_str().unwrap().to_owned());
+    }
+    send(
+        &server,
+        Method::PUT,
+        "/api/v1/settings/download-keys",
+        t,
+        json!({"generator": "segmented"}),
+    )
+    .await
+    .expect(200);
+    let reply = send(
+        &server,
+        Method::POST,
+        "/api/v1/download-keys",
+        t,
+        json!({"customer_id": c, "product_ids": [p]}),
+    )
+    .await
+    .expect(201);
+    keys.push(reply["data"]["key"].as_str().unwrap().to_owned());
+    server.store().flush().await.unwrap();
+    let (dir, path) = server.stop().await;
+    let mut all = Vec::new();
+    files(&path, &mut all);
+    assert!(all.iter().any(|f| f.ends_with("db/db")), "{all:?}");
+    // The control: what is stored in the clear (the customer's email) is found this way.
+    let email = b"ann@example.com";
+    assert!(
+        all.iter().any(|file| std::fs::read(file)
+            .unwrap()
+            .windows(email.len())
+            .any(|w| w == email)),
+        "the records were flushed"
+    );
+    for file in &all {
+        let bytes = std::fs::read(file).unwrap();
+        for key in &keys {
+            for form in [key.clone(), key.to_lowercase(), key.to_uppercase()] {
+                assert!(
+                    !bytes.windows(form.len()).any(|w| w == form.as_bytes()),
+                    "{} holds key {form}",
+                    file.display()
+                );
+            }
+        }
+    }
+    drop(dir);
+}
