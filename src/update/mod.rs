@@ -13,6 +13,7 @@
 pub mod answer;
 pub mod counts;
 pub mod decide;
+pub mod keys;
 pub mod link;
 pub mod php;
 pub mod render;
@@ -20,7 +21,7 @@ pub mod request;
 
 /// What the public routes share in a running server: the catalogue views, the keys
 /// derived from `server.key` for links and license keys, the download-key checker (the
-/// licensing service, once wired), and the counters reports will read.
+/// licensing service, `keys.rs`), and the counters reports will read.
 pub struct Public {
     pub views: decide::Views,
     pub links: link::LinkKey,
@@ -44,7 +45,7 @@ impl Public {
             views: decide::Views::default(),
             links: link::LinkKey::new(server_key),
             vault: crate::secrets::KeyVault::new(server_key),
-            download_keys: Box::new(decide::NoDownloadKeys),
+            download_keys: Box::new(keys::LicensingKeys),
             counts: counts::Counts::default(),
             key_failures: crate::throttle::Throttle::new(
                 crate::defaults::PUBLIC_KEY_FAILURES_PER_MINUTE,

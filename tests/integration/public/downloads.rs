@@ -238,3 +238,120 @@ async fn guessing_keys_is_throttled_with_a_200_that_says_rate_limited() {
         .expect(200);
     assert_eq!(good["license"], json!({"valid": true}));
 }
+
+#[tokio::test]
+async fn download_keys_gate_checks_with_activation_and_are_checked_again_at_download() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let v = plugin_with(&server, &acme.token, "pro", &["3.0.0"]).await;
+    let pid = v["product"]["id"].as_u64().unwrap();
+    let bearer = format!("Bearer {}", acme.token);
+    let send = |method: Method, path: String, body: serde_json::Value| {
+        server
+            .request(method, &path)
+            .header("authorization", &bearer)
+            .body(body.to_string())
+    };
+    send(
+        Method::PATCH,
+        format!("/api/v1/products/{pid}"),
+        json!({"license": "download_keys", "require_activation": true}),
+    )
+    .send()
+    .await
+    .expect(200);
+    let customer = send(
+        Method::POST,
+        "/api/v1/customers".into(),
+        json!({"name": "Ann", "email": "ann@example.com"}),
+    )
+    .send()
+    .await
+    .expect(201)["data"]["id"]
+        .as_u64()
+        .unwrap();
+    let created = send(
+        Method::POST,
+        "/api/v1/download-keys".into(),
+        json!({"customer_id": customer, "product_ids": [pid]}),
+    )
+    .send()
+    .await
+    .expect(201);
+    let key = created["data"]["key"].as_str().unwrap().to_owned();
+    let kid = created["data"]["id"].as_u64().unwrap();
+    let other_product =
+        plugin_with(&server, &acme.token, "other", &["1.0.0"]).await["product"]["id"]
+            .as_u64()
+            .unwrap();
+    send(
+        Method::PATCH,
+        format!("/api/v1/products/{other_product}"),
+        json!({"license": "download_keys"}),
+    )
+    .send()
+    .await
+    .expect(200);
+
+    let check = |key: &str| format!("/updates/acme/pro?installed_version=1.0.0&license_key={key}");
+    // Not activated for the site (the User-Agent's example.com): announced, no link.
+    let inactive = get(&server, &check(&key)).await.expect(200);
+    assert_eq!(inactive["version"], "3.0.0");
+    assert_eq!(inactive["license"]["code"], "site_inactive");
+    assert!(inactive.get("download_url").is_none());
+    let mismatch = get(&server, &format!("/updates/acme/other?license_key={key}"))
+        .await
+        .expect(200);
+    assert_eq!(mismatch["license"]["code"], "product_mismatch");
+    let unknown = get(&server, &check("0000-not-a-real-key"))
+        .await
+        .expect(200);
+    assert_eq!(unknown["license"]["code"], "not_found");
+
+    // Activate example.com (through the service, as the licensing dialects do).
+    let ctx = server.app().ctx(None, server.now());
+    let rules = server.app().settings.activation_rules();
+    let account = upkeep::model::AccountPrefix::parse("acme").unwrap();
+    let site = upkeep::model::normalize_site("https://example.com").unwrap();
+    let outcome = upkeep::service::licensing::activate(
+        &ctx,
+        &rules,
+        &account,
+        Some(upkeep::model::ProductId(pid)),
+        Some(&key),
+        upkeep::service::licensing::Target::Site(site),
+        None,
+        None,
+    )
+    .unwrap()
+    .durable_blocking()
+    .unwrap();
+    assert!(outcome.valid(), "{outcome:?}");
+    let valid = get(&server, &check(&key.to_uppercase())).await.expect(200);
+    assert_eq!(
+        valid["license"],
+        json!({"valid": true}),
+        "uuid keys compare in any case"
+    );
+    let path = path_of(valid["download_url"].as_str().unwrap());
+    assert!(
+        !path.to_lowercase().contains(&key.to_lowercase()),
+        "no key in a link"
+    );
+    assert_eq!(server.request(Method::GET, &path).send().await.status, 200);
+
+    // Disabled since the link was made: 403 with the reason.
+    send(
+        Method::PATCH,
+        format!("/api/v1/download-keys/{kid}"),
+        json!({"status": "disabled"}),
+    )
+    .send()
+    .await
+    .expect(200);
+    let refused = server.request(Method::GET, &path).send().await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.body).contains("disabled"));
+    let disabled = get(&server, &check(&key)).await.expect(200);
+    assert_eq!(disabled["license"]["code"], "disabled");
+}

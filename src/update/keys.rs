@@ -1,0 +1,112 @@
+//! Download keys in the update decision (SPEC §8.1 item 2): the licensing service's
+//! checks, seen through [`DownloadKeys`]. Reads only: a check never writes (the service
+//! notes the check in memory).
+
+use super::answer::LicenseCode;
+use super::decide::{DownloadKeys, KeyCheck};
+use crate::model::licensing::{DownloadKeyId, Identity};
+use crate::model::{Product, Site, Timestamp, normalize_site};
+use crate::service::licensing::{self, Target};
+use crate::store::Store;
+
+/// The customer download keys of SPEC §9.
+pub struct LicensingKeys;
+
+/// What identifies the caller for an activation: its site, else its machine fingerprint.
+fn target_of(site: Option<&str>) -> Option<Target> {
+    let site = site.filter(|s| !s.is_empty())?;
+    Some(match normalize_site(site) {
+        Ok(site) => Target::Site(site),
+        Err(_) => Target::Machine(site.to_owned()),
+    })
+}
+
+impl DownloadKeys for LicensingKeys {
+    fn check(
+        &self,
+        store: &Store,
+        product: &Product,
+        key: &str,
+        site: Option<&str>,
+        now: Timestamp,
+    ) -> KeyCheck {
+        // `require_activation`: the key must be activated for this site; without a site
+        // it cannot be (SPEC §8.1: `site_inactive`).
+        let target = if product.require_activation {
+            match target_of(site) {
+                Some(target) => Some(target),
+                None => {
+                    return KeyCheck {
+                        code: LicenseCode::SiteInactive,
+                        key_id: None,
+                    };
+                }
+            }
+        } else {
+            None
+        };
+        match licensing::check(
+            store,
+            &product.account,
+            Some(product.id),
+            Some(key),
+            target.as_ref(),
+            now,
+        ) {
+            Ok(outcome) => KeyCheck {
+                code: outcome.code,
+                key_id: outcome.key.map(|k| k.id.0),
+            },
+            Err(err) => {
+                tracing::error!(error = %err, "download key check failed");
+                KeyCheck {
+                    code: LicenseCode::NotFound,
+                    key_id: None,
+                }
+            }
+        }
+    }
+
+    fn recheck(
+        &self,
+        store: &Store,
+        product: &Product,
+        key_id: u64,
+        site: Option<&str>,
+        now: Timestamp,
+    ) -> Option<LicenseCode> {
+        let key = match store.download_key(&product.account, DownloadKeyId(key_id)) {
+            Ok(Some(key)) => key,
+            Ok(None) => return Some(LicenseCode::NotFound),
+            Err(err) => {
+                tracing::error!(error = %err, "download key re-check failed");
+                return Some(LicenseCode::NotFound);
+            }
+        };
+        if key.status == crate::model::licensing::KeyStatus::Disabled {
+            return Some(LicenseCode::Disabled);
+        }
+        if key.expired(now) {
+            return Some(LicenseCode::Expired);
+        }
+        if !key.products.covers(product.id) {
+            return Some(LicenseCode::ProductMismatch);
+        }
+        if product.require_activation {
+            let wanted: Option<Site> = site.and_then(|s| normalize_site(s).ok());
+            let active = store
+                .activations(&product.account, key.id)
+                .unwrap_or_default()
+                .iter()
+                .any(|a| match (&a.identity, &wanted, site) {
+                    (Identity::Site(theirs), Some(ours), _) => theirs == ours,
+                    (Identity::Machine(theirs), None, Some(machine)) => theirs == machine,
+                    _ => false,
+                });
+            if !active {
+                return Some(LicenseCode::SiteInactive);
+            }
+        }
+        None
+    }
+}
