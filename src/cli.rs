@@ -411,7 +411,9 @@ pub struct ServeArgs {
     #[arg(long, env = "UPKEEP_LISTEN", default_value = defaults::LISTEN)]
     pub listen: String,
 
-    /// `activationLimit` of accounts with no plan license.
+    /// `activationLimit` of accounts with no plan license: how many counted customer
+    /// activations an account may have in all. 0 = unlimited (a self-hosting vendor is never
+    /// blocked; an operator hosting several vendors sets a limit or sells plan licenses).
     #[arg(long, env = "UPKEEP_DEFAULT_ACTIVATION_LIMIT", default_value_t = defaults::ACTIVATION_LIMIT)]
     pub default_activation_limit: u32,
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 /// Where `upkeep serve` listens.
 pub const LISTEN: &str = "127.0.0.1:8787";
-/// `activationLimit` of an account with no plan license.
-pub const ACTIVATION_LIMIT: u32 = 1;
+/// `activationLimit` of an account with no plan license: 0 = unlimited (SPEC §1).
+pub const ACTIVATION_LIMIT: u32 = 0;
 /// New activations one download key may make in 24 h (SPEC §9).
 pub const MAX_ACTIVATIONS_PER_DAY: u32 = 20;
 /// Largest JSON request body, bytes.

@@ -32,7 +32,7 @@ async fn accounts_are_created_listed_and_deleted() {
             "prefix": "acme",
             "name": "Acme Inc",
             "email": "ops@acme.test",
-            "activation_limit": 1,
+            "activation_limit": 0,
             "license_id": null,
             "created_at": ms(START),
             "updated_at": ms(START),

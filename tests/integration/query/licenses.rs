@@ -134,7 +134,10 @@ async fn plan_licenses_are_issued_applied_listed_and_revoked() {
         .send()
         .await
         .expect(200);
-    assert_eq!(body["account"]["activationLimit"], 1);
+    assert_eq!(
+        body["account"]["activationLimit"], 0,
+        "0 = unlimited, the default (SPEC §1)"
+    );
     let body = server
         .get("/v1/account/license", &acme.token)
         .send()
@@ -147,7 +150,7 @@ async fn plan_licenses_are_issued_applied_listed_and_revoked() {
         .find(|a| a["prefix"] == "acme")
         .unwrap();
     assert_eq!(acme_view["license_id"], Value::Null);
-    assert_eq!(acme_view["activation_limit"], 1);
+    assert_eq!(acme_view["activation_limit"], 0);
     assert!(licenses(&server, &boss).await.iter().all(|l| l["id"] != id));
     // A revoked key cannot be applied again; revoking again is 404.
     server

@@ -339,10 +339,10 @@ async fn issue_15_an_expired_plan_license_stops_raising_the_limit() {
         (json!(10), json!(10))
     );
     server.clock.advance(Duration::from_secs(6));
-    // The default limit (1) again, on every route.
+    // The default limit (0, unlimited) again, on every route.
     assert_eq!(
         limits(&server, &acme.token, &operator).await,
-        (json!(1), json!(1))
+        (json!(0), json!(0))
     );
 
     // And after a restart from the index snapshot.
@@ -369,7 +369,7 @@ async fn issue_15_an_expired_plan_license_stops_raising_the_limit() {
     assert!(!server.store().index().is_empty());
     assert_eq!(
         limits(&server, &acme.token, &operator).await,
-        (json!(1), json!(1))
+        (json!(0), json!(0))
     );
     drop(server);
     drop(dir);

@@ -19,7 +19,7 @@ async fn get_account_has_the_seed_shape() {
     assert_eq!(
         body,
         json!({
-            "account": {"prefix": "abcde123", "activationUsage": 0, "activationLimit": 1},
+            "account": {"prefix": "abcde123", "activationUsage": 0, "activationLimit": 0},
             "status": 200,
             "products": {"themes": [], "plugins": []}
         })
