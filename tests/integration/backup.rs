@@ -112,6 +112,39 @@ async fn an_online_backup_restores_to_identical_data() {
         .await
         .expect(201);
 
+    // License keys: a customer's download key and a product's static key (SPEC §9: the
+    // store and its backups hold them sealed, never in the clear).
+    let bearer = format!("Bearer {}", acme.token);
+    let customer = server
+        .request(http::Method::POST, "/api/v1/customers")
+        .header("authorization", &bearer)
+        .body(json!({"name": "Ann", "email": "ann@example.com"}).to_string())
+        .send()
+        .await
+        .expect(201)["data"]["id"]
+        .as_u64()
+        .unwrap();
+    let download_key = server
+        .request(http::Method::POST, "/api/v1/download-keys")
+        .header("authorization", &bearer)
+        .body(json!({"customer_id": customer, "product_ids": "all"}).to_string())
+        .send()
+        .await
+        .expect(201)["data"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let static_key = "static-key-in-no-backup".to_owned();
+    server
+        .put(
+            "/v1/plugins/backed-up/license/keys",
+            &acme.token,
+            json!({"key": static_key}),
+        )
+        .send()
+        .await
+        .expect(200);
+
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("upkeep.backup");
     let text = succeeded(&cli(server.path(), &["backup", file.to_str().unwrap()]).await);
@@ -123,13 +156,22 @@ async fn an_online_backup_restores_to_identical_data() {
     );
     // Bytes, not text: the backup carries the release's zip.
     let backup_bytes = std::fs::read(&file).unwrap();
-    for secret in [&acme.token, &rotated, &operator, &key] {
-        assert!(
-            !backup_bytes
-                .windows(secret.len())
-                .any(|w| w == secret.as_bytes()),
-            "a backup holds no secret"
-        );
+    for secret in [
+        &acme.token,
+        &rotated,
+        &operator,
+        &key,
+        &download_key,
+        &static_key,
+    ] {
+        for form in [secret.clone(), secret.to_uppercase(), secret.to_lowercase()] {
+            assert!(
+                !backup_bytes
+                    .windows(form.len())
+                    .any(|w| w == form.as_bytes()),
+                "a backup holds no secret or key ({form})"
+            );
+        }
     }
     assert!(
         backup_bytes.windows(zip.len()).any(|w| w == &zip[..]),
@@ -207,6 +249,23 @@ async fn an_online_backup_restores_to_identical_data() {
     let download = server.request(http::Method::GET, path).send().await;
     assert_eq!(download.status, 200, "{download:?}");
     assert_eq!(&download.body[..], &zip[..]);
+    // The sealed keys open again with the saved server.key.
+    let found = server
+        .request(
+            http::Method::GET,
+            &format!("/api/v1/download-keys?key={download_key}"),
+        )
+        .header("authorization", &format!("Bearer {}", acme.token))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(found["data"][0]["key"], download_key.as_str());
+    let keys = server
+        .get("/v1/plugins/backed-up/license/keys", &acme.token)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(keys["keys"][0]["key"], static_key.as_str());
     drop(server);
     drop(original_dir);
 }
