@@ -585,8 +585,23 @@ fn edd(
     let site = site_of(call, pairs);
     // A batch: `products[<slug>][…]`.
     if pairs.iter().any(|(n, _)| n.starts_with("products[")) {
-        let batch = wire::parse_edd_batch(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())))
-            .map_err(|err| Error::invalid("products", format!("{err:?}")))?;
+        let batch = match wire::parse_edd_batch(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        {
+            Ok(batch) => batch,
+            // EDD answers malformed requests too, with its own shape (SPEC §9.2).
+            Err(wire::BatchError::TooMany) => {
+                return Ok(render::edd_not_found(&format!(
+                    "A batch may ask for at most {} products.",
+                    wire::MAX_BATCH_ITEMS
+                )));
+            }
+            Err(wire::BatchError::Malformed(name)) => {
+                return Ok(render::edd_not_found(&format!(
+                    "`{}` is not products[<slug>][<field>].",
+                    name.chars().take(64).collect::<String>()
+                )));
+            }
+        };
         let mut out = Vec::with_capacity(batch.len());
         for (slug, fields) in batch {
             let value = edd_one(

@@ -373,3 +373,40 @@ async fn the_bare_host_serves_the_default_account_which_set_default_changes() {
         .expect(200);
     assert_eq!(meta["version"], "1.0.0");
 }
+
+#[tokio::test]
+async fn edd_batches_answer_per_slug_and_malformed_ones_still_get_a_200() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    plugin_with(&server, &acme.token, "alpha", &["1.0.0"]).await;
+    plugin_with(&server, &acme.token, "beta", &["2.0.0"]).await;
+    let form = "edd_action=get_version&products%5Balpha%5D%5Bslug%5D=alpha&products%5Balpha%5D%5Bversion%5D=0.9&products%5Bbeta%5D%5Bslug%5D=beta&products%5Bnope%5D%5Bslug%5D=nope";
+    let batch = server
+        .request(Method::POST, "/edd/acme/")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(batch["alpha"]["new_version"], "1.0.0", "{batch}");
+    assert_eq!(batch["beta"]["new_version"], "2.0.0");
+    assert_eq!(batch["nope"]["new_version"], "");
+    let too_many: String = (0..101)
+        .map(|i| format!("&products%5Bs{i}%5D%5Bslug%5D=s{i}"))
+        .collect();
+    let refused = server
+        .request(Method::POST, "/edd/acme")
+        .body(format!("edd_action=get_version{too_many}"))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(refused["new_version"], "");
+    assert!(refused["msg"].as_str().unwrap().contains("100"));
+    let malformed = server
+        .request(Method::POST, "/edd/acme")
+        .body("edd_action=get_version&products%5Bbroken=1")
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(malformed["new_version"], "");
+}
