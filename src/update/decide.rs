@@ -86,6 +86,15 @@ struct ViewMap {
     /// Per account, per slug (a `&str` lookup: no allocation on a hit).
     by_slug: HashMap<AccountPrefix, HashMap<String, Option<Arc<ProductView>>>>,
     entries: usize,
+    /// Per account, its plugin and theme slugs, sorted (`GET /v1/account`).
+    slugs: HashMap<AccountPrefix, Arc<AccountSlugs>>,
+}
+
+/// An account's plugin and theme slugs, sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountSlugs {
+    pub plugins: Vec<String>,
+    pub themes: Vec<String>,
 }
 
 /// Most views kept (entries for unknown slugs included); past it the map starts over.
@@ -129,6 +138,7 @@ impl Views {
         let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
         if map.generation != generation || map.entries >= MAX_VIEWS {
             map.by_slug.clear();
+            map.slugs.clear();
             map.entries = 0;
             map.generation = generation;
         }
@@ -138,6 +148,48 @@ impl Views {
             .or_default()
             .insert(slug.to_owned(), view.clone());
         Ok(view)
+    }
+
+    /// The account's plugin and theme slugs (kept, like the views, while the store's
+    /// generation has not moved: `GET /v1/account` reads no record on a hit).
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn slugs(
+        &self,
+        store: &Store,
+        account: &AccountPrefix,
+    ) -> Result<Arc<AccountSlugs>, StoreError> {
+        let generation = store.generation();
+        {
+            let map = self.inner.read().unwrap_or_else(|e| e.into_inner());
+            if map.generation == generation
+                && let Some(found) = map.slugs.get(account)
+            {
+                return Ok(found.clone());
+            }
+        }
+        let mut slugs = AccountSlugs::default();
+        for product in store.products(account)? {
+            match product.kind {
+                ProductKind::Plugin => slugs.plugins.push(product.slug),
+                ProductKind::Theme => slugs.themes.push(product.slug),
+                ProductKind::App => {}
+            }
+        }
+        slugs.plugins.sort();
+        slugs.themes.sort();
+        let slugs = Arc::new(slugs);
+        let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if map.generation != generation || map.entries >= MAX_VIEWS {
+            map.by_slug.clear();
+            map.slugs.clear();
+            map.entries = 0;
+            map.generation = generation;
+        }
+        map.entries += 1;
+        map.slugs.insert(*account, slugs.clone());
+        Ok(slugs)
     }
 
     /// The view of product `id`, wherever it lives.

@@ -252,18 +252,9 @@ pub(super) fn slugs(
     app: &App,
     account: &AccountPrefix,
 ) -> Result<(Vec<String>, Vec<String>), Error> {
-    let mut plugins = Vec::new();
-    let mut themes = Vec::new();
-    for product in app.store.products(account)? {
-        match product.kind {
-            ProductKind::Plugin => plugins.push(product.slug),
-            ProductKind::Theme => themes.push(product.slug),
-            ProductKind::App => {}
-        }
-    }
-    plugins.sort();
-    themes.sort();
-    Ok((plugins, themes))
+    // Cached with the update checks' views (no record read while nothing changed).
+    let slugs = app.public.views.slugs(&app.store, account)?;
+    Ok((slugs.plugins.clone(), slugs.themes.clone()))
 }
 
 // ----- products --------------------------------------------------------------------
