@@ -410,3 +410,83 @@ async fn edd_batches_answer_per_slug_and_malformed_ones_still_get_a_200() {
         .expect(200);
     assert_eq!(malformed["new_version"], "");
 }
+
+#[tokio::test]
+async fn links_are_built_from_public_url_or_from_forwarded_headers_behind_a_trusted_proxy() {
+    let server = TestServer::start_with(upkeep::Settings {
+        public_url: Some("https://updates.example.com".to_owned()),
+        auth_failures_per_minute: 0,
+        ..upkeep::Settings::default()
+    })
+    .await;
+    let acme = server.account("acme");
+    plugin_with(&server, &acme.token, "hello", &["1.0.0"]).await;
+    let doc = get(&server, "/updates/acme/hello").await;
+    no_store(&doc);
+    let doc = doc.expect(200);
+    assert!(
+        doc["download_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://updates.example.com/dl/"),
+        "{doc}"
+    );
+
+    let proxied = TestServer::start_with(upkeep::Settings {
+        trust_proxy: true,
+        auth_failures_per_minute: 0,
+        ..upkeep::Settings::default()
+    })
+    .await;
+    let acme = proxied.account("acme");
+    plugin_with(&proxied, &acme.token, "hello", &["1.0.0"]).await;
+    let doc = proxied
+        .request(Method::GET, "/updates/acme/hello")
+        .header("x-forwarded-host", "cdn.example.net")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .expect(200);
+    assert!(
+        doc["download_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://cdn.example.net/dl/"),
+        "{doc}"
+    );
+    // Without --trust-proxy the forwarded headers are ignored, and a hostile Host is not
+    // copied into links.
+    let plain = link_for_a_hostile_host().await;
+    assert!(plain.starts_with("http://localhost/dl/"), "{plain}");
+}
+
+/// A link asked for with a Host header that is no host name.
+async fn link_for_a_hostile_host() -> String {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    plugin_with(&server, &acme.token, "hello", &["1.0.0"]).await;
+    let doc = server
+        .request(Method::GET, "/updates/acme/hello")
+        .header("x-forwarded-host", "evil.example")
+        .send()
+        .await;
+    let doc = doc.expect(200);
+    let normal = doc["download_url"].as_str().unwrap().to_owned();
+    assert!(!normal.contains("evil"), "{normal}");
+    // hyper's client always sends our Host; a raw request sends a hostile one.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET /updates/acme/hello HTTP/1.1\r\nhost: a\"b<c>\r\nconnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    let doc: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"));
+    doc["download_url"].as_str().unwrap().to_owned()
+}
