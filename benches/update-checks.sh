@@ -2,7 +2,7 @@
 # The update-check and download benchmark (SPEC §8): upkeep's public routes against a bare
 # hyper hello-world (checks) and nginx (downloads), on this machine, in the same run.
 #
-#   benches/update-checks.sh                     # 10 s per wrk run (~3 minutes)
+#   benches/update-checks.sh                     # 10 s per wrk run (~5 minutes, plus the build)
 #   DURATION=5 WARMUP=1 benches/update-checks.sh # shorter; also CONNECTIONS=32 THREADS=2
 #
 # Builds release (upkeep and the example hello), makes a data directory with `upkeep init`,
