@@ -1,0 +1,475 @@
+#!/usr/bin/env bash
+# The update-check and download benchmark (SPEC §8): upkeep's public routes against a bare
+# hyper hello-world (checks) and nginx (downloads), on this machine, in the same run.
+#
+#   benches/update-checks.sh                     # 10 s per wrk run (~5 minutes, plus the build)
+#   DURATION=5 WARMUP=1 benches/update-checks.sh # shorter; also CONNECTIONS=32 THREADS=2
+#
+# Builds release (upkeep and the example hello), makes a data directory with `upkeep init`,
+# an account (`upkeep account create`, which prints its first API token) and a second
+# token (`upkeep token create`), and pushes three free plugins with `upkeep release push`:
+# bench-check (a few KiB: the update checks), bench-10m (a 10 MiB zip) and bench-100m (a
+# 100 MiB zip; incompressible, stored). Then it starts `upkeep serve --listen
+# 127.0.0.1:PORT` in its default configuration (RUST_LOG unset, the text log: one line per
+# request, to /dev/null), the hello-world, and nginx with a private config file
+# (`sendfile on`, Debian's defaults otherwise) serving the same zip files from disk, each
+# on a free port, and measures with wrk (--latency -t THREADS -c CONNECTIONS -d DURATION):
+#
+#  1. update checks, in this order so machine noise hits every side:
+#       hello, WU, hello, PUC, hello, EDD, hello, WU, hello
+#     WU  = GET /v1/public/{prefix}/plugins/bench-check                 (WunderUpdates)
+#     PUC = GET /updates/{prefix}/bench-check?installed_version=1.0.0    (Plugin Update Checker)
+#     EDD = GET /edd/{prefix}/?edd_action=get_version&item_id=ID        (EDD Software Licensing)
+#     Each ratio is req/s over the mean of the two hello runs beside it; PUC and EDD are
+#     also given over the mean of the two WU runs. Targets: WU ≥ 0.8× hello; PUC and EDD
+#     within 10 % of WU.
+#  2. the 10 MiB download: nginx, upkeep, nginx, upkeep, nginx (same wrk parameters, same
+#     connections). The upkeep URL is the signed /dl/… link of a WU check's download_link;
+#     nginx serves the same bytes. Target: upkeep ≥ 0.8× nginx (each upkeep run over the
+#     mean of the nginx runs beside it).
+#  3. memory: upkeep restarted (a fresh VmHWM), then 100 concurrent `curl -o /dev/null` of
+#     the 100 MiB file's signed link. VmRSS/VmHWM from /proc/PID/status before, sampled
+#     every 50 ms during, and after. Target: growth (peak − before) < 64 MiB.
+#
+# TODO(licensing): the licensed update check (a download_keys product, 100,000 keys and
+# activations, the check presenting a key and a site) is not measured: it needs the
+# licensing store (customers, download keys, activations; SPEC §9), which is being built
+# elsewhere. Add it as a fourth check run here once keys can be created in bulk.
+#
+# Traffic goes to 127.0.0.1 only and every run is bounded in time. Everything started
+# here is stopped on exit and the temporary directory (~240 MB) is deleted. Needs cargo,
+# wrk, curl, jq, python3 (to write the zips) and nginx (wrk and nginx are installed with
+# apt-get when missing and running as root; nginx is only run as this script's child,
+# never as a system service).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-2}
+WARMUP=${WARMUP:-2}
+DOWNLOADS=${DOWNLOADS:-100}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+
+log() { printf '%s\n' "update-checks.sh: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---- tools -----------------------------------------------------------------------------
+need_apt() { # command, package
+  command -v "$1" >/dev/null && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing $2 (apt-get)"
+    # Debian's policy-rc.d in containers keeps the nginx package from starting a service;
+    # where it does start one, it is on port 80 and left alone: ours runs on a free port.
+    apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "$2" >/dev/null
+  else
+    die "$1 is needed (Debian/Ubuntu: apt-get install $2)"
+  fi
+}
+need_apt wrk wrk
+need_apt nginx nginx
+for tool in curl jq python3; do
+  command -v "$tool" >/dev/null || die "$tool is needed"
+done
+NGINX=$(command -v nginx)
+
+log "building release binaries"
+cargo build --release --bin upkeep --example hello >&2
+REV=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
+git status --porcelain -- src 2>/dev/null | grep -q . && REV+=" + uncommitted changes in src/" || true
+UPKEEP=$TARGET_DIR/release/upkeep
+HELLO=$TARGET_DIR/release/examples/hello
+
+# ---- cleanup ---------------------------------------------------------------------------
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/upkeep-checks.XXXXXX")
+DATA=$WORK/data
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- helpers (as in load.sh) -----------------------------------------------------------
+status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until $1 (a URL) answers 200.
+wait_http() {
+  local i
+  for i in $(seq 1 600); do
+    if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+UPKEEP_PID=
+UPKEEP_PORT=$(free_port)
+# upkeep serve in its default configuration: RUST_LOG unset, the default text log format
+# (one line per request), stderr to /dev/null.
+start_upkeep() {
+  env -u RUST_LOG "$UPKEEP" --data "$DATA" serve --listen "127.0.0.1:$UPKEEP_PORT" \
+    2>/dev/null &
+  UPKEEP_PID=$!
+  PIDS+=("$UPKEEP_PID")
+  wait_http "http://127.0.0.1:$UPKEEP_PORT/healthz" || die "upkeep did not answer on port $UPKEEP_PORT"
+}
+stop_upkeep() {
+  kill "$UPKEEP_PID"
+  wait "$UPKEEP_PID" 2>/dev/null || true
+}
+
+# Runs wrk; prints "req/s p50_ms p99_ms non2xx errors MiB/s". Arguments: duration, url,
+# extra wrk arguments. The raw output is kept in $WORK/wrk.N.txt (and echoed on failure).
+RUN_N=0
+run_wrk() {
+  local duration=$1 url=$2
+  shift 2
+  RUN_N=$((RUN_N + 1))
+  local out=$WORK/wrk.$RUN_N.txt
+  timeout $((duration + 30)) wrk --latency -t "$THREADS" -c "$CONNECTIONS" -d "${duration}s" \
+    "$@" "$url" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed on $url"; }
+  awk '
+    function ms(v) {
+      if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000;
+      if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0;
+      if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000;
+      return v + 0;
+    }
+    function mib(v) {
+      if (v ~ /GB$/) return substr(v, 1, length(v) - 2) * 1024;
+      if (v ~ /MB$/) return substr(v, 1, length(v) - 2) + 0;
+      if (v ~ /KB$/) return substr(v, 1, length(v) - 2) / 1024;
+      if (v ~ /B$/)  return substr(v, 1, length(v) - 1) / 1048576;
+      return v + 0;
+    }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    /^Requests\/sec:/ { rps = $2 }
+    /^Transfer\/sec:/ { tps = mib($2) }
+    /Non-2xx or 3xx responses:/ { bad = $NF }
+    /Socket errors:/ { errs = $0; sub(/.*Socket errors: */, "", errs); gsub(/ /, "", errs) }
+    END {
+      if (rps == "") exit 1;
+      printf "%.*f %.3f %.3f %d %s %.0f\n", (rps < 100 ? 1 : 0), rps, p50, p99, bad + 0, (errs == "" ? "-" : errs), tps
+    }' "$out" || { cat "$out" >&2; die "could not parse wrk output"; }
+}
+
+# Sanity: a URL answers 200 (extra curl arguments allowed); the body is in $WORK/check.body.
+check() {
+  local code
+  code=$(curl -s -o "$WORK/check.body" -w '%{http_code}' "$@")
+  [ "$code" = 200 ] || { head -c 2000 "$WORK/check.body" >&2; die "expected 200 from: $*, got $code"; }
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- the store: init, account, token, three releases -----------------------------------
+log "making the data directory and releases in $WORK"
+"$UPKEEP" --data "$DATA" init >/dev/null
+"$UPKEEP" --data "$DATA" --json account create --name "Bench Plugins" \
+  --email bench@example.com --prefix bench >"$WORK/account.json"
+ACCOUNT_TOKEN=$(jq -r '.. | strings | select(startswith("upk_at_"))' "$WORK/account.json" | head -1)
+[ -n "$ACCOUNT_TOKEN" ] || { cat "$WORK/account.json" >&2; die "account create printed no token"; }
+"$UPKEEP" --data "$DATA" --json token create --account bench --name bench >"$WORK/token.json"
+BENCH_TOKEN=$(jq -r '.. | strings | select(startswith("upk_at_"))' "$WORK/token.json" | head -1)
+[ -n "$BENCH_TOKEN" ] || { cat "$WORK/token.json" >&2; die "token create printed no token"; }
+PREFIX=bench
+
+# Plugin zips: bench-check (small), bench-10m and bench-100m (exactly 10 and 100 MiB,
+# random bytes stored uncompressed, so the zip on disk is the size the name says).
+mkdir -p "$WORK/www"
+python3 - "$WORK/www" <<'EOF'
+import io, os, sys, zipfile
+out = sys.argv[1]
+def php(name, slug):
+    return (f"<?php\n/*\nPlugin Name: {name}\nPlugin URI: https://example.com/{slug}\n"
+            f"Description: A benchmark plugin.\nAuthor: upkeep\nVersion: 1.2.0\n"
+            f"Requires at least: 6.0\nTested up to: 6.7\nRequires PHP: 7.4\n*/\n")
+def write(slug, name, total):
+    def build(n):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+            z.writestr(f"{slug}/", b"")
+            z.writestr(f"{slug}/{slug}.php", php(name, slug))
+            if n is not None:
+                z.writestr(f"{slug}/payload.bin", os.urandom(n))
+        return buf.getvalue()
+    data = build(None) if total is None else build(total - len(build(0)))
+    assert total is None or len(data) == total, (len(data), total)
+    with open(os.path.join(out, f"{slug}.zip"), "wb") as f:
+        f.write(data)
+write("bench-check", "Bench Check", None)
+write("bench-10m", "Bench 10 MiB", 10 * 1024 * 1024)
+write("bench-100m", "Bench 100 MiB", 100 * 1024 * 1024)
+EOF
+for slug in bench-check bench-10m bench-100m; do
+  "$UPKEEP" --data "$DATA" --json release push "$WORK/www/$slug.zip" --account "$PREFIX" \
+    --listen "127.0.0.1:$UPKEEP_PORT" >"$WORK/push.$slug.json"
+done
+EDD_URL=$(jq -r '.update_urls | to_entries[] | select(.value | contains("/edd/")) | .value' \
+  "$WORK/push.bench-check.json")
+ITEM_ID=$(sed -nE 's/.*item_id=([0-9]+).*/\1/p' <<<"$EDD_URL")
+[ -n "$ITEM_ID" ] || { cat "$WORK/push.bench-check.json" >&2; die "release push printed no EDD URL"; }
+
+# ---- servers ---------------------------------------------------------------------------
+start_upkeep
+log "upkeep listening on 127.0.0.1:$UPKEEP_PORT (default configuration), VmRSS $(status_kb "$UPKEEP_PID" VmRSS) kB"
+
+HELLO_PORT=$(free_port)
+"$HELLO" "$HELLO_PORT" >"$WORK/hello.log" 2>&1 &
+PIDS+=("$!")
+wait_http "http://127.0.0.1:$HELLO_PORT/" || die "hello did not start"
+
+# nginx: a private prefix and config, in the foreground as our child; Debian's defaults
+# (worker_processes auto, sendfile on, tcp_nopush on, access log on) on a free port.
+NGINX_PORT=$(free_port)
+NGX=$WORK/nginx
+mkdir -p "$NGX/logs" "$NGX/tmp"
+chmod 755 "$WORK" "$WORK/www"
+chmod 644 "$WORK"/www/*.zip
+cat >"$NGX/nginx.conf" <<EOF
+daemon off;
+worker_processes auto;
+pid $NGX/nginx.pid;
+error_log $NGX/logs/error.log;
+events { worker_connections 1024; }
+http {
+  sendfile on;
+  tcp_nopush on;
+  types { application/zip zip; }
+  default_type application/octet-stream;
+  access_log $NGX/logs/access.log;
+  client_body_temp_path $NGX/tmp/body;
+  proxy_temp_path $NGX/tmp/proxy;
+  fastcgi_temp_path $NGX/tmp/fastcgi;
+  uwsgi_temp_path $NGX/tmp/uwsgi;
+  scgi_temp_path $NGX/tmp/scgi;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $WORK/www;
+  }
+}
+EOF
+"$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log" &
+PIDS+=("$!")
+wait_http "http://127.0.0.1:$NGINX_PORT/bench-check.zip" || { cat "$NGX/logs/error.log" >&2; die "nginx did not start"; }
+
+UP=http://127.0.0.1:$UPKEEP_PORT
+HELLO_URL=http://127.0.0.1:$HELLO_PORT/
+WU_URL=$UP/v1/public/$PREFIX/plugins/bench-check
+PUC_URL="$UP/updates/$PREFIX/bench-check?installed_version=1.0.0"
+EDD_URL="$UP/edd/$PREFIX/?edd_action=get_version&item_id=$ITEM_ID"
+
+# Sanity: the CLI's tokens work (the public routes below need none).
+check -H "x-api-key: $ACCOUNT_TOKEN" "$UP/v1/account"
+check -H "x-api-key: $BENCH_TOKEN" "$UP/v1/account"
+# Sanity: each check answers 200 with an offer of 1.2.0 and a download link.
+check "$WU_URL"
+[ "$(jq -r '.version' "$WORK/check.body")" = 1.2.0 ] && jq -e '.download_link' "$WORK/check.body" >/dev/null \
+  || { cat "$WORK/check.body" >&2; die "WU: no offer"; }
+check "$PUC_URL"
+[ "$(jq -r '.version' "$WORK/check.body")" = 1.2.0 ] && jq -e '.download_url' "$WORK/check.body" >/dev/null \
+  || { cat "$WORK/check.body" >&2; die "PUC: no offer"; }
+check "$EDD_URL"
+[ "$(jq -r '.new_version' "$WORK/check.body")" = 1.2.0 ] && jq -e '.download_link | startswith("http")' "$WORK/check.body" >/dev/null \
+  || { cat "$WORK/check.body" >&2; die "EDD: no offer"; }
+CHECK_BYTES=$(for u in "$WU_URL" "$PUC_URL" "$EDD_URL"; do curl -s "$u" | wc -c; done | paste -sd/)
+
+# The signed download links, from a check's download_link.
+link_of() {
+  check "$UP/v1/public/$PREFIX/plugins/$1"
+  jq -r '.download_link' "$WORK/check.body"
+}
+DL10=$(link_of bench-10m)
+DL100=$(link_of bench-100m)
+case $DL10 in "$UP/dl/"*) ;; *) die "unexpected download link: $DL10" ;; esac
+for pair in "$DL10 bench-10m" "$DL100 bench-100m"; do
+  set -- $pair
+  got=$(curl -s "$1" | cmp - "$WORK/www/$2.zip" && echo same)
+  [ "$got" = same ] || die "upkeep's $2 download differs from the file"
+  got=$(curl -s "http://127.0.0.1:$NGINX_PORT/$2.zip" | cmp - "$WORK/www/$2.zip" && echo same)
+  [ "$got" = same ] || die "nginx's $2 differs from the file"
+done
+NGINX_DL10=http://127.0.0.1:$NGINX_PORT/bench-10m.zip
+
+RESULTS=()   # "label|req/s|p50|p99|non2xx|errors|MiB/s"
+measure() {  # label, url, wrk args...
+  local label=$1 url=$2 r
+  shift 2
+  log "measuring $label (${DURATION} s)"
+  r=$(run_wrk "$DURATION" "$url" "$@")
+  RESULTS+=("$label|${r// /|}")
+}
+
+# ---- 1. update checks ------------------------------------------------------------------
+log "warming up (${WARMUP} s each)"
+run_wrk "$WARMUP" "$HELLO_URL" >/dev/null
+for u in "$WU_URL" "$PUC_URL" "$EDD_URL"; do run_wrk "$WARMUP" "$u" >/dev/null; done
+
+L_WU="GET /v1/public/{prefix}/plugins/{slug} (WU)"
+L_PUC="GET /updates/{prefix}/{slug}?installed_version=1.0.0 (PUC)"
+L_EDD="GET /edd/{prefix}/?edd_action=get_version&item_id=ID (EDD)"
+measure hello "$HELLO_URL"
+measure "$L_WU" "$WU_URL"
+measure hello "$HELLO_URL"
+measure "$L_PUC" "$PUC_URL"
+measure hello "$HELLO_URL"
+measure "$L_EDD" "$EDD_URL"
+measure hello "$HELLO_URL"
+measure "$L_WU" "$WU_URL"
+measure hello "$HELLO_URL"
+CHECK_RESULTS=("${RESULTS[@]}")
+RSS_AFTER_CHECKS=$(status_kb "$UPKEEP_PID" VmRSS)
+
+# ---- 2. the 10 MiB download ------------------------------------------------------------
+RESULTS=()
+run_wrk "$WARMUP" "$NGINX_DL10" >/dev/null
+run_wrk "$WARMUP" "$DL10" >/dev/null
+L_NGX="nginx: GET /bench-10m.zip (sendfile on)"
+L_DL="upkeep: GET /dl/{token}/bench-10m.zip"
+measure "$L_NGX" "$NGINX_DL10"
+measure "$L_DL" "$DL10"
+measure "$L_NGX" "$NGINX_DL10"
+measure "$L_DL" "$DL10"
+measure "$L_NGX" "$NGINX_DL10"
+DL_RESULTS=("${RESULTS[@]}")
+RSS_AFTER_DL=$(status_kb "$UPKEEP_PID" VmRSS)
+
+# ---- 3. memory under 100 concurrent downloads of 100 MiB -------------------------------
+log "restarting upkeep (fresh VmHWM) for $DOWNLOADS concurrent downloads of 100 MiB"
+stop_upkeep
+start_upkeep
+check "$WU_URL"
+curl -s -o /dev/null "$DL10"   # the download path once, so its code is paged in
+sleep 1
+MEM_PID=$UPKEEP_PID
+RSS_BEFORE=$(status_kb "$MEM_PID" VmRSS)
+HWM_BEFORE=$(status_kb "$MEM_PID" VmHWM)
+: >"$WORK/mem.samples"
+(
+  while kill -0 "$MEM_PID" 2>/dev/null; do
+    conns=$(ss -Htn state established "( sport = :$UPKEEP_PORT )" 2>/dev/null | wc -l)
+    echo "$(status_kb "$MEM_PID" VmRSS) $conns" >>"$WORK/mem.samples"
+    sleep 0.05
+  done
+) &
+SAMPLER=$!
+PIDS+=("$SAMPLER")
+mem_started=$(date +%s%N)
+CURLS=()
+for i in $(seq 1 "$DOWNLOADS"); do
+  curl -s -o /dev/null -w '%{http_code} %{size_download}\n' "$DL100" >"$WORK/curl.$i" &
+  CURLS+=("$!")
+done
+for pid in "${CURLS[@]}"; do wait "$pid" || true; done
+MEM_S=$(awk -v ns=$(( $(date +%s%N) - mem_started )) 'BEGIN { printf "%.1f", ns / 1e9 }')
+sleep 0.2
+kill "$SAMPLER" 2>/dev/null || true
+wait "$SAMPLER" 2>/dev/null || true
+RSS_END=$(status_kb "$MEM_PID" VmRSS)
+HWM_AFTER=$(status_kb "$MEM_PID" VmHWM)
+RSS_PEAK=$(awk 'BEGIN { m = 0 } $1 > m { m = $1 } END { print m }' "$WORK/mem.samples")
+CONN_PEAK=$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$WORK/mem.samples")
+OK_DOWNLOADS=$(cat "$WORK"/curl.* | awk -v n=$((100 * 1024 * 1024)) '$1 == 200 && $2 == n' | wc -l)
+PEAK=$(( HWM_AFTER > RSS_PEAK ? HWM_AFTER : RSS_PEAK ))
+GROWTH=$(( PEAK - RSS_BEFORE ))
+
+# ---- report ----------------------------------------------------------------------------
+CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+ratio() { awk -v r="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.3f", r / ((a + b) / 2) }'; }
+field() { # row, field number (1 = label)
+  cut -d'|' -f"$2" <<<"$1"
+}
+mean_of() { # label, rows...: mean req/s of the rows with that label
+  local label=$1
+  shift
+  printf '%s\n' "$@" | awk -F'|' -v l="$label" '$1 == l { s += $2; n++ } END { printf "%.1f", s / n }'
+}
+
+echo
+echo "machine: $(nproc) cores, ${CPU:-unknown CPU}, $(uname -sr), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2); $("$NGINX" -v 2>&1 | sed 's/.*: //')"
+echo "upkeep: $REV (at build), default configuration (request log on, to /dev/null); $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "wrk --latency -t $THREADS -c $CONNECTIONS -d ${DURATION}s, 127.0.0.1; load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "answer sizes (bytes, WU/PUC/EDD): $CHECK_BYTES; VmRSS after the checks: $((RSS_AFTER_CHECKS / 1024)) MiB, after the 10 MiB downloads: $((RSS_AFTER_DL / 1024)) MiB"
+
+WU_MEAN=$(mean_of "$L_WU" "${CHECK_RESULTS[@]}")
+echo
+echo "Update checks (free product):"
+echo
+echo "| run | req/s | p50 ms | p99 ms | vs hello beside it | vs WU (mean of its 2 runs) |"
+echo "|---|---:|---:|---:|---:|---:|"
+n=${#CHECK_RESULTS[@]}
+for ((i = 0; i < n; i++)); do
+  IFS='|' read -r label rps p50 p99 bad errs _ <<<"${CHECK_RESULTS[$i]}"
+  r1= r2=
+  if [ "$label" != hello ]; then
+    r1="$(ratio "$rps" "$(field "${CHECK_RESULTS[$((i - 1))]}" 2)" "$(field "${CHECK_RESULTS[$((i + 1))]}" 2)")×"
+    [ "$label" != "$L_WU" ] && r2="$(awk -v r="$rps" -v w="$WU_MEAN" 'BEGIN { printf "%.3f", r / w }')×"
+  fi
+  note=
+  [ "$bad" != 0 ] && note+=" **$bad non-2xx**"
+  [ "$errs" != - ] && note+=" (socket errors: $errs)"
+  printf '| %s%s | %s | %s | %s | %s | %s |\n' "$label" "$note" "$rps" "$p50" "$p99" "$r1" "$r2"
+done
+
+echo
+echo "The 10 MiB download (10,485,760 bytes, the same file):"
+echo
+echo "| run | req/s | MiB/s | p50 ms | p99 ms | vs nginx beside it |"
+echo "|---|---:|---:|---:|---:|---:|"
+n=${#DL_RESULTS[@]}
+for ((i = 0; i < n; i++)); do
+  IFS='|' read -r label rps p50 p99 bad errs tps <<<"${DL_RESULTS[$i]}"
+  r1=
+  if [ "$label" = "$L_DL" ]; then
+    r1="$(ratio "$rps" "$(field "${DL_RESULTS[$((i - 1))]}" 2)" "$(field "${DL_RESULTS[$((i + 1))]}" 2)")×"
+  fi
+  note=
+  [ "$bad" != 0 ] && note+=" **$bad non-2xx**"
+  [ "$errs" != - ] && note+=" (socket errors: $errs)"
+  printf '| %s%s | %s | %s | %s | %s | %s |\n' "$label" "$note" "$rps" "$tps" "$p50" "$p99" "$r1"
+done
+DL_RATIO=$(awk -v u="$(mean_of "$L_DL" "${DL_RESULTS[@]}")" -v g="$(mean_of "$L_NGX" "${DL_RESULTS[@]}")" \
+  'BEGIN { printf "%.3f", u / g }')
+echo
+echo "upkeep over nginx, means of all runs: ${DL_RATIO}×"
+
+echo
+echo "$DOWNLOADS concurrent downloads of 100 MiB ($DOWNLOADS × curl -o /dev/null, ${MEM_S} s; $OK_DOWNLOADS complete with 200; at most $CONN_PEAK connections established at once):"
+echo
+echo "| VmRSS before | VmHWM before | peak VmRSS sampled (50 ms) | VmHWM after | VmRSS after | growth (peak − before) |"
+echo "|---:|---:|---:|---:|---:|---:|"
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+echo "| $(mib "$RSS_BEFORE") | $(mib "$HWM_BEFORE") | $(mib "$RSS_PEAK") | $(mib "$HWM_AFTER") | $(mib "$RSS_END") | **$(mib "$GROWTH")** |"
+
+verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {
+  ok = (op == ">=") ? (v >= t) : (v < t);
+  print ok ? "met" : "MISSED" }'; }
+WU_RATIO1=$(ratio "$(field "${CHECK_RESULTS[1]}" 2)" "$(field "${CHECK_RESULTS[0]}" 2)" "$(field "${CHECK_RESULTS[2]}" 2)")
+WU_RATIO2=$(ratio "$(field "${CHECK_RESULTS[7]}" 2)" "$(field "${CHECK_RESULTS[6]}" 2)" "$(field "${CHECK_RESULTS[8]}" 2)")
+WU_RATIO=$(awk -v a="$WU_RATIO1" -v b="$WU_RATIO2" 'BEGIN { printf "%.3f", (a + b) / 2 }')
+PUC_VS=$(awk -v r="$(field "${CHECK_RESULTS[3]}" 2)" -v w="$WU_MEAN" 'BEGIN { printf "%.3f", r / w }')
+EDD_VS=$(awk -v r="$(field "${CHECK_RESULTS[5]}" 2)" -v w="$WU_MEAN" 'BEGIN { printf "%.3f", r / w }')
+echo
+echo "Targets:"
+echo
+echo "| target | result | |"
+echo "|---|---|---|"
+echo "| WU check ≥ 0.8× hello | ${WU_RATIO}× (runs: ${WU_RATIO1}×, ${WU_RATIO2}×) | $(verdict "$WU_RATIO" 0.8 '>=') |"
+echo "| PUC within 10 % of WU (≥ 0.9×) | ${PUC_VS}× | $(verdict "$PUC_VS" 0.9 '>=') |"
+echo "| EDD within 10 % of WU (≥ 0.9×) | ${EDD_VS}× | $(verdict "$EDD_VS" 0.9 '>=') |"
+echo "| 10 MiB download ≥ 0.8× nginx | ${DL_RATIO}× | $(verdict "$DL_RATIO" 0.8 '>=') |"
+echo "| $DOWNLOADS × 100 MiB downloads: RSS growth < 64 MiB | $(mib "$GROWTH") | $(verdict "$GROWTH" 65536 '<') |"
+echo "| licensed check, 100,000 keys and activations | TODO: needs the licensing store (SPEC §9) | not measured |"
