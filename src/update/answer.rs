@@ -130,7 +130,7 @@ pub struct Offer {
     pub last_updated: Option<Timestamp>,
     /// `(key, safe HTML)` in display order; keys as the readme gives them: `description`,
     /// `installation`, `faq`, `changelog`, `upgrade_notice`.
-    pub sections: Vec<(String, String)>,
+    pub sections: std::sync::Arc<[(String, String)]>,
     pub upgrade_notice: Option<String>,
     /// `("1x" | "2x" | "svg", URL)`.
     pub icons: Vec<(String, String)>,
@@ -322,7 +322,7 @@ mod tests {
             tested: None,
             requires_php: None,
             last_updated: None,
-            sections: vec![],
+            sections: Vec::new().into(),
             upgrade_notice: None,
             icons: vec![],
             banners: vec![],

@@ -31,6 +31,12 @@ pub struct VersionView {
     pub released_at: Option<Timestamp>,
     pub sections: Vec<(String, String)>,
     pub release_notes: Option<String>,
+    /// The sections an answer shows (readme sections, else the product description and the
+    /// release notes, rendered to safe HTML): rendered once, when the view is built, and
+    /// shared by every answer.
+    pub shown: Arc<[(String, String)]>,
+    /// The readme's upgrade notice, if any.
+    pub upgrade_notice: Option<String>,
     /// The primary file: what a download link hands out.
     pub file: FileId,
     pub blob: BlobHash,
@@ -60,6 +66,12 @@ impl ProductView {
                     tested: r.tested,
                     requires_php: r.requires_php,
                     released_at: r.released_at,
+                    shown: Arc::from(Vec::new()),
+                    upgrade_notice: r
+                        .sections
+                        .iter()
+                        .find(|(k, _)| k == "upgrade_notice")
+                        .map(|(_, html)| html.clone()),
                     sections: r.sections,
                     release_notes: r.release_notes,
                     file: primary.id,
@@ -69,6 +81,9 @@ impl ProductView {
             })
             .collect();
         versions.sort_by(|a, b| b.version.cmp(&a.version));
+        for v in &mut versions {
+            v.shown = sections(&product, v).into();
+        }
         ProductView { product, versions }
     }
 }
@@ -88,6 +103,9 @@ struct ViewMap {
     entries: usize,
     /// Per account, its plugin and theme slugs, sorted (`GET /v1/account`).
     slugs: HashMap<AccountPrefix, Arc<AccountSlugs>>,
+    /// Product id → its account and slug (`None`: no such product), for the dialects that
+    /// name products by id (EDD `item_id`, UpdaterCloud).
+    by_id: HashMap<ProductId, Option<(AccountPrefix, String)>>,
 }
 
 /// An account's plugin and theme slugs, sorted.
@@ -139,6 +157,7 @@ impl Views {
         if map.generation != generation || map.entries >= MAX_VIEWS {
             map.by_slug.clear();
             map.slugs.clear();
+            map.by_id.clear();
             map.entries = 0;
             map.generation = generation;
         }
@@ -184,6 +203,7 @@ impl Views {
         if map.generation != generation || map.entries >= MAX_VIEWS {
             map.by_slug.clear();
             map.slugs.clear();
+            map.by_id.clear();
             map.entries = 0;
             map.generation = generation;
         }
@@ -201,13 +221,39 @@ impl Views {
         store: &Store,
         id: ProductId,
     ) -> Result<Option<Arc<ProductView>>, StoreError> {
-        let Some(account) = store.product_account(id)? else {
-            return Ok(None);
+        let generation = store.generation();
+        let known = {
+            let map = self.inner.read().unwrap_or_else(|e| e.into_inner());
+            if map.generation == generation {
+                map.by_id.get(&id).cloned()
+            } else {
+                None
+            }
         };
-        let Some(product) = store.product(&account, id)? else {
-            return Ok(None);
+        let home = match known {
+            Some(home) => home,
+            None => {
+                let home = match store.product_account(id)? {
+                    Some(account) => store.product(&account, id)?.map(|p| (account, p.slug)),
+                    None => None,
+                };
+                let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
+                if map.generation != generation || map.entries >= MAX_VIEWS {
+                    map.by_slug.clear();
+                    map.slugs.clear();
+                    map.by_id.clear();
+                    map.entries = 0;
+                    map.generation = generation;
+                }
+                map.entries += 1;
+                map.by_id.insert(id, home.clone());
+                home
+            }
         };
-        self.by_slug(store, &account, &product.slug)
+        match home {
+            Some((account, slug)) => self.by_slug(store, &account, &slug),
+            None => Ok(None),
+        }
     }
 }
 
@@ -385,12 +431,8 @@ pub fn decide(
         offer.tested.clone_from(&v.tested);
         offer.requires_php.clone_from(&v.requires_php);
         offer.last_updated = v.released_at;
-        offer.sections = sections(product, v);
-        offer.upgrade_notice = v
-            .sections
-            .iter()
-            .find(|(k, _)| k == "upgrade_notice")
-            .map(|(_, html)| html.clone());
+        offer.sections = v.shown.clone();
+        offer.upgrade_notice.clone_from(&v.upgrade_notice);
     }
     if let Some(reason) = reason {
         let newest = if product.published {
@@ -489,7 +531,7 @@ fn base_offer(product: &Product, code: LicenseCode) -> Offer {
         tested: None,
         requires_php: None,
         last_updated: None,
-        sections: Vec::new(),
+        sections: Arc::from(Vec::new()),
         upgrade_notice: None,
         icons,
         banners,

@@ -303,7 +303,8 @@ mod tests {
                     "changelog".into(),
                     "<h4>1.1.0</h4><ul><li>Fixed the widget.</li></ul>".into(),
                 ),
-            ],
+            ]
+            .into(),
             upgrade_notice: None,
             icons: vec![],
             banners: vec![],
@@ -377,7 +378,7 @@ mod tests {
 
         let theme = wunderupdates(&Offer {
             kind: Kind::Theme,
-            sections: vec![],
+            sections: Vec::new().into(),
             requires: None,
             ..example()
         });
@@ -417,7 +418,9 @@ mod tests {
     #[test]
     fn puc_plugin_carries_every_section_icon_and_banner() {
         let mut offer = locked(LicenseCode::SiteInactive);
-        offer.sections.push(("faq".into(), "<p>Q?</p>".into()));
+        let mut sections = offer.sections.to_vec();
+        sections.push(("faq".into(), "<p>Q?</p>".into()));
+        offer.sections = sections.into();
         offer.icons = vec![("1x".into(), "https://x/i1.png".into())];
         offer.banners = vec![
             ("low".into(), "https://x/l.png".into()),
