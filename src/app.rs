@@ -44,6 +44,11 @@ pub struct Settings {
     pub trust_proxy: bool,
     /// Most tokens one account may hold (`409 token_quota` beyond).
     pub max_tokens_per_account: usize,
+    /// The public base URL links are built from (`--public-url`, no trailing `/`); `None`:
+    /// from each request's Host.
+    pub public_url: Option<String>,
+    /// How long a signed download link works.
+    pub download_url_ttl: Duration,
     /// New activations one download key may make in 24 h (0: no limit).
     pub max_activations_per_day: u32,
     /// Development sites (activated with `counts: false`).
@@ -83,6 +88,8 @@ impl Default for Settings {
             max_tokens_per_account: d::MAX_TOKENS_PER_ACCOUNT,
             max_activations_per_day: d::MAX_ACTIVATIONS_PER_DAY,
             dev_site_patterns: crate::model::DevSitePatterns::default(),
+            public_url: None,
+            download_url_ttl: duration(d::DOWNLOAD_URL_TTL),
         }
     }
 }
@@ -98,6 +105,8 @@ pub struct App {
     pub throttle: Throttle,
     pub metrics: Metrics,
     pub(crate) request_ids: RequestIds,
+    /// The public side (SPEC §8): catalogue views, link and key secrets, counters.
+    pub public: crate::update::Public,
 }
 
 /// Request ids: a per-process random prefix and a counter, `3f2a9c1b-0000002a`.
@@ -192,7 +201,9 @@ impl App {
         store.set_max_tokens_per_account(settings.max_tokens_per_account);
         let events = std::sync::Arc::<crate::service::Events>::default();
         crate::service::log_changes(&events);
+        let public = crate::update::Public::new(store.server_key());
         App {
+            public,
             store: std::sync::Arc::new(store),
             events,
             clock,

@@ -121,6 +121,10 @@ pub enum Command {
     Key(KeyArgs),
     /// Manage download keys' activations.
     Activation(ActivationArgs),
+    /// Manage an account's products (plugins, themes, apps).
+    Product(ProductArgs),
+    /// Ship and manage releases: `upkeep release push plugin.zip`.
+    Release(ReleaseArgs),
     /// Write a consistent snapshot of the store to FILE (works while the server runs;
     /// writes continue meanwhile). The server key is not included: keep
     /// `<data>/server.key` safe separately.
@@ -172,6 +176,8 @@ impl Command {
             Command::Customer(args) => Some(&args.store),
             Command::Key(args) => Some(&args.store),
             Command::Activation(args) => Some(&args.store),
+            Command::Product(args) => Some(&args.store),
+            Command::Release(args) => Some(&args.store),
             Command::Serve(_) | Command::Man | Command::Completions { .. } => None,
         }
     }
@@ -209,6 +215,22 @@ pub struct LicenseArgs {
     pub command: LicenseCommand,
 }
 
+#[derive(Debug, Args)]
+pub struct ProductArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub command: ProductCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub command: ReleaseCommand,
+}
+
 /// `revoke NAME`, or the older `revoke --name NAME`.
 fn either_name(name: Option<String>, flag: Option<String>) -> Result<String, crate::Error> {
     name.or(flag)
@@ -230,6 +252,7 @@ impl AccountCommand {
             },
             AccountCommand::List => AdminCommand::AccountList,
             AccountCommand::Delete { prefix } => AdminCommand::AccountDelete { prefix },
+            AccountCommand::SetDefault { prefix } => AdminCommand::AccountSetDefault { prefix },
         }
     }
 }
@@ -302,6 +325,70 @@ impl LicenseCommand {
     }
 }
 
+impl ProductCommand {
+    /// The admin command this runs.
+    pub fn into_admin(self) -> AdminCommand {
+        match self {
+            ProductCommand::Create {
+                account,
+                slug,
+                kind,
+                name,
+                license,
+            } => AdminCommand::ProductCreate {
+                account,
+                slug,
+                kind,
+                name,
+                license,
+            },
+            ProductCommand::List { account } => AdminCommand::ProductList { account },
+            ProductCommand::Delete { account, slug } => {
+                AdminCommand::ProductDelete { account, slug }
+            }
+        }
+    }
+}
+
+/// What a `release` command runs.
+#[derive(Debug)]
+pub enum ReleaseAction {
+    /// An admin command, like the others.
+    Admin(AdminCommand),
+    /// `release push`: not an admin command, since it carries a file (see
+    /// [`crate::admin::PushRequest`]).
+    Push(Box<PushArgs>),
+}
+
+impl ReleaseCommand {
+    /// What this runs.
+    pub fn into_action(self) -> ReleaseAction {
+        ReleaseAction::Admin(match self {
+            ReleaseCommand::Push(args) => return ReleaseAction::Push(Box::new(args)),
+            ReleaseCommand::List { account, product } => {
+                AdminCommand::ReleaseList { account, product }
+            }
+            ReleaseCommand::Publish(which) => AdminCommand::ReleasePublish {
+                account: which.account,
+                product: which.product,
+                version: which.version,
+                published: true,
+            },
+            ReleaseCommand::Unpublish(which) => AdminCommand::ReleasePublish {
+                account: which.account,
+                product: which.product,
+                version: which.version,
+                published: false,
+            },
+            ReleaseCommand::Delete(which) => AdminCommand::ReleaseDelete {
+                account: which.account,
+                product: which.product,
+                version: which.version,
+            },
+        })
+    }
+}
+
 /// `upkeep serve`'s flags: every server setting lives here, and only here (other
 /// commands neither show nor accept them). New serve flags go in this struct.
 #[derive(Debug, Clone, Args)]
@@ -360,6 +447,22 @@ pub struct ServeArgs {
     /// Largest request body in bytes; larger ones get 413.
     #[arg(long, env = "UPKEEP_MAX_BODY_BYTES", default_value_t = defaults::MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+
+    /// Largest upload (a release zip or file), e.g. `256MiB` or `1GiB`; larger ones get
+    /// 413 before a byte is stored. Uploads stream to disk, never whole into memory.
+    #[arg(long, env = "UPKEEP_MAX_UPLOAD", default_value_t = ByteSize(defaults::MAX_UPLOAD))]
+    pub max_upload: ByteSize,
+
+    /// The public base URL of this server (e.g. `https://updates.example.com`): download
+    /// links, changelog pages and the URLs `release push` prints are built from it. When
+    /// unset, links are built from each request's Host header (fine on loopback and in
+    /// development; set it in production).
+    #[arg(long, env = "UPKEEP_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// How long a signed download link handed out by an update check works (e.g. `24h`).
+    #[arg(long, env = "UPKEEP_DOWNLOAD_URL_TTL", default_value = defaults::DOWNLOAD_URL_TTL, value_parser = humantime::parse_duration)]
+    pub download_url_ttl: Duration,
 
     /// Most connections served at once; more wait in the listen backlog.
     #[arg(long, env = "UPKEEP_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
@@ -429,6 +532,13 @@ pub enum AccountCommand {
     List,
     /// Delete an account, all its tokens, and free its plan license.
     Delete {
+        /// The account's prefix.
+        prefix: String,
+    },
+    /// Make an account the default: the one the bare host's public routes serve (`/` for
+    /// EDD and wp-update-server requests). The first account created is the default until
+    /// this changes it.
+    SetDefault {
         /// The account's prefix.
         prefix: String,
     },
@@ -539,6 +649,131 @@ pub enum LicenseCommand {
         /// The license id, as `license list` shows it.
         id: u64,
     },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ProductCommand {
+    /// Create a product: `upkeep product create --slug my-plugin --kind plugin`.
+    /// (`release push` creates plugins and themes from their package by itself.)
+    Create {
+        /// The account's prefix; may be omitted when the store holds exactly one account.
+        #[arg(long, env = "UPKEEP_ACCOUNT")]
+        account: Option<String>,
+        /// The slug (the WordPress folder name): `^[a-z0-9][a-z0-9._-]{0,63}$`, unique in
+        /// the account, never changed.
+        #[arg(long)]
+        slug: String,
+        /// plugin, theme or app.
+        #[arg(long, value_parser = ["plugin", "theme", "app"])]
+        kind: String,
+        /// Display name, 1–200 chars, unique in the account; the slug when omitted.
+        #[arg(long)]
+        name: Option<String>,
+        /// Who may download: free (anyone), static_keys (a list of keys on the product) or
+        /// download_keys (customer keys with activations). Default: free.
+        #[arg(long, value_parser = ["free", "static_keys", "download_keys"])]
+        license: Option<String>,
+    },
+    /// List an account's products.
+    List {
+        /// The account's prefix; may be omitted when the store holds exactly one account.
+        #[arg(long, env = "UPKEEP_ACCOUNT")]
+        account: Option<String>,
+    },
+    /// Delete a product with all its versions, files and static keys (permanent):
+    /// `upkeep product delete --account P SLUG`.
+    Delete {
+        /// The account's prefix; may be omitted when the store holds exactly one account.
+        #[arg(long, env = "UPKEEP_ACCOUNT")]
+        account: Option<String>,
+        /// The product's slug.
+        slug: String,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ReleaseCommand {
+    /// Ship a release in one step: read the package (a WordPress plugin or theme zip),
+    /// create the product if missing (from the package's headers), store the file as the
+    /// version's primary file, publish it (unless --draft), and print the product's
+    /// update URLs. Pushing the same file again changes nothing. On a terminal the
+    /// upload's progress goes to stderr. With a server running, the file is streamed to it
+    /// over the admin socket (it need not be readable by the server's user).
+    #[command(disable_version_flag = true)]
+    Push(PushArgs),
+    /// List versions, newest first, of one product or of every product of the account.
+    List {
+        /// The account's prefix; may be omitted when the store holds exactly one account.
+        #[arg(long, env = "UPKEEP_ACCOUNT")]
+        account: Option<String>,
+        /// Only this product (slug).
+        #[arg(long)]
+        product: Option<String>,
+    },
+    /// Publish a version (sites are offered it at their next check).
+    #[command(disable_version_flag = true)]
+    Publish(VersionArgs),
+    /// Unpublish ("pull") a version: sites stop being offered it at their next check.
+    #[command(disable_version_flag = true)]
+    Unpublish(VersionArgs),
+    /// Delete a version and its files (permanent).
+    #[command(disable_version_flag = true)]
+    Delete(VersionArgs),
+}
+
+/// `release publish|unpublish|delete --product SLUG VERSION`.
+#[derive(Debug, Clone, Args)]
+pub struct VersionArgs {
+    /// The account's prefix; may be omitted when the store holds exactly one account.
+    #[arg(long, env = "UPKEEP_ACCOUNT")]
+    pub account: Option<String>,
+    /// The product's slug.
+    #[arg(long)]
+    pub product: String,
+    /// The version (`1.2` finds `1.2.0`).
+    pub version: String,
+}
+
+/// `release push`'s arguments.
+#[derive(Debug, Clone, Args)]
+pub struct PushArgs {
+    /// The package: a zip with one top-level folder, the slug (plugins, themes), or any
+    /// file for an app (then --product and --version are needed).
+    pub file: PathBuf,
+    /// The account's prefix; may be omitted when the store holds exactly one account.
+    #[arg(long, env = "UPKEEP_ACCOUNT")]
+    pub account: Option<String>,
+    /// The product (slug). Omitted: the package's folder names it, and a missing product
+    /// is created from the package's headers. Given: the product must exist.
+    #[arg(long)]
+    pub product: Option<String>,
+    /// The version; for a plugin or theme it must match the package's `Version:` header.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// dev, alpha, beta, rc or stable; default: from the version's pre-release tag.
+    #[arg(long, value_parser = ["dev", "alpha", "beta", "rc", "stable"])]
+    pub maturity: Option<String>,
+    /// A file holding the release notes (Markdown, UTF-8, at most 64 KiB).
+    #[arg(long, value_name = "FILE")]
+    pub notes: Option<PathBuf>,
+    /// Staged rollout: the % of sites offered this version (1–100, default 100).
+    #[arg(long, value_name = "N")]
+    pub rollout: Option<u8>,
+    /// Leave the version unpublished (`upkeep release publish` publishes it later).
+    #[arg(long)]
+    pub draft: bool,
+    /// License model of a product this push creates: free (default), static_keys or
+    /// download_keys. Ignored when the product exists.
+    #[arg(long, value_parser = ["free", "static_keys", "download_keys"])]
+    pub license: Option<String>,
+    /// Base of the printed update URLs, as sites reach the server (e.g.
+    /// `https://updates.example.com`).
+    #[arg(long, env = "UPKEEP_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// The server's listen address: the printed URLs are `http://ADDR/…` when
+    /// --public-url is not set (fine on the server's own machine).
+    #[arg(long, env = "UPKEEP_LISTEN", default_value = defaults::LISTEN, value_name = "ADDR")]
+    pub listen: String,
 }
 
 /// A lifetime for `--expires`: `90d`, `12h`, `2w`, `1y` (humantime). A bare number is

@@ -68,8 +68,10 @@ impl Config {
         let settings = Settings {
             default_activation_limit: args.default_activation_limit,
             max_body_bytes: args.max_body_bytes,
-            // No route streams an upload yet; `--max-upload` comes with releases.
-            max_upload: Settings::default().max_upload,
+            max_upload: match args.max_upload.0 {
+                0 => return Err(ConfigError("--max-upload must be more than 0".to_owned())),
+                n => n,
+            },
             max_connections: args.max_connections,
             max_connections_per_address: args.max_connections_per_address,
             header_timeout: positive("header-timeout", args.header_timeout)?,
@@ -87,6 +89,8 @@ impl Config {
                     .map_err(|why| ConfigError(format!("--dev-site-patterns: {why}")))?,
                 None => crate::model::DevSitePatterns::default(),
             },
+            public_url: args.public_url.as_deref().map(public_url).transpose()?,
+            download_url_ttl: positive("download-url-ttl", args.download_url_ttl)?,
         };
         Ok(Config {
             data_dir: data_dir.to_owned(),
@@ -94,6 +98,27 @@ impl Config {
             settings,
         })
     }
+}
+
+/// `--public-url`: an absolute `http(s)://host[:port][/path]` URL, kept without its
+/// trailing `/`.
+fn public_url(text: &str) -> Result<String, ConfigError> {
+    let trimmed = text.trim().trim_end_matches('/');
+    let lower = trimmed.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "--public-url `{text}` must start with https:// or http://"
+            ))
+        })?;
+    if rest.is_empty() || rest.starts_with('/') || trimmed.contains(['?', '#', ' ']) {
+        return Err(ConfigError(format!(
+            "--public-url `{text}` must be a base URL like https://updates.example.com (a host, an optional path, no query)"
+        )));
+    }
+    Ok(trimmed.to_owned())
 }
 
 impl Config {
@@ -111,6 +136,14 @@ impl Config {
             ),
             ("min-free-space", ByteSize(s.min_free_space).to_string()),
             ("max-body-bytes", s.max_body_bytes.to_string()),
+            ("max-upload", ByteSize(s.max_upload).to_string()),
+            (
+                "public-url",
+                s.public_url
+                    .clone()
+                    .unwrap_or_else(|| "(from each request's Host)".to_owned()),
+            ),
+            ("download-url-ttl", time(s.download_url_ttl)),
             ("max-connections", s.max_connections.to_string()),
             ("header-timeout", time(s.header_timeout)),
             ("body-timeout", time(s.body_timeout)),

@@ -5,10 +5,28 @@
 //! Access: the socket is created mode 0600 inside the data directory (created 0700), and
 //! each connection's peer uid must be the socket owner's (or root's). Protocol (version
 //! [`PROTOCOL_VERSION`]): one JSON request line `{"version":1,"request":…}` (at most
-//! 64 KiB; the commands are [`AdminCommand`], the socket's own type, not the CLI's), then
+//! 512 KiB; the commands are [`AdminCommand`], the socket's own type, not the CLI's), then
 //! one JSON reply (or, for a backup, the backup's own lines), then close.
+//!
+//! **`release push` streams its file after the request line.** The request
+//! (`{"Push":{…,"size":N}}`, an [`admin::PushRequest`]) carries the file's name and
+//! size, never its bytes; exactly `size` raw bytes follow the line, and the client then
+//! half-closes. The server first checks the request (account, product, flags) and, if it
+//! refuses, replies at once without reading the bytes; otherwise it streams them into the
+//! blob store (`Blobs::put_reader`, one 64 KiB buffer: a large file never passes whole
+//! through memory on either side), on a blocking thread, with [`UPLOAD_IDLE_TIMEOUT`]
+//! between reads. Fewer than `size` bytes (the client died, the file shrank) stores
+//! nothing and is `incomplete_upload`.
+//!
+//! Why not send the file's *path* for the server to open? The CLI and the server are on
+//! the same machine, but not always the same user nor the same view of the filesystem: the
+//! packaged service runs as the `upkeep` user with `ProtectHome=yes` and `PrivateTmp=yes`
+//! (packaging/README.md), so a `~/plugin.zip` or `/tmp/plugin.zip` that root pushes is
+//! invisible or unreadable to it; and a path would let the server read files on the
+//! client's behalf. Streaming works whoever may read the file: the CLI reads it with its
+//! own permissions, and it shows progress as the bytes go.
 
-use crate::admin::{self, AdminCommand, Output};
+use crate::admin::{self, AdminCommand, Output, PushRequest};
 use crate::app::App;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -18,7 +36,11 @@ use tokio::net::{UnixListener, UnixStream};
 
 /// The socket's file name inside the data directory.
 pub const SOCKET_FILE: &str = "admin.sock";
-const MAX_REQUEST: u64 = 64 * 1024;
+/// The longest request line: a push carries its release notes (at most 64 KiB, which JSON
+/// escaping may make up to six times longer).
+const MAX_REQUEST: u64 = 512 * 1024;
+/// How long the server waits for the next bytes of a pushed file.
+pub const UPLOAD_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The admin socket's protocol version. A server answers only its own: during an upgrade
@@ -39,6 +61,8 @@ enum Request {
     Admin(AdminCommand),
     /// Stream a backup (the backup's own lines, or one `Reply::Err` line).
     Backup,
+    /// `release push`: `size` bytes of the file follow the line; one JSON reply.
+    Push(PushRequest),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -149,7 +173,7 @@ pub fn listen(app: Arc<App>) -> std::io::Result<Listener> {
     })
 }
 
-async fn serve_one(app: Arc<App>, mut stream: UnixStream, owner: u32) -> std::io::Result<()> {
+async fn serve_one(app: Arc<App>, stream: UnixStream, owner: u32) -> std::io::Result<()> {
     let peer = stream.peer_cred()?.uid();
     if peer != owner && peer != 0 {
         tracing::warn!(
@@ -159,17 +183,20 @@ async fn serve_one(app: Arc<App>, mut stream: UnixStream, owner: u32) -> std::io
         return Ok(());
     }
     let mut line = String::new();
-    let mut reader = BufReader::new((&mut stream).take(MAX_REQUEST));
+    // Bytes read past the line stay buffered in `reader` (a push's file begins there).
+    let mut reader = BufReader::new(stream);
     // A client that never finishes its line does not hold a task for ever.
-    tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line))
-        .await
-        .map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "no complete request line in 10 s",
-            )
-        })??;
-    drop(reader);
+    tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        (&mut reader).take(MAX_REQUEST).read_line(&mut line),
+    )
+    .await
+    .map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no complete request line in 10 s",
+        )
+    })??;
     let version = serde_json::from_str::<serde_json::Value>(&line)
         .ok()
         .and_then(|value| value.get("version").and_then(serde_json::Value::as_u64));
@@ -186,7 +213,7 @@ async fn serve_one(app: Arc<App>, mut stream: UnixStream, owner: u32) -> std::io
                 )
             ),
         };
-        return send_reply(&mut stream, &reply).await;
+        return send_reply(reader.get_mut(), &reply).await;
     }
     let command = match serde_json::from_str::<Envelope>(&line).map(|e| e.request) {
         Err(err) => {
@@ -195,14 +222,15 @@ async fn serve_one(app: Arc<App>, mut stream: UnixStream, owner: u32) -> std::io
                 code: "invalid_request".to_owned(),
                 message: format!("unreadable admin request: {err}"),
             };
-            return send_reply(&mut stream, &reply).await;
+            return send_reply(reader.get_mut(), &reply).await;
         }
+        Ok(Request::Push(push)) => return serve_push(app, reader, push).await,
         Ok(Request::Backup) => {
             tracing::info!(command = "backup", "admin command via socket");
             // Stream from the store to the socket on a blocking thread. (The store streams
             // its trees while writers go on and catches up on what they changed, for a
             // consistent snapshot; see store::backup.)
-            let stream = stream.into_std()?;
+            let stream = reader.into_inner().into_std()?;
             stream.set_nonblocking(false)?;
             let result = tokio::task::spawn_blocking(move || {
                 let created_at = app.clock.now().to_rfc3339();
@@ -226,22 +254,71 @@ async fn serve_one(app: Arc<App>, mut stream: UnixStream, owner: u32) -> std::io
     })
     .await;
     let reply = match result {
-        Ok(Ok(output)) => Reply::Ok {
-            text: output.text,
-            json: output.json,
-        },
-        Ok(Err(err)) => Reply::Err {
-            status: err.status().as_u16(),
-            code: err.code().to_owned(),
-            message: err.public_message("admin"),
-        },
+        Ok(outcome) => reply_of(outcome),
         Err(join) => Reply::Err {
             status: 500,
             code: "internal".to_owned(),
             message: format!("the command failed: {join}"),
         },
     };
-    send_reply(&mut stream, &reply).await
+    send_reply(reader.get_mut(), &reply).await
+}
+
+fn reply_of(outcome: Result<Output, crate::Error>) -> Reply {
+    match outcome {
+        Ok(output) => Reply::Ok {
+            text: output.text,
+            json: output.json,
+        },
+        Err(err) => {
+            if matches!(
+                err,
+                crate::Error::Internal(_) | crate::Error::StorageUnavailable(_)
+            ) {
+                tracing::error!(error = %err, source = ?std::error::Error::source(&err), "admin command failed");
+            }
+            Reply::Err {
+                status: err.status().as_u16(),
+                code: err.code().to_owned(),
+                message: err.public_message("admin"),
+            }
+        }
+    }
+}
+
+/// `release push` over the socket: check the request, then stream the bytes that follow
+/// it (those already buffered first) into the blob store and ship the release, all on a
+/// blocking thread. A refusal before the upload is sent without reading the bytes.
+async fn serve_push(
+    app: Arc<App>,
+    reader: BufReader<UnixStream>,
+    push: PushRequest,
+) -> std::io::Result<()> {
+    tracing::info!(
+        command = "release push",
+        size = push.size,
+        "admin command via socket"
+    );
+    let buffered = reader.buffer().to_vec();
+    let stream = reader.into_inner().into_std()?;
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(UPLOAD_IDLE_TIMEOUT))?;
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let ctx = app.ctx(None, app.clock.now());
+        let outcome = admin::plan_push(&ctx, &push, app.settings.max_upload).and_then(|plan| {
+            let body = Read::chain(std::io::Cursor::new(buffered), &stream);
+            let staged = admin::store_file(&ctx, &push, body)?;
+            admin::push(&ctx, &push, plan, staged)
+        });
+        let mut bytes = serde_json::to_vec(&reply_of(outcome)).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        (&stream).write_all(&bytes)?;
+        (&stream).flush()?;
+        stream.shutdown(std::net::Shutdown::Write)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 async fn send_reply(stream: &mut UnixStream, reply: &Reply) -> std::io::Result<()> {
@@ -252,6 +329,15 @@ async fn send_reply(stream: &mut UnixStream, reply: &Reply) -> std::io::Result<(
 }
 
 fn connect(dir: &Path, request: Request) -> Result<std::os::unix::net::UnixStream, ControlError> {
+    let stream = open(dir, request)?;
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .map_err(|err| ControlError::Unreachable(dir.join(SOCKET_FILE), err))?;
+    Ok(stream)
+}
+
+/// Connects and sends the request line (the write side stays open).
+fn open(dir: &Path, request: Request) -> Result<std::os::unix::net::UnixStream, ControlError> {
     use std::io::Write;
     let path = dir.join(SOCKET_FILE);
     let mut stream = std::os::unix::net::UnixStream::connect(&path)
@@ -264,9 +350,67 @@ fn connect(dir: &Path, request: Request) -> Result<std::os::unix::net::UnixStrea
     bytes.push(b'\n');
     stream
         .write_all(&bytes)
-        .and_then(|()| stream.shutdown(std::net::Shutdown::Write))
         .map_err(|err| ControlError::Unreachable(path, err))?;
     Ok(stream)
+}
+
+/// `release push` on the server that holds the store in `dir`: sends the request, then
+/// streams `file` (exactly `request.size` bytes of it) after it, then reads the reply.
+///
+/// # Errors
+/// No server answers, it refused the push (possibly before taking the bytes), or reading
+/// `file` failed.
+pub fn push(
+    dir: &Path,
+    request: &PushRequest,
+    file: &mut impl std::io::Read,
+) -> Result<Output, ControlError> {
+    use std::io::{Read, Write};
+    let mut stream = open(dir, Request::Push(request.clone()))?;
+    let mut sent: std::io::Result<()> = Ok(());
+    let mut buffer = vec![0u8; crate::store::blobs::CHUNK];
+    let mut left = request.size;
+    while left > 0 {
+        let want = usize::try_from(left.min(buffer.len() as u64)).unwrap_or(buffer.len());
+        let n = match file.read(&mut buffer[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                return Err(ControlError::Protocol(format!(
+                    "cannot read the file: {err}"
+                )));
+            }
+        };
+        if let Err(err) = stream.write_all(&buffer[..n]) {
+            // The server may have refused the request without reading the bytes: its
+            // reply says why.
+            sent = Err(err);
+            break;
+        }
+        left -= n as u64;
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut reply = String::new();
+    let read = stream.read_to_string(&mut reply);
+    match serde_json::from_str(&reply) {
+        Ok(Reply::Ok { text, json }) => Ok(Output { text, json }),
+        Ok(Reply::Err {
+            status,
+            code,
+            message,
+        }) => Err(ControlError::Refused {
+            status,
+            code,
+            message,
+        }),
+        Err(err) => {
+            if let Err(io) = sent.and(read.map(|_| ())) {
+                return Err(ControlError::Unreachable(dir.join(SOCKET_FILE), io));
+            }
+            Err(ControlError::Protocol(format!("{err}: {reply:?}")))
+        }
+    }
 }
 
 /// Streams a backup from the server that holds the store in `dir` into `out`.

@@ -14,6 +14,13 @@ pub const MAX_ACTIVATIONS_PER_DAY: u32 = 20;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest streamed upload, bytes (SPEC §7: 256 MiB).
 pub const MAX_UPLOAD: u64 = 256 * 1024 * 1024;
+/// How long a signed download link works (SPEC §8.1 item 3: WordPress may use a cached
+/// link hours later).
+pub const DOWNLOAD_URL_TTL: &str = "24h";
+/// Unknown license keys one address may send per minute to the public update checks and
+/// licensing routes before they answer `rate_limited` (SPEC §2: a separate, larger budget
+/// than token failures — shared hosting puts many sites behind one address).
+pub const PUBLIC_KEY_FAILURES_PER_MINUTE: u32 = 300;
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Connections one client address may hold.

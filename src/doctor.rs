@@ -190,6 +190,19 @@ pub fn run_dir(data: &DataDir, reserve: u64) -> Report {
                 ),
                 "",
             );
+            match found.missing_blobs.as_slice() {
+                [] => report.add(Level::Ok, "every file the catalogue references is in blobs/", ""),
+                missing => report.add(
+                    Level::Fail,
+                    format!(
+                        "{} file(s) the catalogue references are missing from blobs/ (first: {})",
+                        missing.len(),
+                        missing[0]
+                    ),
+                    "restore the data directory from a backup (`upkeep restore` checks every blob), \
+                     or delete the affected versions and upload them again",
+                ),
+            }
             match found.snapshot {
                 store::SnapshotState::Current => report.add(
                     Level::Ok,

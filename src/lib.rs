@@ -1,10 +1,13 @@
 //! # upkeep
 //!
-//! A self-hosted, single-binary server for software vendors: accounts, plan licenses and
-//! scoped API tokens in an embedded sled store, spoken through three API families: the
-//! WunderUpdates account API (`/v1/account…`), UpdaterCloud personal access tokens
-//! (`/api/v1/…`) and a Query-style operator API (`/_/…`). How to run it is `README.md`;
-//! every route is a row of [`api::table`], documented at `GET /openapi.json`.
+//! A self-hosted, single-binary update server for software vendors: accounts, plan
+//! licenses, scoped API tokens and the release catalogue (products, versions, files) in an
+//! embedded sled store with file content in a blob directory, spoken through the admin API
+//! families — the WunderUpdates API (`/v1/account…`, `/v1/plugins…`), UpdaterCloud
+//! (`/api/v1/…`) and a Query-style operator API (`/_/…`) — and the public update checks
+//! every customer's site makes, in each update client's own protocol (`/v1/public/…`,
+//! `/updates/…`, `/edd/…`, `/api/v1/products/{id}/update`, `/dl/…`, `/`). How to run it is
+//! `README.md`; every route is a row of [`api::table`], documented at `GET /openapi.json`.
 //!
 //! # Layout (reading order; one line a module)
 //!
@@ -22,25 +25,37 @@
 //!   [`http::auth`] (credentials, [`http::auth::Caller`], [`http::auth::Need`]),
 //!   [`http::request`] (bodies, JSON naming the bad field, paging),
 //!   [`http::body`] (streamed bodies both ways, `Range`), [`http::response`] (JSON, files,
-//!   the error envelope), [`http::dto`] (wire shapes).
+//!   the error envelope), [`http::dto`] (wire shapes), [`http::upload`] (an upload —
+//!   multipart or raw — streamed into the blob store; refused uploads leave nothing).
 //! - [`api`] — the families, each a folder (`wunderupdates/`, `updatercloud/`, `query/`)
 //!   or file (`ops.rs`) with its `ROWS`, its handlers (wire ⇄ service call) and its
 //!   OpenAPI operations (`openapi.json`); [`api::table`] gathers the rows,
-//!   [`api::openapi`] builds the document from them.
+//!   [`api::openapi`] builds the document from them. `updatercloud/catalog.rs` is the
+//!   catalogue of §7.1 (groups, products, versions, files, the one-call release);
+//!   [`api::public`] the public update checks and downloads of §8 (one adapter per
+//!   dialect over [`update::decide`]; the root `/` dispatch for the default account is
+//!   `ops.rs` → `public`). `wunderupdates/catalog.rs` is the
+//!   catalogue as WunderUpdates sees it (`/v1/plugins…`, `/v1/themes…`, §7.2): one set of
+//!   handlers for both kinds, uploads through `http::upload`, static keys sealed with
+//!   [`secrets::KeyVault`].
 //! - [`service`] — the use cases, each rule once: `tokens.rs`, `accounts.rs`,
-//!   `plan_licenses.rs`, `catalog.rs`, `licensing.rs` (customers, download keys,
+//!   `plan_licenses.rs`, `catalog.rs` (every §7 rule: publishing needs a file, published
+//!   files are immutable, the idempotent release), `licensing.rs` (customers, download keys,
 //!   activations, and `validate`/`check`/`activate`/`deactivate` for the public dialects
 //!   and the update decision); an [`service::Actor`] on every call; [`service::Done`] publishes
 //!   domain events after the write is durable; [`service::write`] runs writes off the
 //!   runtime. HTTP, the admin CLI and the admin socket all call these.
 //! - [`admin`] — the admin commands' output (text and JSON), over the services
-//!   (`admin/licensing.rs`: `customer`, `key`, `activation`).
-//! - [`control`] — the admin socket (`<data>/admin.sock`), its own versioned protocol.
+//!   (`admin/licensing.rs`: `customer`, `key`, `activation`); also
+//!   `release push` (`PushRequest`: planned, stored, released) and its upload progress.
+//! - [`control`] — the admin socket (`<data>/admin.sock`), its own versioned protocol; a
+//!   pushed file's bytes follow its request line (never a path, never inside the JSON).
 //! - [`doctor`], [`man`] — `upkeep doctor` and `upkeep man`.
 //! - [`store`] — the only module that knows sled and bincode; its public surface speaks
 //!   domain types only. `mod.rs` (the `Store`, errors, `write`, `Pending`), one file per
-//!   aggregate (`accounts.rs`, `tokens.rs`, `plan_licenses.rs`, `catalog.rs`,
-//!   `licensing.rs`: customers, keys, activations, `activation_usage`), [`store::schema`] (the
+//!   aggregate (`accounts.rs`, `tokens.rs`, `plan_licenses.rs`, `catalog.rs`: groups,
+//!   products, versions with their files, keyed by account so another account's id is
+//!   simply absent; `licensing.rs`: customers, keys, activations, `activation_usage`), [`store::schema`] (the
 //!   one typed table of trees), `key.rs` (the only place key bytes are built), `codec.rs`,
 //!   `tx.rs` (typed transactions), `page.rs` (opaque versioned cursors), `index_load.rs`,
 //!   `commit.rs` (group commit), `migrate.rs`, [`store::backup`], `files.rs`,
@@ -49,11 +64,15 @@
 //!   memory (listed without a sled read),
 //!   [`store::blobs`] (file content by blake3 hash in `<data>/blobs/`, `blob_refs` counts).
 //! - [`package`] — reads a WordPress zip (SPEC §7): headers, readme as safe HTML; pure.
-//! - [`update`] — the public update checks' pure parts (SPEC §8): the dialect-neutral
+//! - [`update`] — the public update checks (SPEC §8): the decision (`decide.rs`: the
+//!   candidate for the channel, rollout, requirements, may-download, over catalogue views
+//!   cached per store generation — no store read on the hot path), the dialect-neutral
 //!   answer (`answer.rs`), one renderer per dialect (`render.rs`), PHP `serialize()` for
-//!   EDD (`php.rs`), signed `/dl/` links (`link.rs`), form and batch parsing (`request.rs`).
+//!   EDD (`php.rs`), signed `/dl/` links (`link.rs`), form and batch parsing (`request.rs`),
+//!   counts for reports (`counts.rs`, in memory, no write on the request path).
 //! - [`model`] — records and pure rules: accounts, tokens, plan licenses, scopes, time,
-//!   sizes. [`token`] — the `upk_…` format, pure.
+//!   sizes, the catalogue ([`model::catalog`]: products, versions, files, random ids).
+//!   [`token`] — the `upk_…` format, pure.
 //!   Releases: `version.rs` (semver ∩ PHP), `channel.rs`, `rollout.rs` (§8.3), pure.
 //!   Licensing (§9): [`model::licensing`] (customers, download keys, activations and
 //!   their field rules), [`model::license_key`] (key generators, accepted keys, lookup
@@ -103,7 +122,10 @@
 //! - The index snapshot is used only if its stamp equals the store's, and every change to
 //!   the store writes a new stamp in the same transaction: a snapshot older than the
 //!   store (a crash after writes, a copied-back file) is never trusted.
-//! - No secret is stored or logged: tokens and license keys exist as `blake3` hashes only;
+//! - Uploads never pass whole through memory: bodies stream into `<data>/blobs/` (temp
+//!   file, hash, fsync, rename, directory fsync), and only then is the record committed.
+//! - No secret is stored or logged: tokens and license keys exist as `blake3` hashes only
+//!   (static license keys as keyed hashes plus values sealed with a key from `server.key`);
 //!   the secret appears once, in the response (or CLI output) that creates it. Operator
 //!   token values can be derived again, but only with `server.key`, which is never in the
 //!   store nor in a backup. Events and the audit log carry names and ids, never secrets.

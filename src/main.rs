@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use upkeep::admin;
-use upkeep::cli::{Cli, Command, StoreArgs};
+use upkeep::cli::{Cli, Command, ReleaseAction, StoreArgs};
 use upkeep::clock::Clock;
 use upkeep::config::Config;
 use upkeep::datadir::{self, Access, DataDir, DataDirError};
@@ -50,6 +50,8 @@ fn command() -> clap::Command {
         "token",
         "operator-token",
         "license",
+        "product",
+        "release",
         "backup",
         "doctor",
         "restore",
@@ -219,6 +221,13 @@ fn run(cli: Cli, json: bool) -> Result<(), BoxError> {
         Command::Customer(args) => (data_of(&args.store), args.store, args.command.into_admin()),
         Command::Key(args) => (data_of(&args.store), args.store, args.command.into_admin()),
         Command::Activation(args) => (data_of(&args.store), args.store, args.command.into_admin()),
+        Command::Product(args) => (data_of(&args.store), args.store, args.command.into_admin()),
+        Command::Release(args) => match args.command.into_action() {
+            ReleaseAction::Admin(command) => (data_of(&args.store), args.store, command),
+            ReleaseAction::Push(push) => {
+                return release_push(&data_of(&args.store), &args.store, *push, json);
+            }
+        },
     };
     let (dir, store_args, command) = command;
     let output = match open_existing(&dir, &store_args)? {
@@ -235,6 +244,105 @@ fn run(cli: Cli, json: bool) -> Result<(), BoxError> {
             output?
         }
         Opened::Server => control::send(&dir.path, &command)?,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&output.json)?);
+    } else {
+        print!("{}", output.text);
+    }
+    Ok(())
+}
+
+/// `upkeep release push FILE`: the request (everything but the bytes) and the file, read
+/// here with this user's permissions; stored by this process when no server runs,
+/// otherwise streamed to the server's admin socket after the request (see `control`).
+/// Progress goes to stderr when it is a terminal (never with `--json`).
+fn release_push(
+    dir: &DataDir,
+    store_args: &StoreArgs,
+    args: upkeep::cli::PushArgs,
+    json: bool,
+) -> Result<(), BoxError> {
+    use std::io::IsTerminal;
+    let path = &args.file;
+    let file = std::fs::File::open(path).map_err(|err| {
+        upkeep::Error::invalid("FILE", format!("cannot read {}: {err}", path.display()))
+    })?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(upkeep::Error::invalid(
+            "FILE",
+            format!("{} is not a regular file", path.display()),
+        )
+        .into());
+    }
+    let filename = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let release_notes = match &args.notes {
+        None => None,
+        Some(notes) => {
+            let bytes = std::fs::read(notes).map_err(|err| {
+                upkeep::Error::invalid("--notes", format!("cannot read {}: {err}", notes.display()))
+            })?;
+            if bytes.len() > upkeep::service::catalog::MAX_TEXT {
+                return Err(upkeep::Error::invalid(
+                    "--notes",
+                    format!(
+                        "{} is {} bytes; release notes are at most {} bytes",
+                        notes.display(),
+                        bytes.len(),
+                        upkeep::service::catalog::MAX_TEXT
+                    ),
+                )
+                .into());
+            }
+            Some(String::from_utf8(bytes).map_err(|_| {
+                upkeep::Error::invalid("--notes", format!("{} is not UTF-8 text", notes.display()))
+            })?)
+        }
+    };
+    let (base_url, base_from) = admin::url_base(args.public_url.as_deref(), &args.listen)?;
+    let request = admin::PushRequest {
+        account: args.account,
+        product: args.product,
+        filename: filename.clone(),
+        size: meta.len(),
+        version: args.version,
+        maturity: args.maturity,
+        release_notes,
+        rollout: args.rollout,
+        draft: args.draft,
+        license: args.license,
+        base_url,
+        base_from,
+    };
+    let show = !json && std::io::stderr().is_terminal();
+    let progress = admin::Progress::new(file, filename, request.size, show);
+    let output = match open_existing(dir, store_args)? {
+        Opened::Store(store) => {
+            let events = upkeep::service::Events::default();
+            let ctx = upkeep::service::Ctx {
+                store: &store,
+                events: &events,
+                actor: upkeep::service::Actor::Cli,
+                now: Clock::System.now(),
+            };
+            let output =
+                admin::plan_push(&ctx, &request, upkeep::defaults::MAX_UPLOAD).and_then(|plan| {
+                    let staged = admin::store_file(&ctx, &request, progress)?;
+                    admin::push(&ctx, &request, plan, staged)
+                });
+            save_index_snapshot(&store);
+            output?
+        }
+        Opened::Server => {
+            let mut progress = progress;
+            let output = control::push(&dir.path, &request, &mut progress);
+            progress.finish();
+            output?
+        }
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&output.json)?);
@@ -556,6 +664,14 @@ fn serve(config: Config, dir: DataDir) -> Result<(), BoxError> {
             settings = %settings.join(" "),
             "effective settings"
         );
+        if config.settings.public_url.is_none() && !listener.local_addr()?.ip().is_loopback() {
+            tracing::warn!(
+                listen = %listener.local_addr()?,
+                "--public-url is not set: download links and changelog URLs are built from \
+                 each request's Host header; set --public-url (e.g. https://updates.example.com) \
+                 in production"
+            );
+        }
         let app = Arc::new(App::new(store, Clock::System, config.settings));
         // The signal handlers are in place before anyone is told we listen: a SIGTERM sent
         // the moment the line below appears is a clean stop, not the default kill.

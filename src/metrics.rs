@@ -56,6 +56,9 @@ pub struct Metrics {
     auth_failures: Box<[AtomicU64]>,
     connections_refused: AtomicU64,
     connections_evicted: AtomicU64,
+    /// Uploads stored (release zips and files) and their bytes.
+    uploads: AtomicU64,
+    upload_bytes: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -68,6 +71,8 @@ impl Default for Metrics {
             auth_failures: counters(AUTH_REASONS.len()),
             connections_refused: AtomicU64::new(0),
             connections_evicted: AtomicU64::new(0),
+            uploads: AtomicU64::new(0),
+            upload_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -92,6 +97,37 @@ fn route_name(index: usize) -> &'static str {
 }
 
 impl Metrics {
+    /// Records an upload received whole (`bytes` long).
+    pub fn upload(&self, bytes: u64) {
+        self.uploads.fetch_add(1, Ordering::Relaxed);
+        self.upload_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// `upkeep_uploads_total` and `upkeep_upload_bytes_total`, Prometheus text.
+    pub fn render_uploads(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "# HELP upkeep_uploads_total Uploads received whole (release zips and files)."
+        );
+        let _ = writeln!(out, "# TYPE upkeep_uploads_total counter");
+        let _ = writeln!(
+            out,
+            "upkeep_uploads_total {}",
+            self.uploads.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP upkeep_upload_bytes_total Bytes of the uploads received whole."
+        );
+        let _ = writeln!(out, "# TYPE upkeep_upload_bytes_total counter");
+        let _ = writeln!(
+            out,
+            "upkeep_upload_bytes_total {}",
+            self.upload_bytes.load(Ordering::Relaxed)
+        );
+    }
+
     /// Records one answered request.
     /// `route`: the row's index in the route table (`None`: unmatched).
     pub fn request(&self, route: Option<usize>, status: u16, latency: Duration) {

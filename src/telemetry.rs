@@ -300,6 +300,15 @@ const LOGGED_QUERY: &[&str] = &[
     "to",
     "before",
     "product_id",
+    // The public update checks (SPEC §3: an allow-list; keys never, whatever they are called).
+    "installed_version",
+    "edd_action",
+    "action",
+    "slug",
+    "item_id",
+    "beta",
+    "php",
+    "locale",
 ];
 
 /// The request target for the log: the path, and the query with every value that is not
@@ -307,7 +316,18 @@ const LOGGED_QUERY: &[&str] = &[
 pub fn loggable_target(path: &str, query: Option<&str>) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(path.len() + query.map_or(0, str::len) + 1);
-    let _ = write!(out, "{}", Escaped(path));
+    // A signed download link's token is a capability for a day: never logged.
+    match path
+        .strip_prefix("/dl/")
+        .and_then(|rest| rest.split_once('/'))
+    {
+        Some((_, filename)) => {
+            let _ = write!(out, "/dl/[token]/{}", Escaped(filename));
+        }
+        None => {
+            let _ = write!(out, "{}", Escaped(path));
+        }
+    }
     if let Some(query) = query {
         out.push('?');
         for (i, pair) in query.split('&').enumerate() {
@@ -506,6 +526,14 @@ mod tests {
         assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
         assert_eq!(shown, "/a\\nb\\r\\x1b[31mred\\0nul\\t\\x7f\\u{85}\\\\ \"q");
         assert_eq!(Escaped("/v1/account").to_string(), "/v1/account");
+    }
+
+    #[test]
+    fn download_tokens_are_not_logged() {
+        assert_eq!(
+            loggable_target("/dl/SECRETTOKEN/plugin.zip", None),
+            "/dl/[token]/plugin.zip"
+        );
     }
 
     #[test]

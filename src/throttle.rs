@@ -156,6 +156,19 @@ impl Throttle {
         Some(retry_after(ends, now))
     }
 
+    /// Whether `addr` has used its whole budget of failures in the current window (its
+    /// next attempt would be over the limit), without counting anything.
+    pub fn blocked(&self, addr: IpAddr, now: Timestamp) -> bool {
+        if self.limit == 0 {
+            return false;
+        }
+        let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        windows
+            .by_client
+            .get(&key(addr))
+            .is_some_and(|w| Self::ends(w) > now && w.failures >= self.limit)
+    }
+
     /// Drops ended windows.
     fn prune(windows: &mut Windows, now: Timestamp) {
         windows

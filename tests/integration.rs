@@ -11,6 +11,7 @@
 //! wunderupdates/                    SPEC §4.1 `/v1/account…`: account.rs, tokens.rs, license.rs
 //! updatercloud/                     SPEC §4.2 `/api/v1/…`: me.rs, tokens.rs (with rotation)
 //! query/                            SPEC §4.3 `/_/…`: tokens.rs, accounts.rs, licenses.rs
+//! public/                           SPEC §8 update checks and downloads: checks.rs, downloads.rs
 //! cli/                              the real binary: commands.rs, operator.rs
 //! security/                         the issue-15 regressions, kept as one set: edge.rs, tokens.rs
 //! protocol.rs, authz.rs, openapi.rs, limits.rs, malformed.rs       the HTTP surface as a whole
@@ -18,6 +19,7 @@
 //! audit.rs                          the audit log of changes
 //! backup_load.rs                    the server keeps answering while a backup runs
 //! package.rs                        the package reader on real WordPress plugins and themes
+//! wordpress.rs                      a real WordPress (tests/wordpress/harness.sh) updating from the server
 //! ```
 
 #[path = "integration/support.rs"]
@@ -29,6 +31,9 @@ mod query;
 mod updatercloud;
 #[path = "integration/wunderupdates/mod.rs"]
 mod wunderupdates;
+
+#[path = "integration/public/mod.rs"]
+mod public;
 
 #[path = "integration/cli/mod.rs"]
 mod cli;
@@ -63,3 +68,5 @@ mod protocol;
 mod secrets;
 #[path = "integration/snapshot.rs"]
 mod snapshot;
+#[path = "integration/wordpress.rs"]
+mod wordpress;

@@ -9,6 +9,7 @@
 
 pub mod openapi;
 pub mod ops;
+pub mod public;
 pub mod query;
 pub mod updatercloud;
 pub mod wunderupdates;
@@ -43,6 +44,10 @@ pub static FAMILIES: &[Api] = &[
     Api {
         rows: query::ROWS,
         operations: include_str!("query/openapi.json"),
+    },
+    Api {
+        rows: public::ROWS,
+        operations: include_str!("public/openapi.json"),
     },
 ];
 

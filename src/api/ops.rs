@@ -12,15 +12,15 @@ use http::{Method, Response, StatusCode};
 
 /// The operational routes.
 pub static ROWS: &[Row] = &[
-    // SPEC §8.2: EDD (`edd_action`) and wp-update-server (`action=…`) requests at `/` will
-    // be answered before the landing, by rows of their own families.
+    // SPEC §8.2: EDD (`edd_action`) and wp-update-server (`action=…`) requests at `/` are
+    // answered for the default account before the landing (`api::public`).
     Row::new(
         Family::Operations,
         Method::GET,
         "landing",
         "/",
         Need::Public,
-        Handler::Read(|_, call| landing(&call.input)),
+        Handler::Write(|app, call| Box::pin(root(app, call))),
     ),
     Row::new(
         Family::Operations,
@@ -47,6 +47,18 @@ pub static ROWS: &[Row] = &[
         Handler::Read(|_, _| openapi()),
     ),
 ];
+
+/// `GET /`: EDD and wp-update-server requests for the default account, else the landing.
+async fn root(app: &App, call: crate::http::route::Call) -> Result<Response<Body>, Error> {
+    let query = call.query().unwrap_or("");
+    if query.split('&').any(|pair| pair == "action=download") {
+        return crate::api::public::root_download(app, call).await;
+    }
+    if let Some(answer) = crate::api::public::root_get(app, &call) {
+        return answer;
+    }
+    landing(&call.input)
+}
 
 /// `GET /healthz`: no auth. `200 {"status":"ok"}` when the store answers a read; `503`
 /// otherwise.
@@ -137,6 +149,30 @@ fn metrics(app: &App) -> Result<Response<Body>, Error> {
         flushes: app.store.flush_count(),
     };
     let mut text = app.metrics.render(&gauges);
+    app.metrics.render_uploads(&mut text);
+    {
+        use std::fmt::Write;
+        let (checks, downloads) = app.public.counts.totals();
+        let _ = writeln!(
+            text,
+            "# HELP upkeep_update_checks_total Update checks answered for a known product (every dialect)."
+        );
+        let _ = writeln!(text, "# TYPE upkeep_update_checks_total counter");
+        let _ = writeln!(text, "upkeep_update_checks_total {checks}");
+        let _ = writeln!(
+            text,
+            "# HELP upkeep_downloads_total Files streamed to sites through signed or legacy download links."
+        );
+        let _ = writeln!(text, "# TYPE upkeep_downloads_total counter");
+        let _ = writeln!(text, "upkeep_downloads_total {downloads}");
+        let blobs = app.store.blobs_stored();
+        let _ = writeln!(
+            text,
+            "# HELP upkeep_blobs Distinct file contents stored (deduplicated)."
+        );
+        let _ = writeln!(text, "# TYPE upkeep_blobs gauge");
+        let _ = writeln!(text, "upkeep_blobs {blobs}");
+    }
     crate::telemetry::render_metrics(&mut text);
     Ok(response::text(
         StatusCode::OK,

@@ -28,15 +28,15 @@ pub struct AccountView {
     pub activation_limit: u32,
 }
 
-/// Products of the account; empty until releases exist.
+/// The account's plugin and theme slugs (SPEC §7.2), each list sorted.
 #[derive(Debug, Default, Serialize)]
 pub struct Products {
-    pub themes: Vec<serde_json::Value>,
-    pub plugins: Vec<serde_json::Value>,
+    pub themes: Vec<String>,
+    pub plugins: Vec<String>,
 }
 
 impl AccountEnvelope {
-    pub fn new(prefix: &AccountPrefix, activation_limit: u32) -> Self {
+    pub fn new(prefix: &AccountPrefix, activation_limit: u32, products: Products) -> Self {
         AccountEnvelope {
             account: AccountView {
                 prefix: prefix.to_string(),
@@ -44,7 +44,7 @@ impl AccountEnvelope {
                 activation_limit,
             },
             status: 200,
-            products: Products::default(),
+            products,
         }
     }
 }

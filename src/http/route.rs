@@ -56,6 +56,8 @@ pub enum Family {
     Query,
     /// `/healthz`, `/metrics`, `/openapi.json`.
     Operations,
+    /// The public update checks, downloads and licensing (SPEC §8, §9.2): no token.
+    Public,
 }
 
 impl Family {
@@ -178,6 +180,9 @@ pub struct Call {
     pub stream: Option<BodyStream>,
     pub params: Params,
     pub now: Timestamp,
+    /// The connection's peer address (the client's, unless behind a proxy: see
+    /// `throttle::client_addr`).
+    pub peer: std::net::IpAddr,
 }
 
 impl Call {
@@ -535,6 +540,7 @@ mod tests {
             },
             params: found.params,
             now: Timestamp::from_secs(0),
+            peer: std::net::IpAddr::from([127, 0, 0, 1]),
         };
         assert_eq!(call.param("name"), "a-token");
         check(Method::DELETE, "/api/v1/tokens/self", Ok("delete_token"));

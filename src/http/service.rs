@@ -155,6 +155,7 @@ impl App {
             input: Input { parts, body },
             params,
             now: self.clock.now(),
+            peer,
         };
         match row.handler {
             Handler::Read(read) => read(self, &call),

@@ -117,6 +117,7 @@ pub async fn receive(app: &App, call: &mut Call, default_name: &str) -> Result<R
         received.upload.staged.discard().await;
         return Err(err);
     }
+    app.metrics.upload(received.upload.staged.size());
     Ok(received)
 }
 

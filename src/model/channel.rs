@@ -9,8 +9,9 @@ use super::version::{Maturity, Version};
 use std::fmt;
 
 /// A release channel, most stable first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Channel {
+    #[default]
     Stable,
     Rc,
     Beta,

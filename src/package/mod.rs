@@ -36,6 +36,13 @@ mod readme;
 
 pub use readme::sanitize;
 
+/// Vendor Markdown (a description, release notes) to sanitized HTML, as readme sections
+/// are rendered.
+pub fn markdown_to_safe_html(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    readme::render(&lines)
+}
+
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt;

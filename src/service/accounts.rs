@@ -54,6 +54,25 @@ pub fn delete<'a>(ctx: &Ctx<'a>, prefix: &str) -> Result<Done<'a, Account>, Erro
     }))
 }
 
+/// Makes `prefix` the default account: the one the bare host's public routes serve (`/`
+/// for EDD and wp-update-server requests, `/v1/licenses/…`; SPEC §8.2).
+///
+/// # Errors
+/// `NotFound` for an unknown prefix; `Forbidden` for account tokens.
+pub fn set_default<'a>(ctx: &Ctx<'a>, prefix: &str) -> Result<Done<'a, AccountPrefix>, Error> {
+    if ctx.actor.account().is_some() {
+        return Err(Error::Forbidden(
+            "account tokens cannot choose the default account".to_owned(),
+        ));
+    }
+    let prefix = AccountPrefix::parse(prefix)
+        .map_err(|_| Error::NotFound(format!("no account with prefix `{prefix}`")))?;
+    let pending = ctx.store.set_default_account(&prefix)?;
+    Ok(Done::new(ctx, pending, move |_| {
+        vec![Event::DefaultAccountSet { account: prefix }]
+    }))
+}
+
 /// The account's `activationLimit`: its plan license's limit while that license has not
 /// expired, otherwise `default_limit` (SPEC §1). From the in-memory index (no store
 /// read); from the stored license only for an account the index no longer knows (deleted

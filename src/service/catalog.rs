@@ -87,6 +87,10 @@ pub enum ReleaseTarget {
     },
 }
 
+/// The name the edge gives a release package that came without one (a raw body with no
+/// `?filename=`); the release stores it as `{slug}-{version}.zip`.
+pub const UNNAMED_PACKAGE: &str = "package.zip";
+
 /// Options of a one-call release.
 #[derive(Debug, Clone, Default)]
 pub struct ReleaseOptions {
@@ -1205,11 +1209,17 @@ pub fn release_package<'a>(
     let now = ctx.now;
     let hash = upload.staged.hash();
     let slug = product.slug.clone();
+    // Set when this exact release already exists (the call is then idempotent).
+    let mut found: Option<Release> = None;
     let pending = ctx.store.put_release(account, product.id, None, std::slice::from_ref(&upload.staged), |_, others, _| {
         if let Some(same) = others.iter().find(|r| r.parsed() == version) {
             if same.primary().is_some_and(|f| f.blob == hash) {
-                // Idempotent: this exact release exists. Re-store it unchanged.
-                return Err(DomainError::Conflict { code: "same_release", message: same.id.0.to_string() });
+                // Idempotent: this exact release exists; nothing is written.
+                found = Some(same.clone());
+                return Err(DomainError::Conflict {
+                    code: "same_release",
+                    message: String::new(),
+                });
             }
             return Err(DomainError::Conflict {
                 code: "version_exists",
@@ -1232,6 +1242,10 @@ pub fn release_package<'a>(
         }
         release.rollout = options.rollout.unwrap_or(100);
         let mut file = new_file(&upload, "Installer".to_owned(), now);
+        if upload.filename == UNNAMED_PACKAGE {
+            // A raw upload that named no file: served as `{slug}-{version}.zip`.
+            file.filename = format!("{slug}-{}.zip", version.as_str());
+        }
         file.primary = true;
         release.files.push(file);
         if !options.draft {
@@ -1270,10 +1284,10 @@ pub fn release_package<'a>(
         )),
         Err(crate::store::StoreError::Domain(DomainError::Conflict {
             code: "same_release",
-            message,
+            ..
         })) => {
-            let id = VersionId(message.parse().unwrap_or(0));
-            let release = release(ctx, account, id)?;
+            let release =
+                found.ok_or_else(|| Error::Internal("the same release vanished".into()))?;
             let pending = ctx.store.already(Released {
                 product,
                 release,

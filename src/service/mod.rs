@@ -109,6 +109,10 @@ pub enum Event {
     AccountDeleted {
         account: AccountPrefix,
     },
+    /// The bare host's public routes now serve this account.
+    DefaultAccountSet {
+        account: AccountPrefix,
+    },
     PlanLicenseIssued {
         id: LicenseId,
     },
@@ -177,6 +181,9 @@ impl std::fmt::Display for Event {
             Event::OperatorTokenUpdated { name } => write!(f, "changed operator token \"{name}\""),
             Event::AccountCreated { account } => write!(f, "created account {account}"),
             Event::AccountDeleted { account } => write!(f, "deleted account {account}"),
+            Event::DefaultAccountSet { account } => {
+                write!(f, "made account {account} the default account")
+            }
             Event::PlanLicenseIssued { id } => write!(f, "issued plan license {id}"),
             Event::PlanLicenseRevoked { id } => write!(f, "revoked plan license {id}"),
             Event::PlanLicenseApplied { id, account } => {

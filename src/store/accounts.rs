@@ -2,7 +2,8 @@
 //! token and grace alias, its catalogue — groups, products, versions, files and their blob
 //! references —, its customers, download keys and activations, unbinding the plan license).
 
-use super::key::{OwnerName, TokenAlias};
+use super::codec::Raw;
+use super::key::{MetaKey, OwnerName, TokenAlias};
 use super::page::{Cursor, Page, PageRequest};
 use super::schema::{ACCOUNTS, GRACE, GRACE_BY_TOKEN, LICENSES, OWNER_NAMES, TOKENS};
 use super::tx::abort;
@@ -115,6 +116,14 @@ impl Store {
                     return abort(DomainError::AccountExists(account.prefix));
                 }
                 tx.put(&ACCOUNTS, &account.prefix, &account)?;
+                if tx
+                    .get(&super::schema::META, &MetaKey::DefaultAccount)?
+                    .is_none()
+                {
+                    // The first account becomes the bare host's default (SPEC §8.2).
+                    let prefix = Raw(account.prefix.as_str().as_bytes().to_vec());
+                    tx.put(&super::schema::META, &MetaKey::DefaultAccount, &prefix)?;
+                }
                 tx.take_id(token.id.0)?;
                 tx.put(&TOKENS, &token.hash, &token)?;
                 tx.put(&OWNER_NAMES, &name_key, &token.hash)?;
@@ -180,6 +189,50 @@ impl Store {
                 .collect();
             ops.push(IndexOp::RemoveAccount(account.prefix));
             Ok((account, ops))
+        })
+    }
+
+    /// The account the bare host's public routes serve (SPEC §8.2): the one set (first
+    /// created, or chosen with `account set-default`) while it exists; otherwise the
+    /// oldest remaining account.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn default_account(&self) -> Result<Option<AccountPrefix>, StoreError> {
+        if let Some(Raw(bytes)) = self.read(&super::schema::META, &MetaKey::DefaultAccount)?
+            && let Ok(text) = std::str::from_utf8(&bytes)
+            && let Ok(prefix) = AccountPrefix::parse(text)
+            && self
+                .index
+                .plan_limit(&prefix, Timestamp::from_millis(0))
+                .is_some()
+        {
+            return Ok(Some(prefix));
+        }
+        Ok(self
+            .accounts()?
+            .into_iter()
+            .min_by_key(|a| (a.created_at, a.prefix))
+            .map(|a| a.prefix))
+    }
+
+    /// Makes `prefix` the bare host's default account.
+    ///
+    /// # Errors
+    /// `AccountNotFound`.
+    pub fn set_default_account(
+        &self,
+        prefix: &AccountPrefix,
+    ) -> Result<Pending<'_, AccountPrefix>, StoreError> {
+        self.write(|| {
+            let value = Raw(prefix.as_str().as_bytes().to_vec());
+            self.transact(|tx| {
+                if !tx.contains(&ACCOUNTS, prefix)? {
+                    return abort(DomainError::AccountNotFound);
+                }
+                tx.put(&super::schema::META, &MetaKey::DefaultAccount, &value)
+            })?;
+            Ok((*prefix, Vec::new()))
         })
     }
 

@@ -47,6 +47,11 @@ fn rng_failed(err: getrandom::Error) -> StoreError {
 impl Store {
     // ----- reads -------------------------------------------------------------------
 
+    /// How many distinct blobs records reference (`blob_refs` entries; for metrics).
+    pub fn blobs_stored(&self) -> usize {
+        self.tree(super::schema::BLOB_REFS.id()).len()
+    }
+
     /// The account's groups, `default` first, then by id.
     ///
     /// # Errors

@@ -64,6 +64,9 @@ pub struct Inspection {
     pub unknown_trees: Vec<String>,
     /// Whether the next open can load the token index from `index.snapshot`.
     pub snapshot: SnapshotState,
+    /// Blobs records reference (`blob_refs`) whose file under `<data>/blobs/` is missing:
+    /// none, unless files were removed by hand or the disk lost them.
+    pub missing_blobs: Vec<crate::model::BlobHash>,
 }
 
 /// What `inspect` found of the index snapshot (`<data>/index.snapshot`).
@@ -117,7 +120,27 @@ pub fn inspect(dir: &Path) -> Result<Inspection, OpenError> {
             .find(|(tree, _)| *tree == name)
             .map_or(0, |(_, count)| *count)
     };
+    let mut missing_blobs = Vec::new();
+    if present.iter().any(|name| name == schema::BLOB_REFS.name()) {
+        let refs = db.open_tree(schema::BLOB_REFS.name()).map_err(store_err)?;
+        for key in refs.iter().keys() {
+            let key = key.map_err(store_err)?;
+            if let Ok(bytes) = <[u8; 32]>::try_from(key.as_ref()) {
+                let hash = crate::model::BlobHash::from_bytes(bytes);
+                let hex = hash.to_hex();
+                let path = dir
+                    .join(super::blobs::DIR)
+                    .join(&hex[..2])
+                    .join(&hex[2..4])
+                    .join(&hex);
+                if !path.is_file() {
+                    missing_blobs.push(hash);
+                }
+            }
+        }
+    }
     Ok(Inspection {
+        missing_blobs,
         schema_version,
         size_on_disk: db.size_on_disk().map_err(store_err)?,
         accounts: count_of(ACCOUNTS.name()),
@@ -255,6 +278,7 @@ impl Store {
             blobs,
             operators: std::sync::RwLock::default(),
             license_uses: Mutex::default(),
+            generation: AtomicU64::new(0),
         };
         // What a crash left among the blobs (SPEC §7): no writer runs yet.
         let swept = store

@@ -32,6 +32,10 @@ pub enum MetaKey {
     /// index snapshot (`snapshot`) is trusted only at the stamp it was taken at. Since
     /// schema 3: an upkeep too old to keep the stamp refuses the store.
     Stamp,
+    /// The account the bare host's public routes serve (`/`, `/v1/licenses/…`): its
+    /// prefix. Set with the first account created, changed by `account set-default`
+    /// (SPEC §8.2). Since schema 6.
+    DefaultAccount,
 }
 
 impl MetaKey {
@@ -40,6 +44,7 @@ impl MetaKey {
             MetaKey::SchemaVersion => b"schema_version",
             MetaKey::NextId => b"next_id",
             MetaKey::Stamp => b"stamp",
+            MetaKey::DefaultAccount => b"default_account",
         }
     }
 }
@@ -50,10 +55,15 @@ impl Key for MetaKey {
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        [MetaKey::SchemaVersion, MetaKey::NextId, MetaKey::Stamp]
-            .into_iter()
-            .find(|key| key.bytes() == bytes)
-            .ok_or_else(|| format!("unknown meta key {:?}", String::from_utf8_lossy(bytes)))
+        [
+            MetaKey::SchemaVersion,
+            MetaKey::NextId,
+            MetaKey::Stamp,
+            MetaKey::DefaultAccount,
+        ]
+        .into_iter()
+        .find(|key| key.bytes() == bytes)
+        .ok_or_else(|| format!("unknown meta key {:?}", String::from_utf8_lossy(bytes)))
     }
 }
 
@@ -495,7 +505,12 @@ mod tests {
 
     #[test]
     fn meta_keys_round_trip() {
-        for key in [MetaKey::SchemaVersion, MetaKey::NextId, MetaKey::Stamp] {
+        for key in [
+            MetaKey::SchemaVersion,
+            MetaKey::NextId,
+            MetaKey::Stamp,
+            MetaKey::DefaultAccount,
+        ] {
             assert_eq!(MetaKey::from_bytes(&bytes(&key)).unwrap(), key);
         }
         assert!(MetaKey::from_bytes(b"other").is_err());

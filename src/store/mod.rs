@@ -355,6 +355,9 @@ pub struct Store {
     /// `last_seen_at`): kept in memory on the check path, persisted in batches like token
     /// uses (see `licensing`).
     license_uses: Mutex<licensing::LicenseUses>,
+    /// Incremented after every committed write: caches of what the store holds (the
+    /// update checks' catalogue views) are valid while it has not moved.
+    generation: AtomicU64,
 }
 
 /// Marks the index suspect when dropped, i.e. when a write unwinds before its index
@@ -409,6 +412,19 @@ impl Store {
     /// (see `Tx::take_id`).
     fn allocate_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts committed writes: read it *before* reading the store to build a cache
+    /// entry, keep the entry while it is unchanged (a write that commits meanwhile moves
+    /// it, so a stale entry is never kept).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The server key (`<dir>/server.key`), from which sealing, lookup and link keys are
+    /// derived (never stored in the database or a backup).
+    pub fn server_key(&self) -> &ServerKey {
+        &self.key
     }
 
     /// The data directory.
@@ -529,6 +545,7 @@ impl Store {
             }
         }
         std::mem::forget(suspect);
+        self.generation.fetch_add(1, Ordering::Release);
         let seq = self.commit.note_write();
         self.blobs.assign(seq);
         Ok(Pending {

@@ -7,10 +7,48 @@
 //! - [`render`] — one `serde_json` renderer per dialect (§8.2).
 //! - [`php`] — `serialize()` for EDD's `sections`, `banners`, `icons`.
 //! - [`link`] — `/dl/{token}/{filename}` tokens (§8.1 item 3, §8.4): signed, expiring.
+//! - [`decide`] — the decision itself over cached catalogue views ([`decide::Views`]).
 //! - [`request`] — doubly encoded form values, EDD's `item_name` slugs, EDD batches.
 
 pub mod answer;
+pub mod counts;
+pub mod decide;
 pub mod link;
 pub mod php;
 pub mod render;
 pub mod request;
+
+/// What the public routes share in a running server: the catalogue views, the keys
+/// derived from `server.key` for links and license keys, the download-key checker (the
+/// licensing service, once wired), and the counters reports will read.
+pub struct Public {
+    pub views: decide::Views,
+    pub links: link::LinkKey,
+    pub vault: crate::secrets::KeyVault,
+    pub download_keys: Box<dyn decide::DownloadKeys + Send + Sync>,
+    pub counts: counts::Counts,
+    /// Unknown license keys per client address (SPEC §2): past the budget, key checks
+    /// answer `rate_limited` without looking the key up.
+    pub key_failures: crate::throttle::Throttle,
+}
+
+impl std::fmt::Debug for Public {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Public").finish_non_exhaustive()
+    }
+}
+
+impl Public {
+    pub fn new(server_key: &crate::token::ServerKey) -> Self {
+        Public {
+            views: decide::Views::default(),
+            links: link::LinkKey::new(server_key),
+            vault: crate::secrets::KeyVault::new(server_key),
+            download_keys: Box::new(decide::NoDownloadKeys),
+            counts: counts::Counts::default(),
+            key_failures: crate::throttle::Throttle::new(
+                crate::defaults::PUBLIC_KEY_FAILURES_PER_MINUTE,
+            ),
+        }
+    }
+}

@@ -77,20 +77,8 @@ pub fn parse_form(body: &str) -> Vec<(String, String)> {
 /// run of characters that are not letters or digits (Unicode) becomes one `-`, and `-` is
 /// trimmed from both ends. `"Example Plugin!"` → `example-plugin`.
 pub fn slugify(name: &str) -> String {
-    let mut slug = String::with_capacity(name.len());
-    let mut gap = false;
-    for c in name.chars() {
-        if c.is_alphanumeric() {
-            if gap && !slug.is_empty() {
-                slug.push('-');
-            }
-            gap = false;
-            slug.extend(c.to_lowercase());
-        } else {
-            gap = true;
-        }
-    }
-    slug
+    // One rule for the store's name uniqueness and EDD's matching.
+    crate::model::catalog::slugify(name)
 }
 
 /// Why a batch was refused.

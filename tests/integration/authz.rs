@@ -5,7 +5,8 @@
 //! - account token: `403` unless its scopes grant the route's scope (or the route takes
 //!   any account token), `403` on operator routes;
 //! - operator token: `403` on account routes; read-only → `403` on writes and `/value`;
-//! - another account's token naming this account's resource → `404`;
+//! - another account's token naming this account's resource (a token name, a product
+//!   slug) → `404`;
 //! - a previous secret in its rotation grace (an `api` token's): reads as the token does,
 //!   but `403` on every route that creates, deletes or rotates tokens;
 //! - an expiring `api` token: as any `api` token, and every token it creates expires
@@ -59,6 +60,20 @@ fn spec_need(name: &str) -> Need {
     const WRITE: Need = Need::Operator { write: true };
     match name {
         "landing" | "health" | "openapi" => Need::Public,
+        // SPEC §8: the public update checks and downloads.
+        "wu_plugin"
+        | "wu_plugin_channel"
+        | "wu_theme"
+        | "wu_theme_channel"
+        | "batch_check"
+        | "puc"
+        | "puc_channel"
+        | "changelog"
+        | "updatercloud_update"
+        | "edd"
+        | "edd_post"
+        | "root_post"
+        | "download" => Need::Public,
         "metrics" => READ,
         "get_account" | "get_me" => Need::Scope(Scope::ReadUser),
         "get_account_license" => Need::Scope(Scope::ReadLicenses),
@@ -104,6 +119,32 @@ fn spec_need(name: &str) -> Need {
         | "delete_download_key"
         | "delete_activation"
         | "put_download_key_settings" => Need::Scope(Scope::ManageLicenses),
+        // SPEC §7.2 (scopes as §7.1; keys as §9.1).
+        "list_plugins"
+        | "get_plugin"
+        | "list_plugin_versions"
+        | "list_themes"
+        | "get_theme"
+        | "list_theme_versions" => Need::Scope(Scope::ReadReleases),
+        "create_plugin"
+        | "update_plugin"
+        | "delete_plugin"
+        | "release_plugin_version"
+        | "delete_plugin_version"
+        | "create_theme"
+        | "update_theme"
+        | "delete_theme"
+        | "release_theme_version"
+        | "delete_theme_version" => Need::Scope(Scope::ManageReleases),
+        "list_plugin_keys" | "get_plugin_key" | "list_theme_keys" | "get_theme_key" => {
+            Need::Scope(Scope::ReadLicenses)
+        }
+        "replace_plugin_keys"
+        | "add_plugin_key"
+        | "delete_plugin_key"
+        | "replace_theme_keys"
+        | "add_theme_key"
+        | "delete_theme_key" => Need::Scope(Scope::ManageLicenses),
         "list_operator_tokens" | "list_accounts" | "list_licenses" => READ,
         "create_operator_token"
         | "update_operator_token"
@@ -141,6 +182,7 @@ fn expected(spec: &RouteSpec, credential: &Credential) -> Outcome {
         other => other,
     };
     match (credential, spec_need(spec.name)) {
+        (_, Need::Public) if spec.name == "download" => NotFound,
         (_, Need::Public) => Allowed,
         (C::None | C::Malformed | C::Unknown | C::Expired | C::InactiveOperator, _) => {
             Unauthenticated
@@ -154,9 +196,12 @@ fn expected(spec: &RouteSpec, credential: &Credential) -> Outcome {
         }
         (C::Account(_) | C::OtherAccount, Need::Account) => Allowed,
         (C::OtherAccount, Need::Scope(_)) => {
-            // An `api` token of another account: allowed, but a name or id of this
+            // An `api` token of another account: allowed, but a name, id or slug of this
             // account's is not found in its own.
-            if spec.path.contains("{name}") || spec.path.contains("{id}") {
+            if ["{name}", "{id}", "{slug}"]
+                .iter()
+                .any(|p| spec.path.contains(p))
+            {
                 NotFound
             } else {
                 Allowed
@@ -201,12 +246,23 @@ fn request_for(
     if let Some(request) = licensing_request(spec.name, licensing, catalog.product, n) {
         return request;
     }
+    if let Some(request) = crate::support::public_request(spec.name, "acme", catalog) {
+        return request;
+    }
+    if spec.name == "download" {
+        // A link this server never signed: 404 for every credential (credentials are
+        // ignored on public routes; real links are tested in `public::downloads`).
+        return ("/dl/AAAA/x.zip".to_owned(), None);
+    }
     // Each deleting route has its own victim, so one route's success is not another's 404.
     let victim = if spec.name == "delete_token" {
         "victim2"
     } else {
         "victim"
     };
+    if let Some((path, body)) = wu_catalog_request(spec, n) {
+        return (path, body.map(TestBody::Json));
+    }
     let path = route::example_path(spec, victim);
     let body = match spec.name {
         "health"
@@ -238,6 +294,102 @@ fn request_for(
         other => panic!("route `{other}` has no entry in the authorization matrix"),
     };
     (path, body.map(TestBody::Json))
+}
+
+/// The catalogue fixtures of the matrix (SPEC §7.2): acme's plugin and theme, each with
+/// version `1.0.0` and one static key; restored before each credential's round.
+const MATRIX_PLUGIN: &str = "matrix-plugin";
+const MATRIX_THEME: &str = "matrix-theme";
+const MATRIX_VERSION: &str = "1.0.0";
+const MATRIX_KEY: &str = "matrix-key-0001";
+
+/// The request for a `/v1/plugins…` or `/v1/themes…` route, naming the fixtures.
+fn wu_catalog_request(spec: &RouteSpec, n: usize) -> Option<(String, Option<Value>)> {
+    let (slug, new_slug) = match spec.name {
+        "list_plugins"
+        | "create_plugin"
+        | "get_plugin"
+        | "update_plugin"
+        | "delete_plugin"
+        | "list_plugin_versions"
+        | "release_plugin_version"
+        | "delete_plugin_version"
+        | "list_plugin_keys"
+        | "replace_plugin_keys"
+        | "add_plugin_key"
+        | "get_plugin_key"
+        | "delete_plugin_key" => (MATRIX_PLUGIN, format!("p{n}")),
+        "list_themes"
+        | "create_theme"
+        | "get_theme"
+        | "update_theme"
+        | "delete_theme"
+        | "list_theme_versions"
+        | "release_theme_version"
+        | "delete_theme_version"
+        | "list_theme_keys"
+        | "replace_theme_keys"
+        | "add_theme_key"
+        | "get_theme_key"
+        | "delete_theme_key" => (MATRIX_THEME, format!("t{n}")),
+        _ => return None,
+    };
+    let path = spec
+        .path
+        .replace("{slug}", slug)
+        .replace("{version}", MATRIX_VERSION)
+        .replace("{key}", MATRIX_KEY);
+    let body = match spec.name {
+        "create_plugin" | "create_theme" => Some(json!({"slug": new_slug})),
+        "update_plugin" | "update_theme" => Some(json!({"license": {"type": "static-keys"}})),
+        "replace_plugin_keys" | "replace_theme_keys" => Some(json!([{"key": MATRIX_KEY}])),
+        "add_plugin_key" | "add_theme_key" => Some(json!({"key": format!("added-key-{n:05}")})),
+        // Uploads get a body that is no package: past authorization, it is a 400.
+        "release_plugin_version" | "release_theme_version" => Some(json!({"not": "a zip"})),
+        _ => None,
+    };
+    Some((path, body))
+}
+
+/// Puts the catalogue fixtures back (earlier credentials may have deleted them).
+async fn restore_catalog(server: &TestServer, token: &str) {
+    for (tree, slug, zip) in [
+        (
+            "plugins",
+            MATRIX_PLUGIN,
+            crate::support::plugin_zip(MATRIX_PLUGIN, MATRIX_VERSION, ""),
+        ),
+        (
+            "themes",
+            MATRIX_THEME,
+            crate::support::theme_zip(MATRIX_THEME, MATRIX_VERSION, ""),
+        ),
+    ] {
+        let path = format!("/v1/{tree}/{slug}");
+        if server.get(&path, token).send().await.status == 404 {
+            server
+                .post(&format!("/v1/{tree}"), token, json!({"slug": slug}))
+                .send()
+                .await
+                .expect(200);
+        }
+        // Idempotent: the same zip for an existing version changes nothing.
+        server
+            .request(Method::POST, &format!("{path}/versions"))
+            .header("x-api-key", token)
+            .header("content-type", "application/zip")
+            .body(zip)
+            .send()
+            .await
+            .expect(200);
+        let added = server
+            .request(Method::PUT, &format!("{path}/license/keys"))
+            .header("x-api-key", token)
+            .body(json!({"key": MATRIX_KEY}).to_string())
+            .send()
+            .await;
+        assert!(matches!(added.status.as_u16(), 200 | 409), "{added:?}");
+    }
 }
 
 #[tokio::test]
@@ -328,6 +480,7 @@ async fn every_route_and_credential_gets_the_status_spec_gives() {
                 server.token(&acme, victim, &["read_user"], None);
             }
         }
+        restore_catalog(&server, &acme.token).await;
         for spec in &specs {
             n += 1;
             let (path, body) =
@@ -395,6 +548,7 @@ fn every_route_in_the_table_has_a_matrix_entry() {
             spec.name
         );
         let ids = CatalogIds {
+            theme_slug: "theme".into(),
             product: 11,
             product_slug: "alpha".into(),
             victim_product: 12,

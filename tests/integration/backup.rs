@@ -101,6 +101,16 @@ async fn an_online_backup_restores_to_identical_data() {
         .as_str()
         .unwrap()
         .to_owned();
+    // A release: its record and its file's blob travel in the backup.
+    let zip = crate::support::plugin_zip("backed-up", "1.0.0", "content");
+    server
+        .request(http::Method::POST, "/api/v1/releases")
+        .header("authorization", &format!("Bearer {}", acme.token))
+        .header("content-type", "application/zip")
+        .body(zip.clone())
+        .send()
+        .await
+        .expect(201);
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("upkeep.backup");
@@ -111,13 +121,20 @@ async fn an_online_backup_restores_to_identical_data() {
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let backup_text = std::fs::read_to_string(&file).unwrap();
+    // Bytes, not text: the backup carries the release's zip.
+    let backup_bytes = std::fs::read(&file).unwrap();
     for secret in [&acme.token, &rotated, &operator, &key] {
         assert!(
-            !backup_text.contains(secret.as_str()),
+            !backup_bytes
+                .windows(secret.len())
+                .any(|w| w == secret.as_bytes()),
             "a backup holds no secret"
         );
     }
+    assert!(
+        backup_bytes.windows(zip.len()).any(|w| w == &zip[..]),
+        "the backup carries the release's file"
+    );
 
     let (original_dir, original) = server.stop().await;
     let restored = dir.path().join("restored");
@@ -178,6 +195,18 @@ async fn an_online_backup_restores_to_identical_data() {
         .await
         .expect(200);
     assert_eq!(value["data"][0]["token"], operator.as_str());
+    // The release is offered and its file downloads, byte for byte.
+    let offer = server
+        .request(http::Method::GET, "/updates/acme/backed-up")
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(offer["version"], "1.0.0");
+    let link = offer["download_url"].as_str().expect("a link").to_owned();
+    let path = &link[link.find("/dl/").expect("a /dl/ link")..];
+    let download = server.request(http::Method::GET, path).send().await;
+    assert_eq!(download.status, 200, "{download:?}");
+    assert_eq!(&download.body[..], &zip[..]);
     drop(server);
     drop(original_dir);
 }

@@ -16,7 +16,7 @@ use http::Method;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use upkeep::http::auth::Need;
-use upkeep::http::route::{Row as RouteSpec, example_path};
+use upkeep::http::route::{BodyPolicy, Row as RouteSpec, example_path};
 
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -203,7 +203,14 @@ async fn every_operation_lists_what_authorization_and_limits_can_answer() {
         match spec.need {
             Need::Public => {
                 assert!(schemes.is_empty(), "{} is public: {schemes:?}", spec.name);
-                for status in ["401", "403", "429"] {
+                // A signed download (and the legacy one at `/`) is 403 when its key was
+                // disabled since (SPEC §8.1 item 3): not an authorization answer.
+                let refusals: &[&str] = if matches!(spec.name, "download" | "landing") {
+                    &["401", "429"]
+                } else {
+                    &["401", "403", "429"]
+                };
+                for status in refusals.iter().copied() {
                     assert!(!has(status), "{} is public but lists {status}", spec.name);
                 }
             }
@@ -237,8 +244,10 @@ async fn every_operation_lists_what_authorization_and_limits_can_answer() {
                 "{} {status}: X-Request-Id",
                 spec.name
             );
-            // 416 carries no body (RFC 9110 §15.5.17: `Content-Range` says it all).
-            if status.starts_with(['4', '5']) && status != "416" {
+            // 416 carries no body (RFC 9110 §15.5.17: `Content-Range` says it all); a
+            // download's refusals are one line of text, which WordPress shows.
+            let plain = spec.name == "download" && ["403", "404", "410"].contains(&status.as_str());
+            if status.starts_with(['4', '5']) && status != "416" && !plain {
                 let schema = &response["content"]["application/json"]["schema"];
                 let mut targets = Vec::new();
                 refs(schema, &mut targets);
@@ -520,6 +529,17 @@ fn example_request(doc: &Value, spec: &RouteSpec) -> (String, Option<Value>) {
     (path, body)
 }
 
+/// A package for an upload route's example path (`/v1/{plugins|themes}/{slug}/…`),
+/// version `1.0.0`.
+fn example_package(path: &str) -> Vec<u8> {
+    let mut segments = path.trim_start_matches('/').split('/');
+    match (segments.next(), segments.next(), segments.next()) {
+        (Some("v1"), Some("plugins"), Some(slug)) => crate::support::plugin_zip(slug, "1.0.0", ""),
+        (Some("v1"), Some("themes"), Some(slug)) => crate::support::theme_zip(slug, "1.0.0", ""),
+        _ => panic!("no example package for {path}"),
+    }
+}
+
 #[tokio::test]
 async fn the_server_answers_only_what_the_document_says() {
     let server = TestServer::start().await;
@@ -572,9 +592,41 @@ async fn the_server_answers_only_what_the_document_says() {
     )
     .await;
     for (n, spec) in ordered.into_iter().enumerate() {
-        let fixed = crate::support::catalog_request(spec.name, &catalog, n).or_else(|| {
-            crate::support::licensing_request(spec.name, &licensing, catalog.product, n)
-        });
+        if spec.name == "download" {
+            // A real signed link, from a check of a published free plugin.
+            let zip = crate::support::plugin_zip("dl-openapi", "1.0.0", "x");
+            server
+                .request(Method::POST, "/api/v1/releases")
+                .header("x-api-key", &account_token)
+                .header("content-type", "application/zip")
+                .body(zip)
+                .send()
+                .await
+                .expect(201);
+            let answer = server
+                .request(Method::GET, "/updates/openapi/dl-openapi")
+                .send()
+                .await
+                .expect(200);
+            let link = answer["download_url"]
+                .as_str()
+                .expect("a download link")
+                .to_owned();
+            let path = link
+                .split_once("://")
+                .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+                .expect("a path");
+            let reply = server.request(Method::GET, &path).send().await;
+            check_documented(&document(&server).await, spec, &reply);
+            assert_eq!(reply.status, 200, "download:{reply:?}");
+            continue;
+        }
+        let public = crate::support::public_request(spec.name, "openapi", &catalog);
+        let fixed = crate::support::catalog_request(spec.name, &catalog, n)
+            .or_else(|| {
+                crate::support::licensing_request(spec.name, &licensing, catalog.product, n)
+            })
+            .or(public);
         if let Some((path, body)) = fixed {
             let mut call = server
                 .request(spec.method.clone(), &path)
@@ -604,6 +656,12 @@ async fn the_server_answers_only_what_the_document_says() {
         };
         if let Some(body) = &body {
             call = call.body(body.to_string());
+        }
+        if spec.body == BodyPolicy::Stream {
+            // Uploads carry a package, not JSON: one for the slug the example names.
+            call = call
+                .header("content-type", "application/zip")
+                .body(example_package(&path));
         }
         let reply = call.send().await;
         check_documented(&doc, spec, &reply);

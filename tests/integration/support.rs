@@ -556,14 +556,14 @@ impl Call<'_> {
 }
 
 /// A zip of `entries` (name, content), deflated.
-pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+pub fn zip_of<C: AsRef<[u8]>>(entries: &[(&str, C)]) -> Vec<u8> {
     use std::io::Write;
     use zip::write::SimpleFileOptions;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     for (name, content) in entries {
         w.start_file(*name, options).unwrap();
-        w.write_all(content).unwrap();
+        w.write_all(content.as_ref()).unwrap();
     }
     w.finish().unwrap().into_inner()
 }
@@ -595,6 +595,8 @@ pub struct CatalogIds {
     pub victim_file: u64,
     pub group: u64,
     pub victim_group: u64,
+    /// A theme of the account (no versions).
+    pub theme_slug: String,
 }
 
 /// Makes a [`CatalogIds`] set with `token` (an `api` token); `tag` keeps names unique.
@@ -668,6 +670,15 @@ pub async fn catalog_fixture(server: &TestServer, token: &str, tag: &str) -> Cat
     .send()
     .await
     .expect(201));
+    let theme_slug = format!("theme{tag}");
+    json_call(
+        Method::POST,
+        "/api/v1/products".into(),
+        serde_json::json!({"slug": theme_slug, "kind": "theme", "name": format!("Theme {tag}")}),
+    )
+    .send()
+    .await
+    .expect(201);
     CatalogIds {
         product,
         product_slug: slug,
@@ -678,6 +689,7 @@ pub async fn catalog_fixture(server: &TestServer, token: &str, tag: &str) -> Cat
         victim_file,
         group,
         victim_group,
+        theme_slug,
     }
 }
 
@@ -909,6 +921,88 @@ pub fn licensing_request(
         "put_download_key_settings" => (
             "/api/v1/settings/download-keys".into(),
             j(json!({"generator": "uuid4"})),
+        ),
+        _ => return None,
+    })
+}
+
+/// A theme zip: `slug/style.css` with a `Theme Name:` header of `version`.
+pub fn theme_zip(slug: &str, version: &str, extra: &str) -> Vec<u8> {
+    zip_of(&[
+        (
+            &format!("{slug}/style.css"),
+            &format!("/*\nTheme Name: {slug}\nVersion: {version}\n*/\n/* {extra} */\n"),
+        ),
+        (&format!("{slug}/index.php"), &"<?php\n".to_owned()),
+    ])
+}
+
+/// A request that succeeds (200, whatever the dialect says) for public route `name`
+/// (SPEC §8) of account `prefix` holding `ids`. `None` for other routes, and for the
+/// download (its link comes from a check).
+pub fn public_request(
+    name: &str,
+    prefix: &str,
+    ids: &CatalogIds,
+) -> Option<(String, Option<TestBody>)> {
+    let slug = &ids.product_slug;
+    Some(match name {
+        "wu_plugin" => (
+            format!("/v1/public/{prefix}/plugins/{slug}?installed_version=0.9.0"),
+            None,
+        ),
+        "wu_plugin_channel" => (format!("/v1/public/{prefix}/plugins/{slug}/beta"), None),
+        "wu_theme" => (
+            format!("/v1/public/{prefix}/themes/{}", ids.theme_slug),
+            None,
+        ),
+        "wu_theme_channel" => (
+            format!("/v1/public/{prefix}/themes/{}/dev", ids.theme_slug),
+            None,
+        ),
+        "batch_check" => (
+            format!("/v1/public/{prefix}/check"),
+            Some(TestBody::Json(
+                serde_json::json!({"site": "https://example.com", "items": [{"slug": slug, "version": "0.9.0"}]}),
+            )),
+        ),
+        "puc" => (
+            format!("/updates/{prefix}/{slug}?installed_version=0.9.0&php=8.2"),
+            None,
+        ),
+        "puc_channel" => (format!("/updates/{prefix}/{slug}/rc"), None),
+        "changelog" => (format!("/updates/{prefix}/{slug}/changelog"), None),
+        "updatercloud_update" => (
+            format!(
+                "/api/v1/products/{}/update?installed_version=0.9.0",
+                ids.product
+            ),
+            None,
+        ),
+        "edd" => (
+            format!(
+                "/edd/{prefix}/?edd_action=get_version&item_id={}",
+                ids.product
+            ),
+            None,
+        ),
+        "edd_post" => (
+            format!("/edd/{prefix}"),
+            Some(TestBody::Raw(
+                "application/x-www-form-urlencoded",
+                format!(
+                    "edd_action=get_version&item_id={}&version=0.9.0",
+                    ids.product
+                )
+                .into_bytes(),
+            )),
+        ),
+        "root_post" => (
+            "/".to_owned(),
+            Some(TestBody::Raw(
+                "application/x-www-form-urlencoded",
+                b"edd_action=get_version&item_name=nothing".to_vec(),
+            )),
         ),
         _ => return None,
     })

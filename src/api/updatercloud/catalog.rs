@@ -858,7 +858,7 @@ pub(super) async fn release(
                 .transpose()?,
         }
     };
-    let received = upload::receive(app, &mut call, "package.zip").await?;
+    let received = upload::receive(app, &mut call, svc::UNNAMED_PACKAGE).await?;
     let options = match release_options(&received, query.as_deref()) {
         Ok(mut options) => {
             if options

@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::http::auth::Caller;
 use crate::http::dto::{
     AccountEnvelope, AccountTokenView, ApplyLicense, CreateAccountToken, CreatedTokenEnvelope,
-    DeletedEnvelope, LicenseEnvelope, TokensEnvelope,
+    DeletedEnvelope, LicenseEnvelope, Products, TokensEnvelope,
 };
 use crate::http::request::{self, Input};
 use crate::http::{Body, response};
@@ -17,16 +17,19 @@ use std::time::Duration;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
-/// `GET /v1/account`: the caller's account. Needs `read_user`. Answered from what
-/// authentication already read (the index's account slot): no further lookup.
-/// `200 {"account":{"prefix","activationUsage","activationLimit"},"status":200,"products":…}`.
+/// `GET /v1/account`: the caller's account. Needs `read_user`. The account and its limit
+/// come from what authentication already read (the index's account slot); `products`
+/// lists the account's plugin and theme slugs (one scan of its products).
+/// `200 {"account":{"prefix","activationUsage","activationLimit"},"status":200,
+/// "products":{"themes":[…],"plugins":[…]}}`.
 pub(super) fn get_account(app: &App, caller: &Caller) -> Result<Response<Body>, Error> {
     let prefix = account_of(caller)?;
     let plan_limit = caller
         .plan_limit
         .ok_or_else(|| Error::NotFound("no such account".to_owned()))?;
     let limit = plan_limit.unwrap_or(app.settings.default_activation_limit);
-    let mut envelope = AccountEnvelope::new(&prefix, limit);
+    let (plugins, themes) = super::catalog::slugs(app, &prefix)?;
+    let mut envelope = AccountEnvelope::new(&prefix, limit, Products { themes, plugins });
     // One point read: the store keeps the count with the activations (SPEC §9).
     envelope.account.activation_usage = service::licensing::activation_usage(&app.store, &prefix)?;
     Ok(response::json(StatusCode::OK, &envelope))

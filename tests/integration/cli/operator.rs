@@ -740,8 +740,11 @@ async fn the_landing_answers_json_to_clients_and_html_to_browsers() {
         .send()
         .await;
     reply.expect(200);
+    // A POST to `/` is EDD's (SPEC §8.2): always 200 in EDD's shapes.
+    let edd = server.request(Method::POST, "/").send().await.expect(200);
+    assert_eq!(edd["success"], false, "{edd}");
     server
-        .request(Method::POST, "/")
+        .request(Method::PUT, "/")
         .send()
         .await
         .expect_error(405, "method_not_allowed");

@@ -1,7 +1,9 @@
-//! SPEC §4.1, the WunderUpdates account API (`/v1/account…`), over a real socket, one file per
-//! resource: the account itself, its tokens, its plan license.
+//! SPEC §4.1 and §7.2, the WunderUpdates API (`/v1/account…`, `/v1/plugins…`,
+//! `/v1/themes…`), over a real socket, one file per resource: the account itself, its
+//! tokens, its plan license, its catalogue (products, versions, static keys).
 
 mod account;
+mod catalog;
 mod license;
 mod tokens;
 

@@ -1,0 +1,868 @@
+//! The public update-check and download routes (SPEC §8): no API token. Each dialect is a
+//! thin adapter: it reads its client's request into an [`crate::update::decide::Check`], asks the
+//! one decision, and renders the [`crate::update::answer::Answer`] in its client's shape
+//! (`update::render`). Every business outcome is a `200` in the WordPress dialects; only an
+//! unknown prefix or slug is a `404` (PUC, WunderUpdates, UpdaterCloud), and EDD answers
+//! even that with its not-found shape. A credential sent here is ignored.
+
+use crate::app::App;
+use crate::error::Error;
+use crate::http::auth::Need;
+use crate::http::route::{Call, Family, Handler, Row};
+use crate::http::{Body, response};
+use crate::model::{AccountPrefix, Channel, ProductId, ProductKind, Timestamp};
+use crate::update::answer::{Answer, LicenseCode};
+use crate::update::decide::{self, Check, LinkContext, ProductView};
+use crate::update::render::{self, Links};
+use crate::update::request as wire;
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use serde_json::Value;
+use std::sync::Arc;
+
+const F: Family = Family::Public;
+
+/// The public routes.
+pub static ROWS: &[Row] = &[
+    F.row(
+        Method::GET,
+        "wu_plugin",
+        "/v1/public/{prefix}/plugins/{slug}",
+        Need::Public,
+        Handler::Read(|app, call| wunderupdates(app, call, ProductKind::Plugin)),
+    ),
+    F.row(
+        Method::GET,
+        "wu_plugin_channel",
+        "/v1/public/{prefix}/plugins/{slug}/{channel}",
+        Need::Public,
+        Handler::Read(|app, call| wunderupdates(app, call, ProductKind::Plugin)),
+    ),
+    F.row(
+        Method::GET,
+        "wu_theme",
+        "/v1/public/{prefix}/themes/{slug}",
+        Need::Public,
+        Handler::Read(|app, call| wunderupdates(app, call, ProductKind::Theme)),
+    ),
+    F.row(
+        Method::GET,
+        "wu_theme_channel",
+        "/v1/public/{prefix}/themes/{slug}/{channel}",
+        Need::Public,
+        Handler::Read(|app, call| wunderupdates(app, call, ProductKind::Theme)),
+    ),
+    F.row(
+        Method::POST,
+        "batch_check",
+        "/v1/public/{prefix}/check",
+        Need::Public,
+        Handler::Read(batch),
+    ),
+    F.row(
+        Method::GET,
+        "puc",
+        "/updates/{prefix}/{slug}",
+        Need::Public,
+        Handler::Read(puc),
+    ),
+    F.row(
+        Method::GET,
+        "puc_channel",
+        "/updates/{prefix}/{slug}/{channel}",
+        Need::Public,
+        Handler::Read(puc),
+    ),
+    F.row(
+        Method::GET,
+        "changelog",
+        "/updates/{prefix}/{slug}/changelog",
+        Need::Public,
+        Handler::Read(changelog),
+    ),
+    F.row(
+        Method::GET,
+        "updatercloud_update",
+        "/api/v1/products/{id}/update",
+        Need::Public,
+        Handler::Read(updatercloud),
+    ),
+    F.row(
+        Method::GET,
+        "edd",
+        "/edd/{prefix}",
+        Need::Public,
+        Handler::Read(edd_prefixed),
+    ),
+    F.row(
+        Method::POST,
+        "edd_post",
+        "/edd/{prefix}",
+        Need::Public,
+        Handler::Read(edd_prefixed),
+    ),
+    F.row(
+        Method::GET,
+        "download",
+        "/dl/{token}/{filename}",
+        Need::Public,
+        Handler::Write(|app, call| Box::pin(download(app, call))),
+    ),
+    F.row(
+        Method::POST,
+        "root_post",
+        "/",
+        Need::Public,
+        Handler::Read(root_post),
+    ),
+];
+
+// ----- request reading ---------------------------------------------------------------
+
+/// A 404 in the token families' envelope (PUC, WunderUpdates and UpdaterCloud read only
+/// the status).
+fn unknown(what: &str) -> Error {
+    Error::NotFound(what.to_owned())
+}
+
+fn prefix_of(call: &Call) -> Result<AccountPrefix, Error> {
+    AccountPrefix::parse(&call.param("prefix")).map_err(|_| unknown("no such account"))
+}
+
+fn channel_of(call: &Call) -> Result<Channel, Error> {
+    if call.row.path.ends_with("{channel}") {
+        Channel::parse(&call.param("channel"))
+            .ok_or_else(|| unknown("no such channel: use stable, rc, beta, alpha or dev"))
+    } else {
+        Ok(Channel::Stable)
+    }
+}
+
+/// The query's pairs, decoded.
+fn query(call: &Call) -> Vec<(String, String)> {
+    call.query().map(wire::parse_form).unwrap_or_default()
+}
+
+fn get<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+fn header_str<'a>(call: &'a Call, name: &str) -> Option<&'a str> {
+    call.input
+        .parts
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// The site: `url`, `domain` or `site` as sent, else the WordPress User-Agent's URL;
+/// normalized (SPEC §9 *Sites*). An app's `machine` stands in for it.
+fn site_of(call: &Call, pairs: &[(String, String)]) -> Option<String> {
+    let sent = ["url", "domain", "site"].iter().find_map(|n| get(pairs, n));
+    let from_agent = || header_str(call, "user-agent").and_then(crate::model::site_from_user_agent);
+    if let Some(site) = sent.or_else(from_agent)
+        && let Ok(site) = crate::model::normalize_site(site)
+    {
+        return Some(site.as_str().to_owned());
+    }
+    get(pairs, "machine")
+        .filter(|m| m.len() <= 128)
+        .map(str::to_owned)
+}
+
+/// The WordPress version from `WordPress/6.4; https://…`.
+fn wordpress_version(call: &Call) -> Option<&str> {
+    let agent = header_str(call, "user-agent")?;
+    let rest = agent.strip_prefix("WordPress/")?;
+    Some(rest.split(';').next().unwrap_or(rest).trim())
+}
+
+/// The base of the absolute links in answers (SPEC §8.1 item 5): `--public-url`, else the
+/// request's Host (and `X-Forwarded-Proto`/`-Host` under `--trust-proxy`).
+pub fn base_url(app: &App, call: &Call) -> String {
+    if let Some(url) = &app.settings.public_url {
+        return url.clone();
+    }
+    let headers = &call.input.parts.headers;
+    let forwarded = |name: &str| {
+        app.settings
+            .trust_proxy
+            .then(|| headers.get(name).and_then(|v| v.to_str().ok()))
+            .flatten()
+            .map(|v| v.split(',').next_back().unwrap_or(v).trim())
+    };
+    let host = forwarded("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+        })
+        .unwrap_or("localhost");
+    let scheme = match forwarded("x-forwarded-proto") {
+        Some("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}")
+}
+
+fn json_no_store(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut res = response::json(status, value);
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// Decides for `view` with what the caller sent.
+fn answer(
+    app: &App,
+    call: &Call,
+    view: &ProductView,
+    check: &Check<'_>,
+    base: &str,
+) -> (Answer, Option<String>) {
+    let now = call.now;
+    app.public.counts.check(view.product.id, now);
+    let links = LinkContext {
+        key: &app.public.links,
+        base_url: base,
+        ttl_secs: app.settings.download_url_ttl.as_secs(),
+    };
+    let licensed = view.product.license != crate::model::LicenseModel::Free;
+    let keyed = check.key.is_some_and(|k| !k.trim().is_empty());
+    let client = crate::throttle::client_addr(
+        call.peer,
+        &call.input.parts.headers,
+        app.settings.trust_proxy,
+    );
+    if licensed && keyed && app.public.key_failures.blocked(client, now) {
+        // Past the budget the key is not even looked up: the answer says so (200).
+        let check = Check {
+            key: None,
+            ..check.clone()
+        };
+        let (answer, stable) = decide::decide(
+            view,
+            &check,
+            app.public.download_keys.as_ref(),
+            &app.public.vault,
+            &links,
+            now,
+        );
+        return (with_code(answer, LicenseCode::RateLimited), stable);
+    }
+    let (answer, stable) = decide::decide(
+        view,
+        check,
+        app.public.download_keys.as_ref(),
+        &app.public.vault,
+        &links,
+        now,
+    );
+    if licensed && keyed && answer.offer().license.code == LicenseCode::NotFound {
+        // An unknown key is a failed authentication for the throttle (SPEC §9).
+        let _ = app.public.key_failures.fail(client, now);
+    }
+    (answer, stable)
+}
+
+/// The answer with its license code replaced (and so no download link).
+fn with_code(answer: Answer, code: LicenseCode) -> Answer {
+    let state = crate::update::answer::LicenseState::new(code);
+    match answer {
+        Answer::Update(mut offer) => {
+            offer.license = state;
+            offer.download_link = None;
+            Answer::Update(offer)
+        }
+        Answer::Nothing(mut offer, reason) => {
+            offer.license = state;
+            Answer::Nothing(offer, reason)
+        }
+    }
+}
+
+fn view_by_slug(
+    app: &App,
+    account: &AccountPrefix,
+    slug: &str,
+) -> Result<Option<Arc<ProductView>>, Error> {
+    Ok(app.public.views.by_slug(&app.store, account, slug)?)
+}
+
+// ----- WunderUpdates, PUC, UpdaterCloud -----------------------------------------------
+
+/// `GET /v1/public/{prefix}/plugins|themes/{slug}[/{channel}]?key=K`.
+fn wunderupdates(app: &App, call: &Call, kind: ProductKind) -> Result<Response<Body>, Error> {
+    let account = prefix_of(call)?;
+    let channel = channel_of(call)?;
+    let slug = call.param("slug");
+    let view = view_by_slug(app, &account, &slug)?
+        .filter(|v| v.product.kind == kind)
+        .ok_or_else(|| unknown("no such product"))?;
+    let pairs = query(call);
+    let site = site_of(call, &pairs);
+    let check = Check {
+        channel,
+        installed: get(&pairs, "installed_version").or_else(|| get(&pairs, "version")),
+        site: site.as_deref(),
+        key: get(&pairs, "key")
+            .or_else(|| get(&pairs, "license_key"))
+            .or_else(|| header_str(call, "x-license-key")),
+        platform: get(&pairs, "wp_version").or_else(|| wordpress_version(call)),
+        php: get(&pairs, "php").or_else(|| get(&pairs, "php_version")),
+    };
+    let base = base_url(app, call);
+    let (answer, _) = answer(app, call, &view, &check, &base);
+    let mut doc = render::wunderupdates(answer.offer());
+    if kind == ProductKind::Theme
+        && let Value::Object(map) = &mut doc
+        && let Some(name) = map.remove("plugin_name")
+    {
+        map.insert("theme_name".to_owned(), name);
+    }
+    Ok(json_no_store(StatusCode::OK, &doc))
+}
+
+/// The PUC-style check: `installed_version`, `php`, `license_key` (or `X-License-Key`).
+fn puc_check<'a>(
+    call: &'a Call,
+    pairs: &'a [(String, String)],
+    channel: Channel,
+    site: Option<&'a str>,
+) -> Check<'a> {
+    Check {
+        channel,
+        installed: get(pairs, "installed_version"),
+        site,
+        key: get(pairs, "license_key").or_else(|| header_str(call, "x-license-key")),
+        platform: get(pairs, "wp_version").or_else(|| wordpress_version(call)),
+        php: get(pairs, "php"),
+    }
+}
+
+/// `GET /updates/{prefix}/{slug}[/{channel}]`: the Plugin Update Checker document.
+fn puc(app: &App, call: &Call) -> Result<Response<Body>, Error> {
+    let account = prefix_of(call)?;
+    let channel = channel_of(call)?;
+    let slug = call.param("slug");
+    let view = view_by_slug(app, &account, &slug)?.ok_or_else(|| unknown("no such product"))?;
+    puc_answer(app, call, &account, &view, channel)
+}
+
+fn puc_answer(
+    app: &App,
+    call: &Call,
+    account: &AccountPrefix,
+    view: &ProductView,
+    channel: Channel,
+) -> Result<Response<Body>, Error> {
+    let pairs = query(call);
+    let site = site_of(call, &pairs);
+    let check = puc_check(call, &pairs, channel, site.as_deref());
+    let base = base_url(app, call);
+    let (answer, _) = answer(app, call, view, &check, &base);
+    let links = Links {
+        base_url: &base,
+        prefix: account.as_str(),
+    };
+    Ok(json_no_store(
+        StatusCode::OK,
+        &render::puc(answer.offer(), &links),
+    ))
+}
+
+/// `GET /api/v1/products/{id}/update`: the UpdaterCloud client's `{"update":{…}}`.
+fn updatercloud(app: &App, call: &Call) -> Result<Response<Body>, Error> {
+    let id = call
+        .param("id")
+        .parse::<u64>()
+        .map_err(|_| unknown("no such product"))?;
+    let view = app
+        .public
+        .views
+        .by_id(&app.store, ProductId(id))?
+        .ok_or_else(|| unknown("no such product"))?;
+    let pairs = query(call);
+    let site = site_of(call, &pairs);
+    let channel = get(&pairs, "channel")
+        .and_then(Channel::parse)
+        .unwrap_or_default();
+    let check = Check {
+        channel,
+        installed: get(&pairs, "installed_version"),
+        site: site.as_deref(),
+        key: get(&pairs, "download_key").or_else(|| get(&pairs, "license_key")),
+        platform: get(&pairs, "wp_version").or_else(|| wordpress_version(call)),
+        php: get(&pairs, "php_version").or_else(|| get(&pairs, "php")),
+    };
+    let base = base_url(app, call);
+    let (answer, _) = answer(app, call, &view, &check, &base);
+    Ok(json_no_store(
+        StatusCode::OK,
+        &render::updatercloud(answer.offer()),
+    ))
+}
+
+/// `GET /updates/{prefix}/{slug}/changelog`: the release notes as a sandboxed HTML page.
+fn changelog(app: &App, call: &Call) -> Result<Response<Body>, Error> {
+    let account = prefix_of(call)?;
+    let slug = call.param("slug");
+    let view = view_by_slug(app, &account, &slug)?.ok_or_else(|| unknown("no such product"))?;
+    let mut page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} — changelog</title></head><body>\n<h1>{}</h1>\n",
+        escape(&view.product.name),
+        escape(&view.product.name)
+    );
+    for v in view.versions.iter().filter(|_| view.product.published) {
+        page.push_str(&format!("<h2>{}</h2>\n", escape(v.version.as_str())));
+        let readme = v
+            .sections
+            .iter()
+            .find(|(k, _)| k == "changelog")
+            .map(|(_, html)| html.clone());
+        let notes = v
+            .release_notes
+            .as_deref()
+            .map(crate::package::markdown_to_safe_html);
+        if let Some(html) = notes.or(readme) {
+            page.push_str(&html);
+            page.push('\n');
+        }
+    }
+    page.push_str("</body></html>\n");
+    let mut res = response::text(StatusCode::OK, "text/html; charset=utf-8", page.into());
+    res.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "sandbox; default-src 'none'; img-src https:; style-src 'unsafe-inline'",
+        ),
+    );
+    Ok(res)
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+// ----- batch (ours) --------------------------------------------------------------------
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    site: Option<String>,
+    items: Vec<BatchItem>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchItem {
+    slug: String,
+    kind: Option<String>,
+    version: Option<String>,
+    channel: Option<String>,
+    key: Option<String>,
+}
+
+/// `POST /v1/public/{prefix}/check`: up to 100 items; unknown slugs are left out of the
+/// answer only as `license.code = not_found` items with `new_version` = their version.
+fn batch(app: &App, call: &Call) -> Result<Response<Body>, Error> {
+    let account = prefix_of(call)?;
+    let body: BatchBody = crate::http::request::decode_json(&call.input.body)?;
+    if body.items.len() > wire::MAX_BATCH_ITEMS {
+        return Err(Error::invalid(
+            "items",
+            format!("at most {} items", wire::MAX_BATCH_ITEMS),
+        ));
+    }
+    let site = body
+        .site
+        .as_deref()
+        .and_then(|s| crate::model::normalize_site(s).ok())
+        .map(|s| s.as_str().to_owned());
+    let base = base_url(app, call);
+    let mut items = Vec::with_capacity(body.items.len());
+    for item in &body.items {
+        let installed = item.version.clone().unwrap_or_default();
+        let view = view_by_slug(app, &account, &item.slug)?.filter(|v| {
+            item.kind
+                .as_deref()
+                .is_none_or(|k| ProductKind::parse(k) == Some(v.product.kind))
+        });
+        let Some(view) = view else {
+            items.push(serde_json::json!({
+                "slug": item.slug, "version": installed, "new_version": installed,
+                "license": {"valid": false, "code": LicenseCode::NotFound.as_str()},
+            }));
+            continue;
+        };
+        let channel = match item.channel.as_deref() {
+            None => Channel::Stable,
+            Some(text) => Channel::parse(text).ok_or_else(|| {
+                Error::invalid(
+                    "items.channel",
+                    format!("`{text}` is not one of stable, rc, beta, alpha, dev"),
+                )
+            })?,
+        };
+        let check = Check {
+            channel,
+            installed: item.version.as_deref(),
+            site: site.as_deref(),
+            key: item.key.as_deref(),
+            platform: None,
+            php: None,
+        };
+        let (answer, _) = answer(app, call, &view, &check, &base);
+        items.push(render::batch_item(answer.offer(), &installed));
+    }
+    Ok(json_no_store(StatusCode::OK, &render::batch(items)))
+}
+
+// ----- EDD Software Licensing and wp-update-server at `/` ------------------------------
+
+/// The pairs of an EDD request: the query's and the form body's (values may arrive
+/// URL-encoded twice).
+fn edd_pairs(call: &Call) -> Vec<(String, String)> {
+    let mut pairs = query(call);
+    if !call.input.body.is_empty()
+        && let Ok(text) = std::str::from_utf8(&call.input.body)
+    {
+        pairs.extend(wire::parse_form(text));
+    }
+    pairs
+}
+
+/// `/edd/{prefix}` (GET or form POST), and `/` for the default account.
+fn edd_prefixed(app: &App, call: &Call) -> Result<Response<Body>, Error> {
+    let account = AccountPrefix::parse(&call.param("prefix"))
+        .ok()
+        .filter(|prefix| app.store.plan_limit(prefix, call.now).is_some());
+    edd_at(app, call, account)
+}
+
+/// EDD for `account` (`None`: no such account): always `200` in EDD's shapes.
+fn edd_at(app: &App, call: &Call, account: Option<AccountPrefix>) -> Result<Response<Body>, Error> {
+    let pairs = edd_pairs(call);
+    Ok(json_no_store(
+        StatusCode::OK,
+        &edd(app, call, account, &pairs)?,
+    ))
+}
+
+fn edd(
+    app: &App,
+    call: &Call,
+    account: Option<AccountPrefix>,
+    pairs: &[(String, String)],
+) -> Result<Value, Error> {
+    let action = get(pairs, "edd_action").unwrap_or("");
+    if action != "get_version" {
+        // The licensing actions (SPEC §9.2) are not served yet: EDD's failure shape.
+        return Ok(serde_json::json!({
+            "success": false,
+            "license": "invalid",
+            "error": if action.is_empty() { "missing" } else { "invalid_action" },
+        }));
+    }
+    let Some(account) = account else {
+        return Ok(render::edd_not_found(render::EDD_UNKNOWN_PRODUCT));
+    };
+    let base = base_url(app, call);
+    let links = Links {
+        base_url: &base,
+        prefix: account.as_str(),
+    };
+    let site = site_of(call, pairs);
+    // A batch: `products[<slug>][…]`.
+    if pairs.iter().any(|(n, _)| n.starts_with("products[")) {
+        let batch = wire::parse_edd_batch(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            .map_err(|err| Error::invalid("products", format!("{err:?}")))?;
+        let mut out = Vec::with_capacity(batch.len());
+        for (slug, fields) in batch {
+            let value = edd_one(
+                app,
+                call,
+                &account,
+                &fields,
+                site.as_deref(),
+                &links,
+                Some(&slug),
+            )?;
+            out.push((slug, value));
+        }
+        return Ok(render::edd_batch(out));
+    }
+    edd_one(app, call, &account, pairs, site.as_deref(), &links, None)
+}
+
+fn edd_one(
+    app: &App,
+    call: &Call,
+    account: &AccountPrefix,
+    pairs: &[(String, String)],
+    site: Option<&str>,
+    links: &Links<'_>,
+    batch_slug: Option<&str>,
+) -> Result<Value, Error> {
+    let view = match get(pairs, "item_id").and_then(|id| id.trim().parse::<u64>().ok()) {
+        Some(id) => app
+            .public
+            .views
+            .by_id(&app.store, ProductId(id))?
+            .filter(|v| v.product.account == *account),
+        None => {
+            let wanted = get(pairs, "item_name")
+                .or_else(|| get(pairs, "name"))
+                .map(wire::slugify);
+            let by_slug = get(pairs, "slug").or(batch_slug);
+            edd_by_name(app, account, wanted.as_deref(), by_slug)?
+        }
+    };
+    let Some(view) = view else {
+        return Ok(render::edd_not_found(render::EDD_UNKNOWN_PRODUCT));
+    };
+    let channel = if get(pairs, "beta") == Some("1") {
+        Channel::Beta
+    } else {
+        Channel::Stable
+    };
+    let check = Check {
+        channel,
+        installed: get(pairs, "version"),
+        site,
+        key: get(pairs, "license"),
+        platform: get(pairs, "wp_version").or_else(|| wordpress_version(call)),
+        php: get(pairs, "php_version"),
+    };
+    let (answer, stable) = answer(app, call, &view, &check, links.base_url);
+    Ok(render::edd_get_version(&answer, stable.as_deref(), links))
+}
+
+/// A product by its slugified name (EDD's `item_name`), or by its slug.
+fn edd_by_name(
+    app: &App,
+    account: &AccountPrefix,
+    name: Option<&str>,
+    slug: Option<&str>,
+) -> Result<Option<Arc<ProductView>>, Error> {
+    if let Some(name) = name {
+        let found = app
+            .store
+            .products(account)?
+            .into_iter()
+            .find(|p| crate::model::catalog::slugify(&p.name) == name);
+        if let Some(product) = found {
+            return view_by_slug(app, account, &product.slug);
+        }
+        return Ok(None);
+    }
+    match slug {
+        Some(slug) => view_by_slug(app, account, slug),
+        None => Ok(None),
+    }
+}
+
+/// `POST /`: EDD for the default account (a form body with `edd_action`).
+fn root_post(app: &App, call: &Call) -> Result<Response<Body>, Error> {
+    let account = app.store.default_account()?;
+    edd_at(app, call, account)
+}
+
+/// `GET /` with `edd_action` or `action=get_metadata|download`: answered here for the
+/// default account (SPEC §8.2); `None` for the landing page.
+///
+/// # Errors
+/// The store failed.
+pub fn root_get(app: &App, call: &Call) -> Option<Result<Response<Body>, Error>> {
+    let pairs = query(call);
+    if get(&pairs, "edd_action").is_some() {
+        return Some(
+            app.store
+                .default_account()
+                .map_err(Error::from)
+                .and_then(|account| edd_at(app, call, account)),
+        );
+    }
+    match get(&pairs, "action") {
+        Some("get_metadata") => Some(root_metadata(app, call, &pairs)),
+        _ => None,
+    }
+}
+
+/// `GET /?action=get_metadata&slug=S`: the PUC document of the default account's product.
+fn root_metadata(
+    app: &App,
+    call: &Call,
+    pairs: &[(String, String)],
+) -> Result<Response<Body>, Error> {
+    let account = app
+        .store
+        .default_account()?
+        .ok_or_else(|| unknown("no account"))?;
+    let slug = get(pairs, "slug").ok_or_else(|| Error::invalid("slug", "is required"))?;
+    let view = view_by_slug(app, &account, slug)?.ok_or_else(|| unknown("no such product"))?;
+    puc_answer(app, call, &account, &view, Channel::Stable)
+}
+
+/// `GET /?action=download&slug=S[&license_key=K]`: the legacy download, streamed, or
+/// `403` with the reason.
+pub async fn root_download(app: &App, call: Call) -> Result<Response<Body>, Error> {
+    let pairs = query(&call);
+    let account = app
+        .store
+        .default_account()?
+        .ok_or_else(|| unknown("no account"))?;
+    let slug = get(&pairs, "slug")
+        .ok_or_else(|| Error::invalid("slug", "is required"))?
+        .to_owned();
+    let view = view_by_slug(app, &account, &slug)?.ok_or_else(|| unknown("no such product"))?;
+    let site = site_of(&call, &pairs);
+    let check = puc_check(&call, &pairs, Channel::Stable, site.as_deref());
+    let base = base_url(app, &call);
+    let (answer, _) = answer(app, &call, &view, &check, &base);
+    let offer = answer.offer();
+    if offer.download_link.is_none() {
+        return Err(Error::Forbidden(format!(
+            "no download: {}",
+            render::edd_license_message(offer.license.code).trim_end_matches('.')
+        )));
+    }
+    let version = view
+        .versions
+        .iter()
+        .find(|v| v.version.as_str() == offer.version)
+        .ok_or_else(|| unknown("no such version"))?;
+    let (_, file) =
+        crate::service::catalog::file(&app.ctx(None, call.now), &account, version.file)?;
+    app.public.counts.download(view.product.id, call.now);
+    let path = app.store.blobs().path(&file.blob);
+    let etag = file.blob.to_hex();
+    let filename = format!("{slug}.zip");
+    response::file(
+        response::FileMeta {
+            path: &path,
+            len: file.size,
+            content_type: &file.content_type,
+            etag: &etag,
+            filename: Some(&filename),
+        },
+        &call.input.parts.headers,
+    )
+    .await
+}
+
+// ----- downloads ---------------------------------------------------------------------
+
+fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    response::text(
+        status,
+        "text/plain; charset=utf-8",
+        format!("{text}\n").into(),
+    )
+}
+
+/// `GET|HEAD /dl/{token}/{filename}` (SPEC §8.4): the signed link's file, streamed with
+/// `Range`/`ETag`; `410` when the link expired or its file is gone or changed; `403` when
+/// its key was disabled or expired since; `404` for a token that is not ours.
+async fn download(app: &App, call: Call) -> Result<Response<Body>, Error> {
+    use crate::update::link::LinkError;
+    let now = call.now;
+    let claims = match app.public.links.verify(&call.param("token"), now.as_secs()) {
+        Ok(claims) => claims,
+        Err(LinkError::Expired) => {
+            return Ok(plain(
+                StatusCode::GONE,
+                "This download link has expired; check for updates again.",
+            ));
+        }
+        Err(LinkError::Malformed | LinkError::BadMac) => {
+            return Ok(plain(StatusCode::NOT_FOUND, "No such download."));
+        }
+    };
+    let Ok(account) = AccountPrefix::parse(&claims.account) else {
+        return Ok(plain(StatusCode::NOT_FOUND, "No such download."));
+    };
+    let gone = || {
+        plain(
+            StatusCode::GONE,
+            "This file is no longer available; check for updates again.",
+        )
+    };
+    let Some(release) = app
+        .store
+        .release_of_file(&account, crate::model::FileId(claims.file_id))?
+    else {
+        return Ok(gone());
+    };
+    let Some(file) = release.file(crate::model::FileId(claims.file_id)).cloned() else {
+        return Ok(gone());
+    };
+    if file.blob.as_bytes() != &claims.blob {
+        return Ok(gone());
+    }
+    // The key is checked again: disabled or expired since the link was made.
+    if let Some(key_id) = claims.key_id
+        && let Some(product) = app.store.product(&account, release.product_id)?
+        && let Some(reason) = key_refusal(app, &product, key_id, claims.site.as_deref(), now)
+    {
+        return Ok(plain(StatusCode::FORBIDDEN, reason));
+    }
+    app.public.counts.download(release.product_id, now);
+    let path = app.store.blobs().path(&file.blob);
+    let etag = file.blob.to_hex();
+    response::file(
+        response::FileMeta {
+            path: &path,
+            len: file.size,
+            content_type: &file.content_type,
+            etag: &etag,
+            filename: Some(&file.filename),
+        },
+        &call.input.parts.headers,
+    )
+    .await
+}
+
+/// Why the key a link was made for no longer allows the download, if it does not.
+fn key_refusal(
+    app: &App,
+    product: &crate::model::Product,
+    key_id: u64,
+    site: Option<&str>,
+    now: Timestamp,
+) -> Option<&'static str> {
+    match product.license {
+        crate::model::LicenseModel::Free => None,
+        crate::model::LicenseModel::StaticKeys => {
+            let today = decide::date_of(now);
+            match product
+                .static_keys
+                .iter()
+                .find(|k| decide::static_key_id(k) == key_id)
+            {
+                None => Some("The license key was removed."),
+                Some(k)
+                    if k.expires
+                        .as_deref()
+                        .is_some_and(|last| last < today.as_str()) =>
+                {
+                    Some("The license key has expired.")
+                }
+                Some(_) => None,
+            }
+        }
+        crate::model::LicenseModel::DownloadKeys => app
+            .public
+            .download_keys
+            .recheck(&product.account, product, key_id, site, now)
+            .map(render::edd_license_message),
+    }
+}

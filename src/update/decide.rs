@@ -1,0 +1,488 @@
+//! The one decision every update-check dialect renders (SPEC §8.1): which version to
+//! offer this caller, and may it download it.
+//!
+//! Update checks are the hot path (every site, twice a day, forever), so the catalogue is
+//! read from [`Views`]: per product, an immutable [`ProductView`] built from the store
+//! once and kept while the store's write generation (`Store::generation`) has not moved.
+//! A check then costs a map lookup, a walk down the product's published versions (newest
+//! first) and, with a link to hand out, one MAC: no store read, no write, no allocation
+//! beyond the answer's own.
+
+use super::answer::{Answer, Kind, LicenseCode, LicenseState, NothingReason, Offer};
+use super::link::{LinkClaims, LinkKey};
+use crate::model::catalog::{StaticKey, check_static_key};
+use crate::model::{
+    AccountPrefix, BlobHash, Channel, FileId, LicenseModel, Maturity, Product, ProductId,
+    ProductKind, Release, Timestamp, Version, requirement_met, rollout_admits,
+};
+use crate::store::{Store, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// A published version as the checks see it.
+#[derive(Debug, Clone)]
+pub struct VersionView {
+    pub version: Version,
+    pub maturity: Maturity,
+    pub rollout: u8,
+    pub requires: Option<String>,
+    pub tested: Option<String>,
+    pub requires_php: Option<String>,
+    pub released_at: Option<Timestamp>,
+    pub sections: Vec<(String, String)>,
+    pub release_notes: Option<String>,
+    /// The primary file: what a download link hands out.
+    pub file: FileId,
+    pub blob: BlobHash,
+    pub filename: String,
+}
+
+/// A product with its offerable versions, newest first.
+#[derive(Debug, Clone)]
+pub struct ProductView {
+    pub product: Product,
+    pub versions: Vec<VersionView>,
+}
+
+impl ProductView {
+    /// Published versions with a published primary file, newest first.
+    pub fn new(product: Product, releases: Vec<Release>) -> ProductView {
+        let mut versions: Vec<VersionView> = releases
+            .into_iter()
+            .filter(|r| r.published)
+            .filter_map(|r| {
+                let primary = r.primary().filter(|f| f.published)?.clone();
+                Some(VersionView {
+                    version: r.parsed(),
+                    maturity: r.maturity,
+                    rollout: r.rollout,
+                    requires: r.requires,
+                    tested: r.tested,
+                    requires_php: r.requires_php,
+                    released_at: r.released_at,
+                    sections: r.sections,
+                    release_notes: r.release_notes,
+                    file: primary.id,
+                    blob: primary.blob,
+                    filename: primary.filename,
+                })
+            })
+            .collect();
+        versions.sort_by(|a, b| b.version.cmp(&a.version));
+        ProductView { product, versions }
+    }
+}
+
+/// The catalogue views, by account and slug (and by product id), valid at one store
+/// generation.
+#[derive(Default)]
+pub struct Views {
+    inner: RwLock<ViewMap>,
+}
+
+#[derive(Default)]
+struct ViewMap {
+    generation: u64,
+    /// Per account, per slug (a `&str` lookup: no allocation on a hit).
+    by_slug: HashMap<AccountPrefix, HashMap<String, Option<Arc<ProductView>>>>,
+    entries: usize,
+}
+
+/// Most views kept (entries for unknown slugs included); past it the map starts over.
+const MAX_VIEWS: usize = 100_000;
+
+impl std::fmt::Debug for Views {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Views").finish_non_exhaustive()
+    }
+}
+
+impl Views {
+    /// The view of `account`'s product `slug`; `None` if there is no such product.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn by_slug(
+        &self,
+        store: &Store,
+        account: &AccountPrefix,
+        slug: &str,
+    ) -> Result<Option<Arc<ProductView>>, StoreError> {
+        let generation = store.generation();
+        {
+            let map = self.inner.read().unwrap_or_else(|e| e.into_inner());
+            if map.generation == generation
+                && let Some(found) = map.by_slug.get(account).and_then(|slugs| slugs.get(slug))
+            {
+                return Ok(found.clone());
+            }
+        }
+        // Read after taking the generation: a write committing meanwhile moves it, and
+        // this entry is then not kept past the next check.
+        let view = match store.product_by_slug(account, slug)? {
+            Some(product) => {
+                let releases = store.releases(account, product.id)?;
+                Some(Arc::new(ProductView::new(product, releases)))
+            }
+            None => None,
+        };
+        let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if map.generation != generation || map.entries >= MAX_VIEWS {
+            map.by_slug.clear();
+            map.entries = 0;
+            map.generation = generation;
+        }
+        map.entries += 1;
+        map.by_slug
+            .entry(*account)
+            .or_default()
+            .insert(slug.to_owned(), view.clone());
+        Ok(view)
+    }
+
+    /// The view of product `id`, wherever it lives.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn by_id(
+        &self,
+        store: &Store,
+        id: ProductId,
+    ) -> Result<Option<Arc<ProductView>>, StoreError> {
+        let Some(account) = store.product_account(id)? else {
+            return Ok(None);
+        };
+        let Some(product) = store.product(&account, id)? else {
+            return Ok(None);
+        };
+        self.by_slug(store, &account, &product.slug)
+    }
+}
+
+/// What the caller sent.
+#[derive(Debug, Clone, Default)]
+pub struct Check<'a> {
+    pub channel: Channel,
+    /// The version the site has, as sent (empty = not sent).
+    pub installed: Option<&'a str>,
+    /// The normalized site host, or the app's machine fingerprint.
+    pub site: Option<&'a str>,
+    /// The license key, as sent.
+    pub key: Option<&'a str>,
+    /// WordPress (platform) and PHP versions the client runs, when sent.
+    pub platform: Option<&'a str>,
+    pub php: Option<&'a str>,
+}
+
+/// How the caller's key stands for a product: the code, and the key's id for the link
+/// (re-checked at download).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyCheck {
+    pub code: LicenseCode,
+    pub key_id: Option<u64>,
+}
+
+/// Decides for licensed products: a download key's validity (SPEC §9), supplied by the
+/// licensing service. Static keys are decided here.
+pub trait DownloadKeys {
+    /// How `key` stands for `product` and the site.
+    fn check(
+        &self,
+        account: &AccountPrefix,
+        product: &Product,
+        key: &str,
+        site: Option<&str>,
+        now: Timestamp,
+    ) -> KeyCheck;
+
+    /// At download time, the key a link was made for (by id): `None` while it still allows
+    /// the download, else why not.
+    fn recheck(
+        &self,
+        account: &AccountPrefix,
+        product: &Product,
+        key_id: u64,
+        site: Option<&str>,
+        now: Timestamp,
+    ) -> Option<LicenseCode>;
+}
+
+/// No download keys exist (until licensing is wired in): every key is unknown.
+pub struct NoDownloadKeys;
+
+impl DownloadKeys for NoDownloadKeys {
+    fn check(
+        &self,
+        _: &AccountPrefix,
+        _: &Product,
+        _: &str,
+        _: Option<&str>,
+        _: Timestamp,
+    ) -> KeyCheck {
+        KeyCheck {
+            code: LicenseCode::NotFound,
+            key_id: None,
+        }
+    }
+
+    fn recheck(
+        &self,
+        _: &AccountPrefix,
+        _: &Product,
+        _: u64,
+        _: Option<&str>,
+        _: Timestamp,
+    ) -> Option<LicenseCode> {
+        Some(LicenseCode::NotFound)
+    }
+}
+
+/// The keyed-hash id a static key carries in a link (the first 8 bytes of its lookup
+/// hash): enough to find it again at download time.
+pub fn static_key_id(key: &StaticKey) -> u64 {
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&key.lookup[..8]);
+    u64::from_be_bytes(id)
+}
+
+/// Whether static `key` is on `product` and works on `today` (`YYYY-MM-DD`, UTC).
+pub fn check_static(
+    vault: &crate::secrets::KeyVault,
+    product: &Product,
+    key: &str,
+    today: &str,
+) -> KeyCheck {
+    if check_static_key(key).is_err() {
+        return KeyCheck {
+            code: LicenseCode::NotFound,
+            key_id: None,
+        };
+    }
+    let lookup = vault.lookup_hash(product.account.as_str(), key);
+    match product.static_keys.iter().find(|k| k.lookup == lookup) {
+        None => KeyCheck {
+            code: LicenseCode::NotFound,
+            key_id: None,
+        },
+        Some(found) if found.expires.as_deref().is_some_and(|last| last < today) => KeyCheck {
+            code: LicenseCode::Expired,
+            key_id: Some(static_key_id(found)),
+        },
+        Some(found) => KeyCheck {
+            code: LicenseCode::Valid,
+            key_id: Some(static_key_id(found)),
+        },
+    }
+}
+
+/// `YYYY-MM-DD` of `now`, UTC.
+pub fn date_of(now: Timestamp) -> String {
+    super::answer::wp_datetime(now)[..10].to_owned()
+}
+
+/// What a link needs: where it points and how long it works.
+pub struct LinkContext<'a> {
+    pub key: &'a LinkKey,
+    pub base_url: &'a str,
+    pub ttl_secs: u64,
+}
+
+/// The decision: the [`Answer`] for `view` and the check, with a signed link when the
+/// caller may download. Also returns the newest stable version the caller may see (EDD's
+/// `stable_version`).
+pub fn decide(
+    view: &ProductView,
+    check: &Check<'_>,
+    keys: &dyn DownloadKeys,
+    vault: &crate::secrets::KeyVault,
+    links: &LinkContext<'_>,
+    now: Timestamp,
+) -> (Answer, Option<String>) {
+    let product = &view.product;
+    let site = check.site.filter(|s| !s.is_empty());
+    let visible = |v: &&VersionView| rollout_admits(product.id.0, site, v.rollout);
+    let meets = |v: &&VersionView| {
+        requirement_met(v.requires.as_deref(), check.platform)
+            && requirement_met(v.requires_php.as_deref(), check.php)
+    };
+    let on_channel = |v: &&VersionView| check.channel.admits(v.maturity);
+    let pick = view
+        .versions
+        .iter()
+        .filter(on_channel)
+        .filter(visible)
+        .find(meets);
+    let newest_visible = view.versions.iter().filter(on_channel).find(visible);
+    let stable = view
+        .versions
+        .iter()
+        .filter(|v| Channel::Stable.admits(v.maturity))
+        .filter(visible)
+        .find(meets)
+        .map(|v| v.version.as_str().to_owned());
+    let license = license_of(product, check, keys, vault, now);
+    let mut offer = base_offer(product, license.code);
+    let reason = if !product.published {
+        Some(NothingReason::Unpublished)
+    } else if pick.is_none() {
+        Some(if view.versions.iter().any(|v| on_channel(&v)) {
+            NothingReason::Filtered
+        } else {
+            NothingReason::NoVersion
+        })
+    } else {
+        None
+    };
+    let shown = pick.or(newest_visible).or(view.versions.first());
+    if let Some(v) = shown {
+        offer.requires.clone_from(&v.requires);
+        offer.tested.clone_from(&v.tested);
+        offer.requires_php.clone_from(&v.requires_php);
+        offer.last_updated = v.released_at;
+        offer.sections = sections(product, v);
+        offer.upgrade_notice = v
+            .sections
+            .iter()
+            .find(|(k, _)| k == "upgrade_notice")
+            .map(|(_, html)| html.clone());
+    }
+    if let Some(reason) = reason {
+        let newest = if product.published {
+            newest_visible.map(|v| v.version.as_str())
+        } else {
+            None
+        };
+        let version = super::answer::fallback_version(check.installed, newest);
+        return (Answer::nothing(offer, version, reason), stable);
+    }
+    let Some(v) = pick else {
+        unreachable!("a pick exists when there is no reason")
+    };
+    offer.version = v.version.as_str().to_owned();
+    if license.code == LicenseCode::Valid {
+        let claims = LinkClaims {
+            account: product.account.to_string(),
+            file_id: v.file.0,
+            blob: *v.blob.as_bytes(),
+            key_id: license.key_id,
+            site: site.map(str::to_owned),
+            expires: now.as_secs().saturating_add(links.ttl_secs),
+        };
+        if let Ok(token) = links.key.sign(&claims) {
+            offer.download_link = Some(super::link::download_url(
+                links.base_url,
+                &token,
+                &v.filename,
+            ));
+        }
+    }
+    (Answer::Update(offer), stable)
+}
+
+fn license_of(
+    product: &Product,
+    check: &Check<'_>,
+    keys: &dyn DownloadKeys,
+    vault: &crate::secrets::KeyVault,
+    now: Timestamp,
+) -> KeyCheck {
+    let key = check.key.map(str::trim).filter(|k| !k.is_empty());
+    match (product.license, key) {
+        (LicenseModel::Free, _) => KeyCheck {
+            code: LicenseCode::Valid,
+            key_id: None,
+        },
+        (_, None) => KeyCheck {
+            code: LicenseCode::MissingKey,
+            key_id: None,
+        },
+        (LicenseModel::StaticKeys, Some(key)) => check_static(vault, product, key, &date_of(now)),
+        (LicenseModel::DownloadKeys, Some(key)) => {
+            keys.check(&product.account, product, key, check.site, now)
+        }
+    }
+}
+
+fn kind(product: &Product) -> Kind {
+    match product.kind {
+        ProductKind::Plugin => Kind::Plugin,
+        ProductKind::Theme => Kind::Theme,
+        ProductKind::App => Kind::App,
+    }
+}
+
+fn base_offer(product: &Product, code: LicenseCode) -> Offer {
+    let mut icons = Vec::new();
+    for (name, url) in [
+        ("1x", &product.icons.x1),
+        ("2x", &product.icons.x2),
+        ("svg", &product.icons.svg),
+    ] {
+        if let Some(url) = url {
+            icons.push((name.to_owned(), url.clone()));
+        }
+    }
+    let mut banners = Vec::new();
+    for (name, url) in [
+        ("low", &product.banners.low),
+        ("high", &product.banners.high),
+    ] {
+        if let Some(url) = url {
+            banners.push((name.to_owned(), url.clone()));
+        }
+    }
+    Offer {
+        kind: kind(product),
+        name: product.name.clone(),
+        slug: product.slug.clone(),
+        version: String::new(),
+        download_link: None,
+        homepage: product.homepage.clone(),
+        author: product.author.clone(),
+        author_homepage: product.author_homepage.clone(),
+        requires: None,
+        tested: None,
+        requires_php: None,
+        last_updated: None,
+        sections: Vec::new(),
+        upgrade_notice: None,
+        icons,
+        banners,
+        license: LicenseState::new(code),
+    }
+}
+
+/// The sections shown: the package's readme sections; a product description when the
+/// readme has none; the version's release notes as the changelog when the readme has
+/// none.
+fn sections(product: &Product, v: &VersionView) -> Vec<(String, String)> {
+    let mut sections: Vec<(String, String)> = v
+        .sections
+        .iter()
+        .filter(|(k, _)| k != "upgrade_notice")
+        .cloned()
+        .collect();
+    if !sections.iter().any(|(k, _)| k == "description")
+        && let Some(text) = product
+            .description
+            .as_ref()
+            .or(product.short_description.as_ref())
+    {
+        sections.insert(
+            0,
+            (
+                "description".to_owned(),
+                crate::package::markdown_to_safe_html(text),
+            ),
+        );
+    }
+    if !sections.iter().any(|(k, _)| k == "changelog")
+        && let Some(notes) = &v.release_notes
+    {
+        sections.push((
+            "changelog".to_owned(),
+            crate::package::markdown_to_safe_html(notes),
+        ));
+    }
+    sections
+}

@@ -1,0 +1,375 @@
+//! The decision (SPEC §8.1) in every dialect: what is offered, to whom, with which link.
+
+use super::{get, no_store, patch, plugin_with, release};
+use crate::support::{TestServer, plugin_zip};
+use http::Method;
+use serde_json::json;
+use upkeep::model::rollout_bucket;
+
+#[tokio::test]
+async fn a_free_plugin_is_offered_in_every_dialect_with_an_absolute_signed_link() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let v = plugin_with(&server, &acme.token, "hello", &["1.0.0", "1.1.0"]).await;
+    let id = v["product"]["id"].as_u64().unwrap();
+    let host = server.addr.to_string();
+
+    let wu = get(
+        &server,
+        "/v1/public/acme/plugins/hello?installed_version=1.0.0",
+    )
+    .await;
+    no_store(&wu);
+    let wu = wu.expect(200);
+    assert_eq!(wu["version"], "1.1.0");
+    assert_eq!(wu["plugin_name"], "hello Test");
+    assert_eq!(wu["requires_at_least"], "6.0");
+    assert_eq!(wu["license"], json!({"valid": true}));
+    let link = wu["download_link"].as_str().unwrap();
+    assert!(link.starts_with(&format!("http://{host}/dl/")), "{link}");
+    assert!(
+        link.ends_with("/hello-1.1.0.zip"),
+        "an unnamed upload is served as slug-version.zip: {link}"
+    );
+    assert!(
+        wu["sections"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("<em>test</em>")
+    );
+    assert!(
+        !wu["sections"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("script")
+    );
+    assert!(wu["last_updated"].as_str().unwrap().len() == 19);
+
+    let puc = get(
+        &server,
+        "/updates/acme/hello?installed_version=1.0.0&php=8.2",
+    )
+    .await
+    .expect(200);
+    assert_eq!(puc["version"], "1.1.0");
+    assert_eq!(puc["slug"], "hello");
+    assert!(puc["download_url"].as_str().unwrap().contains("/dl/"));
+
+    let uc = get(
+        &server,
+        &format!("/api/v1/products/{id}/update?installed_version=1.0.0&domain=example.com"),
+    )
+    .await
+    .expect(200);
+    assert_eq!(uc["update"]["version"], "1.1.0");
+
+    // EDD: by id (GET and form POST, doubly encoded), by name, and the bare host.
+    let edd = get(
+        &server,
+        &format!("/edd/acme/?edd_action=get_version&item_id={id}&version=1.0.0"),
+    )
+    .await
+    .expect(200);
+    assert_eq!(edd["new_version"], "1.1.0");
+    assert_eq!(edd["stable_version"], "1.1.0");
+    assert!(edd["package"].as_str().unwrap().contains("/dl/"));
+    assert!(
+        edd["sections"].as_str().unwrap().starts_with("a:"),
+        "PHP-serialized: {edd}"
+    );
+    assert_eq!(
+        edd["url"],
+        format!("http://{host}/updates/acme/hello/changelog")
+    );
+    let form = server
+        .request(Method::POST, "/edd/acme")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("edd_action=get_version&item_name=hello%2520Test&version=1.0.0")
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(
+        form["new_version"], "1.1.0",
+        "item_name matched slugified, decoded twice"
+    );
+    // item_id wins over a mismatching item_name.
+    let both = get(
+        &server,
+        &format!("/edd/acme?edd_action=get_version&item_id={id}&item_name=Other"),
+    )
+    .await
+    .expect(200);
+    assert_eq!(both["new_version"], "1.1.0");
+    let root = get(&server, &format!("/?edd_action=get_version&item_id={id}"))
+        .await
+        .expect(200);
+    assert_eq!(
+        root["new_version"], "1.1.0",
+        "the first account is the default"
+    );
+    let meta = get(&server, "/?action=get_metadata&slug=hello")
+        .await
+        .expect(200);
+    assert_eq!(meta["version"], "1.1.0");
+    let legacy = get(&server, "/?action=download&slug=hello").await;
+    assert_eq!(legacy.status, 200, "{legacy:?}");
+    assert_eq!(
+        legacy.header("content-disposition"),
+        Some("attachment; filename=\"hello.zip\"")
+    );
+    assert_eq!(&legacy.body[..], &plugin_zip("hello", "1.1.0", "1.1.0")[..]);
+
+    // Our batch.
+    let batch = server
+        .request(Method::POST, "/v1/public/acme/check")
+        .body(json!({"site": "https://example.com", "items": [{"slug": "hello", "version": "1.0.0"}, {"slug": "nope", "version": "2.0"}]}).to_string())
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(batch["items"][0]["new_version"], "1.1.0");
+    assert!(batch["items"][0]["download_link"].is_string());
+    assert_eq!(batch["items"][1]["license"]["code"], "not_found");
+    let too_many: Vec<_> = (0..101).map(|i| json!({"slug": format!("s{i}")})).collect();
+    server
+        .request(Method::POST, "/v1/public/acme/check")
+        .body(json!({"items": too_many}).to_string())
+        .send()
+        .await
+        .expect_error(400, "invalid_request");
+
+    // The checks are counted.
+    let counted = server
+        .app()
+        .public
+        .counts
+        .day_of(upkeep::model::ProductId(id), server.now());
+    assert!(counted.checks >= 8, "{counted:?}");
+}
+
+#[tokio::test]
+async fn unknown_names_are_404_but_nothing_to_offer_is_a_200() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let v = plugin_with(&server, &acme.token, "hello", &["1.0.0"]).await;
+    let id = v["product"]["id"].as_u64().unwrap();
+    for path in [
+        "/v1/public/nobody/plugins/hello",
+        "/v1/public/acme/plugins/nope",
+        "/v1/public/acme/themes/hello",
+        "/updates/acme/nope",
+        "/v1/public/acme/plugins/hello/nightly",
+        "/updates/acme/hello/weekly",
+        "/api/v1/products/12345/update",
+    ] {
+        get(&server, path).await.expect_error(404, "not_found");
+    }
+    let edd = get(&server, "/edd/nobody?edd_action=get_version&item_id=1")
+        .await
+        .expect(200);
+    assert_eq!(edd["new_version"], "");
+    assert_eq!(edd["sections"], "");
+    assert!(edd["msg"].is_string());
+    // Unpublish the product: nothing to offer, still 200, the installed version echoed.
+    patch(
+        &server,
+        &acme.token,
+        &format!("/api/v1/products/{id}"),
+        json!({"published": false}),
+    )
+    .await;
+    let wu = get(
+        &server,
+        "/v1/public/acme/plugins/hello?installed_version=0.5.0",
+    )
+    .await
+    .expect(200);
+    assert_eq!(wu["version"], "0.5.0");
+    assert!(wu.get("download_link").is_none());
+    let puc = get(&server, "/updates/acme/hello").await.expect(200);
+    assert_eq!(puc["version"], "0.0.0", "nothing sent, nothing visible");
+    let edd = get(
+        &server,
+        &format!("/edd/acme?edd_action=get_version&item_id={id}"),
+    )
+    .await
+    .expect(200);
+    assert_eq!(edd["new_version"], "");
+    // A non-semver installed version is still answered.
+    patch(
+        &server,
+        &acme.token,
+        &format!("/api/v1/products/{id}"),
+        json!({"published": true}),
+    )
+    .await;
+    let odd = get(&server, "/updates/acme/hello?installed_version=banana")
+        .await
+        .expect(200);
+    assert_eq!(odd["version"], "1.0.0");
+}
+
+#[tokio::test]
+async fn channels_rollout_and_requirements_choose_the_version() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let v = plugin_with(&server, &acme.token, "hello", &["1.0.0", "1.1.0-beta.1"]).await;
+    let id = v["product"]["id"].as_u64().unwrap();
+    assert_eq!(
+        get(&server, "/updates/acme/hello").await.expect(200)["version"],
+        "1.0.0"
+    );
+    assert_eq!(
+        get(&server, "/updates/acme/hello/beta").await.expect(200)["version"],
+        "1.1.0-beta.1"
+    );
+    assert_eq!(
+        get(&server, "/updates/acme/hello/dev").await.expect(200)["version"],
+        "1.1.0-beta.1"
+    );
+    assert_eq!(
+        get(&server, "/updates/acme/hello/rc").await.expect(200)["version"],
+        "1.0.0"
+    );
+    let beta = get(
+        &server,
+        &format!("/edd/acme?edd_action=get_version&item_id={id}&beta=1"),
+    )
+    .await
+    .expect(200);
+    assert_eq!(beta["new_version"], "1.1.0-beta.1");
+    assert_eq!(beta["stable_version"], "1.0.0");
+
+    // 1.2.0 at 10 %: a site in its bucket sees it, one outside does not, and one with
+    // no site sees only fully rolled-out versions.
+    let next = release(
+        &server,
+        &acme.token,
+        plugin_zip("hello", "1.2.0", "x"),
+        "?rollout=10",
+    )
+    .await;
+    assert_eq!(next["rollout"], 10);
+    let (inside, outside) = {
+        let mut inside = None;
+        let mut outside = None;
+        for i in 0..200 {
+            let site = format!("site{i}.example.org");
+            if rollout_bucket(id, &site) < 10 {
+                inside.get_or_insert(site)
+            } else {
+                outside.get_or_insert(site)
+            };
+        }
+        (inside.unwrap(), outside.unwrap())
+    };
+    let check =
+        |site: &str| format!("/updates/acme/hello?installed_version=1.0.0&url=https://{site}/");
+    assert_eq!(
+        get(&server, &check(&inside)).await.expect(200)["version"],
+        "1.2.0"
+    );
+    assert_eq!(
+        get(&server, &check(&outside)).await.expect(200)["version"],
+        "1.0.0"
+    );
+    let anonymous = server
+        .request(Method::GET, "/updates/acme/hello")
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(anonymous["version"], "1.0.0");
+    // Raising the rollout to 100 offers it to everyone; pulling it stops at once.
+    let vid = next["id"].as_u64().unwrap();
+    patch(
+        &server,
+        &acme.token,
+        &format!("/api/v1/versions/{vid}"),
+        json!({"rollout": 100}),
+    )
+    .await;
+    assert_eq!(
+        get(&server, &check(&outside)).await.expect(200)["version"],
+        "1.2.0"
+    );
+    patch(
+        &server,
+        &acme.token,
+        &format!("/api/v1/versions/{vid}"),
+        json!({"published": false}),
+    )
+    .await;
+    assert_eq!(
+        get(&server, &check(&inside)).await.expect(200)["version"],
+        "1.0.0"
+    );
+
+    // Requirements: a version needing PHP 8.1 is skipped for a PHP 7.4 site.
+    let needy = release(&server, &acme.token, plugin_zip("hello", "1.3.0", "y"), "").await;
+    let nid = needy["id"].as_u64().unwrap();
+    patch(
+        &server,
+        &acme.token,
+        &format!("/api/v1/versions/{nid}"),
+        json!({"requires_php": "8.1"}),
+    )
+    .await;
+    assert_eq!(
+        get(&server, "/updates/acme/hello?php=7.4")
+            .await
+            .expect(200)["version"],
+        "1.0.0"
+    );
+    assert_eq!(
+        get(&server, "/updates/acme/hello?php=8.2")
+            .await
+            .expect(200)["version"],
+        "1.3.0"
+    );
+    assert_eq!(
+        get(&server, "/updates/acme/hello").await.expect(200)["version"],
+        "1.3.0",
+        "no PHP sent: not filtered"
+    );
+}
+
+#[tokio::test]
+async fn the_bare_host_serves_the_default_account_which_set_default_changes() {
+    let server = TestServer::start().await;
+    let first = server.account("first");
+    let second = server.account("second");
+    plugin_with(&server, &first.token, "shared", &["1.0.0"]).await;
+    plugin_with(&server, &second.token, "shared", &["2.0.0"]).await;
+    let meta = get(&server, "/?action=get_metadata&slug=shared")
+        .await
+        .expect(200);
+    assert_eq!(
+        meta["version"], "1.0.0",
+        "the first account created is the default"
+    );
+    let ctx = server.app().ctx(None, server.now());
+    upkeep::service::accounts::set_default(&ctx, "second")
+        .unwrap()
+        .durable_blocking()
+        .unwrap();
+    let meta = get(&server, "/?action=get_metadata&slug=shared")
+        .await
+        .expect(200);
+    assert_eq!(meta["version"], "2.0.0");
+    let edd = get(&server, "/?edd_action=get_version&slug=shared")
+        .await
+        .expect(200);
+    assert_eq!(edd["new_version"], "2.0.0");
+    let unknown = upkeep::service::accounts::set_default(&ctx, "nobody")
+        .err()
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    // Deleting the default falls back to the oldest remaining account.
+    upkeep::service::accounts::delete(&ctx, "second")
+        .unwrap()
+        .durable_blocking()
+        .unwrap();
+    let meta = get(&server, "/?action=get_metadata&slug=shared")
+        .await
+        .expect(200);
+    assert_eq!(meta["version"], "1.0.0");
+}

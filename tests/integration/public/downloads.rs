@@ -1,0 +1,240 @@
+//! Signed download links (SPEC §8.1 item 3, §8.4): streaming with Range and ETag, HEAD,
+//! expiry, forgery, a changed or deleted file, and keys checked again at download.
+
+use super::{get, plugin_with};
+use crate::support::{TestServer, plugin_zip};
+use http::Method;
+use serde_json::json;
+use std::time::Duration;
+
+/// The path of an absolute link.
+fn path_of(link: &str) -> String {
+    let rest = link.split_once("://").unwrap().1;
+    rest[rest.find('/').unwrap()..].to_owned()
+}
+
+#[tokio::test]
+async fn a_link_streams_the_file_until_it_expires() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let v = plugin_with(&server, &acme.token, "hello", &["1.0.0"]).await;
+    let zip = plugin_zip("hello", "1.0.0", "1.0.0");
+    let doc = get(&server, "/updates/acme/hello").await.expect(200);
+    let path = path_of(doc["download_url"].as_str().unwrap());
+    assert!(!path.contains("key"), "no key in a link: {path}");
+
+    let whole = server.request(Method::GET, &path).send().await;
+    assert_eq!(whole.status, 200, "{whole:?}");
+    assert_eq!(&whole.body[..], &zip[..]);
+    assert_eq!(
+        whole.header("etag"),
+        Some(format!("\"{}\"", blake3::hash(&zip).to_hex()).as_str())
+    );
+    assert_eq!(whole.header("accept-ranges"), Some("bytes"));
+    assert_eq!(
+        whole.header("content-length"),
+        Some(zip.len().to_string().as_str())
+    );
+    let part = server
+        .request(Method::GET, &path)
+        .header("range", "bytes=5-")
+        .send()
+        .await;
+    assert_eq!(part.status, 206);
+    assert_eq!(&part.body[..], &zip[5..]);
+    let head = server.request(Method::HEAD, &path).send().await;
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    let id = v["product"]["id"].as_u64().unwrap();
+    let counted = server
+        .app()
+        .public
+        .counts
+        .day_of(upkeep::model::ProductId(id), server.now());
+    assert!(counted.downloads >= 2, "{counted:?}");
+
+    // Forged: any changed character, or garbage.
+    let mut forged = path.clone().into_bytes();
+    let at = "/dl/".len() + 3;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    assert_eq!(
+        server.request(Method::GET, &forged).send().await.status,
+        404
+    );
+    assert_eq!(
+        server
+            .request(Method::GET, "/dl/%00%FF/x.zip")
+            .send()
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        server
+            .request(Method::GET, &format!("/dl/{}/x.zip", "A".repeat(5000)))
+            .send()
+            .await
+            .status,
+        404
+    );
+
+    // Expired after --download-url-ttl (24 h).
+    server.clock.advance(Duration::from_secs(24 * 3600 + 1));
+    let late = server.request(Method::GET, &path).send().await;
+    assert_eq!(late.status, 410, "{late:?}");
+    assert!(String::from_utf8_lossy(&late.body).contains("expired"));
+}
+
+#[tokio::test]
+async fn a_deleted_file_is_gone() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let v = plugin_with(&server, &acme.token, "hello", &["1.0.0"]).await;
+    let doc = get(&server, "/updates/acme/hello").await.expect(200);
+    let path = path_of(doc["download_url"].as_str().unwrap());
+    let vid = v["id"].as_u64().unwrap();
+    server
+        .request(Method::DELETE, &format!("/api/v1/versions/{vid}"))
+        .header("authorization", &format!("Bearer {}", acme.token))
+        .send()
+        .await
+        .expect(204);
+    assert_eq!(server.request(Method::GET, &path).send().await.status, 410);
+}
+
+#[tokio::test]
+async fn static_keys_gate_the_link_and_are_checked_again_at_download() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    plugin_with(&server, &acme.token, "paid", &["2.0.0"]).await;
+    let put = |path: &str, body: serde_json::Value| server.put(path, &acme.token, body);
+    put(
+        "/v1/plugins/paid",
+        json!({"license": {"type": "static-keys"}}),
+    )
+    .send()
+    .await
+    .expect(200);
+    put(
+        "/v1/plugins/paid/license/keys",
+        json!({"key": "good-key-12345"}),
+    )
+    .send()
+    .await
+    .expect(200);
+    put(
+        "/v1/plugins/paid/license/keys",
+        json!({"key": "old-key-123456", "expires": "2020-01-01"}),
+    )
+    .send()
+    .await
+    .expect(200);
+
+    let none = get(&server, "/v1/public/acme/plugins/paid")
+        .await
+        .expect(200);
+    assert_eq!(none["version"], "2.0.0", "the update is announced");
+    assert!(none.get("download_link").is_none());
+    assert_eq!(
+        none["license"],
+        json!({"valid": false, "code": "missing_key"})
+    );
+    let wrong = get(&server, "/v1/public/acme/plugins/paid?key=wrong-key-0000")
+        .await
+        .expect(200);
+    assert_eq!(wrong["license"]["code"], "not_found");
+    let old = get(&server, "/v1/public/acme/plugins/paid?key=old-key-123456")
+        .await
+        .expect(200);
+    assert_eq!(old["license"]["code"], "expired");
+    let edd = get(
+        &server,
+        "/edd/acme?edd_action=get_version&item_name=paid%20Test&license=wrong-key-0000",
+    )
+    .await
+    .expect(200);
+    assert_eq!(edd["new_version"], "2.0.0");
+    assert_eq!(edd["package"], "");
+    assert!(!edd["msg"].as_str().unwrap().is_empty());
+    let good = get(&server, "/v1/public/acme/plugins/paid?key=good-key-12345")
+        .await
+        .expect(200);
+    assert_eq!(good["license"], json!({"valid": true}));
+    let path = path_of(good["download_link"].as_str().unwrap());
+    assert!(!path.contains("good-key"), "no key in a link: {path}");
+    assert_eq!(server.request(Method::GET, &path).send().await.status, 200);
+    let legacy = get(&server, "/?action=download&slug=paid").await;
+    legacy.expect_error(403, "forbidden");
+
+    // The key is removed: its link stops working (403 with a reason).
+    server
+        .delete("/v1/plugins/paid/license/keys/good-key-12345", &acme.token)
+        .send()
+        .await
+        .expect(200);
+    let refused = server.request(Method::GET, &path).send().await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.body).contains("removed"));
+}
+
+#[tokio::test]
+async fn guessing_keys_is_throttled_with_a_200_that_says_rate_limited() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    plugin_with(&server, &acme.token, "paid", &["1.0.0"]).await;
+    server
+        .put(
+            "/v1/plugins/paid",
+            &acme.token,
+            json!({"license": {"type": "static-keys"}}),
+        )
+        .send()
+        .await
+        .expect(200);
+    server
+        .put(
+            "/v1/plugins/paid/license/keys",
+            &acme.token,
+            json!({"key": "good-key-12345"}),
+        )
+        .send()
+        .await
+        .expect(200);
+    let budget = upkeep::defaults::PUBLIC_KEY_FAILURES_PER_MINUTE;
+    for i in 0..budget {
+        let guess = get(
+            &server,
+            &format!("/v1/public/acme/plugins/paid?key=guess-{i:08}"),
+        )
+        .await
+        .expect(200);
+        assert_eq!(guess["license"]["code"], "not_found", "guess {i}");
+    }
+    // Past the budget: even the right key is not looked up, and the answer is still 200.
+    for path in [
+        "/v1/public/acme/plugins/paid?key=guess-x0000000",
+        "/v1/public/acme/plugins/paid?key=good-key-12345",
+    ] {
+        let limited = get(&server, path).await.expect(200);
+        assert_eq!(
+            limited["license"],
+            json!({"valid": false, "code": "rate_limited"}),
+            "{path}"
+        );
+        assert!(limited.get("download_link").is_none());
+    }
+    let edd = get(
+        &server,
+        "/edd/acme?edd_action=get_version&slug=paid&license=good-key-12345",
+    )
+    .await
+    .expect(200);
+    assert_eq!(edd["package"], "");
+    // A minute later the window has passed.
+    server.clock.advance(Duration::from_secs(61));
+    let good = get(&server, "/v1/public/acme/plugins/paid?key=good-key-12345")
+        .await
+        .expect(200);
+    assert_eq!(good["license"], json!({"valid": true}));
+}
