@@ -84,6 +84,7 @@ impl Config {
             trust_proxy: args.trust_proxy,
             max_tokens_per_account: args.max_tokens_per_account,
             max_activations_per_day: args.max_activations_per_day,
+            max_deactivations_per_month: args.max_deactivations_per_month,
             dev_site_patterns: match &args.dev_site_patterns {
                 Some(text) => crate::model::DevSitePatterns::parse(text)
                     .map_err(|why| ConfigError(format!("--dev-site-patterns: {why}")))?,
@@ -156,6 +157,10 @@ impl Config {
             (
                 "max-activations-per-day",
                 s.max_activations_per_day.to_string(),
+            ),
+            (
+                "max-deactivations-per-month",
+                s.max_deactivations_per_month.to_string(),
             ),
             ("dev-site-patterns", s.dev_site_patterns.to_string()),
             ("trust-proxy", s.trust_proxy.to_string()),
