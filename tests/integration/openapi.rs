@@ -558,6 +558,7 @@ async fn the_server_answers_only_what_the_document_says() {
     // never refused by the fixtures' own activations.
     let server = TestServer::start_with(upkeep::app::Settings {
         default_activation_limit: 0,
+        auth_failures_per_minute: 0,
         ..upkeep::app::Settings::default()
     })
     .await;
