@@ -226,11 +226,16 @@ fn pairs_of(call: &Call) -> Vec<(String, String)> {
     pairs
 }
 
-/// A site from `url`/`domain` (or the WordPress User-Agent), normalized; `Err` when one
-/// was sent but is no host.
-fn site_in(who: &Who, pairs: &[(String, String)], names: &[&str]) -> Result<Option<Site>, String> {
+/// A site from `names` (`url`, `domain`…), or else the WordPress User-Agent's when
+/// `agent` (EDD: SPEC §9.2), normalized; `Err` when one was sent but is no host.
+fn site_in(
+    who: &Who,
+    pairs: &[(String, String)],
+    names: &[&str],
+    agent: bool,
+) -> Result<Option<Site>, String> {
     let sent = names.iter().find_map(|n| get(pairs, n));
-    let sent = sent.or(who.agent_site.as_deref());
+    let sent = sent.or(who.agent_site.as_deref().filter(|_| agent));
     match sent {
         None => Ok(None),
         Some(text) => normalize_site(text)
@@ -363,7 +368,7 @@ pub(super) async fn updatercloud(
     if throttled(app, &who, Some(key)) {
         return bare(StatusCode::OK, Code::RateLimited);
     }
-    let site = match site_in(&who, &pairs, &["domain", "url", "site"]) {
+    let site = match site_in(&who, &pairs, &["domain", "url", "site"], false) {
         Ok(site) => site,
         Err(why) => {
             return uc_reply(
@@ -785,7 +790,7 @@ pub(super) async fn edd_license(
     if throttled(app, &who, Some(key)) {
         return Ok(bare(Code::RateLimited));
     }
-    let site = site_in(&who, pairs, &["url"]).ok().flatten();
+    let site = site_in(&who, pairs, &["url"], true).ok().flatten();
     let target = site.clone().map(Target::Site);
     let product = match &item.product {
         Some(Some((id, _))) => Some(*id),

@@ -195,6 +195,14 @@ async fn updatercloud_keys_are_checked_activated_listed_masked_and_deactivated()
                              "activations": {"limit": 1, "usage": 0}},
         })
     );
+    // Without `domain` the check is the key's alone, whatever site the User-Agent names.
+    let agent = server
+        .request(Method::GET, &uc(p, "check", &format!("download_key={k}")))
+        .header("user-agent", "WordPress/6.4; https://elsewhere.com")
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(agent["code"], "valid", "{agent}");
     let inactive = get(
         &server,
         &uc(p, "check", &format!("download_key={k}&domain=example.com")),
