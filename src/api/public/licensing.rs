@@ -973,7 +973,7 @@ fn store_id(account: &AccountPrefix) -> u64 {
 
 /// The activation `id` as a UUID (version 4, variant 1 in form): 60 bits of the id in
 /// its last 15 hex digits, the rest a hash of the account and the id, so it is stable
-/// and [`instance_id`] finds the activation again. Lemon Squeezy's `instance.id`.
+/// and `instance_id` finds the activation again. Lemon Squeezy's `instance.id`.
 pub fn instance_uuid(account: &AccountPrefix, id: ActivationId) -> String {
     let hash = blake3::hash(format!("upkeep ls instance {} {}", account.as_str(), id.0).as_bytes());
     let h = hash.to_hex();
