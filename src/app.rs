@@ -53,6 +53,9 @@ pub struct Settings {
     pub max_activations_per_day: u32,
     /// Development sites (activated with `counts: false`).
     pub dev_site_patterns: crate::model::DevSitePatterns,
+    /// Deactivations a key holder may make per key in 30 days on the public licensing
+    /// routes (0: no limit).
+    pub max_deactivations_per_month: u32,
 }
 
 impl Settings {
@@ -86,10 +89,11 @@ impl Default for Settings {
             auth_failures_per_minute: d::AUTH_FAILURES_PER_MINUTE,
             trust_proxy: false,
             max_tokens_per_account: d::MAX_TOKENS_PER_ACCOUNT,
-            public_url: None,
-            download_url_ttl: duration(d::DOWNLOAD_URL_TTL),
             max_activations_per_day: d::MAX_ACTIVATIONS_PER_DAY,
             dev_site_patterns: crate::model::DevSitePatterns::default(),
+            max_deactivations_per_month: d::MAX_DEACTIVATIONS_PER_MONTH,
+            public_url: None,
+            download_url_ttl: duration(d::DOWNLOAD_URL_TTL),
         }
     }
 }

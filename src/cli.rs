@@ -440,6 +440,15 @@ pub struct ServeArgs {
     )]
     pub max_activations_per_day: u32,
 
+    /// Deactivations a key holder may make per download key in 30 days on the public
+    /// licensing routes (counted in memory; more answer `rate_limited`). 0 turns it off.
+    #[arg(
+        long,
+        env = "UPKEEP_MAX_DEACTIVATIONS_PER_MONTH",
+        default_value_t = defaults::MAX_DEACTIVATIONS_PER_MONTH
+    )]
+    pub max_deactivations_per_month: u32,
+
     /// Development sites, activated without using a key's limit (at most 10 per key):
     /// comma-separated host globs (`*.local,staging.*`); local and private IP literals
     /// always count as development sites. Default: the built-in list.

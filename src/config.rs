@@ -86,6 +86,7 @@ impl Config {
             public_url: args.public_url.as_deref().map(public_url).transpose()?,
             download_url_ttl: positive("download-url-ttl", args.download_url_ttl)?,
             max_activations_per_day: args.max_activations_per_day,
+            max_deactivations_per_month: args.max_deactivations_per_month,
             dev_site_patterns: match &args.dev_site_patterns {
                 Some(text) => crate::model::DevSitePatterns::parse(text)
                     .map_err(|why| ConfigError(format!("--dev-site-patterns: {why}")))?,
@@ -156,6 +157,10 @@ impl Config {
             (
                 "max-activations-per-day",
                 s.max_activations_per_day.to_string(),
+            ),
+            (
+                "max-deactivations-per-month",
+                s.max_deactivations_per_month.to_string(),
             ),
             ("dev-site-patterns", s.dev_site_patterns.to_string()),
             ("trust-proxy", s.trust_proxy.to_string()),

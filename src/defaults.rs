@@ -10,6 +10,8 @@ pub const LISTEN: &str = "127.0.0.1:8787";
 pub const ACTIVATION_LIMIT: u32 = 0;
 /// New activations one download key may make in 24 h (SPEC §9).
 pub const MAX_ACTIVATIONS_PER_DAY: u32 = 20;
+/// Deactivations a key holder may make per key in 30 days (SPEC §9.2).
+pub const MAX_DEACTIVATIONS_PER_MONTH: u32 = 10;
 /// Largest JSON request body, bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest streamed upload, bytes (SPEC §7: 256 MiB).

@@ -55,7 +55,7 @@ async fn root(app: &App, call: crate::http::route::Call) -> Result<Response<Body
         return crate::api::public::root_download(app, call).await;
     }
     if let Some(answer) = crate::api::public::root_get(app, &call) {
-        return answer;
+        return answer.await;
     }
     landing(&call.input)
 }

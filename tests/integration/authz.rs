@@ -74,6 +74,20 @@ fn spec_need(name: &str) -> Need {
         | "edd_post"
         | "root_post"
         | "download" => Need::Public,
+        // SPEC §9.2: public licensing.
+        "uc_key_check"
+        | "uc_key_check_post"
+        | "uc_key_activate"
+        | "uc_key_activate_post"
+        | "uc_key_deactivate"
+        | "uc_key_deactivate_post"
+        | "uc_key_activations"
+        | "ls_activate"
+        | "ls_validate"
+        | "ls_deactivate"
+        | "ls_default_activate"
+        | "ls_default_validate"
+        | "ls_default_deactivate" => Need::Public,
         "metrics" => READ,
         "get_account" | "get_me" => Need::Scope(Scope::ReadUser),
         "get_account_license" => Need::Scope(Scope::ReadLicenses),
@@ -247,6 +261,11 @@ fn request_for(
         return request;
     }
     if let Some(request) = crate::support::public_request(spec.name, "acme", catalog) {
+        return request;
+    }
+    if let Some(request) =
+        crate::support::public_licensing_request(spec.name, "acme", catalog.product, licensing)
+    {
         return request;
     }
     if spec.name == "download" {
@@ -565,6 +584,8 @@ fn every_route_in_the_table_has_a_matrix_entry() {
             key: 23,
             victim_key: 24,
             victim_activation: 25,
+            key_value: "k".to_owned(),
+            ls_instances: ["i".to_owned(), "j".to_owned()],
         };
         let (path, _) = request_for(spec, 0, "k", 1, &ids, &licensing);
         assert!(path.starts_with('/'), "{}", spec.name);

@@ -871,6 +871,11 @@ pub struct LicensingIds {
     pub key: u64,
     pub victim_key: u64,
     pub victim_activation: u64,
+    /// The key's value, for the public licensing routes (SPEC §9.2).
+    pub key_value: String,
+    /// Two Lemon Squeezy instances of the key, as `instance_id`s (one per deactivating
+    /// route).
+    pub ls_instances: [String; 2],
 }
 
 /// Makes a [`LicensingIds`] set with `token` (an `api` token) for a product of the
@@ -946,12 +951,31 @@ pub async fn licensing_fixture(
     .durable_blocking()
     .unwrap();
     assert!(outcome.valid(), "{outcome:?}");
+    let instance = |name: &str| {
+        let made = lic::activate(
+            &ctx,
+            &rules,
+            &account,
+            None,
+            Some(&value),
+            lic::Target::NewInstance(name.to_owned()),
+            None,
+            None,
+        )
+        .unwrap()
+        .durable_blocking()
+        .unwrap();
+        upkeep::api::public::licensing::instance_uuid(&account, made.activation.unwrap().id)
+    };
+    let ls_instances = [instance("first"), instance("second")];
     LicensingIds {
         customer,
         victim_customer,
         key,
         victim_key,
         victim_activation: outcome.activation.unwrap().id.0,
+        key_value: value,
+        ls_instances,
     }
 }
 
@@ -1003,6 +1027,84 @@ pub fn licensing_request(
         "put_download_key_settings" => (
             "/api/v1/settings/download-keys".into(),
             j(json!({"generator": "uuid4"})),
+        ),
+        _ => return None,
+    })
+}
+
+/// A request that gets past authorization (2xx) for public licensing route `name`
+/// (SPEC §9.2) of account `prefix` (also the default account, for `/v1/licenses/…`),
+/// with the key and instances of `ids` for `product`. `None` for other routes.
+pub fn public_licensing_request(
+    name: &str,
+    prefix: &str,
+    product: u64,
+    ids: &LicensingIds,
+) -> Option<(String, Option<TestBody>)> {
+    let key = &ids.key_value;
+    let uc = |action: &str| format!("/api/v1/products/{product}/download-keys/{action}");
+    let form = |text: String| {
+        Some(TestBody::Raw(
+            "application/x-www-form-urlencoded",
+            text.into_bytes(),
+        ))
+    };
+    let json = |value: Value| Some(TestBody::Json(value));
+    Some(match name {
+        "uc_key_check" => (
+            format!("{}?download_key={key}&domain=example.com", uc("check")),
+            None,
+        ),
+        "uc_key_check_post" => (uc("check"), form(format!("download_key={key}"))),
+        "uc_key_activate" => (
+            format!(
+                "{}?download_key={key}&domain=matrix.example.com",
+                uc("activate")
+            ),
+            None,
+        ),
+        "uc_key_activate_post" => (
+            uc("activate"),
+            form(format!("download_key={key}&machine=matrix-1")),
+        ),
+        "uc_key_deactivate" => (
+            format!(
+                "{}?download_key={key}&domain=nowhere.example.com",
+                uc("deactivate")
+            ),
+            None,
+        ),
+        "uc_key_deactivate_post" => (
+            uc("deactivate"),
+            json(serde_json::json!({"download_key": key, "domain": "nowhere.example.com"})),
+        ),
+        "uc_key_activations" => (format!("{}?download_key={key}", uc("activations")), None),
+        "ls_activate" => (
+            format!("/ls/{prefix}/v1/licenses/activate"),
+            form(format!("license_key={key}&instance_name=Matrix")),
+        ),
+        "ls_validate" => (
+            format!("/ls/{prefix}/v1/licenses/validate"),
+            json(serde_json::json!({"license_key": key})),
+        ),
+        "ls_deactivate" => (
+            format!("/ls/{prefix}/v1/licenses/deactivate"),
+            form(format!(
+                "license_key={key}&instance_id={}",
+                ids.ls_instances[0]
+            )),
+        ),
+        "ls_default_activate" => (
+            "/v1/licenses/activate".to_owned(),
+            json(serde_json::json!({"license_key": key, "instance_name": "Default"})),
+        ),
+        "ls_default_validate" => (
+            "/v1/licenses/validate".to_owned(),
+            form(format!("license_key={key}")),
+        ),
+        "ls_default_deactivate" => (
+            "/v1/licenses/deactivate".to_owned(),
+            json(serde_json::json!({"license_key": key, "instance_id": ids.ls_instances[1]})),
         ),
         _ => return None,
     })

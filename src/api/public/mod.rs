@@ -5,6 +5,8 @@
 //! unknown prefix or slug is a `404` (PUC, WunderUpdates, UpdaterCloud), and EDD answers
 //! even that with its not-found shape. A credential sent here is ignored.
 
+pub mod licensing;
+
 use crate::app::App;
 use crate::error::Error;
 use crate::http::auth::Need;
@@ -91,14 +93,14 @@ pub static ROWS: &[Row] = &[
         "edd",
         "/edd/{prefix}",
         Need::Public,
-        Handler::Read(edd_prefixed),
+        Handler::Write(|app, call| Box::pin(edd_prefixed(app, call))),
     ),
     F.row(
         Method::POST,
         "edd_post",
         "/edd/{prefix}",
         Need::Public,
-        Handler::Read(edd_prefixed),
+        Handler::Write(|app, call| Box::pin(edd_prefixed(app, call))),
     ),
     F.row(
         Method::GET,
@@ -112,9 +114,147 @@ pub static ROWS: &[Row] = &[
         "root_post",
         "/",
         Need::Public,
-        Handler::Read(root_post),
+        Handler::Write(|app, call| Box::pin(root_post(app, call))),
+    ),
+    // ----- public licensing (SPEC §9.2): `licensing.rs` -----
+    F.row(
+        Method::GET,
+        "uc_key_check",
+        "/api/v1/products/{id}/download-keys/check",
+        Need::Public,
+        Handler::Write(|app, call| Box::pin(licensing::updatercloud(app, call, UcAction::Check))),
+    ),
+    F.row(
+        Method::POST,
+        "uc_key_check_post",
+        "/api/v1/products/{id}/download-keys/check",
+        Need::Public,
+        Handler::Write(|app, call| Box::pin(licensing::updatercloud(app, call, UcAction::Check))),
+    ),
+    F.row(
+        Method::GET,
+        "uc_key_activate",
+        "/api/v1/products/{id}/download-keys/activate",
+        Need::Public,
+        Handler::Write(|app, call| {
+            Box::pin(licensing::updatercloud(app, call, UcAction::Activate))
+        }),
+    ),
+    F.row(
+        Method::POST,
+        "uc_key_activate_post",
+        "/api/v1/products/{id}/download-keys/activate",
+        Need::Public,
+        Handler::Write(|app, call| {
+            Box::pin(licensing::updatercloud(app, call, UcAction::Activate))
+        }),
+    ),
+    F.row(
+        Method::GET,
+        "uc_key_deactivate",
+        "/api/v1/products/{id}/download-keys/deactivate",
+        Need::Public,
+        Handler::Write(|app, call| {
+            Box::pin(licensing::updatercloud(app, call, UcAction::Deactivate))
+        }),
+    ),
+    F.row(
+        Method::POST,
+        "uc_key_deactivate_post",
+        "/api/v1/products/{id}/download-keys/deactivate",
+        Need::Public,
+        Handler::Write(|app, call| {
+            Box::pin(licensing::updatercloud(app, call, UcAction::Deactivate))
+        }),
+    ),
+    F.row(
+        Method::GET,
+        "uc_key_activations",
+        "/api/v1/products/{id}/download-keys/activations",
+        Need::Public,
+        Handler::Read(licensing::updatercloud_activations),
+    ),
+    F.row(
+        Method::POST,
+        "ls_activate",
+        "/ls/{prefix}/v1/licenses/activate",
+        Need::Public,
+        Handler::Write(|app, call| {
+            Box::pin(licensing::lemon_squeezy_prefixed(
+                app,
+                call,
+                LsAction::Activate,
+            ))
+        }),
+    ),
+    F.row(
+        Method::POST,
+        "ls_validate",
+        "/ls/{prefix}/v1/licenses/validate",
+        Need::Public,
+        Handler::Write(|app, call| {
+            Box::pin(licensing::lemon_squeezy_prefixed(
+                app,
+                call,
+                LsAction::Validate,
+            ))
+        }),
+    ),
+    F.row(
+        Method::POST,
+        "ls_deactivate",
+        "/ls/{prefix}/v1/licenses/deactivate",
+        Need::Public,
+        Handler::Write(|app, call| {
+            Box::pin(licensing::lemon_squeezy_prefixed(
+                app,
+                call,
+                LsAction::Deactivate,
+            ))
+        }),
+    ),
+    F.row(
+        Method::POST,
+        "ls_default_activate",
+        "/v1/licenses/activate",
+        Need::Public,
+        Handler::Write(|app, call| {
+            Box::pin(licensing::lemon_squeezy_default(
+                app,
+                call,
+                LsAction::Activate,
+            ))
+        }),
+    ),
+    F.row(
+        Method::POST,
+        "ls_default_validate",
+        "/v1/licenses/validate",
+        Need::Public,
+        Handler::Write(|app, call| {
+            Box::pin(licensing::lemon_squeezy_default(
+                app,
+                call,
+                LsAction::Validate,
+            ))
+        }),
+    ),
+    F.row(
+        Method::POST,
+        "ls_default_deactivate",
+        "/v1/licenses/deactivate",
+        Need::Public,
+        Handler::Write(|app, call| {
+            Box::pin(licensing::lemon_squeezy_default(
+                app,
+                call,
+                LsAction::Deactivate,
+            ))
+        }),
     ),
 ];
+
+use licensing::{LsAction, UcAction};
 
 // ----- request reading ---------------------------------------------------------------
 
@@ -543,20 +683,36 @@ fn edd_pairs(call: &Call) -> Vec<(String, String)> {
 }
 
 /// `/edd/{prefix}` (GET or form POST), and `/` for the default account.
-fn edd_prefixed(app: &App, call: &Call) -> Result<Response<Body>, Error> {
+async fn edd_prefixed(app: &App, call: Call) -> Result<Response<Body>, Error> {
     let account = AccountPrefix::parse(&call.param("prefix"))
         .ok()
         .filter(|prefix| app.store.plan_limit(prefix, call.now).is_some());
-    edd_at(app, call, account)
+    edd_at(app, &call, account).await
 }
 
-/// EDD for `account` (`None`: no such account): always `200` in EDD's shapes.
-fn edd_at(app: &App, call: &Call, account: Option<AccountPrefix>) -> Result<Response<Body>, Error> {
+/// EDD for `account` (`None`: no such account): always `200` in EDD's shapes. The
+/// licensing actions (SPEC §9.2) are `licensing.rs`'s.
+/// The sync part (reading the request, `get_version`) runs before the future is
+/// returned, so the future holds no borrow of the request.
+fn edd_at<'a>(
+    app: &'a App,
+    call: &Call,
+    account: Option<AccountPrefix>,
+) -> impl Future<Output = Result<Response<Body>, Error>> + Send + 'a {
     let pairs = edd_pairs(call);
-    Ok(json_no_store(
-        StatusCode::OK,
-        &edd(app, call, account, &pairs)?,
-    ))
+    let action = get(&pairs, "edd_action").unwrap_or("");
+    let step = if licensing::is_edd_license_action(action) {
+        Err(licensing::Who::of(app, call))
+    } else {
+        Ok(edd(app, call, account, &pairs))
+    };
+    async move {
+        let value = match step {
+            Ok(done) => done?,
+            Err(who) => licensing::edd_license(app, who, account, &pairs).await?,
+        };
+        Ok(json_no_store(StatusCode::OK, &value))
+    }
 }
 
 fn edd(
@@ -567,7 +723,7 @@ fn edd(
 ) -> Result<Value, Error> {
     let action = get(pairs, "edd_action").unwrap_or("");
     if action != "get_version" {
-        // The licensing actions (SPEC §9.2) are not served yet: EDD's failure shape.
+        // No action, or one EDD does not know: EDD's failure shape.
         return Ok(serde_json::json!({
             "success": false,
             "license": "invalid",
@@ -688,9 +844,9 @@ fn edd_by_name(
 }
 
 /// `POST /`: EDD for the default account (a form body with `edd_action`).
-fn root_post(app: &App, call: &Call) -> Result<Response<Body>, Error> {
+async fn root_post(app: &App, call: Call) -> Result<Response<Body>, Error> {
     let account = app.store.default_account()?;
-    edd_at(app, call, account)
+    edd_at(app, &call, account).await
 }
 
 /// `GET /` with `edd_action` or `action=get_metadata|download`: answered here for the
@@ -698,18 +854,18 @@ fn root_post(app: &App, call: &Call) -> Result<Response<Body>, Error> {
 ///
 /// # Errors
 /// The store failed.
-pub fn root_get(app: &App, call: &Call) -> Option<Result<Response<Body>, Error>> {
+pub fn root_get<'a>(app: &'a App, call: &Call) -> Option<crate::http::route::Reply<'a>> {
     let pairs = query(call);
     if get(&pairs, "edd_action").is_some() {
-        return Some(
-            app.store
-                .default_account()
-                .map_err(Error::from)
-                .and_then(|account| edd_at(app, call, account)),
-        );
+        return Some(match app.store.default_account() {
+            Ok(account) => Box::pin(edd_at(app, call, account)),
+            Err(err) => Box::pin(std::future::ready(Err(Error::from(err)))),
+        });
     }
     match get(&pairs, "action") {
-        Some("get_metadata") => Some(root_metadata(app, call, &pairs)),
+        Some("get_metadata") => Some(Box::pin(std::future::ready(root_metadata(
+            app, call, &pairs,
+        )))),
         _ => None,
     }
 }

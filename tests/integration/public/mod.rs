@@ -1,9 +1,11 @@
 //! SPEC §8: the public update checks and downloads over a real socket, in every dialect:
 //! checks.rs (the decision: channels, rollout, requirements, nothing to offer, keys),
-//! downloads.rs (signed links: streaming, ranges, expiry, forgery, re-checked keys).
+//! downloads.rs (signed links: streaming, ranges, expiry, forgery, re-checked keys);
+//! licensing.rs (SPEC §9.2: UpdaterCloud, EDD and Lemon Squeezy license calls).
 
 mod checks;
 mod downloads;
+mod licensing;
 
 use crate::support::{Reply, TestServer, plugin_zip};
 use http::Method;
