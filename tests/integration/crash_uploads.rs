@@ -277,6 +277,9 @@ struct Writer {
     unanswered: u64,
     /// Complete non-2xx answers and malformed 2xx bodies: every one is a bug.
     unexpected: Vec<String>,
+    /// Why the last request got no answer (for a stuck cycle's report).
+    last_error: String,
+    cycle_start: Instant,
 }
 
 impl Writer {
@@ -291,6 +294,7 @@ impl Writer {
         stop: &AtomicBool,
     ) {
         let started = Instant::now();
+        self.cycle_start = started;
         while !stop.load(Ordering::SeqCst) && started.elapsed() < WRITER_LIMIT {
             if self.step(addr, token, cycle, rng, events).is_err() {
                 return;
@@ -383,8 +387,13 @@ impl Writer {
             Some(events),
         ) {
             Ok(response) => response,
-            Err(_) => {
+            Err(why) => {
                 self.unanswered += 1;
+                self.last_error = format!(
+                    "{method} {path} ({} bytes), {:.3} s after the cycle began: {why}",
+                    body.len(),
+                    self.cycle_start.elapsed().as_secs_f64()
+                );
                 return Err(());
             }
         };
@@ -594,6 +603,23 @@ fn verify(addr: &str, token: &str, data: &Path, writers: &mut [Writer]) -> (usiz
     (listed.len(), downloaded)
 }
 
+/// Every thread's backtrace of a (stuck) process, by gdb if it is installed.
+fn thread_stacks(pid: u32) -> String {
+    match std::process::Command::new("gdb")
+        .args([
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt",
+        ])
+        .output()
+    {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Err(why) => format!("(no gdb: {why})"),
+    }
+}
+
 /// What the start-up sweep logged it removed (temporary files, orphan blobs).
 fn swept(log_path: &Path) -> (u64, u64) {
     let log = std::fs::read_to_string(log_path).expect("serve log");
@@ -692,6 +718,8 @@ fn kill_9_during_concurrent_uploads_loses_no_acknowledged_upload_and_leaves_no_o
                 acknowledged: 0,
                 unanswered: 0,
                 unexpected: Vec::new(),
+                last_error: String::new(),
+                cycle_start: Instant::now(),
             }
         })
         .collect();
@@ -724,10 +752,20 @@ fn kill_9_during_concurrent_uploads_loses_no_acknowledged_upload_and_leaves_no_o
                 Ok(Event::Ack) => acks += 1,
                 Ok(Event::Sent(n)) if acks >= acks_before_kill => bytes += n,
                 Ok(Event::Sent(_)) => {}
-                Err(why) => panic!(
-                    "cycle {cycle}: waiting for {acks_before_kill} acks (+{bytes_after_acks} \
-                     bytes), got {acks} (+{bytes}): {why:?}"
-                ),
+                Err(why) => {
+                    let stacks = thread_stacks(server.pid());
+                    let log = server.kill9();
+                    stop.store(true, Ordering::SeqCst);
+                    let errors: Vec<String> = handles
+                        .into_iter()
+                        .map(|h| h.join().expect("writer thread").last_error)
+                        .collect();
+                    panic!(
+                        "cycle {cycle}: waiting for {acks_before_kill} acks (+{bytes_after_acks} \
+                         bytes), got {acks} (+{bytes}): {why:?}; the writers' last errors: \
+                         {errors:#?}\nserver log:\n{log}\nserver threads:\n{stacks}"
+                    )
+                }
             }
         }
         let log = server.kill9();
