@@ -80,6 +80,32 @@ fi
 URL="http://$ADDR/openapi.json"
 echo "serving on $ADDR"
 
+# Catalogue records (SPEC §7.1), made with the account token before the run: their ids are
+# random, so without them every `{id}` operation would only ever see 404s. Each operation
+# on a single record gets a real id (`parameters` below); the deletions get victims of their
+# own (their first success deletes it, later cases are 404s); the uploads go to a draft
+# version of their own (`create_file`) and to a file of it (`replace_file_content`), so that
+# `update_version` publishing the other draft does not turn them into 409s.
+api() { # api METHOD PATH [curl args…]: the JSON answer; exits on a non-2xx
+  curl -sS --fail-with-body -X "$1" -H "x-api-key: $ACCOUNT_TOKEN" "${@:3}" "http://$ADDR$2"
+}
+json_api() { api "$1" "$2" -H 'content-type: application/json' -d "$3" | json_field '["data"]["id"]'; }
+raw_file() { # raw_file VERSION NAME: uploads a few bytes as a file of VERSION; prints its id
+  printf 'schemathesis %s\n' "$2" | api POST "/api/v1/versions/$1/files?name=$2" \
+    -H 'content-type: application/octet-stream' --data-binary @- | json_field '["data"]["id"]'
+}
+GROUP=$(json_api POST /api/v1/groups '{"name":"st-group"}')
+VICTIM_GROUP=$(json_api POST /api/v1/groups '{"name":"st-victim-group"}')
+PRODUCT=$(json_api POST /api/v1/products '{"slug":"st-product","kind":"plugin","name":"ST product"}')
+VICTIM_PRODUCT=$(json_api POST /api/v1/products '{"slug":"st-victim","name":"ST victim"}')
+VERSION=$(json_api POST "/api/v1/products/$PRODUCT/versions" '{"version":"1.0.0"}')
+UPLOAD_VERSION=$(json_api POST "/api/v1/products/$PRODUCT/versions" '{"version":"1.1.0"}')
+VICTIM_VERSION=$(json_api POST "/api/v1/products/$PRODUCT/versions" '{"version":"0.1.0"}')
+FILE=$(raw_file "$VERSION" Installer)
+VICTIM_FILE=$(raw_file "$VERSION" Extra)
+UPLOAD_FILE=$(raw_file "$UPLOAD_VERSION" Upload)
+echo "catalogue: group $GROUP, product $PRODUCT, versions $VERSION (upload $UPLOAD_VERSION), files $FILE (upload $UPLOAD_FILE)"
+
 # One config per credential: which security scheme of the document carries the token.
 write_config() { # write_config FILE SCHEME FIELD
   cat >"$1" <<EOF
@@ -93,9 +119,48 @@ $3 = "\${ST_UPKEEP_TOKEN}"
 # does not; and lists, whose \`cursor\` must be one the server returned (opaque: a
 # well-formed string the server never issued is refused). For those operations a 400
 # (documented in each) is accepted.
+#
+# The catalogue (SPEC §7) adds its own such rules: a version must be one that semver and
+# PHP order alike (\`invalid_version\`), an upload to a release must be a readable WordPress
+# zip (\`invalid_package\`; schemathesis generates arbitrary bytes), an uploaded file must
+# not be empty, a file name is limited in bytes (the schema can only count characters), a
+# URL must be http(s), slugs and names unique (409), and a version keeps one primary file
+# (\`update_file\` with \`primary: false\` on it is a 400).
 [[operations]]
-include-operation-id = ["apply_account_license", "create_account_token", "create_token", "rotate_self", "create_operator_token", "update_operator_token", "issue_license", "revoke_license", "list_account_tokens", "list_tokens", "list_operator_tokens", "list_accounts", "list_licenses"]
+include-operation-id = ["apply_account_license", "create_account_token", "create_token", "rotate_self", "create_operator_token", "update_operator_token", "issue_license", "revoke_license", "list_account_tokens", "list_tokens", "list_operator_tokens", "list_accounts", "list_licenses", "list_groups", "list_products", "list_versions", "list_files", "create_product", "update_product", "duplicate_product", "create_version", "update_version", "release", "release_product", "create_file", "replace_file_content", "update_file"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+# Real catalogue ids (made above) for the operations on one record.
+[[operations]]
+include-operation-id = ["get_group", "update_group"]
+parameters = { "path.id" = "$GROUP" }
+[[operations]]
+include-operation-id = ["delete_group"]
+parameters = { "path.id" = "$VICTIM_GROUP" }
+[[operations]]
+include-operation-id = ["get_product", "update_product", "duplicate_product", "get_channels", "list_versions", "create_version", "release_product"]
+parameters = { "path.id" = "$PRODUCT" }
+[[operations]]
+include-operation-id = ["delete_product"]
+parameters = { "path.id" = "$VICTIM_PRODUCT" }
+[[operations]]
+include-operation-id = ["get_version", "update_version", "list_files"]
+parameters = { "path.id" = "$VERSION" }
+[[operations]]
+include-operation-id = ["create_file"]
+parameters = { "path.id" = "$UPLOAD_VERSION" }
+[[operations]]
+include-operation-id = ["delete_version"]
+parameters = { "path.id" = "$VICTIM_VERSION" }
+[[operations]]
+include-operation-id = ["get_file", "update_file", "download_file"]
+parameters = { "path.id" = "$FILE" }
+[[operations]]
+include-operation-id = ["replace_file_content"]
+parameters = { "path.id" = "$UPLOAD_FILE" }
+[[operations]]
+include-operation-id = ["delete_file"]
+parameters = { "path.id" = "$VICTIM_FILE" }
 EOF
 }
 write_config "$WORK/account.toml" ApiKeyAuth api_key
@@ -116,7 +181,7 @@ run() { # run NAME CONFIG TOKEN [st run options…]
   if ! (cd "$ST_HOME" && ST_UPKEEP_TOKEN="$token" timeout "$TIME_LIMIT" "$ST" \
     --config-file "$config" run "$URL" \
     --checks all --max-examples "$MAX_EXAMPLES" --request-timeout 10 --workers 1 \
-    --no-color "${seed[@]}" "$@"); then
+    --no-color --report har --report-har-path "$ST_HOME/$name.har" "${seed[@]}" "$@"); then
     failed+=("$name")
   fi
 }
@@ -131,6 +196,28 @@ run "operator token" "$WORK/bearer.toml" "$OPERATOR_TOKEN" "${ALL[@]}"
 # Rotation, with the token it rotates (the document's example asks for a grace period, so
 # the old secret goes on working for the rest of the run).
 run "rotate" "$WORK/bearer.toml" "$ROTATE_TOKEN" --include-operation-id rotate_self
+
+# What the uploads got (from the account token run's HAR file): requests per operation,
+# body type and status, so that a run that never sent a multipart or raw body shows it.
+echo "--- uploads sent (account token run): operation, content type, status: requests"
+python3 - "$ST_HOME/account token.har" <<'PY' || true
+import collections, json, re, sys
+ops = [("POST", r"/api/v1/releases$", "release"),
+       ("POST", r"/api/v1/products/[^/]+/releases$", "release_product"),
+       ("POST", r"/api/v1/versions/[^/]+/files$", "create_file"),
+       ("PUT", r"/api/v1/files/[^/]+/content$", "replace_file_content")]
+counts = collections.Counter()
+for entry in json.load(open(sys.argv[1]))["log"]["entries"]:
+    request = entry["request"]
+    path = re.sub(r"^https?://[^/]+", "", request["url"]).split("?")[0]
+    for method, pattern, name in ops:
+        if request["method"] == method and re.search(pattern, path):
+            types = [h["value"] for h in request["headers"] if h["name"].lower() == "content-type"]
+            kind = types[0].split(";")[0] if types else "(none)"
+            counts[(name, kind, entry["response"]["status"])] += 1
+for (name, kind, status), n in sorted(counts.items()):
+    print(f"  {name:22} {kind:35} {status}: {n}")
+PY
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
   failed+=("server exited during the run")

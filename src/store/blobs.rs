@@ -187,6 +187,13 @@ struct Shared {
     /// The `blob_refs` tree: a deletion reads the committed count.
     refs: sled::Tree,
     state: Mutex<State>,
+    /// Blobs whose last reference the running transaction drops: marked inside it, before
+    /// its commit makes the count 0 visible, until `settle_dropped` after it. A lock of its
+    /// own, taken last and never held while taking another: the transaction that marks holds
+    /// sled's write side, and a deletion holds `state` while it reads the count from sled,
+    /// so marking under `state` could deadlock (a deletion waiting on sled, the transaction
+    /// on `state`).
+    dropping: Mutex<BTreeSet<BlobHash>>,
 }
 
 #[derive(Default)]
@@ -197,9 +204,6 @@ struct State {
     /// Backups running: while any does, deletions are held.
     backups: usize,
     held: BTreeSet<BlobHash>,
-    /// Blobs whose last reference the running transaction drops: marked inside it, before
-    /// its commit makes the count 0 visible, until `settle_dropped` after it.
-    dropping: BTreeSet<BlobHash>,
     /// Blobs whose last reference the transaction just committed dropped, waiting for
     /// the commit's sequence number (`Store::write`).
     dropped: Vec<BlobHash>,
@@ -210,6 +214,10 @@ struct State {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn dropping(&self) -> MutexGuard<'_, BTreeSet<BlobHash>> {
+        self.dropping.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn path(&self, hash: &BlobHash) -> PathBuf {
@@ -226,13 +234,14 @@ impl Shared {
     /// write not yet durable (then that write's turn deletes it); held while a backup
     /// runs. Call with the state locked.
     fn delete_if_unreferenced(&self, state: &mut State, hash: BlobHash) {
-        // `dropping` is checked with the count: a count seen 0 by a commit is marked there
-        // (or in `dropped`, `due`) since before that commit.
+        // The count is read first, then `dropping`: a count seen 0 because a commit dropped
+        // it was marked in `dropping` before that commit, and leaves it only for `dropped`
+        // (then `due`) under `state`, which is held here.
         if state.pins.contains_key(&hash)
-            || state.dropping.contains(&hash)
+            || self.is_referenced(&hash)
+            || self.dropping().contains(&hash)
             || state.dropped.contains(&hash)
             || state.due.iter().any(|(_, due)| *due == hash)
-            || self.is_referenced(&hash)
         {
             return;
         }
@@ -436,6 +445,7 @@ impl Blobs {
                 root,
                 refs,
                 state: Mutex::new(State::default()),
+                dropping: Mutex::default(),
             }),
         })
     }
@@ -554,18 +564,19 @@ impl Blobs {
     /// Marks a blob whose last reference the running transaction drops (inside it, before
     /// the commit; idempotent, so a retried transaction may mark it again).
     pub(super) fn mark_dropping(&self, hash: BlobHash) {
-        self.shared.lock().dropping.insert(hash);
+        self.shared.dropping().insert(hash);
     }
 
     /// After a transaction (committed or not): its marked blobs wait for its sequence
     /// number ([`Blobs::assign`]). Call under the write lock.
     pub(super) fn settle_dropped(&self, hashes: Vec<BlobHash>) {
         let mut state = self.shared.lock();
-        if state.dropping.is_empty() && hashes.is_empty() {
+        let mut dropping = self.shared.dropping();
+        if dropping.is_empty() && hashes.is_empty() {
             return;
         }
-        // Moved in one step: no moment where a hash is in neither set.
-        state.dropping.clear();
+        // Moved in one step (both locks held): no moment where a hash is in neither set.
+        dropping.clear();
         state.dropped.extend(hashes);
     }
 

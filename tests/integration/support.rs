@@ -464,6 +464,11 @@ impl ServeProcess {
         (status, body)
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL (`kill -9`): no drain, no flush, no destructors. Returns the log.
     pub fn kill9(mut self) -> String {
         self.child.kill().expect("SIGKILL");
