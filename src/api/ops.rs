@@ -173,6 +173,7 @@ fn metrics(app: &App) -> Result<Response<Body>, Error> {
         let _ = writeln!(text, "# TYPE upkeep_blobs gauge");
         let _ = writeln!(text, "upkeep_blobs {blobs}");
     }
+    app.public.counts.render_licensing(&mut text);
     crate::telemetry::render_metrics(&mut text);
     Ok(response::text(
         StatusCode::OK,

@@ -3,6 +3,7 @@
 //! check takes one uncontended lock). The report routes and their persisted rollups come
 //! with §10; until then the totals are readable here and on `/metrics`.
 
+use super::answer::LicenseCode;
 use crate::model::{ProductId, Timestamp};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,6 +24,10 @@ pub struct Counts {
     shards: [Mutex<HashMap<(ProductId, u32), DayCount>>; SHARDS],
     checks: AtomicU64,
     downloads: AtomicU64,
+    /// Public license validations (check/validate in every licensing dialect) and
+    /// activation attempts, by outcome (`LicenseCode::ALL` order).
+    validations: [AtomicU64; 10],
+    activations: [AtomicU64; 10],
 }
 
 impl Default for Counts {
@@ -31,8 +36,17 @@ impl Default for Counts {
             shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             checks: AtomicU64::new(0),
             downloads: AtomicU64::new(0),
+            validations: std::array::from_fn(|_| AtomicU64::new(0)),
+            activations: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
+}
+
+fn index(code: LicenseCode) -> usize {
+    LicenseCode::ALL
+        .iter()
+        .position(|c| *c == code)
+        .unwrap_or(0)
 }
 
 fn day(now: Timestamp) -> u32 {
@@ -63,6 +77,45 @@ impl Counts {
         let shard = &self.shards[(product.0 as usize) % SHARDS];
         let map = shard.lock().unwrap_or_else(|e| e.into_inner());
         map.get(&(product, day(at))).copied().unwrap_or_default()
+    }
+
+    /// A public license validation that answered `code`.
+    pub fn validation(&self, code: LicenseCode) {
+        self.validations[index(code)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A public activation attempt that answered `code` (`valid`: activated).
+    pub fn activation(&self, code: LicenseCode) {
+        self.activations[index(code)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `upkeep_license_validations_total{code}` and `upkeep_activations_total{code}`,
+    /// Prometheus text.
+    pub fn render_licensing(&self, out: &mut String) {
+        use std::fmt::Write;
+        for (name, help, counters) in [
+            (
+                "upkeep_license_validations_total",
+                "Public license validations, by outcome.",
+                &self.validations,
+            ),
+            (
+                "upkeep_activations_total",
+                "Public activation attempts, by outcome (valid = activated).",
+                &self.activations,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for (code, counter) in LicenseCode::ALL.iter().zip(counters.iter()) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{code=\"{}\"}} {}",
+                    code.as_str(),
+                    counter.load(Ordering::Relaxed)
+                );
+            }
+        }
     }
 
     /// Checks and downloads counted since start.

@@ -119,6 +119,7 @@ fn throttled(app: &App, who: &Who, key: Option<&str>) -> bool {
 
 /// Counts an unknown key against the caller's address.
 fn note_unknown(app: &App, who: &Who, code: Code) {
+    app.public.counts.validation(code);
     if code == Code::NotFound {
         let _ = app.public.key_failures.fail(who.client, who.now);
     }
@@ -147,7 +148,7 @@ async fn activate(
     let rules = app.settings.activation_rules();
     let key = key.to_owned();
     let environment = environment.map(str::to_owned);
-    write(app, now, move |ctx| {
+    let outcome = write(app, now, move |ctx| {
         svc::activate(
             ctx,
             &rules,
@@ -159,7 +160,9 @@ async fn activate(
             environment.as_deref(),
         )
     })
-    .await
+    .await?;
+    app.public.counts.activation(outcome.code);
+    Ok(outcome)
 }
 
 /// Deactivates `key` for `target`, within the holder's monthly budget: `rate_limited`

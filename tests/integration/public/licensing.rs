@@ -1169,3 +1169,55 @@ async fn guessing_keys_spends_the_address_budget_then_every_dialect_says_rate_li
         .expect(200);
     assert_eq!(uc["code"], "valid");
 }
+
+#[tokio::test]
+async fn activations_and_validations_are_counted_by_outcome_on_metrics() {
+    let server = TestServer::start_with(settings()).await;
+    let acme = shop(&server, "acme").await;
+    let (_, k) = key(
+        &server,
+        &acme,
+        &[acme.product],
+        json!({"activation_limit": 1}),
+    )
+    .await;
+    let p = acme.product;
+    let path =
+        |action: &str, query: &str| format!("/api/v1/products/{p}/download-keys/{action}?{query}");
+    get(
+        &server,
+        &path(
+            "activate",
+            &format!("download_key={k}&domain=one.example.org"),
+        ),
+    )
+    .await
+    .expect(200);
+    get(
+        &server,
+        &path(
+            "activate",
+            &format!("download_key={k}&domain=two.example.org"),
+        ),
+    )
+    .await
+    .expect(200);
+    get(&server, &path("check", &format!("download_key={k}")))
+        .await
+        .expect(200);
+    get(&server, &path("check", "download_key=no-such-key-000")).await;
+    let operator = server.operator_token("metrics", true, false, None);
+    let text = server
+        .request(Method::GET, "/metrics")
+        .header("authorization", &format!("Bearer {operator}"))
+        .send()
+        .await;
+    let text = String::from_utf8_lossy(&text.body).into_owned();
+    for line in [
+        "upkeep_activations_total{code=\"valid\"} 1",
+        "upkeep_activations_total{code=\"activation_limit_reached\"} 1",
+        "upkeep_license_validations_total{code=\"not_found\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+}
