@@ -26,7 +26,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 use upkeep::Store;
-use upkeep::model::{AccountPrefix, LicenseModel, NewAccount, ProductId, ProductKind, ProductScope, Timestamp};
+use upkeep::model::{
+    AccountPrefix, LicenseModel, NewAccount, ProductId, ProductKind, ProductScope, Timestamp,
+};
 use upkeep::service::catalog::{self, ProductChanges};
 use upkeep::service::licensing::{self as lic, ActivationRules, CustomerChanges, NewKey, Target};
 use upkeep::service::{Actor, Ctx, Events};
