@@ -15,7 +15,7 @@
 //! cli/                              the real binary: commands.rs, operator.rs
 //! security/                         the issue-15 regressions, kept as one set: edge.rs, tokens.rs
 //! protocol.rs, authz.rs, openapi.rs, limits.rs, malformed.rs       the HTTP surface as a whole
-//! crash.rs, crash_uploads.rs, disk.rs, persistence.rs, backup.rs, snapshot.rs, secrets.rs   the store and data at rest
+//! crash.rs, crash_uploads.rs, crash_activations.rs, disk.rs, persistence.rs, backup.rs, snapshot.rs, secrets.rs   the store and data at rest
 //! audit.rs                          the audit log of changes
 //! backup_load.rs                    the server keeps answering while a backup runs
 //! package.rs                        the package reader on real WordPress plugins and themes
@@ -50,6 +50,8 @@ mod backup;
 mod backup_load;
 #[path = "integration/crash.rs"]
 mod crash;
+#[path = "integration/crash_activations.rs"]
+mod crash_activations;
 #[path = "integration/crash_uploads.rs"]
 mod crash_uploads;
 #[path = "integration/disk.rs"]
