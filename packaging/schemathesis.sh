@@ -57,6 +57,10 @@ ACCOUNT_TOKEN="$("$BIN" --data "$DATA" --json account create --name 'Schemathesi
 # Rotating replaces the calling token's secret, which would end a run that uses it: the
 # rotate operation gets a token of its own, and a run of its own.
 ROTATE_TOKEN="$("$BIN" --data "$DATA" --json token create --account acme --name schemathesis-rotate --scopes read_user | json_field '["token"]')"
+# The account's first token is named \`default\`, a name the fuzzer does guess: the token
+# deletions (by name) get victims of their own, or one could end the run's authentication.
+"$BIN" --data "$DATA" token create --account acme --name st-victim-token --scopes read_user >/dev/null
+"$BIN" --data "$DATA" token create --account acme --name st-victim-account-token --scopes read_user >/dev/null
 
 # Failed-authentication throttling is off (`--auth-failures-per-minute 0`): schemathesis
 # sends many missing and invalid tokens on purpose (its `ignored_auth` check and negative
@@ -104,6 +108,12 @@ VICTIM_VERSION=$(json_api POST "/api/v1/products/$PRODUCT/versions" '{"version":
 FILE=$(raw_file "$VERSION" Installer)
 VICTIM_FILE=$(raw_file "$VERSION" Extra)
 UPLOAD_FILE=$(raw_file "$UPLOAD_VERSION" Upload)
+# The WunderUpdates family (SPEC §7.2) sees the same catalogue by slug: its deletions get
+# victims of their own too, or \`DELETE /v1/plugins/st-product\` (a slug the stateful phase
+# finds in \`list_plugins\`) would delete the product above and turn the rest of the run's
+# uploads into 404s.
+api POST /v1/plugins -H 'content-type: application/json' -d '{"slug":"st-victim-plugin"}' >/dev/null
+api POST /v1/themes -H 'content-type: application/json' -d '{"slug":"st-victim-theme"}' >/dev/null
 echo "catalogue: group $GROUP, product $PRODUCT, versions $VERSION (upload $UPLOAD_VERSION), files $FILE (upload $UPLOAD_FILE)"
 
 # One config per credential: which security scheme of the document carries the token.
@@ -198,6 +208,18 @@ parameters = { "path.id" = "$UPLOAD_FILE" }
 [[operations]]
 include-operation-id = ["delete_file"]
 parameters = { "path.id" = "$VICTIM_FILE" }
+[[operations]]
+include-operation-id = ["delete_token"]
+parameters = { "path.name" = "st-victim-token" }
+[[operations]]
+include-operation-id = ["delete_account_token"]
+parameters = { "path.name" = "st-victim-account-token" }
+[[operations]]
+include-operation-id = ["delete_plugin", "delete_plugin_version"]
+parameters = { "path.slug" = "st-victim-plugin" }
+[[operations]]
+include-operation-id = ["delete_theme", "delete_theme_version"]
+parameters = { "path.slug" = "st-victim-theme" }
 EOF
 }
 write_config "$WORK/account.toml" ApiKeyAuth api_key
