@@ -57,6 +57,10 @@ ACCOUNT_TOKEN="$("$BIN" --data "$DATA" --json account create --name 'Schemathesi
 # Rotating replaces the calling token's secret, which would end a run that uses it: the
 # rotate operation gets a token of its own, and a run of its own.
 ROTATE_TOKEN="$("$BIN" --data "$DATA" --json token create --account acme --name schemathesis-rotate --scopes read_user | json_field '["token"]')"
+# The account's first token is named \`default\`, a name the fuzzer does guess: the token
+# deletions (by name) get victims of their own, or one could end the run's authentication.
+"$BIN" --data "$DATA" token create --account acme --name st-victim-token --scopes read_user >/dev/null
+"$BIN" --data "$DATA" token create --account acme --name st-victim-account-token --scopes read_user >/dev/null
 
 # Failed-authentication throttling is off (`--auth-failures-per-minute 0`): schemathesis
 # sends many missing and invalid tokens on purpose (its `ignored_auth` check and negative
@@ -104,6 +108,12 @@ VICTIM_VERSION=$(json_api POST "/api/v1/products/$PRODUCT/versions" '{"version":
 FILE=$(raw_file "$VERSION" Installer)
 VICTIM_FILE=$(raw_file "$VERSION" Extra)
 UPLOAD_FILE=$(raw_file "$UPLOAD_VERSION" Upload)
+# The WunderUpdates family (SPEC §7.2) sees the same catalogue by slug: its deletions get
+# victims of their own too, or \`DELETE /v1/plugins/st-product\` (a slug the stateful phase
+# finds in \`list_plugins\`) would delete the product above and turn the rest of the run's
+# uploads into 404s.
+api POST /v1/plugins -H 'content-type: application/json' -d '{"slug":"st-victim-plugin"}' >/dev/null
+api POST /v1/themes -H 'content-type: application/json' -d '{"slug":"st-victim-theme"}' >/dev/null
 echo "catalogue: group $GROUP, product $PRODUCT, versions $VERSION (upload $UPLOAD_VERSION), files $FILE (upload $UPLOAD_FILE)"
 
 # One config per credential: which security scheme of the document carries the token.
@@ -126,9 +136,46 @@ $3 = "\${ST_UPKEEP_TOKEN}"
 # not be empty, a file name is limited in bytes (the schema can only count characters), a
 # URL must be http(s), slugs and names unique (409), and a version keeps one primary file
 # (\`update_file\` with \`primary: false\` on it is a 400).
+#
+# WunderUpdates (SPEC §7.2) likewise: its lists take only cursors they returned; a release
+# must be a non-empty WordPress zip; a static key's \`expires\` must be a real date (the
+# pattern admits \`9999-99-99\`); a version in a path must be one the catalogue accepts
+# (\`invalid_version\`); slugs have rules of their own.
+#
+# Customer licensing (SPEC §9): its lists take only cursors they returned; an email must be
+# 3–254 characters once trimmed, with one \`@\` and no whitespace; a download key's
+# \`customer_id\` must be a customer's id (a string form must be digits), \`expires_in\` a
+# humantime duration, \`expires_at\` in the future; the key settings' \`uuid4\` generator
+# takes no \`alphabet\`/\`segments\`/\`segment_len\` (the schema cannot tie fields together).
+#
+# The public UpdaterCloud download-key routes (SPEC §9.2) answer 400 \`missing_key\` in
+# UpdaterCloud's shape when no key comes: it may come as \`download_key\` or as
+# \`license_key\`, so the document can mark neither required.
 [[operations]]
-include-operation-id = ["apply_account_license", "create_account_token", "create_token", "rotate_self", "create_operator_token", "update_operator_token", "issue_license", "revoke_license", "list_account_tokens", "list_tokens", "list_operator_tokens", "list_accounts", "list_licenses", "list_groups", "list_products", "list_versions", "list_files", "create_product", "update_product", "duplicate_product", "create_version", "update_version", "release", "release_product", "create_file", "replace_file_content", "update_file"]
+include-operation-id = ["apply_account_license", "create_account_token", "create_token", "rotate_self", "create_operator_token", "update_operator_token", "issue_license", "revoke_license", "list_account_tokens", "list_tokens", "list_operator_tokens", "list_accounts", "list_licenses", "list_groups", "list_products", "list_versions", "list_files", "create_product", "update_product", "duplicate_product", "create_version", "update_version", "release", "release_product", "create_file", "replace_file_content", "update_file", "list_plugins", "list_themes", "create_plugin", "update_plugin", "create_theme", "update_theme", "release_plugin_version", "release_theme_version", "delete_plugin_version", "delete_theme_version", "add_plugin_key", "add_theme_key", "replace_plugin_keys", "replace_theme_keys", "list_customers", "create_customer", "update_customer", "list_download_keys", "generate_download_key", "update_download_key", "list_activations", "put_download_key_settings", "uc_key_check", "uc_key_check_post", "uc_key_activate", "uc_key_activate_post", "uc_key_deactivate", "uc_key_deactivate_post", "uc_key_activations"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+# Lemon Squeezy's license API (SPEC §9.2) answers in its own statuses: 422 when
+# \`license_key\` (or, to deactivate, \`instance_id\`) is missing — Lemon Squeezy's clients
+# send a form where every field is optional, so the document keeps them optional — and 400
+# for a malformed one.
+[[operations]]
+include-operation-id = ["ls_activate", "ls_default_activate", "ls_validate", "ls_default_validate", "ls_deactivate", "ls_default_deactivate"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "422", "429"]
+
+# EDD (SPEC §8.2, §9.2) always answers 200, whatever the request: its clients read only the
+# body. A request the document calls invalid (a prefix that is not one, such as
+# \`null,null\`) is therefore answered 200 \`{"success":false,…}\`, not a 4xx. (\`enabled = false\`
+# would not do: \`--checks all\` on the command line wins over it.)
+[[operations]]
+include-operation-id = ["edd", "edd_post", "root_post"]
+checks.negative_data_rejection.expected-statuses = ["200", "400", "401", "403", "404", "405", "406", "409", "415", "422", "428", "429"]
+
+# The replaced static key list's \`maxItems\` is only reached by a body over the 64 KiB JSON
+# limit: a list one item too long is refused with 413 before it is read.
+[[operations]]
+include-operation-id = ["replace_plugin_keys", "replace_theme_keys"]
+checks.negative_data_rejection.expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]
 
 # Real catalogue ids (made above) for the operations on one record.
 [[operations]]
@@ -161,6 +208,18 @@ parameters = { "path.id" = "$UPLOAD_FILE" }
 [[operations]]
 include-operation-id = ["delete_file"]
 parameters = { "path.id" = "$VICTIM_FILE" }
+[[operations]]
+include-operation-id = ["delete_token"]
+parameters = { "path.name" = "st-victim-token" }
+[[operations]]
+include-operation-id = ["delete_account_token"]
+parameters = { "path.name" = "st-victim-account-token" }
+[[operations]]
+include-operation-id = ["delete_plugin", "delete_plugin_version"]
+parameters = { "path.slug" = "st-victim-plugin" }
+[[operations]]
+include-operation-id = ["delete_theme", "delete_theme_version"]
+parameters = { "path.slug" = "st-victim-theme" }
 EOF
 }
 write_config "$WORK/account.toml" ApiKeyAuth api_key

@@ -633,6 +633,16 @@ fn batch(app: &App, call: &Call) -> Result<Response<Body>, Error> {
     let mut items = Vec::with_capacity(body.items.len());
     for item in &body.items {
         let installed = item.version.clone().unwrap_or_default();
+        // A bad channel is a bad request whether or not the slug is found.
+        let channel = match item.channel.as_deref() {
+            None => Channel::Stable,
+            Some(text) => Channel::parse(text).ok_or_else(|| {
+                Error::invalid(
+                    "items.channel",
+                    format!("`{text}` is not one of stable, rc, beta, alpha, dev"),
+                )
+            })?,
+        };
         let view = view_by_slug(app, &account, &item.slug)?.filter(|v| {
             item.kind
                 .as_deref()
@@ -644,15 +654,6 @@ fn batch(app: &App, call: &Call) -> Result<Response<Body>, Error> {
                 "license": {"valid": false, "code": LicenseCode::NotFound.as_str()},
             }));
             continue;
-        };
-        let channel = match item.channel.as_deref() {
-            None => Channel::Stable,
-            Some(text) => Channel::parse(text).ok_or_else(|| {
-                Error::invalid(
-                    "items.channel",
-                    format!("`{text}` is not one of stable, rc, beta, alpha, dev"),
-                )
-            })?,
         };
         let check = Check {
             channel,
