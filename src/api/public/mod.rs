@@ -379,23 +379,18 @@ fn answer(
         &call.input.parts.headers,
         app.settings.trust_proxy,
     );
-    if licensed && keyed && app.public.key_failures.blocked(client, now) {
-        // Past the budget the key is not even looked up: the answer says so (200).
-        let check = Check {
+    // Past the budget the key is not even looked up: the answer says so (200).
+    let blocked = licensed && keyed && app.public.key_failures.blocked(client, now);
+    let unkeyed;
+    let check = if blocked {
+        unkeyed = Check {
             key: None,
             ..check.clone()
         };
-        let (answer, stable) = decide::decide(
-            &app.store,
-            view,
-            &check,
-            app.public.download_keys.as_ref(),
-            &app.public.vault,
-            &links,
-            now,
-        );
-        return (with_code(answer, LicenseCode::RateLimited), stable);
-    }
+        &unkeyed
+    } else {
+        check
+    };
     let (answer, stable) = decide::decide(
         &app.store,
         view,
@@ -405,6 +400,9 @@ fn answer(
         &links,
         now,
     );
+    if blocked {
+        return (with_code(answer, LicenseCode::RateLimited), stable);
+    }
     if licensed && keyed && answer.offer().license.code == LicenseCode::NotFound {
         // An unknown key is a failed authentication for the throttle (SPEC §9).
         let _ = app.public.key_failures.fail(client, now);
