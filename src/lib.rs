@@ -41,7 +41,8 @@
 //!   handlers for both kinds, uploads through `http::upload`, static keys sealed with
 //!   [`secrets::KeyVault`].
 //! - [`service`] — the use cases, each rule once: `tokens.rs`, `accounts.rs`,
-//!   `plan_licenses.rs`, `catalog/` (products, versions and files, the one-call release: every §7 rule: publishing needs a file, published
+//!   `plan_licenses.rs`, `catalog/` (`products.rs`, `versions.rs` with files,
+//!   `release.rs` the one-call release; every §7 rule: publishing needs a file, published
 //!   files are immutable, the idempotent release), `licensing.rs` (customers, download
 //!   keys, activations, and `validate`/`check`/`activate`/`deactivate` for the public
 //!   dialects and the update decision); an [`service::Actor`] on every call;
