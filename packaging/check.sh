@@ -157,7 +157,10 @@ case "$reported" in
   "upkeep $upstream "*) ok "upkeep --version: $reported" ;;
   *) fail "upkeep --version says '$reported', the package is $version" ;;
 esac
-zcat /usr/share/man/man1/upkeep.1.gz | grep -q '^\.TH' || fail "the man page is not roff"
+# Not `zcat | grep -q`: grep -q stops at the first match and, under pipefail, zcat's
+# SIGPIPE on a man page longer than the pipe buffer would fail the check.
+zcat /usr/share/man/man1/upkeep.1.gz >"$tmp/upkeep.1"
+grep -q '^\.TH' "$tmp/upkeep.1" || fail "the man page is not roff"
 bash -n /usr/share/bash-completion/completions/upkeep || fail "the bash completion does not parse"
 grep -q 'complete -c upkeep' /usr/share/fish/vendor_completions.d/upkeep.fish || fail "the fish completion is not for upkeep"
 grep -q '#compdef upkeep' /usr/share/zsh/vendor-completions/_upkeep || fail "the zsh completion is not for upkeep"
