@@ -4,17 +4,17 @@
 //! (`http::upload`). Reads need `read_releases`, changes `manage_releases`. The account is
 //! always the caller's own: another account's id is `404`.
 
+use super::{double, list, one, time};
 use crate::api::account_of;
 use crate::app::App;
 use crate::error::Error;
-use crate::http::dto::{Data, ListData};
 use crate::http::request;
 use crate::http::route::Call;
 use crate::http::{Body, response, upload};
 use crate::model::catalog::{Banners, Icons};
 use crate::model::{
     FileId, FileRecord, Group, GroupId, LicenseModel, Maturity, Product, ProductId, ProductKind,
-    Release, Timestamp, VersionId,
+    Release, VersionId,
 };
 use crate::service::catalog::{
     self as svc, FileChanges, ProductChanges, ReleaseOptions, ReleaseTarget, VersionChanges,
@@ -25,10 +25,6 @@ use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
 
 // ----- views ---------------------------------------------------------------------
-
-fn time(at: Timestamp) -> String {
-    at.to_rfc3339()
-}
 
 #[derive(Debug, Serialize)]
 pub struct GroupView {
@@ -187,21 +183,6 @@ impl VersionView {
     }
 }
 
-fn one<T: Serialize>(status: StatusCode, data: T) -> Response<Body> {
-    response::json(status, &Data { data })
-}
-
-fn list<T, V: Serialize>(page: Page<T>, view: impl Fn(&T) -> V) -> Response<Body> {
-    let data = page.items.iter().map(view).collect();
-    response::json(
-        StatusCode::OK,
-        &ListData {
-            data,
-            next_cursor: request::cursor(page.next.as_deref()),
-        },
-    )
-}
-
 // ----- requests ------------------------------------------------------------------
 
 /// A field that is a JSON value of `T` or, from a form body, its text.
@@ -223,15 +204,6 @@ where
             .map(Flex)
             .map_err(serde::de::Error::custom)
     }
-}
-
-/// `null` clears a field (`Some(None)`); absent leaves it (`None`).
-fn double<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,10 +6,10 @@
 //! (on creation and on reads), never stored in the clear.
 
 use super::catalog::Flex;
+use super::{double, list, one, time};
 use crate::api::account_of;
 use crate::app::App;
 use crate::error::Error;
-use crate::http::dto::{Data, ListData};
 use crate::http::request;
 use crate::http::route::Call;
 use crate::http::{Body, response};
@@ -22,15 +22,10 @@ use crate::service::licensing::{
 };
 use crate::store::Page;
 use http::{Response, StatusCode};
-use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 // ----- views ---------------------------------------------------------------------
-
-fn time(at: Timestamp) -> String {
-    at.to_rfc3339()
-}
 
 #[derive(Debug, Serialize)]
 pub struct CustomerView {
@@ -195,31 +190,7 @@ impl GeneratorView {
     }
 }
 
-fn one<T: Serialize>(status: StatusCode, data: T) -> Response<Body> {
-    response::json(status, &Data { data })
-}
-
-fn list<T, V: Serialize>(page: Page<T>, view: impl Fn(&T) -> V) -> Response<Body> {
-    let data = page.items.iter().map(view).collect();
-    response::json(
-        StatusCode::OK,
-        &ListData {
-            data,
-            next_cursor: request::cursor(page.next.as_deref()),
-        },
-    )
-}
-
 // ----- requests ------------------------------------------------------------------
-
-/// `null` clears a field (`Some(None)`); absent leaves it (`None`).
-fn double<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -356,3 +356,41 @@ pub static ROWS: &[Row] = &[
         Handler::Write(|app, call| Box::pin(licensing::put_settings(app, call))),
     ),
 ];
+
+/// A time as this family writes it: RFC 3339.
+fn time(at: crate::model::Timestamp) -> String {
+    at.to_rfc3339()
+}
+
+/// `{"data": …}` with `status`.
+fn one<T: serde::Serialize>(
+    status: http::StatusCode,
+    data: T,
+) -> http::Response<crate::http::Body> {
+    crate::http::response::json(status, &crate::http::dto::Data { data })
+}
+
+/// A page as `{"data": […], "next_cursor"}`, each item through `view`.
+fn list<T, V: serde::Serialize>(
+    page: crate::store::Page<T>,
+    view: impl Fn(&T) -> V,
+) -> http::Response<crate::http::Body> {
+    let data = page.items.iter().map(view).collect();
+    crate::http::response::json(
+        http::StatusCode::OK,
+        &crate::http::dto::ListData {
+            data,
+            next_cursor: crate::http::request::cursor(page.next.as_deref()),
+        },
+    )
+}
+
+/// For `Option<Option<T>>` fields: `null` clears a field (`Some(None)`); absent leaves it
+/// (`None`, with `#[serde(default)]`).
+fn double<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
+}
