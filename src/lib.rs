@@ -33,8 +33,8 @@
 //!   [`api::openapi`] builds the document from them. `updatercloud/catalog.rs` is the
 //!   catalogue of §7.1 (groups, products, versions, files, the one-call release);
 //!   [`api::public`] the public update checks and downloads of §8 (one adapter per
-//!   dialect over [`update::decide`]; the root `/` dispatch for the default account is
-//!   `ops.rs` → `public`); `public/licensing.rs` is the key holders' licensing of §9.2
+//!   dialect over [`update::decide`]; `public/edd.rs` is EDD's `get_version` and the
+//!   root `/` dispatch for the default account, reached from `ops.rs`); `public/licensing.rs` is the key holders' licensing of §9.2
 //!   (UpdaterCloud, EDD's license actions, Lemon Squeezy) over `service::licensing`.
 //!   `wunderupdates/catalog.rs` is the
 //!   catalogue as WunderUpdates sees it (`/v1/plugins…`, `/v1/themes…`, §7.2): one set of

@@ -1,0 +1,268 @@
+//! EDD Software Licensing's `get_version` at `/edd/{prefix}` and, with wp-update-server's
+//! `action=get_metadata|download`, the bare host `/` for the default account (SPEC §8.2).
+
+use super::*;
+
+// ----- EDD Software Licensing and wp-update-server at `/` ------------------------------
+
+/// The pairs of an EDD request: the query's and the form body's (values may arrive
+/// URL-encoded twice).
+pub(super) fn edd_pairs(call: &Call) -> Vec<(String, String)> {
+    let mut pairs = query(call);
+    if !call.input.body.is_empty()
+        && let Ok(text) = std::str::from_utf8(&call.input.body)
+    {
+        pairs.extend(wire::parse_form(text));
+    }
+    pairs
+}
+
+/// `/edd/{prefix}` (GET or form POST), and `/` for the default account.
+pub(super) async fn edd_prefixed(app: &App, call: Call) -> Result<Response<Body>, Error> {
+    let account = AccountPrefix::parse(&call.param("prefix"))
+        .ok()
+        .filter(|prefix| app.store.plan_limit(prefix, call.now).is_some());
+    edd_at(app, &call, account).await
+}
+
+/// EDD for `account` (`None`: no such account): always `200` in EDD's shapes. The
+/// licensing actions (SPEC §9.2) are `licensing.rs`'s.
+/// The sync part (reading the request, `get_version`) runs before the future is
+/// returned, so the future holds no borrow of the request.
+pub(super) fn edd_at<'a>(
+    app: &'a App,
+    call: &Call,
+    account: Option<AccountPrefix>,
+) -> impl Future<Output = Result<Response<Body>, Error>> + Send + 'a {
+    let pairs = edd_pairs(call);
+    let action = get(&pairs, "edd_action").unwrap_or("");
+    let step = if licensing::is_edd_license_action(action) {
+        Err(licensing::Who::of(app, call))
+    } else {
+        Ok(edd(app, call, account, &pairs))
+    };
+    async move {
+        let value = match step {
+            Ok(done) => done?,
+            Err(who) => licensing::edd_license(app, who, account, &pairs).await?,
+        };
+        Ok(json_no_store(StatusCode::OK, &value))
+    }
+}
+
+pub(super) fn edd(
+    app: &App,
+    call: &Call,
+    account: Option<AccountPrefix>,
+    pairs: &[(String, String)],
+) -> Result<Value, Error> {
+    let action = get(pairs, "edd_action").unwrap_or("");
+    if action != "get_version" {
+        // No action, or one EDD does not know: EDD's failure shape.
+        return Ok(serde_json::json!({
+            "success": false,
+            "license": "invalid",
+            "error": if action.is_empty() { "missing" } else { "invalid_action" },
+        }));
+    }
+    let Some(account) = account else {
+        return Ok(render::edd_not_found(render::EDD_UNKNOWN_PRODUCT));
+    };
+    let base = base_url(app, call);
+    let links = Links {
+        base_url: &base,
+        prefix: account.as_str(),
+    };
+    let site = site_of(call, pairs);
+    // A batch: `products[<slug>][…]`.
+    if pairs.iter().any(|(n, _)| n.starts_with("products[")) {
+        let batch = match wire::parse_edd_batch(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        {
+            Ok(batch) => batch,
+            // EDD answers malformed requests too, with its own shape (SPEC §9.2).
+            Err(wire::BatchError::TooMany) => {
+                return Ok(render::edd_not_found(&format!(
+                    "A batch may ask for at most {} products.",
+                    wire::MAX_BATCH_ITEMS
+                )));
+            }
+            Err(wire::BatchError::Malformed(name)) => {
+                return Ok(render::edd_not_found(&format!(
+                    "`{}` is not products[<slug>][<field>].",
+                    name.chars().take(64).collect::<String>()
+                )));
+            }
+        };
+        let mut out = Vec::with_capacity(batch.len());
+        for (slug, fields) in batch {
+            let value = edd_one(
+                app,
+                call,
+                &account,
+                &fields,
+                site.as_deref(),
+                &links,
+                Some(&slug),
+            )?;
+            out.push((slug, value));
+        }
+        return Ok(render::edd_batch(out));
+    }
+    edd_one(app, call, &account, pairs, site.as_deref(), &links, None)
+}
+
+pub(super) fn edd_one(
+    app: &App,
+    call: &Call,
+    account: &AccountPrefix,
+    pairs: &[(String, String)],
+    site: Option<&str>,
+    links: &Links<'_>,
+    batch_slug: Option<&str>,
+) -> Result<Value, Error> {
+    let view = match get(pairs, "item_id").and_then(|id| id.trim().parse::<u64>().ok()) {
+        Some(id) => app
+            .public
+            .views
+            .by_id(&app.store, ProductId(id))?
+            .filter(|v| v.product.account == *account),
+        None => {
+            let wanted = get(pairs, "item_name")
+                .or_else(|| get(pairs, "name"))
+                .map(wire::slugify);
+            let by_slug = get(pairs, "slug").or(batch_slug);
+            edd_by_name(app, account, wanted.as_deref(), by_slug)?
+        }
+    };
+    let Some(view) = view else {
+        return Ok(render::edd_not_found(render::EDD_UNKNOWN_PRODUCT));
+    };
+    let channel = if get(pairs, "beta") == Some("1") {
+        Channel::Beta
+    } else {
+        Channel::Stable
+    };
+    let check = Check {
+        channel,
+        installed: get(pairs, "version"),
+        site,
+        key: get(pairs, "license"),
+        platform: get(pairs, "wp_version").or_else(|| wordpress_version(call)),
+        php: get(pairs, "php_version"),
+    };
+    let (answer, stable) = answer(app, call, &view, &check, links.base_url);
+    Ok(render::edd_get_version(&answer, stable.as_deref(), links))
+}
+
+/// A product by its slugified name (EDD's `item_name`), or by its slug.
+pub(super) fn edd_by_name(
+    app: &App,
+    account: &AccountPrefix,
+    name: Option<&str>,
+    slug: Option<&str>,
+) -> Result<Option<Arc<ProductView>>, Error> {
+    if let Some(name) = name {
+        let found = app
+            .store
+            .products(account)?
+            .into_iter()
+            .find(|p| crate::model::catalog::slugify(&p.name) == name);
+        if let Some(product) = found {
+            return view_by_slug(app, account, &product.slug);
+        }
+        return Ok(None);
+    }
+    match slug {
+        Some(slug) => view_by_slug(app, account, slug),
+        None => Ok(None),
+    }
+}
+
+/// `POST /`: EDD for the default account (a form body with `edd_action`).
+pub(super) async fn root_post(app: &App, call: Call) -> Result<Response<Body>, Error> {
+    let account = app.store.default_account()?;
+    edd_at(app, &call, account).await
+}
+
+/// `GET /` with `edd_action` or `action=get_metadata|download`: answered here for the
+/// default account (SPEC §8.2); `None` for the landing page.
+///
+/// # Errors
+/// The store failed.
+pub fn root_get<'a>(app: &'a App, call: &Call) -> Option<crate::http::route::Reply<'a>> {
+    let pairs = query(call);
+    if get(&pairs, "edd_action").is_some() {
+        return Some(match app.store.default_account() {
+            Ok(account) => Box::pin(edd_at(app, call, account)),
+            Err(err) => Box::pin(std::future::ready(Err(Error::from(err)))),
+        });
+    }
+    match get(&pairs, "action") {
+        Some("get_metadata") => Some(Box::pin(std::future::ready(root_metadata(
+            app, call, &pairs,
+        )))),
+        _ => None,
+    }
+}
+
+/// `GET /?action=get_metadata&slug=S`: the PUC document of the default account's product.
+pub(super) fn root_metadata(
+    app: &App,
+    call: &Call,
+    pairs: &[(String, String)],
+) -> Result<Response<Body>, Error> {
+    let account = app
+        .store
+        .default_account()?
+        .ok_or_else(|| unknown("no account"))?;
+    let slug = get(pairs, "slug").ok_or_else(|| Error::invalid("slug", "is required"))?;
+    let view = view_by_slug(app, &account, slug)?.ok_or_else(|| unknown("no such product"))?;
+    puc_answer(app, call, &account, &view, Channel::Stable)
+}
+
+/// `GET /?action=download&slug=S[&license_key=K]`: the legacy download, streamed, or
+/// `403` with the reason.
+pub async fn root_download(app: &App, call: Call) -> Result<Response<Body>, Error> {
+    let pairs = query(&call);
+    let account = app
+        .store
+        .default_account()?
+        .ok_or_else(|| unknown("no account"))?;
+    let slug = get(&pairs, "slug")
+        .ok_or_else(|| Error::invalid("slug", "is required"))?
+        .to_owned();
+    let view = view_by_slug(app, &account, &slug)?.ok_or_else(|| unknown("no such product"))?;
+    let site = site_of(&call, &pairs);
+    let check = puc_check(&call, &pairs, Channel::Stable, site.as_deref());
+    let base = base_url(app, &call);
+    let (answer, _) = answer(app, &call, &view, &check, &base);
+    let offer = answer.offer();
+    if offer.download_link.is_none() {
+        return Err(Error::Forbidden(format!(
+            "no download: {}",
+            render::edd_license_message(offer.license.code).trim_end_matches('.')
+        )));
+    }
+    let version = view
+        .versions
+        .iter()
+        .find(|v| v.version.as_str() == offer.version)
+        .ok_or_else(|| unknown("no such version"))?;
+    let (_, file) =
+        crate::service::catalog::file(&app.ctx(None, call.now), &account, version.file)?;
+    app.public.counts.download(view.product.id, call.now);
+    let path = app.store.blobs().path(&file.blob);
+    let etag = file.blob.to_hex();
+    let filename = format!("{slug}.zip");
+    response::file(
+        response::FileMeta {
+            path: &path,
+            len: file.size,
+            content_type: &file.content_type,
+            etag: &etag,
+            filename: Some(&filename),
+        },
+        &call.input.parts.headers,
+    )
+    .await
+}
