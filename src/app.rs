@@ -232,6 +232,16 @@ impl App {
         }
     }
 
+    /// A service context for a caller of the public routes (no token) at `now`.
+    pub fn public_ctx(&self, now: Timestamp) -> crate::service::Ctx<'_> {
+        crate::service::Ctx {
+            store: &self.store,
+            events: &self.events,
+            actor: crate::service::Actor::Public,
+            now,
+        }
+    }
+
     /// Runs a write off the runtime's workers as `caller` at `now` (`service::write`).
     ///
     /// # Errors

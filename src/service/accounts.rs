@@ -16,7 +16,7 @@ pub fn create<'a>(
     mut new: NewAccount,
 ) -> Result<Done<'a, (Account, CreatedToken)>, Error> {
     ctx.actor.require_current_secret()?;
-    if ctx.actor.account().is_some() {
+    if !ctx.actor.is_operator() {
         return Err(Error::Forbidden(
             "account tokens cannot create accounts".to_owned(),
         ));
@@ -41,7 +41,7 @@ pub fn create<'a>(
 /// `NotFound` for an unknown prefix; `Forbidden` for account tokens and grace secrets.
 pub fn delete<'a>(ctx: &Ctx<'a>, prefix: &str) -> Result<Done<'a, Account>, Error> {
     ctx.actor.require_current_secret()?;
-    if ctx.actor.account().is_some() {
+    if !ctx.actor.is_operator() {
         return Err(Error::Forbidden(
             "account tokens cannot delete accounts".to_owned(),
         ));
@@ -60,7 +60,7 @@ pub fn delete<'a>(ctx: &Ctx<'a>, prefix: &str) -> Result<Done<'a, Account>, Erro
 /// # Errors
 /// `NotFound` for an unknown prefix; `Forbidden` for account tokens.
 pub fn set_default<'a>(ctx: &Ctx<'a>, prefix: &str) -> Result<Done<'a, AccountPrefix>, Error> {
-    if ctx.actor.account().is_some() {
+    if !ctx.actor.is_operator() {
         return Err(Error::Forbidden(
             "account tokens cannot choose the default account".to_owned(),
         ));

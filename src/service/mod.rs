@@ -49,6 +49,10 @@ pub enum Actor {
     /// The admin command line (locally, or through the admin socket): the operator at the
     /// machine, bound by no token.
     Cli,
+    /// A caller of the public routes (SPEC §8, §9.2): no token, no authority of its own.
+    /// It may make the licensing writes those routes make (activate, deactivate) for the
+    /// account their path names, and nothing an operator or an account token may do.
+    Public,
 }
 
 impl Actor {
@@ -57,19 +61,29 @@ impl Actor {
     fn expires_at(&self) -> Option<Timestamp> {
         match self {
             Actor::Account { expires_at, .. } | Actor::Operator { expires_at, .. } => *expires_at,
-            Actor::Cli => None,
+            Actor::Cli | Actor::Public => None,
         }
     }
 
     /// Refuses a secret in its rotation grace window: it may read, but not rotate, create
-    /// or delete tokens (SPEC §2).
+    /// or delete tokens (SPEC §2). Refuses the public caller too, which holds no token:
+    /// every token, account and plan-license write starts here.
     fn require_current_secret(&self) -> Result<(), Error> {
         match self {
             Actor::Account { grace: true, .. } | Actor::Operator { grace: true, .. } => {
                 Err(crate::model::DomainError::GraceSecret.into())
             }
+            Actor::Public => Err(Error::Forbidden(
+                "the public routes cannot manage tokens, accounts or plan licenses".to_owned(),
+            )),
             _ => Ok(()),
         }
+    }
+
+    /// The operator's authority: an operator token or the command line. Account tokens
+    /// and the public caller are refused the operator's writes.
+    fn is_operator(&self) -> bool {
+        matches!(self, Actor::Operator { .. } | Actor::Cli)
     }
 
     /// The account an account token acts for; `None` for operators and the CLI.
@@ -154,6 +168,7 @@ impl std::fmt::Display for Actor {
                 write!(f, "operator token #{}{}", token.0, grace(*g))
             }
             Actor::Cli => f.write_str("the command line"),
+            Actor::Public => f.write_str("a key holder on the public routes"),
         }
     }
 }
@@ -423,6 +438,100 @@ mod tests {
                 .token_named(Some(&prefix), "backdoor")
                 .unwrap()
                 .is_none()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_public_caller_makes_none_of_the_operators_or_an_accounts_writes() {
+        // Public licensing writes run as `Actor::Public`: it must never pass for the
+        // operator (the command line) nor for an account token.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let events = Arc::new(Events::default());
+        let now = Timestamp::from_secs(1_800_000_000);
+        let new = NewAccount::parse("Acme", "a@example.com", Some("acme")).unwrap();
+        let (account, _) = write(&store, &events, Actor::Cli, None, now, move |ctx| {
+            accounts::create(ctx, new)
+        })
+        .await
+        .unwrap();
+        let prefix = account.prefix;
+        let ctx = Ctx {
+            store: &store,
+            events: &events,
+            actor: Actor::Public,
+            now,
+        };
+        let forbidden = |result: Result<(), Error>, what: &str| {
+            assert!(
+                matches!(result, Err(Error::Forbidden(_))),
+                "{what}: {result:?}"
+            );
+        };
+        let other = NewAccount::parse("Evil", "e@example.com", Some("evil")).unwrap();
+        forbidden(accounts::create(&ctx, other).map(drop), "create an account");
+        forbidden(
+            accounts::delete(&ctx, "acme").map(drop),
+            "delete an account",
+        );
+        forbidden(
+            accounts::set_default(&ctx, "acme").map(drop),
+            "choose the default",
+        );
+        let token = |owner| tokens::NewToken {
+            owner,
+            name: "backdoor".to_owned(),
+            scopes: Scopes::parse_all(["read_user"]).unwrap(),
+            expires_at: None,
+            expires_field: "expires",
+        };
+        forbidden(
+            tokens::create(&ctx, token(tokens::Owner::Account(prefix))).map(drop),
+            "create an account token",
+        );
+        forbidden(
+            tokens::create(
+                &ctx,
+                token(tokens::Owner::Operator {
+                    active: true,
+                    write: true,
+                }),
+            )
+            .map(drop),
+            "create an operator token",
+        );
+        forbidden(
+            tokens::delete(&ctx, Some(&prefix), "default").map(drop),
+            "delete a token",
+        );
+        forbidden(
+            tokens::operator_value(&ctx, "any", true).map(drop),
+            "read an operator token",
+        );
+        forbidden(
+            plan_licenses::issue(&ctx, 5, None, "expires_at").map(drop),
+            "issue a plan license",
+        );
+        forbidden(
+            plan_licenses::apply(&ctx, &prefix, "upk_pl_x").map(drop),
+            "apply a plan license",
+        );
+        // Nothing changed: the account keeps its one token, and it is still the only one.
+        assert!(
+            store
+                .token_named(Some(&prefix), "backdoor")
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .token_named(Some(&prefix), "default")
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            Actor::Public.to_string(),
+            "a key holder on the public routes"
         );
     }
 

@@ -1,7 +1,7 @@
 //! Plan licenses: issuing (the key shown once), revoking, and an account applying one to
 //! itself (SPEC §1, §4.1).
 
-use super::{Ctx, Done, Event};
+use super::{Actor, Ctx, Done, Event};
 use crate::error::Error;
 use crate::model::{AccountPrefix, LicenseId, PlanLicense, Timestamp};
 use crate::store::{IssuedLicense, Page, PageRequest};
@@ -18,7 +18,7 @@ pub fn issue<'a>(
     expires_field: &'static str,
 ) -> Result<Done<'a, IssuedLicense>, Error> {
     ctx.actor.require_current_secret()?;
-    if ctx.actor.account().is_some() {
+    if !ctx.actor.is_operator() {
         return Err(Error::Forbidden(
             "account tokens cannot issue plan licenses".to_owned(),
         ));
@@ -50,7 +50,7 @@ pub fn issue<'a>(
 /// `NotFound` unknown; `Forbidden` for account tokens.
 pub fn revoke<'a>(ctx: &Ctx<'a>, id: LicenseId) -> Result<Done<'a, PlanLicense>, Error> {
     ctx.actor.require_current_secret()?;
-    if ctx.actor.account().is_some() {
+    if !ctx.actor.is_operator() {
         return Err(Error::Forbidden(
             "account tokens cannot revoke plan licenses".to_owned(),
         ));
@@ -70,6 +70,11 @@ pub fn apply<'a>(
     account: &AccountPrefix,
     key: &str,
 ) -> Result<Done<'a, PlanLicense>, Error> {
+    if ctx.actor == Actor::Public {
+        return Err(Error::Forbidden(
+            "the public routes cannot apply plan licenses".to_owned(),
+        ));
+    }
     if let Some(own) = ctx.actor.account()
         && own != account
     {

@@ -65,7 +65,7 @@ pub fn create<'a>(ctx: &Ctx<'a>, new: NewToken) -> Result<Done<'a, CreatedToken>
             (Principal::Account(*account), name.as_str().to_owned())
         }
         Owner::Operator { active, write } => {
-            if ctx.actor.account().is_some() {
+            if !ctx.actor.is_operator() {
                 return Err(Error::Forbidden(
                     "account tokens cannot create operator tokens".to_owned(),
                 ));
@@ -202,7 +202,7 @@ pub fn update_operator<'a>(
     expires_field: &'static str,
 ) -> Result<Done<'a, Token>, Error> {
     ctx.actor.require_current_secret()?;
-    if ctx.actor.account().is_some() {
+    if !ctx.actor.is_operator() {
         return Err(Error::Forbidden(
             "account tokens cannot change operator tokens".to_owned(),
         ));
@@ -230,6 +230,11 @@ pub fn update_operator<'a>(
 /// # Errors
 /// `Forbidden` when `allowed` is false; `NotFound` unknown.
 pub fn operator_value(ctx: &Ctx<'_>, name: &str, allowed: bool) -> Result<String, Error> {
+    if !ctx.actor.is_operator() {
+        return Err(Error::Forbidden(
+            "only operators read operator token values".to_owned(),
+        ));
+    }
     let name = OperatorTokenName::lookup(name).map_err(|reason| Error::invalid("name", reason))?;
     if !allowed {
         return Err(Error::Forbidden(

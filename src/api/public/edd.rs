@@ -249,7 +249,7 @@ pub async fn root_download(app: &App, call: Call) -> Result<Response<Body>, Erro
         .find(|v| v.version.as_str() == offer.version)
         .ok_or_else(|| unknown("no such version"))?;
     let (_, file) =
-        crate::service::catalog::file(&app.ctx(None, call.now), &account, version.file)?;
+        crate::service::catalog::file(&app.public_ctx(call.now), &account, version.file)?;
     app.public.counts.download(view.product.id, call.now);
     let path = app.store.blobs().path(&file.blob);
     let etag = file.blob.to_hex();

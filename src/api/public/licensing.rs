@@ -125,13 +125,13 @@ fn note_unknown(app: &App, who: &Who, code: Code) {
     }
 }
 
-/// Runs a licensing write (activate, deactivate) off the runtime, as the public (no
-/// token; recorded as the server itself, like the other public writes).
+/// Runs a licensing write (activate, deactivate) off the runtime, as the public caller
+/// (no token: `Actor::Public`, which the audit log names as a key holder).
 async fn write<F>(app: &App, now: Timestamp, f: F) -> Result<Outcome, Error>
 where
     F: for<'c> FnOnce(&Ctx<'c>) -> Result<Done<'c, Outcome>, Error> + Send + 'static,
 {
-    crate::service::write(&app.store, &app.events, Actor::Cli, None, now, f).await
+    crate::service::write(&app.store, &app.events, Actor::Public, None, now, f).await
 }
 
 /// Activates `key` for `target` (after a read-only check said the key is valid), under
@@ -253,7 +253,7 @@ fn customer_of(
     account: &AccountPrefix,
     key: &DownloadKey,
 ) -> (String, String) {
-    svc::customer(&app.ctx(None, now), account, key.customer_id)
+    svc::customer(&app.public_ctx(now), account, key.customer_id)
         .map(|c| (c.name, c.email))
         .unwrap_or_default()
 }
@@ -590,7 +590,7 @@ pub(super) fn updatercloud_activations(app: &App, call: &Call) -> Result<Respons
     });
     // The holder sees their slots unless the key is for another product.
     if code != Code::ProductMismatch {
-        let list = svc::activations(&app.ctx(None, call.now), &account, record.id)?;
+        let list = svc::activations(&app.public_ctx(call.now), &account, record.id)?;
         let used = app.public.deactivations.used(&account, record.id, call.now);
         let limit = app.settings.max_deactivations_per_month;
         body["activations"] = list
