@@ -6,14 +6,19 @@ use crate::error::Error;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
-use std::io::SeekFrom;
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
 
-/// Chunk size for files in either direction.
+/// Chunk size of request bodies read into files (uploads).
 pub const CHUNK: usize = 64 * 1024;
+
+/// Chunk size of files sent as response bodies. Each download holds at most two such
+/// buffers (the chunk being written and the one read ahead), so 100 concurrent downloads
+/// hold about 25 MiB whatever the files' sizes.
+pub const FILE_CHUNK: usize = 128 * 1024;
 
 /// Every response body.
 #[derive(Debug, Default)]
@@ -33,20 +38,68 @@ impl Body {
         Body(Kind::Full(Some(bytes)))
     }
 
-    /// `len` bytes of `file` from its current position, read [`CHUNK`] at a time.
-    pub fn file(file: tokio::fs::File, len: u64) -> Self {
+    /// `len` bytes of `file` from byte `start`, read [`FILE_CHUNK`] at a time.
+    pub fn file(file: std::fs::File, start: u64, len: u64) -> Self {
         Body(Kind::File(FileBody {
-            file,
+            file: Arc::new(file),
+            next: start,
+            unread: len,
             remaining: len,
+            reading: None,
         }))
     }
 }
 
-/// A byte range of an open file.
+/// A byte range of an open file, read with positioned reads (`pread`) on the blocking
+/// pool: each chunk is read straight into the buffer its frame carries (no second copy,
+/// as `tokio::fs::File` would make), and the next chunk is read while this one is
+/// written to the socket.
 #[derive(Debug)]
 struct FileBody {
-    file: tokio::fs::File,
+    file: Arc<std::fs::File>,
+    /// Offset of the first byte not yet asked of the file.
+    next: u64,
+    /// Bytes not yet asked of the file.
+    unread: u64,
+    /// Bytes not yet handed to hyper.
     remaining: u64,
+    /// The read under way, of the chunk hyper gets next.
+    reading: Option<tokio::task::JoinHandle<std::io::Result<Bytes>>>,
+}
+
+impl FileBody {
+    /// Starts reading the next chunk, if any of the range is left to ask for.
+    fn read_ahead(&mut self) {
+        if self.unread == 0 || self.reading.is_some() {
+            return;
+        }
+        let want = usize::try_from(self.unread)
+            .unwrap_or(usize::MAX)
+            .min(FILE_CHUNK);
+        let (file, at) = (self.file.clone(), self.next);
+        self.next += want as u64;
+        self.unread -= want as u64;
+        self.reading = Some(tokio::task::spawn_blocking(move || {
+            read_chunk(&file, at, want)
+        }));
+    }
+}
+
+/// Reads `want` bytes of `file` at `at`, or fewer only at the end of the file.
+fn read_chunk(file: &std::fs::File, at: u64, want: usize) -> std::io::Result<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = BytesMut::zeroed(want);
+    let mut filled = 0;
+    while filled < want {
+        match file.read_at(&mut buf[filled..], at + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf.freeze())
 }
 
 impl hyper::body::Body for Body {
@@ -64,24 +117,28 @@ impl hyper::body::Body for Body {
                 if file.remaining == 0 {
                     return Poll::Ready(None);
                 }
-                let want = usize::try_from(file.remaining)
-                    .unwrap_or(usize::MAX)
-                    .min(CHUNK);
-                let mut buf = BytesMut::zeroed(want);
-                let mut read = ReadBuf::new(&mut buf);
-                ready!(Pin::new(&mut file.file).poll_read(cx, &mut read))?;
-                let n = read.filled().len();
-                if n == 0 {
+                file.read_ahead();
+                let Some(reading) = file.reading.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                let read = ready!(Pin::new(reading).poll(cx));
+                file.reading = None;
+                let chunk = read.map_err(std::io::Error::other)??;
+                let asked =
+                    usize::try_from(file.remaining.min(FILE_CHUNK as u64)).unwrap_or(FILE_CHUNK);
+                if chunk.len() < asked {
                     // The file is shorter than promised (changed under us): end with an
                     // error so the client sees a broken transfer, not a short file.
+                    file.remaining = 0;
+                    file.unread = 0;
                     return Poll::Ready(Some(Err(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
                         "file ended before the promised length",
                     ))));
                 }
-                file.remaining -= n as u64;
-                buf.truncate(n);
-                Poll::Ready(Some(Ok(Frame::data(buf.freeze()))))
+                file.remaining -= chunk.len() as u64;
+                file.read_ahead();
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
             }
         }
     }
@@ -167,16 +224,16 @@ impl Range {
     }
 }
 
-/// Opens `path` positioned at `start` for a [`Body::file`] of the rest of the range.
+/// Opens `path` for a [`Body::file`] (on the blocking pool: an `open` may wait on the
+/// disk).
 ///
 /// # Errors
-/// The file cannot be opened or sought.
-pub async fn open_at(path: &std::path::Path, start: u64) -> std::io::Result<tokio::fs::File> {
-    let mut file = tokio::fs::File::open(path).await?;
-    if start > 0 {
-        file.seek(SeekFrom::Start(start)).await?;
-    }
-    Ok(file)
+/// The file cannot be opened.
+pub async fn open(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || std::fs::File::open(path))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 /// A streamed request body, read chunk by chunk: at most `limit` bytes in all, and each
@@ -294,26 +351,35 @@ mod tests {
     async fn a_file_body_streams_its_range_in_chunks() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("blob");
-        let content: Vec<u8> = (0..(3 * CHUNK + 17)).map(|i| (i % 251) as u8).collect();
+        let content: Vec<u8> = (0..(3 * FILE_CHUNK + 17))
+            .map(|i| (i % 251) as u8)
+            .collect();
         std::fs::write(&path, &content).unwrap();
-        let start = CHUNK as u64 - 5;
-        let len = 2 * CHUNK as u64 + 9;
-        let body = Body::file(open_at(&path, start).await.unwrap(), len);
+        let start = FILE_CHUNK as u64 - 5;
+        let len = 2 * FILE_CHUNK as u64 + 9;
+        let body = Body::file(open(&path).await.unwrap(), start, len);
         assert_eq!(hyper::body::Body::size_hint(&body).exact(), Some(len));
         let mut body = std::pin::pin!(body);
         let mut got = Vec::new();
         let mut chunks = 0;
         while let Some(frame) = body.frame().await {
             let data = frame.unwrap().into_data().unwrap();
-            assert!(data.len() <= CHUNK);
+            assert!(data.len() <= FILE_CHUNK);
             got.extend_from_slice(&data);
             chunks += 1;
         }
         assert_eq!(got, &content[start as usize..(start + len) as usize]);
         assert_eq!(chunks, 3);
         // A file shorter than promised ends in an error, not a short success.
-        let short = Body::file(open_at(&path, 0).await.unwrap(), content.len() as u64 + 1);
+        let short = Body::file(open(&path).await.unwrap(), 0, content.len() as u64 + 1);
         assert!(short.collect().await.is_err());
+        // So is one whose range starts past the end.
+        let past = Body::file(open(&path).await.unwrap(), content.len() as u64 + 1, 10);
+        assert!(past.collect().await.is_err());
+        // An empty range is an empty body, and nothing is read.
+        let empty = Body::file(open(&path).await.unwrap(), 7, 0);
+        assert!(hyper::body::Body::is_end_stream(&empty));
+        assert!(empty.collect().await.unwrap().to_bytes().is_empty());
     }
 
     #[tokio::test]

@@ -86,10 +86,10 @@ pub async fn file(meta: FileMeta<'_>, request: &http::HeaderMap) -> Result<Respo
             return Ok(res);
         }
     };
-    let file = body::open_at(meta.path, start)
+    let file = body::open(meta.path)
         .await
         .map_err(|err| Error::Internal(Box::new(err)))?;
-    let mut res = Response::new(Body::file(file, len));
+    let mut res = Response::new(Body::file(file, start, len));
     *res.status_mut() = status;
     let headers = res.headers_mut();
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));

@@ -461,8 +461,8 @@ impl Blobs {
     }
 
     /// Opens the blob of `hash` for reading (blocking; cheap: one `open`). For a response
-    /// body, `tokio::fs::File::from_std` it, or open [`Blobs::path`] with
-    /// `http::body::open_at`.
+    /// body, hand it to `http::body::Body::file`, or open [`Blobs::path`] with
+    /// `http::body::open`.
     ///
     /// # Errors
     /// `NotFound` when no such blob is stored.
