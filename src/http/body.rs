@@ -17,8 +17,9 @@ pub const CHUNK: usize = 64 * 1024;
 
 /// Chunk size of files sent as response bodies. Each download holds at most two such
 /// buffers (the chunk being written and the one read ahead), so 100 concurrent downloads
-/// hold about 25 MiB whatever the files' sizes.
-pub const FILE_CHUNK: usize = 128 * 1024;
+/// hold about 13 MiB of them whatever the files' sizes. (128 KiB measured no faster and
+/// grew the server by 39 MiB under 100 downloads of 100 MiB, against 23 MiB here.)
+pub const FILE_CHUNK: usize = 64 * 1024;
 
 /// Every response body.
 #[derive(Debug, Default)]
