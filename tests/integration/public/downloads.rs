@@ -46,11 +46,7 @@ async fn a_link_streams_the_file_until_it_expires() {
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
     let id = v["product"]["id"].as_u64().unwrap();
-    let counted = server
-        .app()
-        .public
-        .counts
-        .day_of(upkeep::model::ProductId(id), server.now());
+    let counted = server.counted(id);
     assert!(counted.downloads >= 2, "{counted:?}");
 
     // Forged: any changed character, or garbage.
