@@ -117,11 +117,20 @@ mod tests {
         let day = Day::of(Timestamp::from_secs(1_795_478_400 + 86_399));
         assert_eq!(day.to_string(), "2026-11-24");
         assert_eq!(day.next().to_string(), "2026-11-25");
-        assert_eq!(Day::of(Timestamp::from_secs(1_795_478_400 + 86_400)), day.next());
+        assert_eq!(
+            Day::of(Timestamp::from_secs(1_795_478_400 + 86_400)),
+            day.next()
+        );
         assert_eq!(day.start(), Timestamp::from_secs(1_795_478_400));
         assert_eq!(Day::parse("2026-11-24"), Ok(day));
         assert_eq!(Day::parse("1970-01-01"), Ok(Day(0)));
-        for bad in ["2026-13-01", "2026-1-01", "yesterday", "2026-11-24T00:00:00Z", ""] {
+        for bad in [
+            "2026-13-01",
+            "2026-1-01",
+            "yesterday",
+            "2026-11-24T00:00:00Z",
+            "",
+        ] {
             assert!(Day::parse(bad).is_err(), "{bad}");
         }
     }

@@ -185,7 +185,15 @@ mod tests {
         let other_day = day(&store, &counts, &other, ProductId(7), Day(20_000)).unwrap();
         assert_eq!(other_day.checks, 1);
         assert_eq!(
-            daily(&store, &counts, &acme, ProductId(7), Day(20_001), Day(20_001)).unwrap(),
+            daily(
+                &store,
+                &counts,
+                &acme,
+                ProductId(7),
+                Day(20_001),
+                Day(20_001)
+            )
+            .unwrap(),
             vec![(Day(20_001), days[1].1)]
         );
     }

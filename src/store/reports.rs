@@ -146,20 +146,33 @@ mod tests {
         sum.validations[3] = 3;
         sum.activations[0] = 1;
         assert_eq!(
-            store.rollups(&acme, ProductId(7), Day(0), Day(u32::MAX)).unwrap(),
+            store
+                .rollups(&acme, ProductId(7), Day(0), Day(u32::MAX))
+                .unwrap(),
             vec![(Day(100), sum), (Day(101), checks(1))]
         );
         assert_eq!(
-            store.rollups(&acme, ProductId(7), Day(101), Day(200)).unwrap(),
+            store
+                .rollups(&acme, ProductId(7), Day(101), Day(200))
+                .unwrap(),
             vec![(Day(101), checks(1))]
         );
         assert_eq!(
-            store.rollups(&acme, ProductId(7), Day(100), Day(100)).unwrap(),
+            store
+                .rollups(&acme, ProductId(7), Day(100), Day(100))
+                .unwrap(),
             vec![(Day(100), sum)]
         );
-        assert!(store.rollups(&acme, ProductId(7), Day(102), Day(101)).unwrap().is_empty());
+        assert!(
+            store
+                .rollups(&acme, ProductId(7), Day(102), Day(101))
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
-            store.rollups(&acme, ProductId(8), Day(0), Day(u32::MAX)).unwrap(),
+            store
+                .rollups(&acme, ProductId(8), Day(0), Day(u32::MAX))
+                .unwrap(),
             vec![(Day(100), checks(9))]
         );
     }
@@ -201,7 +214,10 @@ mod tests {
         assert_eq!(store.count(&ROLLUPS), 1);
         // Counts of the deleted account still in memory at its deletion are dropped.
         let written = store
-            .add_rollups(&[(at(acme, 7, 101), checks(3)), (at(other, 7, 101), checks(1))])
+            .add_rollups(&[
+                (at(acme, 7, 101), checks(3)),
+                (at(other, 7, 101), checks(1)),
+            ])
             .unwrap()
             .durable_blocking()
             .unwrap();
