@@ -226,6 +226,35 @@ mod tests {
     }
 
     #[test]
+    fn rollups_travel_in_a_backup() {
+        let (dir, store, acme) = store_with_acme();
+        let mut rollup = checks(4);
+        rollup.activations[6] = 2;
+        store
+            .add_rollups(&[(at(acme.prefix, 7, 100), rollup)])
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let mut bytes = Vec::new();
+        store.backup(&mut bytes, "now").unwrap();
+        let target = dir.path().join("restored");
+        let checked = super::super::backup::check(std::io::Cursor::new(bytes)).unwrap();
+        super::super::backup::restore(&checked, &target).unwrap();
+        std::fs::copy(
+            dir.path().join(super::super::KEY_FILE),
+            target.join(super::super::KEY_FILE),
+        )
+        .unwrap();
+        let restored = Store::open(&target).unwrap();
+        assert_eq!(
+            restored
+                .rollups(&acme.prefix, ProductId(7), Day(0), Day(u32::MAX))
+                .unwrap(),
+            vec![(Day(100), rollup)]
+        );
+    }
+
+    #[test]
     fn a_refused_write_adds_nothing() {
         let (_dir, store, acme) = store_with_acme();
         store.set_reserve(u64::MAX);
