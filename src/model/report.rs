@@ -65,11 +65,21 @@ impl fmt::Display for Day {
 /// Where a rollup belongs: an account's product on a UTC day. (Product ids are unique
 /// across accounts; the account is part of the key so that an account's reports are one
 /// range of the store and go with it.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ProductDay {
     pub account: AccountPrefix,
     pub product: ProductId,
     pub day: Day,
+}
+
+/// Hashes the product and the day only: they identify the slot (product ids are unique
+/// across accounts), and skipping the 33-byte prefix keeps the count on every update check
+/// cheap. Equal keys still hash equally; `Eq` compares the account too.
+impl std::hash::Hash for ProductDay {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.product.hash(state);
+        self.day.hash(state);
+    }
 }
 
 /// One product's counts on one UTC day (record `day_rollup`, format version 1). The
