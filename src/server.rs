@@ -425,7 +425,9 @@ async fn persist_uses_periodically(app: Arc<App>) {
 /// stored rollups (SPEC §10), on a blocking thread. A failed flush keeps the counts in
 /// memory for the next one (`service::reports::flush`) and is logged.
 async fn flush_reports_periodically(app: Arc<App>) {
-    let mut ticker = tokio::time::interval(app.settings.report_flush_every);
+    // (`interval` panics on zero; the setting is not a flag, but a test could pass 0.)
+    let every = app.settings.report_flush_every.max(Duration::from_millis(1));
+    let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
