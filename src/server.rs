@@ -426,7 +426,10 @@ async fn persist_uses_periodically(app: Arc<App>) {
 /// memory for the next one (`service::reports::flush`) and is logged.
 async fn flush_reports_periodically(app: Arc<App>) {
     // (`interval` panics on zero; the setting is not a flag, but a test could pass 0.)
-    let every = app.settings.report_flush_every.max(Duration::from_millis(1));
+    let every = app
+        .settings
+        .report_flush_every
+        .max(Duration::from_millis(1));
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
