@@ -34,6 +34,9 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// How often token uses (`last_used_at`) are written to the store.
     pub persist_uses_every: Duration,
+    /// How often the report counts are added to the stored rollups (SPEC §10: at least
+    /// once a minute; not a flag).
+    pub report_flush_every: Duration,
     /// Whether `GET /_/token/value` may read operator-token values back.
     pub token_values: bool,
     /// Writes are refused while the store's filesystem has less free space (bytes).
@@ -84,6 +87,7 @@ impl Default for Settings {
             body_timeout: duration(d::BODY_TIMEOUT),
             drain_timeout: duration(d::DRAIN_TIMEOUT),
             persist_uses_every: duration(d::PERSIST_USES_EVERY),
+            report_flush_every: duration(d::REPORT_FLUSH_EVERY),
             token_values: true,
             min_free_space: d::MIN_FREE_SPACE,
             auth_failures_per_minute: d::AUTH_FAILURES_PER_MINUTE,

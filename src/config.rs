@@ -78,6 +78,7 @@ impl Config {
             body_timeout: positive("body-timeout", args.body_timeout)?,
             drain_timeout: args.drain_timeout,
             persist_uses_every: positive("persist-uses-every", args.persist_uses_every)?,
+            report_flush_every: crate::defaults::duration(crate::defaults::REPORT_FLUSH_EVERY),
             token_values: !args.no_token_values,
             min_free_space: args.min_free_space.0,
             auth_failures_per_minute: args.auth_failures_per_minute,

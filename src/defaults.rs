@@ -35,6 +35,9 @@ pub const BODY_TIMEOUT: &str = "30s";
 pub const DRAIN_TIMEOUT: &str = "10s";
 /// How often token uses are written to disk.
 pub const PERSIST_USES_EVERY: &str = "60s";
+/// How often report counts are added to the stored rollups: SPEC §10 says at least once a
+/// minute, so it is not a flag (tests shorten it through `Settings`).
+pub const REPORT_FLUSH_EVERY: &str = "60s";
 /// Failed authentications per client address per minute.
 pub const AUTH_FAILURES_PER_MINUTE: u32 = 20;
 /// Free space kept in reserve on the data directory's filesystem, bytes.
@@ -61,8 +64,10 @@ mod tests {
             BODY_TIMEOUT,
             DRAIN_TIMEOUT,
             PERSIST_USES_EVERY,
+            REPORT_FLUSH_EVERY,
         ] {
             assert!(!duration(text).is_zero(), "{text}");
         }
+        assert!(duration(REPORT_FLUSH_EVERY) <= std::time::Duration::from_secs(60));
     }
 }

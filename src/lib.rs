@@ -45,7 +45,9 @@
 //!   `release.rs` the one-call release; every §7 rule: publishing needs a file, published
 //!   files are immutable, the idempotent release), `licensing.rs` (customers, download
 //!   keys, activations, and `validate`/`check`/`activate`/`deactivate` for the public
-//!   dialects and the update decision); an [`service::Actor`] on every call;
+//!   dialects and the update decision), `reports.rs` (§10: `flush` moves the in-memory
+//!   counts into the stored rollups, `daily` reads stored + unflushed, as the report
+//!   routes will); an [`service::Actor`] on every call;
 //!   [`service::Done`] publishes domain events after the write is durable;
 //!   [`service::write`] runs writes off the runtime. HTTP, the admin CLI and the admin
 //!   socket all call these.
@@ -59,7 +61,8 @@
 //!   domain types only. `mod.rs` (the `Store`, errors, `write`, `Pending`), one file per
 //!   aggregate (`accounts.rs`, `tokens.rs`, `plan_licenses.rs`, `catalog.rs`: groups,
 //!   products, versions with their files, keyed by account so another account's id is
-//!   simply absent; `licensing.rs`: customers, keys, activations, `activation_usage`),
+//!   simply absent; `licensing.rs`: customers, keys, activations, `activation_usage`;
+//!   `reports.rs`: the daily rollups per account, product and UTC day, §10),
 //!   [`store::schema`] (the
 //!   one typed table of trees), `key.rs` (the only place key bytes are built), `codec.rs`,
 //!   `tx.rs` (typed transactions), `page.rs` (opaque versioned cursors), `index_load.rs`,
@@ -74,7 +77,9 @@
 //!   cached per store generation — no store read on the hot path), the dialect-neutral
 //!   answer (`answer.rs`), one renderer per dialect (`render.rs`), PHP `serialize()` for
 //!   EDD (`php.rs`), signed `/dl/` links (`link.rs`), form and batch parsing (`request.rs`),
-//!   counts for reports (`counts.rs`, in memory, no write on the request path).
+//!   counts for reports (`counts.rs`: per account, product and UTC day, in memory — no
+//!   write on the request path — flushed to the store by the server every minute and at
+//!   graceful shutdown through `service::reports`).
 //! - [`model`] — records and pure rules: accounts, tokens, plan licenses, scopes, time,
 //!   sizes, the catalogue ([`model::catalog`]: products, versions, files, random ids).
 //!   [`token`] — the `upk_…` format, pure.
@@ -82,6 +87,7 @@
 //!   Licensing (§9): [`model::licensing`] (customers, download keys, activations and
 //!   their field rules), [`model::license_key`] (key generators, accepted keys, lookup
 //!   form), [`model::site`] (site normalization, development sites, masked hosts), pure.
+//!   Reports (§10): [`model::report`] (`Day`, `DayRollup`), pure.
 //! - [`secrets`] — license keys at rest (§9): [`secrets::KeyVault`], keyed lookup hashes
 //!   and sealed values (XChaCha20-Poly1305), subkeys derived from `server.key`; pure.
 //! - [`error`] — the use-case error: one `status()`, one `code()`.
@@ -127,6 +133,10 @@
 //! - The index snapshot is used only if its stamp equals the store's, and every change to
 //!   the store writes a new stamp in the same transaction: a snapshot older than the
 //!   store (a crash after writes, a copied-back file) is never trusted.
+//! - Public requests never write for reports: counts are kept in memory and added to the
+//!   stored rollups in the background (every `report_flush_every`, 60 s, and at graceful
+//!   shutdown); a failed flush keeps them for the next, a crash loses at most that
+//!   minute (SPEC §10).
 //! - Uploads never pass whole through memory: bodies stream into `<data>/blobs/` (temp
 //!   file, hash, fsync, rename, directory fsync), and only then is the record committed.
 //! - No secret is stored or logged: tokens and license keys exist as `blake3` hashes only

@@ -10,6 +10,9 @@
 //! - `upkeep_tokens`, `upkeep_accounts`, `upkeep_store_size_bytes`,
 //!   `upkeep_store_flushes_total`, `upkeep_build_info{version}`.
 //! - `upkeep_log_lines_dropped_total` — appended by `crate::telemetry::render_metrics`.
+//! - `upkeep_update_checks_total`, `upkeep_downloads_total`, `upkeep_blobs` — appended by
+//!   `api::ops`; `upkeep_license_validations_total{code}`, `upkeep_activations_total{code}`,
+//!   `upkeep_report_flushes_total{result}` — by `update::counts::Counts::render_licensing`.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};

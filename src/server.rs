@@ -14,7 +14,9 @@
 //! serving requests, a new client waits in the listen backlog as before.
 //!
 //! On shutdown: stop accepting, close idle connections and let in-flight requests finish
-//! (up to `drain_timeout`), persist token uses and flush the store.
+//! (up to `drain_timeout`), flush the report counts (SPEC §10), persist token uses and
+//! flush the store. Report counts are also flushed every `report_flush_every` while
+//! serving.
 
 use crate::app::App;
 use hyper::server::conn::http1;
@@ -51,6 +53,7 @@ pub async fn run(
         .keep_alive(true);
 
     let persister = tokio::spawn(persist_uses_periodically(app.clone()));
+    let report_flusher = tokio::spawn(flush_reports_periodically(app.clone()));
 
     // Every connection task, so that `run` returns only after the last one is gone.
     let mut connections_running = tokio::task::JoinSet::new();
@@ -169,8 +172,25 @@ pub async fn run(
     }
     connections_running.shutdown().await;
     persister.abort();
-    // Awaiting the aborted task drops its handle on the app before we return.
+    report_flusher.abort();
+    // Awaiting the aborted tasks drops their handles on the app before we return. (A
+    // flush already running on a blocking thread finishes; the one below waits for it.)
     let _ = persister.await;
+    let _ = report_flusher.await;
+    // Every request has ended: the report counts are complete. Lost if this fails (they
+    // live only in memory), which is worth an error, but not a failed shutdown.
+    let app_for_reports = app.clone();
+    match tokio::task::spawn_blocking(move || {
+        crate::service::reports::flush(&app_for_reports.store, &app_for_reports.public.counts)
+    })
+    .await
+    {
+        Ok(Ok(n)) => tracing::debug!(days = n, "report counts flushed"),
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "report counts not saved at shutdown; they are lost");
+        }
+        Err(err) => tracing::error!(error = %err, "flushing report counts panicked"),
+    }
     // Last-use times are best-effort metadata: failing to save them (a full disk) is
     // worth a warning, not a failed shutdown. The flush of acknowledged writes is not.
     let app_for_uses = app.clone();
@@ -397,6 +417,36 @@ async fn persist_uses_periodically(app: Arc<App>) {
             Ok(Ok(_)) => {}
             Ok(Err(err)) => tracing::warn!(error = %err, "could not persist token uses"),
             Err(err) => tracing::error!(error = %err, "token-use persister panicked"),
+        }
+    }
+}
+
+/// Every `report_flush_every` (60 s): adds the report counts of the last interval to the
+/// stored rollups (SPEC §10), on a blocking thread. A failed flush keeps the counts in
+/// memory for the next one (`service::reports::flush`) and is logged.
+async fn flush_reports_periodically(app: Arc<App>) {
+    // (`interval` panics on zero; the setting is not a flag, but a test could pass 0.)
+    let every = app
+        .settings
+        .report_flush_every
+        .max(Duration::from_millis(1));
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let app = app.clone();
+        match tokio::task::spawn_blocking(move || {
+            crate::service::reports::flush(&app.store, &app.public.counts)
+        })
+        .await
+        {
+            Ok(Ok(n)) if n > 0 => tracing::debug!(days = n, "report counts flushed"),
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "could not flush report counts; kept in memory for the next try");
+            }
+            Err(err) => tracing::error!(error = %err, "report flusher panicked"),
         }
     }
 }

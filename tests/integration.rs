@@ -11,7 +11,7 @@
 //! wunderupdates/                    SPEC §4.1 `/v1/account…`: account.rs, tokens.rs, license.rs
 //! updatercloud/                     SPEC §4.2 `/api/v1/…`: me.rs, tokens.rs (with rotation)
 //! query/                            SPEC §4.3 `/_/…`: tokens.rs, accounts.rs, licenses.rs
-//! public/                           SPEC §8 update checks and downloads: checks.rs, downloads.rs
+//! public/                           SPEC §8 update checks and downloads: checks.rs, downloads.rs, licensing.rs, reports.rs (§10 counts)
 //! cli/                              the real binary: commands.rs, operator.rs
 //! security/                         the issue-15 regressions, kept as one set: edge.rs, tokens.rs
 //! protocol.rs, authz.rs, openapi.rs, limits.rs, malformed.rs       the HTTP surface as a whole

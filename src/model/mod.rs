@@ -9,6 +9,7 @@ mod ids;
 mod license;
 pub mod license_key;
 pub mod licensing;
+pub mod report;
 mod rollout;
 mod scope;
 pub mod site;
@@ -31,6 +32,7 @@ pub use licensing::{
     Activation, ActivationId, Customer, CustomerId, DownloadKey, DownloadKeyId, Entity, Identity,
     KeyStatus, LicensingSettings, ProductScope,
 };
+pub use report::{Day, DayRollup, ProductDay};
 pub use rollout::{rollout_admits, rollout_bucket};
 pub use scope::{Scope, Scopes};
 pub use site::{

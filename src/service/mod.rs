@@ -19,6 +19,7 @@ pub mod accounts;
 pub mod catalog;
 pub mod licensing;
 pub mod plan_licenses;
+pub mod reports;
 pub mod tokens;
 
 use crate::error::Error;

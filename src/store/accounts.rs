@@ -139,7 +139,8 @@ impl Store {
         })
     }
 
-    /// Deletes an account, all its tokens, and unbinds its plan license.
+    /// Deletes an account, all its tokens, its catalogue, licensing records and report
+    /// rollups, and unbinds its plan license.
     ///
     /// # Errors
     /// `AccountNotFound`.
@@ -154,8 +155,12 @@ impl Store {
             let aliases = self.aliases_of(&hashes)?;
             let (catalogue, groups) = self.catalogue_of(prefix)?;
             let licensing = self.licensing_of(prefix)?;
+            let rollups = self.rollup_keys_of(prefix)?;
             let account = self.transact(|tx| {
                 super::licensing::remove_licensing(tx, prefix, &licensing)?;
+                for rollup in &rollups {
+                    tx.remove(&super::schema::ROLLUPS, rollup)?;
+                }
                 for catalogued in &catalogue {
                     super::catalog::remove_product(tx, catalogued)?;
                 }

@@ -12,8 +12,9 @@
 
 use crate::model::catalog::{Home, ProductHome};
 use crate::model::{
-    Account, Activation, Customer, CustomerId, DownloadKey, DownloadKeyId, GraceAlias, Group,
-    LicenseId, LicensingSettings, PlanLicense, Product, ProductId, Release, Token, TokenHash,
+    Account, Activation, Customer, CustomerId, DayRollup, DownloadKey, DownloadKeyId, GraceAlias,
+    Group, LicenseId, LicensingSettings, PlanLicense, Product, ProductId, Release, Token,
+    TokenHash,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -119,6 +120,11 @@ impl Record for LicensingSettings {
     const VERSION: u8 = 1;
 }
 
+impl Record for DayRollup {
+    const NAME: &'static str = "day rollup";
+    const VERSION: u8 = 1;
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
     Empty,
@@ -209,7 +215,8 @@ record_values!(
     Customer,
     DownloadKey,
     Activation,
-    LicensingSettings
+    LicensingSettings,
+    DayRollup
 );
 
 macro_rules! id_values {
@@ -440,8 +447,21 @@ mod tests {
         }
     }
 
+    fn day_rollup() -> DayRollup {
+        DayRollup {
+            checks: 1_234_567,
+            downloads: 89,
+            validations: [5, 4, 0, 3, 0, 0, 0, 0, 2, 1],
+            activations: [7, 0, 0, 0, 0, 0, 6, 0, 0, 0],
+        }
+    }
+
     #[test]
     fn records_round_trip() {
+        assert_eq!(
+            decode::<DayRollup>(&encode(&day_rollup())).unwrap(),
+            day_rollup()
+        );
         assert_eq!(
             decode::<Customer>(&encode(&customer())).unwrap(),
             customer()
@@ -556,5 +576,6 @@ mod tests {
         check_fixture("download_key", &download_key());
         check_fixture("activation", &activation());
         check_fixture("licensing_settings", &licensing_settings());
+        check_fixture("day_rollup", &day_rollup());
     }
 }

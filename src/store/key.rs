@@ -5,8 +5,8 @@
 //! concatenations of fixed-width or length-prefixed parts, never bincode.
 
 use crate::model::{
-    AccountPrefix, ActivationId, BlobHash, CustomerId, DownloadKeyId, FileId, LicenseId, ProductId,
-    TokenHash, VersionId,
+    AccountPrefix, ActivationId, BlobHash, CustomerId, Day, DownloadKeyId, FileId, LicenseId,
+    ProductDay, ProductId, TokenHash, VersionId,
 };
 
 /// A key of one tree: its bytes, and back.
@@ -385,6 +385,39 @@ impl Key for AccountPair {
     }
 }
 
+/// The prefix of every `rollup` key of `account`'s `product`: a range under it lists the
+/// product's days in order.
+pub fn rollups_of(account: &AccountPrefix, product: ProductId) -> Vec<u8> {
+    versions_of(account, product)
+}
+
+/// `owner(account) ++ product id (u64 BE) ++ day (u32 BE, days since 1970-01-01)`: a
+/// `rollup` key. Big-endian, so a range from one day to another of a product is its days
+/// in order, and a scan by `owner(account)` finds all of an account's rollups.
+impl Key for ProductDay {
+    fn to_bytes(&self) -> impl AsRef<[u8]> {
+        let mut key = rollups_of(&self.account, self.product);
+        key.extend_from_slice(&self.day.0.to_be_bytes());
+        key
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let (account, rest) = split_owner(bytes)?;
+        if rest.len() != 12 {
+            return Err(format!(
+                "rollup key tail must be 12 bytes, got {}",
+                rest.len()
+            ));
+        }
+        let day: [u8; 4] = rest[8..].try_into().map_err(|_| "day must be 4 bytes")?;
+        Ok(ProductDay {
+            account,
+            product: ProductId(u64_at(&rest[..8], "product id")?),
+            day: Day(u32::from_be_bytes(day)),
+        })
+    }
+}
+
 /// A download key's keyed lookup hash (`secrets::KeyVault::lookup_hash`, which already
 /// binds the account): the key of `keylookup_keyid`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -491,6 +524,24 @@ mod tests {
         let lookup = KeyLookup([5; 32]);
         assert_eq!(KeyLookup::from_bytes(&bytes(&lookup)).unwrap(), lookup);
         assert!(KeyLookup::from_bytes(&[1]).is_err());
+    }
+
+    #[test]
+    fn rollup_keys_round_trip_and_sort_by_day() {
+        let abc = AccountPrefix::parse("abc").unwrap();
+        let at = |product: u64, day: u32| ProductDay {
+            account: abc,
+            product: ProductId(product),
+            day: Day(day),
+        };
+        let key = at(7, 20_000);
+        assert_eq!(ProductDay::from_bytes(&bytes(&key)).unwrap(), key);
+        assert!(bytes(&key).starts_with(&rollups_of(&abc, ProductId(7))));
+        assert!(!bytes(&key).starts_with(&rollups_of(&abc, ProductId(8))));
+        assert!(bytes(&key).starts_with(&owner(Some(&abc))));
+        assert!(bytes(&at(7, 255)) < bytes(&at(7, 256)));
+        assert!(bytes(&at(7, u32::MAX)) < bytes(&at(8, 0)));
+        assert!(ProductDay::from_bytes(&bytes(&key)[..15]).is_err());
     }
 
     #[test]

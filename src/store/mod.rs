@@ -17,7 +17,9 @@
 //! loading, `inspect`), `snapshot` (the saved index), `token_index`, `commit` (group
 //! commit), `migrate`, `backup`, `files` (the data directory's private files), `blobs`
 //! (file content by hash, `<data>/blobs/`), and one file per aggregate: `accounts`,
-//! `tokens`, `plan_licenses`, `catalog` (groups, products, versions and files).
+//! `tokens`, `plan_licenses`, `catalog` (groups, products, versions and files),
+//! `licensing` (customers, download keys, activations), `reports` (the daily rollups of
+//! SPEC §10).
 
 mod accounts;
 pub mod backup;
@@ -32,6 +34,7 @@ mod licensing;
 mod migrate;
 mod page;
 mod plan_licenses;
+mod reports;
 pub mod schema;
 mod snapshot;
 mod token_index;
@@ -505,6 +508,24 @@ impl Store {
         &self,
         body: impl FnOnce() -> Result<(T, Vec<IndexOp>), StoreError>,
     ) -> Result<Pending<'_, T>, StoreError> {
+        self.write_moving(true, body)
+    }
+
+    /// [`Store::write`] for a write of nothing the update checks' caches hold (report
+    /// rollups): the [`Store::generation`] stays, so the flush of counts a minute does not
+    /// make every catalogue view be read again.
+    fn write_outside_caches<T>(
+        &self,
+        body: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<Pending<'_, T>, StoreError> {
+        self.write_moving(false, || Ok((body()?, Vec::new())))
+    }
+
+    fn write_moving<T>(
+        &self,
+        moves_generation: bool,
+        body: impl FnOnce() -> Result<(T, Vec<IndexOp>), StoreError>,
+    ) -> Result<Pending<'_, T>, StoreError> {
         let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         self.check_writable()?;
         if let Some((hash, now)) = CREDENTIAL.with(std::cell::Cell::get)
@@ -545,7 +566,9 @@ impl Store {
             }
         }
         std::mem::forget(suspect);
-        self.generation.fetch_add(1, Ordering::Release);
+        if moves_generation {
+            self.generation.fetch_add(1, Ordering::Release);
+        }
         let seq = self.commit.note_write();
         self.blobs.assign(seq);
         Ok(Pending {

@@ -23,14 +23,14 @@ use super::key::{
 };
 use crate::model::catalog::{Home, ProductHome};
 use crate::model::{
-    Account, AccountPrefix, Activation, BlobHash, Customer, CustomerId, DownloadKey, DownloadKeyId,
-    FileId, GraceAlias, Group, LicenseId, LicensingSettings, PlanLicense, Product, ProductId,
-    Release, Token, TokenHash, VersionId,
+    Account, AccountPrefix, Activation, BlobHash, Customer, CustomerId, DayRollup, DownloadKey,
+    DownloadKeyId, FileId, GraceAlias, Group, LicenseId, LicensingSettings, PlanLicense, Product,
+    ProductDay, ProductId, Release, Token, TokenHash, VersionId,
 };
 use std::marker::PhantomData;
 
 /// The layout this binary reads and writes. Bump it with a numbered migration in `migrate`.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// One tree: where it is, what its keys and values are. A constant per tree, below.
 pub struct Table<K, V> {
@@ -168,6 +168,12 @@ tables! {
     /// key = account prefix, value = record `LicensingSettings` (absent: the defaults)
     /// (since schema 7).
     LICENSING_SETTINGS, LicensingSettingsTree, "licensing_settings": AccountPrefix => LicensingSettings;
+    /// key = owner(account) ++ product id (u64 BE) ++ UTC day (u32 BE, days since
+    /// 1970-01-01), value = record `DayRollup`: the product's counted checks, downloads,
+    /// validations and activations that day (SPEC §10), added to by the background flush
+    /// of the in-memory counts. Goes with its account; kept when its product is deleted
+    /// (since schema 8).
+    ROLLUPS, Rollups, "rollup": ProductDay => DayRollup;
 }
 
 impl TreeId {

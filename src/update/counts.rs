@@ -1,43 +1,54 @@
-//! Counting update checks and downloads for reports (SPEC §8.1 item 4, §10) without a
-//! write on the request path: per product and UTC day, in memory, in a few shards (a
-//! check takes one uncontended lock). The report routes and their persisted rollups come
-//! with §10; until then the totals are readable here and on `/metrics`.
+//! Counting for reports (SPEC §8.1 item 4, §10) without a write on the request path:
+//! update checks, downloads, license validations and activations, per account, product
+//! and UTC day, added up in memory in a few shards (a count takes one uncontended lock).
+//! `service::reports::flush` drains these deltas into the stored rollups
+//! (`Store::add_rollups`) on a blocking thread every `report_flush_every` (60 s) and at
+//! graceful shutdown, putting them back if the write fails; `service::reports::daily`
+//! reads stored + unflushed. Process-wide totals (`/metrics`) are atomics beside them.
 
 use super::answer::LicenseCode;
-use crate::model::{ProductId, Timestamp};
+use crate::model::report::OUTCOMES;
+use crate::model::{AccountPrefix, Day, DayRollup, ProductDay, ProductId, Timestamp};
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 const SHARDS: usize = 16;
 
-/// One product's counts on one day.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DayCount {
-    pub checks: u64,
-    pub downloads: u64,
-}
+// A rollup has one counter per license code; a new code is a new `DayRollup` version.
+const _: () = assert!(LicenseCode::ALL.len() == OUTCOMES);
 
 /// The counters.
 #[derive(Debug)]
 pub struct Counts {
-    shards: [Mutex<HashMap<(ProductId, u32), DayCount>>; SHARDS],
+    /// Deltas not yet in the store, by product (the shard is the product id's).
+    shards: [Mutex<HashMap<ProductDay, DayRollup>>; SHARDS],
+    /// Held by a flush from its drain until its write has committed (or its deltas are put
+    /// back), and by readers of stored + unflushed, so that they never see a count in
+    /// neither place nor in both. Never taken on the request path.
+    settling: Mutex<()>,
     checks: AtomicU64,
     downloads: AtomicU64,
     /// Public license validations (check/validate in every licensing dialect) and
     /// activation attempts, by outcome (`LicenseCode::ALL` order).
-    validations: [AtomicU64; 10],
-    activations: [AtomicU64; 10],
+    validations: [AtomicU64; OUTCOMES],
+    activations: [AtomicU64; OUTCOMES],
+    /// Flushes that wrote their deltas, and those that failed (deltas put back).
+    flushes: AtomicU64,
+    failed_flushes: AtomicU64,
 }
 
 impl Default for Counts {
     fn default() -> Self {
         Counts {
             shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            settling: Mutex::new(()),
             checks: AtomicU64::new(0),
             downloads: AtomicU64::new(0),
             validations: std::array::from_fn(|_| AtomicU64::new(0)),
             activations: std::array::from_fn(|_| AtomicU64::new(0)),
+            flushes: AtomicU64::new(0),
+            failed_flushes: AtomicU64::new(0),
         }
     }
 }
@@ -49,48 +60,153 @@ fn index(code: LicenseCode) -> usize {
         .unwrap_or(0)
 }
 
-fn day(now: Timestamp) -> u32 {
-    u32::try_from(now.as_secs() / 86_400).unwrap_or(u32::MAX)
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Counts {
-    fn bump(&self, product: ProductId, now: Timestamp, f: impl FnOnce(&mut DayCount)) {
-        let shard = &self.shards[(product.0 as usize) % SHARDS];
-        let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
-        f(map.entry((product, day(now))).or_default());
+    fn shard(&self, product: ProductId) -> &Mutex<HashMap<ProductDay, DayRollup>> {
+        &self.shards[(product.0 as usize) % SHARDS]
     }
 
-    /// An update check of `product`.
-    pub fn check(&self, product: ProductId, now: Timestamp) {
+    fn bump(
+        &self,
+        account: AccountPrefix,
+        product: ProductId,
+        now: Timestamp,
+        f: impl FnOnce(&mut DayRollup),
+    ) {
+        let at = ProductDay {
+            account,
+            product,
+            day: Day::of(now),
+        };
+        f(lock(self.shard(product)).entry(at).or_default());
+    }
+
+    /// An update check of `account`'s `product`; `license`: the license outcome it
+    /// answered, when the product is licensed and the check carried a key (counted as a
+    /// validation in the product's rollup; `/metrics` counts only the licensing routes').
+    pub fn check(
+        &self,
+        account: AccountPrefix,
+        product: ProductId,
+        license: Option<LicenseCode>,
+        now: Timestamp,
+    ) {
         self.checks.fetch_add(1, Ordering::Relaxed);
-        self.bump(product, now, |c| c.checks += 1);
+        self.bump(account, product, now, |c| {
+            c.checks += 1;
+            if let Some(code) = license {
+                c.validations[index(code)] += 1;
+            }
+        });
     }
 
-    /// A download of one of `product`'s files.
-    pub fn download(&self, product: ProductId, now: Timestamp) {
+    /// A download of one of `account`'s `product`'s files.
+    pub fn download(&self, account: AccountPrefix, product: ProductId, now: Timestamp) {
         self.downloads.fetch_add(1, Ordering::Relaxed);
-        self.bump(product, now, |c| c.downloads += 1);
+        self.bump(account, product, now, |c| c.downloads += 1);
     }
 
-    /// `product`'s counts on the day of `at`.
-    pub fn day_of(&self, product: ProductId, at: Timestamp) -> DayCount {
-        let shard = &self.shards[(product.0 as usize) % SHARDS];
-        let map = shard.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&(product, day(at))).copied().unwrap_or_default()
-    }
-
-    /// A public license validation that answered `code`.
-    pub fn validation(&self, code: LicenseCode) {
+    /// A public license validation that answered `code`; `product`: the product it was
+    /// for, when the request named one of the account's products.
+    pub fn validation(
+        &self,
+        code: LicenseCode,
+        product: Option<(AccountPrefix, ProductId)>,
+        now: Timestamp,
+    ) {
         self.validations[index(code)].fetch_add(1, Ordering::Relaxed);
+        if let Some((account, product)) = product {
+            self.bump(account, product, now, |c| c.validations[index(code)] += 1);
+        }
     }
 
-    /// A public activation attempt that answered `code` (`valid`: activated).
-    pub fn activation(&self, code: LicenseCode) {
+    /// A public activation attempt that answered `code` (`valid`: activated); `product`
+    /// as for [`Counts::validation`].
+    pub fn activation(
+        &self,
+        code: LicenseCode,
+        product: Option<(AccountPrefix, ProductId)>,
+        now: Timestamp,
+    ) {
         self.activations[index(code)].fetch_add(1, Ordering::Relaxed);
+        if let Some((account, product)) = product {
+            self.bump(account, product, now, |c| c.activations[index(code)] += 1);
+        }
     }
 
-    /// `upkeep_license_validations_total{code}` and `upkeep_activations_total{code}`,
-    /// Prometheus text.
+    /// Excludes flushes (and other readers) while held: a flush holds it from
+    /// [`Counts::drain`] until its deltas are stored or put back, a reader while it reads
+    /// the store and [`Counts::unflushed`]. Blocking threads only (a flush holds it across
+    /// a store write).
+    pub fn settle(&self) -> MutexGuard<'_, ()> {
+        lock(&self.settling)
+    }
+
+    /// Takes every delta counted so far out of memory (the shards start empty again).
+    /// Call under [`Counts::settle`], and [`Counts::restore`] them if they cannot be
+    /// stored.
+    pub fn drain(&self) -> Vec<(ProductDay, DayRollup)> {
+        let mut deltas = Vec::new();
+        for shard in &self.shards {
+            let taken = std::mem::take(&mut *lock(shard));
+            deltas.extend(taken);
+        }
+        deltas
+    }
+
+    /// Puts drained deltas back (added to whatever was counted meanwhile).
+    pub fn restore(&self, deltas: Vec<(ProductDay, DayRollup)>) {
+        for (at, delta) in deltas {
+            lock(self.shard(at.product))
+                .entry(at)
+                .or_default()
+                .add(&delta);
+        }
+    }
+
+    /// The unflushed deltas of `account`'s `product` from `from` to `to` (included), in
+    /// day order. Read under [`Counts::settle`] to combine with the store.
+    pub fn unflushed(
+        &self,
+        account: &AccountPrefix,
+        product: ProductId,
+        from: Day,
+        to: Day,
+    ) -> Vec<(Day, DayRollup)> {
+        let mut days: Vec<(Day, DayRollup)> = lock(self.shard(product))
+            .iter()
+            .filter(|(at, _)| {
+                at.account == *account && at.product == product && (from..=to).contains(&at.day)
+            })
+            .map(|(at, delta)| (at.day, *delta))
+            .collect();
+        days.sort_unstable_by_key(|(day, _)| *day);
+        days
+    }
+
+    /// Notes how a flush ended (for `/metrics`).
+    pub fn flushed(&self, ok: bool) {
+        let counter = if ok {
+            &self.flushes
+        } else {
+            &self.failed_flushes
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Flushes that stored their deltas, and flushes that failed (their deltas put back).
+    pub fn flush_totals(&self) -> (u64, u64) {
+        (
+            self.flushes.load(Ordering::Relaxed),
+            self.failed_flushes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// `upkeep_license_validations_total{code}`, `upkeep_activations_total{code}` and
+    /// `upkeep_report_flushes_total{result}`, Prometheus text.
     pub fn render_licensing(&self, out: &mut String) {
         use std::fmt::Write;
         for (name, help, counters) in [
@@ -116,6 +232,16 @@ impl Counts {
                 );
             }
         }
+        let (ok, failed) = self.flush_totals();
+        let name = "upkeep_report_flushes_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Background flushes of report counts into the stored rollups that \
+             wrote something, by result (failed: the counts were kept in memory)."
+        );
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let _ = writeln!(out, "{name}{{result=\"ok\"}} {ok}");
+        let _ = writeln!(out, "{name}{{result=\"failed\"}} {failed}");
     }
 
     /// Checks and downloads counted since start.
@@ -131,25 +257,77 @@ impl Counts {
 mod tests {
     use super::*;
 
+    fn acme() -> AccountPrefix {
+        AccountPrefix::parse("acme").unwrap()
+    }
+
+    fn all(counts: &Counts, account: &AccountPrefix, product: u64) -> Vec<(Day, DayRollup)> {
+        counts.unflushed(account, ProductId(product), Day(0), Day(u32::MAX))
+    }
+
     #[test]
-    fn counts_are_per_product_and_day() {
+    fn counts_are_per_account_product_and_day() {
         let counts = Counts::default();
+        let other = AccountPrefix::parse("other").unwrap();
         let day1 = Timestamp::from_secs(86_400 * 100 + 5);
-        let day2 = Timestamp::from_secs(86_400 * 101 + 5);
-        counts.check(ProductId(7), day1);
-        counts.check(ProductId(7), day1);
-        counts.download(ProductId(7), day1);
-        counts.check(ProductId(7), day2);
-        counts.check(ProductId(8), day1);
+        let day2 = Timestamp::from_secs(86_400 * 101 - 1 + 86_400);
+        counts.check(acme(), ProductId(7), None, day1);
+        counts.check(acme(), ProductId(7), Some(LicenseCode::Expired), day1);
+        counts.download(acme(), ProductId(7), day1);
+        counts.check(acme(), ProductId(7), None, day2);
+        counts.check(acme(), ProductId(8), None, day1);
+        counts.check(other, ProductId(7), None, day1);
+        counts.validation(LicenseCode::Valid, Some((acme(), ProductId(7))), day2);
+        counts.validation(LicenseCode::NotFound, None, day2);
+        counts.activation(LicenseCode::Valid, Some((acme(), ProductId(7))), day1);
+        let mut first = DayRollup {
+            checks: 2,
+            downloads: 1,
+            ..DayRollup::default()
+        };
+        first.validations[index(LicenseCode::Expired)] = 1;
+        first.activations[0] = 1;
+        let mut second = DayRollup {
+            checks: 1,
+            ..DayRollup::default()
+        };
+        second.validations[0] = 1;
         assert_eq!(
-            counts.day_of(ProductId(7), day1),
-            DayCount {
-                checks: 2,
-                downloads: 1
-            }
+            all(&counts, &acme(), 7),
+            vec![(Day(100), first), (Day(101), second)]
         );
-        assert_eq!(counts.day_of(ProductId(7), day2).checks, 1);
-        assert_eq!(counts.day_of(ProductId(8), day1).checks, 1);
-        assert_eq!(counts.totals(), (4, 1));
+        assert_eq!(all(&counts, &acme(), 8)[0].1.checks, 1);
+        assert_eq!(all(&counts, &other, 7)[0].1.checks, 1);
+        assert_eq!(
+            counts.unflushed(&acme(), ProductId(7), Day(101), Day(101)),
+            vec![(Day(101), second)]
+        );
+        assert_eq!(counts.totals(), (5, 1));
+        let mut text = String::new();
+        counts.render_licensing(&mut text);
+        assert!(text.contains("upkeep_license_validations_total{code=\"valid\"} 1"));
+        assert!(text.contains("upkeep_license_validations_total{code=\"not_found\"} 1"));
+        assert!(text.contains("upkeep_license_validations_total{code=\"expired\"} 0"));
+    }
+
+    #[test]
+    fn a_drain_empties_memory_and_a_restore_adds_back() {
+        let counts = Counts::default();
+        let now = Timestamp::from_secs(86_400 * 100);
+        counts.check(acme(), ProductId(7), None, now);
+        counts.check(acme(), ProductId(23), None, now);
+        let _settled = counts.settle();
+        let mut drained = counts.drain();
+        drained.sort_by_key(|(at, _)| at.product);
+        assert_eq!(drained.len(), 2);
+        assert_eq!(drained[0].0.product, ProductId(7));
+        assert!(all(&counts, &acme(), 7).is_empty());
+        assert!(counts.drain().is_empty());
+        // Counted while the flush was writing, then the flush failed.
+        counts.check(acme(), ProductId(7), None, now);
+        counts.restore(drained);
+        assert_eq!(all(&counts, &acme(), 7)[0].1.checks, 2);
+        assert_eq!(all(&counts, &acme(), 23)[0].1.checks, 1);
+        assert_eq!(counts.totals(), (3, 0), "the totals never go back");
     }
 }

@@ -123,6 +123,25 @@ impl TestServer {
         self.clock.now()
     }
 
+    /// What reports counted for product `id` today (SPEC §10): its stored rollup plus the
+    /// counts not flushed yet, as the report routes will read them.
+    pub fn counted(&self, id: u64) -> upkeep::model::DayRollup {
+        let product = upkeep::model::ProductId(id);
+        let account = self
+            .store()
+            .product_account(product)
+            .expect("store reads")
+            .expect("a product");
+        upkeep::service::reports::day(
+            self.store(),
+            &self.app().public.counts,
+            &account,
+            product,
+            upkeep::model::Day::of(self.now()),
+        )
+        .expect("rollups read")
+    }
+
     /// An account with prefix `prefix` and its first token (scope `api`).
     pub fn account(&self, prefix: &str) -> TestAccount {
         let new = NewAccount::parse(

@@ -345,12 +345,7 @@ fn assert_refused(run: &Run, slug: &str, code: &str) {
 
 /// Downloads the server counted for `product` today (the manual clock does not move).
 fn downloads(server: &TestServer, product: ProductId) -> u64 {
-    server
-        .app()
-        .public
-        .counts
-        .day_of(product, server.now())
-        .downloads
+    server.counted(product.0).downloads
 }
 
 async fn put(server: &TestServer, account: &TestAccount, path: &str, body: Value) {

@@ -250,7 +250,9 @@ pub async fn root_download(app: &App, call: Call) -> Result<Response<Body>, Erro
         .ok_or_else(|| unknown("no such version"))?;
     let (_, file) =
         crate::service::catalog::file(&app.public_ctx(call.now), &account, version.file)?;
-    app.public.counts.download(view.product.id, call.now);
+    app.public
+        .counts
+        .download(view.product.account, view.product.id, call.now);
     let path = app.store.blobs().path(&file.blob);
     let etag = file.blob.to_hex();
     let filename = format!("{slug}.zip");

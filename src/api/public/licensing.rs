@@ -117,9 +117,10 @@ fn throttled(app: &App, who: &Who, key: Option<&str>) -> bool {
         && app.public.key_failures.blocked(who.client, who.now)
 }
 
-/// Counts an unknown key against the caller's address.
-fn note_unknown(app: &App, who: &Who, code: Code) {
-    app.public.counts.validation(code);
+/// Counts a validation that answered `code` (for `product`, when the request named one
+/// of the account's products), and an unknown key against the caller's address.
+fn note_unknown(app: &App, who: &Who, code: Code, product: Option<(AccountPrefix, ProductId)>) {
+    app.public.counts.validation(code, product, who.now);
     if code == Code::NotFound {
         let _ = app.public.key_failures.fail(who.client, who.now);
     }
@@ -161,7 +162,10 @@ async fn activate(
         )
     })
     .await?;
-    app.public.counts.activation(outcome.code);
+    // `u64::MAX`: EDD's "none of the account's products" (never activated, but not a
+    // product to count for either).
+    let counted = product.filter(|p| p.0 != u64::MAX).map(|p| (account, p));
+    app.public.counts.activation(outcome.code, counted, now);
     Ok(outcome)
 }
 
@@ -408,7 +412,7 @@ pub(super) async fn updatercloud(
         },
         who.now,
     )?;
-    note_unknown(app, &who, checked.code);
+    note_unknown(app, &who, checked.code, Some((account, product_id)));
     let Some(record) = checked.key.clone() else {
         let status = match checked.code {
             Code::NotFound => StatusCode::NOT_FOUND,
@@ -570,7 +574,12 @@ pub(super) fn updatercloud_activations(app: &App, call: &Call) -> Result<Respons
         None,
         call.now,
     )?;
-    note_unknown(app, &Who::of(app, call), checked.code);
+    note_unknown(
+        app,
+        &Who::of(app, call),
+        checked.code,
+        Some((account, product)),
+    );
     let Some(record) = checked.key else {
         return bare(
             if checked.code == Code::NotFound {
@@ -814,7 +823,11 @@ pub(super) async fn edd_license(
         },
         who.now,
     )?;
-    note_unknown(app, &who, checked.code);
+    let named = match &item.product {
+        Some(Some((id, _))) => Some((account, *id)),
+        _ => None,
+    };
+    note_unknown(app, &who, checked.code, named);
     // An `all` key covers every product of the account, but not an item that is none.
     if matches!(item.product, Some(None))
         && matches!(checked.code, Code::Valid | Code::SiteInactive)
@@ -1136,7 +1149,8 @@ async fn lemon_squeezy(
         },
         who.now,
     )?;
-    note_unknown(app, &who, checked.code);
+    // Lemon Squeezy names no product: counted in the totals only.
+    note_unknown(app, &who, checked.code, None);
     let Some(record) = checked.key.clone() else {
         return Ok(ls_bare(
             action,

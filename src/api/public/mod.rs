@@ -369,7 +369,6 @@ fn answer(
     base: &str,
 ) -> (Answer, Option<String>) {
     let now = call.now;
-    app.public.counts.check(view.product.id, now);
     let links = LinkContext {
         key: &app.public.links,
         base_url: base,
@@ -403,13 +402,23 @@ fn answer(
         &links,
         now,
     );
-    if blocked {
-        return (with_code(answer, LicenseCode::RateLimited), stable);
-    }
-    if licensed && keyed && answer.offer().license.code == LicenseCode::NotFound {
+    let answer = if blocked {
+        with_code(answer, LicenseCode::RateLimited)
+    } else {
+        answer
+    };
+    let code = answer.offer().license.code;
+    if licensed && keyed && !blocked && code == LicenseCode::NotFound {
         // An unknown key is a failed authentication for the throttle (SPEC §9).
         let _ = app.public.key_failures.fail(client, now);
     }
+    // Counted for reports (SPEC §10), with the license outcome when a key was checked.
+    app.public.counts.check(
+        view.product.account,
+        view.product.id,
+        (licensed && keyed).then_some(code),
+        now,
+    );
     (answer, stable)
 }
 
@@ -726,7 +735,7 @@ async fn download(app: &App, call: Call) -> Result<Response<Body>, Error> {
     {
         return Ok(plain(StatusCode::FORBIDDEN, reason));
     }
-    app.public.counts.download(release.product_id, now);
+    app.public.counts.download(account, release.product_id, now);
     let path = app.store.blobs().path(&file.blob);
     let etag = file.blob.to_hex();
     response::file(

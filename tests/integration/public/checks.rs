@@ -138,11 +138,7 @@ async fn a_free_plugin_is_offered_in_every_dialect_with_an_absolute_signed_link(
         .expect_error(400, "invalid_request");
 
     // The checks are counted.
-    let counted = server
-        .app()
-        .public
-        .counts
-        .day_of(upkeep::model::ProductId(id), server.now());
+    let counted = server.counted(id);
     assert!(counted.checks >= 8, "{counted:?}");
 }
 

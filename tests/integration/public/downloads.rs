@@ -46,11 +46,7 @@ async fn a_link_streams_the_file_until_it_expires() {
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
     let id = v["product"]["id"].as_u64().unwrap();
-    let counted = server
-        .app()
-        .public
-        .counts
-        .day_of(upkeep::model::ProductId(id), server.now());
+    let counted = server.counted(id);
     assert!(counted.downloads >= 2, "{counted:?}");
 
     // Forged: any changed character, or garbage.
@@ -107,7 +103,8 @@ async fn a_deleted_file_is_gone() {
 async fn static_keys_gate_the_link_and_are_checked_again_at_download() {
     let server = TestServer::start().await;
     let acme = server.account("acme");
-    plugin_with(&server, &acme.token, "paid", &["2.0.0"]).await;
+    let v = plugin_with(&server, &acme.token, "paid", &["2.0.0"]).await;
+    let id = v["product"]["id"].as_u64().unwrap();
     let put = |path: &str, body: serde_json::Value| server.put(path, &acme.token, body);
     put(
         "/v1/plugins/paid",
@@ -161,6 +158,11 @@ async fn static_keys_gate_the_link_and_are_checked_again_at_download() {
         .await
         .expect(200);
     assert_eq!(good["license"], json!({"valid": true}));
+    // Reports count the keyed checks' outcomes as validations (valid, not_found ×2,
+    // expired); the check without a key is a check only.
+    let counted = server.counted(id);
+    assert_eq!(counted.checks, 5, "{counted:?}");
+    assert_eq!(counted.validations, [1, 2, 0, 1, 0, 0, 0, 0, 0, 0]);
     let path = path_of(good["download_link"].as_str().unwrap());
     assert!(!path.contains("good-key"), "no key in a link: {path}");
     assert_eq!(server.request(Method::GET, &path).send().await.status, 200);

@@ -1220,4 +1220,10 @@ async fn activations_and_validations_are_counted_by_outcome_on_metrics() {
     ] {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
+    // And in the product's rollup for reports (every call named the product): the two
+    // activations' key checks, the check, the unknown key; the two activation attempts.
+    let counted = server.counted(p);
+    assert_eq!(counted.validations, [3, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(counted.activations, [1, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
+    assert_eq!(server.counted(acme.other), Default::default());
 }

@@ -1,11 +1,13 @@
 //! SPEC §8: the public update checks and downloads over a real socket, in every dialect:
 //! checks.rs (the decision: channels, rollout, requirements, nothing to offer, keys),
 //! downloads.rs (signed links: streaming, ranges, expiry, forgery, re-checked keys);
-//! licensing.rs (SPEC §9.2: UpdaterCloud, EDD and Lemon Squeezy license calls).
+//! licensing.rs (SPEC §9.2: UpdaterCloud, EDD and Lemon Squeezy license calls);
+//! reports.rs (SPEC §10: the counts reach the stored rollups, periodically and at shutdown).
 
 mod checks;
 mod downloads;
 mod licensing;
+mod reports;
 
 use crate::support::{Reply, TestServer, plugin_zip};
 use http::Method;

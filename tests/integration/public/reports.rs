@@ -1,0 +1,141 @@
+//! SPEC §10 counting: update checks, downloads and validations are counted in memory and
+//! reach the stored daily rollups in the background — at graceful shutdown, and every
+//! `report_flush_every` while serving (a failed flush keeps them for the next).
+
+use super::{get, plugin_with};
+use crate::support::{START, TestServer};
+use http::Method;
+use std::time::{Duration, Instant};
+use upkeep::model::{AccountPrefix, Day, DayRollup, ProductId};
+use upkeep::{Settings, Store};
+
+fn settings(flush_every: Duration) -> Settings {
+    Settings {
+        auth_failures_per_minute: 0,
+        report_flush_every: flush_every,
+        ..Settings::default()
+    }
+}
+
+/// The path of an absolute link.
+fn path_of(link: &str) -> String {
+    let rest = link.split_once("://").unwrap().1;
+    rest[rest.find('/').unwrap()..].to_owned()
+}
+
+fn stored(store: &Store, product: u64) -> Vec<(Day, DayRollup)> {
+    store
+        .rollups(
+            &AccountPrefix::parse("acme").unwrap(),
+            ProductId(product),
+            Day(0),
+            Day(u32::MAX),
+        )
+        .unwrap()
+}
+
+/// `checks` update checks of acme's plugin `hello`, `downloads` downloads of its file and
+/// one UpdaterCloud key check with an unknown key; returns the product id.
+async fn traffic(server: &TestServer, checks: usize, downloads: usize) -> u64 {
+    let acme = server.account("acme");
+    let v = plugin_with(server, &acme.token, "hello", &["1.0.0"]).await;
+    let id = v["product"]["id"].as_u64().unwrap();
+    let mut link = String::new();
+    for _ in 0..checks {
+        let doc = get(server, "/updates/acme/hello").await.expect(200);
+        link = path_of(doc["download_url"].as_str().unwrap());
+    }
+    for _ in 0..downloads {
+        let file = server.request(Method::GET, &link).send().await;
+        assert_eq!(file.status, 200, "{file:?}");
+    }
+    let unknown = get(
+        server,
+        &format!("/api/v1/products/{id}/download-keys/check?download_key=no-such-key-000"),
+    )
+    .await;
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    id
+}
+
+#[tokio::test]
+async fn counts_reach_the_store_at_graceful_shutdown() {
+    // No periodic flush during the test: only the shutdown can store the counts.
+    let server = TestServer::start_with(settings(Duration::from_secs(3600))).await;
+    let id = traffic(&server, 5, 3).await;
+    assert!(stored(server.store(), id).is_empty(), "not flushed yet");
+    let counted = server.counted(id);
+    assert_eq!((counted.checks, counted.downloads), (5, 3), "{counted:?}");
+
+    let (_dir, path) = server.stop().await;
+    let store = Store::open(&path).unwrap();
+    let days = stored(&store, id);
+    assert_eq!(days.len(), 1, "{days:?}");
+    let (day, rollup) = days[0];
+    assert_eq!(day, Day::of(START));
+    assert_eq!(rollup.checks, 5);
+    assert_eq!(rollup.downloads, 3);
+    let mut validations = [0; 10];
+    validations[1] = 1; // not_found
+    assert_eq!(rollup.validations, validations);
+    assert_eq!(rollup.activations, [0; 10]);
+}
+
+/// Polls `done` until it holds, for up to 20 s.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn counts_are_flushed_periodically_and_kept_while_the_store_refuses_them() {
+    let server = TestServer::start_with(settings(Duration::from_millis(50))).await;
+    let id = traffic(&server, 2, 1).await;
+    eventually("the periodic flush stores the counts", || {
+        stored(server.store(), id)
+            .first()
+            .is_some_and(|(_, r)| (r.checks, r.downloads, r.validations[1]) == (2, 1, 1))
+    })
+    .await;
+    let operator = server.operator_token("metrics", true, false, None);
+    let metrics = || async {
+        let reply = server
+            .request(Method::GET, "/metrics")
+            .header("authorization", &format!("Bearer {operator}"))
+            .send()
+            .await;
+        String::from_utf8_lossy(&reply.body).into_owned()
+    };
+    let text = metrics().await;
+    assert!(
+        !text.contains("upkeep_report_flushes_total{result=\"ok\"} 0"),
+        "{text}"
+    );
+
+    // The disk is "full": flushes fail, the counts stay in memory and readable.
+    server.store().set_reserve(u64::MAX);
+    get(&server, "/updates/acme/hello").await.expect(200);
+    eventually("a flush fails", || {
+        server.app().public.counts.flush_totals().1 > 0
+    })
+    .await;
+    assert!(
+        !metrics()
+            .await
+            .contains("upkeep_report_flushes_total{result=\"failed\"} 0")
+    );
+    assert_eq!(stored(server.store(), id)[0].1.checks, 2);
+    assert_eq!(server.counted(id).checks, 3, "stored + kept in memory");
+
+    // Room again: the next flush stores what the failed ones kept.
+    server.store().set_reserve(0);
+    eventually("the kept counts are stored", || {
+        stored(server.store(), id)[0].1.checks == 3
+    })
+    .await;
+    assert_eq!(server.counted(id).checks, 3, "counted once");
+    server.stop().await;
+}
