@@ -34,9 +34,10 @@
 //!   catalogue of §7.1 (groups, products, versions, files, the one-call release);
 //!   [`api::public`] the public update checks and downloads of §8 (one adapter per
 //!   dialect over [`update::decide`]; `public/edd.rs` is EDD's `get_version` and the
-//!   root `/` dispatch for the default account, reached from `ops.rs`); `public/licensing.rs` is the key holders' licensing of §9.2
-//!   (UpdaterCloud, EDD's license actions, Lemon Squeezy) over `service::licensing`.
-//!   `wunderupdates/catalog.rs` is the
+//!   root `/` dispatch for the default account, reached from `ops.rs`);
+//!   `public/licensing/` is the key holders' licensing of §9.2 over `service::licensing`,
+//!   one file per dialect (`updatercloud.rs`, `edd.rs` for EDD's license actions,
+//!   `lemon_squeezy.rs`) and what they share in `mod.rs`. `wunderupdates/catalog.rs` is the
 //!   catalogue as WunderUpdates sees it (`/v1/plugins…`, `/v1/themes…`, §7.2): one set of
 //!   handlers for both kinds, uploads through `http::upload`, static keys sealed with
 //!   [`secrets::KeyVault`].

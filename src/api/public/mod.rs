@@ -117,7 +117,7 @@ pub static ROWS: &[Row] = &[
         Need::Public,
         Handler::Write(|app, call| Box::pin(root_post(app, call))),
     ),
-    // ----- public licensing (SPEC §9.2): `licensing.rs` -----
+    // ----- public licensing (SPEC §9.2): `licensing/` -----
     F.row(
         Method::GET,
         "uc_key_check",
