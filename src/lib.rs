@@ -52,9 +52,9 @@
 //!   [`service::Done`] publishes domain events after the write is durable;
 //!   [`service::write`] runs writes off the runtime. HTTP, the admin CLI and the admin
 //!   socket all call these.
-//! - [`admin`] — the admin commands' output (text and JSON), over the services; also
-//!   `release push` (`PushRequest`: planned, stored, released) and its upload progress;
-//!   `admin/licensing.rs`: `customer`, `key`, `activation`.
+//! - [`admin`] — the admin commands' output (text and JSON), over the services;
+//!   `admin/release.rs`: `release push` (`PushRequest`: planned, stored, released) and its
+//!   upload progress; `admin/licensing.rs`: `customer`, `key`, `activation`.
 //! - [`control`] — the admin socket (`<data>/admin.sock`), its own versioned protocol; a
 //!   pushed file's bytes follow its request line (never a path, never inside the JSON).
 //! - [`doctor`], [`man`] — `upkeep doctor` and `upkeep man`.
