@@ -13,7 +13,8 @@
 //!
 //! - `main.rs` — thin: parse, init logging, dispatch, map errors to an exit code.
 //! - [`cli`] — clap definitions (their doc comments are `--help`); converts admin
-//!   commands into [`admin::AdminCommand`]. [`defaults`] — every default setting, once.
+//!   commands into [`admin::AdminCommand`]; `cli/licensing.rs`: `customer`, `key`,
+//!   `activation`. [`defaults`] — every default setting, once.
 //! - [`config`] — `serve` flags → a validated [`config::Config`]; writes nothing.
 //! - [`datadir`] — which data directory a command uses and the checks before touching it.
 //! - [`server`] — `run(listener, app, shutdown)`: accept loop, connection slots (total and
