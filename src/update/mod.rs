@@ -19,6 +19,9 @@ pub mod php;
 pub mod render;
 pub mod request;
 
+#[cfg(test)]
+mod golden;
+
 /// What the public routes share in a running server: the catalogue views, the keys
 /// derived from `server.key` for links and license keys, the download-key checker (the
 /// licensing service, `keys.rs`), and the counters reports will read.
