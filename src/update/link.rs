@@ -354,15 +354,26 @@ mod base64url {
         out
     }
 
-    /// Appends the encoding of `bytes` to `out`.
+    /// Appends the encoding of `bytes` to `out`, in blocks of 48 characters written at
+    /// once.
     pub fn encode_into(bytes: &[u8], out: &mut String) {
-        for chunk in bytes.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-            for i in 0..=chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        out.reserve(bytes.len().div_ceil(3) * 4);
+        let mut block = [0u8; 48];
+        for group in bytes.chunks(36) {
+            let mut len = 0;
+            for chunk in group.chunks(3) {
+                let n = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+                for i in 0..=chunk.len() {
+                    block[len] = ALPHABET[(n >> (18 - 6 * i) & 63) as usize];
+                    len += 1;
+                }
+            }
+            // The alphabet is ASCII: every block is UTF-8.
+            if let Ok(text) = std::str::from_utf8(&block[..len]) {
+                out.push_str(text);
             }
         }
     }
