@@ -15,6 +15,7 @@
 pub mod answer;
 pub mod counts;
 pub mod decide;
+pub mod json;
 pub mod keys;
 pub mod link;
 pub mod php;

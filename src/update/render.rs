@@ -1,9 +1,9 @@
 //! The update-check answers of each dialect (SPEC §8.2), rendered from an [`Offer`] /
 //! [`Answer`] into the JSON bytes of the body: one function per dialect, nothing decided
-//! here. Each document is a borrowed `#[derive(Serialize)]` struct written straight into
-//! one buffer (no `serde_json::Value` tree); its fields are declared in alphabetical
-//! order, the order the answers have always had on the wire. `golden.rs` pins every
-//! dialect's bytes.
+//! here. Each document is written field by field straight into one buffer (`json.rs`;
+//! no `serde_json::Value` tree, nothing copied), its fields in alphabetical order: the
+//! order the answers have always had on the wire (debug builds assert it). `golden.rs`
+//! pins every dialect's bytes.
 //!
 //! Conventions shared by the dialects, from the answers the real clients accepted
 //! (`tests/fixtures/dialects/`):
@@ -19,10 +19,8 @@
 //! - "Nothing to offer" is the same document with the fallback version and no link,
 //!   except in EDD, which has its own not-found shape ([`edd_not_found`]).
 
-use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer};
-
 use super::answer::{Answer, Kind, LicenseCode, LicenseState, NothingReason, Offer};
+use super::json::{Obj, push_str};
 use super::php;
 
 /// A rendered answer: the JSON bytes of the body.
@@ -52,17 +50,13 @@ impl Links<'_> {
     }
 }
 
-/// The JSON of `doc` in a buffer of `capacity` bytes (a guess: the answer's texts and its
-/// field names). The documents are strings, booleans and numbers in borrowed structs,
-/// serialized field by field in declaration order — which is alphabetical everywhere
-/// below: the order these answers always had on the wire (`serde_json`'s `Map` sorts
-/// its keys), pinned byte for byte by `golden.rs`.
-fn to_json<T: Serialize>(doc: &T, capacity: usize) -> Json {
+/// A document written by `fill` into a buffer of `capacity` bytes (a guess: the
+/// answer's texts and its field names).
+fn doc(capacity: usize, fill: impl FnOnce(&mut Obj<'_>)) -> Json {
     let mut out = Vec::with_capacity(capacity);
-    if let Err(err) = serde_json::to_writer(&mut out, doc) {
-        // Only strings, booleans and numbers into a Vec: cannot fail.
-        unreachable!("an answer did not serialize: {err}");
-    }
+    let mut obj = Obj::new(&mut out);
+    fill(&mut obj);
+    obj.end();
     out
 }
 
@@ -74,73 +68,14 @@ fn pairs_len(pairs: &[(String, String)]) -> usize {
     pairs.iter().map(|(k, v)| k.len() + v.len() + 8).sum()
 }
 
-/// `{"valid":true}` or `{"code":"…","valid":false}`.
-#[derive(Serialize)]
-pub struct License {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<&'static str>,
-    valid: bool,
-}
-
-/// The license part of an answer.
-pub fn license(state: LicenseState) -> License {
-    License {
-        code: (!state.valid()).then(|| state.code.as_str()),
-        valid: state.valid(),
-    }
-}
-
-/// `(key, value)` pairs as a JSON object ordered by key, a key given twice keeping its
-/// last value: what collecting them into a `serde_json::Map` (a `BTreeMap`) wrote. The
-/// lists are a handful long (sections, icons, banners), so each key is found by a scan.
-struct Sorted<'a>(&'a [(String, String)]);
-
-impl Serialize for Sorted<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        let mut last: Option<&str> = None;
-        loop {
-            let mut next: Option<&(String, String)> = None;
-            for pair in self.0 {
-                let key = pair.0.as_str();
-                if last.is_some_and(|last| key <= last) {
-                    continue;
-                }
-                // `<=`: of equal keys, the later pair wins.
-                if next.is_none_or(|next| key <= next.0.as_str()) {
-                    next = Some(pair);
-                }
-            }
-            let Some((key, value)) = next else { break };
-            map.serialize_entry(key, value)?;
-            last = Some(key);
+/// `"license":{"valid":true}` or `"license":{"code":"…","valid":false}`.
+fn license(obj: &mut Obj<'_>, state: LicenseState) {
+    obj.obj("license", |license| {
+        if !state.valid() {
+            license.str("code", state.code.as_str());
         }
-        map.end()
-    }
-}
-
-#[derive(Serialize)]
-struct WuSections<'a> {
-    changelog: &'a str,
-    description: &'a str,
-}
-
-#[derive(Serialize)]
-struct Wunder<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    download_link: Option<&'a str>,
-    homepage: &'a str,
-    last_updated: &'a str,
-    license: License,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    plugin_name: Option<&'a str>,
-    requires_at_least: &'a str,
-    requires_php: &'a str,
-    sections: WuSections<'a>,
-    tested_up_to: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    theme_name: Option<&'a str>,
-    version: &'a str,
+        license.bool("valid", state.valid());
+    });
 }
 
 /// WunderUpdates public check (`GET /v1/public/{prefix}/plugins|themes/{slug}…`):
@@ -149,75 +84,54 @@ struct Wunder<'a> {
 /// "sections":{"description","changelog"},"license"}`. Themes say `theme_name`; plugins
 /// and apps `plugin_name`. Both sections are always there (`""` when missing).
 pub fn wunderupdates(offer: &Offer<'_>) -> Json {
-    let name = Some(offer.name);
+    let changelog = offer.section("changelog").unwrap_or_default();
+    let description = offer.section("description").unwrap_or_default();
+    let homepage = offer.homepage.unwrap_or_default();
+    let link = offer.download_link.as_deref();
     let theme = offer.kind == Kind::Theme;
-    let doc = Wunder {
-        download_link: offer.download_link.as_deref(),
-        homepage: offer.homepage.unwrap_or_default(),
-        last_updated: offer.last_updated,
-        license: license(offer.license),
-        plugin_name: name.filter(|_| !theme),
-        requires_at_least: offer.requires.unwrap_or_default(),
-        requires_php: offer.requires_php.unwrap_or_default(),
-        sections: WuSections {
-            changelog: offer.section("changelog").unwrap_or_default(),
-            description: offer.section("description").unwrap_or_default(),
-        },
-        tested_up_to: offer.tested.unwrap_or_default(),
-        theme_name: name.filter(|_| theme),
-        version: offer.version,
-    };
     let capacity = 256
         + text_len(&[
             offer.name,
-            doc.download_link.unwrap_or_default(),
-            doc.homepage,
-            doc.sections.changelog,
-            doc.sections.description,
+            link.unwrap_or_default(),
+            homepage,
+            changelog,
+            description,
         ]);
-    to_json(&doc, capacity)
+    doc(capacity, |d| {
+        d.opt_str("download_link", link);
+        d.str("homepage", homepage);
+        d.str("last_updated", offer.last_updated);
+        license(d, offer.license);
+        d.opt_str("plugin_name", Some(offer.name).filter(|_| !theme));
+        d.str("requires_at_least", offer.requires.unwrap_or_default());
+        d.str("requires_php", offer.requires_php.unwrap_or_default());
+        d.obj("sections", |sections| {
+            sections.str("changelog", changelog);
+            sections.str("description", description);
+        });
+        d.str("tested_up_to", offer.tested.unwrap_or_default());
+        d.opt_str("theme_name", Some(offer.name).filter(|_| theme));
+        d.str("version", offer.version);
+    })
 }
 
-#[derive(Serialize)]
-struct PucPlugin<'a> {
-    author: &'a str,
-    author_homepage: &'a str,
-    banners: Sorted<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    download_url: Option<&'a str>,
-    homepage: &'a str,
-    icons: Sorted<'a>,
-    last_updated: &'a str,
-    license: License,
-    name: &'a str,
-    requires: &'a str,
-    requires_php: &'a str,
-    sections: Sorted<'a>,
-    slug: &'a str,
-    tested: &'a str,
-    upgrade_notice: &'a str,
-    version: &'a str,
-}
-
-fn puc_plugin_doc<'a>(offer: &'a Offer<'_>) -> PucPlugin<'a> {
-    PucPlugin {
-        author: offer.author.unwrap_or_default(),
-        author_homepage: offer.author_homepage.unwrap_or_default(),
-        banners: Sorted(offer.banners),
-        download_url: offer.download_link.as_deref(),
-        homepage: offer.homepage.unwrap_or_default(),
-        icons: Sorted(offer.icons),
-        last_updated: offer.last_updated,
-        license: license(offer.license),
-        name: offer.name,
-        requires: offer.requires.unwrap_or_default(),
-        requires_php: offer.requires_php.unwrap_or_default(),
-        sections: Sorted(offer.sections),
-        slug: offer.slug,
-        tested: offer.tested.unwrap_or_default(),
-        upgrade_notice: offer.upgrade_notice.unwrap_or_default(),
-        version: offer.version,
-    }
+fn puc_plugin_fields(d: &mut Obj<'_>, offer: &Offer<'_>) {
+    d.str("author", offer.author.unwrap_or_default());
+    d.str("author_homepage", offer.author_homepage.unwrap_or_default());
+    d.sorted("banners", offer.banners);
+    d.opt_str("download_url", offer.download_link.as_deref());
+    d.str("homepage", offer.homepage.unwrap_or_default());
+    d.sorted("icons", offer.icons);
+    d.str("last_updated", offer.last_updated);
+    license(d, offer.license);
+    d.str("name", offer.name);
+    d.str("requires", offer.requires.unwrap_or_default());
+    d.str("requires_php", offer.requires_php.unwrap_or_default());
+    d.sorted("sections", offer.sections);
+    d.str("slug", offer.slug);
+    d.str("tested", offer.tested.unwrap_or_default());
+    d.str("upgrade_notice", offer.upgrade_notice.unwrap_or_default());
+    d.str("version", offer.version);
 }
 
 fn puc_plugin_capacity(offer: &Offer<'_>) -> usize {
@@ -238,27 +152,18 @@ fn puc_plugin_capacity(offer: &Offer<'_>) -> usize {
 /// `last_updated`, `upgrade_notice`, `sections` (every section the product has), `icons`,
 /// `banners`, `license`. "No update" is the same document: PUC compares versions itself.
 pub fn puc_plugin(offer: &Offer<'_>) -> Json {
-    to_json(&puc_plugin_doc(offer), puc_plugin_capacity(offer))
-}
-
-#[derive(Serialize)]
-struct PucTheme<'a> {
-    details_url: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    download_url: Option<&'a str>,
-    version: &'a str,
+    doc(puc_plugin_capacity(offer), |d| puc_plugin_fields(d, offer))
 }
 
 /// Plugin Update Checker's theme document: `{"version","details_url","download_url"?}`,
 /// `details_url` the release-notes page.
 pub fn puc_theme(offer: &Offer<'_>, links: &Links<'_>) -> Json {
     let details_url = links.changelog(offer.slug);
-    let doc = PucTheme {
-        details_url: &details_url,
-        download_url: offer.download_link.as_deref(),
-        version: offer.version,
-    };
-    to_json(&doc, 256 + details_url.len())
+    doc(256 + details_url.len(), |d| {
+        d.str("details_url", &details_url);
+        d.opt_str("download_url", offer.download_link.as_deref());
+        d.str("version", offer.version);
+    })
 }
 
 /// The PUC document for the product's kind: [`puc_theme`] for a theme, else
@@ -270,38 +175,12 @@ pub fn puc(offer: &Offer<'_>, links: &Links<'_>) -> Json {
     }
 }
 
-#[derive(Serialize)]
-struct UpdaterCloud<'a> {
-    update: PucPlugin<'a>,
-}
-
 /// The UpdaterCloud client's check (`GET /api/v1/products/{id}/update`):
 /// `{"update":{…the PUC plugin fields…}}`.
 pub fn updatercloud(offer: &Offer<'_>) -> Json {
-    let doc = UpdaterCloud {
-        update: puc_plugin_doc(offer),
-    };
-    to_json(&doc, 16 + puc_plugin_capacity(offer))
-}
-
-#[derive(Serialize)]
-struct EddVersion<'a> {
-    banners: &'a str,
-    download_link: &'a str,
-    homepage: &'a str,
-    icons: &'a str,
-    last_updated: &'a str,
-    msg: &'a str,
-    name: &'a str,
-    new_version: &'a str,
-    package: &'a str,
-    requires: &'a str,
-    requires_php: &'a str,
-    sections: &'a str,
-    slug: &'a str,
-    stable_version: &'a str,
-    tested: &'a str,
-    url: &'a str,
+    doc(16 + puc_plugin_capacity(offer), |d| {
+        d.obj("update", |update| puc_plugin_fields(update, offer));
+    })
 }
 
 /// EDD `get_version`: exactly EDD's fields, every one a string — `sections`, `banners`
@@ -336,70 +215,56 @@ pub fn edd_get_version(
     let banners_end = serialized.len();
     php::write_string_map(&mut serialized, offer.icons);
     let url = links.changelog(offer.slug);
-    let doc = EddVersion {
-        banners: &serialized[sections_end..banners_end],
-        download_link: package,
-        homepage: offer.homepage.unwrap_or_default(),
-        icons: &serialized[banners_end..],
-        last_updated: offer.last_updated,
-        msg,
-        name: offer.name,
-        new_version: offer.version,
-        package,
-        requires: offer.requires.unwrap_or_default(),
-        requires_php: offer.requires_php.unwrap_or_default(),
-        sections: &serialized[..sections_end],
-        slug: offer.slug,
-        stable_version: stable_version.unwrap_or_default(),
-        tested: offer.tested.unwrap_or_default(),
-        url: &url,
-    };
+    let homepage = offer.homepage.unwrap_or_default();
     // Quotes in the PHP strings are escaped: count them twice.
     let capacity = 384 + 2 * package.len() + serialized.len() * 5 / 4 + url.len();
-    to_json(&doc, capacity + text_len(&[offer.name, doc.homepage]))
-}
-
-#[derive(Serialize)]
-struct EddNotFound<'a> {
-    msg: &'a str,
-    new_version: &'a str,
-    sections: &'a str,
-    stable_version: &'a str,
+    doc(capacity + text_len(&[offer.name, homepage]), |d| {
+        d.str("banners", &serialized[sections_end..banners_end]);
+        d.str("download_link", package);
+        d.str("homepage", homepage);
+        d.str("icons", &serialized[banners_end..]);
+        d.str("last_updated", offer.last_updated);
+        d.str("msg", msg);
+        d.str("name", offer.name);
+        d.str("new_version", offer.version);
+        d.str("package", package);
+        d.str("requires", offer.requires.unwrap_or_default());
+        d.str("requires_php", offer.requires_php.unwrap_or_default());
+        d.str("sections", &serialized[..sections_end]);
+        d.str("slug", offer.slug);
+        d.str("stable_version", stable_version.unwrap_or_default());
+        d.str("tested", offer.tested.unwrap_or_default());
+        d.str("url", &url);
+    })
 }
 
 /// EDD's answer when there is nothing to offer or no such product (SPEC §8.1 item 6):
 /// `{"new_version":"","stable_version":"","sections":"","msg":…}`. EDD's updater sees
 /// no newer version in it.
 pub fn edd_not_found(msg: &str) -> Json {
-    let doc = EddNotFound {
-        msg,
-        new_version: "",
-        sections: "",
-        stable_version: "",
-    };
-    to_json(&doc, 96 + msg.len())
-}
-
-#[derive(Serialize)]
-struct EddFailure<'a> {
-    error: &'a str,
-    license: &'a str,
-    success: bool,
+    doc(96 + msg.len(), |d| {
+        d.str("msg", msg);
+        d.str("new_version", "");
+        d.str("sections", "");
+        d.str("stable_version", "");
+    })
 }
 
 /// EDD's answer to a request without an action it knows (`edd_action` missing or not
 /// one of EDD's): `{"success":false,"license":"invalid","error":"missing"|"invalid_action"}`.
 pub fn edd_unknown_action(action: &str) -> Json {
-    let doc = EddFailure {
-        error: if action.is_empty() {
-            "missing"
-        } else {
-            "invalid_action"
-        },
-        license: "invalid",
-        success: false,
-    };
-    to_json(&doc, 64)
+    doc(64, |d| {
+        d.str(
+            "error",
+            if action.is_empty() {
+                "missing"
+            } else {
+                "invalid_action"
+            },
+        );
+        d.str("license", "invalid");
+        d.bool("success", false);
+    })
 }
 
 /// EDD's `msg` for an unknown product (an unknown `item_id`, `item_name` or prefix).
@@ -427,13 +292,6 @@ pub const fn edd_license_message(code: LicenseCode) -> &'static str {
         LicenseCode::ActivationLimitReached => "The license key has reached its activation limit.",
         LicenseCode::AccountLimitReached => "The vendor's activation limit has been reached.",
         LicenseCode::RateLimited => "Too many requests; please try again later.",
-    }
-}
-
-/// Appends `text` as a JSON string.
-fn push_str(out: &mut Json, text: &str) {
-    if let Err(err) = serde_json::to_writer(&mut *out, text) {
-        unreachable!("a string did not serialize: {err}");
     }
 }
 
@@ -469,47 +327,46 @@ where
     out
 }
 
-#[derive(Serialize)]
-struct BatchItem<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    download_link: Option<&'a str>,
-    license: License,
-    new_version: &'a str,
-    slug: &'a str,
-    version: &'a str,
+fn batch_fields(
+    d: &mut Obj<'_>,
+    link: Option<&str>,
+    state: LicenseState,
+    new_version: &str,
+    slug: &str,
+    installed_version: &str,
+) {
+    d.opt_str("download_link", link);
+    license(d, state);
+    d.str("new_version", new_version);
+    d.str("slug", slug);
+    d.str("version", installed_version);
 }
 
 /// One item of our batch check (`POST /v1/public/{prefix}/check`):
 /// `{"slug","version","new_version","download_link"?,"license"}` — `version` is what the
 /// site has (as sent), `new_version` what is offered (for nothing to offer, the fallback).
 pub fn batch_item(offer: &Offer<'_>, installed_version: &str) -> Json {
-    let doc = BatchItem {
-        download_link: offer.download_link.as_deref(),
-        license: license(offer.license),
-        new_version: offer.version,
-        slug: offer.slug,
-        version: installed_version,
-    };
-    let capacity = 128
-        + text_len(&[
-            doc.download_link.unwrap_or_default(),
+    let link = offer.download_link.as_deref();
+    let capacity = 128 + text_len(&[link.unwrap_or_default(), offer.slug, installed_version]);
+    doc(capacity, |d| {
+        batch_fields(
+            d,
+            link,
+            offer.license,
+            offer.version,
             offer.slug,
             installed_version,
-        ]);
-    to_json(&doc, capacity)
+        );
+    })
 }
 
 /// Our batch's item for a slug the account does not have: `license.code = not_found`,
 /// `new_version` = the version sent.
 pub fn batch_unknown(slug: &str, installed_version: &str) -> Json {
-    let doc = BatchItem {
-        download_link: None,
-        license: license(LicenseState::new(LicenseCode::NotFound)),
-        new_version: installed_version,
-        slug,
-        version: installed_version,
-    };
-    to_json(&doc, 96 + slug.len() + 2 * installed_version.len())
+    doc(96 + slug.len() + 2 * installed_version.len(), |d| {
+        let state = LicenseState::new(LicenseCode::NotFound);
+        batch_fields(d, None, state, installed_version, slug, installed_version);
+    })
 }
 
 /// Our batch answer: `{"status":200,"items":[…]}`, items in request order.
