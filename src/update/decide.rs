@@ -525,8 +525,11 @@ fn kind(product: &Product) -> Kind {
     }
 }
 
+/// `(name, URL)` pairs, in the order answers list them.
+type Images = Vec<(String, String)>;
+
 /// The product's icons and banners, in the order answers list them.
-fn images(product: &Product) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn images(product: &Product) -> (Images, Images) {
     let mut icons = Vec::new();
     for (name, url) in [
         ("1x", &product.icons.x1),
