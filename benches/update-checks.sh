@@ -351,7 +351,8 @@ LIC_SAMPLE=$(awk 'NR % 512 == 1' "$WORK/lic.paths")
 while IFS=$'\t' read -r path site; do
   lic_check "$path" "$site"
   jq -e '.version == "1.2.0" and .license.valid == true and (.download_link | startswith("http"))' \
-    "$WORK/check.body" >/dev/null || { cat "$WORK/check.body" >&2; die "LIC: no offer with a link for $path ($site)"; }
+    "$WORK/check.body" >/dev/null || { cat "$WORK/check.body" >&2
+      die "LIC: no offer with a link for $path ($site) (a key cache from another store format? delete $LIC_CACHE and $LIC_CACHE.keys)"; }
 done <<<"$LIC_SAMPLE"
 IFS=$'\t' read -r LIC_ONE LIC_SITE <"$WORK/lic.paths"
 lic_check "$LIC_ONE" "$LIC_SITE"
