@@ -77,7 +77,8 @@
 //! - [`update`] — the public update checks (SPEC §8): the decision (`decide.rs`: the
 //!   candidate for the channel, rollout, requirements, may-download, over catalogue views
 //!   cached per store generation — no store read on the hot path), the dialect-neutral
-//!   answer (`answer.rs`), one renderer per dialect (`render.rs`), PHP `serialize()` for
+//!   answer (`answer.rs`, borrowing the view), one renderer per dialect (`render.rs`:
+//!   JSON bytes, no `Value` trees; `golden.rs` pins their exact bytes), PHP `serialize()` for
 //!   EDD (`php.rs`), signed `/dl/` links (`link.rs`), form and batch parsing (`request.rs`),
 //!   counts for reports (`counts.rs`: per account, product and UTC day, in memory — no
 //!   write on the request path — flushed to the store by the server every minute and at

@@ -26,6 +26,11 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     }
 }
 
+/// A JSON response whose body is already serialized.
+pub fn json_bytes(status: StatusCode, bytes: Bytes) -> Response<Body> {
+    with_body(status, bytes)
+}
+
 /// A response with a ready-made body of `content_type`.
 pub fn text(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
     let mut res = Response::new(Body::new(body));

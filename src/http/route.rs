@@ -298,6 +298,9 @@ struct Group {
 pub struct Table {
     pub rows: Vec<&'static Row>,
     groups: Vec<Group>,
+    /// The groups' indices by their number of segments (the first thing a path must
+    /// match), so a lookup tries only those.
+    by_len: Vec<Vec<usize>>,
 }
 
 fn parse_pattern(path: &'static str) -> Vec<Seg> {
@@ -349,7 +352,15 @@ impl Table {
                 }),
             }
         }
-        Table { rows, groups }
+        let mut by_len = vec![Vec::new(); MAX_SEGMENTS + 1];
+        for (index, group) in groups.iter().enumerate() {
+            by_len[group.segs.len()].push(index);
+        }
+        Table {
+            rows,
+            groups,
+            by_len,
+        }
     }
 
     /// The row of `index` (as [`Matched::index`] and the metrics count them).
@@ -415,10 +426,7 @@ impl Table {
         let segment = |i: usize| &path[usize::from(segments[i].0)..usize::from(segments[i].1)];
         let table = self;
         let mut best: Option<&Group> = None;
-        for group in &table.groups {
-            if group.segs.len() != n {
-                continue;
-            }
+        for group in table.by_len[n].iter().map(|&i| &table.groups[i]) {
             let fits = group.segs.iter().enumerate().all(|(i, seg)| match seg {
                 Seg::Literal(literal) => segment(i) == *literal,
                 Seg::Param(_) => true,

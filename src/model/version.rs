@@ -458,11 +458,13 @@ impl PartialOrd for PlatformVersion {
 /// and when either does not start with a number: a requirement nobody can read hides no
 /// update (WordPress checks requirements again before it installs).
 pub fn requirement_met(required: Option<&str>, client: Option<&str>) -> bool {
-    let required = required.and_then(PlatformVersion::parse_lenient);
-    let client = client.and_then(PlatformVersion::parse_lenient);
-    match (required, client) {
-        (Some(required), Some(client)) => client >= required,
-        _ => true,
+    // The client's version first: most checks send none, and then nothing is parsed.
+    let Some(client) = client.and_then(PlatformVersion::parse_lenient) else {
+        return true;
+    };
+    match required.and_then(PlatformVersion::parse_lenient) {
+        Some(required) => client >= required,
+        None => true,
     }
 }
 

@@ -108,40 +108,43 @@ impl LicenseState {
 
 /// A product's update document: the version announced and what WordPress shows about it.
 /// All texts are final (sections are sanitized HTML from the package reader, URLs absolute,
-/// SPEC §8.1 item 5); the renderers only arrange them.
+/// SPEC §8.1 item 5); the renderers only arrange them. It borrows everything but the link
+/// from the cached catalogue view (`decide.rs`) and the request: a check copies no text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Offer {
+pub struct Offer<'a> {
     pub kind: Kind,
-    pub name: String,
-    pub slug: String,
+    pub name: &'a str,
+    pub slug: &'a str,
     /// The version announced (normalized, no leading `v`); for nothing to offer, the
     /// [`fallback_version`].
-    pub version: String,
+    pub version: &'a str,
     /// The signed `/dl/…` URL (`link.rs`), absent when the caller may not download or
     /// there is nothing to offer.
     pub download_link: Option<String>,
-    pub homepage: Option<String>,
-    pub author: Option<String>,
-    pub author_homepage: Option<String>,
+    pub homepage: Option<&'a str>,
+    pub author: Option<&'a str>,
+    pub author_homepage: Option<&'a str>,
     /// Minimum platform (WordPress) version.
-    pub requires: Option<String>,
-    pub tested: Option<String>,
-    pub requires_php: Option<String>,
-    pub last_updated: Option<Timestamp>,
+    pub requires: Option<&'a str>,
+    pub tested: Option<&'a str>,
+    pub requires_php: Option<&'a str>,
+    /// The release time as [`wp_datetime`] writes it, `""` when unknown (formatted once
+    /// per version, when the view is built).
+    pub last_updated: &'a str,
     /// `(key, safe HTML)` in display order; keys as the readme gives them: `description`,
     /// `installation`, `faq`, `changelog`, `upgrade_notice`.
-    pub sections: std::sync::Arc<[(String, String)]>,
-    pub upgrade_notice: Option<String>,
+    pub sections: &'a [(String, String)],
+    pub upgrade_notice: Option<&'a str>,
     /// `("1x" | "2x" | "svg", URL)`.
-    pub icons: Vec<(String, String)>,
+    pub icons: &'a [(String, String)],
     /// `("low" | "high", URL)`.
-    pub banners: Vec<(String, String)>,
+    pub banners: &'a [(String, String)],
     pub license: LicenseState,
 }
 
-impl Offer {
-    /// The HTML of section `key`, if the product has it.
-    pub fn section(&self, key: &str) -> Option<&str> {
+impl<'a> Offer<'a> {
+    /// The HTML of section `key`, if the product has it (the first, if given twice).
+    pub fn section(&self, key: &str) -> Option<&'a str> {
         self.sections
             .iter()
             .find(|(k, _)| k == key)
@@ -162,18 +165,18 @@ pub enum NothingReason {
 
 /// The decision's result for a known product.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
+pub enum Answer<'a> {
     /// A version to announce, with a download link or with the licence code saying why
     /// not (§8.1 item 2).
-    Update(Offer),
+    Update(Offer<'a>),
     /// Nothing to offer: the product's document with the fallback version and no link.
-    Nothing(Offer, NothingReason),
+    Nothing(Offer<'a>, NothingReason),
 }
 
-impl Answer {
+impl<'a> Answer<'a> {
     /// Nothing to offer for `reason`: `offer` announcing `version` (see
     /// [`fallback_version`]), its download link removed whatever it held.
-    pub fn nothing(offer: Offer, version: String, reason: NothingReason) -> Answer {
+    pub fn nothing(offer: Offer<'a>, version: &'a str, reason: NothingReason) -> Answer<'a> {
         Answer::Nothing(
             Offer {
                 version,
@@ -185,7 +188,7 @@ impl Answer {
     }
 
     /// The document every non-EDD dialect renders, whichever the case.
-    pub fn offer(&self) -> &Offer {
+    pub fn offer(&self) -> &Offer<'a> {
         match self {
             Answer::Update(offer) | Answer::Nothing(offer, _) => offer,
         }
@@ -195,13 +198,15 @@ impl Answer {
 /// The version a "nothing to offer" document announces (SPEC §8.1 item 6): the client's
 /// installed version when it sent one, otherwise the newest published version the caller
 /// may see, otherwise `0.0.0`. An empty string counts as not sent.
-pub fn fallback_version(installed: Option<&str>, newest_visible: Option<&str>) -> String {
+pub fn fallback_version<'a>(
+    installed: Option<&'a str>,
+    newest_visible: Option<&'a str>,
+) -> &'a str {
     installed
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .or(newest_visible)
         .unwrap_or("0.0.0")
-        .to_owned()
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC, as wordpress.org writes `last_updated` (SPEC §8.2).
@@ -311,9 +316,9 @@ mod tests {
     fn nothing_never_carries_a_link() {
         let offer = Offer {
             kind: Kind::Plugin,
-            name: "P".into(),
-            slug: "p".into(),
-            version: "2.0.0".into(),
+            name: "P",
+            slug: "p",
+            version: "2.0.0",
             download_link: Some("https://u.example.com/dl/T/p.zip".into()),
             homepage: None,
             author: None,
@@ -321,14 +326,14 @@ mod tests {
             requires: None,
             tested: None,
             requires_php: None,
-            last_updated: None,
-            sections: Vec::new().into(),
+            last_updated: "",
+            sections: &[],
             upgrade_notice: None,
-            icons: vec![],
-            banners: vec![],
+            icons: &[],
+            banners: &[],
             license: LicenseState::VALID,
         };
-        let answer = Answer::nothing(offer, "1.0.0".into(), NothingReason::Filtered);
+        let answer = Answer::nothing(offer, "1.0.0", NothingReason::Filtered);
         assert_eq!(answer.offer().version, "1.0.0");
         assert_eq!(answer.offer().download_link, None);
         assert!(matches!(

@@ -9,7 +9,7 @@
 //! beyond the answer's own.
 
 use super::answer::{Answer, Kind, LicenseCode, LicenseState, NothingReason, Offer};
-use super::link::{LinkClaims, LinkKey};
+use super::link::{Grant, LinkKey};
 use crate::model::catalog::{StaticKey, check_static_key};
 use crate::model::{
     AccountPrefix, BlobHash, Channel, FileId, LicenseModel, Maturity, Product, ProductId,
@@ -29,6 +29,9 @@ pub struct VersionView {
     pub tested: Option<String>,
     pub requires_php: Option<String>,
     pub released_at: Option<Timestamp>,
+    /// `released_at` as answers show it ([`super::answer::wp_datetime`], `""` when
+    /// unknown), formatted once here.
+    pub last_updated: String,
     pub sections: Vec<(String, String)>,
     pub release_notes: Option<String>,
     /// The sections an answer shows (readme sections, else the product description and the
@@ -48,6 +51,10 @@ pub struct VersionView {
 pub struct ProductView {
     pub product: Product,
     pub versions: Vec<VersionView>,
+    /// The product's icons and banners as answers list them (`("1x" | "2x" | "svg",
+    /// URL)`, `("low" | "high", URL)`), made once here.
+    pub icons: Vec<(String, String)>,
+    pub banners: Vec<(String, String)>,
 }
 
 impl ProductView {
@@ -66,6 +73,10 @@ impl ProductView {
                     tested: r.tested,
                     requires_php: r.requires_php,
                     released_at: r.released_at,
+                    last_updated: r
+                        .released_at
+                        .map(super::answer::wp_datetime)
+                        .unwrap_or_default(),
                     shown: Arc::from(Vec::new()),
                     upgrade_notice: r
                         .sections
@@ -84,7 +95,13 @@ impl ProductView {
         for v in &mut versions {
             v.shown = sections(&product, v).into();
         }
-        ProductView { product, versions }
+        let (icons, banners) = images(&product);
+        ProductView {
+            product,
+            versions,
+            icons,
+            banners,
+        }
     }
 }
 
@@ -224,10 +241,22 @@ impl Views {
         let generation = store.generation();
         let known = {
             let map = self.inner.read().unwrap_or_else(|e| e.into_inner());
-            if map.generation == generation {
-                map.by_id.get(&id).cloned()
-            } else {
+            if map.generation != generation {
                 None
+            } else {
+                match map.by_id.get(&id) {
+                    // Both known: the view under the same lock, nothing copied.
+                    Some(Some((account, slug))) => {
+                        if let Some(found) =
+                            map.by_slug.get(account).and_then(|slugs| slugs.get(slug))
+                        {
+                            return Ok(found.clone());
+                        }
+                        Some(Some((*account, slug.clone())))
+                    }
+                    Some(None) => return Ok(None),
+                    None => None,
+                }
             }
         };
         let home = match known {
@@ -380,16 +409,17 @@ pub struct LinkContext<'a> {
 
 /// The decision: the [`Answer`] for `view` and the check, with a signed link when the
 /// caller may download. Also returns the newest stable version the caller may see (EDD's
-/// `stable_version`).
-pub fn decide(
+/// `stable_version`). The answer borrows its texts from `view` (and the installed
+/// version from `check`).
+pub fn decide<'a>(
     store: &Store,
-    view: &ProductView,
-    check: &Check<'_>,
+    view: &'a ProductView,
+    check: &Check<'a>,
     keys: &dyn DownloadKeys,
     vault: &crate::secrets::KeyVault,
     links: &LinkContext<'_>,
     now: Timestamp,
-) -> (Answer, Option<String>) {
+) -> (Answer<'a>, Option<&'a str>) {
     let product = &view.product;
     let site = check.site.filter(|s| !s.is_empty());
     let visible = |v: &&VersionView| rollout_admits(product.id.0, site, v.rollout);
@@ -411,9 +441,9 @@ pub fn decide(
         .filter(|v| Channel::Stable.admits(v.maturity))
         .filter(visible)
         .find(meets)
-        .map(|v| v.version.as_str().to_owned());
+        .map(|v| v.version.as_str());
     let license = license_of(store, product, check, keys, vault, now);
-    let mut offer = base_offer(product, license.code);
+    let mut offer = base_offer(view, license.code);
     let reason = if !product.published {
         Some(NothingReason::Unpublished)
     } else if pick.is_none() {
@@ -427,12 +457,12 @@ pub fn decide(
     };
     let shown = pick.or(newest_visible).or(view.versions.first());
     if let Some(v) = shown {
-        offer.requires.clone_from(&v.requires);
-        offer.tested.clone_from(&v.tested);
-        offer.requires_php.clone_from(&v.requires_php);
-        offer.last_updated = v.released_at;
-        offer.sections = v.shown.clone();
-        offer.upgrade_notice.clone_from(&v.upgrade_notice);
+        offer.requires = v.requires.as_deref();
+        offer.tested = v.tested.as_deref();
+        offer.requires_php = v.requires_php.as_deref();
+        offer.last_updated = &v.last_updated;
+        offer.sections = &v.shown;
+        offer.upgrade_notice = v.upgrade_notice.as_deref();
     }
     if let Some(reason) = reason {
         let newest = if product.published {
@@ -446,23 +476,20 @@ pub fn decide(
     let Some(v) = pick else {
         unreachable!("a pick exists when there is no reason")
     };
-    offer.version = v.version.as_str().to_owned();
+    offer.version = v.version.as_str();
     if license.code == LicenseCode::Valid {
-        let claims = LinkClaims {
-            account: product.account.to_string(),
+        let grant = Grant {
+            account: product.account.as_str(),
             file_id: v.file.0,
-            blob: *v.blob.as_bytes(),
+            blob: v.blob.as_bytes(),
             key_id: license.key_id,
-            site: site.map(str::to_owned),
+            site,
             expires: now.as_secs().saturating_add(links.ttl_secs),
         };
-        if let Ok(token) = links.key.sign(&claims) {
-            offer.download_link = Some(super::link::download_url(
-                links.base_url,
-                &token,
-                &v.filename,
-            ));
-        }
+        offer.download_link = links
+            .key
+            .download_url(links.base_url, &grant, &v.filename)
+            .ok();
     }
     (Answer::Update(offer), stable)
 }
@@ -498,7 +525,11 @@ fn kind(product: &Product) -> Kind {
     }
 }
 
-fn base_offer(product: &Product, code: LicenseCode) -> Offer {
+/// `(name, URL)` pairs, in the order answers list them.
+type Images = Vec<(String, String)>;
+
+/// The product's icons and banners, in the order answers list them.
+fn images(product: &Product) -> (Images, Images) {
     let mut icons = Vec::new();
     for (name, url) in [
         ("1x", &product.icons.x1),
@@ -518,23 +549,28 @@ fn base_offer(product: &Product, code: LicenseCode) -> Offer {
             banners.push((name.to_owned(), url.clone()));
         }
     }
+    (icons, banners)
+}
+
+fn base_offer(view: &ProductView, code: LicenseCode) -> Offer<'_> {
+    let product = &view.product;
     Offer {
         kind: kind(product),
-        name: product.name.clone(),
-        slug: product.slug.clone(),
-        version: String::new(),
+        name: &product.name,
+        slug: &product.slug,
+        version: "",
         download_link: None,
-        homepage: product.homepage.clone(),
-        author: product.author.clone(),
-        author_homepage: product.author_homepage.clone(),
+        homepage: product.homepage.as_deref(),
+        author: product.author.as_deref(),
+        author_homepage: product.author_homepage.as_deref(),
         requires: None,
         tested: None,
         requires_php: None,
-        last_updated: None,
-        sections: Arc::from(Vec::new()),
+        last_updated: "",
+        sections: &[],
         upgrade_notice: None,
-        icons,
-        banners,
+        icons: &view.icons,
+        banners: &view.banners,
         license: LicenseState::new(code),
     }
 }

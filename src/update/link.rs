@@ -35,6 +35,8 @@ const FLAG_KEY: u8 = 1;
 const FLAG_SITE: u8 = 2;
 /// version + expires + file_id + blob + flags + account length.
 const FIXED_LEN: usize = 1 + 8 + 8 + 32 + 1 + 1;
+/// The longest token payload and MAC: every optional part, at its longest.
+const MAX_TOKEN_BYTES: usize = FIXED_LEN + 8 + MAX_ACCOUNT_LEN + 1 + MAX_SITE_LEN + MAC_LEN;
 
 /// What a download link grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +51,31 @@ pub struct LinkClaims {
     /// The normalized site (or app machine) the link was made for.
     pub site: Option<String>,
     /// Unix seconds; the link works while `now < expires`.
+    pub expires: u64,
+}
+
+impl LinkClaims {
+    /// The same claims, borrowed.
+    pub fn grant(&self) -> Grant<'_> {
+        Grant {
+            account: &self.account,
+            file_id: self.file_id,
+            blob: &self.blob,
+            key_id: self.key_id,
+            site: self.site.as_deref(),
+            expires: self.expires,
+        }
+    }
+}
+
+/// What a new link grants: [`LinkClaims`], borrowed (signing copies nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant<'a> {
+    pub account: &'a str,
+    pub file_id: u64,
+    pub blob: &'a [u8; 32],
+    pub key_id: Option<u64>,
+    pub site: Option<&'a str>,
     pub expires: u64,
 }
 
@@ -115,33 +142,69 @@ impl LinkKey {
     /// # Errors
     /// `account` or `site` longer than its bound.
     pub fn sign(&self, claims: &LinkClaims) -> Result<String, ClaimTooLong> {
-        if claims.account.len() > MAX_ACCOUNT_LEN {
+        let mut token = String::new();
+        self.write_token(&claims.grant(), &mut token)?;
+        Ok(token)
+    }
+
+    /// The download URL for `grant`: `{base_url}/dl/{token}/{filename}` (see
+    /// [`download_url`]), made in one allocation — the payload is built on the stack and
+    /// its base64 written straight into the URL.
+    ///
+    /// # Errors
+    /// `account` or `site` longer than its bound.
+    pub fn download_url(
+        &self,
+        base_url: &str,
+        grant: &Grant<'_>,
+        filename: &str,
+    ) -> Result<String, ClaimTooLong> {
+        let base = base_url.trim_end_matches('/');
+        let payload =
+            FIXED_LEN + 8 + grant.account.len() + grant.site.map_or(0, |s| 1 + s.len()) + MAC_LEN;
+        let mut url =
+            String::with_capacity(base.len() + 5 + payload.div_ceil(3) * 4 + filename.len() * 3);
+        url.push_str(base);
+        url.push_str("/dl/");
+        self.write_token(grant, &mut url)?;
+        url.push('/');
+        push_segment(&mut url, filename);
+        Ok(url)
+    }
+
+    /// Appends the token for `grant` to `out`.
+    fn write_token(&self, grant: &Grant<'_>, out: &mut String) -> Result<(), ClaimTooLong> {
+        if grant.account.len() > MAX_ACCOUNT_LEN {
             return Err(ClaimTooLong { field: "account" });
         }
-        if claims.site.as_ref().is_some_and(|s| s.len() > MAX_SITE_LEN) {
+        if grant.site.is_some_and(|s| s.len() > MAX_SITE_LEN) {
             return Err(ClaimTooLong { field: "site" });
         }
-        let mut bytes = Vec::with_capacity(FIXED_LEN + 8 + 1 + MAX_SITE_LEN + MAC_LEN);
-        bytes.push(VERSION);
-        bytes.extend_from_slice(&claims.expires.to_be_bytes());
-        bytes.extend_from_slice(&claims.file_id.to_be_bytes());
-        bytes.extend_from_slice(&claims.blob);
-        let flags = if claims.key_id.is_some() { FLAG_KEY } else { 0 }
-            | if claims.site.is_some() { FLAG_SITE } else { 0 };
-        bytes.push(flags);
-        if let Some(key_id) = claims.key_id {
-            bytes.extend_from_slice(&key_id.to_be_bytes());
+        let mut buf = Payload {
+            bytes: [0; MAX_TOKEN_BYTES],
+            len: 0,
+        };
+        buf.put(&[VERSION]);
+        buf.put(&grant.expires.to_be_bytes());
+        buf.put(&grant.file_id.to_be_bytes());
+        buf.put(grant.blob);
+        let flags = if grant.key_id.is_some() { FLAG_KEY } else { 0 }
+            | if grant.site.is_some() { FLAG_SITE } else { 0 };
+        buf.put(&[flags]);
+        if let Some(key_id) = grant.key_id {
+            buf.put(&key_id.to_be_bytes());
         }
         // Lengths were checked above; both fit a byte.
-        bytes.push(claims.account.len() as u8);
-        bytes.extend_from_slice(claims.account.as_bytes());
-        if let Some(site) = &claims.site {
-            bytes.push(site.len() as u8);
-            bytes.extend_from_slice(site.as_bytes());
+        buf.put(&[grant.account.len() as u8]);
+        buf.put(grant.account.as_bytes());
+        if let Some(site) = grant.site {
+            buf.put(&[site.len() as u8]);
+            buf.put(site.as_bytes());
         }
-        let mac = blake3::keyed_hash(&self.0, &bytes);
-        bytes.extend_from_slice(mac.as_bytes());
-        Ok(base64url::encode(&bytes))
+        let mac = blake3::keyed_hash(&self.0, buf.filled());
+        buf.put(mac.as_bytes());
+        base64url::encode_into(buf.filled(), out);
+        Ok(())
     }
 
     /// The claims of `token`, if this server made it and it has not expired at
@@ -169,6 +232,23 @@ impl LinkKey {
             return Err(LinkError::Expired);
         }
         Ok(claims)
+    }
+}
+
+/// A token's bytes, built on the stack.
+struct Payload {
+    bytes: [u8; MAX_TOKEN_BYTES],
+    len: usize,
+}
+
+impl Payload {
+    fn put(&mut self, data: &[u8]) {
+        self.bytes[self.len..self.len + data.len()].copy_from_slice(data);
+        self.len += data.len();
+    }
+
+    fn filled(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -237,15 +317,28 @@ impl<'a> Reader<'a> {
 /// URL without a trailing slash (SPEC §8.1 item 5). The filename is one path segment:
 /// anything but unreserved characters is percent-encoded (a `/` cannot split it).
 pub fn download_url(base_url: &str, token: &str, filename: &str) -> String {
-    let mut url = format!("{}/dl/{token}/", base_url.trim_end_matches('/'));
+    let mut url = String::with_capacity(base_url.len() + 5 + token.len() + filename.len() * 3);
+    url.push_str(base_url.trim_end_matches('/'));
+    url.push_str("/dl/");
+    url.push_str(token);
+    url.push('/');
+    push_segment(&mut url, filename);
+    url
+}
+
+/// `filename` as one path segment: unreserved characters as they are, every other byte
+/// `%XX`.
+fn push_segment(url: &mut String, filename: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in filename.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             url.push(char::from(b));
         } else {
-            url.push_str(&format!("%{b:02X}"));
+            url.push('%');
+            url.push(char::from(HEX[usize::from(b >> 4)]));
+            url.push(char::from(HEX[usize::from(b & 15)]));
         }
     }
-    url
 }
 
 /// base64url without padding (RFC 4648 §5). A copy of `store::page`'s private codec,
@@ -254,18 +347,35 @@ pub fn download_url(base_url: &str, token: &str, filename: &str) -> String {
 mod base64url {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
+    #[cfg(test)]
     pub fn encode(bytes: &[u8]) -> String {
         let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-        for chunk in bytes.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-            for i in 0..=chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        encode_into(bytes, &mut out);
+        out
+    }
+
+    /// Appends the encoding of `bytes` to `out`, in blocks of 48 characters written at
+    /// once.
+    pub fn encode_into(bytes: &[u8], out: &mut String) {
+        out.reserve(bytes.len().div_ceil(3) * 4);
+        let mut block = [0u8; 48];
+        for group in bytes.chunks(36) {
+            let mut len = 0;
+            for chunk in group.chunks(3) {
+                let n = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+                for i in 0..=chunk.len() {
+                    block[len] = ALPHABET[(n >> (18 - 6 * i) & 63) as usize];
+                    len += 1;
+                }
+            }
+            // The alphabet is ASCII: every block is UTF-8.
+            if let Ok(text) = std::str::from_utf8(&block[..len]) {
+                out.push_str(text);
             }
         }
-        out
     }
 
     fn sextet(c: u8) -> Option<u32> {
@@ -523,6 +633,36 @@ mod tests {
         assert_eq!(
             download_url("https://u.example.com", "T", "a b/ü.zip"),
             "https://u.example.com/dl/T/a%20b%2F%C3%BC.zip"
+        );
+    }
+
+    #[test]
+    fn the_one_allocation_url_is_the_signed_token_in_the_url() {
+        let k = key(3);
+        let mut long_site = claims();
+        long_site.site = Some("s".repeat(MAX_SITE_LEN));
+        long_site.account = "a".repeat(MAX_ACCOUNT_LEN);
+        let bare = LinkClaims {
+            key_id: None,
+            site: None,
+            ..claims()
+        };
+        for c in [claims(), long_site, bare] {
+            let url = k
+                .download_url("https://u.example.com/", &c.grant(), "a b.zip")
+                .unwrap();
+            let token = k.sign(&c).unwrap();
+            assert_eq!(
+                url,
+                download_url("https://u.example.com", &token, "a b.zip")
+            );
+            assert_eq!(k.verify(&token, NOW), Ok(c));
+        }
+        let mut too_long = claims();
+        too_long.site = Some("s".repeat(MAX_SITE_LEN + 1));
+        assert_eq!(
+            k.download_url("https://u.example.com", &too_long.grant(), "f.zip"),
+            Err(ClaimTooLong { field: "site" })
         );
     }
 

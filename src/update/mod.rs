@@ -4,7 +4,9 @@
 //!
 //! - [`answer`] — [`answer::Offer`] / [`answer::Answer`]: what the decision (§8.1) says,
 //!   the licence codes (§9), "nothing to offer", `last_updated`'s format.
-//! - [`render`] — one `serde_json` renderer per dialect (§8.2).
+//! - [`render`] — one renderer per dialect (§8.2): borrowed `#[derive(Serialize)]`
+//!   documents written straight into the body's bytes; `golden.rs` (tests) pins every
+//!   dialect's exact bytes (`tests/fixtures/dialects/rendered.txt`).
 //! - [`php`] — `serialize()` for EDD's `sections`, `banners`, `icons`.
 //! - [`link`] — `/dl/{token}/{filename}` tokens (§8.1 item 3, §8.4): signed, expiring.
 //! - [`decide`] — the decision itself over cached catalogue views ([`decide::Views`]).
@@ -13,11 +15,15 @@
 pub mod answer;
 pub mod counts;
 pub mod decide;
+pub mod json;
 pub mod keys;
 pub mod link;
 pub mod php;
 pub mod render;
 pub mod request;
+
+#[cfg(test)]
+mod golden;
 
 /// What the public routes share in a running server: the catalogue views, the keys
 /// derived from `server.key` for links and license keys, the download-key checker (the

@@ -43,7 +43,31 @@ pub fn serialize(value: &Php) -> String {
 
 /// Shorthand for `serialize(Php::string_map(pairs))`.
 pub fn serialize_string_map<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
-    serialize(&Php::string_map(pairs))
+    let mut out = String::new();
+    write_string_map(&mut out, pairs);
+    out
+}
+
+/// Appends `serialize()` of a string-to-string array (see [`Php::string_map`]) to `out`,
+/// building no [`Php`] value.
+pub fn write_string_map<K: AsRef<str>, V: AsRef<str>>(out: &mut String, pairs: &[(K, V)]) {
+    out.push_str("a:");
+    push_len(out, pairs.len());
+    out.push_str(":{");
+    for (key, value) in pairs {
+        write_key(out, key.as_ref());
+        write_str(out, value.as_ref());
+    }
+    out.push('}');
+}
+
+fn write_key(out: &mut String, key: &str) {
+    match php_int_key(key) {
+        Some(i) => {
+            let _ = write!(out, "i:{i};");
+        }
+        None => write_str(out, key),
+    }
 }
 
 fn write_value(out: &mut String, value: &Php) {
@@ -58,14 +82,11 @@ fn write_value(out: &mut String, value: &Php) {
         }
         Php::Str(s) => write_str(out, s),
         Php::Array(items) => {
-            let _ = write!(out, "a:{}:{{", items.len());
+            out.push_str("a:");
+            push_len(out, items.len());
+            out.push_str(":{");
             for (key, item) in items {
-                match php_int_key(key) {
-                    Some(i) => {
-                        let _ = write!(out, "i:{i};");
-                    }
-                    None => write_str(out, key),
-                }
+                write_key(out, key);
                 write_value(out, item);
             }
             out.push('}');
@@ -75,7 +96,28 @@ fn write_value(out: &mut String, value: &Php) {
 
 /// `s:<bytes>:"<raw bytes>";` — no escaping: PHP reads exactly `<bytes>` bytes.
 fn write_str(out: &mut String, s: &str) {
-    let _ = write!(out, "s:{}:\"{s}\";", s.len());
+    out.push_str("s:");
+    push_len(out, s.len());
+    out.push_str(":\"");
+    out.push_str(s);
+    out.push_str("\";");
+}
+
+/// Appends `n` in decimal (what `write!(out, "{n}")` writes, without the formatter).
+fn push_len(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
 }
 
 /// The integer PHP turns an array key into, if it does: an optional `-` then digits with
@@ -159,6 +201,30 @@ mod tests {
         // php -r 'echo serialize(["9223372036854775808"=>1]);'
         let big = Php::Array(vec![("9223372036854775808".into(), Php::Int(1))]);
         assert_eq!(serialize(&big), r#"a:1:{s:19:"9223372036854775808";i:1;}"#);
+    }
+
+    #[test]
+    fn long_lengths_are_written_in_full() {
+        let long = "x".repeat(123_456);
+        assert_eq!(
+            serialize(&Php::Str(long.clone())),
+            format!("s:123456:\"{long}\";")
+        );
+        let many: Vec<(String, String)> =
+            (0..10).map(|i| (format!("k{i}"), String::new())).collect();
+        assert!(serialize_string_map(&many).starts_with("a:10:{s:2:\"k0\";s:0:\"\";"));
+    }
+
+    #[test]
+    fn writing_a_string_map_equals_serializing_one() {
+        let mut out = String::from("x");
+        let pairs = [("7", "a"), ("-0", "é"), ("k", "say \"hi\";")];
+        write_string_map(&mut out, &pairs);
+        write_string_map::<&str, &str>(&mut out, &[]);
+        assert_eq!(
+            out,
+            format!("x{}a:0:{{}}", serialize(&Php::string_map(&pairs)))
+        );
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! The update-check answers of each dialect (SPEC §8.2), rendered from an [`Offer`] /
-//! [`Answer`] as `serde_json` values: one function per dialect, nothing decided here.
+//! [`Answer`] into the JSON bytes of the body: one function per dialect, nothing decided
+//! here. Each document is written field by field straight into one buffer (`json.rs`;
+//! no `serde_json::Value` tree, nothing copied), its fields in alphabetical order: the
+//! order the answers have always had on the wire (debug builds assert it). `golden.rs`
+//! pins every dialect's bytes.
 //!
 //! Conventions shared by the dialects, from the answers the real clients accepted
 //! (`tests/fixtures/dialects/`):
@@ -11,14 +15,16 @@
 //!   and `download_link` are `""` then, with `msg` saying why.
 //! - `license` is `{"valid":true}` when the key is valid and `{"valid":false,"code":…}`
 //!   otherwise (SPEC §9's table; the WunderUpdates class accepted `{"valid":true}`).
-//! - `last_updated` is [`wp_datetime`] (`""` when unknown).
+//! - `last_updated` is [`super::answer::wp_datetime`] (`""` when unknown).
 //! - "Nothing to offer" is the same document with the fallback version and no link,
 //!   except in EDD, which has its own not-found shape ([`edd_not_found`]).
 
-use serde_json::{Map, Value, json};
-
-use super::answer::{Answer, Kind, LicenseCode, LicenseState, NothingReason, Offer, wp_datetime};
+use super::answer::{Answer, Kind, LicenseCode, LicenseState, NothingReason, Offer};
+use super::json::{Obj, push_str};
 use super::php;
+
+/// A rendered answer: the JSON bytes of the body.
+pub type Json = Vec<u8>;
 
 /// Where an answer's own links point (SPEC §8.1 item 5): the public base URL (no trailing
 /// slash needed) and the account's prefix.
@@ -32,38 +38,44 @@ impl Links<'_> {
     /// The release-notes page: `{base}/updates/{prefix}/{slug}/changelog` (PUC's theme
     /// `details_url`, EDD's `url`).
     pub fn changelog(&self, slug: &str) -> String {
-        format!(
-            "{}/updates/{}/{slug}/changelog",
-            self.base_url.trim_end_matches('/'),
-            self.prefix
-        )
+        let base = self.base_url.trim_end_matches('/');
+        let mut url = String::with_capacity(base.len() + self.prefix.len() + slug.len() + 21);
+        url.push_str(base);
+        url.push_str("/updates/");
+        url.push_str(self.prefix);
+        url.push('/');
+        url.push_str(slug);
+        url.push_str("/changelog");
+        url
     }
 }
 
-fn text(value: Option<&String>) -> Value {
-    Value::String(value.cloned().unwrap_or_default())
+/// A document written by `fill` into a buffer of `capacity` bytes (a guess: the
+/// answer's texts and its field names).
+fn doc(capacity: usize, fill: impl FnOnce(&mut Obj<'_>)) -> Json {
+    let mut out = Vec::with_capacity(capacity);
+    let mut obj = Obj::new(&mut out);
+    fill(&mut obj);
+    obj.end();
+    out
 }
 
-fn last_updated(offer: &Offer) -> Value {
-    Value::String(offer.last_updated.map(wp_datetime).unwrap_or_default())
+fn text_len(texts: &[&str]) -> usize {
+    texts.iter().map(|t| t.len()).sum()
 }
 
-fn pairs(items: &[(String, String)]) -> Value {
-    Value::Object(
-        items
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect(),
-    )
+fn pairs_len(pairs: &[(String, String)]) -> usize {
+    pairs.iter().map(|(k, v)| k.len() + v.len() + 8).sum()
 }
 
-/// `{"valid":true}` or `{"valid":false,"code":"…"}`.
-pub fn license(state: LicenseState) -> Value {
-    if state.valid() {
-        json!({ "valid": true })
-    } else {
-        json!({ "valid": false, "code": state.code.as_str() })
-    }
+/// `"license":{"valid":true}` or `"license":{"code":"…","valid":false}`.
+fn license(obj: &mut Obj<'_>, state: LicenseState) {
+    obj.obj("license", |license| {
+        if !state.valid() {
+            license.str("code", state.code.as_str());
+        }
+        license.bool("valid", state.valid());
+    });
 }
 
 /// WunderUpdates public check (`GET /v1/public/{prefix}/plugins|themes/{slug}…`):
@@ -71,31 +83,67 @@ pub fn license(state: LicenseState) -> Value {
 /// "tested_up_to","download_link"?,"last_updated","homepage",
 /// "sections":{"description","changelog"},"license"}`. Themes say `theme_name`; plugins
 /// and apps `plugin_name`. Both sections are always there (`""` when missing).
-pub fn wunderupdates(offer: &Offer) -> Value {
-    let name_key = match offer.kind {
-        Kind::Theme => "theme_name",
-        Kind::Plugin | Kind::App => "plugin_name",
-    };
-    let mut doc = Map::new();
-    doc.insert(name_key.into(), offer.name.clone().into());
-    doc.insert("version".into(), offer.version.clone().into());
-    doc.insert("requires_at_least".into(), text(offer.requires.as_ref()));
-    doc.insert("requires_php".into(), text(offer.requires_php.as_ref()));
-    doc.insert("tested_up_to".into(), text(offer.tested.as_ref()));
-    if let Some(link) = &offer.download_link {
-        doc.insert("download_link".into(), link.clone().into());
-    }
-    doc.insert("last_updated".into(), last_updated(offer));
-    doc.insert("homepage".into(), text(offer.homepage.as_ref()));
-    doc.insert(
-        "sections".into(),
-        json!({
-            "description": offer.section("description").unwrap_or_default(),
-            "changelog": offer.section("changelog").unwrap_or_default(),
-        }),
-    );
-    doc.insert("license".into(), license(offer.license));
-    Value::Object(doc)
+pub fn wunderupdates(offer: &Offer<'_>) -> Json {
+    let changelog = offer.section("changelog").unwrap_or_default();
+    let description = offer.section("description").unwrap_or_default();
+    let homepage = offer.homepage.unwrap_or_default();
+    let link = offer.download_link.as_deref();
+    let theme = offer.kind == Kind::Theme;
+    let capacity = 256
+        + text_len(&[
+            offer.name,
+            link.unwrap_or_default(),
+            homepage,
+            changelog,
+            description,
+        ]);
+    doc(capacity, |d| {
+        d.opt_str("download_link", link);
+        d.str("homepage", homepage);
+        d.str("last_updated", offer.last_updated);
+        license(d, offer.license);
+        d.opt_str("plugin_name", Some(offer.name).filter(|_| !theme));
+        d.str("requires_at_least", offer.requires.unwrap_or_default());
+        d.str("requires_php", offer.requires_php.unwrap_or_default());
+        d.obj("sections", |sections| {
+            sections.str("changelog", changelog);
+            sections.str("description", description);
+        });
+        d.str("tested_up_to", offer.tested.unwrap_or_default());
+        d.opt_str("theme_name", Some(offer.name).filter(|_| theme));
+        d.str("version", offer.version);
+    })
+}
+
+fn puc_plugin_fields(d: &mut Obj<'_>, offer: &Offer<'_>) {
+    d.str("author", offer.author.unwrap_or_default());
+    d.str("author_homepage", offer.author_homepage.unwrap_or_default());
+    d.sorted("banners", offer.banners);
+    d.opt_str("download_url", offer.download_link.as_deref());
+    d.str("homepage", offer.homepage.unwrap_or_default());
+    d.sorted("icons", offer.icons);
+    d.str("last_updated", offer.last_updated);
+    license(d, offer.license);
+    d.str("name", offer.name);
+    d.str("requires", offer.requires.unwrap_or_default());
+    d.str("requires_php", offer.requires_php.unwrap_or_default());
+    d.sorted("sections", offer.sections);
+    d.str("slug", offer.slug);
+    d.str("tested", offer.tested.unwrap_or_default());
+    d.str("upgrade_notice", offer.upgrade_notice.unwrap_or_default());
+    d.str("version", offer.version);
+}
+
+fn puc_plugin_capacity(offer: &Offer<'_>) -> usize {
+    384 + pairs_len(offer.sections)
+        + pairs_len(offer.icons)
+        + pairs_len(offer.banners)
+        + text_len(&[
+            offer.name,
+            offer.download_link.as_deref().unwrap_or_default(),
+            offer.homepage.unwrap_or_default(),
+            offer.upgrade_notice.unwrap_or_default(),
+        ])
 }
 
 /// Plugin Update Checker's plugin document (PUC v4/v5; also the wp-update-server style
@@ -103,47 +151,24 @@ pub fn wunderupdates(offer: &Offer) -> Value {
 /// `homepage`, `author`, `author_homepage`, `requires`, `tested`, `requires_php`,
 /// `last_updated`, `upgrade_notice`, `sections` (every section the product has), `icons`,
 /// `banners`, `license`. "No update" is the same document: PUC compares versions itself.
-pub fn puc_plugin(offer: &Offer) -> Value {
-    let mut doc = Map::new();
-    doc.insert("name".into(), offer.name.clone().into());
-    doc.insert("slug".into(), offer.slug.clone().into());
-    doc.insert("version".into(), offer.version.clone().into());
-    if let Some(link) = &offer.download_link {
-        doc.insert("download_url".into(), link.clone().into());
-    }
-    doc.insert("homepage".into(), text(offer.homepage.as_ref()));
-    doc.insert("author".into(), text(offer.author.as_ref()));
-    doc.insert(
-        "author_homepage".into(),
-        text(offer.author_homepage.as_ref()),
-    );
-    doc.insert("requires".into(), text(offer.requires.as_ref()));
-    doc.insert("tested".into(), text(offer.tested.as_ref()));
-    doc.insert("requires_php".into(), text(offer.requires_php.as_ref()));
-    doc.insert("last_updated".into(), last_updated(offer));
-    doc.insert("upgrade_notice".into(), text(offer.upgrade_notice.as_ref()));
-    doc.insert("sections".into(), pairs(&offer.sections));
-    doc.insert("icons".into(), pairs(&offer.icons));
-    doc.insert("banners".into(), pairs(&offer.banners));
-    doc.insert("license".into(), license(offer.license));
-    Value::Object(doc)
+pub fn puc_plugin(offer: &Offer<'_>) -> Json {
+    doc(puc_plugin_capacity(offer), |d| puc_plugin_fields(d, offer))
 }
 
 /// Plugin Update Checker's theme document: `{"version","details_url","download_url"?}`,
 /// `details_url` the release-notes page.
-pub fn puc_theme(offer: &Offer, links: &Links<'_>) -> Value {
-    let mut doc = Map::new();
-    doc.insert("version".into(), offer.version.clone().into());
-    doc.insert("details_url".into(), links.changelog(&offer.slug).into());
-    if let Some(link) = &offer.download_link {
-        doc.insert("download_url".into(), link.clone().into());
-    }
-    Value::Object(doc)
+pub fn puc_theme(offer: &Offer<'_>, links: &Links<'_>) -> Json {
+    let details_url = links.changelog(offer.slug);
+    doc(256 + details_url.len(), |d| {
+        d.str("details_url", &details_url);
+        d.opt_str("download_url", offer.download_link.as_deref());
+        d.str("version", offer.version);
+    })
 }
 
 /// The PUC document for the product's kind: [`puc_theme`] for a theme, else
 /// [`puc_plugin`].
-pub fn puc(offer: &Offer, links: &Links<'_>) -> Value {
+pub fn puc(offer: &Offer<'_>, links: &Links<'_>) -> Json {
     match offer.kind {
         Kind::Theme => puc_theme(offer, links),
         Kind::Plugin | Kind::App => puc_plugin(offer),
@@ -152,8 +177,10 @@ pub fn puc(offer: &Offer, links: &Links<'_>) -> Value {
 
 /// The UpdaterCloud client's check (`GET /api/v1/products/{id}/update`):
 /// `{"update":{…the PUC plugin fields…}}`.
-pub fn updatercloud(offer: &Offer) -> Value {
-    json!({ "update": puc_plugin(offer) })
+pub fn updatercloud(offer: &Offer<'_>) -> Json {
+    doc(16 + puc_plugin_capacity(offer), |d| {
+        d.obj("update", |update| puc_plugin_fields(update, offer));
+    })
 }
 
 /// EDD `get_version`: exactly EDD's fields, every one a string — `sections`, `banners`
@@ -163,42 +190,81 @@ pub fn updatercloud(offer: &Offer) -> Value {
 /// version on the stable channel; EDD's `beta=1` asks for the beta channel and still
 /// shows the stable one); `""` when there is none. "Nothing to offer" is
 /// [`edd_not_found`].
-pub fn edd_get_version(answer: &Answer, stable_version: Option<&str>, links: &Links<'_>) -> Value {
+pub fn edd_get_version(
+    answer: &Answer<'_>,
+    stable_version: Option<&str>,
+    links: &Links<'_>,
+) -> Json {
     let offer = match answer {
         Answer::Update(offer) => offer,
         Answer::Nothing(_, reason) => return edd_not_found(nothing_message(*reason)),
     };
-    let package = offer.download_link.clone().unwrap_or_default();
+    let package = offer.download_link.as_deref().unwrap_or_default();
     let msg = if offer.download_link.is_some() {
         ""
     } else {
         edd_license_message(offer.license.code)
     };
-    json!({
-        "new_version": offer.version,
-        "stable_version": stable_version.unwrap_or_default(),
-        "name": offer.name,
-        "slug": offer.slug,
-        "url": links.changelog(&offer.slug),
-        "last_updated": last_updated(offer),
-        "homepage": text(offer.homepage.as_ref()),
-        "package": package,
-        "download_link": package,
-        "sections": php::serialize_string_map(&offer.sections),
-        "banners": php::serialize_string_map(&offer.banners),
-        "icons": php::serialize_string_map(&offer.icons),
-        "tested": text(offer.tested.as_ref()),
-        "requires": text(offer.requires.as_ref()),
-        "requires_php": text(offer.requires_php.as_ref()),
-        "msg": msg,
+    // The three PHP strings, one after another in one buffer.
+    let mut serialized = String::with_capacity(
+        64 + pairs_len(offer.sections) + pairs_len(offer.banners) + pairs_len(offer.icons),
+    );
+    php::write_string_map(&mut serialized, offer.sections);
+    let sections_end = serialized.len();
+    php::write_string_map(&mut serialized, offer.banners);
+    let banners_end = serialized.len();
+    php::write_string_map(&mut serialized, offer.icons);
+    let url = links.changelog(offer.slug);
+    let homepage = offer.homepage.unwrap_or_default();
+    // Quotes in the PHP strings are escaped: count them twice.
+    let capacity = 384 + 2 * package.len() + serialized.len() * 5 / 4 + url.len();
+    doc(capacity + text_len(&[offer.name, homepage]), |d| {
+        d.str("banners", &serialized[sections_end..banners_end]);
+        d.str("download_link", package);
+        d.str("homepage", homepage);
+        d.str("icons", &serialized[banners_end..]);
+        d.str("last_updated", offer.last_updated);
+        d.str("msg", msg);
+        d.str("name", offer.name);
+        d.str("new_version", offer.version);
+        d.str("package", package);
+        d.str("requires", offer.requires.unwrap_or_default());
+        d.str("requires_php", offer.requires_php.unwrap_or_default());
+        d.str("sections", &serialized[..sections_end]);
+        d.str("slug", offer.slug);
+        d.str("stable_version", stable_version.unwrap_or_default());
+        d.str("tested", offer.tested.unwrap_or_default());
+        d.str("url", &url);
     })
 }
 
 /// EDD's answer when there is nothing to offer or no such product (SPEC §8.1 item 6):
 /// `{"new_version":"","stable_version":"","sections":"","msg":…}`. EDD's updater sees
 /// no newer version in it.
-pub fn edd_not_found(msg: &str) -> Value {
-    json!({ "new_version": "", "stable_version": "", "sections": "", "msg": msg })
+pub fn edd_not_found(msg: &str) -> Json {
+    doc(96 + msg.len(), |d| {
+        d.str("msg", msg);
+        d.str("new_version", "");
+        d.str("sections", "");
+        d.str("stable_version", "");
+    })
+}
+
+/// EDD's answer to a request without an action it knows (`edd_action` missing or not
+/// one of EDD's): `{"success":false,"license":"invalid","error":"missing"|"invalid_action"}`.
+pub fn edd_unknown_action(action: &str) -> Json {
+    doc(64, |d| {
+        d.str(
+            "error",
+            if action.is_empty() {
+                "missing"
+            } else {
+                "invalid_action"
+            },
+        );
+        d.str("license", "invalid");
+        d.bool("success", false);
+    })
 }
 
 /// EDD's `msg` for an unknown product (an unknown `item_id`, `item_name` or prefix).
@@ -230,40 +296,146 @@ pub const fn edd_license_message(code: LicenseCode) -> &'static str {
 }
 
 /// EDD's batch `get_version`: an object keyed by slug, each value an [`edd_get_version`]
-/// or [`edd_not_found`] answer (a JSON object: key order carries no meaning; a slug given
-/// twice keeps its last answer).
-pub fn edd_batch<I>(items: I) -> Value
+/// or [`edd_not_found`] answer (a JSON object: keys in order, as a `serde_json::Map`
+/// wrote them; a slug given twice keeps its last answer).
+pub fn edd_batch<I>(items: I) -> Json
 where
-    I: IntoIterator<Item = (String, Value)>,
+    I: IntoIterator<Item = (String, Json)>,
 {
-    Value::Object(items.into_iter().collect())
+    let mut items: Vec<(String, Json)> = items.into_iter().collect();
+    // Stable: of a slug given twice, the last answer stays last and is kept.
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Vec::with_capacity(
+        2 + items
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum::<usize>(),
+    );
+    out.push(b'{');
+    for (i, (slug, doc)) in items.iter().enumerate() {
+        if items.get(i + 1).is_some_and(|next| next.0 == *slug) {
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        push_str(&mut out, slug);
+        out.push(b':');
+        out.extend_from_slice(doc);
+    }
+    out.push(b'}');
+    out
+}
+
+fn batch_fields(
+    d: &mut Obj<'_>,
+    link: Option<&str>,
+    state: LicenseState,
+    new_version: &str,
+    slug: &str,
+    installed_version: &str,
+) {
+    d.opt_str("download_link", link);
+    license(d, state);
+    d.str("new_version", new_version);
+    d.str("slug", slug);
+    d.str("version", installed_version);
 }
 
 /// One item of our batch check (`POST /v1/public/{prefix}/check`):
 /// `{"slug","version","new_version","download_link"?,"license"}` — `version` is what the
 /// site has (as sent), `new_version` what is offered (for nothing to offer, the fallback).
-pub fn batch_item(offer: &Offer, installed_version: &str) -> Value {
-    let mut doc = Map::new();
-    doc.insert("slug".into(), offer.slug.clone().into());
-    doc.insert("version".into(), installed_version.into());
-    doc.insert("new_version".into(), offer.version.clone().into());
-    if let Some(link) = &offer.download_link {
-        doc.insert("download_link".into(), link.clone().into());
-    }
-    doc.insert("license".into(), license(offer.license));
-    Value::Object(doc)
+pub fn batch_item(offer: &Offer<'_>, installed_version: &str) -> Json {
+    let link = offer.download_link.as_deref();
+    let capacity = 128 + text_len(&[link.unwrap_or_default(), offer.slug, installed_version]);
+    doc(capacity, |d| {
+        batch_fields(
+            d,
+            link,
+            offer.license,
+            offer.version,
+            offer.slug,
+            installed_version,
+        );
+    })
+}
+
+/// Our batch's item for a slug the account does not have: `license.code = not_found`,
+/// `new_version` = the version sent.
+pub fn batch_unknown(slug: &str, installed_version: &str) -> Json {
+    doc(96 + slug.len() + 2 * installed_version.len(), |d| {
+        let state = LicenseState::new(LicenseCode::NotFound);
+        batch_fields(d, None, state, installed_version, slug, installed_version);
+    })
 }
 
 /// Our batch answer: `{"status":200,"items":[…]}`, items in request order.
-pub fn batch(items: Vec<Value>) -> Value {
-    json!({ "status": 200, "items": items })
+pub fn batch(items: &[Json]) -> Json {
+    let mut out = Vec::with_capacity(32 + items.iter().map(|i| i.len() + 1).sum::<usize>());
+    out.extend_from_slice(b"{\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.extend_from_slice(b"],\"status\":200}");
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Timestamp;
+    use serde_json::{Value, json};
     use std::collections::BTreeSet;
+
+    // The renderers, read back as JSON values for field-by-field comparisons (the exact
+    // bytes are `golden.rs`'s).
+    fn v(json: Json) -> Value {
+        serde_json::from_slice(&json).unwrap()
+    }
+    fn wunderupdates(offer: &Offer<'_>) -> Value {
+        v(super::wunderupdates(offer))
+    }
+    fn puc_plugin(offer: &Offer<'_>) -> Value {
+        v(super::puc_plugin(offer))
+    }
+    fn puc(offer: &Offer<'_>, links: &Links<'_>) -> Value {
+        v(super::puc(offer, links))
+    }
+    fn updatercloud(offer: &Offer<'_>) -> Value {
+        v(super::updatercloud(offer))
+    }
+    fn edd_get_version(answer: &Answer<'_>, stable: Option<&str>, links: &Links<'_>) -> Value {
+        v(super::edd_get_version(answer, stable, links))
+    }
+    fn edd_not_found(msg: &str) -> Value {
+        v(super::edd_not_found(msg))
+    }
+    fn edd_batch(items: Vec<(String, Value)>) -> Value {
+        v(super::edd_batch(items.into_iter().map(|(slug, doc)| {
+            (slug, serde_json::to_vec(&doc).unwrap())
+        })))
+    }
+    fn batch_item(offer: &Offer<'_>, installed: &str) -> Value {
+        v(super::batch_item(offer, installed))
+    }
+    fn batch(items: Vec<Value>) -> Value {
+        let items: Vec<Json> = items
+            .iter()
+            .map(|i| serde_json::to_vec(i).unwrap())
+            .collect();
+        v(super::batch(&items))
+    }
+
+    /// `pairs` as the view would hold them (leaked: a test's offers borrow them).
+    fn leak(pairs: &[(&str, &str)]) -> &'static [(String, String)] {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<Vec<_>>()
+            .leak()
+    }
 
     const WUNDER: &str = include_str!("../../tests/fixtures/dialects/wunderupdates-plugin.json");
     const PUC: &str = include_str!("../../tests/fixtures/dialects/puc-plugin.json");
@@ -280,39 +452,38 @@ mod tests {
     }
 
     /// The fixtures' product, as the decision would hand it over.
-    fn example() -> Offer {
+    fn example() -> Offer<'static> {
         Offer {
             kind: Kind::Plugin,
-            name: "Example Plugin".into(),
-            slug: "example-plugin".into(),
-            version: "1.1.0".into(),
+            name: "Example Plugin",
+            slug: "example-plugin",
+            version: "1.1.0",
             download_link: Some(DL.into()),
-            homepage: Some("https://updates.example.com/".into()),
-            author: Some("Example Vendor".into()),
+            homepage: Some("https://updates.example.com/"),
+            author: Some("Example Vendor"),
             author_homepage: None,
-            requires: Some("5.8".into()),
-            tested: Some("6.1".into()),
-            requires_php: Some("7.4".into()),
-            last_updated: Some(Timestamp::parse_rfc3339("2026-12-01T12:00:00Z").unwrap()),
-            sections: vec![
+            requires: Some("5.8"),
+            tested: Some("6.1"),
+            requires_php: Some("7.4"),
+            last_updated: "2026-12-01 12:00:00",
+            sections: leak(&[
                 (
-                    "description".into(),
-                    "<p>An example plugin — its description, in HTML.</p>".into(),
+                    "description",
+                    "<p>An example plugin — its description, in HTML.</p>",
                 ),
                 (
-                    "changelog".into(),
-                    "<h4>1.1.0</h4><ul><li>Fixed the widget.</li></ul>".into(),
+                    "changelog",
+                    "<h4>1.1.0</h4><ul><li>Fixed the widget.</li></ul>",
                 ),
-            ]
-            .into(),
+            ]),
             upgrade_notice: None,
-            icons: vec![],
-            banners: vec![],
+            icons: &[],
+            banners: &[],
             license: LicenseState::VALID,
         }
     }
 
-    fn locked(code: LicenseCode) -> Offer {
+    fn locked(code: LicenseCode) -> Offer<'static> {
         Offer {
             download_link: None,
             license: LicenseState::new(code),
@@ -378,7 +549,7 @@ mod tests {
 
         let theme = wunderupdates(&Offer {
             kind: Kind::Theme,
-            sections: Vec::new().into(),
+            sections: &[],
             requires: None,
             ..example()
         });
@@ -420,13 +591,10 @@ mod tests {
         let mut offer = locked(LicenseCode::SiteInactive);
         let mut sections = offer.sections.to_vec();
         sections.push(("faq".into(), "<p>Q?</p>".into()));
-        offer.sections = sections.into();
-        offer.icons = vec![("1x".into(), "https://x/i1.png".into())];
-        offer.banners = vec![
-            ("low".into(), "https://x/l.png".into()),
-            ("high".into(), "https://x/h.png".into()),
-        ];
-        offer.upgrade_notice = Some("Back up first.".into());
+        offer.sections = sections.leak();
+        offer.icons = leak(&[("1x", "https://x/i1.png")]);
+        offer.banners = leak(&[("low", "https://x/l.png"), ("high", "https://x/h.png")]);
+        offer.upgrade_notice = Some("Back up first.");
         let doc = puc_plugin(&offer);
         assert!(doc.get("download_url").is_none());
         assert_eq!(
@@ -495,8 +663,8 @@ mod tests {
     #[test]
     fn edd_get_version_without_a_download() {
         let mut offer = locked(LicenseCode::Expired);
-        offer.version = "1.2.0-beta.1".into();
-        offer.icons = vec![("2x".into(), "https://x/é.png".into())];
+        offer.version = "1.2.0-beta.1";
+        offer.icons = leak(&[("2x", "https://x/é.png")]);
         offer.homepage = None;
         let doc = edd_get_version(&Answer::Update(offer), Some("1.1.0"), &LINKS);
         assert!(extra_keys(&doc, &fixture(EDD), "").is_empty());
@@ -514,7 +682,7 @@ mod tests {
     #[test]
     fn edd_not_found_shape() {
         let expected_keys = BTreeSet::from(["msg", "new_version", "sections", "stable_version"]);
-        let nothing = Answer::nothing(example(), "1.0.0".into(), NothingReason::NoVersion);
+        let nothing = Answer::nothing(example(), "1.0.0", NothingReason::NoVersion);
         let doc = edd_get_version(&nothing, Some("1.0.0"), &LINKS);
         assert_eq!(keys(&doc), expected_keys);
         assert_eq!(doc["new_version"], "");
@@ -540,7 +708,7 @@ mod tests {
 
     #[test]
     fn edd_batch_is_keyed_by_slug() {
-        let doc = edd_batch([
+        let doc = edd_batch(vec![
             (
                 "example-plugin".to_owned(),
                 edd_get_version(&Answer::Update(example()), Some("1.1.0"), &LINKS),
@@ -554,7 +722,7 @@ mod tests {
 
     #[test]
     fn nothing_to_offer_is_the_same_document_without_a_link() {
-        let nothing = Answer::nothing(example(), "1.0.0".into(), NothingReason::Filtered);
+        let nothing = Answer::nothing(example(), "1.0.0", NothingReason::Filtered);
         let wu = wunderupdates(nothing.offer());
         assert_eq!(wu["version"], "1.0.0");
         assert!(wu.get("download_link").is_none());

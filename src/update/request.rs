@@ -18,6 +18,10 @@ pub const MAX_BATCH_ITEMS: usize = 100;
 /// path such as `/my%20site`) is decoded twice; for site URLs that is harmless, as a site
 /// is its normalized host (SPEC §9 *Sites*) and the path is dropped.
 pub fn decode_form_twice(value: &str) -> String {
+    if !value.bytes().any(|b| b == b'%' || b == b'+') {
+        // Nothing to decode (the usual name or value): no pass at all.
+        return value.to_owned();
+    }
     let once = decode_form(value);
     if has_escape(&once) {
         decode_form(&once)

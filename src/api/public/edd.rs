@@ -42,11 +42,13 @@ pub(super) fn edd_at<'a>(
         Ok(edd(app, call, account, &pairs))
     };
     async move {
-        let value = match step {
-            Ok(done) => done?,
-            Err(who) => licensing::edd_license(app, who, account, &pairs).await?,
-        };
-        Ok(json_no_store(StatusCode::OK, &value))
+        Ok(match step {
+            Ok(done) => answer_no_store(done?),
+            Err(who) => json_no_store(
+                StatusCode::OK,
+                &licensing::edd_license(app, who, account, &pairs).await?,
+            ),
+        })
     }
 }
 
@@ -55,15 +57,11 @@ pub(super) fn edd(
     call: &Call,
     account: Option<AccountPrefix>,
     pairs: &[(String, String)],
-) -> Result<Value, Error> {
+) -> Result<render::Json, Error> {
     let action = get(pairs, "edd_action").unwrap_or("");
     if action != "get_version" {
         // No action, or one EDD does not know: EDD's failure shape.
-        return Ok(serde_json::json!({
-            "success": false,
-            "license": "invalid",
-            "error": if action.is_empty() { "missing" } else { "invalid_action" },
-        }));
+        return Ok(render::edd_unknown_action(action));
     }
     let Some(account) = account else {
         return Ok(render::edd_not_found(render::EDD_UNKNOWN_PRODUCT));
@@ -119,7 +117,7 @@ pub(super) fn edd_one(
     site: Option<&str>,
     links: &Links<'_>,
     batch_slug: Option<&str>,
-) -> Result<Value, Error> {
+) -> Result<render::Json, Error> {
     let view = match get(pairs, "item_id").and_then(|id| id.trim().parse::<u64>().ok()) {
         Some(id) => app
             .public
@@ -151,7 +149,7 @@ pub(super) fn edd_one(
         php: get(pairs, "php_version"),
     };
     let (answer, stable) = answer(app, call, &view, &check, links.base_url);
-    Ok(render::edd_get_version(&answer, stable.as_deref(), links))
+    Ok(render::edd_get_version(&answer, stable, links))
 }
 
 /// A product by its slugified name (EDD's `item_name`), or by its slug.

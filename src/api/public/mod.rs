@@ -347,27 +347,38 @@ pub fn base_url(app: &App, call: &Call) -> String {
         })
         .unwrap_or("localhost");
     let scheme = match forwarded("x-forwarded-proto") {
-        Some("https") => "https",
-        _ => "http",
+        Some("https") => "https://",
+        _ => "http://",
     };
-    format!("{scheme}://{host}")
+    let mut url = String::with_capacity(scheme.len() + host.len());
+    url.push_str(scheme);
+    url.push_str(host);
+    url
 }
 
 fn json_no_store(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut res = response::json(status, value);
+    no_store(response::json(status, value))
+}
+
+/// A rendered answer (`update::render`), `200`, not to be cached.
+fn answer_no_store(json: render::Json) -> Response<Body> {
+    no_store(response::json_bytes(StatusCode::OK, json.into()))
+}
+
+fn no_store(mut res: Response<Body>) -> Response<Body> {
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 
 /// Decides for `view` with what the caller sent.
-fn answer(
+fn answer<'a>(
     app: &App,
     call: &Call,
-    view: &ProductView,
-    check: &Check<'_>,
+    view: &'a ProductView,
+    check: &Check<'a>,
     base: &str,
-) -> (Answer, Option<String>) {
+) -> (Answer<'a>, Option<&'a str>) {
     let now = call.now;
     let links = LinkContext {
         key: &app.public.links,
@@ -423,7 +434,7 @@ fn answer(
 }
 
 /// The answer with its license code replaced (and so no download link).
-fn with_code(answer: Answer, code: LicenseCode) -> Answer {
+fn with_code(answer: Answer<'_>, code: LicenseCode) -> Answer<'_> {
     let state = crate::update::answer::LicenseState::new(code);
     match answer {
         Answer::Update(mut offer) => {
@@ -470,14 +481,8 @@ fn wunderupdates(app: &App, call: &Call, kind: ProductKind) -> Result<Response<B
     };
     let base = base_url(app, call);
     let (answer, _) = answer(app, call, &view, &check, &base);
-    let mut doc = render::wunderupdates(answer.offer());
-    if kind == ProductKind::Theme
-        && let Value::Object(map) = &mut doc
-        && let Some(name) = map.remove("plugin_name")
-    {
-        map.insert("theme_name".to_owned(), name);
-    }
-    Ok(json_no_store(StatusCode::OK, &doc))
+    // The view's kind is the route's: a theme's offer says `theme_name`.
+    Ok(answer_no_store(render::wunderupdates(answer.offer())))
 }
 
 /// The PUC-style check: `installed_version`, `php`, `license_key` (or `X-License-Key`).
@@ -522,10 +527,7 @@ fn puc_answer(
         base_url: &base,
         prefix: account.as_str(),
     };
-    Ok(json_no_store(
-        StatusCode::OK,
-        &render::puc(answer.offer(), &links),
-    ))
+    Ok(answer_no_store(render::puc(answer.offer(), &links)))
 }
 
 /// `GET /api/v1/products/{id}/update`: the UpdaterCloud client's `{"update":{…}}`.
@@ -554,10 +556,7 @@ fn updatercloud(app: &App, call: &Call) -> Result<Response<Body>, Error> {
     };
     let base = base_url(app, call);
     let (answer, _) = answer(app, call, &view, &check, &base);
-    Ok(json_no_store(
-        StatusCode::OK,
-        &render::updatercloud(answer.offer()),
-    ))
+    Ok(answer_no_store(render::updatercloud(answer.offer())))
 }
 
 /// `GET /updates/{prefix}/{slug}/changelog`: the release notes as a sandboxed HTML page.
@@ -659,10 +658,7 @@ fn batch(app: &App, call: &Call) -> Result<Response<Body>, Error> {
                 .is_none_or(|k| ProductKind::parse(k) == Some(v.product.kind))
         });
         let Some(view) = view else {
-            items.push(serde_json::json!({
-                "slug": item.slug, "version": installed, "new_version": installed,
-                "license": {"valid": false, "code": LicenseCode::NotFound.as_str()},
-            }));
+            items.push(render::batch_unknown(&item.slug, &installed));
             continue;
         };
         let check = Check {
@@ -676,7 +672,7 @@ fn batch(app: &App, call: &Call) -> Result<Response<Body>, Error> {
         let (answer, _) = answer(app, call, &view, &check, &base);
         items.push(render::batch_item(answer.offer(), &installed));
     }
-    Ok(json_no_store(StatusCode::OK, &render::batch(items)))
+    Ok(answer_no_store(render::batch(&items)))
 }
 
 // ----- downloads ---------------------------------------------------------------------
