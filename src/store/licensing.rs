@@ -13,13 +13,14 @@
 
 use super::codec::{Count, Empty};
 use super::key::{AccountId, AccountPair, AccountSlug, KeyLookup, owner, pairs_of};
+use super::key_index::Candidate;
 use super::page::{Cursor, Page, PageRequest};
 use super::schema::{
     ACCOUNTS, ACTIVATION_KEYS, ACTIVATION_USAGE, ACTIVATIONS, CUSTOMER_EMAILS, CUSTOMER_KEYS,
     CUSTOMERS, DOWNLOAD_KEYS, KEY_LOOKUPS, LICENSING_SETTINGS, PRODUCT_KEYS,
 };
 use super::tx::{Tx, TxResult};
-use super::{Pending, Store, StoreError};
+use super::{IndexOp, Pending, Store, StoreError};
 use crate::model::catalog::random_id;
 use crate::model::licensing::email_key;
 use crate::model::{
@@ -72,6 +73,15 @@ pub(super) struct LicensingEntries {
     product_keys: Vec<AccountPair>,
     activations: Vec<AccountPair>,
     activation_keys: Vec<AccountId>,
+}
+
+impl LicensingEntries {
+    /// The key-index changes that removing these entries makes.
+    pub(super) fn key_index_removals(&self) -> impl Iterator<Item = IndexOp> + '_ {
+        self.keys
+            .iter()
+            .map(|(id, lookup)| IndexOp::KeyRemove(lookup.0, DownloadKeyId(id.id)))
+    }
 }
 
 fn missing(what: impl Into<String>) -> StoreError {
@@ -171,7 +181,8 @@ impl Store {
     }
 
     /// The key of the account whose lookup hash is `lookup` (`KeyVault::lookup_hash`).
-    /// Two reads; no write.
+    /// The in-memory key index names the candidate (`key_index`): one read, of its
+    /// record, whose hash must be `lookup`; none for an unknown key. No write.
     ///
     /// # Errors
     /// The store failed.
@@ -180,10 +191,17 @@ impl Store {
         account: &AccountPrefix,
         lookup: &[u8; 32],
     ) -> Result<Option<DownloadKey>, StoreError> {
-        match self.read(&KEY_LOOKUPS, &KeyLookup(*lookup))? {
-            Some(id) => self.download_key(account, id),
-            None => Ok(None),
-        }
+        let id = match self.keys.get(lookup) {
+            Candidate::Absent => return Ok(None),
+            Candidate::Key(id) => id,
+            Candidate::Ambiguous => match self.read(&KEY_LOOKUPS, &KeyLookup(*lookup))? {
+                Some(id) => id,
+                None => return Ok(None),
+            },
+        };
+        Ok(self
+            .download_key(account, id)?
+            .filter(|key| key.lookup == *lookup))
     }
 
     /// A customer's keys, by id.
@@ -546,8 +564,12 @@ impl Store {
                 tx.remove(&CUSTOMER_EMAILS, &email_index(account, &customer.email))?;
                 tx.remove(&CUSTOMERS, &at(account, id.0))
             })?;
-            let keys = doomed.into_iter().map(|(k, _)| k).collect();
-            Ok(((customer, keys), Vec::new()))
+            let keys: Vec<DownloadKey> = doomed.into_iter().map(|(k, _)| k).collect();
+            let ops = keys
+                .iter()
+                .map(|k| IndexOp::KeyRemove(k.lookup, k.id))
+                .collect();
+            Ok(((customer, keys), ops))
         })
     }
 
@@ -651,7 +673,14 @@ impl Store {
                 }
                 tx.put(&DOWNLOAD_KEYS, &record, &key)
             })?;
-            Ok((key, Vec::new()))
+            let mut ops = Vec::with_capacity(2);
+            if let Some(old) = &current
+                && old.lookup != key.lookup
+            {
+                ops.push(IndexOp::KeyRemove(old.lookup, key.id));
+            }
+            ops.push(IndexOp::KeyAdd(key.lookup, key.id));
+            Ok((key, ops))
         })
     }
 
@@ -673,7 +702,8 @@ impl Store {
                 let freed = remove_key(tx, &key, &activations)?;
                 add_usage(tx, account, -freed)
             })?;
-            Ok((key, Vec::new()))
+            let ops = vec![IndexOp::KeyRemove(key.lookup, key.id)];
+            Ok((key, ops))
         })
     }
 
@@ -924,14 +954,14 @@ fn id_cursor(page: &PageRequest) -> Result<Option<u64>, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::test_support::*;
     use super::*;
     use crate::model::catalog::{Banners, DEFAULT_GROUP, Icons};
     use crate::model::licensing::{Entity, Identity};
     use crate::model::{KeyStatus, LicenseModel, Product, ProductKind, Timestamp};
 
-    fn customer(email: &str) -> Customer {
+    pub(in crate::store) fn customer(email: &str) -> Customer {
         Customer {
             id: CustomerId(0),
             account: AccountPrefix::parse("acme").unwrap(),
@@ -952,7 +982,11 @@ mod tests {
         }
     }
 
-    fn key(customer: CustomerId, lookup: u8, products: ProductScope) -> DownloadKey {
+    pub(in crate::store) fn key(
+        customer: CustomerId,
+        lookup: u8,
+        products: ProductScope,
+    ) -> DownloadKey {
         DownloadKey {
             id: DownloadKeyId(0),
             account: AccountPrefix::parse("acme").unwrap(),
@@ -972,7 +1006,11 @@ mod tests {
         }
     }
 
-    fn product(store: &Store, account: &AccountPrefix, slug: &str) -> ProductId {
+    pub(in crate::store) fn product(
+        store: &Store,
+        account: &AccountPrefix,
+        slug: &str,
+    ) -> ProductId {
         store
             .put_product(account, None, |_| {
                 Ok(Product {
@@ -1015,7 +1053,12 @@ mod tests {
         }
     }
 
-    fn activate(store: &Store, k: &DownloadKey, host: &str, counts: bool) -> Activation {
+    pub(in crate::store) fn activate(
+        store: &Store,
+        k: &DownloadKey,
+        host: &str,
+        counts: bool,
+    ) -> Activation {
         store
             .activate(&k.account, k.id, |stored, _, _| {
                 let mut changed = stored.clone();

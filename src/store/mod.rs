@@ -28,6 +28,7 @@ mod commit;
 mod files;
 mod index_load;
 mod key;
+mod key_index;
 mod licensing;
 mod migrate;
 mod page;
@@ -299,6 +300,10 @@ enum IndexOp {
     RemoveAccount(AccountPrefix),
     /// An operator token as it now is (`None`: deleted), for [`Store::operators`].
     Operator(String, Option<Token>),
+    /// A download key now has this lookup hash (`key_index`).
+    KeyAdd([u8; 32], crate::model::DownloadKeyId),
+    /// A download key no longer has this lookup hash.
+    KeyRemove([u8; 32], crate::model::DownloadKeyId),
 }
 
 thread_local! {
@@ -313,6 +318,9 @@ pub struct Store {
     /// Every tree of `schema::TREES`, indexed by `schema::TreeId`.
     trees: Vec<sled::Tree>,
     index: TokenIndex,
+    /// Download keys by lookup hash, in front of `keylookup_keyid` (`key_index`); kept in
+    /// step like the token index.
+    keys: key_index::KeyIndex,
     /// Serializes writers: scans done before a transaction stay true during it, and
     /// index updates happen in commit order.
     write_lock: Mutex<()>,
@@ -542,6 +550,8 @@ impl Store {
                         None => operators.remove(&name),
                     };
                 }
+                IndexOp::KeyAdd(lookup, id) => self.keys.insert(&lookup, id),
+                IndexOp::KeyRemove(lookup, id) => self.keys.remove(&lookup, id),
             }
         }
         std::mem::forget(suspect);

@@ -1,10 +1,13 @@
 //! SPEC §8: the public update checks and downloads over a real socket, in every dialect:
 //! checks.rs (the decision: channels, rollout, requirements, nothing to offer, keys),
 //! downloads.rs (signed links: streaming, ranges, expiry, forgery, re-checked keys);
-//! licensing.rs (SPEC §9.2: UpdaterCloud, EDD and Lemon Squeezy license calls).
+//! licensing.rs (SPEC §9.2: UpdaterCloud, EDD and Lemon Squeezy license calls);
+//! key_changes.rs (keys deleted, issued again or cascaded away answer at once, across
+//! restarts: the store's in-memory key index).
 
 mod checks;
 mod downloads;
+mod key_changes;
 mod licensing;
 
 use crate::support::{Reply, TestServer, plugin_zip};
