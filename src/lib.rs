@@ -65,8 +65,9 @@
 //!   `tx.rs` (typed transactions), `page.rs` (opaque versioned cursors), `index_load.rs`,
 //!   `commit.rs` (group commit), `migrate.rs`, [`store::backup`], `files.rs`,
 //!   `token_index.rs` ([`store::TokenIndex`]: also each account's token count, for the
-//!   quota), `snapshot.rs` (`<data>/index.snapshot`); the operator tokens are also kept in
-//!   memory (listed without a sled read),
+//!   quota), `key_index.rs` (download keys by lookup hash, so a key check reads one
+//!   record), `snapshot.rs` (`<data>/index.snapshot`, both indexes); the operator tokens
+//!   are also kept in memory (listed without a sled read),
 //!   [`store::blobs`] (file content by blake3 hash in `<data>/blobs/`, `blob_refs` counts).
 //! - [`package`] — reads a WordPress zip (SPEC §7): headers, readme as safe HTML; pure.
 //! - [`update`] — the public update checks (SPEC §8): the decision (`decide.rs`: the

@@ -5,7 +5,8 @@
 //! absent; writes read what they change under the write lock, let the caller's rule (a
 //! closure) decide, and commit the record with its indexes in one transaction. The
 //! indexes: `email_customerid` (emails unique per account, lower-cased),
-//! `keylookup_keyid` (a key by its keyed lookup hash), `customer_keyid` (a customer's
+//! `keylookup_keyid` (a key by its keyed lookup hash; also in memory, `key_index`, so a
+//! check reads only the key's record), `customer_keyid` (a customer's
 //! keys, for the cascade), `product_keyid` (the keys listing a product: deleting the
 //! product drops it from them without a scan), `activationid_keyid` (an activation by
 //! id). Every change to a counted activation changes the key's `counted` and the
