@@ -230,12 +230,21 @@ pub fn normalize_key(input: &str) -> Result<String, KeyError> {
 /// As [`normalize_key`].
 pub fn accepted_key(input: &str) -> Result<&str, KeyError> {
     let key = input.trim();
+    // The usual case, one pass over the bytes: all of them in the set (ASCII), so the
+    // checks below would all pass but the length's.
+    if key.bytes().all(is_key_byte) {
+        return if (MIN_KEY_LEN..=MAX_KEY_LEN).contains(&key.len()) {
+            Ok(key)
+        } else {
+            Err(KeyError::Length(key.len()))
+        };
+    }
     if key.chars().any(char::is_whitespace) {
         return Err(KeyError::Whitespace);
     }
     if let Some(bad) = key
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-')))
+        .find(|c| !(c.is_ascii() && is_key_byte(*c as u8)))
     {
         return Err(KeyError::Character(bad));
     }
@@ -244,6 +253,11 @@ pub fn accepted_key(input: &str) -> Result<&str, KeyError> {
         return Err(KeyError::Length(key.len()));
     }
     Ok(key)
+}
+
+/// A byte of `[A-Za-z0-9._~-]`, the characters a key may hold.
+fn is_key_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'~' | b'-')
 }
 
 /// The form in which a normalized key is stored and compared (hash it, index it):
@@ -279,13 +293,13 @@ pub fn lookup_form_of(key: &str) -> Cow<'_, str> {
     }
 }
 
+/// `8-4-4-4-12` hex digits: 36 bytes, `-` at 8, 13, 18 and 23, hex digits elsewhere.
 fn looks_like_uuid(key: &str) -> bool {
-    let mut groups = key.split('-');
-    [8, 4, 4, 4, 12].into_iter().all(|len| {
-        groups
-            .next()
-            .is_some_and(|g| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
-    }) && groups.next().is_none()
+    key.len() == 36
+        && key.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
 }
 
 fn looks_segmented(key: &str) -> bool {
@@ -604,5 +618,19 @@ mod tests {
             assert_eq!(accepted_key(&format!(" {key}\n")), Ok(key));
         }
         assert_eq!(accepted_key("has space"), Err(KeyError::Whitespace));
+        assert_eq!(
+            accepted_key("has\u{e9}t\u{e9}"),
+            Err(KeyError::Character('\u{e9}'))
+        );
+        assert_eq!(accepted_key("shortie"), Err(KeyError::Length(7)));
+        assert!(looks_like_uuid("3F2504E0-4f89-41d3-9a0c-0305e82c3301"));
+        for not_uuid in [
+            "3f2504e0-4f89-41d3-9a0c-0305e82c330g",  // not hex
+            "3f2504e0-4f89-41d3-9a0c-0305e-2c3301",  // a sixth group
+            "3f2504e04-f89-41d3-9a0c-0305e82c3301",  // groups of other lengths
+            "3f2504e0-4f89-41d3-9a0c-0305e82c33011", // too long
+        ] {
+            assert!(!looks_like_uuid(not_uuid), "{not_uuid}");
+        }
     }
 }

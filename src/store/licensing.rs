@@ -28,6 +28,7 @@ use crate::model::{
     AccountPrefix, Activation, ActivationId, Customer, CustomerId, DomainError, DownloadKey,
     DownloadKeyId, LicensingSettings, ProductId, ProductScope,
 };
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Which keys a listing wants (all given filters apply).
 #[derive(Debug, Clone, Default)]
@@ -56,13 +57,50 @@ pub enum ActivationPlan {
 /// checked and when each of its activations was last seen.
 #[derive(Debug, Default)]
 pub(super) struct LicenseUses {
-    keys: std::collections::HashMap<(AccountPrefix, DownloadKeyId), KeyUse>,
+    keys: NoteMap<(AccountPrefix, DownloadKeyId), KeyUse>,
 }
 
 #[derive(Debug, Default, Clone)]
 struct KeyUse {
     checked: Option<crate::model::Timestamp>,
-    seen: std::collections::HashMap<ActivationId, crate::model::Timestamp>,
+    seen: NoteMap<ActivationId, crate::model::Timestamp>,
+}
+
+/// The notes' maps: every check writes one, under a mutex, so their hash is a cheap one
+/// (FxHash's step) instead of SipHash. Their keys are stored keys' and activations' ids
+/// (random, drawn by the store) and account prefixes: no caller chooses them, so the
+/// flooding resistance SipHash buys is not needed.
+type NoteMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<NoteHasher>>;
+
+#[derive(Default)]
+struct NoteHasher(u64);
+
+impl NoteHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for NoteHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
 }
 
 /// Every licensing entry of an account, for deleting the account with them.
