@@ -64,7 +64,7 @@ pub struct Inspection {
     pub trees: Vec<(&'static str, usize)>,
     /// Trees in the store that the inventory does not know (another upkeep's).
     pub unknown_trees: Vec<String>,
-    /// Whether the next open can load the token index from `index.snapshot`.
+    /// Whether the next open can load the token and key indexes from `index.snapshot`.
     pub snapshot: SnapshotState,
     /// Blobs records reference (`blob_refs`) whose file under `<data>/blobs/` is missing:
     /// none, unless files were removed by hand or the disk lost them.
@@ -224,7 +224,7 @@ fn open_sled(dir: &Path, config: sled::Config) -> Result<sled::Db, OpenError> {
 
 impl Store {
     /// Opens (creating if needed, mode 0700) the store in `dir`, migrates it to the
-    /// current schema and loads the token index.
+    /// current schema and loads the token and key indexes.
     ///
     /// # Errors
     /// The directory is locked by another process, unreadable, of a newer schema, or
@@ -350,7 +350,7 @@ impl Store {
             Ok(None) => return Ok(None),
             // Only a faster start depends on it: scan (the next write rewrites it).
             Err(err) => {
-                tracing::warn!(error = %err, "unreadable store stamp; building the token index from the store");
+                tracing::warn!(error = %err, "unreadable store stamp; building the token and key indexes from the store");
                 return Ok(None);
             }
         };
@@ -359,7 +359,7 @@ impl Store {
             Ok(None) => Ok(None),
             Err(why) => {
                 tracing::info!(
-                    "not using {}: {why}; building the token index from the store",
+                    "not using {}: {why}; building the token and key indexes from the store",
                     snapshot::FILE
                 );
                 Ok(None)
@@ -367,8 +367,8 @@ impl Store {
         }
     }
 
-    /// Saves the token index next to the store (`index.snapshot`) so that the next open
-    /// need not scan every token. Call once writes have stopped (clean shutdown, the end
+    /// Saves the token and key indexes next to the store (`index.snapshot`) so that the
+    /// next open need not scan every token and key lookup. Call once writes have stopped (clean shutdown, the end
     /// of a CLI command); a write after it only makes the snapshot unused. Skipped when
     /// the snapshot on disk already matches. Returns whether a snapshot was written.
     ///
