@@ -59,7 +59,8 @@
 //!   domain types only. `mod.rs` (the `Store`, errors, `write`, `Pending`), one file per
 //!   aggregate (`accounts.rs`, `tokens.rs`, `plan_licenses.rs`, `catalog.rs`: groups,
 //!   products, versions with their files, keyed by account so another account's id is
-//!   simply absent; `licensing.rs`: customers, keys, activations, `activation_usage`),
+//!   simply absent; `licensing.rs`: customers, keys, activations, `activation_usage`;
+//!   `license_uses.rs`: key checks noted in memory, written in batches),
 //!   [`store::schema`] (the
 //!   one typed table of trees), `key.rs` (the only place key bytes are built), `codec.rs`,
 //!   `tx.rs` (typed transactions), `page.rs` (opaque versioned cursors), `index_load.rs`,

@@ -20,7 +20,8 @@
 //! (the data directory's private files), `blobs` (file content by hash,
 //! `<data>/blobs/`), and one file per aggregate: `accounts`, `tokens`, `plan_licenses`,
 //! `catalog` (groups, products, versions and files), `licensing` (customers, download
-//! keys, activations).
+//! keys, activations) with `license_uses` (key checks noted in memory, written in
+//! batches).
 
 mod accounts;
 pub mod backup;
@@ -32,6 +33,7 @@ mod files;
 mod index_load;
 mod key;
 mod key_index;
+mod license_uses;
 mod licensing;
 mod migrate;
 mod page;
@@ -368,7 +370,7 @@ pub struct Store {
     /// Download-key checks and activation sightings not yet written (`last_checked_at`,
     /// `last_seen_at`): kept in memory on the check path, persisted in batches like token
     /// uses (see `licensing`).
-    license_uses: Mutex<licensing::LicenseUses>,
+    license_uses: Mutex<license_uses::LicenseUses>,
 }
 
 /// Marks the index suspect when dropped, i.e. when a write unwinds before its index
