@@ -16,9 +16,10 @@
 //!   (`not_found`).
 //!
 //! Each call does what the service does in production: normalize the key, the keyed
-//! lookup hash (blake3 keyed by `server.key`), two sled reads and a decode of the key
-//! record (for `check_site` also a range scan of the key's activations and their decode),
-//! the state checks, and the in-memory note of the check. Site strings are normalized
+//! lookup hash (blake3 keyed by `server.key`), the in-memory key index (lookup hash → key
+//! id, `store/key_index.rs`), one sled read and a decode of the key record (for
+//! `check_site` also a range scan of the key's activations and their decode), the state
+//! checks, and the in-memory note of the check. An unknown key stops at the index. Site strings are normalized
 //! before timing (`Target` values), as a dialect does once per request.
 //!
 //! Run: `cargo bench --bench licensing` (`LICENSING_KEYS=100000` for a smaller store).

@@ -64,14 +64,16 @@
 //!   aggregate (`accounts.rs`, `tokens.rs`, `plan_licenses.rs`, `catalog.rs`: groups,
 //!   products, versions with their files, keyed by account so another account's id is
 //!   simply absent; `licensing.rs`: customers, keys, activations, `activation_usage`;
+//!   `license_uses.rs`: key checks noted in memory, written in batches;
 //!   `reports.rs`: the daily rollups per account, product and UTC day, §10),
 //!   [`store::schema`] (the
 //!   one typed table of trees), `key.rs` (the only place key bytes are built), `codec.rs`,
 //!   `tx.rs` (typed transactions), `page.rs` (opaque versioned cursors), `index_load.rs`,
 //!   `commit.rs` (group commit), `migrate.rs`, [`store::backup`], `files.rs`,
 //!   `token_index.rs` ([`store::TokenIndex`]: also each account's token count, for the
-//!   quota), `snapshot.rs` (`<data>/index.snapshot`); the operator tokens are also kept in
-//!   memory (listed without a sled read),
+//!   quota), `key_index.rs` (download keys by lookup hash, so a key check reads one
+//!   record), `snapshot.rs` (`<data>/index.snapshot`, both indexes); the operator tokens
+//!   are also kept in memory (listed without a sled read),
 //!   [`store::blobs`] (file content by blake3 hash in `<data>/blobs/`, `blob_refs` counts).
 //! - [`package`] — reads a WordPress zip (SPEC §7): headers, readme as safe HTML; pure.
 //! - [`update`] — the public update checks (SPEC §8): the decision (`decide.rs`: the

@@ -68,8 +68,19 @@ impl Serialize for AccountPrefix {
 
 impl<'de> Deserialize<'de> for AccountPrefix {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        AccountPrefix::parse(&text).map_err(serde::de::Error::custom)
+        // Read as a borrowed `str` where the format allows (the store's codec does): every
+        // record names its account, and a decode should not allocate for it.
+        struct Prefix;
+        impl serde::de::Visitor<'_> for Prefix {
+            type Value = AccountPrefix;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an account prefix")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<AccountPrefix, E> {
+                AccountPrefix::parse(text).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Prefix)
     }
 }
 

@@ -8,6 +8,7 @@
 //! unencoded). Keys are stored and looked up by their [`lookup_form`].
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 /// The segmented generator's default alphabet: digits and upper-case letters without the
@@ -219,13 +220,31 @@ impl std::error::Error for KeyError {}
 /// # Errors
 /// Inner whitespace, a character outside the set, or a length out of range.
 pub fn normalize_key(input: &str) -> Result<String, KeyError> {
+    accepted_key(input).map(str::to_owned)
+}
+
+/// [`normalize_key`] without the copy: the accepted key, borrowed from `input` (the
+/// validation hot path allocates nothing for it).
+///
+/// # Errors
+/// As [`normalize_key`].
+pub fn accepted_key(input: &str) -> Result<&str, KeyError> {
     let key = input.trim();
+    // The usual case, one pass over the bytes: all of them in the set (ASCII), so the
+    // checks below would all pass but the length's.
+    if key.bytes().all(is_key_byte) {
+        return if (MIN_KEY_LEN..=MAX_KEY_LEN).contains(&key.len()) {
+            Ok(key)
+        } else {
+            Err(KeyError::Length(key.len()))
+        };
+    }
     if key.chars().any(char::is_whitespace) {
         return Err(KeyError::Whitespace);
     }
     if let Some(bad) = key
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-')))
+        .find(|c| !(c.is_ascii() && is_key_byte(*c as u8)))
     {
         return Err(KeyError::Character(bad));
     }
@@ -233,7 +252,12 @@ pub fn normalize_key(input: &str) -> Result<String, KeyError> {
     if !(MIN_KEY_LEN..=MAX_KEY_LEN).contains(&key.len()) {
         return Err(KeyError::Length(key.len()));
     }
-    Ok(key.to_owned())
+    Ok(key)
+}
+
+/// A byte of `[A-Za-z0-9._~-]`, the characters a key may hold.
+fn is_key_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'~' | b'-')
 }
 
 /// The form in which a normalized key is stored and compared (hash it, index it):
@@ -246,22 +270,36 @@ pub fn normalize_key(input: &str) -> Result<String, KeyError> {
 /// - **Anything else** (imported keys of other shapes, and keys of a segmented generator
 ///   with fewer than 3 segments or segments shorter than 4): unchanged, compared exactly.
 pub fn lookup_form(key: &str) -> String {
+    lookup_form_of(key).into_owned()
+}
+
+/// [`lookup_form`], borrowing `key` when it is already in that form (a generated UUID
+/// key typed as issued: no allocation on the validation hot path).
+pub fn lookup_form_of(key: &str) -> Cow<'_, str> {
     if looks_like_uuid(key) {
-        key.to_ascii_lowercase()
+        if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(key.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(key)
+        }
     } else if looks_segmented(key) {
-        key.to_ascii_uppercase()
+        if key.bytes().any(|b| b.is_ascii_lowercase()) {
+            Cow::Owned(key.to_ascii_uppercase())
+        } else {
+            Cow::Borrowed(key)
+        }
     } else {
-        key.to_owned()
+        Cow::Borrowed(key)
     }
 }
 
+/// `8-4-4-4-12` hex digits: 36 bytes, `-` at 8, 13, 18 and 23, hex digits elsewhere.
 fn looks_like_uuid(key: &str) -> bool {
-    let groups: Vec<&str> = key.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, len)| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
+    key.len() == 36
+        && key.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
 }
 
 fn looks_segmented(key: &str) -> bool {
@@ -555,5 +593,44 @@ mod tests {
             lookup_form("3f2504e0-4f89-41d3-9a0c-0305e82c330"),
             "3F2504E0-4F89-41D3-9A0C-0305E82C330"
         );
+        assert_eq!(
+            lookup_form("3f2504e0-4f89-41d3-9a0c-0305e82c3301-abcd"),
+            "3F2504E0-4F89-41D3-9A0C-0305E82C3301-ABCD"
+        );
+    }
+
+    #[test]
+    fn the_borrowed_forms_are_the_same_and_borrow_only_what_is_unchanged() {
+        for key in [
+            "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
+            "3F2504E0-4f89-41d3-9a0c-0305e82c3301",
+            "3f2504e0-4f89-41d3-9a0c-0305e82c3301-abcd",
+            "3f2504e0-4f89-41d3-9a0c-0305e82c330",
+            "X2GFG-Y2CXM-BQK7Y-V77WB-9NA4S",
+            "x2gfg-Y2CXM-BQK7Y-V77WB-9NA4S",
+            "1234-5678-9012",
+            "some-License-key",
+            "Abcd_Efgh_Ijkl_Mnop",
+        ] {
+            let form = lookup_form_of(key);
+            assert_eq!(form, lookup_form(key), "{key}");
+            assert_eq!(matches!(form, Cow::Borrowed(_)), form == key, "{key}");
+            assert_eq!(accepted_key(&format!(" {key}\n")), Ok(key));
+        }
+        assert_eq!(accepted_key("has space"), Err(KeyError::Whitespace));
+        assert_eq!(
+            accepted_key("has\u{e9}t\u{e9}"),
+            Err(KeyError::Character('\u{e9}'))
+        );
+        assert_eq!(accepted_key("shortie"), Err(KeyError::Length(7)));
+        assert!(looks_like_uuid("3F2504E0-4f89-41d3-9a0c-0305e82c3301"));
+        for not_uuid in [
+            "3f2504e0-4f89-41d3-9a0c-0305e82c330g",  // not hex
+            "3f2504e0-4f89-41d3-9a0c-0305e-2c3301",  // a sixth group
+            "3f2504e04-f89-41d3-9a0c-0305e82c3301",  // groups of other lengths
+            "3f2504e0-4f89-41d3-9a0c-0305e82c33011", // too long
+        ] {
+            assert!(!looks_like_uuid(not_uuid), "{not_uuid}");
+        }
     }
 }

@@ -155,6 +155,7 @@ pub struct DownloadKey {
     /// `KeyVault::lookup_hash(account, lookup_form(key))`.
     pub lookup: [u8; 32],
     /// The key as issued, `KeyVault::seal(key, account prefix)`.
+    #[serde(deserialize_with = "byte_string")]
     pub sealed: Vec<u8>,
     pub products: ProductScope,
     /// 0 = unlimited.
@@ -171,6 +172,33 @@ pub struct DownloadKey {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub last_checked_at: Option<Timestamp>,
+}
+
+/// Reads a `Vec<u8>` as one byte string where the format has them (the store's codec:
+/// the same bytes as a sequence of `u8`, its length then the bytes, read in one go
+/// instead of byte by byte), else as a sequence.
+fn byte_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    struct Bytes;
+    impl<'de> serde::de::Visitor<'de> for Bytes {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("bytes")
+        }
+        fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(bytes.to_vec())
+        }
+        fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(bytes)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(byte) = seq.next_element()? {
+                bytes.push(byte);
+            }
+            Ok(bytes)
+        }
+    }
+    deserializer.deserialize_bytes(Bytes)
 }
 
 impl DownloadKey {

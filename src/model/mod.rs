@@ -27,7 +27,9 @@ pub use catalog::{
 pub use channel::{Channel, ChannelPicks, Versioned, candidate, resolve_channels};
 pub use ids::{AccountPrefix, LicenseId, OperatorTokenName, TokenId, TokenName};
 pub use license::PlanLicense;
-pub use license_key::{KeyError, KeyGenerator, lookup_form, normalize_key};
+pub use license_key::{
+    KeyError, KeyGenerator, accepted_key, lookup_form, lookup_form_of, normalize_key,
+};
 pub use licensing::{
     Activation, ActivationId, Customer, CustomerId, DownloadKey, DownloadKeyId, Entity, Identity,
     KeyStatus, LicensingSettings, ProductScope,

@@ -19,7 +19,8 @@ use crate::model::licensing::{
 use crate::model::{
     AccountPrefix, Activation, ActivationId, Customer, CustomerId, DevSitePatterns, DomainError,
     DownloadKey, DownloadKeyId, Entity, Identity, KeyGenerator, KeyStatus, LicensingSettings,
-    ProductId, ProductScope, Site, Timestamp, lookup_form, normalize_key,
+    ProductId, ProductScope, Site, Timestamp, accepted_key, lookup_form, lookup_form_of,
+    normalize_key,
 };
 use crate::store::{ActivationPlan, KeyFilter, Page, PageRequest, Store};
 
@@ -341,11 +342,12 @@ fn future(expires_at: Timestamp, now: Timestamp) -> Result<Timestamp, Error> {
 /// The lookup hash of a key string in `account`, or `None` when the string is not a key
 /// at all (then no key has it).
 pub fn lookup_of(store: &Store, account: &AccountPrefix, key: &str) -> Option<[u8; 32]> {
-    let key = normalize_key(key).ok()?;
+    // Borrowed forms: no allocation for a key typed as issued.
+    let key = accepted_key(key).ok()?;
     Some(
         store
             .vault()
-            .lookup_hash(account.as_str(), &lookup_form(&key)),
+            .lookup_hash(account.as_str(), &lookup_form_of(key)),
     )
 }
 

@@ -192,6 +192,7 @@ impl Store {
                 .chain(aliases.iter().map(|alias: &TokenAlias| alias.alias))
                 .map(IndexOp::Remove)
                 .collect();
+            ops.extend(licensing.key_index_removals());
             ops.push(IndexOp::RemoveAccount(account.prefix));
             Ok((account, ops))
         })

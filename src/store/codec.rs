@@ -474,6 +474,19 @@ mod tests {
             decode::<Activation>(&encode(&activation())).unwrap(),
             activation()
         );
+        // A sealed value is encoded as a sequence of `u8` and read back as one byte
+        // string (`model::licensing`): the same bytes, also past a one-byte length.
+        for len in [0, 77, 250, 251, 300, 70_000] {
+            let long = DownloadKey {
+                sealed: (0..len).map(|i| (i % 251) as u8).collect(),
+                ..download_key()
+            };
+            assert_eq!(
+                decode::<DownloadKey>(&encode(&long)).unwrap(),
+                long,
+                "{len}"
+            );
+        }
         let machine = Activation {
             identity: Identity::Machine("fp-1".into()),
             ..activation()

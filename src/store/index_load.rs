@@ -1,11 +1,13 @@
-//! Opening a store: sled, migrations, the token index (from `index.snapshot` when it is
-//! current, else a scan of the trees), and `inspect`, which looks without changing.
+//! Opening a store: sled, migrations, the token index and the download-key index (from
+//! `index.snapshot` when it is current, else a scan of the trees), and `inspect`, which
+//! looks without changing.
 
 use super::backup::Journal;
 use super::codec::Raw;
 use super::commit::GroupCommit;
 use super::key::{Key, MetaKey};
-use super::schema::{self, ACCOUNTS, GRACE, LICENSES, META, TOKENS, TREES};
+use super::key_index::KeyIndex;
+use super::schema::{self, ACCOUNTS, GRACE, KEY_LOOKUPS, LICENSES, META, TOKENS, TREES};
 use super::tokens::alias_record;
 use super::tx::{corrupt, decode_entry};
 use super::{
@@ -62,7 +64,7 @@ pub struct Inspection {
     pub trees: Vec<(&'static str, usize)>,
     /// Trees in the store that the inventory does not know (another upkeep's).
     pub unknown_trees: Vec<String>,
-    /// Whether the next open can load the token index from `index.snapshot`.
+    /// Whether the next open can load the token and key indexes from `index.snapshot`.
     pub snapshot: SnapshotState,
     /// Blobs records reference (`blob_refs`) whose file under `<data>/blobs/` is missing:
     /// none, unless files were removed by hand or the disk lost them.
@@ -222,7 +224,7 @@ fn open_sled(dir: &Path, config: sled::Config) -> Result<sled::Db, OpenError> {
 
 impl Store {
     /// Opens (creating if needed, mode 0700) the store in `dir`, migrates it to the
-    /// current schema and loads the token index.
+    /// current schema and loads the token and key indexes.
     ///
     /// # Errors
     /// The directory is locked by another process, unreadable, of a newer schema, or
@@ -260,6 +262,7 @@ impl Store {
             db,
             trees,
             index: TokenIndex::default(),
+            keys: KeyIndex::default(),
             write_lock: Mutex::new(()),
             commit: GroupCommit::default(),
             dir: dir.to_owned(),
@@ -294,8 +297,9 @@ impl Store {
         }
         let started = std::time::Instant::now();
         match store.load_snapshot().map_err(OpenError::Store)? {
-            Some((stamp, index, next_id)) => {
-                store.index = index;
+            Some((stamp, indexes, next_id)) => {
+                store.index = indexes.tokens;
+                store.keys = indexes.keys;
                 store.next_id = AtomicU64::new(next_id);
                 *store
                     .snapshot_stamp
@@ -303,8 +307,9 @@ impl Store {
                     .unwrap_or_else(|e| e.into_inner()) = Some(stamp);
                 tracing::info!(
                     tokens = store.index.len(),
+                    download_keys = store.keys.len(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
-                    "token index loaded from {}",
+                    "token and key indexes loaded from {}",
                     snapshot::FILE
                 );
             }
@@ -312,8 +317,9 @@ impl Store {
                 store.load_index().map_err(OpenError::Store)?;
                 tracing::info!(
                     tokens = store.index.len(),
+                    download_keys = store.keys.len(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
-                    "token index built from the store"
+                    "token and key indexes built from the store"
                 );
             }
         }
@@ -336,22 +342,24 @@ impl Store {
     }
 
     /// The index snapshot, if there is one taken at the store's current stamp.
-    fn load_snapshot(&self) -> Result<Option<(snapshot::Stamp, TokenIndex, u64)>, StoreError> {
+    fn load_snapshot(
+        &self,
+    ) -> Result<Option<(snapshot::Stamp, snapshot::Indexes, u64)>, StoreError> {
         let stamp = match self.stored_stamp() {
             Ok(Some(stamp)) => stamp,
             Ok(None) => return Ok(None),
             // Only a faster start depends on it: scan (the next write rewrites it).
             Err(err) => {
-                tracing::warn!(error = %err, "unreadable store stamp; building the token index from the store");
+                tracing::warn!(error = %err, "unreadable store stamp; building the token and key indexes from the store");
                 return Ok(None);
             }
         };
         match snapshot::load(&self.dir, schema::SCHEMA_VERSION, &stamp) {
-            Ok(Some((index, next_id))) => Ok(Some((stamp, index, next_id))),
+            Ok(Some((indexes, next_id))) => Ok(Some((stamp, indexes, next_id))),
             Ok(None) => Ok(None),
             Err(why) => {
                 tracing::info!(
-                    "not using {}: {why}; building the token index from the store",
+                    "not using {}: {why}; building the token and key indexes from the store",
                     snapshot::FILE
                 );
                 Ok(None)
@@ -359,8 +367,8 @@ impl Store {
         }
     }
 
-    /// Saves the token index next to the store (`index.snapshot`) so that the next open
-    /// need not scan every token. Call once writes have stopped (clean shutdown, the end
+    /// Saves the token and key indexes next to the store (`index.snapshot`) so that the
+    /// next open need not scan every token and key lookup. Call once writes have stopped (clean shutdown, the end
     /// of a CLI command); a write after it only makes the snapshot unused. Skipped when
     /// the snapshot on disk already matches. Returns whether a snapshot was written.
     ///
@@ -393,19 +401,22 @@ impl Store {
             &stamp,
             self.next_id.load(Ordering::Relaxed),
             &self.index,
+            &self.keys,
         )
         .map_err(|err| StoreError::Io(err.into()))?;
         *known = Some(stamp);
         tracing::info!(
             tokens = self.index.len(),
+            download_keys = self.keys.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "token index saved to {}",
+            "token and key indexes saved to {}",
             snapshot::FILE
         );
         Ok(true)
     }
 
-    fn load_index(&self) -> Result<(), StoreError> {
+    fn load_index(&mut self) -> Result<(), StoreError> {
+        self.keys = self.load_key_lookups()?;
         // Ids: past the stored counter and past every id in use (a store restored from an
         // older backup, or written before the counter existed, may lack the counter).
         let mut next_id = match self.read(&META, &MetaKey::NextId)? {
@@ -448,6 +459,44 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// The key index of every entry of `keylookup_keyid`, read like the tokens: the
+    /// tree's keys are uniform hashes, split by first byte into one range per thread.
+    fn load_key_lookups(&self) -> Result<KeyIndex, StoreError> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let tree = self.tree(KEY_LOOKUPS.id());
+        // Not sized first: sled counts a tree by scanning it.
+        let keys = KeyIndex::default();
+        let load_range = |from: u8, to: Option<u8>| -> Result<(), StoreError> {
+            let range = match to {
+                Some(to) => tree.range([from]..[to]),
+                None => tree.range([from]..),
+            };
+            for entry in range {
+                let (key, value) = entry?;
+                let (lookup, id) = decode_entry(&KEY_LOOKUPS, &key, &value)?;
+                keys.insert(&lookup.0, id);
+            }
+            Ok(())
+        };
+        let bounds: Vec<u8> = (0..threads).map(|i| (i * 256 / threads) as u8).collect();
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = bounds
+                .iter()
+                .enumerate()
+                .map(|(i, &from)| {
+                    let to = bounds.get(i + 1).copied();
+                    scope.spawn(move || load_range(from, to))
+                })
+                .collect();
+            workers.into_iter().try_for_each(|worker| {
+                worker
+                    .join()
+                    .map_err(|_| StoreError::Bug("a key-loading thread panicked".into()))?
+            })
+        })?;
+        Ok(keys)
     }
 
     /// Puts every token into the index; returns one past the largest token id. The

@@ -266,10 +266,29 @@ pub struct AccountId {
     pub id: u64,
 }
 
+/// The bytes of an [`AccountId`] key, built on the stack (it is every licensing record's
+/// key, read on the validation hot path): the same bytes as `owner(account) ++ id`.
+pub struct AccountIdBytes {
+    bytes: [u8; 1 + AccountPrefix::MAX_LEN + 8],
+    len: usize,
+}
+
+impl AsRef<[u8]> for AccountIdBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 impl Key for AccountId {
     fn to_bytes(&self) -> impl AsRef<[u8]> {
-        let mut key = owner(Some(&self.account));
-        key.extend_from_slice(&self.id.to_be_bytes());
+        let prefix = self.account.as_str().as_bytes();
+        let mut key = AccountIdBytes {
+            bytes: [0; 1 + AccountPrefix::MAX_LEN + 8],
+            len: 1 + prefix.len() + 8,
+        };
+        key.bytes[0] = prefix.len() as u8;
+        key.bytes[1..=prefix.len()].copy_from_slice(prefix);
+        key.bytes[1 + prefix.len()..key.len].copy_from_slice(&self.id.to_be_bytes());
         key
     }
 
@@ -487,6 +506,17 @@ mod tests {
             id: 42,
         };
         assert_eq!(AccountId::from_bytes(&bytes(&id)).unwrap(), id);
+        // Built on the stack, the same bytes as `owner ++ id`, up to the longest prefix.
+        let longest = AccountPrefix::parse(&"z".repeat(AccountPrefix::MAX_LEN)).unwrap();
+        for account in [abc, longest] {
+            let id = AccountId {
+                account,
+                id: 0x0102_0304_0506_0708,
+            };
+            let mut expected = owner(Some(&account));
+            expected.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+            assert_eq!(bytes(&id), expected);
+        }
         assert!(
             !bytes(&AccountId {
                 account: abcd,

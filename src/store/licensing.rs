@@ -5,7 +5,8 @@
 //! absent; writes read what they change under the write lock, let the caller's rule (a
 //! closure) decide, and commit the record with its indexes in one transaction. The
 //! indexes: `email_customerid` (emails unique per account, lower-cased),
-//! `keylookup_keyid` (a key by its keyed lookup hash), `customer_keyid` (a customer's
+//! `keylookup_keyid` (a key by its keyed lookup hash; also in memory, `key_index`, so a
+//! check reads only the key's record), `customer_keyid` (a customer's
 //! keys, for the cascade), `product_keyid` (the keys listing a product: deleting the
 //! product drops it from them without a scan), `activationid_keyid` (an activation by
 //! id). Every change to a counted activation changes the key's `counted` and the
@@ -13,13 +14,14 @@
 
 use super::codec::{Count, Empty};
 use super::key::{AccountId, AccountPair, AccountSlug, KeyLookup, owner, pairs_of};
+use super::key_index::Candidate;
 use super::page::{Cursor, Page, PageRequest};
 use super::schema::{
     ACCOUNTS, ACTIVATION_KEYS, ACTIVATION_USAGE, ACTIVATIONS, CUSTOMER_EMAILS, CUSTOMER_KEYS,
     CUSTOMERS, DOWNLOAD_KEYS, KEY_LOOKUPS, LICENSING_SETTINGS, PRODUCT_KEYS,
 };
 use super::tx::{Tx, TxResult};
-use super::{Pending, Store, StoreError};
+use super::{IndexOp, Pending, Store, StoreError};
 use crate::model::catalog::random_id;
 use crate::model::licensing::email_key;
 use crate::model::{
@@ -50,19 +52,6 @@ pub enum ActivationPlan {
     },
 }
 
-/// Checks and sightings noted in memory since the last batch: by key, when it was last
-/// checked and when each of its activations was last seen.
-#[derive(Debug, Default)]
-pub(super) struct LicenseUses {
-    keys: std::collections::HashMap<(AccountPrefix, DownloadKeyId), KeyUse>,
-}
-
-#[derive(Debug, Default, Clone)]
-struct KeyUse {
-    checked: Option<crate::model::Timestamp>,
-    seen: std::collections::HashMap<ActivationId, crate::model::Timestamp>,
-}
-
 /// Every licensing entry of an account, for deleting the account with them.
 pub(super) struct LicensingEntries {
     customers: Vec<AccountId>,
@@ -74,6 +63,15 @@ pub(super) struct LicensingEntries {
     activation_keys: Vec<AccountId>,
 }
 
+impl LicensingEntries {
+    /// The key-index changes that removing these entries makes.
+    pub(super) fn key_index_removals(&self) -> impl Iterator<Item = IndexOp> + '_ {
+        self.keys
+            .iter()
+            .map(|(id, lookup)| IndexOp::KeyRemove(lookup.0, DownloadKeyId(id.id)))
+    }
+}
+
 fn missing(what: impl Into<String>) -> StoreError {
     DomainError::Missing(what.into()).into()
 }
@@ -82,7 +80,7 @@ fn rng_failed(err: getrandom::Error) -> StoreError {
     StoreError::Bug(format!("OS RNG failed: {err}"))
 }
 
-fn at(account: &AccountPrefix, id: u64) -> AccountId {
+pub(super) fn at(account: &AccountPrefix, id: u64) -> AccountId {
     AccountId {
         account: *account,
         id,
@@ -171,7 +169,8 @@ impl Store {
     }
 
     /// The key of the account whose lookup hash is `lookup` (`KeyVault::lookup_hash`).
-    /// Two reads; no write.
+    /// The in-memory key index names the candidate (`key_index`): one read, of its
+    /// record, whose hash must be `lookup`; none for an unknown key. No write.
     ///
     /// # Errors
     /// The store failed.
@@ -180,10 +179,17 @@ impl Store {
         account: &AccountPrefix,
         lookup: &[u8; 32],
     ) -> Result<Option<DownloadKey>, StoreError> {
-        match self.read(&KEY_LOOKUPS, &KeyLookup(*lookup))? {
-            Some(id) => self.download_key(account, id),
-            None => Ok(None),
-        }
+        let id = match self.keys.get(lookup) {
+            Candidate::Absent => return Ok(None),
+            Candidate::Key(id) => id,
+            Candidate::Ambiguous => match self.read(&KEY_LOOKUPS, &KeyLookup(*lookup))? {
+                Some(id) => id,
+                None => return Ok(None),
+            },
+        };
+        Ok(self
+            .download_key(account, id)?
+            .filter(|key| key.lookup == *lookup))
     }
 
     /// A customer's keys, by id.
@@ -302,135 +308,6 @@ impl Store {
         Ok(self.read(&LICENSING_SETTINGS, account)?.unwrap_or_default())
     }
 
-    // ----- checks, in memory ----------------------------------------------------------
-
-    /// Notes that key `id` was checked at `at` (and that `activation`, if given, was seen
-    /// then): memory only, never a write on the check path. [`Store::persist_license_uses`]
-    /// writes them in batches.
-    pub fn note_key_check(
-        &self,
-        account: &AccountPrefix,
-        id: DownloadKeyId,
-        activation: Option<ActivationId>,
-        at: crate::model::Timestamp,
-    ) {
-        let mut uses = self.license_uses.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = uses.keys.entry((*account, id)).or_default();
-        if entry.checked.is_none_or(|c| c < at) {
-            entry.checked = Some(at);
-        }
-        if let Some(activation) = activation {
-            let seen = entry.seen.entry(activation).or_insert(at);
-            if *seen < at {
-                *seen = at;
-            }
-        }
-    }
-
-    /// A key as last seen: its stored record with the checks noted since the last batch.
-    pub fn with_pending_checks(&self, mut key: DownloadKey) -> DownloadKey {
-        let uses = self.license_uses.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(checked) = uses
-            .keys
-            .get(&(key.account, key.id))
-            .and_then(|u| u.checked)
-            && key.last_checked_at.is_none_or(|c| c < checked)
-        {
-            key.last_checked_at = Some(checked);
-        }
-        key
-    }
-
-    /// An activation as last seen (see [`Store::with_pending_checks`]).
-    pub fn with_pending_sighting(
-        &self,
-        account: &AccountPrefix,
-        mut activation: Activation,
-    ) -> Activation {
-        let uses = self.license_uses.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(seen) = uses
-            .keys
-            .get(&(*account, activation.key_id))
-            .and_then(|u| u.seen.get(&activation.id))
-            && activation.last_seen_at.is_none_or(|s| s < *seen)
-        {
-            activation.last_seen_at = Some(*seen);
-        }
-        activation
-    }
-
-    /// Writes the checks and sightings noted since the last call (`last_checked_at`,
-    /// `last_seen_at`) in one transaction, and waits until it is durable. Returns how many
-    /// keys were updated. Blocking: call from `spawn_blocking`. Keys or activations
-    /// deleted meanwhile stay deleted.
-    ///
-    /// # Errors
-    /// The write failed; the noted times are kept for the next call.
-    pub fn persist_license_uses(&self) -> Result<usize, StoreError> {
-        let taken = std::mem::take(
-            &mut self
-                .license_uses
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .keys,
-        );
-        if taken.is_empty() {
-            return Ok(0);
-        }
-        let result = self
-            .write(|| {
-                let mut keys = Vec::new();
-                let mut activations = Vec::new();
-                for ((account, id), used) in &taken {
-                    let Some(mut key) = self.download_key(account, *id)? else {
-                        continue;
-                    };
-                    if let Some(checked) = used.checked
-                        && key.last_checked_at.is_none_or(|c| c < checked)
-                    {
-                        key.last_checked_at = Some(checked);
-                        keys.push(key);
-                    }
-                    for (activation, seen) in &used.seen {
-                        let pair = pair(account, id.0, activation.0);
-                        if let Some(mut stored) = self.read(&ACTIVATIONS, &pair)?
-                            && stored.last_seen_at.is_none_or(|s| s < *seen)
-                        {
-                            stored.last_seen_at = Some(*seen);
-                            activations.push((pair, stored));
-                        }
-                    }
-                }
-                let written = keys.len();
-                if written + activations.len() > 0 {
-                    self.transact(|tx| {
-                        for key in &keys {
-                            tx.put(&DOWNLOAD_KEYS, &at(&key.account, key.id.0), key)?;
-                        }
-                        for (pair, activation) in &activations {
-                            tx.put(&ACTIVATIONS, pair, activation)?;
-                        }
-                        Ok(())
-                    })?;
-                }
-                Ok((written, Vec::new()))
-            })
-            .and_then(super::Pending::durable_blocking);
-        if result.is_err() {
-            // Put them back (newer notes made meanwhile win).
-            let mut uses = self.license_uses.lock().unwrap_or_else(|e| e.into_inner());
-            for (slot, used) in taken {
-                let entry = uses.keys.entry(slot).or_default();
-                entry.checked = entry.checked.max(used.checked);
-                for (activation, seen) in used.seen {
-                    let kept = entry.seen.entry(activation).or_insert(seen);
-                    *kept = (*kept).max(seen);
-                }
-            }
-        }
-        result
-    }
-
     // ----- writes ------------------------------------------------------------------
 
     fn require_account(&self, account: &AccountPrefix) -> Result<(), StoreError> {
@@ -546,8 +423,12 @@ impl Store {
                 tx.remove(&CUSTOMER_EMAILS, &email_index(account, &customer.email))?;
                 tx.remove(&CUSTOMERS, &at(account, id.0))
             })?;
-            let keys = doomed.into_iter().map(|(k, _)| k).collect();
-            Ok(((customer, keys), Vec::new()))
+            let keys: Vec<DownloadKey> = doomed.into_iter().map(|(k, _)| k).collect();
+            let ops = keys
+                .iter()
+                .map(|k| IndexOp::KeyRemove(k.lookup, k.id))
+                .collect();
+            Ok(((customer, keys), ops))
         })
     }
 
@@ -651,7 +532,14 @@ impl Store {
                 }
                 tx.put(&DOWNLOAD_KEYS, &record, &key)
             })?;
-            Ok((key, Vec::new()))
+            let mut ops = Vec::with_capacity(2);
+            if let Some(old) = &current
+                && old.lookup != key.lookup
+            {
+                ops.push(IndexOp::KeyRemove(old.lookup, key.id));
+            }
+            ops.push(IndexOp::KeyAdd(key.lookup, key.id));
+            Ok((key, ops))
         })
     }
 
@@ -673,7 +561,8 @@ impl Store {
                 let freed = remove_key(tx, &key, &activations)?;
                 add_usage(tx, account, -freed)
             })?;
-            Ok((key, Vec::new()))
+            let ops = vec![IndexOp::KeyRemove(key.lookup, key.id)];
+            Ok((key, ops))
         })
     }
 
@@ -814,7 +703,7 @@ impl Store {
     }
 }
 
-fn pair(account: &AccountPrefix, a: u64, b: u64) -> AccountPair {
+pub(super) fn pair(account: &AccountPrefix, a: u64, b: u64) -> AccountPair {
     AccountPair {
         account: *account,
         a,
@@ -924,14 +813,14 @@ fn id_cursor(page: &PageRequest) -> Result<Option<u64>, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::test_support::*;
     use super::*;
     use crate::model::catalog::{Banners, DEFAULT_GROUP, Icons};
     use crate::model::licensing::{Entity, Identity};
     use crate::model::{KeyStatus, LicenseModel, Product, ProductKind, Timestamp};
 
-    fn customer(email: &str) -> Customer {
+    pub(in crate::store) fn customer(email: &str) -> Customer {
         Customer {
             id: CustomerId(0),
             account: AccountPrefix::parse("acme").unwrap(),
@@ -952,7 +841,11 @@ mod tests {
         }
     }
 
-    fn key(customer: CustomerId, lookup: u8, products: ProductScope) -> DownloadKey {
+    pub(in crate::store) fn key(
+        customer: CustomerId,
+        lookup: u8,
+        products: ProductScope,
+    ) -> DownloadKey {
         DownloadKey {
             id: DownloadKeyId(0),
             account: AccountPrefix::parse("acme").unwrap(),
@@ -972,7 +865,11 @@ mod tests {
         }
     }
 
-    fn product(store: &Store, account: &AccountPrefix, slug: &str) -> ProductId {
+    pub(in crate::store) fn product(
+        store: &Store,
+        account: &AccountPrefix,
+        slug: &str,
+    ) -> ProductId {
         store
             .put_product(account, None, |_| {
                 Ok(Product {
@@ -1015,7 +912,12 @@ mod tests {
         }
     }
 
-    fn activate(store: &Store, k: &DownloadKey, host: &str, counts: bool) -> Activation {
+    pub(in crate::store) fn activate(
+        store: &Store,
+        k: &DownloadKey,
+        host: &str,
+        counts: bool,
+    ) -> Activation {
         store
             .activate(&k.account, k.id, |stored, _, _| {
                 let mut changed = stored.clone();

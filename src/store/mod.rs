@@ -1,25 +1,27 @@
-//! The store: typed sled trees, the in-memory token index kept in step with them, and
-//! group-committed durability. The only module that names `sled` or `bincode`; its public
-//! surface speaks domain types only (records, ids, [`Page`]s with opaque [`Cursor`]s,
-//! [`StoreError`]), so another engine could implement the same operations.
+//! The store: typed sled trees, the in-memory token and download-key indexes kept in step
+//! with them, and group-committed durability. The only module that names `sled` or
+//! `bincode`; its public surface speaks domain types only (records, ids, [`Page`]s with
+//! opaque [`Cursor`]s, [`StoreError`]), so another engine could implement the same
+//! operations.
 //!
 //! Every write goes through `Store::write`: it takes the write lock, runs one sled
 //! transaction over all trees (`Store::transact`: a record and its indexes change together
-//! or not at all), applies the matching [`TokenIndex`] changes, and returns a [`Pending`]
-//! value. The caller gets the value only through [`Pending::durable`] (async, group
-//! commit) or [`Pending::durable_blocking`] (CLI), so nothing can acknowledge a write that
-//! is not on disk yet.
+//! or not at all), applies the matching [`TokenIndex`] and key-index changes, and returns
+//! a [`Pending`] value. The caller gets the value only through [`Pending::durable`]
+//! (async, group commit) or [`Pending::durable_blocking`] (CLI), so nothing can
+//! acknowledge a write that is not on disk yet.
 //!
 //! Reads return `Option`; whether "absent" is a 404 is the caller's decision.
 //!
 //! Files: `schema` (the typed table of trees), `key` (key bytes), `codec` (value bytes),
 //! `tx` (typed transactions and reads), `page` (cursors), `index_load` (open, index
-//! loading, `inspect`), `snapshot` (the saved index), `token_index`, `commit` (group
-//! commit), `migrate`, `backup`, `files` (the data directory's private files), `blobs`
-//! (file content by hash, `<data>/blobs/`), and one file per aggregate: `accounts`,
-//! `tokens`, `plan_licenses`, `catalog` (groups, products, versions and files),
-//! `licensing` (customers, download keys, activations), `reports` (the daily rollups of
-//! SPEC §10).
+//! loading, `inspect`), `snapshot` (the saved indexes), `token_index`, `key_index`
+//! (download keys by lookup hash), `commit` (group commit), `migrate`, `backup`, `files`
+//! (the data directory's private files), `blobs` (file content by hash,
+//! `<data>/blobs/`), and one file per aggregate: `accounts`, `tokens`, `plan_licenses`,
+//! `catalog` (groups, products, versions and files), `licensing` (customers, download
+//! keys, activations) with `license_uses` (key checks noted in memory, written in
+//! batches), `reports` (the daily rollups of SPEC §10).
 
 mod accounts;
 pub mod backup;
@@ -30,6 +32,8 @@ mod commit;
 mod files;
 mod index_load;
 mod key;
+mod key_index;
+mod license_uses;
 mod licensing;
 mod migrate;
 mod page;
@@ -293,7 +297,7 @@ impl Store {
     }
 }
 
-/// A change to the token index, applied after its transaction commits.
+/// A change to the token index or the key index, applied after its transaction commits.
 enum IndexOp {
     Insert(TokenHash, AuthRecord, Option<Timestamp>),
     Remove(TokenHash),
@@ -302,6 +306,10 @@ enum IndexOp {
     RemoveAccount(AccountPrefix),
     /// An operator token as it now is (`None`: deleted), for [`Store::operators`].
     Operator(String, Option<Token>),
+    /// A download key now has this lookup hash (`key_index`).
+    KeyAdd([u8; 32], crate::model::DownloadKeyId),
+    /// A download key no longer has this lookup hash.
+    KeyRemove([u8; 32], crate::model::DownloadKeyId),
 }
 
 thread_local! {
@@ -316,6 +324,9 @@ pub struct Store {
     /// Every tree of `schema::TREES`, indexed by `schema::TreeId`.
     trees: Vec<sled::Tree>,
     index: TokenIndex,
+    /// Download keys by lookup hash, in front of `keylookup_keyid` (`key_index`); kept in
+    /// step like the token index.
+    keys: key_index::KeyIndex,
     /// Serializes writers: scans done before a transaction stay true during it, and
     /// index updates happen in commit order.
     write_lock: Mutex<()>,
@@ -360,7 +371,7 @@ pub struct Store {
     /// Download-key checks and activation sightings not yet written (`last_checked_at`,
     /// `last_seen_at`): kept in memory on the check path, persisted in batches like token
     /// uses (see `licensing`).
-    license_uses: Mutex<licensing::LicenseUses>,
+    license_uses: Mutex<license_uses::LicenseUses>,
 }
 
 /// Marks the index suspect when dropped, i.e. when a write unwinds before its index
@@ -563,6 +574,8 @@ impl Store {
                         None => operators.remove(&name),
                     };
                 }
+                IndexOp::KeyAdd(lookup, id) => self.keys.insert(&lookup, id),
+                IndexOp::KeyRemove(lookup, id) => self.keys.remove(&lookup, id),
             }
         }
         std::mem::forget(suspect);

@@ -1,6 +1,7 @@
-//! The token-index snapshot: `<data>/index.snapshot`, written at a clean stop so that the
-//! next start reads one flat file instead of scanning every token in sled (at a million
-//! tokens, about 0.4 s instead of 2–3 s).
+//! The index snapshot: `<data>/index.snapshot`, the token index and the download-key
+//! index, written at a clean stop so that the next start reads one flat file instead of
+//! scanning every token and key lookup in sled (at a million tokens, about 0.4 s instead
+//! of 2–3 s).
 //!
 //! A snapshot is trusted only if it describes exactly the store it sits next to. Every
 //! change to the store writes a fresh *stamp* into `meta` in the same transaction (a
@@ -13,12 +14,14 @@
 //! Layout (integers little-endian):
 //!
 //! ```text
-//! magic     16 bytes  "upkeep-index\0\0\0\x02" (the last byte is the format version;
-//!                     2 added the grace-alias flag and the plan license's expiry)
+//! magic     16 bytes  "upkeep-index\0\0\0\x03" (the last byte is the format version;
+//!                     2 added the grace-alias flag and the plan license's expiry, 3 the
+//!                     key index)
 //! schema     4 bytes  the store's schema version when written
 //! stamp     16 bytes  the store's stamp when written
 //! next_id    8 bytes  the next token / license id
 //! image      …        TokenIndex::write_image
+//! keys       …        KeyIndex::write_image (64 shards: count, then 16-byte entries)
 //! checksum  32 bytes  blake3 of everything above
 //! ```
 //!
@@ -27,12 +30,13 @@
 //! while saving leaves the previous file or none, never half of one.
 
 use super::TokenIndex;
+use super::key_index::KeyIndex;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
 
 pub const FILE: &str = "index.snapshot";
-const MAGIC: &[u8; 16] = b"upkeep-index\0\0\0\x02";
+const MAGIC: &[u8; 16] = b"upkeep-index\0\0\0\x03";
 const CHECKSUM_LEN: u64 = 32;
 
 /// A store's stamp: which write it last took (see the module doc).
@@ -76,19 +80,27 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-/// Writes the snapshot of `index` at `stamp` into `dir`, atomically and durably.
+/// The indexes a snapshot holds.
+pub(super) struct Indexes {
+    pub tokens: TokenIndex,
+    pub keys: KeyIndex,
+}
+
+/// Writes the snapshot of `tokens` and `keys` at `stamp` into `dir`, atomically and
+/// durably.
 ///
 /// # Errors
 /// The file could not be written; any previous snapshot is left as it was.
-pub fn save(
+pub(super) fn save(
     dir: &Path,
     schema: u32,
     stamp: &Stamp,
     next_id: u64,
-    index: &TokenIndex,
+    tokens: &TokenIndex,
+    keys: &KeyIndex,
 ) -> io::Result<()> {
     let tmp = dir.join(format!("{FILE}.tmp"));
-    let written = write_to(&tmp, schema, stamp, next_id, index)
+    let written = write_to(&tmp, schema, stamp, next_id, tokens, keys)
         .and_then(|()| std::fs::rename(&tmp, dir.join(FILE)))
         .and_then(|()| File::open(dir)?.sync_all());
     if written.is_err() {
@@ -104,7 +116,8 @@ fn write_to(
     schema: u32,
     stamp: &Stamp,
     next_id: u64,
-    index: &TokenIndex,
+    tokens: &TokenIndex,
+    keys: &KeyIndex,
 ) -> io::Result<()> {
     let file = super::create_temporary_file(path)?;
     let mut out = BufWriter::with_capacity(
@@ -118,7 +131,8 @@ fn write_to(
     out.write_all(&schema.to_le_bytes())?;
     out.write_all(stamp)?;
     out.write_all(&next_id.to_le_bytes())?;
-    index.write_image(&mut out)?;
+    tokens.write_image(&mut out)?;
+    keys.write_image(&mut out)?;
     let Hashing { mut inner, hasher } = out.into_inner().map_err(io::IntoInnerError::into_error)?;
     inner.write_all(hasher.finalize().as_bytes())?;
     inner.sync_all()
@@ -133,9 +147,19 @@ fn write_to(
 ///
 /// # Errors
 /// [`Unusable`]: stale or damaged.
-pub fn load(dir: &Path, schema: u32, stamp: &Stamp) -> Result<Option<(TokenIndex, u64)>, Unusable> {
+pub(super) fn load(
+    dir: &Path,
+    schema: u32,
+    stamp: &Stamp,
+) -> Result<Option<(Indexes, u64)>, Unusable> {
     let found = read(dir, schema, stamp, true)?;
-    Ok(found.map(|(index, next_id)| (index.unwrap_or_default(), next_id)))
+    Ok(found.map(|(indexes, next_id)| {
+        let indexes = indexes.unwrap_or_else(|| Indexes {
+            tokens: TokenIndex::default(),
+            keys: KeyIndex::default(),
+        });
+        (indexes, next_id)
+    }))
 }
 
 /// Whether the snapshot in `dir` would be used at `stamp`, without building the index
@@ -153,7 +177,7 @@ fn read(
     schema: u32,
     stamp: &Stamp,
     build: bool,
-) -> Result<Option<(Option<TokenIndex>, u64)>, Unusable> {
+) -> Result<Option<(Option<Indexes>, u64)>, Unusable> {
     let damaged = |err: io::Error| Unusable::Damaged(err.to_string());
     let mut file = match File::open(dir.join(FILE)) {
         Ok(file) => file,
@@ -197,13 +221,15 @@ fn read(
     if !build {
         return Ok(Some((None, next_id)));
     }
-    let index =
+    let tokens =
         TokenIndex::read_image(&mut input, body_len - HEADER_LEN as u64).map_err(damaged)?;
+    let left = input.get_ref().limit() + input.buffer().len() as u64;
+    let keys = KeyIndex::read_image(&mut input, left).map_err(damaged)?;
     let mut rest = [0u8; 1];
     if input.read(&mut rest).map_err(damaged)? != 0 {
         return Err(Unusable::Damaged("bytes after the index".into()));
     }
-    Ok(Some((Some(index), next_id)))
+    Ok(Some((Some(Indexes { tokens, keys }), next_id)))
 }
 
 /// Magic, schema, stamp, next id.
@@ -232,16 +258,26 @@ mod tests {
         index
     }
 
+    fn keys() -> KeyIndex {
+        let keys = KeyIndex::default();
+        for i in 0..100u64 {
+            let hash = *blake3::hash(&i.to_le_bytes()).as_bytes();
+            keys.insert(&hash, crate::model::DownloadKeyId(i + 2));
+        }
+        keys
+    }
+
     #[test]
     fn saved_snapshots_load_only_at_their_stamp_and_intact() {
         let dir = tempfile::tempdir().unwrap();
         let stamp = [7u8; 16];
         assert!(matches!(load(dir.path(), 3, &stamp), Ok(None)));
-        save(dir.path(), 3, &stamp, 42, &index()).unwrap();
+        save(dir.path(), 3, &stamp, 42, &index(), &keys()).unwrap();
         let (loaded, next_id) = load(dir.path(), 3, &stamp).unwrap().unwrap();
-        assert_eq!((loaded.len(), next_id), (100, 42));
+        assert_eq!((loaded.tokens.len(), next_id), (100, 42));
+        assert_eq!(loaded.keys.entries(), keys().entries());
         assert_eq!(
-            loaded.plan_limit(
+            loaded.tokens.plan_limit(
                 &AccountPrefix::parse("acme").unwrap(),
                 Timestamp::from_secs(1)
             ),
@@ -279,7 +315,7 @@ mod tests {
         let blocked = tempfile::tempdir().unwrap();
         std::fs::create_dir(blocked.path().join(FILE)).unwrap();
         std::fs::write(blocked.path().join(FILE).join("x"), b"x").unwrap();
-        assert!(save(blocked.path(), 3, &stamp, 42, &index()).is_err());
+        assert!(save(blocked.path(), 3, &stamp, 42, &index(), &keys()).is_err());
         assert!(!blocked.path().join(format!("{FILE}.tmp")).exists());
     }
 }

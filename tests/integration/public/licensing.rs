@@ -10,7 +10,7 @@ use http::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-fn settings() -> upkeep::app::Settings {
+pub(super) fn settings() -> upkeep::app::Settings {
     upkeep::app::Settings {
         auth_failures_per_minute: 0,
         // No account pool: these tests are about keys' own limits.
@@ -19,7 +19,13 @@ fn settings() -> upkeep::app::Settings {
     }
 }
 
-async fn admin(server: &TestServer, method: Method, path: &str, token: &str, body: Value) -> Reply {
+pub(super) async fn admin(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> Reply {
     let call = server
         .request(method, path)
         .header("authorization", &format!("Bearer {token}"));
@@ -32,13 +38,13 @@ async fn admin(server: &TestServer, method: Method, path: &str, token: &str, bod
 }
 
 /// An account with two licensed products: "Example Plugin" and "Other Plugin".
-struct Shop {
-    token: String,
-    product: u64,
-    other: u64,
+pub(super) struct Shop {
+    pub(super) token: String,
+    pub(super) product: u64,
+    pub(super) other: u64,
 }
 
-async fn shop(server: &TestServer, prefix: &str) -> Shop {
+pub(super) async fn shop(server: &TestServer, prefix: &str) -> Shop {
     let account = server.account(prefix);
     let mut ids = Vec::new();
     for (slug, name) in [
@@ -64,7 +70,12 @@ async fn shop(server: &TestServer, prefix: &str) -> Shop {
 }
 
 /// A key (id, value) for `products` of a new customer of `shop`.
-async fn key(server: &TestServer, shop: &Shop, products: &[u64], extra: Value) -> (u64, String) {
+pub(super) async fn key(
+    server: &TestServer,
+    shop: &Shop,
+    products: &[u64],
+    extra: Value,
+) -> (u64, String) {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let customer = admin(
@@ -125,7 +136,7 @@ async fn post(server: &TestServer, path: &str, content_type: &str, body: String)
 const FORM: &str = "application/x-www-form-urlencoded";
 
 /// `%XX` for everything but unreserved characters.
-fn enc(text: &str) -> String {
+pub(super) fn enc(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {

@@ -2,10 +2,13 @@
 //! checks.rs (the decision: channels, rollout, requirements, nothing to offer, keys),
 //! downloads.rs (signed links: streaming, ranges, expiry, forgery, re-checked keys);
 //! licensing.rs (SPEC §9.2: UpdaterCloud, EDD and Lemon Squeezy license calls);
+//! key_changes.rs (keys deleted, issued again or cascaded away answer at once, across
+//! restarts: the store's in-memory key index).
 //! reports.rs (SPEC §10: the counts reach the stored rollups, periodically and at shutdown).
 
 mod checks;
 mod downloads;
+mod key_changes;
 mod licensing;
 mod reports;
 

@@ -1,0 +1,188 @@
+//! Download-key checks and activation sightings (SPEC §9), kept in memory on the check
+//! path and written in batches: a check never writes (`last_checked_at`,
+//! `last_seen_at` are persisted by [`Store::persist_license_uses`], like token uses).
+
+use super::licensing::{at, pair};
+use super::schema::{ACTIVATIONS, DOWNLOAD_KEYS};
+use super::{Store, StoreError};
+use crate::model::{AccountPrefix, Activation, ActivationId, DownloadKey, DownloadKeyId};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Checks and sightings noted in memory since the last batch: by key, when it was last
+/// checked and when each of its activations was last seen.
+#[derive(Debug, Default)]
+pub(super) struct LicenseUses {
+    keys: NoteMap<(AccountPrefix, DownloadKeyId), KeyUse>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct KeyUse {
+    checked: Option<crate::model::Timestamp>,
+    seen: NoteMap<ActivationId, crate::model::Timestamp>,
+}
+
+/// The notes' maps: every check writes one, under a mutex, so their hash is a cheap one
+/// (FxHash's step) instead of SipHash. Their keys are stored keys' and activations' ids
+/// (random, drawn by the store) and account prefixes: no caller chooses them, so the
+/// flooding resistance SipHash buys is not needed.
+type NoteMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<NoteHasher>>;
+
+#[derive(Default)]
+struct NoteHasher(u64);
+
+impl NoteHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for NoteHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
+
+impl Store {
+    /// Notes that key `id` was checked at `at` (and that `activation`, if given, was seen
+    /// then): memory only, never a write on the check path. [`Store::persist_license_uses`]
+    /// writes them in batches.
+    pub fn note_key_check(
+        &self,
+        account: &AccountPrefix,
+        id: DownloadKeyId,
+        activation: Option<ActivationId>,
+        at: crate::model::Timestamp,
+    ) {
+        let mut uses = self.license_uses.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = uses.keys.entry((*account, id)).or_default();
+        if entry.checked.is_none_or(|c| c < at) {
+            entry.checked = Some(at);
+        }
+        if let Some(activation) = activation {
+            let seen = entry.seen.entry(activation).or_insert(at);
+            if *seen < at {
+                *seen = at;
+            }
+        }
+    }
+
+    /// A key as last seen: its stored record with the checks noted since the last batch.
+    pub fn with_pending_checks(&self, mut key: DownloadKey) -> DownloadKey {
+        let uses = self.license_uses.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(checked) = uses
+            .keys
+            .get(&(key.account, key.id))
+            .and_then(|u| u.checked)
+            && key.last_checked_at.is_none_or(|c| c < checked)
+        {
+            key.last_checked_at = Some(checked);
+        }
+        key
+    }
+
+    /// An activation as last seen (see [`Store::with_pending_checks`]).
+    pub fn with_pending_sighting(
+        &self,
+        account: &AccountPrefix,
+        mut activation: Activation,
+    ) -> Activation {
+        let uses = self.license_uses.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(seen) = uses
+            .keys
+            .get(&(*account, activation.key_id))
+            .and_then(|u| u.seen.get(&activation.id))
+            && activation.last_seen_at.is_none_or(|s| s < *seen)
+        {
+            activation.last_seen_at = Some(*seen);
+        }
+        activation
+    }
+
+    /// Writes the checks and sightings noted since the last call (`last_checked_at`,
+    /// `last_seen_at`) in one transaction, and waits until it is durable. Returns how many
+    /// keys were updated. Blocking: call from `spawn_blocking`. Keys or activations
+    /// deleted meanwhile stay deleted.
+    ///
+    /// # Errors
+    /// The write failed; the noted times are kept for the next call.
+    pub fn persist_license_uses(&self) -> Result<usize, StoreError> {
+        let taken = std::mem::take(
+            &mut self
+                .license_uses
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys,
+        );
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        let result = self
+            .write(|| {
+                let mut keys = Vec::new();
+                let mut activations = Vec::new();
+                for ((account, id), used) in &taken {
+                    let Some(mut key) = self.download_key(account, *id)? else {
+                        continue;
+                    };
+                    if let Some(checked) = used.checked
+                        && key.last_checked_at.is_none_or(|c| c < checked)
+                    {
+                        key.last_checked_at = Some(checked);
+                        keys.push(key);
+                    }
+                    for (activation, seen) in &used.seen {
+                        let pair = pair(account, id.0, activation.0);
+                        if let Some(mut stored) = self.read(&ACTIVATIONS, &pair)?
+                            && stored.last_seen_at.is_none_or(|s| s < *seen)
+                        {
+                            stored.last_seen_at = Some(*seen);
+                            activations.push((pair, stored));
+                        }
+                    }
+                }
+                let written = keys.len();
+                if written + activations.len() > 0 {
+                    self.transact(|tx| {
+                        for key in &keys {
+                            tx.put(&DOWNLOAD_KEYS, &at(&key.account, key.id.0), key)?;
+                        }
+                        for (pair, activation) in &activations {
+                            tx.put(&ACTIVATIONS, pair, activation)?;
+                        }
+                        Ok(())
+                    })?;
+                }
+                Ok((written, Vec::new()))
+            })
+            .and_then(super::Pending::durable_blocking);
+        if result.is_err() {
+            // Put them back (newer notes made meanwhile win).
+            let mut uses = self.license_uses.lock().unwrap_or_else(|e| e.into_inner());
+            for (slot, used) in taken {
+                let entry = uses.keys.entry(slot).or_default();
+                entry.checked = entry.checked.max(used.checked);
+                for (activation, seen) in used.seen {
+                    let kept = entry.seen.entry(activation).or_insert(seen);
+                    *kept = (*kept).max(seen);
+                }
+            }
+        }
+        result
+    }
+}
