@@ -736,7 +736,7 @@ fn serve(config: Config, dir: DataDir) -> Result<(), BoxError> {
 /// start.
 fn save_index_snapshot(store: &Store) {
     if let Err(err) = store.save_index_snapshot() {
-        tracing::warn!(error = %err, "token index not saved; the next start rebuilds it from the store");
+        tracing::warn!(error = %err, "token and key indexes not saved; the next start rebuilds them from the store");
     }
 }
 
