@@ -210,6 +210,12 @@ impl App {
         let events = std::sync::Arc::<crate::service::Events>::default();
         crate::service::log_changes(&events);
         let public = crate::update::Public::new(store.server_key());
+        let counts = public.counts.clone();
+        events.subscribe(move |recorded| {
+            if let crate::service::Event::AccountDeleted { account } = &recorded.event {
+                counts.forget_account(account);
+            }
+        });
         App {
             public,
             store: std::sync::Arc::new(store),

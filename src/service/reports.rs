@@ -13,11 +13,12 @@ use crate::update::counts::Counts;
 /// The server calls this every `report_flush_every` and at graceful shutdown.
 ///
 /// # Errors
-/// The store refused or failed the write. When nothing was written (the usual case: a
+/// The store refused or failed the write. When it refused before writing anything (a
 /// full disk, a failed store) the deltas are back in memory, added to whatever was
-/// counted meanwhile, for the next flush. When the write committed but could not be made
-/// durable, they are not put back (they are in the store's memory; putting them back
-/// would count them twice), and the store refuses writes until restarted anyway.
+/// counted meanwhile, for the next flush. When the engine failed mid-write, or the write
+/// committed but could not be made durable, they are not put back (they may be in the
+/// store already; putting them back could count them twice): at most one flush's counts
+/// are lost, as after a crash.
 pub fn flush(store: &Store, counts: &Counts) -> Result<usize, StoreError> {
     let _settled = counts.settle();
     let deltas = counts.drain();
@@ -27,7 +28,16 @@ pub fn flush(store: &Store, counts: &Counts) -> Result<usize, StoreError> {
     let pending = match store.add_rollups(&deltas) {
         Ok(pending) => pending,
         Err(err) => {
-            counts.restore(deltas);
+            // Refused before anything was written (a full disk, a failed store): the
+            // deltas go back for the next flush. An engine error may come after a
+            // partial commit: then they are dropped (and logged by the caller), since
+            // writing them again could count them twice.
+            if matches!(
+                err,
+                StoreError::NoSpace { .. } | StoreError::Failed | StoreError::Domain(_)
+            ) {
+                counts.restore(deltas);
+            }
             counts.flushed(false);
             return Err(err);
         }

@@ -527,5 +527,32 @@ mod tests {
             assert_eq!(store.keys.get(&[5; 32]), Candidate::Ambiguous);
             assert!(found(&store, a, 5).is_none());
         }
+
+        #[test]
+        fn a_suspect_index_sends_every_lookup_to_the_tree() {
+            // An engine error mid-write may leave a committed key out of the index: while
+            // the index is suspect, lookups read `keylookup_keyid`.
+            let (_dir, store, acme) = store_with_acme();
+            let a = &acme.prefix;
+            let ann = store
+                .put_customer(a, None, |_| Ok(customer("ann@example.com")))
+                .unwrap()
+                .durable_blocking()
+                .unwrap();
+            let k = store
+                .put_download_key(a, None, |_| Ok(key(ann.id, 5, ProductScope::All)))
+                .unwrap()
+                .durable_blocking()
+                .unwrap();
+            // What such an error would leave: the key committed, the index without it.
+            store.keys.remove(&[5; 32], k.id);
+            assert_eq!(store.keys.get(&[5; 32]), Candidate::Absent);
+            assert!(found(&store, a, 5).is_none(), "a trusted index is believed");
+            store
+                .index_suspect
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(found(&store, a, 5).unwrap().id, k.id);
+            assert!(found(&store, a, 6).is_none());
+        }
     }
 }

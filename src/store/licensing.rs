@@ -170,7 +170,9 @@ impl Store {
 
     /// The key of the account whose lookup hash is `lookup` (`KeyVault::lookup_hash`).
     /// The in-memory key index names the candidate (`key_index`): one read, of its
-    /// record, whose hash must be `lookup`; none for an unknown key. No write.
+    /// record, whose hash must be `lookup`; none for an unknown key. While the index is
+    /// suspect (an engine error mid-write), the `keylookup_keyid` tree is read instead.
+    /// No write.
     ///
     /// # Errors
     /// The store failed.
@@ -179,7 +181,17 @@ impl Store {
         account: &AccountPrefix,
         lookup: &[u8; 32],
     ) -> Result<Option<DownloadKey>, StoreError> {
-        let id = match self.keys.get(lookup) {
+        // After an engine error that may have left a write half-applied, the index may
+        // miss a committed key: the tree answers until the next start rebuilds it.
+        let candidate = if self
+            .index_suspect
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            Candidate::Ambiguous
+        } else {
+            self.keys.get(lookup)
+        };
+        let id = match candidate {
             Candidate::Absent => return Ok(None),
             Candidate::Key(id) => id,
             Candidate::Ambiguous => match self.read(&KEY_LOOKUPS, &KeyLookup(*lookup))? {

@@ -167,6 +167,14 @@ impl Counts {
         }
     }
 
+    /// Drops `account`'s unflushed deltas: the account was deleted (its stored rollups
+    /// went with it), and a new account may take its prefix before the next flush.
+    pub fn forget_account(&self, account: &AccountPrefix) {
+        for shard in &self.shards {
+            lock(shard).retain(|at, _| at.account != *account);
+        }
+    }
+
     /// The unflushed deltas of `account`'s `product` from `from` to `to` (included), in
     /// day order. Read under [`Counts::settle`] to combine with the store.
     pub fn unflushed(

@@ -33,7 +33,8 @@ pub struct Public {
     pub links: link::LinkKey,
     pub vault: crate::secrets::KeyVault,
     pub download_keys: Box<dyn decide::DownloadKeys + Send + Sync>,
-    pub counts: counts::Counts,
+    /// Shared with the event bus, which drops a deleted account's unflushed counts.
+    pub counts: std::sync::Arc<counts::Counts>,
     /// Unknown license keys per client address (SPEC §2): past the budget, key checks
     /// answer `rate_limited` without looking the key up.
     pub key_failures: crate::throttle::Throttle,
@@ -55,7 +56,7 @@ impl Public {
             links: link::LinkKey::new(server_key),
             vault: crate::secrets::KeyVault::new(server_key),
             download_keys: Box::new(keys::LicensingKeys),
-            counts: counts::Counts::default(),
+            counts: std::sync::Arc::default(),
             key_failures: crate::throttle::Throttle::new(
                 crate::defaults::PUBLIC_KEY_FAILURES_PER_MINUTE,
             ),

@@ -248,13 +248,10 @@ pub async fn root_download(app: &App, call: Call) -> Result<Response<Body>, Erro
         .ok_or_else(|| unknown("no such version"))?;
     let (_, file) =
         crate::service::catalog::file(&app.public_ctx(call.now), &account, version.file)?;
-    app.public
-        .counts
-        .download(view.product.account, view.product.id, call.now);
     let path = app.store.blobs().path(&file.blob);
     let etag = file.blob.to_hex();
     let filename = format!("{slug}.zip");
-    response::file(
+    let res = response::file(
         response::FileMeta {
             path: &path,
             len: file.size,
@@ -264,5 +261,11 @@ pub async fn root_download(app: &App, call: Call) -> Result<Response<Body>, Erro
         },
         &call.input.parts.headers,
     )
-    .await
+    .await?;
+    if super::is_download(&call, &res) {
+        app.public
+            .counts
+            .download(view.product.account, view.product.id, call.now);
+    }
+    Ok(res)
 }

@@ -731,10 +731,9 @@ async fn download(app: &App, call: Call) -> Result<Response<Body>, Error> {
     {
         return Ok(plain(StatusCode::FORBIDDEN, reason));
     }
-    app.public.counts.download(account, release.product_id, now);
     let path = app.store.blobs().path(&file.blob);
     let etag = file.blob.to_hex();
-    response::file(
+    let res = response::file(
         response::FileMeta {
             path: &path,
             len: file.size,
@@ -744,7 +743,26 @@ async fn download(app: &App, call: Call) -> Result<Response<Body>, Error> {
         },
         &call.input.parts.headers,
     )
-    .await
+    .await?;
+    if is_download(&call, &res) {
+        app.public.counts.download(account, release.product_id, now);
+    }
+    Ok(res)
+}
+
+/// Whether a file response counts as a download in the reports: a `GET` that sends the
+/// file from its first byte (`200`, or a `206` from byte 0). A `HEAD`, a `416`, and a
+/// resumed transfer's later ranges do not count.
+pub(super) fn is_download(call: &Call, res: &Response<Body>) -> bool {
+    call.input.parts.method == http::Method::GET
+        && match res.status() {
+            StatusCode::OK => true,
+            StatusCode::PARTIAL_CONTENT => res
+                .headers()
+                .get(http::header::CONTENT_RANGE)
+                .is_some_and(|range| range.as_bytes().starts_with(b"bytes 0-")),
+            _ => false,
+        }
 }
 
 /// Why the key a link was made for no longer allows the download, if it does not.

@@ -139,3 +139,30 @@ async fn counts_are_flushed_periodically_and_kept_while_the_store_refuses_them()
     assert_eq!(server.counted(id).checks, 3, "counted once");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_deleted_accounts_unflushed_counts_never_reach_an_account_that_takes_its_prefix() {
+    let server = TestServer::start_with(settings(Duration::from_secs(3600))).await;
+    let id = traffic(&server, 4, 1).await;
+    assert_eq!(server.counted(id).checks, 4);
+    // The account is deleted (through the service, so the event bus hears of it) and a
+    // new one takes its prefix before any flush.
+    let app = server.app();
+    upkeep::service::write(
+        &app.store,
+        &app.events,
+        upkeep::service::Actor::Cli,
+        None,
+        server.now(),
+        |ctx| upkeep::service::accounts::delete(ctx, "acme"),
+    )
+    .await
+    .unwrap();
+    server.account("acme");
+    let (_dir, path) = server.stop().await;
+    let store = Store::open(&path).unwrap();
+    assert!(
+        stored(&store, id).is_empty(),
+        "the old account's counts went with it"
+    );
+}
