@@ -1217,6 +1217,9 @@ async fn activations_and_validations_are_counted_by_outcome_on_metrics() {
         .await
         .expect(200);
     get(&server, &path("check", "download_key=no-such-key-000")).await;
+    get(&server, &path("check", "domain=one.example.org"))
+        .await
+        .expect(400);
     let operator = server.operator_token("metrics", true, false, None);
     let text = server
         .request(Method::GET, "/metrics")
@@ -1228,13 +1231,16 @@ async fn activations_and_validations_are_counted_by_outcome_on_metrics() {
         "upkeep_activations_total{code=\"valid\"} 1",
         "upkeep_activations_total{code=\"activation_limit_reached\"} 1",
         "upkeep_license_validations_total{code=\"not_found\"} 1",
+        "upkeep_license_validations_total{code=\"valid\"} 1",
+        "upkeep_license_validations_total{code=\"missing_key\"} 1",
     ] {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
-    // And in the product's rollup for reports (every call named the product): the two
-    // activations' key checks, the check, the unknown key; the two activation attempts.
+    // And in the product's rollup for reports (every call named the product), each
+    // request once: the check, the unknown key and the keyless check as validations; the
+    // two activation attempts as activations (their key checks are not validations).
     let counted = server.counted(p);
-    assert_eq!(counted.validations, [3, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(counted.validations, [1, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
     assert_eq!(counted.activations, [1, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
     assert_eq!(server.counted(acme.other), Default::default());
 }

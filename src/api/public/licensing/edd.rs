@@ -170,10 +170,17 @@ pub(in crate::api::public) async fn edd_license(
     let Some(account) = account else {
         return Ok(bare(Code::NotFound));
     };
+    let attempt = match action {
+        "check_license" => Attempt::Check,
+        "activate_license" => Attempt::Activate,
+        _ => Attempt::Other,
+    };
     let Some(key) = key else {
+        note_check(app, &who, Code::MissingKey, None, attempt);
         return Ok(bare(Code::MissingKey));
     };
     if throttled(app, &who, Some(key)) {
+        note_check(app, &who, Code::RateLimited, None, attempt);
         return Ok(bare(Code::RateLimited));
     }
     let site = site_in(&who, pairs, &["url"], true).ok().flatten();
@@ -201,7 +208,6 @@ pub(in crate::api::public) async fn edd_license(
         Some(Some((id, _))) => Some((account, *id)),
         _ => None,
     };
-    note_unknown(app, &who, checked.code, named);
     // An `all` key covers every product of the account, but not an item that is none.
     if matches!(item.product, Some(None))
         && matches!(checked.code, Code::Valid | Code::SiteInactive)
@@ -209,6 +215,7 @@ pub(in crate::api::public) async fn edd_license(
         checked.code = Code::ProductMismatch;
         checked.activation = None;
     }
+    note_check(app, &who, checked.code, named, attempt);
     let Some(record) = checked.key.clone() else {
         return Ok(bare(checked.code));
     };

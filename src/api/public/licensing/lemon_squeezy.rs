@@ -135,10 +135,16 @@ async fn lemon_squeezy(
     account: Option<AccountPrefix>,
     action: LsAction,
 ) -> Result<Response<Body>, Error> {
+    let attempt = match action {
+        LsAction::Validate => Attempt::Check,
+        LsAction::Activate => Attempt::Activate,
+        LsAction::Deactivate => Attempt::Other,
+    };
     let Some(key) = get(&pairs, "license_key")
         .map(str::trim)
         .filter(|k| !k.is_empty())
     else {
+        note_check(app, &who, Code::MissingKey, None, attempt);
         return Ok(ls_bare(
             action,
             ls_status(Code::MissingKey),
@@ -169,6 +175,7 @@ async fn lemon_squeezy(
         _ => {}
     }
     if throttled(app, &who, Some(key)) {
+        note_check(app, &who, Code::RateLimited, None, attempt);
         return Ok(ls_bare(
             action,
             ls_status(Code::RateLimited),
@@ -198,7 +205,7 @@ async fn lemon_squeezy(
         who.now,
     )?;
     // Lemon Squeezy names no product: counted in the totals only.
-    note_unknown(app, &who, checked.code, None);
+    note_check(app, &who, checked.code, None, attempt);
     let Some(record) = checked.key.clone() else {
         return Ok(ls_bare(
             action,

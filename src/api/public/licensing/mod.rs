@@ -146,10 +146,36 @@ fn throttled(app: &App, who: &Who, key: Option<&str>) -> bool {
         && app.public.key_failures.blocked(who.client, who.now)
 }
 
-/// Counts a validation that answered `code` (for `product`, when the request named one
-/// of the account's products), and an unknown key against the caller's address.
-fn note_unknown(app: &App, who: &Who, code: Code, product: Option<(AccountPrefix, ProductId)>) {
-    app.public.counts.validation(code, product, who.now);
+/// What a licensing request was, for the reports: each request counts once, by its
+/// outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// A check or validate: a validation.
+    Check,
+    /// An activate: an activation, counted here only when the key's check refused it
+    /// ([`activate`] counts the ones that reach the service).
+    Activate,
+    /// A deactivation or the holder's listing: not counted.
+    Other,
+}
+
+/// Counts the key check that answered `code` (for `product`, when the request named one
+/// of the account's products) as `attempt` says, and an unknown key against the
+/// caller's address.
+fn note_check(
+    app: &App,
+    who: &Who,
+    code: Code,
+    product: Option<(AccountPrefix, ProductId)>,
+    attempt: Attempt,
+) {
+    match attempt {
+        Attempt::Check => app.public.counts.validation(code, product, who.now),
+        Attempt::Activate if code != Code::Valid => {
+            app.public.counts.activation(code, product, who.now);
+        }
+        Attempt::Activate | Attempt::Other => {}
+    }
     if code == Code::NotFound {
         let _ = app.public.key_failures.fail(who.client, who.now);
     }

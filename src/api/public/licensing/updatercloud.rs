@@ -94,10 +94,18 @@ pub(in crate::api::public) async fn updatercloud(
         );
     };
     let (account, product_id) = product;
+    let attempt = match action {
+        UcAction::Check => Attempt::Check,
+        UcAction::Activate => Attempt::Activate,
+        UcAction::Deactivate => Attempt::Other,
+    };
+    let named = Some((account, product_id));
     let Some(key) = key else {
+        note_check(app, &who, Code::MissingKey, named, attempt);
         return bare(StatusCode::BAD_REQUEST, Code::MissingKey);
     };
     if throttled(app, &who, Some(key)) {
+        note_check(app, &who, Code::RateLimited, named, attempt);
         return bare(StatusCode::OK, Code::RateLimited);
     }
     let site = match site_in(&who, &pairs, &["domain", "url", "site"], false) {
@@ -137,7 +145,7 @@ pub(in crate::api::public) async fn updatercloud(
         },
         who.now,
     )?;
-    note_unknown(app, &who, checked.code, Some((account, product_id)));
+    note_check(app, &who, checked.code, named, attempt);
     let Some(record) = checked.key.clone() else {
         let status = match checked.code {
             Code::NotFound => StatusCode::NOT_FOUND,
@@ -302,11 +310,12 @@ pub(in crate::api::public) fn updatercloud_activations(
         None,
         call.now,
     )?;
-    note_unknown(
+    note_check(
         app,
         &Who::of(app, call),
         checked.code,
         Some((account, product)),
+        Attempt::Other,
     );
     let Some(record) = checked.key else {
         return bare(
