@@ -6,8 +6,11 @@ use super::backup::Journal;
 use super::codec::Raw;
 use super::commit::GroupCommit;
 use super::key::{Key, MetaKey};
+use super::activation_index::ActivationIndex;
 use super::key_index::KeyIndex;
-use super::schema::{self, ACCOUNTS, GRACE, KEY_LOOKUPS, LICENSES, META, TOKENS, TREES};
+use super::schema::{
+    self, ACCOUNTS, ACTIVATIONS, DOWNLOAD_KEYS, GRACE, KEY_LOOKUPS, LICENSES, META, TOKENS, TREES,
+};
 use super::tokens::alias_record;
 use super::tx::{corrupt, decode_entry};
 use super::{
@@ -258,11 +261,15 @@ impl Store {
         let mut epoch = [0u8; 8];
         getrandom::fill(&mut epoch)
             .map_err(|err| OpenError::Store(StoreError::Bug(format!("OS RNG: {err}"))))?;
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret)
+            .map_err(|err| OpenError::Store(StoreError::Bug(format!("OS RNG: {err}"))))?;
         let mut store = Store {
             db,
             trees,
             index: TokenIndex::default(),
             keys: KeyIndex::default(),
+            activations: ActivationIndex::new(secret),
             write_lock: Mutex::new(()),
             commit: GroupCommit::default(),
             dir: dir.to_owned(),
@@ -323,6 +330,14 @@ impl Store {
                 );
             }
         }
+        let started = std::time::Instant::now();
+        store.load_activations().map_err(OpenError::Store)?;
+        tracing::info!(
+            download_keys = store.activations.len(),
+            activations = store.activations.activations(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "activation index built from the store"
+        );
         store.load_operators().map_err(OpenError::Store)?;
         Ok(store)
     }
@@ -457,6 +472,20 @@ impl Store {
                 self.index
                     .insert(old, alias_record(&token, alias.until), None);
             }
+        }
+        Ok(())
+    }
+
+    /// The activation index (`activation_index`): every key's facts, then every
+    /// activation, from one scan of each tree.
+    fn load_activations(&self) -> Result<(), StoreError> {
+        for entry in self.scan(&DOWNLOAD_KEYS, &[]) {
+            let (_, key) = entry?;
+            self.activations.set_key(&key, true);
+        }
+        for entry in self.scan(&ACTIVATIONS, &[]) {
+            let (_, activation) = entry?;
+            self.activations.add_activation(&activation);
         }
         Ok(())
     }

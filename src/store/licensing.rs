@@ -14,6 +14,7 @@
 
 use super::codec::{Count, Empty};
 use super::key::{AccountId, AccountPair, AccountSlug, KeyLookup, owner, pairs_of};
+use super::activation_index::{IdentityRef, KeyStanding};
 use super::key_index::Candidate;
 use super::page::{Cursor, Page, PageRequest};
 use super::schema::{
@@ -28,6 +29,16 @@ use crate::model::{
     AccountPrefix, Activation, ActivationId, Customer, CustomerId, DomainError, DownloadKey,
     DownloadKeyId, LicensingSettings, ProductId, ProductScope,
 };
+
+/// What memory says of a key (see [`Store::key_standing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// No stored key has this lookup hash.
+    Unknown,
+    Known(KeyStanding),
+    /// Read the records.
+    AskRecords,
+}
 
 /// Which keys a listing wants (all given filters apply).
 #[derive(Debug, Clone, Default)]
@@ -64,11 +75,12 @@ pub(super) struct LicensingEntries {
 }
 
 impl LicensingEntries {
-    /// The key-index changes that removing these entries makes.
+    /// The key-index and activation-index changes that removing these entries makes.
     pub(super) fn key_index_removals(&self) -> impl Iterator<Item = IndexOp> + '_ {
-        self.keys
-            .iter()
-            .map(|(id, lookup)| IndexOp::KeyRemove(lookup.0, DownloadKeyId(id.id)))
+        self.keys.iter().flat_map(|(id, lookup)| {
+            let id = DownloadKeyId(id.id);
+            [IndexOp::KeyRemove(lookup.0, id), IndexOp::KeyGone(id)]
+        })
     }
 }
 
@@ -190,6 +202,29 @@ impl Store {
         Ok(self
             .download_key(account, id)?
             .filter(|key| key.lookup == *lookup))
+    }
+
+    /// How the key whose lookup hash is `lookup` stands for `product` and `identity`,
+    /// from memory only (the key index, then the activation index): no read, no scan.
+    /// [`Standing::AskRecords`] when memory cannot say exactly (a shared entry): then
+    /// read the records ([`Store::download_key_by_lookup`], [`Store::activations`]).
+    /// The lookup hash binds the account, so no account is asked for.
+    pub fn key_standing(
+        &self,
+        lookup: &[u8; 32],
+        product: Option<ProductId>,
+        identity: Option<IdentityRef<'_>>,
+    ) -> Standing {
+        let id = match self.keys.get(lookup) {
+            Candidate::Absent => return Standing::Unknown,
+            Candidate::Key(id) => id,
+            Candidate::Ambiguous => return Standing::AskRecords,
+        };
+        let identity = identity.map(|i| self.activations.identity_hash(i));
+        match self.activations.standing(id, lookup, product, identity) {
+            Some(standing) => Standing::Known(standing),
+            None => Standing::AskRecords,
+        }
     }
 
     /// A customer's keys, by id.
@@ -426,7 +461,7 @@ impl Store {
             let keys: Vec<DownloadKey> = doomed.into_iter().map(|(k, _)| k).collect();
             let ops = keys
                 .iter()
-                .map(|k| IndexOp::KeyRemove(k.lookup, k.id))
+                .flat_map(|k| [IndexOp::KeyRemove(k.lookup, k.id), IndexOp::KeyGone(k.id)])
                 .collect();
             Ok(((customer, keys), ops))
         })
@@ -532,13 +567,14 @@ impl Store {
                 }
                 tx.put(&DOWNLOAD_KEYS, &record, &key)
             })?;
-            let mut ops = Vec::with_capacity(2);
+            let mut ops = Vec::with_capacity(3);
             if let Some(old) = &current
                 && old.lookup != key.lookup
             {
                 ops.push(IndexOp::KeyRemove(old.lookup, key.id));
             }
             ops.push(IndexOp::KeyAdd(key.lookup, key.id));
+            ops.push(IndexOp::KeyFacts(Box::new(key.clone()), current.is_none()));
             Ok((key, ops))
         })
     }
@@ -561,7 +597,10 @@ impl Store {
                 let freed = remove_key(tx, &key, &activations)?;
                 add_usage(tx, account, -freed)
             })?;
-            let ops = vec![IndexOp::KeyRemove(key.lookup, key.id)];
+            let ops = vec![
+                IndexOp::KeyRemove(key.lookup, key.id),
+                IndexOp::KeyGone(key.id),
+            ];
             Ok((key, ops))
         })
     }
@@ -621,7 +660,11 @@ impl Store {
                 tx.put(&DOWNLOAD_KEYS, &at(account, id.0), &changed)?;
                 add_usage(tx, account, i64::from(activation.counts))
             })?;
-            Ok(((changed, Some(activation), extra), Vec::new()))
+            let ops = vec![
+                IndexOp::KeyFacts(Box::new(changed.clone()), false),
+                IndexOp::ActivationAdd(Box::new(activation.clone())),
+            ];
+            Ok(((changed, Some(activation), extra), ops))
         })
     }
 
@@ -650,7 +693,8 @@ impl Store {
                 tx.put(&DOWNLOAD_KEYS, &at(account, key.id.0), &key)?;
                 add_usage(tx, account, -i64::from(activation.counts))
             })?;
-            Ok(((key, activation), Vec::new()))
+            let ops = vec![IndexOp::ActivationRemove(key.id, activation.id)];
+            Ok(((key, activation), ops))
         })
     }
 
@@ -749,20 +793,25 @@ fn add_usage(tx: &Tx<'_>, account: &AccountPrefix, delta: i64) -> TxResult<()> {
     }
 }
 
-/// Drops `product` from the keys listing it (inside the product's deletion): a key whose
-/// products were all deleted stays, covering nothing.
+/// `key` without `product` in its list: a key whose products were all deleted stays,
+/// covering nothing.
+pub(super) fn without_product(mut key: DownloadKey, product: ProductId) -> DownloadKey {
+    if let ProductScope::Only(ids) = &mut key.products {
+        ids.retain(|p| *p != product);
+    }
+    key
+}
+
+/// Stores the keys that listed `product`, already [`without_product`] (inside the
+/// product's deletion).
 pub(super) fn drop_product_from_keys(
     tx: &Tx<'_>,
     product: ProductId,
     keys: &[DownloadKey],
 ) -> TxResult<()> {
     for key in keys {
-        let mut key = key.clone();
-        if let ProductScope::Only(ids) = &mut key.products {
-            ids.retain(|p| *p != product);
-        }
         tx.remove(&PRODUCT_KEYS, &pair(&key.account, product.0, key.id.0))?;
-        tx.put(&DOWNLOAD_KEYS, &at(&key.account, key.id.0), &key)?;
+        tx.put(&DOWNLOAD_KEYS, &at(&key.account, key.id.0), key)?;
     }
     Ok(())
 }

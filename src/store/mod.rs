@@ -24,6 +24,7 @@
 //! batches), `reports` (the daily rollups of SPEC §10).
 
 mod accounts;
+mod activation_index;
 pub mod backup;
 pub mod blobs;
 mod catalog;
@@ -45,13 +46,14 @@ mod token_index;
 mod tokens;
 mod tx;
 
+pub use activation_index::{IdentityRef, KeyStanding};
 pub use blobs::{Blobs, ChunkSource, PutError, Staged, Swept};
 pub use catalog::Catalogued;
 pub use codec::{DecodeError, Record};
 pub use files::{KEY_FILE, create_private_file};
 pub(crate) use files::{create_private_dir, create_temporary_file};
 pub use index_load::{Inspection, OpenError, SnapshotState, inspect};
-pub use licensing::{ActivationPlan, KeyFilter};
+pub use licensing::{ActivationPlan, KeyFilter, Standing};
 pub use migrate::SchemaError;
 pub use page::{Cursor, CursorError, Page, PageRequest};
 pub use token_index::{AuthRecord, Authenticated, PendingUse, TokenIndex};
@@ -310,6 +312,14 @@ enum IndexOp {
     KeyAdd([u8; 32], crate::model::DownloadKeyId),
     /// A download key no longer has this lookup hash.
     KeyRemove([u8; 32], crate::model::DownloadKeyId),
+    /// A download key as committed, and whether the record is new (`activation_index`).
+    KeyFacts(Box<crate::model::DownloadKey>, bool),
+    /// A download key is gone, with its activations.
+    KeyGone(crate::model::DownloadKeyId),
+    /// An activation was committed.
+    ActivationAdd(Box<crate::model::Activation>),
+    /// An activation of this key is gone.
+    ActivationRemove(crate::model::DownloadKeyId, crate::model::ActivationId),
 }
 
 thread_local! {
@@ -327,6 +337,9 @@ pub struct Store {
     /// Download keys by lookup hash, in front of `keylookup_keyid` (`key_index`); kept in
     /// step like the token index.
     keys: key_index::KeyIndex,
+    /// Every key's validation facts and activated identities, by key id
+    /// (`activation_index`); kept in step like the key index, built by a scan at open.
+    activations: activation_index::ActivationIndex,
     /// Serializes writers: scans done before a transaction stay true during it, and
     /// index updates happen in commit order.
     write_lock: Mutex<()>,
@@ -576,6 +589,10 @@ impl Store {
                 }
                 IndexOp::KeyAdd(lookup, id) => self.keys.insert(&lookup, id),
                 IndexOp::KeyRemove(lookup, id) => self.keys.remove(&lookup, id),
+                IndexOp::KeyFacts(key, created) => self.activations.set_key(&key, created),
+                IndexOp::KeyGone(id) => self.activations.remove_key(id),
+                IndexOp::ActivationAdd(activation) => self.activations.add_activation(&activation),
+                IndexOp::ActivationRemove(key, id) => self.activations.remove_activation(key, id),
             }
         }
         std::mem::forget(suspect);

@@ -1,0 +1,310 @@
+//! The in-memory activation index: for every stored download key, what a licensed update
+//! check needs to answer without reading sled (SPEC §8.1 item 2, §9): the key's status,
+//! expiry and product scope, and the identities (site or machine) it is activated for,
+//! each as a keyed hash with its activation id. With the key index (`key_index`: lookup
+//! hash → key id) a check with a site reads no record and scans no tree.
+//!
+//! An entry, by key id: bytes 8..24 of the key's lookup hash (the key index matched bytes
+//! 0..8; together 24 bytes of a keyed hash that binds the account, so a key of another
+//! account, or a changed key, never matches), the key's facts, and its activations as
+//! (identity hash, activation id) pairs. Identity hashes are keyed blake3 (a random key
+//! drawn at each opening: nobody can aim a site at another's hash), truncated to 8 bytes.
+//! Lemon Squeezy instances are matched by activation id, never by identity: they are not
+//! listed.
+//!
+//! Invariants (as `key_index`):
+//! - every change comes from the store, under its write lock, after the transaction that
+//!   makes it committed (`IndexOp::KeyFacts`, `KeyGone`, `ActivationAdd`,
+//!   `ActivationRemove`, emitted wherever `download_key` or `activation` records are put
+//!   or removed); the index is built at open by a scan of both trees, never guessed;
+//! - an entry is exactly its key's record and activations as committed; two stored keys
+//!   of two accounts sharing an id (ids are drawn per account) make the entry
+//!   [`Entry::Shared`]: checks of that id read sled, as before the index;
+//! - anything the caller cannot match exactly (no entry, shared, another hash) sends it
+//!   back to the records: the index only ever shortens an answer the records give.
+
+use crate::model::licensing::Identity;
+use crate::model::{Activation, ActivationId, DownloadKey, DownloadKeyId, ProductId, Timestamp};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::RwLock;
+
+const N_SHARDS: usize = 64;
+
+/// Key ids are random (drawn by the store): they are their own hash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Shard = HashMap<u64, Entry, BuildHasherDefault<IdHasher>>;
+
+/// No expiry (`Timestamp` is milliseconds; none is this far).
+const NEVER: u64 = u64::MAX;
+
+/// What the index holds for one key id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Entry {
+    Key(Box<Facts>),
+    /// Two stored keys (of two accounts) have this id: ask the records.
+    Shared,
+}
+
+/// One key's facts and activations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Facts {
+    /// Bytes 8..24 of the lookup hash.
+    lookup: u128,
+    disabled: bool,
+    /// Milliseconds, [`NEVER`] for none.
+    expires_at: u64,
+    /// `None`: every product (`ProductScope::All`).
+    products: Option<Box<[u64]>>,
+    /// (identity hash, activation id), in no order.
+    sites: Vec<(u64, u64)>,
+}
+
+/// How a key stands, from memory: what `service::licensing::check` needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyStanding {
+    pub id: DownloadKeyId,
+    pub disabled: bool,
+    pub expires_at: Option<Timestamp>,
+    /// The product asked about is covered.
+    pub covers: bool,
+    /// The activation for the identity asked about, if any.
+    pub activation: Option<ActivationId>,
+}
+
+/// An identity to look for: a normalized site, or a machine fingerprint.
+#[derive(Debug, Clone, Copy)]
+pub enum IdentityRef<'a> {
+    Site(&'a str),
+    Machine(&'a str),
+}
+
+fn lookup_part(lookup: &[u8; 32]) -> u128 {
+    let mut part = [0u8; 16];
+    part.copy_from_slice(&lookup[8..24]);
+    u128::from_le_bytes(part)
+}
+
+/// Key id → its facts and activations, for every stored key (see the module doc).
+pub(super) struct ActivationIndex {
+    shards: Box<[RwLock<Shard>]>,
+    /// Keys the identity hashes (drawn at each opening).
+    secret: [u8; 32],
+}
+
+impl std::fmt::Debug for ActivationIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivationIndex")
+            .field("keys", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ActivationIndex {
+    /// An empty index, its identity hashes keyed by `secret`.
+    pub(super) fn new(secret: [u8; 32]) -> Self {
+        ActivationIndex {
+            shards: (0..N_SHARDS).map(|_| RwLock::default()).collect(),
+            secret,
+        }
+    }
+
+    fn shard(&self, id: DownloadKeyId) -> &RwLock<Shard> {
+        // Ids are uniform; the shard from bits the map's own hash uses least.
+        &self.shards[(id.0 >> 58) as usize % N_SHARDS]
+    }
+
+    /// The keyed hash of an identity (a site and a machine with the same text differ).
+    pub(super) fn identity_hash(&self, identity: IdentityRef<'_>) -> u64 {
+        let (tag, text) = match identity {
+            IdentityRef::Site(site) => (b's', site),
+            IdentityRef::Machine(machine) => (b'm', machine),
+        };
+        let mut hasher = blake3::Hasher::new_keyed(&self.secret);
+        hasher.update(&[tag]);
+        hasher.update(text.as_bytes());
+        let hash = hasher.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&hash.as_bytes()[..8]);
+        u64::from_le_bytes(first)
+    }
+
+    fn hash_of(&self, activation: &Activation) -> Option<u64> {
+        match &activation.identity {
+            Identity::Site(site) => Some(self.identity_hash(IdentityRef::Site(site.as_str()))),
+            Identity::Machine(machine) => Some(self.identity_hash(IdentityRef::Machine(machine))),
+            Identity::Instance => None,
+        }
+    }
+
+    /// Key `lookup` (whose id the key index named) as it stands for `product` and
+    /// `identity` (hashed by [`ActivationIndex::identity_hash`]); `None`: ask the records.
+    pub(super) fn standing(
+        &self,
+        id: DownloadKeyId,
+        lookup: &[u8; 32],
+        product: Option<ProductId>,
+        identity: Option<u64>,
+    ) -> Option<KeyStanding> {
+        let shard = read(self.shard(id));
+        let Some(Entry::Key(facts)) = shard.get(&id.0) else {
+            return None;
+        };
+        if facts.lookup != lookup_part(lookup) {
+            return None;
+        }
+        Some(KeyStanding {
+            id,
+            disabled: facts.disabled,
+            expires_at: (facts.expires_at != NEVER).then(|| Timestamp::from_millis(facts.expires_at)),
+            covers: product.is_none_or(|p| {
+                facts
+                    .products
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(&p.0))
+            }),
+            activation: identity.and_then(|wanted| {
+                facts
+                    .sites
+                    .iter()
+                    .find(|(hash, _)| *hash == wanted)
+                    .map(|(_, activation)| ActivationId(*activation))
+            }),
+        })
+    }
+
+    /// Notes key `key` as committed: `created` (a new record: an entry already there is
+    /// another account's key with the same id, and the entry becomes shared) or changed
+    /// (its activations stay).
+    pub(super) fn set_key(&self, key: &DownloadKey, created: bool) {
+        let mut shard = write(self.shard(key.id));
+        let lookup = lookup_part(&key.lookup);
+        let products = match &key.products {
+            crate::model::ProductScope::All => None,
+            crate::model::ProductScope::Only(ids) => Some(ids.iter().map(|p| p.0).collect()),
+        };
+        let disabled = key.status == crate::model::KeyStatus::Disabled;
+        let expires_at = key.expires_at.map_or(NEVER, Timestamp::as_millis);
+        match shard.get_mut(&key.id.0) {
+            Some(Entry::Shared) => {}
+            Some(entry @ Entry::Key(_)) if created => *entry = Entry::Shared,
+            Some(Entry::Key(facts)) => {
+                facts.lookup = lookup;
+                facts.disabled = disabled;
+                facts.expires_at = expires_at;
+                facts.products = products;
+            }
+            None => {
+                shard.insert(
+                    key.id.0,
+                    Entry::Key(Box::new(Facts {
+                        lookup,
+                        disabled,
+                        expires_at,
+                        products,
+                        sites: Vec::new(),
+                    })),
+                );
+            }
+        }
+    }
+
+    /// Notes that key `id` is gone (with its activations). A shared entry stays shared.
+    pub(super) fn remove_key(&self, id: DownloadKeyId) {
+        let mut shard = write(self.shard(id));
+        if let Some(Entry::Key(_)) = shard.get(&id.0) {
+            shard.remove(&id.0);
+        }
+    }
+
+    /// Notes a committed activation of its key.
+    pub(super) fn add_activation(&self, activation: &Activation) {
+        let Some(hash) = self.hash_of(activation) else {
+            return;
+        };
+        let mut shard = write(self.shard(activation.key_id));
+        if let Some(Entry::Key(facts)) = shard.get_mut(&activation.key_id.0)
+            && !facts.sites.contains(&(hash, activation.id.0))
+        {
+            facts.sites.push((hash, activation.id.0));
+            facts.sites.shrink_to_fit();
+        }
+    }
+
+    /// Notes that activation `activation` of key `key` is gone.
+    pub(super) fn remove_activation(&self, key: DownloadKeyId, activation: ActivationId) {
+        let mut shard = write(self.shard(key));
+        if let Some(Entry::Key(facts)) = shard.get_mut(&key.0) {
+            facts.sites.retain(|(_, id)| *id != activation.0);
+            facts.sites.shrink_to_fit();
+        }
+    }
+
+    /// Number of key ids held (a shared one counts once).
+    pub(super) fn len(&self) -> usize {
+        self.shards.iter().map(|s| read(s).len()).sum()
+    }
+
+    /// Number of activations held.
+    pub(super) fn activations(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                read(s)
+                    .values()
+                    .map(|e| match e {
+                        Entry::Key(facts) => facts.sites.len(),
+                        Entry::Shared => 0,
+                    })
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Every entry, sorted, its sites sorted (tests compare indexes).
+    #[cfg(test)]
+    pub(super) fn entries(&self) -> Vec<(u64, Entry)> {
+        let mut all: Vec<(u64, Entry)> = self
+            .shards
+            .iter()
+            .flat_map(|shard| {
+                read(shard)
+                    .iter()
+                    .map(|(id, entry)| {
+                        let mut entry = entry.clone();
+                        if let Entry::Key(facts) = &mut entry {
+                            facts.sites.sort_unstable();
+                        }
+                        (*id, entry)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort_unstable_by_key(|(id, _)| *id);
+        all
+    }
+}
