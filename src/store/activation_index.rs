@@ -180,13 +180,10 @@ impl ActivationIndex {
         Some(KeyStanding {
             id,
             disabled: facts.disabled,
-            expires_at: (facts.expires_at != NEVER).then(|| Timestamp::from_millis(facts.expires_at)),
-            covers: product.is_none_or(|p| {
-                facts
-                    .products
-                    .as_ref()
-                    .is_none_or(|ids| ids.contains(&p.0))
-            }),
+            expires_at: (facts.expires_at != NEVER)
+                .then(|| Timestamp::from_millis(facts.expires_at)),
+            covers: product
+                .is_none_or(|p| facts.products.as_ref().is_none_or(|ids| ids.contains(&p.0))),
             activation: identity.and_then(|wanted| {
                 facts
                     .sites
@@ -306,5 +303,244 @@ impl ActivationIndex {
             .collect();
         all.sort_unstable_by_key(|(id, _)| *id);
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::backup;
+    use super::super::licensing::Standing;
+    use super::super::licensing::tests::{activate, customer, key, product};
+    use super::super::schema::{ACTIVATIONS, DOWNLOAD_KEYS};
+    use super::super::test_support::*;
+    use super::super::{KEY_FILE, Store};
+    use super::*;
+    use crate::model::{AccountPrefix, KeyStatus, ProductScope};
+
+    /// The index agrees with the trees: the same entries as one built from a scan of
+    /// `download_key` and `activation` (with this index's identity key). Returns how many
+    /// keys and activations it holds.
+    fn agrees(store: &Store) -> (usize, usize) {
+        let scanned = ActivationIndex::new(store.activations.secret);
+        for entry in store.scan(&DOWNLOAD_KEYS, &[]) {
+            scanned.set_key(&entry.unwrap().1, true);
+        }
+        for entry in store.scan(&ACTIVATIONS, &[]) {
+            scanned.add_activation(&entry.unwrap().1);
+        }
+        assert_eq!(store.activations.entries(), scanned.entries());
+        (store.activations.len(), store.activations.activations())
+    }
+
+    fn site_of(store: &Store, k: &DownloadKey, site: &str) -> Option<ActivationId> {
+        match store.key_standing(&k.lookup, None, Some(IdentityRef::Site(site))) {
+            Standing::Known(standing) => standing.activation,
+            other => panic!("not known from memory: {other:?}"),
+        }
+    }
+
+    fn delete_activation(store: &Store, a: &AccountPrefix, id: ActivationId) {
+        store
+            .delete_activation(a, id, |_, _| Ok(()))
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+    }
+
+    #[test]
+    fn the_activation_index_follows_every_change_to_keys_and_activations() {
+        let (dir, store, acme) = store_with_acme();
+        let a = &acme.prefix;
+        let put = |key: DownloadKey| {
+            store
+                .put_download_key(a, None, |_| Ok(key))
+                .unwrap()
+                .durable_blocking()
+                .unwrap()
+        };
+        let ann = store
+            .put_customer(a, None, |_| Ok(customer("ann@example.com")))
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let bob = store
+            .put_customer(a, None, |_| Ok(customer("bob@example.com")))
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let p = product(&store, a, "hello");
+        let q = product(&store, a, "world");
+        let k1 = put(key(ann.id, 1, ProductScope::Only(vec![p, q])));
+        let k2 = put(key(ann.id, 2, ProductScope::All));
+        let k3 = put(key(bob.id, 3, ProductScope::Only(vec![q])));
+        assert_eq!(agrees(&store), (3, 0));
+
+        // Activate, then deactivate (the admin's delete and the holder's deactivation
+        // both delete the record).
+        let one = activate(&store, &k1, "example.com", true);
+        let two = activate(&store, &k1, "staging.example.com", false);
+        activate(&store, &k2, "example.org", true);
+        let three = activate(&store, &k3, "example.net", true);
+        assert_eq!(agrees(&store), (3, 4));
+        assert_eq!(site_of(&store, &k1, "example.com"), Some(one.id));
+        assert_eq!(site_of(&store, &k1, "staging.example.com"), Some(two.id));
+        assert_eq!(site_of(&store, &k1, "example.org"), None);
+        delete_activation(&store, a, one.id);
+        assert_eq!(agrees(&store), (3, 3));
+        assert_eq!(site_of(&store, &k1, "example.com"), None);
+        assert_eq!(site_of(&store, &k1, "staging.example.com"), Some(two.id));
+
+        // A change of the key's facts: disabled, an expiry, another product list.
+        store
+            .put_download_key(a, Some(k1.id), |current| {
+                let mut k = current.unwrap();
+                k.status = KeyStatus::Disabled;
+                k.expires_at = Some(now());
+                k.products = ProductScope::Only(vec![p]);
+                Ok(k)
+            })
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(agrees(&store), (3, 3));
+        let Standing::Known(standing) = store.key_standing(&k1.lookup, Some(q), None) else {
+            panic!("known");
+        };
+        assert!(standing.disabled && !standing.covers);
+        assert_eq!(standing.expires_at, Some(now()));
+
+        // A new lookup hash: the old one is no key any more.
+        store
+            .put_download_key(a, Some(k1.id), |current| {
+                let mut k = current.unwrap();
+                k.lookup = [11; 32];
+                Ok(k)
+            })
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(agrees(&store), (3, 3));
+        assert_eq!(
+            store.key_standing(&k1.lookup, None, None),
+            Standing::Unknown
+        );
+        // A hash sharing the key index's 8 bytes but not the rest: not this key.
+        let mut near = [11u8; 32];
+        near[20] = 0;
+        assert_eq!(store.key_standing(&near, None, None), Standing::AskRecords);
+
+        // A product's deletion drops it from the keys listing it.
+        store
+            .delete_product(a, q)
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(agrees(&store), (3, 3));
+        // A key's deletion takes its activations; a customer's, its keys'.
+        store
+            .delete_download_key(a, k2.id)
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(agrees(&store), (2, 2));
+        store
+            .delete_customer(a, bob.id)
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(agrees(&store), (1, 1));
+        assert_eq!(
+            store.key_standing(&k3.lookup, None, None),
+            Standing::Unknown
+        );
+        let _ = three;
+
+        // Another account's key with an activation, then a backup restored elsewhere.
+        let (globex, _) = store
+            .create_account(new_account(Some("globex")), now())
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let g = &globex.prefix;
+        let carol = store
+            .put_customer(g, None, |_| Ok(customer("carol@example.com")))
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let k4 = store
+            .put_download_key(g, None, |_| Ok(key(carol.id, 4, ProductScope::All)))
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let four = activate(&store, &k4, "globex.example", true);
+        assert_eq!(agrees(&store), (2, 2));
+        let mut image = Vec::new();
+        store.backup(&mut image, "now").unwrap();
+        let restored_dir = tempfile::tempdir().unwrap();
+        let target = restored_dir.path().join("restored");
+        let checked = backup::check(std::io::Cursor::new(image)).unwrap();
+        backup::restore(&checked, &target).unwrap();
+        std::fs::copy(dir.path().join(KEY_FILE), target.join(KEY_FILE)).unwrap();
+        let restored = Store::open(&target).unwrap();
+        assert_eq!(agrees(&restored), (2, 2));
+        assert_eq!(site_of(&restored, &k4, "globex.example"), Some(four.id));
+        let k1 = restored.download_key(a, k1.id).unwrap().unwrap();
+        assert_eq!(site_of(&restored, &k1, "staging.example.com"), Some(two.id));
+        drop(restored);
+
+        // An account's deletion takes its keys and activations.
+        store.delete_account(a).unwrap().durable_blocking().unwrap();
+        assert_eq!(agrees(&store), (1, 1));
+
+        // Reopened (from the index snapshot too): built again from the trees.
+        assert!(store.save_index_snapshot().unwrap());
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(agrees(&store), (1, 1));
+        assert_eq!(site_of(&store, &k4, "globex.example"), Some(four.id));
+    }
+
+    #[test]
+    fn a_key_id_held_by_two_accounts_sends_checks_to_the_records() {
+        let (_dir, store, acme) = store_with_acme();
+        let a = &acme.prefix;
+        let ann = store
+            .put_customer(a, None, |_| Ok(customer("ann@example.com")))
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        let k = store
+            .put_download_key(a, None, |_| Ok(key(ann.id, 5, ProductScope::All)))
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        activate(&store, &k, "example.com", true);
+        assert!(matches!(
+            store.key_standing(&k.lookup, None, Some(IdentityRef::Site("example.com"))),
+            Standing::Known(KeyStanding {
+                activation: Some(_),
+                ..
+            })
+        ));
+        // What another account's key drawing the same id leaves.
+        let mut other = k.clone();
+        other.lookup = [6; 32];
+        store.activations.set_key(&other, true);
+        assert_eq!(
+            store.key_standing(&k.lookup, None, None),
+            Standing::AskRecords
+        );
+        // Its deletion leaves the entry shared: still answered by the records.
+        store.activations.remove_key(k.id);
+        assert_eq!(
+            store.key_standing(&k.lookup, None, None),
+            Standing::AskRecords
+        );
+        // A machine and a site with the same text are different identities.
+        let index = ActivationIndex::new([1; 32]);
+        assert_ne!(
+            index.identity_hash(IdentityRef::Site("example.com")),
+            index.identity_hash(IdentityRef::Machine("example.com"))
+        );
     }
 }

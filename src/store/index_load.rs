@@ -2,11 +2,11 @@
 //! `index.snapshot` when it is current, else a scan of the trees), and `inspect`, which
 //! looks without changing.
 
+use super::activation_index::ActivationIndex;
 use super::backup::Journal;
 use super::codec::Raw;
 use super::commit::GroupCommit;
 use super::key::{Key, MetaKey};
-use super::activation_index::ActivationIndex;
 use super::key_index::KeyIndex;
 use super::schema::{
     self, ACCOUNTS, ACTIVATIONS, DOWNLOAD_KEYS, GRACE, KEY_LOOKUPS, LICENSES, META, TOKENS, TREES,

@@ -12,9 +12,9 @@
 //! id). Every change to a counted activation changes the key's `counted` and the
 //! account's `activation_usage` in the same transaction.
 
+use super::activation_index::{IdentityRef, KeyStanding};
 use super::codec::{Count, Empty};
 use super::key::{AccountId, AccountPair, AccountSlug, KeyLookup, owner, pairs_of};
-use super::activation_index::{IdentityRef, KeyStanding};
 use super::key_index::Candidate;
 use super::page::{Cursor, Page, PageRequest};
 use super::schema::{
