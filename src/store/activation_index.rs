@@ -4,9 +4,9 @@
 //! each as a keyed hash with its activation id. With the key index (`key_index`: lookup
 //! hash → key id) a check with a site reads no record and scans no tree.
 //!
-//! An entry, by key id: bytes 8..24 of the key's lookup hash (the key index matched bytes
-//! 0..8; together 24 bytes of a keyed hash that binds the account, so a key of another
-//! account, or a changed key, never matches), the key's facts, and its activations as
+//! An entry, by key id: bytes 8..16 of the key's lookup hash (the key index matched bytes
+//! 0..8; together 16 bytes of a keyed hash that binds the account, so a key of another
+//! account, or a changed key, does not match: by chance with odds of 2^-128), the key's facts, and its activations as
 //! (identity hash, activation id) pairs. Identity hashes are keyed blake3 (a random key
 //! drawn at each opening: nobody can aim a site at another's hash), truncated to 8 bytes.
 //! Lemon Squeezy instances are matched by activation id, never by identity: they are not
@@ -62,18 +62,59 @@ pub(super) enum Entry {
     Shared,
 }
 
-/// One key's facts and activations.
+/// One key's facts and activations: 72 bytes, boxed (one allocation for the usual key,
+/// listing one product and activated once; `benches/README.md` has the memory).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Facts {
-    /// Bytes 8..24 of the lookup hash.
-    lookup: u128,
-    disabled: bool,
+    /// Bytes 8..16 of the lookup hash (the key index matched bytes 0..8).
+    lookup: u64,
     /// Milliseconds, [`NEVER`] for none.
     expires_at: u64,
-    /// `None`: every product (`ProductScope::All`).
-    products: Option<Box<[u64]>>,
+    /// The listed products (`all` false), by id.
+    products: Few<u64>,
     /// (identity hash, activation id), in no order.
-    sites: Vec<(u64, u64)>,
+    sites: Few<(u64, u64)>,
+    disabled: bool,
+    /// `ProductScope::All`.
+    all: bool,
+}
+
+/// A short list kept small: nothing, one item inline, or more on the heap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Few<T> {
+    None,
+    One(T),
+    Many(Box<[T]>),
+}
+
+impl<T: Clone> Few<T> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            Few::None => &[],
+            Few::One(item) => std::slice::from_ref(item),
+            Few::Many(items) => items,
+        }
+    }
+
+    fn from_vec(mut items: Vec<T>) -> Self {
+        match items.len() {
+            0 => Few::None,
+            1 => Few::One(items.remove(0)),
+            _ => Few::Many(items.into_boxed_slice()),
+        }
+    }
+
+    fn push(&mut self, item: T) {
+        let mut items = self.as_slice().to_vec();
+        items.push(item);
+        *self = Few::from_vec(items);
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
+        let mut items = self.as_slice().to_vec();
+        items.retain(keep);
+        *self = Few::from_vec(items);
+    }
 }
 
 /// How a key stands, from memory: what `service::licensing::check` needs.
@@ -95,10 +136,10 @@ pub enum IdentityRef<'a> {
     Machine(&'a str),
 }
 
-fn lookup_part(lookup: &[u8; 32]) -> u128 {
-    let mut part = [0u8; 16];
-    part.copy_from_slice(&lookup[8..24]);
-    u128::from_le_bytes(part)
+fn lookup_part(lookup: &[u8; 32]) -> u64 {
+    let mut part = [0u8; 8];
+    part.copy_from_slice(&lookup[8..16]);
+    u64::from_le_bytes(part)
 }
 
 /// Key id → its facts and activations, for every stored key (see the module doc).
@@ -182,11 +223,11 @@ impl ActivationIndex {
             disabled: facts.disabled,
             expires_at: (facts.expires_at != NEVER)
                 .then(|| Timestamp::from_millis(facts.expires_at)),
-            covers: product
-                .is_none_or(|p| facts.products.as_ref().is_none_or(|ids| ids.contains(&p.0))),
+            covers: product.is_none_or(|p| facts.all || facts.products.as_slice().contains(&p.0)),
             activation: identity.and_then(|wanted| {
                 facts
                     .sites
+                    .as_slice()
                     .iter()
                     .find(|(hash, _)| *hash == wanted)
                     .map(|(_, activation)| ActivationId(*activation))
@@ -200,9 +241,11 @@ impl ActivationIndex {
     pub(super) fn set_key(&self, key: &DownloadKey, created: bool) {
         let mut shard = write(self.shard(key.id));
         let lookup = lookup_part(&key.lookup);
-        let products = match &key.products {
-            crate::model::ProductScope::All => None,
-            crate::model::ProductScope::Only(ids) => Some(ids.iter().map(|p| p.0).collect()),
+        let (all, products) = match &key.products {
+            crate::model::ProductScope::All => (true, Few::None),
+            crate::model::ProductScope::Only(ids) => {
+                (false, Few::from_vec(ids.iter().map(|p| p.0).collect()))
+            }
         };
         let disabled = key.status == crate::model::KeyStatus::Disabled;
         let expires_at = key.expires_at.map_or(NEVER, Timestamp::as_millis);
@@ -213,6 +256,7 @@ impl ActivationIndex {
                 facts.lookup = lookup;
                 facts.disabled = disabled;
                 facts.expires_at = expires_at;
+                facts.all = all;
                 facts.products = products;
             }
             None => {
@@ -222,8 +266,9 @@ impl ActivationIndex {
                         lookup,
                         disabled,
                         expires_at,
+                        all,
                         products,
-                        sites: Vec::new(),
+                        sites: Few::None,
                     })),
                 );
             }
@@ -240,15 +285,28 @@ impl ActivationIndex {
 
     /// Notes a committed activation of its key.
     pub(super) fn add_activation(&self, activation: &Activation) {
-        let Some(hash) = self.hash_of(activation) else {
-            return;
-        };
-        let mut shard = write(self.shard(activation.key_id));
-        if let Some(Entry::Key(facts)) = shard.get_mut(&activation.key_id.0)
-            && !facts.sites.contains(&(hash, activation.id.0))
+        if let Some(site) = self.site_of(activation) {
+            self.add_site(site);
+        }
+    }
+
+    /// What [`ActivationIndex::add_site`] notes of `activation` (none for an instance):
+    /// its key, identity hash and id.
+    pub(super) fn site_of(&self, activation: &Activation) -> Option<(DownloadKeyId, u64, u64)> {
+        Some((
+            activation.key_id,
+            self.hash_of(activation)?,
+            activation.id.0,
+        ))
+    }
+
+    /// Notes activation `id` of key `key`, for the identity hashed `hash`.
+    pub(super) fn add_site(&self, (key, hash, id): (DownloadKeyId, u64, u64)) {
+        let mut shard = write(self.shard(key));
+        if let Some(Entry::Key(facts)) = shard.get_mut(&key.0)
+            && !facts.sites.as_slice().contains(&(hash, id))
         {
-            facts.sites.push((hash, activation.id.0));
-            facts.sites.shrink_to_fit();
+            facts.sites.push((hash, id));
         }
     }
 
@@ -257,7 +315,6 @@ impl ActivationIndex {
         let mut shard = write(self.shard(key));
         if let Some(Entry::Key(facts)) = shard.get_mut(&key.0) {
             facts.sites.retain(|(_, id)| *id != activation.0);
-            facts.sites.shrink_to_fit();
         }
     }
 
@@ -274,7 +331,7 @@ impl ActivationIndex {
                 read(s)
                     .values()
                     .map(|e| match e {
-                        Entry::Key(facts) => facts.sites.len(),
+                        Entry::Key(facts) => facts.sites.as_slice().len(),
                         Entry::Shared => 0,
                     })
                     .sum::<usize>()
@@ -294,7 +351,9 @@ impl ActivationIndex {
                     .map(|(id, entry)| {
                         let mut entry = entry.clone();
                         if let Entry::Key(facts) = &mut entry {
-                            facts.sites.sort_unstable();
+                            let mut sites = facts.sites.as_slice().to_vec();
+                            sites.sort_unstable();
+                            facts.sites = Few::from_vec(sites);
                         }
                         (*id, entry)
                     })
@@ -426,7 +485,7 @@ mod tests {
         );
         // A hash sharing the key index's 8 bytes but not the rest: not this key.
         let mut near = [11u8; 32];
-        near[20] = 0;
+        near[12] = 0;
         assert_eq!(store.key_standing(&near, None, None), Standing::AskRecords);
 
         // A product's deletion drops it from the keys listing it.
@@ -536,6 +595,8 @@ mod tests {
             store.key_standing(&k.lookup, None, None),
             Standing::AskRecords
         );
+        // An entry stays small (the memory a million keys cost).
+        assert!(std::mem::size_of::<Facts>() <= 72);
         // A machine and a site with the same text are different identities.
         let index = ActivationIndex::new([1; 32]);
         assert_ne!(

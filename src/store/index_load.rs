@@ -476,16 +476,31 @@ impl Store {
         Ok(())
     }
 
-    /// The activation index (`activation_index`): every key's facts, then every
-    /// activation, from one scan of each tree.
+    /// The activation index (`activation_index`): every key's facts and every
+    /// activation, from one scan of each tree, the two on two threads (the activations'
+    /// identities hashed there, and noted once every key is in).
     fn load_activations(&self) -> Result<(), StoreError> {
-        for entry in self.scan(&DOWNLOAD_KEYS, &[]) {
-            let (_, key) = entry?;
-            self.activations.set_key(&key, true);
-        }
-        for entry in self.scan(&ACTIVATIONS, &[]) {
-            let (_, activation) = entry?;
-            self.activations.add_activation(&activation);
+        let index = &self.activations;
+        let (keys, sites) = std::thread::scope(|scope| {
+            let keys = scope.spawn(|| {
+                for entry in self.scan(&DOWNLOAD_KEYS, &[]) {
+                    index.set_key(&entry?.1, true);
+                }
+                Ok::<_, StoreError>(())
+            });
+            let sites = scope.spawn(|| {
+                let mut sites = Vec::new();
+                for entry in self.scan(&ACTIVATIONS, &[]) {
+                    sites.extend(index.site_of(&entry?.1));
+                }
+                Ok::<_, StoreError>(sites)
+            });
+            (keys.join(), sites.join())
+        });
+        let panicked = |_| StoreError::Bug("an activation-loading thread panicked".into());
+        keys.map_err(panicked)??;
+        for site in sites.map_err(panicked)?? {
+            index.add_site(site);
         }
         Ok(())
     }

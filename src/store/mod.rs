@@ -536,8 +536,8 @@ impl Store {
     }
 
     /// [`Store::write`] for a write of nothing the update checks' caches hold (report
-    /// rollups): the [`Store::generation`] stays, so the flush of counts a minute does not
-    /// make every catalogue view be read again.
+    /// rollups, the batches of key checks): the [`Store::generation`] stays, so the
+    /// flushes a minute do not make every catalogue view be read again.
     fn write_outside_caches<T>(
         &self,
         body: impl FnOnce() -> Result<T, StoreError>,
