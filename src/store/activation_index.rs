@@ -7,8 +7,9 @@
 //! An entry, by key id: bytes 8..16 of the key's lookup hash (the key index matched bytes
 //! 0..8; together 16 bytes of a keyed hash that binds the account, so a key of another
 //! account, or a changed key, does not match: by chance with odds of 2^-128), the key's facts, and its activations as
-//! (identity hash, activation id) pairs. Identity hashes are keyed blake3 (a random key
-//! drawn at each opening: nobody can aim a site at another's hash), truncated to 8 bytes.
+//! (identity hash, activation id) pairs. Identity hashes are keyed blake3 (a key derived
+//! from `server.key`: nobody without it can aim a site at another's hash), truncated to 8
+//! bytes.
 //! Lemon Squeezy instances are matched by activation id, never by identity: they are not
 //! listed.
 //!
@@ -16,17 +17,20 @@
 //! - every change comes from the store, under its write lock, after the transaction that
 //!   makes it committed (`IndexOp::KeyFacts`, `KeyGone`, `ActivationAdd`,
 //!   `ActivationRemove`, emitted wherever `download_key` or `activation` records are put
-//!   or removed); the index is built at open by a scan of both trees, never guessed;
+//!   or removed); the index is loaded at open from the index snapshot (`snapshot.rs`) or
+//!   built by a scan of both trees, never guessed;
 //! - an entry is exactly its key's record and activations as committed; two stored keys
 //!   of two accounts sharing an id (ids are drawn per account) make the entry
 //!   [`Entry::Shared`]: checks of that id read sled, as before the index;
 //! - anything the caller cannot match exactly (no entry, shared, another hash) sends it
 //!   back to the records: the index only ever shortens an answer the records give.
 
+use super::key_index::Candidate;
 use crate::model::licensing::Identity;
 use crate::model::{Activation, ActivationId, DownloadKey, DownloadKeyId, ProductId, Timestamp};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{self, Read, Write};
 use std::sync::RwLock;
 
 const N_SHARDS: usize = 64;
@@ -165,7 +169,16 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The `blake3::derive_key` context of the identity hashes' key (from `server.key`).
+const IDENTITY_CONTEXT: &str = "upkeep 2026-12-01 activation index identity hashes";
+
 impl ActivationIndex {
+    /// The key of the identity hashes of the store whose server key is `server`: the
+    /// same at every opening, so a saved image stays valid.
+    pub(super) fn secret_for(server: &crate::token::ServerKey) -> [u8; 32] {
+        blake3::derive_key(IDENTITY_CONTEXT, server.as_bytes())
+    }
+
     /// An empty index, its identity hashes keyed by `secret`.
     pub(super) fn new(secret: [u8; 32]) -> Self {
         ActivationIndex {
@@ -318,6 +331,134 @@ impl ActivationIndex {
         }
     }
 
+    /// Writes the whole index to `out` in the format [`ActivationIndex::read_image`]
+    /// reads: per shard, its entry count (u64), then each entry: the key id (u64), 0 for
+    /// a shared entry or 1 for a key, then for a key its lookup bytes and expiry (u64
+    /// each), flags (u8: 1 disabled, 2 every product), the listed products (a u32 count,
+    /// u64 each) and the activations (a u32 count, identity hash and id, u64 each); all
+    /// little-endian. The identity hashes are keyed from `server.key` (see
+    /// [`ActivationIndex::for_server`]), so they stay valid across openings. The caller
+    /// keeps writers out meanwhile.
+    ///
+    /// # Errors
+    /// Writing to `out` failed.
+    pub(super) fn write_image(&self, out: &mut impl Write) -> io::Result<()> {
+        for shard in &self.shards {
+            let shard = read(shard);
+            out.write_all(&(shard.len() as u64).to_le_bytes())?;
+            for (id, entry) in shard.iter() {
+                out.write_all(&id.to_le_bytes())?;
+                let Entry::Key(facts) = entry else {
+                    out.write_all(&[0])?;
+                    continue;
+                };
+                out.write_all(&[1])?;
+                out.write_all(&facts.lookup.to_le_bytes())?;
+                out.write_all(&facts.expires_at.to_le_bytes())?;
+                out.write_all(&[u8::from(facts.disabled) | (u8::from(facts.all) << 1)])?;
+                let products = facts.products.as_slice();
+                out.write_all(&(products.len() as u32).to_le_bytes())?;
+                for product in products {
+                    out.write_all(&product.to_le_bytes())?;
+                }
+                let sites = facts.sites.as_slice();
+                out.write_all(&(sites.len() as u32).to_le_bytes())?;
+                for (hash, activation) in sites {
+                    out.write_all(&hash.to_le_bytes())?;
+                    out.write_all(&activation.to_le_bytes())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads an index written by [`ActivationIndex::write_image`] from `input`, which
+    /// holds at most `len` bytes, its identity hashes keyed by `secret`. A count the
+    /// length cannot hold, an unknown tag or flag, or an id listed twice is an
+    /// `InvalidData` error; no count makes it reserve more than `len` allows.
+    ///
+    /// # Errors
+    /// `input` failed, ended early, or holds a value that cannot be right.
+    pub(super) fn read_image(
+        input: &mut impl Read,
+        len: u64,
+        secret: [u8; 32],
+    ) -> io::Result<ActivationIndex> {
+        let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_owned());
+        let mut budget = len;
+        let mut take = |n: u64| -> io::Result<()> {
+            budget = budget
+                .checked_sub(n)
+                .ok_or_else(|| invalid("activation index length"))?;
+            Ok(())
+        };
+        fn u64_of(input: &mut impl Read) -> io::Result<u64> {
+            let mut bytes = [0u8; 8];
+            input.read_exact(&mut bytes)?;
+            Ok(u64::from_le_bytes(bytes))
+        }
+        fn u32_of(input: &mut impl Read) -> io::Result<u32> {
+            let mut bytes = [0u8; 4];
+            input.read_exact(&mut bytes)?;
+            Ok(u32::from_le_bytes(bytes))
+        }
+        fn u8_of(input: &mut impl Read) -> io::Result<u8> {
+            let mut byte = [0u8; 1];
+            input.read_exact(&mut byte)?;
+            Ok(byte[0])
+        }
+        let index = ActivationIndex::new(secret);
+        for shard in &index.shards {
+            take(8)?;
+            let n = u64_of(input)?;
+            // Every entry takes at least 9 bytes.
+            if n > len / 9 {
+                return Err(invalid("activation index entry count"));
+            }
+            let mut shard = write(shard);
+            shard.reserve(n as usize);
+            for _ in 0..n {
+                take(9)?;
+                let id = u64_of(input)?;
+                let entry = match u8_of(input)? {
+                    0 => Entry::Shared,
+                    1 => {
+                        take(8 + 8 + 1 + 4)?;
+                        let lookup = u64_of(input)?;
+                        let expires_at = u64_of(input)?;
+                        let flags = u8_of(input)?;
+                        if flags > 3 {
+                            return Err(invalid("activation index flags"));
+                        }
+                        let count = u64::from(u32_of(input)?);
+                        take(count * 8 + 4)?;
+                        let products = (0..count)
+                            .map(|_| u64_of(input))
+                            .collect::<Result<_, _>>()?;
+                        let count = u64::from(u32_of(input)?);
+                        take(count * 16)?;
+                        let sites = (0..count)
+                            .map(|_| Ok((u64_of(input)?, u64_of(input)?)))
+                            .collect::<io::Result<_>>()?;
+                        Entry::Key(Box::new(Facts {
+                            lookup,
+                            expires_at,
+                            products: Few::from_vec(products),
+                            sites: Few::from_vec(sites),
+                            disabled: flags & 1 != 0,
+                            all: flags & 2 != 0,
+                        }))
+                    }
+                    _ => return Err(invalid("activation index entry tag")),
+                };
+                if shard.insert(id, entry).is_some() {
+                    return Err(invalid("activation index entry listed twice"));
+                }
+            }
+        }
+        Ok(index)
+    }
+
     /// Number of key ids held (a shared one counts once).
     pub(super) fn len(&self) -> usize {
         self.shards.iter().map(|s| read(s).len()).sum()
@@ -365,16 +506,140 @@ impl ActivationIndex {
     }
 }
 
+/// What memory says of a key (see [`Store::key_standing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// No stored key has this lookup hash.
+    Unknown,
+    Known(KeyStanding),
+    /// Read the records.
+    AskRecords,
+}
+
+impl super::Store {
+    /// How the key whose lookup hash is `lookup` stands for `product` and `identity`,
+    /// from memory only (the key index, then the activation index): no read, no scan.
+    /// [`Standing::AskRecords`] when memory cannot say exactly (a shared entry): then
+    /// read the records ([`Store::download_key_by_lookup`], [`Store::activations`]).
+    /// The lookup hash binds the account, so no account is asked for.
+    pub fn key_standing(
+        &self,
+        lookup: &[u8; 32],
+        product: Option<ProductId>,
+        identity: Option<IdentityRef<'_>>,
+    ) -> Standing {
+        let id = match self.keys.get(lookup) {
+            Candidate::Absent => return Standing::Unknown,
+            Candidate::Key(id) => id,
+            Candidate::Ambiguous => return Standing::AskRecords,
+        };
+        let identity = identity.map(|i| self.activations.identity_hash(i));
+        match self.activations.standing(id, lookup, product, identity) {
+            Some(standing) => Standing::Known(standing),
+            None => Standing::AskRecords,
+        }
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::backup;
-    use super::super::licensing::Standing;
     use super::super::licensing::tests::{activate, customer, key, product};
     use super::super::schema::{ACTIVATIONS, DOWNLOAD_KEYS};
     use super::super::test_support::*;
     use super::super::{KEY_FILE, Store};
     use super::*;
+    use crate::model::licensing::Identity;
     use crate::model::{AccountPrefix, KeyStatus, ProductScope};
+
+    /// An index of 300 keys (every other one disabled, expiring, listing products, with
+    /// none, one or two activations, a machine among them) and a shared id.
+    pub(in crate::store) fn sample(secret: [u8; 32]) -> ActivationIndex {
+        let index = ActivationIndex::new(secret);
+        for i in 0..300u64 {
+            let mut k = key(
+                crate::model::CustomerId(1),
+                (i % 250) as u8,
+                ProductScope::All,
+            );
+            k.id = DownloadKeyId(i.wrapping_mul(0x0123_4567_89ab_cdef));
+            k.lookup[9] = (i / 250) as u8;
+            if i % 2 == 0 {
+                k.status = KeyStatus::Disabled;
+                k.expires_at = Some(now());
+            }
+            if i % 3 == 0 {
+                k.products = ProductScope::Only((0..i % 4).map(crate::model::ProductId).collect());
+            }
+            index.set_key(&k, true);
+            for n in 0..i % 3 {
+                let identity = if n == 1 {
+                    Identity::Machine(format!("machine-{i}"))
+                } else {
+                    Identity::Site(crate::model::normalize_site(&format!("s{i}.com")).unwrap())
+                };
+                index.add_activation(&Activation {
+                    id: ActivationId(i * 10 + n),
+                    key_id: k.id,
+                    identity,
+                    label: None,
+                    counts: true,
+                    created_at: now(),
+                    last_seen_at: None,
+                });
+            }
+        }
+        let mut twin = key(crate::model::CustomerId(1), 1, ProductScope::All);
+        twin.id = DownloadKeyId(5u64.wrapping_mul(0x0123_4567_89ab_cdef));
+        index.set_key(&twin, true);
+        index
+    }
+
+    #[test]
+    fn images_round_trip_and_bad_ones_are_refused() {
+        let index = sample([3; 32]);
+        assert_eq!(index.len(), 300);
+        let mut image = Vec::new();
+        index.write_image(&mut image).unwrap();
+        let read = ActivationIndex::read_image(&mut image.as_slice(), image.len() as u64, [3; 32])
+            .unwrap();
+        assert_eq!(read.entries(), index.entries());
+        assert_eq!(read.activations(), index.activations());
+        // The identity hashes stay valid: the same key gives the same hashes.
+        let k = DownloadKeyId(8u64.wrapping_mul(0x0123_4567_89ab_cdef));
+        let mut lookup = [8u8; 32];
+        lookup[9] = 0;
+        let wanted = read.identity_hash(IdentityRef::Machine("machine-8"));
+        assert_eq!(
+            read.standing(k, &lookup, None, Some(wanted))
+                .unwrap()
+                .activation,
+            Some(ActivationId(81))
+        );
+
+        // Cut short; a huge count; an unknown tag: refused, nothing reserved for them.
+        for cut in [1, 9, image.len() / 2] {
+            let short = &image[..image.len() - cut];
+            assert!(
+                ActivationIndex::read_image(&mut &short[..], short.len() as u64, [3; 32]).is_err()
+            );
+        }
+        let mut huge = image.clone();
+        huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let err = ActivationIndex::read_image(&mut huge.as_slice(), huge.len() as u64, [3; 32])
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let mut tagged = Vec::new();
+        tagged.extend_from_slice(&1u64.to_le_bytes());
+        tagged.extend_from_slice(&5u64.to_le_bytes());
+        tagged.push(7);
+        for _ in 1..N_SHARDS {
+            tagged.extend_from_slice(&0u64.to_le_bytes());
+        }
+        let err = ActivationIndex::read_image(&mut tagged.as_slice(), tagged.len() as u64, [3; 32])
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
 
     /// The index agrees with the trees: the same entries as one built from a scan of
     /// `download_key` and `activation` (with this index's identity key). Returns how many
@@ -551,11 +816,23 @@ mod tests {
         store.delete_account(a).unwrap().durable_blocking().unwrap();
         assert_eq!(agrees(&store), (1, 1));
 
-        // Reopened (from the index snapshot too): built again from the trees.
+        // Reopened: built again from the trees, then read from the index snapshot.
+        let before = store.activations.entries();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.snapshot_stamp.lock().unwrap().is_none(), "scanned");
+        assert_eq!(agrees(&store), (1, 1));
+        assert_eq!(store.activations.entries(), before);
+        assert_eq!(site_of(&store, &k4, "globex.example"), Some(four.id));
         assert!(store.save_index_snapshot().unwrap());
         drop(store);
         let store = Store::open(dir.path()).unwrap();
+        assert!(
+            store.snapshot_stamp.lock().unwrap().is_some(),
+            "from the snapshot"
+        );
         assert_eq!(agrees(&store), (1, 1));
+        assert_eq!(store.activations.entries(), before);
         assert_eq!(site_of(&store, &k4, "globex.example"), Some(four.id));
     }
 

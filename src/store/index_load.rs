@@ -67,7 +67,8 @@ pub struct Inspection {
     pub trees: Vec<(&'static str, usize)>,
     /// Trees in the store that the inventory does not know (another upkeep's).
     pub unknown_trees: Vec<String>,
-    /// Whether the next open can load the token and key indexes from `index.snapshot`.
+    /// Whether the next open can load the token, key and activation indexes from
+    /// `index.snapshot`.
     pub snapshot: SnapshotState,
     /// Blobs records reference (`blob_refs`) whose file under `<data>/blobs/` is missing:
     /// none, unless files were removed by hand or the disk lost them.
@@ -227,7 +228,7 @@ fn open_sled(dir: &Path, config: sled::Config) -> Result<sled::Db, OpenError> {
 
 impl Store {
     /// Opens (creating if needed, mode 0700) the store in `dir`, migrates it to the
-    /// current schema and loads the token and key indexes.
+    /// current schema and loads the token, key and activation indexes.
     ///
     /// # Errors
     /// The directory is locked by another process, unreadable, of a newer schema, or
@@ -261,9 +262,7 @@ impl Store {
         let mut epoch = [0u8; 8];
         getrandom::fill(&mut epoch)
             .map_err(|err| OpenError::Store(StoreError::Bug(format!("OS RNG: {err}"))))?;
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret)
-            .map_err(|err| OpenError::Store(StoreError::Bug(format!("OS RNG: {err}"))))?;
+        let secret = ActivationIndex::secret_for(&key);
         let mut store = Store {
             db,
             trees,
@@ -307,6 +306,7 @@ impl Store {
             Some((stamp, indexes, next_id)) => {
                 store.index = indexes.tokens;
                 store.keys = indexes.keys;
+                store.activations = indexes.activations;
                 store.next_id = AtomicU64::new(next_id);
                 *store
                     .snapshot_stamp
@@ -315,29 +315,24 @@ impl Store {
                 tracing::info!(
                     tokens = store.index.len(),
                     download_keys = store.keys.len(),
+                    activations = store.activations.activations(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
-                    "token and key indexes loaded from {}",
+                    "token, key and activation indexes loaded from {}",
                     snapshot::FILE
                 );
             }
             None => {
                 store.load_index().map_err(OpenError::Store)?;
+                store.load_activations().map_err(OpenError::Store)?;
                 tracing::info!(
                     tokens = store.index.len(),
                     download_keys = store.keys.len(),
+                    activations = store.activations.activations(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
-                    "token and key indexes built from the store"
+                    "token, key and activation indexes built from the store"
                 );
             }
         }
-        let started = std::time::Instant::now();
-        store.load_activations().map_err(OpenError::Store)?;
-        tracing::info!(
-            download_keys = store.activations.len(),
-            activations = store.activations.activations(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "activation index built from the store"
-        );
         store.load_operators().map_err(OpenError::Store)?;
         Ok(store)
     }
@@ -365,16 +360,17 @@ impl Store {
             Ok(None) => return Ok(None),
             // Only a faster start depends on it: scan (the next write rewrites it).
             Err(err) => {
-                tracing::warn!(error = %err, "unreadable store stamp; building the token and key indexes from the store");
+                tracing::warn!(error = %err, "unreadable store stamp; building the token, key and activation indexes from the store");
                 return Ok(None);
             }
         };
-        match snapshot::load(&self.dir, schema::SCHEMA_VERSION, &stamp) {
+        let secret = ActivationIndex::secret_for(&self.key);
+        match snapshot::load(&self.dir, schema::SCHEMA_VERSION, &stamp, secret) {
             Ok(Some((indexes, next_id))) => Ok(Some((stamp, indexes, next_id))),
             Ok(None) => Ok(None),
             Err(why) => {
                 tracing::info!(
-                    "not using {}: {why}; building the token and key indexes from the store",
+                    "not using {}: {why}; building the token, key and activation indexes from the store",
                     snapshot::FILE
                 );
                 Ok(None)
@@ -382,8 +378,8 @@ impl Store {
         }
     }
 
-    /// Saves the token and key indexes next to the store (`index.snapshot`) so that the
-    /// next open need not scan every token and key lookup. Call once writes have stopped (clean shutdown, the end
+    /// Saves the token, key and activation indexes next to the store (`index.snapshot`) so
+    /// that the next open need not scan every token, key lookup, key and activation. Call once writes have stopped (clean shutdown, the end
     /// of a CLI command); a write after it only makes the snapshot unused. Skipped when
     /// the snapshot on disk already matches. Returns whether a snapshot was written.
     ///
@@ -417,14 +413,16 @@ impl Store {
             self.next_id.load(Ordering::Relaxed),
             &self.index,
             &self.keys,
+            &self.activations,
         )
         .map_err(|err| StoreError::Io(err.into()))?;
         *known = Some(stamp);
         tracing::info!(
             tokens = self.index.len(),
             download_keys = self.keys.len(),
+            activations = self.activations.activations(),
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "token and key indexes saved to {}",
+            "token, key and activation indexes saved to {}",
             snapshot::FILE
         );
         Ok(true)

@@ -12,7 +12,6 @@
 //! id). Every change to a counted activation changes the key's `counted` and the
 //! account's `activation_usage` in the same transaction.
 
-use super::activation_index::{IdentityRef, KeyStanding};
 use super::codec::{Count, Empty};
 use super::key::{AccountId, AccountPair, AccountSlug, KeyLookup, owner, pairs_of};
 use super::key_index::Candidate;
@@ -29,16 +28,6 @@ use crate::model::{
     AccountPrefix, Activation, ActivationId, Customer, CustomerId, DomainError, DownloadKey,
     DownloadKeyId, LicensingSettings, ProductId, ProductScope,
 };
-
-/// What memory says of a key (see [`Store::key_standing`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Standing {
-    /// No stored key has this lookup hash.
-    Unknown,
-    Known(KeyStanding),
-    /// Read the records.
-    AskRecords,
-}
 
 /// Which keys a listing wants (all given filters apply).
 #[derive(Debug, Clone, Default)]
@@ -202,29 +191,6 @@ impl Store {
         Ok(self
             .download_key(account, id)?
             .filter(|key| key.lookup == *lookup))
-    }
-
-    /// How the key whose lookup hash is `lookup` stands for `product` and `identity`,
-    /// from memory only (the key index, then the activation index): no read, no scan.
-    /// [`Standing::AskRecords`] when memory cannot say exactly (a shared entry): then
-    /// read the records ([`Store::download_key_by_lookup`], [`Store::activations`]).
-    /// The lookup hash binds the account, so no account is asked for.
-    pub fn key_standing(
-        &self,
-        lookup: &[u8; 32],
-        product: Option<ProductId>,
-        identity: Option<IdentityRef<'_>>,
-    ) -> Standing {
-        let id = match self.keys.get(lookup) {
-            Candidate::Absent => return Standing::Unknown,
-            Candidate::Key(id) => id,
-            Candidate::Ambiguous => return Standing::AskRecords,
-        };
-        let identity = identity.map(|i| self.activations.identity_hash(i));
-        match self.activations.standing(id, lookup, product, identity) {
-            Some(standing) => Standing::Known(standing),
-            None => Standing::AskRecords,
-        }
     }
 
     /// A customer's keys, by id.

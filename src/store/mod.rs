@@ -46,14 +46,14 @@ mod token_index;
 mod tokens;
 mod tx;
 
-pub use activation_index::{IdentityRef, KeyStanding};
+pub use activation_index::{IdentityRef, KeyStanding, Standing};
 pub use blobs::{Blobs, ChunkSource, PutError, Staged, Swept};
 pub use catalog::Catalogued;
 pub use codec::{DecodeError, Record};
 pub use files::{KEY_FILE, create_private_file};
 pub(crate) use files::{create_private_dir, create_temporary_file};
 pub use index_load::{Inspection, OpenError, SnapshotState, inspect};
-pub use licensing::{ActivationPlan, KeyFilter, Standing};
+pub use licensing::{ActivationPlan, KeyFilter};
 pub use migrate::SchemaError;
 pub use page::{Cursor, CursorError, Page, PageRequest};
 pub use token_index::{AuthRecord, Authenticated, PendingUse, TokenIndex};
