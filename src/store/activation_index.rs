@@ -6,10 +6,10 @@
 //!
 //! An entry, by key id: bytes 8..16 of the key's lookup hash (the key index matched bytes
 //! 0..8; together 16 bytes of a keyed hash that binds the account, so a key of another
-//! account, or a changed key, does not match: by chance with odds of 2^-128), the key's facts, and its activations as
-//! (identity hash, activation id) pairs. Identity hashes are keyed blake3 (a key derived
-//! from `server.key`: nobody without it can aim a site at another's hash), truncated to 8
-//! bytes.
+//! account, or a changed key, does not match: by chance with odds of 2^-128), the key's
+//! facts, and its activations as (identity hash, activation id) pairs. Identity hashes
+//! are keyed blake3 (a key derived from `server.key`: nobody without it can aim a site at
+//! another's hash), truncated to 8 bytes.
 //! Lemon Squeezy instances are matched by activation id, never by identity: they are not
 //! listed.
 //!
@@ -519,7 +519,8 @@ pub enum Standing {
 impl super::Store {
     /// How the key whose lookup hash is `lookup` stands for `product` and `identity`,
     /// from memory only (the key index, then the activation index): no read, no scan.
-    /// [`Standing::AskRecords`] when memory cannot say exactly (a shared entry): then
+    /// [`Standing::AskRecords`] when memory cannot say exactly (a shared entry, a suspect
+    /// index after a failed write): then
     /// read the records ([`Store::download_key_by_lookup`], [`Store::activations`]).
     /// The lookup hash binds the account, so no account is asked for.
     pub fn key_standing(
@@ -528,6 +529,14 @@ impl super::Store {
         product: Option<ProductId>,
         identity: Option<IdentityRef<'_>>,
     ) -> Standing {
+        // An engine error mid-write may have left a commit out of the indexes: while they
+        // are suspect, the records answer (until a restart rebuilds the indexes).
+        if self
+            .index_suspect
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Standing::AskRecords;
+        }
         let id = match self.keys.get(lookup) {
             Candidate::Absent => return Standing::Unknown,
             Candidate::Key(id) => id,
@@ -870,6 +879,14 @@ pub(super) mod tests {
         store.activations.remove_key(k.id);
         assert_eq!(
             store.key_standing(&k.lookup, None, None),
+            Standing::AskRecords
+        );
+        // A suspect index (a write failed after its commit) is not believed.
+        store
+            .index_suspect
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            store.key_standing(&[9; 32], None, None),
             Standing::AskRecords
         );
         // An entry stays small (the memory a million keys cost).

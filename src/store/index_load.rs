@@ -379,9 +379,10 @@ impl Store {
     }
 
     /// Saves the token, key and activation indexes next to the store (`index.snapshot`) so
-    /// that the next open need not scan every token, key lookup, key and activation. Call once writes have stopped (clean shutdown, the end
-    /// of a CLI command); a write after it only makes the snapshot unused. Skipped when
-    /// the snapshot on disk already matches. Returns whether a snapshot was written.
+    /// that the next open need not scan every token, key lookup, key and activation. Call
+    /// once writes have stopped (clean shutdown, the end of a CLI command); a write after
+    /// it only makes the snapshot unused. Skipped when the snapshot on disk already
+    /// matches. Returns whether a snapshot was written.
     ///
     /// # Errors
     /// The store could not be flushed or the file written (the next open then scans).

@@ -6,7 +6,8 @@
 //! closure) decide, and commit the record with its indexes in one transaction. The
 //! indexes: `email_customerid` (emails unique per account, lower-cased),
 //! `keylookup_keyid` (a key by its keyed lookup hash; also in memory, `key_index`, so a
-//! check reads only the key's record), `customer_keyid` (a customer's
+//! check reads only the key's record — and with `activation_index`, which holds each key's
+//! facts and activated sites, an update check reads none), `customer_keyid` (a customer's
 //! keys, for the cascade), `product_keyid` (the keys listing a product: deleting the
 //! product drops it from them without a scan), `activationid_keyid` (an activation by
 //! id). Every change to a counted activation changes the key's `counted` and the
@@ -256,7 +257,8 @@ impl Store {
         Page::of_list(keys, |k| k.id.0, page)
     }
 
-    /// A key's activations, by id.
+    /// A key's activations, by id (a scan; the update checks ask the activation index,
+    /// `Store::key_standing`).
     ///
     /// # Errors
     /// The store failed.

@@ -1,12 +1,13 @@
-//! The store: typed sled trees, the in-memory token and download-key indexes kept in step
-//! with them, and group-committed durability. The only module that names `sled` or
+//! The store: typed sled trees, the in-memory token, download-key and activation indexes
+//! kept in step with them, and group-committed durability. The only module that names `sled` or
 //! `bincode`; its public surface speaks domain types only (records, ids, [`Page`]s with
 //! opaque [`Cursor`]s, [`StoreError`]), so another engine could implement the same
 //! operations.
 //!
 //! Every write goes through `Store::write`: it takes the write lock, runs one sled
 //! transaction over all trees (`Store::transact`: a record and its indexes change together
-//! or not at all), applies the matching [`TokenIndex`] and key-index changes, and returns
+//! or not at all), applies the matching [`TokenIndex`], key-index and activation-index
+//! changes, and returns
 //! a [`Pending`] value. The caller gets the value only through [`Pending::durable`]
 //! (async, group commit) or [`Pending::durable_blocking`] (CLI), so nothing can
 //! acknowledge a write that is not on disk yet.
@@ -16,7 +17,8 @@
 //! Files: `schema` (the typed table of trees), `key` (key bytes), `codec` (value bytes),
 //! `tx` (typed transactions and reads), `page` (cursors), `index_load` (open, index
 //! loading, `inspect`), `snapshot` (the saved indexes), `token_index`, `key_index`
-//! (download keys by lookup hash), `commit` (group commit), `migrate`, `backup`, `files`
+//! (download keys by lookup hash), `activation_index` (each key's facts and activated
+//! sites, by key id), `commit` (group commit), `migrate`, `backup`, `files`
 //! (the data directory's private files), `blobs` (file content by hash,
 //! `<data>/blobs/`), and one file per aggregate: `accounts`, `tokens`, `plan_licenses`,
 //! `catalog` (groups, products, versions and files), `licensing` (customers, download
@@ -299,7 +301,7 @@ impl Store {
     }
 }
 
-/// A change to the token index or the key index, applied after its transaction commits.
+/// A change to the token, key or activation index, applied after its transaction commits.
 enum IndexOp {
     Insert(TokenHash, AuthRecord, Option<Timestamp>),
     Remove(TokenHash),
