@@ -46,8 +46,8 @@
 //!   `plan_licenses.rs`, `catalog/` (`products.rs`, `versions.rs` with files,
 //!   `release.rs` the one-call release; every §7 rule: publishing needs a file, published
 //!   files are immutable, the idempotent release), `licensing.rs` (customers, download
-//!   keys, activations, and `validate`/`check`/`activate`/`deactivate` for the public
-//!   dialects and the update decision), `reports.rs` (§10: `flush` moves the in-memory
+//!   keys, activations, and `validate`/`standing`/`check`/`activate`/`deactivate` for
+//!   the public dialects and the update decision), `reports.rs` (§10: `flush` moves the in-memory
 //!   counts into the stored rollups, `daily` reads stored + unflushed, as the report
 //!   routes will); an [`service::Actor`] on every call;
 //!   [`service::Done`] publishes domain events after the write is durable;
@@ -71,8 +71,10 @@
 //!   `tx.rs` (typed transactions), `page.rs` (opaque versioned cursors), `index_load.rs`,
 //!   `commit.rs` (group commit), `migrate.rs`, [`store::backup`], `files.rs`,
 //!   `token_index.rs` ([`store::TokenIndex`]: also each account's token count, for the
-//!   quota), `key_index.rs` (download keys by lookup hash, so a key check reads one
-//!   record), `snapshot.rs` (`<data>/index.snapshot`, both indexes); the operator tokens
+//!   quota), `key_index.rs` (download keys by lookup hash), `activation_index.rs` (each
+//!   key's status, expiry, products and activated sites, by key id: with the key index, an
+//!   update check's key check reads no record), `snapshot.rs` (`<data>/index.snapshot`,
+//!   the three indexes); the operator tokens
 //!   are also kept in memory (listed without a sled read),
 //!   [`store::blobs`] (file content by blake3 hash in `<data>/blobs/`, `blob_refs` counts).
 //! - [`package`] — reads a WordPress zip (SPEC §7): headers, readme as safe HTML; pure.

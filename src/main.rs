@@ -725,15 +725,16 @@ fn serve(config: Config, dir: DataDir) -> Result<(), BoxError> {
         if let Some(control) = control {
             control.close().await;
         }
-        // Save the token and key indexes for a fast next start. An admin command still running on
-        // the closed socket may write after it: that only makes the snapshot unused.
+        // Save the token, key and activation indexes for a fast next start. An admin command
+        // still running on the closed socket may write after it: that only makes the
+        // snapshot unused.
         tokio::task::spawn_blocking(move || save_index_snapshot(&app.store)).await?;
         Ok(())
     })
 }
 
-/// Saves the token and key indexes next to the store; a failure costs only a slower next
-/// start.
+/// Saves the token, key and activation indexes next to the store; a failure costs only a
+/// slower next start.
 fn save_index_snapshot(store: &Store) {
     if let Err(err) = store.save_index_snapshot() {
         tracing::warn!(error = %err, "token and key indexes not saved; the next start rebuilds them from the store");

@@ -22,7 +22,7 @@ use crate::model::{
     ProductId, ProductScope, Site, Timestamp, accepted_key, lookup_form, lookup_form_of,
     normalize_key,
 };
-use crate::store::{ActivationPlan, KeyFilter, Page, PageRequest, Store};
+use crate::store::{ActivationPlan, IdentityRef, KeyFilter, Page, PageRequest, Standing, Store};
 
 /// The §9 validation codes (the same enum the update answers carry).
 pub use crate::update::answer::LicenseCode as ValidationCode;
@@ -763,7 +763,61 @@ pub fn validate(
     target: Option<&Target>,
     now: Timestamp,
 ) -> Result<ValidationCode, Error> {
-    Ok(check(store, account, product, key, target, now)?.code)
+    Ok(standing(store, account, product, key, target, now)?.0)
+}
+
+/// [`validate`] with the key's id (when it exists): what the update decision needs. From
+/// memory (`Store::key_standing`: no record read, no scan of activations) unless memory
+/// cannot say exactly, then as [`check`]. Notes the check like [`check`].
+///
+/// # Errors
+/// The store failed.
+pub fn standing(
+    store: &Store,
+    account: &AccountPrefix,
+    product: Option<ProductId>,
+    key: Option<&str>,
+    target: Option<&Target>,
+    now: Timestamp,
+) -> Result<(ValidationCode, Option<DownloadKeyId>), Error> {
+    let Some(text) = key.map(str::trim).filter(|k| !k.is_empty()) else {
+        return Ok((ValidationCode::MissingKey, None));
+    };
+    let identity = match target {
+        None => None,
+        Some(Target::Site(site)) => Some(IdentityRef::Site(site.as_str())),
+        Some(Target::Machine(machine)) => Some(IdentityRef::Machine(machine)),
+        Some(Target::Instance(_) | Target::NewInstance(_)) => {
+            let outcome = check(store, account, product, key, target, now)?;
+            return Ok((outcome.code, outcome.key.map(|k| k.id)));
+        }
+    };
+    let Some(lookup) = lookup_of(store, account, text) else {
+        return Ok((ValidationCode::NotFound, None));
+    };
+    let known = match store.key_standing(&lookup, product, identity) {
+        Standing::Unknown => return Ok((ValidationCode::NotFound, None)),
+        Standing::Known(known) => known,
+        Standing::AskRecords => {
+            let outcome = check(store, account, product, key, target, now)?;
+            return Ok((outcome.code, outcome.key.map(|k| k.id)));
+        }
+    };
+    let code = if known.disabled {
+        ValidationCode::Disabled
+    } else if known.expires_at.is_some_and(|at| at <= now) {
+        ValidationCode::Expired
+    } else if !known.covers {
+        ValidationCode::ProductMismatch
+    } else if target.is_some() && known.activation.is_none() {
+        ValidationCode::SiteInactive
+    } else {
+        ValidationCode::Valid
+    };
+    // As `check`: the activation is seen only when the key is otherwise valid.
+    let seen = known.activation.filter(|_| code == ValidationCode::Valid);
+    store.note_key_check(account, known.id, seen, now);
+    Ok((code, Some(known.id)))
 }
 
 /// [`validate`] with the records: the key (when it exists) and the target's activation.

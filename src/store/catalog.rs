@@ -453,12 +453,20 @@ impl Store {
                 .catalogued(account, id)?
                 .ok_or_else(|| missing(format!("no product with id {id}")))?;
             // The download keys listing it lose it (through the product→keys index).
-            let keys = self.keys_listing(account, id)?;
+            let keys: Vec<_> = self
+                .keys_listing(account, id)?
+                .into_iter()
+                .map(|key| super::licensing::without_product(key, id))
+                .collect();
             self.transact(|tx| {
                 super::licensing::drop_product_from_keys(tx, id, &keys)?;
                 remove_product(tx, &catalogued)
             })?;
-            Ok((catalogued, Vec::new()))
+            let ops = keys
+                .into_iter()
+                .map(|key| super::IndexOp::KeyFacts(Box::new(key), false))
+                .collect();
+            Ok((catalogued, ops))
         })
     }
 

@@ -2,12 +2,15 @@
 //! `index.snapshot` when it is current, else a scan of the trees), and `inspect`, which
 //! looks without changing.
 
+use super::activation_index::ActivationIndex;
 use super::backup::Journal;
 use super::codec::Raw;
 use super::commit::GroupCommit;
 use super::key::{Key, MetaKey};
 use super::key_index::KeyIndex;
-use super::schema::{self, ACCOUNTS, GRACE, KEY_LOOKUPS, LICENSES, META, TOKENS, TREES};
+use super::schema::{
+    self, ACCOUNTS, ACTIVATIONS, DOWNLOAD_KEYS, GRACE, KEY_LOOKUPS, LICENSES, META, TOKENS, TREES,
+};
 use super::tokens::alias_record;
 use super::tx::{corrupt, decode_entry};
 use super::{
@@ -64,7 +67,8 @@ pub struct Inspection {
     pub trees: Vec<(&'static str, usize)>,
     /// Trees in the store that the inventory does not know (another upkeep's).
     pub unknown_trees: Vec<String>,
-    /// Whether the next open can load the token and key indexes from `index.snapshot`.
+    /// Whether the next open can load the token, key and activation indexes from
+    /// `index.snapshot`.
     pub snapshot: SnapshotState,
     /// Blobs records reference (`blob_refs`) whose file under `<data>/blobs/` is missing:
     /// none, unless files were removed by hand or the disk lost them.
@@ -224,7 +228,7 @@ fn open_sled(dir: &Path, config: sled::Config) -> Result<sled::Db, OpenError> {
 
 impl Store {
     /// Opens (creating if needed, mode 0700) the store in `dir`, migrates it to the
-    /// current schema and loads the token and key indexes.
+    /// current schema and loads the token, key and activation indexes.
     ///
     /// # Errors
     /// The directory is locked by another process, unreadable, of a newer schema, or
@@ -258,11 +262,13 @@ impl Store {
         let mut epoch = [0u8; 8];
         getrandom::fill(&mut epoch)
             .map_err(|err| OpenError::Store(StoreError::Bug(format!("OS RNG: {err}"))))?;
+        let secret = ActivationIndex::secret_for(&key);
         let mut store = Store {
             db,
             trees,
             index: TokenIndex::default(),
             keys: KeyIndex::default(),
+            activations: ActivationIndex::new(secret),
             write_lock: Mutex::new(()),
             commit: GroupCommit::default(),
             dir: dir.to_owned(),
@@ -300,6 +306,7 @@ impl Store {
             Some((stamp, indexes, next_id)) => {
                 store.index = indexes.tokens;
                 store.keys = indexes.keys;
+                store.activations = indexes.activations;
                 store.next_id = AtomicU64::new(next_id);
                 *store
                     .snapshot_stamp
@@ -308,18 +315,21 @@ impl Store {
                 tracing::info!(
                     tokens = store.index.len(),
                     download_keys = store.keys.len(),
+                    activations = store.activations.activations(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
-                    "token and key indexes loaded from {}",
+                    "token, key and activation indexes loaded from {}",
                     snapshot::FILE
                 );
             }
             None => {
                 store.load_index().map_err(OpenError::Store)?;
+                store.load_activations().map_err(OpenError::Store)?;
                 tracing::info!(
                     tokens = store.index.len(),
                     download_keys = store.keys.len(),
+                    activations = store.activations.activations(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
-                    "token and key indexes built from the store"
+                    "token, key and activation indexes built from the store"
                 );
             }
         }
@@ -350,16 +360,17 @@ impl Store {
             Ok(None) => return Ok(None),
             // Only a faster start depends on it: scan (the next write rewrites it).
             Err(err) => {
-                tracing::warn!(error = %err, "unreadable store stamp; building the token and key indexes from the store");
+                tracing::warn!(error = %err, "unreadable store stamp; building the token, key and activation indexes from the store");
                 return Ok(None);
             }
         };
-        match snapshot::load(&self.dir, schema::SCHEMA_VERSION, &stamp) {
+        let secret = ActivationIndex::secret_for(&self.key);
+        match snapshot::load(&self.dir, schema::SCHEMA_VERSION, &stamp, secret) {
             Ok(Some((indexes, next_id))) => Ok(Some((stamp, indexes, next_id))),
             Ok(None) => Ok(None),
             Err(why) => {
                 tracing::info!(
-                    "not using {}: {why}; building the token and key indexes from the store",
+                    "not using {}: {why}; building the token, key and activation indexes from the store",
                     snapshot::FILE
                 );
                 Ok(None)
@@ -367,10 +378,11 @@ impl Store {
         }
     }
 
-    /// Saves the token and key indexes next to the store (`index.snapshot`) so that the
-    /// next open need not scan every token and key lookup. Call once writes have stopped (clean shutdown, the end
-    /// of a CLI command); a write after it only makes the snapshot unused. Skipped when
-    /// the snapshot on disk already matches. Returns whether a snapshot was written.
+    /// Saves the token, key and activation indexes next to the store (`index.snapshot`) so
+    /// that the next open need not scan every token, key lookup, key and activation. Call
+    /// once writes have stopped (clean shutdown, the end of a CLI command); a write after
+    /// it only makes the snapshot unused. Skipped when the snapshot on disk already
+    /// matches. Returns whether a snapshot was written.
     ///
     /// # Errors
     /// The store could not be flushed or the file written (the next open then scans).
@@ -402,14 +414,16 @@ impl Store {
             self.next_id.load(Ordering::Relaxed),
             &self.index,
             &self.keys,
+            &self.activations,
         )
         .map_err(|err| StoreError::Io(err.into()))?;
         *known = Some(stamp);
         tracing::info!(
             tokens = self.index.len(),
             download_keys = self.keys.len(),
+            activations = self.activations.activations(),
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "token and key indexes saved to {}",
+            "token, key and activation indexes saved to {}",
             snapshot::FILE
         );
         Ok(true)
@@ -457,6 +471,35 @@ impl Store {
                 self.index
                     .insert(old, alias_record(&token, alias.until), None);
             }
+        }
+        Ok(())
+    }
+
+    /// The activation index (`activation_index`): every key's facts and every
+    /// activation, from one scan of each tree, the two on two threads (the activations'
+    /// identities hashed there, and noted once every key is in).
+    fn load_activations(&self) -> Result<(), StoreError> {
+        let index = &self.activations;
+        let (keys, sites) = std::thread::scope(|scope| {
+            let keys = scope.spawn(|| {
+                for entry in self.scan(&DOWNLOAD_KEYS, &[]) {
+                    index.set_key(&entry?.1, true);
+                }
+                Ok::<_, StoreError>(())
+            });
+            let sites = scope.spawn(|| {
+                let mut sites = Vec::new();
+                for entry in self.scan(&ACTIVATIONS, &[]) {
+                    sites.extend(index.site_of(&entry?.1));
+                }
+                Ok::<_, StoreError>(sites)
+            });
+            (keys.join(), sites.join())
+        });
+        let panicked = |_| StoreError::Bug("an activation-loading thread panicked".into());
+        keys.map_err(panicked)??;
+        for site in sites.map_err(panicked)?? {
+            index.add_site(site);
         }
         Ok(())
     }

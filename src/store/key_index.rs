@@ -1,6 +1,8 @@
 //! The in-memory download-key index: a key's keyed lookup hash → its id, in front of the
-//! `keylookup_keyid` tree, so that validating a key (SPEC §9) costs one sled read (its
-//! record) instead of two, and an unknown key none.
+//! `keylookup_keyid` tree, so that finding a key's record (SPEC §9) costs one sled read
+//! instead of two, and an unknown key none; with the activation index
+//! (`activation_index`: by key id, the key's facts and activations) an update check or
+//! `validate` reads no record at all.
 //!
 //! Memory is what a million keys cost, so an entry is small: the map's key is the lookup
 //! hash's first 8 bytes (already uniform: a keyed blake3), its value the key id, 16 bytes

@@ -132,8 +132,11 @@ impl Store {
         if taken.is_empty() {
             return Ok(0);
         }
+        // Outside the caches: a key's last check or an activation's last sighting is
+        // nothing the update checks' catalogue views hold, so the batch a minute under
+        // check load does not make them be rebuilt (the in-memory indexes hold neither).
         let result = self
-            .write(|| {
+            .write_outside_caches(|| {
                 let mut keys = Vec::new();
                 let mut activations = Vec::new();
                 for ((account, id), used) in &taken {
@@ -168,7 +171,7 @@ impl Store {
                         Ok(())
                     })?;
                 }
-                Ok((written, Vec::new()))
+                Ok(written)
             })
             .and_then(super::Pending::durable_blocking);
         if result.is_err() {

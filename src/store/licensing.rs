@@ -6,7 +6,8 @@
 //! closure) decide, and commit the record with its indexes in one transaction. The
 //! indexes: `email_customerid` (emails unique per account, lower-cased),
 //! `keylookup_keyid` (a key by its keyed lookup hash; also in memory, `key_index`, so a
-//! check reads only the key's record), `customer_keyid` (a customer's
+//! check reads only the key's record — and with `activation_index`, which holds each key's
+//! facts and activated sites, an update check reads none), `customer_keyid` (a customer's
 //! keys, for the cascade), `product_keyid` (the keys listing a product: deleting the
 //! product drops it from them without a scan), `activationid_keyid` (an activation by
 //! id). Every change to a counted activation changes the key's `counted` and the
@@ -64,11 +65,12 @@ pub(super) struct LicensingEntries {
 }
 
 impl LicensingEntries {
-    /// The key-index changes that removing these entries makes.
+    /// The key-index and activation-index changes that removing these entries makes.
     pub(super) fn key_index_removals(&self) -> impl Iterator<Item = IndexOp> + '_ {
-        self.keys
-            .iter()
-            .map(|(id, lookup)| IndexOp::KeyRemove(lookup.0, DownloadKeyId(id.id)))
+        self.keys.iter().flat_map(|(id, lookup)| {
+            let id = DownloadKeyId(id.id);
+            [IndexOp::KeyRemove(lookup.0, id), IndexOp::KeyGone(id)]
+        })
     }
 }
 
@@ -267,7 +269,8 @@ impl Store {
         Page::of_list(keys, |k| k.id.0, page)
     }
 
-    /// A key's activations, by id.
+    /// A key's activations, by id (a scan; the update checks ask the activation index,
+    /// `Store::key_standing`).
     ///
     /// # Errors
     /// The store failed.
@@ -438,7 +441,7 @@ impl Store {
             let keys: Vec<DownloadKey> = doomed.into_iter().map(|(k, _)| k).collect();
             let ops = keys
                 .iter()
-                .map(|k| IndexOp::KeyRemove(k.lookup, k.id))
+                .flat_map(|k| [IndexOp::KeyRemove(k.lookup, k.id), IndexOp::KeyGone(k.id)])
                 .collect();
             Ok(((customer, keys), ops))
         })
@@ -544,13 +547,14 @@ impl Store {
                 }
                 tx.put(&DOWNLOAD_KEYS, &record, &key)
             })?;
-            let mut ops = Vec::with_capacity(2);
+            let mut ops = Vec::with_capacity(3);
             if let Some(old) = &current
                 && old.lookup != key.lookup
             {
                 ops.push(IndexOp::KeyRemove(old.lookup, key.id));
             }
             ops.push(IndexOp::KeyAdd(key.lookup, key.id));
+            ops.push(IndexOp::KeyFacts(Box::new(key.clone()), current.is_none()));
             Ok((key, ops))
         })
     }
@@ -573,7 +577,10 @@ impl Store {
                 let freed = remove_key(tx, &key, &activations)?;
                 add_usage(tx, account, -freed)
             })?;
-            let ops = vec![IndexOp::KeyRemove(key.lookup, key.id)];
+            let ops = vec![
+                IndexOp::KeyRemove(key.lookup, key.id),
+                IndexOp::KeyGone(key.id),
+            ];
             Ok((key, ops))
         })
     }
@@ -633,7 +640,11 @@ impl Store {
                 tx.put(&DOWNLOAD_KEYS, &at(account, id.0), &changed)?;
                 add_usage(tx, account, i64::from(activation.counts))
             })?;
-            Ok(((changed, Some(activation), extra), Vec::new()))
+            let ops = vec![
+                IndexOp::KeyFacts(Box::new(changed.clone()), false),
+                IndexOp::ActivationAdd(Box::new(activation.clone())),
+            ];
+            Ok(((changed, Some(activation), extra), ops))
         })
     }
 
@@ -662,7 +673,8 @@ impl Store {
                 tx.put(&DOWNLOAD_KEYS, &at(account, key.id.0), &key)?;
                 add_usage(tx, account, -i64::from(activation.counts))
             })?;
-            Ok(((key, activation), Vec::new()))
+            let ops = vec![IndexOp::ActivationRemove(key.id, activation.id)];
+            Ok(((key, activation), ops))
         })
     }
 
@@ -761,20 +773,25 @@ fn add_usage(tx: &Tx<'_>, account: &AccountPrefix, delta: i64) -> TxResult<()> {
     }
 }
 
-/// Drops `product` from the keys listing it (inside the product's deletion): a key whose
-/// products were all deleted stays, covering nothing.
+/// `key` without `product` in its list: a key whose products were all deleted stays,
+/// covering nothing.
+pub(super) fn without_product(mut key: DownloadKey, product: ProductId) -> DownloadKey {
+    if let ProductScope::Only(ids) = &mut key.products {
+        ids.retain(|p| *p != product);
+    }
+    key
+}
+
+/// Stores the keys that listed `product`, already [`without_product`] (inside the
+/// product's deletion).
 pub(super) fn drop_product_from_keys(
     tx: &Tx<'_>,
     product: ProductId,
     keys: &[DownloadKey],
 ) -> TxResult<()> {
     for key in keys {
-        let mut key = key.clone();
-        if let ProductScope::Only(ids) = &mut key.products {
-            ids.retain(|p| *p != product);
-        }
         tx.remove(&PRODUCT_KEYS, &pair(&key.account, product.0, key.id.0))?;
-        tx.put(&DOWNLOAD_KEYS, &at(&key.account, key.id.0), &key)?;
+        tx.put(&DOWNLOAD_KEYS, &at(&key.account, key.id.0), key)?;
     }
     Ok(())
 }

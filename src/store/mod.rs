@@ -1,12 +1,13 @@
-//! The store: typed sled trees, the in-memory token and download-key indexes kept in step
-//! with them, and group-committed durability. The only module that names `sled` or
+//! The store: typed sled trees, the in-memory token, download-key and activation indexes
+//! kept in step with them, and group-committed durability. The only module that names `sled` or
 //! `bincode`; its public surface speaks domain types only (records, ids, [`Page`]s with
 //! opaque [`Cursor`]s, [`StoreError`]), so another engine could implement the same
 //! operations.
 //!
 //! Every write goes through `Store::write`: it takes the write lock, runs one sled
 //! transaction over all trees (`Store::transact`: a record and its indexes change together
-//! or not at all), applies the matching [`TokenIndex`] and key-index changes, and returns
+//! or not at all), applies the matching [`TokenIndex`], key-index and activation-index
+//! changes, and returns
 //! a [`Pending`] value. The caller gets the value only through [`Pending::durable`]
 //! (async, group commit) or [`Pending::durable_blocking`] (CLI), so nothing can
 //! acknowledge a write that is not on disk yet.
@@ -16,7 +17,8 @@
 //! Files: `schema` (the typed table of trees), `key` (key bytes), `codec` (value bytes),
 //! `tx` (typed transactions and reads), `page` (cursors), `index_load` (open, index
 //! loading, `inspect`), `snapshot` (the saved indexes), `token_index`, `key_index`
-//! (download keys by lookup hash), `commit` (group commit), `migrate`, `backup`, `files`
+//! (download keys by lookup hash), `activation_index` (each key's facts and activated
+//! sites, by key id), `commit` (group commit), `migrate`, `backup`, `files`
 //! (the data directory's private files), `blobs` (file content by hash,
 //! `<data>/blobs/`), and one file per aggregate: `accounts`, `tokens`, `plan_licenses`,
 //! `catalog` (groups, products, versions and files), `licensing` (customers, download
@@ -24,6 +26,7 @@
 //! batches), `reports` (the daily rollups of SPEC §10).
 
 mod accounts;
+mod activation_index;
 pub mod backup;
 pub mod blobs;
 mod catalog;
@@ -45,6 +48,7 @@ mod token_index;
 mod tokens;
 mod tx;
 
+pub use activation_index::{IdentityRef, KeyStanding, Standing};
 pub use blobs::{Blobs, ChunkSource, PutError, Staged, Swept};
 pub use catalog::Catalogued;
 pub use codec::{DecodeError, Record};
@@ -297,7 +301,7 @@ impl Store {
     }
 }
 
-/// A change to the token index or the key index, applied after its transaction commits.
+/// A change to the token, key or activation index, applied after its transaction commits.
 enum IndexOp {
     Insert(TokenHash, AuthRecord, Option<Timestamp>),
     Remove(TokenHash),
@@ -310,6 +314,14 @@ enum IndexOp {
     KeyAdd([u8; 32], crate::model::DownloadKeyId),
     /// A download key no longer has this lookup hash.
     KeyRemove([u8; 32], crate::model::DownloadKeyId),
+    /// A download key as committed, and whether the record is new (`activation_index`).
+    KeyFacts(Box<crate::model::DownloadKey>, bool),
+    /// A download key is gone, with its activations.
+    KeyGone(crate::model::DownloadKeyId),
+    /// An activation was committed.
+    ActivationAdd(Box<crate::model::Activation>),
+    /// An activation of this key is gone.
+    ActivationRemove(crate::model::DownloadKeyId, crate::model::ActivationId),
 }
 
 thread_local! {
@@ -327,6 +339,9 @@ pub struct Store {
     /// Download keys by lookup hash, in front of `keylookup_keyid` (`key_index`); kept in
     /// step like the token index.
     keys: key_index::KeyIndex,
+    /// Every key's validation facts and activated identities, by key id
+    /// (`activation_index`); kept in step like the key index, built by a scan at open.
+    activations: activation_index::ActivationIndex,
     /// Serializes writers: scans done before a transaction stay true during it, and
     /// index updates happen in commit order.
     write_lock: Mutex<()>,
@@ -523,8 +538,8 @@ impl Store {
     }
 
     /// [`Store::write`] for a write of nothing the update checks' caches hold (report
-    /// rollups): the [`Store::generation`] stays, so the flush of counts a minute does not
-    /// make every catalogue view be read again.
+    /// rollups, the batches of key checks): the [`Store::generation`] stays, so the
+    /// flushes a minute do not make every catalogue view be read again.
     fn write_outside_caches<T>(
         &self,
         body: impl FnOnce() -> Result<T, StoreError>,
@@ -576,6 +591,10 @@ impl Store {
                 }
                 IndexOp::KeyAdd(lookup, id) => self.keys.insert(&lookup, id),
                 IndexOp::KeyRemove(lookup, id) => self.keys.remove(&lookup, id),
+                IndexOp::KeyFacts(key, created) => self.activations.set_key(&key, created),
+                IndexOp::KeyGone(id) => self.activations.remove_key(id),
+                IndexOp::ActivationAdd(activation) => self.activations.add_activation(&activation),
+                IndexOp::ActivationRemove(key, id) => self.activations.remove_activation(key, id),
             }
         }
         std::mem::forget(suspect);

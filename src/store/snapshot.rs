@@ -1,7 +1,7 @@
-//! The index snapshot: `<data>/index.snapshot`, the token index and the download-key
-//! index, written at a clean stop so that the next start reads one flat file instead of
-//! scanning every token and key lookup in sled (at a million tokens, about 0.4 s instead
-//! of 2–3 s).
+//! The index snapshot: `<data>/index.snapshot`, the token index, the download-key index
+//! and the activation index, written at a clean stop so that the next start reads one
+//! flat file instead of scanning every token, key and activation in sled (at a million
+//! tokens, about 0.4 s instead of 2–3 s).
 //!
 //! A snapshot is trusted only if it describes exactly the store it sits next to. Every
 //! change to the store writes a fresh *stamp* into `meta` in the same transaction (a
@@ -14,14 +14,15 @@
 //! Layout (integers little-endian):
 //!
 //! ```text
-//! magic     16 bytes  "upkeep-index\0\0\0\x03" (the last byte is the format version;
+//! magic     16 bytes  "upkeep-index\0\0\0\x04" (the last byte is the format version;
 //!                     2 added the grace-alias flag and the plan license's expiry, 3 the
-//!                     key index)
+//!                     key index, 4 the activation index)
 //! schema     4 bytes  the store's schema version when written
 //! stamp     16 bytes  the store's stamp when written
 //! next_id    8 bytes  the next token / license id
 //! image      …        TokenIndex::write_image
 //! keys       …        KeyIndex::write_image (64 shards: count, then 16-byte entries)
+//! activations …       ActivationIndex::write_image (64 shards: count, then entries)
 //! checksum  32 bytes  blake3 of everything above
 //! ```
 //!
@@ -30,13 +31,14 @@
 //! while saving leaves the previous file or none, never half of one.
 
 use super::TokenIndex;
+use super::activation_index::ActivationIndex;
 use super::key_index::KeyIndex;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
 
 pub const FILE: &str = "index.snapshot";
-const MAGIC: &[u8; 16] = b"upkeep-index\0\0\0\x03";
+const MAGIC: &[u8; 16] = b"upkeep-index\0\0\0\x04";
 const CHECKSUM_LEN: u64 = 32;
 
 /// A store's stamp: which write it last took (see the module doc).
@@ -84,10 +86,11 @@ impl<W: Write> Write for Hashing<W> {
 pub(super) struct Indexes {
     pub tokens: TokenIndex,
     pub keys: KeyIndex,
+    pub activations: ActivationIndex,
 }
 
-/// Writes the snapshot of `tokens` and `keys` at `stamp` into `dir`, atomically and
-/// durably.
+/// Writes the snapshot of `tokens`, `keys` and `activations` at `stamp` into `dir`,
+/// atomically and durably.
 ///
 /// # Errors
 /// The file could not be written; any previous snapshot is left as it was.
@@ -98,9 +101,10 @@ pub(super) fn save(
     next_id: u64,
     tokens: &TokenIndex,
     keys: &KeyIndex,
+    activations: &ActivationIndex,
 ) -> io::Result<()> {
     let tmp = dir.join(format!("{FILE}.tmp"));
-    let written = write_to(&tmp, schema, stamp, next_id, tokens, keys)
+    let written = write_to(&tmp, schema, stamp, next_id, tokens, keys, activations)
         .and_then(|()| std::fs::rename(&tmp, dir.join(FILE)))
         .and_then(|()| File::open(dir)?.sync_all());
     if written.is_err() {
@@ -118,6 +122,7 @@ fn write_to(
     next_id: u64,
     tokens: &TokenIndex,
     keys: &KeyIndex,
+    activations: &ActivationIndex,
 ) -> io::Result<()> {
     let file = super::create_temporary_file(path)?;
     let mut out = BufWriter::with_capacity(
@@ -133,13 +138,15 @@ fn write_to(
     out.write_all(&next_id.to_le_bytes())?;
     tokens.write_image(&mut out)?;
     keys.write_image(&mut out)?;
+    activations.write_image(&mut out)?;
     let Hashing { mut inner, hasher } = out.into_inner().map_err(io::IntoInnerError::into_error)?;
     inner.write_all(hasher.finalize().as_bytes())?;
     inner.sync_all()
 }
 
 /// Reads the snapshot in `dir` if it was taken at `stamp` with schema `schema`:
-/// `Ok(None)` when there is none, `Err` when there is one that must not be used.
+/// `Ok(None)` when there is none, `Err` when there is one that must not be used. The
+/// activation index's identity hashes are keyed by `secret` (`ActivationIndex::secret_for`).
 ///
 /// The whole file's checksum is verified before any of it is parsed (one extra read,
 /// about 20 ms at a million tokens), so a damaged count can never make the parser
@@ -151,12 +158,14 @@ pub(super) fn load(
     dir: &Path,
     schema: u32,
     stamp: &Stamp,
+    secret: [u8; 32],
 ) -> Result<Option<(Indexes, u64)>, Unusable> {
-    let found = read(dir, schema, stamp, true)?;
+    let found = read(dir, schema, stamp, Some(secret))?;
     Ok(found.map(|(indexes, next_id)| {
         let indexes = indexes.unwrap_or_else(|| Indexes {
             tokens: TokenIndex::default(),
             keys: KeyIndex::default(),
+            activations: ActivationIndex::new(secret),
         });
         (indexes, next_id)
     }))
@@ -168,15 +177,15 @@ pub(super) fn load(
 /// # Errors
 /// [`Unusable`]: stale or damaged.
 pub fn check(dir: &Path, schema: u32, stamp: &Stamp) -> Result<Option<()>, Unusable> {
-    Ok(read(dir, schema, stamp, false)?.map(|_| ()))
+    Ok(read(dir, schema, stamp, None)?.map(|_| ()))
 }
 
-/// [`load`], building the index only if `build`.
+/// [`load`], building the indexes only when given the activation index's `build` key.
 fn read(
     dir: &Path,
     schema: u32,
     stamp: &Stamp,
-    build: bool,
+    build: Option<[u8; 32]>,
 ) -> Result<Option<(Option<Indexes>, u64)>, Unusable> {
     let damaged = |err: io::Error| Unusable::Damaged(err.to_string());
     let mut file = match File::open(dir.join(FILE)) {
@@ -218,18 +227,27 @@ fn read(
     let mut next_id = [0u8; 8];
     next_id.copy_from_slice(&header[36..44]);
     let next_id = u64::from_le_bytes(next_id);
-    if !build {
+    let Some(secret) = build else {
         return Ok(Some((None, next_id)));
-    }
+    };
     let tokens =
         TokenIndex::read_image(&mut input, body_len - HEADER_LEN as u64).map_err(damaged)?;
     let left = input.get_ref().limit() + input.buffer().len() as u64;
     let keys = KeyIndex::read_image(&mut input, left).map_err(damaged)?;
+    let left = input.get_ref().limit() + input.buffer().len() as u64;
+    let activations = ActivationIndex::read_image(&mut input, left, secret).map_err(damaged)?;
     let mut rest = [0u8; 1];
     if input.read(&mut rest).map_err(damaged)? != 0 {
         return Err(Unusable::Damaged("bytes after the index".into()));
     }
-    Ok(Some((Some(Indexes { tokens, keys }), next_id)))
+    Ok(Some((
+        Some(Indexes {
+            tokens,
+            keys,
+            activations,
+        }),
+        next_id,
+    )))
 }
 
 /// Magic, schema, stamp, next id.
@@ -267,15 +285,22 @@ mod tests {
         keys
     }
 
+    const SECRET: [u8; 32] = [9; 32];
+
+    fn activations() -> ActivationIndex {
+        super::super::activation_index::tests::sample(SECRET)
+    }
+
     #[test]
     fn saved_snapshots_load_only_at_their_stamp_and_intact() {
         let dir = tempfile::tempdir().unwrap();
         let stamp = [7u8; 16];
-        assert!(matches!(load(dir.path(), 3, &stamp), Ok(None)));
-        save(dir.path(), 3, &stamp, 42, &index(), &keys()).unwrap();
-        let (loaded, next_id) = load(dir.path(), 3, &stamp).unwrap().unwrap();
+        assert!(matches!(load(dir.path(), 3, &stamp, SECRET), Ok(None)));
+        save(dir.path(), 3, &stamp, 42, &index(), &keys(), &activations()).unwrap();
+        let (loaded, next_id) = load(dir.path(), 3, &stamp, SECRET).unwrap().unwrap();
         assert_eq!((loaded.tokens.len(), next_id), (100, 42));
         assert_eq!(loaded.keys.entries(), keys().entries());
+        assert_eq!(loaded.activations.entries(), activations().entries());
         assert_eq!(
             loaded.tokens.plan_limit(
                 &AccountPrefix::parse("acme").unwrap(),
@@ -285,9 +310,12 @@ mod tests {
         );
 
         let other = [8u8; 16];
-        assert!(matches!(load(dir.path(), 3, &other), Err(Unusable::Stale)));
         assert!(matches!(
-            load(dir.path(), 4, &stamp),
+            load(dir.path(), 3, &other, SECRET),
+            Err(Unusable::Stale)
+        ));
+        assert!(matches!(
+            load(dir.path(), 4, &stamp, SECRET),
             Err(Unusable::OtherSchema(3))
         ));
 
@@ -304,7 +332,10 @@ mod tests {
             }
             std::fs::write(&path, &bytes).unwrap();
             assert!(
-                matches!(load(dir.path(), 3, &stamp), Err(Unusable::Damaged(_))),
+                matches!(
+                    load(dir.path(), 3, &stamp, SECRET),
+                    Err(Unusable::Damaged(_))
+                ),
                 "change {change}"
             );
         }
@@ -315,7 +346,18 @@ mod tests {
         let blocked = tempfile::tempdir().unwrap();
         std::fs::create_dir(blocked.path().join(FILE)).unwrap();
         std::fs::write(blocked.path().join(FILE).join("x"), b"x").unwrap();
-        assert!(save(blocked.path(), 3, &stamp, 42, &index(), &keys()).is_err());
+        assert!(
+            save(
+                blocked.path(),
+                3,
+                &stamp,
+                42,
+                &index(),
+                &keys(),
+                &activations()
+            )
+            .is_err()
+        );
         assert!(!blocked.path().join(format!("{FILE}.tmp")).exists());
     }
 }

@@ -45,7 +45,7 @@ impl DownloadKeys for LicensingKeys {
         } else {
             None
         };
-        match licensing::check(
+        match licensing::standing(
             store,
             &product.account,
             Some(product.id),
@@ -53,9 +53,9 @@ impl DownloadKeys for LicensingKeys {
             target.as_ref(),
             now,
         ) {
-            Ok(outcome) => KeyCheck {
-                code: outcome.code,
-                key_id: outcome.key.map(|k| k.id.0),
+            Ok((code, key_id)) => KeyCheck {
+                code,
+                key_id: key_id.map(|id| id.0),
             },
             Err(err) => {
                 tracing::error!(error = %err, "download key check failed");

@@ -7,9 +7,9 @@ use crate::support::{ServeProcess, cli_json, upkeep_cli};
 use std::path::Path;
 
 const SNAPSHOT: &str = "index.snapshot";
-const LOADED: &str = "token and key indexes loaded from index.snapshot";
-const BUILT: &str = "token and key indexes built from the store";
-const SAVED: &str = "token and key indexes saved to index.snapshot";
+const LOADED: &str = "token, key and activation indexes loaded from index.snapshot";
+const BUILT: &str = "token, key and activation indexes built from the store";
+const SAVED: &str = "token, key and activation indexes saved to index.snapshot";
 
 /// An account `acme` with its `default` token and a second token `deploy`, made by the
 /// CLI on a store no server holds; returns both token values.
