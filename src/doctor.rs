@@ -211,7 +211,7 @@ pub fn run_dir(data: &DataDir, reserve: u64) -> Report {
                 ),
                 store::SnapshotState::Absent => report.add(
                     Level::Ok,
-                    "no index.snapshot: the next start builds the token and key indexes by scanning the store (a clean stop writes one)",
+                    "no index.snapshot: the next start builds the token, key and activation indexes by scanning the store (a clean stop writes one)",
                     "",
                 ),
                 store::SnapshotState::Stale(why) => report.add(

@@ -737,7 +737,7 @@ fn serve(config: Config, dir: DataDir) -> Result<(), BoxError> {
 /// slower next start.
 fn save_index_snapshot(store: &Store) {
     if let Err(err) = store.save_index_snapshot() {
-        tracing::warn!(error = %err, "token and key indexes not saved; the next start rebuilds them from the store");
+        tracing::warn!(error = %err, "token, key and activation indexes not saved; the next start rebuilds them from the store");
     }
 }
 
