@@ -46,10 +46,11 @@
 //!   `plan_licenses.rs`, `catalog/` (`products.rs`, `versions.rs` with files,
 //!   `release.rs` the one-call release; every §7 rule: publishing needs a file, published
 //!   files are immutable, the idempotent release), `licensing.rs` (customers, download
-//!   keys, activations, and `validate`/`standing`/`check`/`activate`/`deactivate` for
-//!   the public dialects and the update decision), `reports.rs` (§10: `flush` moves the in-memory
-//!   counts into the stored rollups, `daily` reads stored + unflushed, as the report
-//!   routes will); an [`service::Actor`] on every call;
+//!   keys, activations; `licensing/validation.rs`: `validate`/`standing`/`check`/
+//!   `activate`/`deactivate` for the public dialects and the update decision),
+//!   `reports.rs` (§10: `flush` moves the in-memory counts into the stored rollups,
+//!   `daily` reads stored + unflushed, as the report routes will); an
+//!   [`service::Actor`] on every call;
 //!   [`service::Done`] publishes domain events after the write is durable;
 //!   [`service::write`] runs writes off the runtime. HTTP, the admin CLI and the admin
 //!   socket all call these.

@@ -506,7 +506,7 @@ impl ActivationIndex {
     }
 }
 
-/// What memory says of a key (see [`Store::key_standing`]).
+/// What memory says of a key (see [`crate::Store::key_standing`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Standing {
     /// No stored key has this lookup hash.
@@ -521,7 +521,7 @@ impl super::Store {
     /// from memory only (the key index, then the activation index): no read, no scan.
     /// [`Standing::AskRecords`] when memory cannot say exactly (a shared entry, a suspect
     /// index after a failed write): then
-    /// read the records ([`Store::download_key_by_lookup`], [`Store::activations`]).
+    /// read the records ([`crate::Store::download_key_by_lookup`], [`crate::Store::activations`]).
     /// The lookup hash binds the account, so no account is asked for.
     pub fn key_standing(
         &self,
