@@ -553,7 +553,7 @@ impl super::Store {
 #[cfg(test)]
 pub(super) mod tests {
     use super::super::backup;
-    use super::super::licensing::tests::{activate, customer, key, product};
+    use super::super::licensing::tests::{activate, customer, key, product, put_customer, put_key};
     use super::super::schema::{ACTIVATIONS, DOWNLOAD_KEYS};
     use super::super::test_support::*;
     use super::super::{KEY_FILE, Store};
@@ -684,23 +684,9 @@ pub(super) mod tests {
     fn the_activation_index_follows_every_change_to_keys_and_activations() {
         let (dir, store, acme) = store_with_acme();
         let a = &acme.prefix;
-        let put = |key: DownloadKey| {
-            store
-                .put_download_key(a, None, |_| Ok(key))
-                .unwrap()
-                .durable_blocking()
-                .unwrap()
-        };
-        let ann = store
-            .put_customer(a, None, |_| Ok(customer("ann@example.com")))
-            .unwrap()
-            .durable_blocking()
-            .unwrap();
-        let bob = store
-            .put_customer(a, None, |_| Ok(customer("bob@example.com")))
-            .unwrap()
-            .durable_blocking()
-            .unwrap();
+        let put = |key: DownloadKey| put_key(&store, a, key);
+        let ann = put_customer(&store, a, "ann@example.com");
+        let bob = put_customer(&store, a, "bob@example.com");
         let p = product(&store, a, "hello");
         let q = product(&store, a, "world");
         let k1 = put(key(ann.id, 1, ProductScope::Only(vec![p, q])));
@@ -849,16 +835,8 @@ pub(super) mod tests {
     fn a_key_id_held_by_two_accounts_sends_checks_to_the_records() {
         let (_dir, store, acme) = store_with_acme();
         let a = &acme.prefix;
-        let ann = store
-            .put_customer(a, None, |_| Ok(customer("ann@example.com")))
-            .unwrap()
-            .durable_blocking()
-            .unwrap();
-        let k = store
-            .put_download_key(a, None, |_| Ok(key(ann.id, 5, ProductScope::All)))
-            .unwrap()
-            .durable_blocking()
-            .unwrap();
+        let ann = put_customer(&store, a, "ann@example.com");
+        let k = put_key(&store, a, key(ann.id, 5, ProductScope::All));
         activate(&store, &k, "example.com", true);
         assert!(matches!(
             store.key_standing(&k.lookup, None, Some(IdentityRef::Site("example.com"))),

@@ -318,7 +318,9 @@ mod tests {
     /// scan of `keylookup_keyid` builds, and every stored key is found by its hash.
     mod in_the_store {
         use super::super::super::backup;
-        use super::super::super::licensing::tests::{activate, customer, key, product};
+        use super::super::super::licensing::tests::{
+            activate, customer, key, product, put_customer, put_key,
+        };
         use super::super::super::schema::KEY_LOOKUPS;
         use super::super::super::test_support::*;
         use super::super::super::{KEY_FILE, Store};
@@ -352,23 +354,9 @@ mod tests {
         fn the_key_index_follows_every_change_to_the_keys() {
             let (dir, store, acme) = store_with_acme();
             let a = &acme.prefix;
-            let put = |key: DownloadKey| {
-                store
-                    .put_download_key(a, None, |_| Ok(key))
-                    .unwrap()
-                    .durable_blocking()
-                    .unwrap()
-            };
-            let ann = store
-                .put_customer(a, None, |_| Ok(customer("ann@example.com")))
-                .unwrap()
-                .durable_blocking()
-                .unwrap();
-            let bob = store
-                .put_customer(a, None, |_| Ok(customer("bob@example.com")))
-                .unwrap()
-                .durable_blocking()
-                .unwrap();
+            let put = |key: DownloadKey| put_key(&store, a, key);
+            let ann = put_customer(&store, a, "ann@example.com");
+            let bob = put_customer(&store, a, "bob@example.com");
             let p = product(&store, a, "hello");
             let q = product(&store, a, "world");
             let k1 = put(key(ann.id, 1, ProductScope::Only(vec![p])));
@@ -503,16 +491,8 @@ mod tests {
         fn a_shared_entry_sends_the_lookup_to_the_tree() {
             let (_dir, store, acme) = store_with_acme();
             let a = &acme.prefix;
-            let ann = store
-                .put_customer(a, None, |_| Ok(customer("ann@example.com")))
-                .unwrap()
-                .durable_blocking()
-                .unwrap();
-            let k = store
-                .put_download_key(a, None, |_| Ok(key(ann.id, 5, ProductScope::All)))
-                .unwrap()
-                .durable_blocking()
-                .unwrap();
+            let ann = put_customer(&store, a, "ann@example.com");
+            let k = put_key(&store, a, key(ann.id, 5, ProductScope::All));
             // What a second key whose hash shares the 9 bytes would leave.
             let mut twin = [5u8; 32];
             twin[31] = 6;
@@ -536,16 +516,8 @@ mod tests {
             // the index is suspect, lookups read `keylookup_keyid`.
             let (_dir, store, acme) = store_with_acme();
             let a = &acme.prefix;
-            let ann = store
-                .put_customer(a, None, |_| Ok(customer("ann@example.com")))
-                .unwrap()
-                .durable_blocking()
-                .unwrap();
-            let k = store
-                .put_download_key(a, None, |_| Ok(key(ann.id, 5, ProductScope::All)))
-                .unwrap()
-                .durable_blocking()
-                .unwrap();
+            let ann = put_customer(&store, a, "ann@example.com");
+            let k = put_key(&store, a, key(ann.id, 5, ProductScope::All));
             // What such an error would leave: the key committed, the index without it.
             store.keys.remove(&[5; 32], k.id);
             assert_eq!(store.keys.get(&[5; 32]), Candidate::Absent);

@@ -870,6 +870,32 @@ pub(super) mod tests {
         }
     }
 
+    /// Stores a customer with `email` in `account`, durably.
+    pub(in crate::store) fn put_customer(
+        store: &Store,
+        account: &AccountPrefix,
+        email: &str,
+    ) -> Customer {
+        store
+            .put_customer(account, None, |_| Ok(customer(email)))
+            .unwrap()
+            .durable_blocking()
+            .unwrap()
+    }
+
+    /// Stores `key` as a new key of `account`, durably.
+    pub(in crate::store) fn put_key(
+        store: &Store,
+        account: &AccountPrefix,
+        key: DownloadKey,
+    ) -> DownloadKey {
+        store
+            .put_download_key(account, None, |_| Ok(key))
+            .unwrap()
+            .durable_blocking()
+            .unwrap()
+    }
+
     pub(in crate::store) fn key(
         customer: CustomerId,
         lookup: u8,
