@@ -36,6 +36,8 @@ pub struct Counts {
     /// Flushes that wrote their deltas, and those that failed (deltas put back).
     flushes: AtomicU64,
     failed_flushes: AtomicU64,
+    /// Woken whenever a flush ends, stored or not.
+    flush_ended: tokio::sync::Notify,
 }
 
 impl Default for Counts {
@@ -49,6 +51,7 @@ impl Default for Counts {
             activations: std::array::from_fn(|_| AtomicU64::new(0)),
             flushes: AtomicU64::new(0),
             failed_flushes: AtomicU64::new(0),
+            flush_ended: tokio::sync::Notify::new(),
         }
     }
 }
@@ -203,6 +206,13 @@ impl Counts {
             &self.failed_flushes
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        self.flush_ended.notify_waiters();
+    }
+
+    /// Wakes its waiters whenever a flush ends (after its write is durable, or after it
+    /// failed): what waits for the rollups to change, instead of polling the store.
+    pub fn flush_ended(&self) -> &tokio::sync::Notify {
+        &self.flush_ended
     }
 
     /// Flushes that stored their deltas, and flushes that failed (their deltas put back).

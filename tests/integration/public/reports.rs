@@ -5,7 +5,7 @@
 use super::{get, plugin_with};
 use crate::support::{START, TestServer};
 use http::Method;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use upkeep::model::{AccountPrefix, Day, DayRollup, ProductId};
 use upkeep::{Settings, Store};
 
@@ -81,12 +81,21 @@ async fn counts_reach_the_store_at_graceful_shutdown() {
     assert_eq!(rollup.activations, [0; 10]);
 }
 
-/// Polls `done` until it holds, for up to 20 s.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+/// Waits until `done` holds, checking it again each time a report flush ends (only a
+/// flush changes what these tests wait for), for up to 20 s.
+async fn eventually(server: &TestServer, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        // Registered before `done` is checked, so a flush ending in between is not missed.
+        let flushed = server.app().public.counts.flush_ended().notified();
+        let mut flushed = std::pin::pin!(flushed);
+        flushed.as_mut().enable();
+        if done() {
+            return;
+        }
+        tokio::time::timeout_at(deadline, flushed)
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
     }
 }
 
@@ -94,7 +103,7 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 async fn counts_are_flushed_periodically_and_kept_while_the_store_refuses_them() {
     let server = TestServer::start_with(settings(Duration::from_millis(50))).await;
     let id = traffic(&server, 2, 1).await;
-    eventually("the periodic flush stores the counts", || {
+    eventually(&server, "the periodic flush stores the counts", || {
         stored(server.store(), id)
             .first()
             .is_some_and(|(_, r)| (r.checks, r.downloads, r.validations[1]) == (2, 1, 1))
@@ -118,7 +127,7 @@ async fn counts_are_flushed_periodically_and_kept_while_the_store_refuses_them()
     // The disk is "full": flushes fail, the counts stay in memory and readable.
     server.store().set_reserve(u64::MAX);
     get(&server, "/updates/acme/hello").await.expect(200);
-    eventually("a flush fails", || {
+    eventually(&server, "a flush fails", || {
         server.app().public.counts.flush_totals().1 > 0
     })
     .await;
@@ -132,7 +141,7 @@ async fn counts_are_flushed_periodically_and_kept_while_the_store_refuses_them()
 
     // Room again: the next flush stores what the failed ones kept.
     server.store().set_reserve(0);
-    eventually("the kept counts are stored", || {
+    eventually(&server, "the kept counts are stored", || {
         stored(server.store(), id)[0].1.checks == 3
     })
     .await;
