@@ -270,7 +270,7 @@ impl std::fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let text = self.0;
         // The common case: nothing to escape, one write.
-        if !text.chars().any(|c| c.is_control() || c == '\\') {
+        if !needs_escape(text) {
             return f.write_str(text);
         }
         for c in text.chars() {
@@ -286,6 +286,24 @@ impl std::fmt::Display for Escaped<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether [`Escaped`] changes `text`: a control character (C0, DEL, C1) or a `\\`.
+/// Printable ASCII is decided byte by byte; anything else by its characters.
+fn needs_escape(text: &str) -> bool {
+    let plain = |b: &u8| (0x20..0x7f).contains(b) && *b != b'\\';
+    !text.as_bytes().iter().all(plain) && text.chars().any(|c| c.is_control() || c == '\\')
+}
+
+/// Appends `text` as [`Escaped`] writes it, without the formatter when nothing needs
+/// escaping (the usual case).
+fn push_escaped(out: &mut String, text: &str) {
+    if needs_escape(text) {
+        use std::fmt::Write;
+        let _ = write!(out, "{}", Escaped(text));
+    } else {
+        out.push_str(text);
     }
 }
 
@@ -314,17 +332,9 @@ const LOGGED_QUERY: &[&str] = &[
 /// The request target for the log: the path, and the query with every value that is not
 /// on the allow-list redacted; escaped as [`Escaped`] does.
 pub fn loggable_target(path: &str, query: Option<&str>) -> String {
-    use std::fmt::Write;
     let mut out = String::with_capacity(path.len() + query.map_or(0, str::len) + 1);
     // A signed download link's token is a capability for a day: never logged.
-    // `Escaped`, without the formatter when there is nothing to escape (the usual case).
-    let push = |out: &mut String, text: &str| {
-        if text.chars().any(|c| c.is_control() || c == '\\') {
-            let _ = write!(out, "{}", Escaped(text));
-        } else {
-            out.push_str(text);
-        }
-    };
+    let push = push_escaped;
     match path
         .strip_prefix("/dl/")
         .and_then(|rest| rest.split_once('/'))
@@ -395,8 +405,13 @@ fn write_now(line: &mut String) {
         }
         line.push_str(text);
     });
-    use std::fmt::Write;
-    let _ = write!(line, ".{:06}Z", now.subsec_micros());
+    // `.{:06}Z`, the microseconds by hand.
+    let micros = now.subsec_micros();
+    let mut frac = *b".000000Z";
+    for (i, place) in [100_000, 10_000, 1_000, 100, 10, 1].into_iter().enumerate() {
+        frac[1 + i] = b'0' + (micros / place % 10) as u8;
+    }
+    line.push_str(std::str::from_utf8(&frac).unwrap_or(".000000Z"));
 }
 
 /// Appends `ip` as its `Display` writes it (IPv4 by hand; IPv6 through `Display`).
@@ -466,7 +481,7 @@ impl RequestLog {
     /// 401/403/429 the reason (`refusal`: the error's code and message).
     pub fn finish(
         self,
-        request_id: &dyn std::fmt::Display,
+        request_id: &str,
         method: &http::Method,
         route: &str,
         status: u16,
@@ -498,9 +513,12 @@ impl RequestLog {
                 }
                 // Piece by piece: the same text as one `write!`, with the address and the
                 // numbers written without the formatting machinery (the hot path's line).
-                let _ = write!(line, "request request_id={request_id} client=");
+                line.push_str("request request_id=");
+                line.push_str(request_id);
+                line.push_str(" client=");
                 push_ip(line, self.client);
-                let _ = write!(line, " method={}", Escaped(method.as_str()));
+                line.push_str(" method=");
+                push_escaped(line, method.as_str());
                 line.push_str(" path=");
                 line.push_str(&self.target);
                 line.push_str(" route=");
@@ -596,6 +614,32 @@ mod tests {
         assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
         assert_eq!(shown, "/a\\nb\\r\\x1b[31mred\\0nul\\t\\x7f\\u{85}\\\\ \"q");
         assert_eq!(Escaped("/v1/account").to_string(), "/v1/account");
+        // The byte-wise fast path agrees with the characters' verdict.
+        for (text, escaped) in [
+            ("plain ~text!", false),
+            ("café", false),
+            ("\u{85}", true),
+            ("a\\b", true),
+            ("\u{7f}", true),
+            ("\u{a0}x", false),
+        ] {
+            assert_eq!(needs_escape(text), escaped, "{text:?}");
+            let mut out = String::new();
+            push_escaped(&mut out, text);
+            assert_eq!(out, Escaped(text).to_string());
+        }
+        assert_eq!(loggable_target("/a\tb", None), "/a\\tb");
+    }
+
+    #[test]
+    fn log_times_have_six_digits_of_microseconds() {
+        let mut line = String::new();
+        write_now(&mut line);
+        // `2026-12-01T08:20:12.123456Z`
+        assert_eq!(line.len(), 27, "{line}");
+        assert_eq!(&line[19..20], ".", "{line}");
+        assert!(line[20..26].bytes().all(|b| b.is_ascii_digit()), "{line}");
+        assert!(line.ends_with('Z'), "{line}");
     }
 
     #[test]

@@ -298,9 +298,18 @@ struct Group {
 pub struct Table {
     pub rows: Vec<&'static Row>,
     groups: Vec<Group>,
-    /// The groups' indices by their number of segments (the first thing a path must
-    /// match), so a lookup tries only those.
-    by_len: Vec<Vec<usize>>,
+    /// The groups by their number of segments (the first thing a path must match), then
+    /// by their first segment, so a lookup tries only those.
+    by_len: Vec<Vec<Bucket>>,
+}
+
+/// The groups of one length that share a first segment (`first`: a literal, or `None` for
+/// a parameter), most specific first: ordered by their segments' kinds, a literal before a
+/// parameter at the first place they differ. Two patterns that match one path have equal
+/// literals wherever both have literals, so the first that fits is the most specific.
+struct Bucket {
+    first: Option<&'static str>,
+    groups: Vec<usize>,
 }
 
 fn parse_pattern(path: &'static str) -> Vec<Seg> {
@@ -352,9 +361,34 @@ impl Table {
                 }),
             }
         }
-        let mut by_len = vec![Vec::new(); MAX_SEGMENTS + 1];
+        let mut by_len: Vec<Vec<Bucket>> = (0..=MAX_SEGMENTS).map(|_| Vec::new()).collect();
         for (index, group) in groups.iter().enumerate() {
-            by_len[group.segs.len()].push(index);
+            let first = match group.segs.first() {
+                Some(Seg::Literal(literal)) => Some(*literal),
+                _ => None,
+            };
+            let buckets = &mut by_len[group.segs.len()];
+            match buckets.iter_mut().find(|b| b.first == first) {
+                Some(bucket) => bucket.groups.push(index),
+                None => buckets.push(Bucket {
+                    first,
+                    groups: vec![index],
+                }),
+            }
+        }
+        let kinds = |group: &Group| -> Vec<bool> {
+            group
+                .segs
+                .iter()
+                .map(|seg| matches!(seg, Seg::Param(_)))
+                .collect()
+        };
+        for buckets in &mut by_len {
+            // The parameter-first bucket last: any literal-first match is more specific.
+            buckets.sort_by_key(|b| b.first.is_none());
+            for bucket in buckets.iter_mut() {
+                bucket.groups.sort_by_key(|&i| kinds(&groups[i]));
+            }
         }
         Table {
             rows,
@@ -381,19 +415,6 @@ fn not_found() -> Error {
     Error::NotFound("no such route".to_owned())
 }
 
-/// Whether pattern `a` is more specific than `b` (both matched the same path): at the
-/// first segment where they differ, a literal beats a parameter.
-fn more_specific(a: &[Seg], b: &[Seg]) -> bool {
-    for (x, y) in a.iter().zip(b) {
-        match (x, y) {
-            (Seg::Literal(_), Seg::Param(_)) => return true,
-            (Seg::Param(_), Seg::Literal(_)) => return false,
-            _ => {}
-        }
-    }
-    false
-}
-
 impl Table {
     /// Finds the row for `method` and `path` (without its query string). `HEAD` is
     /// accepted wherever `GET` is.
@@ -412,30 +433,40 @@ impl Table {
         // (start, end) of each segment in `path`.
         let mut segments = [(0u16, 0u16); MAX_SEGMENTS];
         let mut n = 0;
+        if path.len() > usize::from(u16::MAX) {
+            return Err(not_found());
+        }
         if !rest.is_empty() {
+            // `rest` starts at byte 1 of `path`; a segment ends at a `/` or the end.
             let mut start = 1usize;
-            for segment in rest.split('/') {
-                if n == MAX_SEGMENTS || segment.is_empty() || path.len() > usize::from(u16::MAX) {
+            let end = 1 + rest.len();
+            while start <= end {
+                let stop = path.as_bytes()[start..end]
+                    .iter()
+                    .position(|&b| b == b'/')
+                    .map_or(end, |at| start + at);
+                if n == MAX_SEGMENTS || stop == start {
                     return Err(not_found());
                 }
-                segments[n] = (start as u16, (start + segment.len()) as u16);
-                start += segment.len() + 1;
+                segments[n] = (start as u16, stop as u16);
                 n += 1;
+                start = stop + 1;
             }
         }
         let segment = |i: usize| &path[usize::from(segments[i].0)..usize::from(segments[i].1)];
         let table = self;
-        let mut best: Option<&Group> = None;
-        for group in table.by_len[n].iter().map(|&i| &table.groups[i]) {
-            let fits = group.segs.iter().enumerate().all(|(i, seg)| match seg {
+        let fits = |group: &Group| {
+            group.segs.iter().enumerate().all(|(i, seg)| match seg {
                 Seg::Literal(literal) => segment(i) == *literal,
                 Seg::Param(_) => true,
-            });
-            if fits && best.is_none_or(|best| more_specific(&group.segs, &best.segs)) {
-                best = Some(group);
-            }
-        }
-        let group = best.ok_or_else(not_found)?;
+            })
+        };
+        let group = table.by_len[n]
+            .iter()
+            .filter(|bucket| bucket.first.is_none_or(|first| segment(0) == first))
+            .flat_map(|bucket| bucket.groups.iter().map(|&i| &table.groups[i]))
+            .find(|group| fits(group))
+            .ok_or_else(not_found)?;
         let wanted = if *method == Method::HEAD {
             &Method::GET
         } else {
@@ -604,6 +635,67 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_first_fit_is_the_most_specific_of_every_pattern_that_matches() {
+        // Every row's pattern filled with each literal of the table (and a plain value),
+        // looked up, against a brute force over every group.
+        let table = table();
+        let literals: Vec<&str> = table
+            .groups
+            .iter()
+            .flat_map(|g| g.segs.iter())
+            .filter_map(|seg| match seg {
+                Seg::Literal(l) => Some(*l),
+                Seg::Param(_) => None,
+            })
+            .chain(["x"])
+            .collect();
+        let mut checked = 0;
+        for row in &table.rows {
+            for value in &literals {
+                let path = example_path(row, value);
+                let segments: Vec<&str> = match path.as_str() {
+                    "/" => Vec::new(),
+                    _ => path[1..].split('/').collect(),
+                };
+                let matches = |g: &&Group| g.segs.len() == segments.len();
+                let fits = |g: &&Group| {
+                    g.segs.iter().zip(&segments).all(|(seg, s)| match seg {
+                        Seg::Literal(l) => l == s,
+                        Seg::Param(_) => true,
+                    })
+                };
+                let mut best: Option<&Group> = None;
+                for g in table.groups.iter().filter(matches).filter(fits) {
+                    if best.is_none_or(|b| more_specific(&g.segs, &b.segs)) {
+                        best = Some(g);
+                    }
+                }
+                let want = best.map(|g| g.rows[0]);
+                let got = table
+                    .lookup(&table.rows[want.unwrap_or(0)].method, &path)
+                    .ok()
+                    .map(|m| m.index);
+                assert_eq!(got, want, "{path}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+    }
+
+    /// Whether pattern `a` is more specific than `b` (both matched the same path): at the
+    /// first segment where they differ, a literal beats a parameter.
+    fn more_specific(a: &[Seg], b: &[Seg]) -> bool {
+        for (x, y) in a.iter().zip(b) {
+            match (x, y) {
+                (Seg::Literal(_), Seg::Param(_)) => return true,
+                (Seg::Param(_), Seg::Literal(_)) => return false,
+                _ => {}
+            }
+        }
+        false
     }
 
     #[test]

@@ -21,6 +21,10 @@ use http::{HeaderValue, Method, Request, Response};
 use std::net::IpAddr;
 use std::time::Instant;
 
+/// `X-Request-Id`, made once.
+static X_REQUEST_ID: http::header::HeaderName =
+    http::header::HeaderName::from_static("x-request-id");
+
 impl App {
     /// Answers one request from `peer`. Never fails.
     pub async fn handle<B>(&self, req: Request<B>, peer: IpAddr) -> Response<Body>
@@ -60,7 +64,7 @@ impl App {
             *res.body_mut() = Body::default();
         }
         if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
-            res.headers_mut().insert("x-request-id", value);
+            res.headers_mut().insert(X_REQUEST_ID.clone(), value);
         }
         let latency = started.elapsed();
         self.metrics.request(
@@ -73,7 +77,7 @@ impl App {
                 .as_ref()
                 .map(|(code, message)| (*code, message.as_str()));
             log.finish(
-                &request_id,
+                request_id.as_str(),
                 &method,
                 route_name,
                 res.status().as_u16(),

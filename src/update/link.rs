@@ -330,8 +330,14 @@ pub fn download_url(base_url: &str, token: &str, filename: &str) -> String {
 /// `%XX`.
 fn push_segment(url: &mut String, filename: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    // The usual filename (`plugin.zip`) needs no escape: pushed whole.
+    if filename.bytes().all(unreserved) {
+        url.push_str(filename);
+        return;
+    }
     for b in filename.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+        if unreserved(b) {
             url.push(char::from(b));
         } else {
             url.push('%');
@@ -354,22 +360,41 @@ mod base64url {
         out
     }
 
-    /// Appends the encoding of `bytes` to `out`, in blocks of 48 characters written at
-    /// once.
+    /// Appends the encoding of `bytes` to `out`: whole groups of three bytes four
+    /// characters at a time into a stack block of 64 characters, pushed as one string.
     pub fn encode_into(bytes: &[u8], out: &mut String) {
         out.reserve(bytes.len().div_ceil(3) * 4);
-        let mut block = [0u8; 48];
-        for group in bytes.chunks(36) {
+        let char_of = |n: u32, shift: u32| ALPHABET[(n >> shift & 63) as usize];
+        let mut block = [0u8; 64];
+        for group in bytes.chunks(48) {
             let mut len = 0;
-            for chunk in group.chunks(3) {
-                let n = chunk
-                    .iter()
-                    .enumerate()
-                    .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-                for i in 0..=chunk.len() {
-                    block[len] = ALPHABET[(n >> (18 - 6 * i) & 63) as usize];
-                    len += 1;
+            let mut triples = group.chunks_exact(3);
+            for t in &mut triples {
+                let n = u32::from(t[0]) << 16 | u32::from(t[1]) << 8 | u32::from(t[2]);
+                block[len..len + 4].copy_from_slice(&[
+                    char_of(n, 18),
+                    char_of(n, 12),
+                    char_of(n, 6),
+                    char_of(n, 0),
+                ]);
+                len += 4;
+            }
+            match *triples.remainder() {
+                [a] => {
+                    let n = u32::from(a) << 16;
+                    block[len..len + 2].copy_from_slice(&[char_of(n, 18), char_of(n, 12)]);
+                    len += 2;
                 }
+                [a, b] => {
+                    let n = u32::from(a) << 16 | u32::from(b) << 8;
+                    block[len..len + 3].copy_from_slice(&[
+                        char_of(n, 18),
+                        char_of(n, 12),
+                        char_of(n, 6),
+                    ]);
+                    len += 3;
+                }
+                _ => {}
             }
             // The alphabet is ASCII: every block is UTF-8.
             if let Ok(text) = std::str::from_utf8(&block[..len]) {
@@ -670,6 +695,16 @@ mod tests {
     fn base64url_is_strict() {
         for bytes in [&b""[..], b"f", b"fo", b"foo", b"foob", b"\xff\xfe\x00"] {
             assert_eq!(base64url::decode(&base64url::encode(bytes)).unwrap(), bytes);
+        }
+        // RFC 4648 §10's vectors, and every length across the 48-byte blocks.
+        assert_eq!(base64url::encode(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64url::encode(b"fooba"), "Zm9vYmE");
+        assert_eq!(base64url::encode(&[0xfb, 0xff]), "-_8");
+        let long: Vec<u8> = (0..150u32).map(|i| (i * 37 + 11) as u8).collect();
+        for len in 0..=long.len() {
+            let text = base64url::encode(&long[..len]);
+            assert_eq!(text.len(), (len * 4).div_ceil(3));
+            assert_eq!(base64url::decode(&text).unwrap(), &long[..len]);
         }
         // "Zg" is "f"; "Zh" is "f" with a stray bit set.
         assert_eq!(base64url::decode("Zg").unwrap(), b"f");

@@ -293,7 +293,10 @@ fn get<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-fn header_str<'a>(call: &'a Call, name: &str) -> Option<&'a str> {
+/// The `X-License-Key` header (PUC, WunderUpdates): a name made once, not parsed per request.
+static X_LICENSE_KEY: header::HeaderName = header::HeaderName::from_static("x-license-key");
+
+fn header_str<'a>(call: &'a Call, name: &header::HeaderName) -> Option<&'a str> {
     call.input
         .parts
         .headers
@@ -305,7 +308,7 @@ fn header_str<'a>(call: &'a Call, name: &str) -> Option<&'a str> {
 /// normalized (SPEC §9 *Sites*). An app's `machine` stands in for it.
 fn site_of(call: &Call, pairs: &[(String, String)]) -> Option<String> {
     let sent = ["url", "domain", "site"].iter().find_map(|n| get(pairs, n));
-    let from_agent = || header_str(call, "user-agent").and_then(crate::model::site_from_user_agent);
+    let from_agent = || header_str(call, &header::USER_AGENT).and_then(crate::model::site_from_user_agent);
     if let Some(site) = sent.or_else(from_agent)
         && let Ok(site) = crate::model::normalize_site(site)
     {
@@ -318,7 +321,7 @@ fn site_of(call: &Call, pairs: &[(String, String)]) -> Option<String> {
 
 /// The WordPress version from `WordPress/6.4; https://…`.
 fn wordpress_version(call: &Call) -> Option<&str> {
-    let agent = header_str(call, "user-agent")?;
+    let agent = header_str(call, &header::USER_AGENT)?;
     let rest = agent.strip_prefix("WordPress/")?;
     Some(rest.split(';').next().unwrap_or(rest).trim())
 }
@@ -475,7 +478,7 @@ fn wunderupdates(app: &App, call: &Call, kind: ProductKind) -> Result<Response<B
         site: site.as_deref(),
         key: get(&pairs, "key")
             .or_else(|| get(&pairs, "license_key"))
-            .or_else(|| header_str(call, "x-license-key")),
+            .or_else(|| header_str(call, &X_LICENSE_KEY)),
         platform: get(&pairs, "wp_version").or_else(|| wordpress_version(call)),
         php: get(&pairs, "php").or_else(|| get(&pairs, "php_version")),
     };
@@ -496,7 +499,7 @@ fn puc_check<'a>(
         channel,
         installed: get(pairs, "installed_version"),
         site,
-        key: get(pairs, "license_key").or_else(|| header_str(call, "x-license-key")),
+        key: get(pairs, "license_key").or_else(|| header_str(call, &X_LICENSE_KEY)),
         platform: get(pairs, "wp_version").or_else(|| wordpress_version(call)),
         php: get(pairs, "php"),
     }

@@ -132,7 +132,7 @@ impl Who {
                 &call.input.parts.headers,
                 app.settings.trust_proxy,
             ),
-            agent_site: header_str(call, "user-agent")
+            agent_site: header_str(call, &http::header::USER_AGENT)
                 .and_then(crate::model::site_from_user_agent)
                 .map(str::to_owned),
         }
