@@ -140,6 +140,10 @@ pub struct Offer<'a> {
     /// `("low" | "high", URL)`.
     pub banners: &'a [(String, String)],
     pub license: LicenseState,
+    /// The rendered runs of the fields above that come from the offered version and its
+    /// product (`render::Kept`), when they are that version's (`decide` sets it with
+    /// them); `None` renders every field afresh.
+    pub kept: Option<&'a super::render::Kept>,
 }
 
 impl<'a> Offer<'a> {
@@ -332,6 +336,7 @@ mod tests {
             icons: &[],
             banners: &[],
             license: LicenseState::VALID,
+            kept: None,
         };
         let answer = Answer::nothing(offer, "1.0.0", NothingReason::Filtered);
         assert_eq!(answer.offer().version, "1.0.0");

@@ -44,6 +44,8 @@ pub struct VersionView {
     pub file: FileId,
     pub blob: BlobHash,
     pub filename: String,
+    /// Answers' fields from this version and its product, rendered once per dialect.
+    pub kept: super::render::Kept,
 }
 
 /// A product with its offerable versions, newest first.
@@ -88,6 +90,7 @@ impl ProductView {
                     file: primary.id,
                     blob: primary.blob,
                     filename: primary.filename,
+                    kept: Default::default(),
                 })
             })
             .collect();
@@ -463,6 +466,7 @@ pub fn decide<'a>(
         offer.last_updated = &v.last_updated;
         offer.sections = &v.shown;
         offer.upgrade_notice = v.upgrade_notice.as_deref();
+        offer.kept = Some(&v.kept);
     }
     if let Some(reason) = reason {
         let newest = if product.published {
@@ -572,6 +576,7 @@ fn base_offer(view: &ProductView, code: LicenseCode) -> Offer<'_> {
         icons: &view.icons,
         banners: &view.banners,
         license: LicenseState::new(code),
+        kept: None,
     }
 }
 

@@ -68,6 +68,7 @@ fn plain() -> Offer<'static> {
         icons: &[],
         banners: &[],
         license: LicenseState::VALID,
+        kept: None,
     }
 }
 
@@ -105,6 +106,7 @@ fn rich() -> Offer<'static> {
         ]),
         banners: pairs(&[("low", "https://x/l.png"), ("high", "https://x/h.png")]),
         license: LicenseState::VALID,
+        kept: None,
     }
 }
 
@@ -128,6 +130,7 @@ fn bare() -> Offer<'static> {
         icons: &[],
         banners: &[],
         license: LicenseState::new(LicenseCode::MissingKey),
+        kept: None,
     }
 }
 
@@ -199,6 +202,23 @@ fn edd_answers() -> Vec<(String, Answer<'static>, Option<&'static str>)> {
     all
 }
 
+/// `render(offer)`, after checking that the answer is the same with kept runs
+/// (`render::Kept`): when they are written, and when they are copied.
+#[track_caller]
+fn same_kept(
+    offer: &Offer<'static>,
+    render: impl Fn(&Offer<'static>) -> render::Json,
+) -> render::Json {
+    let fresh = render(offer);
+    let kept = Offer {
+        kept: Some(Box::leak(Box::default())),
+        ..offer.clone()
+    };
+    assert_eq!(render(&kept), fresh, "kept runs written");
+    assert_eq!(render(&kept), fresh, "kept runs copied");
+    fresh
+}
+
 /// `(case name, the exact bytes)` for every case.
 fn rendered() -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -208,21 +228,34 @@ fn rendered() -> Vec<(String, String)> {
     for (name, offer) in offers() {
         put(
             format!("wunderupdates {name}"),
-            render::wunderupdates(&offer),
+            same_kept(&offer, render::wunderupdates),
         );
-        put(format!("puc {name}"), render::puc(&offer, &LINKS));
-        put(format!("puc-plugin {name}"), render::puc_plugin(&offer));
-        put(format!("updatercloud {name}"), render::updatercloud(&offer));
+        put(
+            format!("puc {name}"),
+            same_kept(&offer, |o| render::puc(o, &LINKS)),
+        );
+        put(
+            format!("puc-plugin {name}"),
+            same_kept(&offer, render::puc_plugin),
+        );
+        put(
+            format!("updatercloud {name}"),
+            same_kept(&offer, render::updatercloud),
+        );
         put(
             format!("batch-item {name}"),
             render::batch_item(&offer, "1.0.0"),
         );
     }
     for (name, answer, stable) in edd_answers() {
-        put(
-            format!("edd {name}"),
-            render::edd_get_version(&answer, stable, &LINKS),
-        );
+        let edd = |offer: &Offer<'static>| {
+            let answer = match &answer {
+                Answer::Update(_) => Answer::Update(offer.clone()),
+                Answer::Nothing(_, reason) => Answer::Nothing(offer.clone(), *reason),
+            };
+            render::edd_get_version(&answer, stable, &LINKS)
+        };
+        put(format!("edd {name}"), same_kept(answer.offer(), edd));
     }
     put(
         "edd unknown-product".to_owned(),
@@ -322,5 +355,42 @@ fn every_dialect_renders_exactly_the_reference_bytes() {
     for ((name, bytes), (e_name, e_bytes)) in cases.iter().zip(&expected) {
         assert_eq!(name, e_name, "case order");
         assert_eq!(bytes, e_bytes, "{name}: the bytes on the wire changed");
+    }
+}
+
+/// One version's kept runs serve every answer about it: each license outcome (with or
+/// without a link, another `msg`), nothing to offer, another installed version.
+#[test]
+fn kept_runs_are_shared_by_every_answer_about_a_version() {
+    for base in [plain(), rich(), bare(), kind(rich(), Kind::Theme)] {
+        let kept: &'static render::Kept = Box::leak(Box::default());
+        let mut answers = vec![Answer::Update(base.clone())];
+        for code in LicenseCode::ALL {
+            answers.push(Answer::Update(locked(base.clone(), code)));
+        }
+        answers.push(Answer::nothing(
+            base.clone(),
+            "0.9.0",
+            NothingReason::Filtered,
+        ));
+        // Twice round: the first answer writes the runs, every later one copies them.
+        for answer in answers.iter().chain(&answers) {
+            let offer = answer.offer();
+            let with = Offer {
+                kept: Some(kept),
+                ..offer.clone()
+            };
+            let answer_with = match answer {
+                Answer::Update(_) => Answer::Update(with.clone()),
+                Answer::Nothing(_, reason) => Answer::Nothing(with.clone(), *reason),
+            };
+            assert_eq!(render::wunderupdates(&with), render::wunderupdates(offer));
+            assert_eq!(render::puc(&with, &LINKS), render::puc(offer, &LINKS));
+            assert_eq!(render::updatercloud(&with), render::updatercloud(offer));
+            assert_eq!(
+                render::edd_get_version(&answer_with, Some("1.0.0"), &LINKS),
+                render::edd_get_version(answer, Some("1.0.0"), &LINKS)
+            );
+        }
     }
 }

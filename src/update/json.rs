@@ -81,6 +81,8 @@ pub struct Obj<'o> {
     out: &'o mut Vec<u8>,
     first: bool,
     #[cfg(debug_assertions)]
+    first_key: &'static str,
+    #[cfg(debug_assertions)]
     last: &'static str,
 }
 
@@ -90,6 +92,8 @@ impl<'o> Obj<'o> {
         Obj {
             out,
             first: true,
+            #[cfg(debug_assertions)]
+            first_key: "",
             #[cfg(debug_assertions)]
             last: "",
         }
@@ -104,6 +108,9 @@ impl<'o> Obj<'o> {
                 "`{key}` after `{}`: keys must ascend",
                 self.last
             );
+            if self.first {
+                self.first_key = key;
+            }
             self.last = key;
         }
         if !self.first {
@@ -178,9 +185,68 @@ impl<'o> Obj<'o> {
         out.push(b'}');
     }
 
+    /// Fields written by `fill`, or, when `kept` holds them from an earlier answer, their
+    /// bytes from then: fields that depend only on what `kept` belongs to (a version of
+    /// a product), written once per dialect and copied after that. With no `kept`, `fill`
+    /// writes into this object as any field would.
+    pub fn kept(&mut self, kept: Option<&Kept>, fill: impl FnOnce(&mut Obj<'_>)) {
+        let Some(kept) = kept else {
+            fill(self);
+            return;
+        };
+        let fields = kept.0.get_or_init(|| {
+            let mut buf = Vec::new();
+            let mut obj = Obj::new(&mut buf);
+            fill(&mut obj);
+            let keys = (!obj.first).then(|| obj.keys());
+            obj.end();
+            // The bytes between the braces.
+            let inner = buf[1..buf.len() - 1].into();
+            Fields { inner, keys }
+        });
+        let Some(_keys) = fields.keys else { return };
+        #[cfg(debug_assertions)]
+        {
+            assert!(
+                self.first || _keys.0 > self.last,
+                "`{}` after `{}`: keys must ascend",
+                _keys.0,
+                self.last
+            );
+            self.last = _keys.1;
+        }
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.extend_from_slice(&fields.inner);
+    }
+
+    /// The first and last keys written (debug builds track them; release builds need
+    /// them only to say the fields are not empty).
+    fn keys(&self) -> (&'static str, &'static str) {
+        #[cfg(debug_assertions)]
+        return (self.first_key, self.last);
+        #[cfg(not(debug_assertions))]
+        ("", "")
+    }
+
     pub fn end(self) {
         self.out.push(b'}');
     }
+}
+
+/// Fields of a document kept once written ([`Obj::kept`]): empty until the first answer
+/// that writes them.
+#[derive(Debug, Clone, Default)]
+pub struct Kept(std::sync::OnceLock<Fields>);
+
+#[derive(Debug, Clone)]
+struct Fields {
+    /// `"a":…,"b":…`: the fields, without braces.
+    inner: Box<[u8]>,
+    /// The first and last keys; `None` when `fill` wrote nothing.
+    keys: Option<(&'static str, &'static str)>,
 }
 
 #[cfg(test)]
@@ -241,6 +307,47 @@ mod tests {
             String::from_utf8(out).unwrap(),
             r#"{"a":true,"c":"x","d":{"valid":false},"e":{"a\"":"4","m":"3","z":"1"},"f":{},"g":[1]}"#
         );
+    }
+
+    #[test]
+    fn kept_fields_are_written_once_and_copied_after() {
+        let kept = Kept::default();
+        let empty = Kept::default();
+        let mut calls = 0;
+        let mut render = |value: &str, kept: Option<&Kept>| {
+            let mut out = Vec::new();
+            let mut obj = Obj::new(&mut out);
+            obj.str("a", value);
+            obj.kept(kept, |o| {
+                calls += 1;
+                o.str("b", value);
+                o.bool("c", true);
+            });
+            obj.kept(Some(&empty), |_| {});
+            obj.str("d", value);
+            obj.end();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(render("1", None), r#"{"a":"1","b":"1","c":true,"d":"1"}"#);
+        assert_eq!(
+            render("2", Some(&kept)),
+            r#"{"a":"2","b":"2","c":true,"d":"2"}"#
+        );
+        // The kept fields are those of the first answer that wrote them.
+        assert_eq!(
+            render("3", Some(&kept)),
+            r#"{"a":"3","b":"2","c":true,"d":"3"}"#
+        );
+        // Written twice: without `kept`, and the first time with it (the empty fields
+        // are kept empty).
+        drop(render);
+        assert_eq!(calls, 2);
+        // Kept fields first in an object: no leading comma.
+        let mut out = Vec::new();
+        let mut obj = Obj::new(&mut out);
+        obj.kept(Some(&kept), |_| unreachable!());
+        obj.end();
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"b":"2","c":true}"#);
     }
 
     #[test]

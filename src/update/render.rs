@@ -26,6 +26,60 @@ use super::php;
 /// A rendered answer: the JSON bytes of the body.
 pub type Json = Vec<u8>;
 
+/// The runs of an answer's fields that come from the offered version and its product
+/// alone (names, requirements, sections — PHP-serialized for EDD —, images), rendered by
+/// the first answer of each dialect and copied by every later one ([`Obj::kept`]). A
+/// [`super::decide::VersionView`] holds one, so it lives exactly as long as the cached
+/// view it describes; an [`Offer`] points at it only when those fields are that
+/// version's.
+#[derive(Debug, Clone, Default)]
+pub struct Kept([super::json::Kept; Run::COUNT]);
+
+/// A cache of what the offer's other fields say: offers compare by those fields, so any
+/// two are equal here.
+impl PartialEq for Kept {
+    fn eq(&self, _: &Kept) -> bool {
+        true
+    }
+}
+
+impl Eq for Kept {}
+
+/// The runs of [`Kept`]: between the fields that change per request (links, license,
+/// versions, `msg`).
+#[derive(Clone, Copy)]
+enum Run {
+    /// `homepage`, `last_updated`.
+    WuA,
+    /// `plugin_name` … `theme_name`.
+    WuB,
+    /// `author` … `banners`.
+    PucA,
+    /// `homepage` … `last_updated`.
+    PucB,
+    /// `name` … `upgrade_notice`.
+    PucC,
+    /// `banners`.
+    EddA,
+    /// `homepage` … `last_updated`.
+    EddB,
+    /// `name`.
+    EddC,
+    /// `requires` … `slug`.
+    EddD,
+    /// `tested`.
+    EddE,
+}
+
+impl Run {
+    const COUNT: usize = 10;
+}
+
+/// The kept run `run` of `offer`, if it has its version's.
+fn run<'o>(offer: &Offer<'o>, run: Run) -> Option<&'o super::json::Kept> {
+    offer.kept.map(|kept| &kept.0[run as usize])
+}
+
 /// Where an answer's own links point (SPEC §8.1 item 5): the public base URL (no trailing
 /// slash needed) and the account's prefix.
 #[derive(Debug, Clone, Copy)]
@@ -99,38 +153,48 @@ pub fn wunderupdates(offer: &Offer<'_>) -> Json {
         ]);
     doc(capacity, |d| {
         d.opt_str("download_link", link);
-        d.str("homepage", homepage);
-        d.str("last_updated", offer.last_updated);
-        license(d, offer.license);
-        d.opt_str("plugin_name", Some(offer.name).filter(|_| !theme));
-        d.str("requires_at_least", offer.requires.unwrap_or_default());
-        d.str("requires_php", offer.requires_php.unwrap_or_default());
-        d.obj("sections", |sections| {
-            sections.str("changelog", changelog);
-            sections.str("description", description);
+        d.kept(run(offer, Run::WuA), |d| {
+            d.str("homepage", homepage);
+            d.str("last_updated", offer.last_updated);
         });
-        d.str("tested_up_to", offer.tested.unwrap_or_default());
-        d.opt_str("theme_name", Some(offer.name).filter(|_| theme));
+        license(d, offer.license);
+        d.kept(run(offer, Run::WuB), |d| {
+            d.opt_str("plugin_name", Some(offer.name).filter(|_| !theme));
+            d.str("requires_at_least", offer.requires.unwrap_or_default());
+            d.str("requires_php", offer.requires_php.unwrap_or_default());
+            d.obj("sections", |sections| {
+                sections.str("changelog", changelog);
+                sections.str("description", description);
+            });
+            d.str("tested_up_to", offer.tested.unwrap_or_default());
+            d.opt_str("theme_name", Some(offer.name).filter(|_| theme));
+        });
         d.str("version", offer.version);
     })
 }
 
 fn puc_plugin_fields(d: &mut Obj<'_>, offer: &Offer<'_>) {
-    d.str("author", offer.author.unwrap_or_default());
-    d.str("author_homepage", offer.author_homepage.unwrap_or_default());
-    d.sorted("banners", offer.banners);
+    d.kept(run(offer, Run::PucA), |d| {
+        d.str("author", offer.author.unwrap_or_default());
+        d.str("author_homepage", offer.author_homepage.unwrap_or_default());
+        d.sorted("banners", offer.banners);
+    });
     d.opt_str("download_url", offer.download_link.as_deref());
-    d.str("homepage", offer.homepage.unwrap_or_default());
-    d.sorted("icons", offer.icons);
-    d.str("last_updated", offer.last_updated);
+    d.kept(run(offer, Run::PucB), |d| {
+        d.str("homepage", offer.homepage.unwrap_or_default());
+        d.sorted("icons", offer.icons);
+        d.str("last_updated", offer.last_updated);
+    });
     license(d, offer.license);
-    d.str("name", offer.name);
-    d.str("requires", offer.requires.unwrap_or_default());
-    d.str("requires_php", offer.requires_php.unwrap_or_default());
-    d.sorted("sections", offer.sections);
-    d.str("slug", offer.slug);
-    d.str("tested", offer.tested.unwrap_or_default());
-    d.str("upgrade_notice", offer.upgrade_notice.unwrap_or_default());
+    d.kept(run(offer, Run::PucC), |d| {
+        d.str("name", offer.name);
+        d.str("requires", offer.requires.unwrap_or_default());
+        d.str("requires_php", offer.requires_php.unwrap_or_default());
+        d.sorted("sections", offer.sections);
+        d.str("slug", offer.slug);
+        d.str("tested", offer.tested.unwrap_or_default());
+        d.str("upgrade_notice", offer.upgrade_notice.unwrap_or_default());
+    });
     d.str("version", offer.version);
 }
 
@@ -205,37 +269,46 @@ pub fn edd_get_version(
     } else {
         edd_license_message(offer.license.code)
     };
-    // The three PHP strings, one after another in one buffer.
-    let mut serialized = String::with_capacity(
-        64 + pairs_len(offer.sections) + pairs_len(offer.banners) + pairs_len(offer.icons),
-    );
-    php::write_string_map(&mut serialized, offer.sections);
-    let sections_end = serialized.len();
-    php::write_string_map(&mut serialized, offer.banners);
-    let banners_end = serialized.len();
-    php::write_string_map(&mut serialized, offer.icons);
+    // The PHP strings, each serialized only when its run is written.
+    let php_of = |pairs: &[(String, String)]| {
+        let mut serialized = String::with_capacity(16 + pairs_len(pairs));
+        php::write_string_map(&mut serialized, pairs);
+        serialized
+    };
     let url = links.changelog(offer.slug);
     let homepage = offer.homepage.unwrap_or_default();
-    // Quotes in the PHP strings are escaped: count them twice.
-    let capacity = 384 + 2 * package.len() + serialized.len() * 5 / 4 + url.len();
-    doc(capacity + text_len(&[offer.name, homepage]), |d| {
-        d.str("banners", &serialized[sections_end..banners_end]);
-        d.str("download_link", package);
-        d.str("homepage", homepage);
-        d.str("icons", &serialized[banners_end..]);
-        d.str("last_updated", offer.last_updated);
-        d.str("msg", msg);
-        d.str("name", offer.name);
-        d.str("new_version", offer.version);
-        d.str("package", package);
-        d.str("requires", offer.requires.unwrap_or_default());
-        d.str("requires_php", offer.requires_php.unwrap_or_default());
-        d.str("sections", &serialized[..sections_end]);
-        d.str("slug", offer.slug);
-        d.str("stable_version", stable_version.unwrap_or_default());
-        d.str("tested", offer.tested.unwrap_or_default());
-        d.str("url", &url);
-    })
+    // The kept runs are copied; quotes in the PHP strings are escaped (count them twice).
+    let images = pairs_len(offer.banners) + pairs_len(offer.icons);
+    let capacity = 384 + 2 * package.len() + (pairs_len(offer.sections) + images) * 5 / 4;
+    doc(
+        capacity + url.len() + text_len(&[offer.name, homepage]),
+        |d| {
+            d.kept(run(offer, Run::EddA), |d| {
+                d.str("banners", &php_of(offer.banners));
+            });
+            d.str("download_link", package);
+            d.kept(run(offer, Run::EddB), |d| {
+                d.str("homepage", homepage);
+                d.str("icons", &php_of(offer.icons));
+                d.str("last_updated", offer.last_updated);
+            });
+            d.str("msg", msg);
+            d.kept(run(offer, Run::EddC), |d| d.str("name", offer.name));
+            d.str("new_version", offer.version);
+            d.str("package", package);
+            d.kept(run(offer, Run::EddD), |d| {
+                d.str("requires", offer.requires.unwrap_or_default());
+                d.str("requires_php", offer.requires_php.unwrap_or_default());
+                d.str("sections", &php_of(offer.sections));
+                d.str("slug", offer.slug);
+            });
+            d.str("stable_version", stable_version.unwrap_or_default());
+            d.kept(run(offer, Run::EddE), |d| {
+                d.str("tested", offer.tested.unwrap_or_default());
+            });
+            d.str("url", &url);
+        },
+    )
 }
 
 /// EDD's answer when there is nothing to offer or no such product (SPEC §8.1 item 6):
@@ -480,6 +553,7 @@ mod tests {
             icons: &[],
             banners: &[],
             license: LicenseState::VALID,
+            kept: None,
         }
     }
 

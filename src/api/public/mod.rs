@@ -308,7 +308,8 @@ fn header_str<'a>(call: &'a Call, name: &header::HeaderName) -> Option<&'a str> 
 /// normalized (SPEC §9 *Sites*). An app's `machine` stands in for it.
 fn site_of(call: &Call, pairs: &[(String, String)]) -> Option<String> {
     let sent = ["url", "domain", "site"].iter().find_map(|n| get(pairs, n));
-    let from_agent = || header_str(call, &header::USER_AGENT).and_then(crate::model::site_from_user_agent);
+    let from_agent =
+        || header_str(call, &header::USER_AGENT).and_then(crate::model::site_from_user_agent);
     if let Some(site) = sent.or_else(from_agent)
         && let Ok(site) = crate::model::normalize_site(site)
     {
