@@ -111,11 +111,17 @@ pub fn normalize_site(input: &str) -> Result<Site, SiteError> {
     if host.is_empty() {
         return Err(SiteError::new("the site has no host name"));
     }
-    let ascii = idna::domain_to_ascii(host).map_err(|_| {
-        SiteError::new(format!(
-            "`{host}` is not a valid host name (internationalized names must follow IDNA)"
-        ))
-    })?;
+    let ascii = if is_plain_ascii_name(host) {
+        // Letters, digits, `-` and `.` without a punycode label: IDNA maps these to
+        // themselves, lower-cased (the usual site, and the update check's hot path).
+        host.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii(host).map_err(|_| {
+            SiteError::new(format!(
+                "`{host}` is not a valid host name (internationalized names must follow IDNA)"
+            ))
+        })?
+    };
     // After the mapping: a full-width `１２７.０.０.１` is now an address too.
     if let Ok(ip) = ascii.parse::<Ipv4Addr>() {
         return Ok(Site(ip.to_string()));
@@ -126,6 +132,16 @@ pub fn normalize_site(input: &str) -> Result<Site, SiteError> {
         name = rest;
     }
     Ok(Site(name.to_owned()))
+}
+
+/// Whether `host` is only ASCII letters, digits, `-` and `.`, with no `xn--` (punycode)
+/// label: a name IDNA leaves as it is but for case.
+fn is_plain_ascii_name(host: &str) -> bool {
+    host.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !host
+            .split('.')
+            .any(|label| label.len() >= 4 && label[..4].eq_ignore_ascii_case("xn--"))
 }
 
 /// `input` without a leading `scheme://` (or `//`), when it has one.
@@ -440,6 +456,37 @@ mod tests {
             Ok(site) => panic!("{input:?} was accepted as {site}"),
             Err(e) => e.0,
         }
+    }
+
+    #[test]
+    fn plain_ascii_names_skip_idna_with_the_same_result() {
+        let names = [
+            "example.com",
+            "Example.COM",
+            "a-b.c-d.example",
+            "-lead.example",
+            "trail-.example",
+            "a..b",
+            ".example",
+            "example.",
+            "123.example",
+            "example.123",
+            "x".repeat(64).leak(),
+            "localhost",
+            "xn--bcher-kva.example",
+            "XN--BCHER-KVA.example",
+            "a.xn--.b",
+        ];
+        for name in names {
+            let idna = idna::domain_to_ascii(name).ok();
+            if is_plain_ascii_name(name) {
+                assert_eq!(idna, Some(name.to_ascii_lowercase()), "{name}");
+            } else {
+                assert!(name.to_ascii_lowercase().contains("xn--"), "{name}");
+            }
+        }
+        assert!(!is_plain_ascii_name("bücher.example"));
+        assert!(!is_plain_ascii_name("under_score.example"));
     }
 
     #[test]

@@ -12,8 +12,8 @@ use super::answer::{Answer, Kind, LicenseCode, LicenseState, NothingReason, Offe
 use super::link::{Grant, LinkKey};
 use crate::model::catalog::{StaticKey, check_static_key};
 use crate::model::{
-    AccountPrefix, BlobHash, Channel, FileId, LicenseModel, Maturity, Product, ProductId,
-    ProductKind, Release, Timestamp, Version, requirement_met, rollout_admits,
+    AccountPrefix, BlobHash, Channel, FileId, LicenseModel, Maturity, PlatformVersion, Product,
+    ProductId, ProductKind, Release, Timestamp, Version, rollout_admits,
 };
 use crate::store::{Store, StoreError};
 use std::collections::HashMap;
@@ -28,6 +28,9 @@ pub struct VersionView {
     pub requires: Option<String>,
     pub tested: Option<String>,
     pub requires_php: Option<String>,
+    /// `requires` and `requires_php` as minimums to compare (`None`: no requirement, or
+    /// none that reads as a version), parsed once here.
+    pub minimums: [Option<PlatformVersion>; 2],
     pub released_at: Option<Timestamp>,
     /// `released_at` as answers show it ([`super::answer::wp_datetime`], `""` when
     /// unknown), formatted once here.
@@ -71,6 +74,8 @@ impl ProductView {
                     version: r.parsed(),
                     maturity: r.maturity,
                     rollout: r.rollout,
+                    minimums: [&r.requires, &r.requires_php]
+                        .map(|text| text.as_deref().and_then(PlatformVersion::parse_lenient)),
                     requires: r.requires,
                     tested: r.tested,
                     requires_php: r.requires_php,
@@ -296,12 +301,38 @@ pub struct Check<'a> {
     /// The version the site has, as sent (empty = not sent).
     pub installed: Option<&'a str>,
     /// The normalized site host, or the app's machine fingerprint.
-    pub site: Option<&'a str>,
+    pub site: Option<&'a Place>,
     /// The license key, as sent.
     pub key: Option<&'a str>,
     /// WordPress (platform) and PHP versions the client runs, when sent.
     pub platform: Option<&'a str>,
     pub php: Option<&'a str>,
+}
+
+/// Who is asking: a site, normalized once (by the adapter), or an app's machine
+/// fingerprint — kept apart so nothing downstream normalizes it again or mistakes one
+/// for the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    Site(crate::model::Site),
+    Machine(String),
+}
+
+impl Place {
+    /// The text rollout buckets and links use: the normalized host, or the machine.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Place::Site(site) => site.as_str(),
+            Place::Machine(machine) => machine,
+        }
+    }
+
+    pub fn site(&self) -> Option<&crate::model::Site> {
+        match self {
+            Place::Site(site) => Some(site),
+            Place::Machine(_) => None,
+        }
+    }
 }
 
 /// How the caller's key stands for a product: the code, and the key's id for the link
@@ -321,7 +352,7 @@ pub trait DownloadKeys {
         store: &Store,
         product: &Product,
         key: &str,
-        site: Option<&str>,
+        site: Option<&Place>,
         now: Timestamp,
     ) -> KeyCheck;
 
@@ -341,7 +372,7 @@ pub trait DownloadKeys {
 pub struct NoDownloadKeys;
 
 impl DownloadKeys for NoDownloadKeys {
-    fn check(&self, _: &Store, _: &Product, _: &str, _: Option<&str>, _: Timestamp) -> KeyCheck {
+    fn check(&self, _: &Store, _: &Product, _: &str, _: Option<&Place>, _: Timestamp) -> KeyCheck {
         KeyCheck {
             code: LicenseCode::NotFound,
             key_id: None,
@@ -424,11 +455,16 @@ pub fn decide<'a>(
     now: Timestamp,
 ) -> (Answer<'a>, Option<&'a str>) {
     let product = &view.product;
-    let site = check.site.filter(|s| !s.is_empty());
+    let site = check.site.map(Place::as_str).filter(|s| !s.is_empty());
     let visible = |v: &&VersionView| rollout_admits(product.id.0, site, v.rollout);
+    // The client's platform versions, read once (`model::requirement_met`'s rules).
+    let client =
+        [check.platform, check.php].map(|text| text.and_then(PlatformVersion::parse_lenient));
     let meets = |v: &&VersionView| {
-        requirement_met(v.requires.as_deref(), check.platform)
-            && requirement_met(v.requires_php.as_deref(), check.php)
+        v.minimums
+            .iter()
+            .zip(&client)
+            .all(|(required, client)| minimum_met(required.as_ref(), client.as_ref()))
     };
     let on_channel = |v: &&VersionView| check.channel.admits(v.maturity);
     let pick = view
@@ -518,6 +554,15 @@ fn license_of(
         },
         (LicenseModel::StaticKeys, Some(key)) => check_static(vault, product, key, &date_of(now)),
         (LicenseModel::DownloadKeys, Some(key)) => keys.check(store, product, key, check.site, now),
+    }
+}
+
+/// [`crate::model::requirement_met`] over parsed versions: met unless both are known
+/// and the client's is lower.
+fn minimum_met(required: Option<&PlatformVersion>, client: Option<&PlatformVersion>) -> bool {
+    match (required, client) {
+        (Some(required), Some(client)) => client >= required,
+        _ => true,
     }
 }
 

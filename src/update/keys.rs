@@ -3,7 +3,7 @@
 //! notes the check in memory).
 
 use super::answer::LicenseCode;
-use super::decide::{DownloadKeys, KeyCheck};
+use super::decide::{DownloadKeys, KeyCheck, Place};
 use crate::model::licensing::{DownloadKeyId, Identity};
 use crate::model::{Product, Site, Timestamp, normalize_site};
 use crate::service::licensing::{self, Target};
@@ -12,12 +12,13 @@ use crate::store::Store;
 /// The customer download keys of SPEC §9.
 pub struct LicensingKeys;
 
-/// What identifies the caller for an activation: its site, else its machine fingerprint.
-fn target_of(site: Option<&str>) -> Option<Target> {
-    let site = site.filter(|s| !s.is_empty())?;
-    Some(match normalize_site(site) {
-        Ok(site) => Target::Site(site),
-        Err(_) => Target::Machine(site.to_owned()),
+/// What identifies the caller for an activation: its site (as the adapter normalized
+/// it), else its machine fingerprint.
+fn target_of(place: Option<&Place>) -> Option<Target> {
+    Some(match place? {
+        Place::Site(site) => Target::Site(site.clone()),
+        Place::Machine(machine) if !machine.is_empty() => Target::Machine(machine.clone()),
+        Place::Machine(_) => return None,
     })
 }
 
@@ -27,7 +28,7 @@ impl DownloadKeys for LicensingKeys {
         store: &Store,
         product: &Product,
         key: &str,
-        site: Option<&str>,
+        site: Option<&Place>,
         now: Timestamp,
     ) -> KeyCheck {
         // `require_activation`: the key must be activated for this site; without a site

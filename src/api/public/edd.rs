@@ -98,7 +98,7 @@ pub(super) fn edd(
                 call,
                 &account,
                 &fields,
-                site.as_deref(),
+                site.as_ref(),
                 &links,
                 Some(&slug),
             )?;
@@ -106,7 +106,7 @@ pub(super) fn edd(
         }
         return Ok(render::edd_batch(out));
     }
-    edd_one(app, call, &account, pairs, site.as_deref(), &links, None)
+    edd_one(app, call, &account, pairs, site.as_ref(), &links, None)
 }
 
 pub(super) fn edd_one(
@@ -114,7 +114,7 @@ pub(super) fn edd_one(
     call: &Call,
     account: &AccountPrefix,
     pairs: &[(String, String)],
-    site: Option<&str>,
+    site: Option<&Place>,
     links: &Links<'_>,
     batch_slug: Option<&str>,
 ) -> Result<render::Json, Error> {
@@ -231,7 +231,7 @@ pub async fn root_download(app: &App, call: Call) -> Result<Response<Body>, Erro
         .to_owned();
     let view = view_by_slug(app, &account, &slug)?.ok_or_else(|| unknown("no such product"))?;
     let site = site_of(&call, &pairs);
-    let check = puc_check(&call, &pairs, Channel::Stable, site.as_deref());
+    let check = puc_check(&call, &pairs, Channel::Stable, site.as_ref());
     let base = base_url(app, &call);
     let (answer, _) = answer(app, &call, &view, &check, &base);
     let offer = answer.offer();

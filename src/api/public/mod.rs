@@ -15,7 +15,7 @@ use crate::http::route::{Call, Family, Handler, Row};
 use crate::http::{Body, response};
 use crate::model::{AccountPrefix, Channel, ProductId, ProductKind, Timestamp};
 use crate::update::answer::{Answer, LicenseCode};
-use crate::update::decide::{self, Check, LinkContext, ProductView};
+use crate::update::decide::{self, Check, LinkContext, Place, ProductView};
 use crate::update::render::{self, Links};
 use crate::update::request as wire;
 use http::{HeaderValue, Method, Response, StatusCode, header};
@@ -306,18 +306,18 @@ fn header_str<'a>(call: &'a Call, name: &header::HeaderName) -> Option<&'a str> 
 
 /// The site: `url`, `domain` or `site` as sent, else the WordPress User-Agent's URL;
 /// normalized (SPEC §9 *Sites*). An app's `machine` stands in for it.
-fn site_of(call: &Call, pairs: &[(String, String)]) -> Option<String> {
+fn site_of(call: &Call, pairs: &[(String, String)]) -> Option<Place> {
     let sent = ["url", "domain", "site"].iter().find_map(|n| get(pairs, n));
     let from_agent =
         || header_str(call, &header::USER_AGENT).and_then(crate::model::site_from_user_agent);
     if let Some(site) = sent.or_else(from_agent)
         && let Ok(site) = crate::model::normalize_site(site)
     {
-        return Some(site.as_str().to_owned());
+        return Some(Place::Site(site));
     }
     get(pairs, "machine")
         .filter(|m| m.len() <= 128)
-        .map(str::to_owned)
+        .map(|m| Place::Machine(m.to_owned()))
 }
 
 /// The WordPress version from `WordPress/6.4; https://…`.
@@ -476,7 +476,7 @@ fn wunderupdates(app: &App, call: &Call, kind: ProductKind) -> Result<Response<B
     let check = Check {
         channel,
         installed: get(&pairs, "installed_version").or_else(|| get(&pairs, "version")),
-        site: site.as_deref(),
+        site: site.as_ref(),
         key: get(&pairs, "key")
             .or_else(|| get(&pairs, "license_key"))
             .or_else(|| header_str(call, &X_LICENSE_KEY)),
@@ -494,7 +494,7 @@ fn puc_check<'a>(
     call: &'a Call,
     pairs: &'a [(String, String)],
     channel: Channel,
-    site: Option<&'a str>,
+    site: Option<&'a Place>,
 ) -> Check<'a> {
     Check {
         channel,
@@ -524,7 +524,7 @@ fn puc_answer(
 ) -> Result<Response<Body>, Error> {
     let pairs = query(call);
     let site = site_of(call, &pairs);
-    let check = puc_check(call, &pairs, channel, site.as_deref());
+    let check = puc_check(call, &pairs, channel, site.as_ref());
     let base = base_url(app, call);
     let (answer, _) = answer(app, call, view, &check, &base);
     let links = Links {
@@ -553,7 +553,7 @@ fn updatercloud(app: &App, call: &Call) -> Result<Response<Body>, Error> {
     let check = Check {
         channel,
         installed: get(&pairs, "installed_version"),
-        site: site.as_deref(),
+        site: site.as_ref(),
         key: get(&pairs, "download_key").or_else(|| get(&pairs, "license_key")),
         platform: get(&pairs, "wp_version").or_else(|| wordpress_version(call)),
         php: get(&pairs, "php_version").or_else(|| get(&pairs, "php")),
@@ -641,7 +641,7 @@ fn batch(app: &App, call: &Call) -> Result<Response<Body>, Error> {
         .site
         .as_deref()
         .and_then(|s| crate::model::normalize_site(s).ok())
-        .map(|s| s.as_str().to_owned());
+        .map(Place::Site);
     let base = base_url(app, call);
     let mut items = Vec::with_capacity(body.items.len());
     for item in &body.items {
@@ -668,7 +668,7 @@ fn batch(app: &App, call: &Call) -> Result<Response<Body>, Error> {
         let check = Check {
             channel,
             installed: item.version.as_deref(),
-            site: site.as_deref(),
+            site: site.as_ref(),
             key: item.key.as_deref(),
             platform: None,
             php: None,
