@@ -97,10 +97,16 @@ pub fn normalize_site(input: &str) -> Result<Site, SiteError> {
         )));
     }
     let rest = strip_scheme(input);
-    let authority = &rest[..rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len())];
-    let host_port = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
+    // Byte searches: every delimiter is ASCII, so each position is a char boundary.
+    let end = rest
+        .bytes()
+        .position(|b| matches!(b, b'/' | b'?' | b'#' | b'\\'))
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host_port = match authority.bytes().rposition(|b| b == b'@') {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
     let host = match split_port(host_port)? {
         Host::V6(ip) => return Ok(Site(format!("[{ip}]"))),
         Host::Name(host) => host,
@@ -146,7 +152,11 @@ fn is_plain_ascii_name(host: &str) -> bool {
 
 /// `input` without a leading `scheme://` (or `//`), when it has one.
 fn strip_scheme(input: &str) -> &str {
-    if let Some((scheme, rest)) = input.split_once("://") {
+    let scheme_end = input.bytes().position(|b| b == b':');
+    if let Some(colon) = scheme_end
+        && input[colon..].starts_with("://")
+    {
+        let (scheme, rest) = (&input[..colon], &input[colon + 3..]);
         let mut chars = scheme.chars();
         let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
             && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
@@ -179,7 +189,7 @@ fn split_port(host_port: &str) -> Result<Host<'_>, SiteError> {
         }
         return Ok(Host::V6(ip));
     }
-    if host_port.matches(':').count() > 1 {
+    if host_port.bytes().filter(|&b| b == b':').count() > 1 {
         return host_port.parse::<Ipv6Addr>().map(Host::V6).map_err(|_| {
             SiteError::new(format!(
                 "`{host_port}` is neither a host name with a port nor an IPv6 address"
@@ -213,9 +223,10 @@ fn check_host_name(name: &str) -> Result<(), SiteError> {
     if name.is_empty() {
         return Err(SiteError::new("the site has no host name"));
     }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_')))
+    let allowed =
+        |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_');
+    if !name.bytes().all(allowed)
+        && let Some(bad) = name.chars().find(|c| !c.is_ascii() || !allowed(*c as u8))
     {
         return Err(SiteError::new(format!(
             "the host name `{name}` contains {bad:?}, which no host name can"
@@ -227,7 +238,7 @@ fn check_host_name(name: &str) -> Result<(), SiteError> {
             name.len()
         )));
     }
-    for label in name.split('.') {
+    for label in name.as_bytes().split(|&b| b == b'.') {
         if label.is_empty() {
             return Err(SiteError::new(format!(
                 "the host name `{name}` has an empty label (`..`, or a leading dot)"
@@ -240,9 +251,10 @@ fn check_host_name(name: &str) -> Result<(), SiteError> {
         }
     }
     if name
-        .rsplit('.')
+        .as_bytes()
+        .rsplit(|&b| b == b'.')
         .next()
-        .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
+        .is_some_and(|last| last.iter().all(u8::is_ascii_digit))
     {
         return Err(SiteError::new(format!(
             "`{name}` is not a valid IPv4 address (four numbers 0–255, like 192.0.2.1)"

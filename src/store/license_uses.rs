@@ -18,7 +18,55 @@ pub(super) struct LicenseUses {
 #[derive(Debug, Default, Clone)]
 struct KeyUse {
     checked: Option<crate::model::Timestamp>,
-    seen: NoteMap<ActivationId, crate::model::Timestamp>,
+    seen: Seen,
+}
+
+/// When each activation of one key was last seen. A key is usually checked for one site
+/// or a few, and most keys are noted once per batch: a short list (one allocation),
+/// which becomes a map past [`Seen::FEW`] activations.
+#[derive(Debug, Default, Clone)]
+struct Seen {
+    few: Vec<(ActivationId, crate::model::Timestamp)>,
+    many: NoteMap<ActivationId, crate::model::Timestamp>,
+}
+
+impl Seen {
+    const FEW: usize = 8;
+
+    /// Notes `activation` seen at `at` (the latest time wins).
+    fn note(&mut self, activation: ActivationId, at: crate::model::Timestamp) {
+        if self.many.is_empty() {
+            if let Some((_, seen)) = self.few.iter_mut().find(|(id, _)| *id == activation) {
+                *seen = (*seen).max(at);
+                return;
+            }
+            if self.few.len() < Self::FEW {
+                self.few.push((activation, at));
+                return;
+            }
+            self.many.extend(self.few.drain(..));
+        }
+        let seen = self.many.entry(activation).or_insert(at);
+        *seen = (*seen).max(at);
+    }
+
+    fn get(&self, activation: ActivationId) -> Option<crate::model::Timestamp> {
+        if self.many.is_empty() {
+            self.few
+                .iter()
+                .find(|(id, _)| *id == activation)
+                .map(|(_, at)| *at)
+        } else {
+            self.many.get(&activation).copied()
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (ActivationId, crate::model::Timestamp)> + '_ {
+        self.few
+            .iter()
+            .copied()
+            .chain(self.many.iter().map(|(id, at)| (*id, *at)))
+    }
 }
 
 /// The notes' maps: every check writes one, under a mutex, so their hash is a cheap one
@@ -75,10 +123,7 @@ impl Store {
             entry.checked = Some(at);
         }
         if let Some(activation) = activation {
-            let seen = entry.seen.entry(activation).or_insert(at);
-            if *seen < at {
-                *seen = at;
-            }
+            entry.seen.note(activation, at);
         }
     }
 
@@ -106,10 +151,10 @@ impl Store {
         if let Some(seen) = uses
             .keys
             .get(&(*account, activation.key_id))
-            .and_then(|u| u.seen.get(&activation.id))
-            && activation.last_seen_at.is_none_or(|s| s < *seen)
+            .and_then(|u| u.seen.get(activation.id))
+            && activation.last_seen_at.is_none_or(|s| s < seen)
         {
-            activation.last_seen_at = Some(*seen);
+            activation.last_seen_at = Some(seen);
         }
         activation
     }
@@ -149,12 +194,12 @@ impl Store {
                         key.last_checked_at = Some(checked);
                         keys.push(key);
                     }
-                    for (activation, seen) in &used.seen {
+                    for (activation, seen) in used.seen.iter() {
                         let pair = pair(account, id.0, activation.0);
                         if let Some(mut stored) = self.read(&ACTIVATIONS, &pair)?
-                            && stored.last_seen_at.is_none_or(|s| s < *seen)
+                            && stored.last_seen_at.is_none_or(|s| s < seen)
                         {
-                            stored.last_seen_at = Some(*seen);
+                            stored.last_seen_at = Some(seen);
                             activations.push((pair, stored));
                         }
                     }
@@ -180,12 +225,45 @@ impl Store {
             for (slot, used) in taken {
                 let entry = uses.keys.entry(slot).or_default();
                 entry.checked = entry.checked.max(used.checked);
-                for (activation, seen) in used.seen {
-                    let kept = entry.seen.entry(activation).or_insert(seen);
-                    *kept = (*kept).max(seen);
+                for (activation, seen) in used.seen.iter() {
+                    entry.seen.note(activation, seen);
                 }
             }
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Timestamp;
+
+    #[test]
+    fn sightings_keep_the_latest_time_few_or_many() {
+        let mut seen = Seen::default();
+        let t = Timestamp::from_secs;
+        // Past `FEW` activations the list becomes a map; every note survives the move.
+        for round in 0..2u64 {
+            for id in 0..(Seen::FEW as u64 + 4) {
+                seen.note(ActivationId(id), t(1_000 + id * 10 + round));
+            }
+            if round == 0 {
+                // An earlier time never replaces a later one.
+                seen.note(ActivationId(0), t(1));
+            }
+        }
+        for id in 0..(Seen::FEW as u64 + 4) {
+            assert_eq!(seen.get(ActivationId(id)), Some(t(1_001 + id * 10)), "{id}");
+        }
+        assert_eq!(seen.get(ActivationId(999)), None);
+        assert_eq!(seen.iter().count(), Seen::FEW + 4);
+        // A few stay a list.
+        let mut few = Seen::default();
+        few.note(ActivationId(7), t(5));
+        few.note(ActivationId(7), t(9));
+        few.note(ActivationId(7), t(3));
+        assert!(few.many.is_empty());
+        assert_eq!(few.iter().collect::<Vec<_>>(), [(ActivationId(7), t(9))]);
     }
 }
