@@ -111,7 +111,10 @@
 //!    others: JSON). Add its OpenAPI operation under the row's name to the family's
 //!    `openapi.json` — every test run fails until the row has one.
 //! 2. **Its handler**, beside the row: parse the wire shape (`call.param`,
-//!    `request::json`…), call the service, render the family's view.
+//!    `request::json`…), call the service, render the family's view. A read is
+//!    `Handler::Read` (answers at once, nothing boxed), a write `Handler::Write` (a boxed
+//!    future owning the request); a row that is mostly read, sometimes written (EDD's URL)
+//!    is `Handler::ReadFirst`, whose read hands the request on by answering `None`.
 //! 3. **Its service call**, in `src/service/<aggregate>.rs`: the rules, the store write,
 //!    the events. Writes from HTTP go through [`App::write`] (off the runtime).
 //!

@@ -292,8 +292,33 @@ impl std::fmt::Display for Escaped<'_> {
 /// Whether [`Escaped`] changes `text`: a control character (C0, DEL, C1) or a `\\`.
 /// Printable ASCII is decided byte by byte; anything else by its characters.
 fn needs_escape(text: &str) -> bool {
-    let plain = |b: &u8| (0x20..0x7f).contains(b) && *b != b'\\';
-    !text.as_bytes().iter().all(plain) && text.chars().any(|c| c.is_control() || c == '\\')
+    !is_plain_ascii(text.as_bytes()) && text.chars().any(|c| c.is_control() || c == '\\')
+}
+
+/// Whether every byte is printable ASCII other than `\\` (0x20–0x7e): eight bytes at a
+/// time, the rest one by one.
+fn is_plain_ascii(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has = |word: u64, byte: u8| {
+        let x = word ^ (ONES * u64::from(byte));
+        x.wrapping_sub(ONES) & !x & HIGHS != 0
+    };
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        // A high bit (non-ASCII), a byte below 0x20, DEL or a backslash.
+        let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+        if word & HIGHS != 0 || below_space || has(word, 0x7f) || has(word, b'\\') {
+            return false;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .all(|b| (0x20..0x7f).contains(b) && *b != b'\\')
 }
 
 /// Appends `text` as [`Escaped`] writes it, without the formatter when nothing needs
@@ -334,38 +359,42 @@ const LOGGED_QUERY: &[&str] = &[
 pub fn loggable_target(path: &str, query: Option<&str>) -> String {
     let mut out = String::with_capacity(path.len() + query.map_or(0, str::len) + 1);
     // A signed download link's token is a capability for a day: never logged.
-    let push = push_escaped;
     match path
         .strip_prefix("/dl/")
         .and_then(|rest| rest.split_once('/'))
     {
         Some((_, filename)) => {
             out.push_str("/dl/[token]/");
-            push(&mut out, filename);
+            push_escaped(&mut out, filename);
         }
-        None => push(&mut out, path),
+        None => push_escaped(&mut out, path),
     }
-    if let Some(query) = query {
-        out.push('?');
-        for (i, pair) in query.split('&').enumerate() {
-            if i > 0 {
-                out.push('&');
-            }
-            match pair.split_once('=') {
-                Some((name, value)) if LOGGED_QUERY.contains(&name) => {
-                    push(&mut out, name);
+    let Some(query) = query else { return out };
+    out.push('?');
+    // Cut at `&` and `=` by bytes (both ASCII: every cut is a char boundary).
+    let mut rest = query;
+    loop {
+        let (pair, next) = match rest.bytes().position(|b| b == b'&') {
+            Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+            None => (rest, None),
+        };
+        match pair.bytes().position(|b| b == b'=') {
+            Some(at) => {
+                let name = &pair[..at];
+                push_escaped(&mut out, name);
+                if LOGGED_QUERY.contains(&name) {
                     out.push('=');
-                    push(&mut out, value);
-                }
-                Some((name, _)) => {
-                    push(&mut out, name);
+                    push_escaped(&mut out, &pair[at + 1..]);
+                } else {
                     out.push_str("=[redacted]");
                 }
-                None => push(&mut out, pair),
             }
+            None => push_escaped(&mut out, pair),
         }
+        let Some(next) = next else { return out };
+        out.push('&');
+        rest = next;
     }
-    out
 }
 
 /// What the request log needs from a request before it is handled (the request itself
@@ -624,6 +653,15 @@ mod tests {
             ("\u{a0}x", false),
         ] {
             assert_eq!(needs_escape(text), escaped, "{text:?}");
+            // Every special byte at every offset of a 17-byte text.
+            for special in ['\\', '\u{7f}', '\u{1f}', 'é', '\n'] {
+                for at in 0..17 {
+                    let mut text: String = "abcdefghijklmnopq".into();
+                    text.replace_range(at..=at, &special.to_string());
+                    assert!(!is_plain_ascii(text.as_bytes()), "{text:?}");
+                }
+            }
+            assert!(is_plain_ascii(b" !~ plain text over eight bytes ~"));
             let mut out = String::new();
             push_escaped(&mut out, text);
             assert_eq!(out, Escaped(text).to_string());

@@ -78,11 +78,17 @@ impl Family {
 pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send + 'a>>;
 
 /// What runs a row. Reads answer at once; writes (which wait for a durable flush) return
-/// a boxed future owning the request.
+/// a boxed future owning the request; a row that is usually a read and sometimes a write
+/// (EDD's URL answers update checks and license actions alike) tries the read first,
+/// which answers `None` to hand the request to the write.
 #[derive(Clone, Copy)]
 pub enum Handler {
     Read(fn(&App, &Call) -> Result<Response<Body>, Error>),
     Write(for<'a> fn(&'a App, Call) -> Reply<'a>),
+    ReadFirst(
+        fn(&App, &Call) -> Option<Result<Response<Body>, Error>>,
+        for<'a> fn(&'a App, Call) -> Reply<'a>,
+    ),
 }
 
 impl std::fmt::Debug for Handler {
@@ -90,6 +96,7 @@ impl std::fmt::Debug for Handler {
         f.write_str(match self {
             Handler::Read(_) => "Read",
             Handler::Write(_) => "Write",
+            Handler::ReadFirst(..) => "ReadFirst",
         })
     }
 }

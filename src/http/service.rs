@@ -164,6 +164,10 @@ impl App {
         match row.handler {
             Handler::Read(read) => read(self, &call),
             Handler::Write(write) => write(self, call).await,
+            Handler::ReadFirst(read, write) => match read(self, &call) {
+                Some(answered) => answered,
+                None => write(self, call).await,
+            },
         }
     }
 

@@ -17,11 +17,29 @@ pub(super) fn edd_pairs(call: &Call) -> Vec<(String, String)> {
     pairs
 }
 
+/// `/edd/{prefix}` answered at once: everything but the license actions (`get_version`,
+/// and EDD's failure shapes). `None` for a license action, which [`edd_prefixed`]
+/// answers.
+pub(super) fn edd_check(app: &App, call: &Call) -> Option<Result<Response<Body>, Error>> {
+    let pairs = edd_pairs(call);
+    let action = get(&pairs, "edd_action").unwrap_or("");
+    if licensing::is_edd_license_action(action) {
+        return None;
+    }
+    let account = edd_account(app, call);
+    Some(edd(app, call, account, &pairs).map(answer_no_store))
+}
+
+/// The account of `/edd/{prefix}`, if there is one.
+fn edd_account(app: &App, call: &Call) -> Option<AccountPrefix> {
+    AccountPrefix::parse(&call.param("prefix"))
+        .ok()
+        .filter(|prefix| app.store.plan_limit(prefix, call.now).is_some())
+}
+
 /// `/edd/{prefix}` (GET or form POST), and `/` for the default account.
 pub(super) async fn edd_prefixed(app: &App, call: Call) -> Result<Response<Body>, Error> {
-    let account = AccountPrefix::parse(&call.param("prefix"))
-        .ok()
-        .filter(|prefix| app.store.plan_limit(prefix, call.now).is_some());
+    let account = edd_account(app, &call);
     edd_at(app, &call, account).await
 }
 

@@ -94,14 +94,14 @@ pub static ROWS: &[Row] = &[
         "edd",
         "/edd/{prefix}",
         Need::Public,
-        Handler::Write(|app, call| Box::pin(edd_prefixed(app, call))),
+        Handler::ReadFirst(edd_check, |app, call| Box::pin(edd_prefixed(app, call))),
     ),
     F.row(
         Method::POST,
         "edd_post",
         "/edd/{prefix}",
         Need::Public,
-        Handler::Write(|app, call| Box::pin(edd_prefixed(app, call))),
+        Handler::ReadFirst(edd_check, |app, call| Box::pin(edd_prefixed(app, call))),
     ),
     F.row(
         Method::GET,
