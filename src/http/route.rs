@@ -85,11 +85,11 @@ pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> 
 pub enum Handler {
     Read(fn(&App, &Call) -> Result<Response<Body>, Error>),
     Write(for<'a> fn(&'a App, Call) -> Reply<'a>),
-    ReadFirst(
-        fn(&App, &Call) -> Option<Result<Response<Body>, Error>>,
-        for<'a> fn(&'a App, Call) -> Reply<'a>,
-    ),
+    ReadFirst(ReadOrPass, for<'a> fn(&'a App, Call) -> Reply<'a>),
 }
+
+/// A `ReadFirst` row's read: its answer, or `None` to pass the request to the write.
+pub type ReadOrPass = fn(&App, &Call) -> Option<Result<Response<Body>, Error>>;
 
 impl std::fmt::Debug for Handler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
