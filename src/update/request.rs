@@ -2,6 +2,8 @@
 //! that may be URL-encoded twice (EDD), EDD's slugified `item_name`, and EDD's batch
 //! `products[<slug>][field]=value` pairs.
 
+use std::borrow::Cow;
+
 /// Most items one batch may ask about (SPEC §8.2: ≤ 100).
 pub const MAX_BATCH_ITEMS: usize = 100;
 
@@ -17,18 +19,22 @@ pub const MAX_BATCH_ITEMS: usize = 100;
 /// The converse also holds: a value encoded *once* whose plain text contains `%XX` (a URL
 /// path such as `/my%20site`) is decoded twice; for site URLs that is harmless, as a site
 /// is its normalized host (SPEC §9 *Sites*) and the path is dropped.
-pub fn decode_form_twice(value: &str) -> String {
+pub fn decode_form_twice(value: &str) -> Cow<'_, str> {
     if !value.bytes().any(|b| b == b'%' || b == b'+') {
-        // Nothing to decode (the usual name or value): no pass at all.
-        return value.to_owned();
+        // Nothing to decode (the usual name or value): no pass, no copy.
+        return Cow::Borrowed(value);
     }
     let once = decode_form(value);
-    if has_escape(&once) {
+    Cow::Owned(if has_escape(&once) {
         decode_form(&once)
     } else {
         once
-    }
+    })
 }
+
+/// A decoded `(name, value)` of a form or query: borrowed from the request when nothing
+/// needed decoding.
+pub type Pair<'a> = (Cow<'a, str>, Cow<'a, str>);
 
 /// One pass of form decoding (`+` → space, `%XX` → byte).
 pub fn decode_form(value: &str) -> String {
@@ -67,11 +73,15 @@ fn has_escape(text: &str) -> bool {
 /// The pairs of a query string or form body, names and values each decoded with
 /// [`decode_form_twice`], in order; empty pieces (`a=1&&b=2`) are skipped and a piece
 /// without `=` is a name with an empty value, as PHP reads them.
-pub fn parse_form(body: &str) -> Vec<(String, String)> {
+pub fn parse_form(body: &str) -> Vec<Pair<'_>> {
+    // `&` and `=` are ASCII: cutting at their bytes keeps every piece UTF-8.
     body.split('&')
         .filter(|piece| !piece.is_empty())
         .map(|piece| {
-            let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
+            let (name, value) = match piece.bytes().position(|b| b == b'=') {
+                Some(at) => (&piece[..at], &piece[at + 1..]),
+                None => (piece, ""),
+            };
             (decode_form_twice(name), decode_form_twice(value))
         })
         .collect()
@@ -216,11 +226,15 @@ mod tests {
             vec![
                 ("edd_action".into(), "get_version".into()),
                 ("item_name".into(), "Example Plugin".into()),
-                ("flag".into(), String::new()),
+                ("flag".into(), "".into()),
                 ("url".into(), "https://a.com".into()),
             ]
         );
         assert!(parse_form("").is_empty());
+        // Borrowed from the input where nothing was decoded.
+        let pairs = parse_form("a=1&b=x%20y");
+        assert!(matches!(pairs[0], (Cow::Borrowed("a"), Cow::Borrowed("1"))));
+        assert!(matches!(&pairs[1].1, Cow::Owned(v) if v == "x y"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::*;
 
 /// The pairs of an EDD request: the query's and the form body's (values may arrive
 /// URL-encoded twice).
-pub(super) fn edd_pairs(call: &Call) -> Vec<(String, String)> {
+pub(super) fn edd_pairs(call: &Call) -> Vec<Pair<'_>> {
     let mut pairs = query(call);
     if !call.input.body.is_empty()
         && let Ok(text) = std::str::from_utf8(&call.input.body)
@@ -55,14 +55,14 @@ pub(super) fn edd_at<'a>(
     let pairs = edd_pairs(call);
     let action = get(&pairs, "edd_action").unwrap_or("");
     let step = if licensing::is_edd_license_action(action) {
-        Err(licensing::Who::of(app, call))
+        Err((licensing::Who::of(app, call), owned(pairs)))
     } else {
         Ok(edd(app, call, account, &pairs))
     };
     async move {
         Ok(match step {
             Ok(done) => answer_no_store(done?),
-            Err(who) => json_no_store(
+            Err((who, pairs)) => json_no_store(
                 StatusCode::OK,
                 &licensing::edd_license(app, who, account, &pairs).await?,
             ),
@@ -74,7 +74,7 @@ pub(super) fn edd(
     app: &App,
     call: &Call,
     account: Option<AccountPrefix>,
-    pairs: &[(String, String)],
+    pairs: &[Pair<'_>],
 ) -> Result<render::Json, Error> {
     let action = get(pairs, "edd_action").unwrap_or("");
     if action != "get_version" {
@@ -92,7 +92,7 @@ pub(super) fn edd(
     let site = site_of(call, pairs);
     // A batch: `products[<slug>][…]`.
     if pairs.iter().any(|(n, _)| n.starts_with("products[")) {
-        let batch = match wire::parse_edd_batch(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        let batch = match wire::parse_edd_batch(pairs.iter().map(|(n, v)| (n.as_ref(), v.as_ref())))
         {
             Ok(batch) => batch,
             // EDD answers malformed requests too, with its own shape (SPEC §9.2).
@@ -111,6 +111,10 @@ pub(super) fn edd(
         };
         let mut out = Vec::with_capacity(batch.len());
         for (slug, fields) in batch {
+            let fields: Vec<Pair<'_>> = fields
+                .into_iter()
+                .map(|(n, v)| (n.into(), v.into()))
+                .collect();
             let value = edd_one(
                 app,
                 call,
@@ -131,7 +135,7 @@ pub(super) fn edd_one(
     app: &App,
     call: &Call,
     account: &AccountPrefix,
-    pairs: &[(String, String)],
+    pairs: &[Pair<'_>],
     site: Option<&Place>,
     links: &Links<'_>,
     batch_slug: Option<&str>,
@@ -225,7 +229,7 @@ pub fn root_get<'a>(app: &'a App, call: &Call) -> Option<crate::http::route::Rep
 pub(super) fn root_metadata(
     app: &App,
     call: &Call,
-    pairs: &[(String, String)],
+    pairs: &[Pair<'_>],
 ) -> Result<Response<Body>, Error> {
     let account = app
         .store

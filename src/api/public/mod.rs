@@ -17,7 +17,7 @@ use crate::model::{AccountPrefix, Channel, ProductId, ProductKind, Timestamp};
 use crate::update::answer::{Answer, LicenseCode};
 use crate::update::decide::{self, Check, LinkContext, Place, ProductView};
 use crate::update::render::{self, Links};
-use crate::update::request as wire;
+use crate::update::request::{self as wire, Pair};
 use http::{HeaderValue, Method, Response, StatusCode, header};
 use serde_json::Value;
 use std::sync::Arc;
@@ -281,15 +281,23 @@ fn channel_of(call: &Call) -> Result<Channel, Error> {
 }
 
 /// The query's pairs, decoded.
-fn query(call: &Call) -> Vec<(String, String)> {
+fn query(call: &Call) -> Vec<Pair<'_>> {
     call.query().map(wire::parse_form).unwrap_or_default()
 }
 
-fn get<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+/// `pairs` owning their text, to outlive the request.
+fn owned(pairs: Vec<Pair<'_>>) -> Vec<Pair<'static>> {
+    pairs
+        .into_iter()
+        .map(|(name, value)| (name.into_owned().into(), value.into_owned().into()))
+        .collect()
+}
+
+fn get<'a>(pairs: &'a [Pair<'_>], name: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
+        .map(|(_, v)| v.as_ref())
         .filter(|v| !v.is_empty())
 }
 
@@ -306,7 +314,7 @@ fn header_str<'a>(call: &'a Call, name: &header::HeaderName) -> Option<&'a str> 
 
 /// The site: `url`, `domain` or `site` as sent, else the WordPress User-Agent's URL;
 /// normalized (SPEC §9 *Sites*). An app's `machine` stands in for it.
-fn site_of(call: &Call, pairs: &[(String, String)]) -> Option<Place> {
+fn site_of(call: &Call, pairs: &[Pair<'_>]) -> Option<Place> {
     let sent = ["url", "domain", "site"].iter().find_map(|n| get(pairs, n));
     let from_agent =
         || header_str(call, &header::USER_AGENT).and_then(crate::model::site_from_user_agent);
@@ -492,7 +500,7 @@ fn wunderupdates(app: &App, call: &Call, kind: ProductKind) -> Result<Response<B
 /// The PUC-style check: `installed_version`, `php`, `license_key` (or `X-License-Key`).
 fn puc_check<'a>(
     call: &'a Call,
-    pairs: &'a [(String, String)],
+    pairs: &'a [Pair<'a>],
     channel: Channel,
     site: Option<&'a Place>,
 ) -> Check<'a> {

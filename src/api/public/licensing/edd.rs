@@ -22,11 +22,7 @@ struct EddItem {
     item_name: Value,
 }
 
-fn edd_item(
-    app: &App,
-    account: &AccountPrefix,
-    pairs: &[(String, String)],
-) -> Result<EddItem, Error> {
+fn edd_item(app: &App, account: &AccountPrefix, pairs: &[Pair<'_>]) -> Result<EddItem, Error> {
     let sent_name = get(pairs, "item_name").or_else(|| get(pairs, "name"));
     let item_name = sent_name.map_or(Value::Bool(false), |n| Value::String(n.to_owned()));
     if let Some(id) = get(pairs, "item_id") {
@@ -124,7 +120,7 @@ pub(in crate::api::public) async fn edd_license(
     app: &App,
     who: Who,
     account: Option<AccountPrefix>,
-    pairs: &[(String, String)],
+    pairs: &[Pair<'_>],
 ) -> Result<Value, Error> {
     let action = get(pairs, "edd_action").unwrap_or("");
     let key = get(pairs, "license")

@@ -111,7 +111,7 @@ pub(in crate::api::public) async fn lemon_squeezy_prefixed(
     let account = AccountPrefix::parse(&call.param("prefix"))
         .ok()
         .filter(|prefix| app.store.plan_limit(prefix, call.now).is_some());
-    let (pairs, who) = (pairs_of(&call), Who::of(app, &call));
+    let (pairs, who) = (owned(pairs_of(&call)), Who::of(app, &call));
     drop(call);
     lemon_squeezy(app, who, pairs, account, action).await
 }
@@ -123,7 +123,7 @@ pub(in crate::api::public) async fn lemon_squeezy_default(
     action: LsAction,
 ) -> Result<Response<Body>, Error> {
     let account = app.store.default_account()?;
-    let (pairs, who) = (pairs_of(&call), Who::of(app, &call));
+    let (pairs, who) = (owned(pairs_of(&call)), Who::of(app, &call));
     drop(call);
     lemon_squeezy(app, who, pairs, account, action).await
 }
@@ -131,7 +131,7 @@ pub(in crate::api::public) async fn lemon_squeezy_default(
 async fn lemon_squeezy(
     app: &App,
     who: Who,
-    pairs: Vec<(String, String)>,
+    pairs: Vec<Pair<'static>>,
     account: Option<AccountPrefix>,
     action: LsAction,
 ) -> Result<Response<Body>, Error> {

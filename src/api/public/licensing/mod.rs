@@ -33,7 +33,7 @@ pub(in crate::api::public) use lemon_squeezy::{
 };
 pub(in crate::api::public) use updatercloud::{UcAction, updatercloud, updatercloud_activations};
 
-use super::{get, header_str, json_no_store, query};
+use super::{Pair, get, header_str, json_no_store, owned, query};
 use crate::app::App;
 use crate::error::Error;
 use crate::http::Body;
@@ -259,7 +259,7 @@ async fn deactivate(
 
 /// The request's pairs: the query's, then the body's (form, or a JSON object whose
 /// scalar members become strings; JSON:API's `data.attributes` too).
-fn pairs_of(call: &Call) -> Vec<(String, String)> {
+fn pairs_of(call: &Call) -> Vec<Pair<'_>> {
     let mut pairs = query(call);
     let body = &call.input.body;
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -279,7 +279,7 @@ fn pairs_of(call: &Call) -> Vec<(String, String)> {
                     Value::Bool(b) => b.to_string(),
                     _ => continue,
                 };
-                pairs.push((name.clone(), text));
+                pairs.push((name.clone().into(), text.into()));
             }
         }
     } else if let Ok(text) = std::str::from_utf8(body) {
@@ -292,7 +292,7 @@ fn pairs_of(call: &Call) -> Vec<(String, String)> {
 /// `agent` (EDD: SPEC §9.2), normalized; `Err` when one was sent but is no host.
 fn site_in(
     who: &Who,
-    pairs: &[(String, String)],
+    pairs: &[Pair<'_>],
     names: &[&str],
     agent: bool,
 ) -> Result<Option<Site>, String> {

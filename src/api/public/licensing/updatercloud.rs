@@ -73,7 +73,7 @@ pub(in crate::api::public) async fn updatercloud(
     call: Call,
     action: UcAction,
 ) -> Result<Response<Body>, Error> {
-    let pairs = pairs_of(&call);
+    let pairs = owned(pairs_of(&call));
     let who = Who::of(app, &call);
     let uc = uc_product(app, &call)?;
     drop(call);
