@@ -42,7 +42,7 @@ impl Body {
         Body(Kind::Full(Some(bytes)))
     }
 
-    /// `len` bytes of `file` from byte `start`, read [`FILE_CHUNK`] at a time.
+    /// `len` bytes of `file` from byte `start`, read at most [`FILE_CHUNK`] at a time.
     pub fn file(file: std::fs::File, start: u64, len: u64) -> Self {
         Body(Kind::File(FileBody {
             file: Arc::new(file),
