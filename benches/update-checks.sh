@@ -6,6 +6,19 @@
 #                                                # and, the first time, ~1 minute of key fill)
 #   DURATION=5 WARMUP=1 benches/update-checks.sh # shorter; also CONNECTIONS=32 THREADS=2
 #   KEYS=100000 benches/update-checks.sh         # keys and activations in the store (default)
+#   ONLY=download benches/update-checks.sh       # parts 2 and 3 only (~2 minutes; no key fill,
+#                                                # no hello, no checks timed)
+#   ONLY=download ROUNDS=4 UPKEEP_B=/tmp/upkeep-b benches/update-checks.sh
+#                                                # A/B: a second upkeep binary (another build)
+#                                                # measured alternately with this one
+#
+# ONLY=download: the data directory starts empty (no KEYS fill, no licensed product), the
+# hello-world is not started and no check is timed; the downloads and the memory run are
+# as below. ROUNDS (default 2) is the number of upkeep runs of the 10 MiB download per
+# binary. UPKEEP_B names a second upkeep binary: it serves a copy of the same data
+# directory on its own port, the download runs go nginx, A, nginx, B, nginx, A, … (each
+# upkeep run between two nginx runs), and the memory run (part 3) is made for each binary
+# in turn. Without these variables the script behaves as described below.
 #
 # Builds release (upkeep, the examples hello and prefill-licensing). The data directory
 # starts as a store of KEYS download keys, each activated for its own site
@@ -60,6 +73,10 @@ THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-2}
 DOWNLOADS=${DOWNLOADS:-100}
 KEYS=${KEYS:-100000}
+ONLY=${ONLY:-}
+ROUNDS=${ROUNDS:-2}
+UPKEEP_B=${UPKEEP_B:-}
+case $ONLY in "" | download) ;; *) echo "update-checks.sh: ONLY is empty or download, not $ONLY" >&2; exit 1 ;; esac
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
 log() { printf '%s\n' "update-checks.sh: $*" >&2; }
@@ -85,12 +102,20 @@ done
 NGINX=$(command -v nginx)
 
 log "building release binaries"
-cargo build --release --bin upkeep --example hello --example prefill-licensing >&2
+if [ "$ONLY" = download ]; then
+  cargo build --release --bin upkeep >&2
+else
+  cargo build --release --bin upkeep --example hello --example prefill-licensing >&2
+fi
 REV=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
 git status --porcelain -- src 2>/dev/null | grep -q . && REV+=" + uncommitted changes in src/" || true
 UPKEEP=$TARGET_DIR/release/upkeep
 HELLO=$TARGET_DIR/release/examples/hello
 PREFILL=$TARGET_DIR/release/examples/prefill-licensing
+if [ -n "$UPKEEP_B" ]; then
+  [ -x "$UPKEEP_B" ] || die "UPKEEP_B=$UPKEEP_B is not an executable"
+  UPKEEP_B=$(realpath "$UPKEEP_B")
+fi
 
 # ---- cleanup ---------------------------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/upkeep-checks.XXXXXX")
@@ -128,18 +153,33 @@ wait_http() {
 
 UPKEEP_PID=
 UPKEEP_PORT=$(free_port)
+UPKEEP_B_PID=
+UPKEEP_B_PORT=$(free_port)
 # upkeep serve in its default configuration: RUST_LOG unset, the default text log format
-# (one line per request), stderr to /dev/null.
+# (one line per request), stderr to /dev/null. Arguments: binary, data directory, port;
+# the process id is left in SERVED_PID.
+SERVED_PID=
+serve() {
+  env -u RUST_LOG "$1" --data "$2" serve --listen "127.0.0.1:$3" 2>/dev/null &
+  SERVED_PID=$!
+  PIDS+=("$SERVED_PID")
+  wait_http "http://127.0.0.1:$3/healthz" || die "$1 did not answer on port $3"
+}
 start_upkeep() {
-  env -u RUST_LOG "$UPKEEP" --data "$DATA" serve --listen "127.0.0.1:$UPKEEP_PORT" \
-    2>/dev/null &
-  UPKEEP_PID=$!
-  PIDS+=("$UPKEEP_PID")
-  wait_http "http://127.0.0.1:$UPKEEP_PORT/healthz" || die "upkeep did not answer on port $UPKEEP_PORT"
+  serve "$UPKEEP" "$DATA" "$UPKEEP_PORT"
+  UPKEEP_PID=$SERVED_PID
 }
 stop_upkeep() {
   kill "$UPKEEP_PID"
   wait "$UPKEEP_PID" 2>/dev/null || true
+}
+start_upkeep_b() { # UPKEEP_B on its copy of the data directory
+  serve "$UPKEEP_B" "$DATA_B" "$UPKEEP_B_PORT"
+  UPKEEP_B_PID=$SERVED_PID
+}
+stop_upkeep_b() {
+  kill "$UPKEEP_B_PID"
+  wait "$UPKEEP_B_PID" 2>/dev/null || true
 }
 
 # Runs wrk; prints "req/s p50_ms p99_ms non2xx errors MiB/s". Arguments: duration, url,
@@ -194,15 +234,20 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---- the store: keys, init, account, token, four releases ------------------------------
 # KEYS download keys and activations (one account, lic00000), filled once and cached.
 LIC_CACHE=$TARGET_DIR/bench-licensing/update-checks-$KEYS
-if [ ! -e "$LIC_CACHE.keys" ]; then
+if [ "$ONLY" = download ]; then
+  log "ONLY=download: an empty data directory in $WORK (no keys)"
+  mkdir -p "$DATA"
+elif [ ! -e "$LIC_CACHE.keys" ]; then
   log "filling $LIC_CACHE with $KEYS download keys and activations (once; ~1 minute per 100,000)"
   rm -rf "$LIC_CACHE" "$LIC_CACHE.keys.partial"
   mkdir -p "$(dirname "$LIC_CACHE")"
   "$PREFILL" "$LIC_CACHE" "$KEYS" --accounts 1 --customers 1000 >&2
 fi
-[ "$(wc -l <"$LIC_CACHE.keys")" = "$KEYS" ] || die "$LIC_CACHE.keys does not list $KEYS keys"
-log "making the data directory (a copy of $LIC_CACHE) and releases in $WORK"
-cp -a "$LIC_CACHE" "$DATA"
+if [ "$ONLY" != download ]; then
+  [ "$(wc -l <"$LIC_CACHE.keys")" = "$KEYS" ] || die "$LIC_CACHE.keys does not list $KEYS keys"
+  log "making the data directory (a copy of $LIC_CACHE) and releases in $WORK"
+  cp -a "$LIC_CACHE" "$DATA"
+fi
 "$UPKEEP" --data "$DATA" init >/dev/null
 "$UPKEEP" --data "$DATA" --json account create --name "Bench Plugins" \
   --email bench@example.com --prefix bench >"$WORK/account.json"
@@ -246,21 +291,33 @@ for slug in bench-check bench-10m bench-100m; do
     --listen "127.0.0.1:$UPKEEP_PORT" >"$WORK/push.$slug.json"
 done
 # The licensed product: version 1.2.0 of lic00000's bench-plugin.
-"$UPKEEP" --data "$DATA" --json release push "$WORK/www/bench-plugin.zip" --account lic00000 \
-  --listen "127.0.0.1:$UPKEEP_PORT" >"$WORK/push.bench-plugin.json"
+[ "$ONLY" = download ] || "$UPKEEP" --data "$DATA" --json release push "$WORK/www/bench-plugin.zip" \
+  --account lic00000 --listen "127.0.0.1:$UPKEEP_PORT" >"$WORK/push.bench-plugin.json"
 EDD_URL=$(jq -r '.update_urls | to_entries[] | select(.value | contains("/edd/")) | .value' \
   "$WORK/push.bench-check.json")
 ITEM_ID=$(sed -nE 's/.*item_id=([0-9]+).*/\1/p' <<<"$EDD_URL")
 [ -n "$ITEM_ID" ] || { cat "$WORK/push.bench-check.json" >&2; die "release push printed no EDD URL"; }
 
+# UPKEEP_B serves a copy of the same store (the same link key, so the same signed links).
+if [ -n "$UPKEEP_B" ]; then
+  DATA_B=$WORK/data-b
+  cp -a "$DATA" "$DATA_B"
+fi
+
 # ---- servers ---------------------------------------------------------------------------
 start_upkeep
 log "upkeep listening on 127.0.0.1:$UPKEEP_PORT (default configuration), VmRSS $(status_kb "$UPKEEP_PID" VmRSS) kB"
+if [ -n "$UPKEEP_B" ]; then
+  start_upkeep_b
+  log "UPKEEP_B ($UPKEEP_B) listening on 127.0.0.1:$UPKEEP_B_PORT"
+fi
 
 HELLO_PORT=$(free_port)
-"$HELLO" "$HELLO_PORT" >"$WORK/hello.log" 2>&1 &
-PIDS+=("$!")
-wait_http "http://127.0.0.1:$HELLO_PORT/" || die "hello did not start"
+if [ "$ONLY" != download ]; then
+  "$HELLO" "$HELLO_PORT" >"$WORK/hello.log" 2>&1 &
+  PIDS+=("$!")
+  wait_http "http://127.0.0.1:$HELLO_PORT/" || die "hello did not start"
+fi
 
 # nginx: a private prefix and config, in the foreground as our child; Debian's defaults
 # (worker_processes auto, sendfile on, tcp_nopush on, access log on) on a free port.
@@ -317,6 +374,7 @@ check "$EDD_URL"
   || { cat "$WORK/check.body" >&2; die "EDD: no offer"; }
 CHECK_BYTES=$(for u in "$WU_URL" "$PUC_URL" "$EDD_URL"; do curl -s "$u" | wc -c; done | paste -sd/)
 
+if [ "$ONLY" != download ]; then # (not indented: the heredoc below)
 # The licensed check: 8,192 of the keys (evenly spread) with their activated sites, as
 # "path<TAB>site" lines for the Lua script.
 LIC_PATH=/v1/public/lic00000/plugins/bench-plugin
@@ -367,6 +425,7 @@ jq -e '.license.code == "site_inactive" and (has("download_link") | not)' "$WORK
   || { cat "$WORK/check.body" >&2; die "LIC: a check from another site was not refused"; }
 lic_check "$LIC_ONE" "$LIC_SITE"
 CHECK_BYTES+="/$(wc -c <"$WORK/check.body")"
+fi
 
 # The signed download links, from a check's download_link.
 link_of() {
@@ -384,6 +443,16 @@ for pair in "$DL10 bench-10m" "$DL100 bench-100m"; do
   [ "$got" = same ] || die "nginx's $2 differs from the file"
 done
 NGINX_DL10=http://127.0.0.1:$NGINX_PORT/bench-10m.zip
+UPB=http://127.0.0.1:$UPKEEP_B_PORT
+if [ -n "$UPKEEP_B" ]; then
+  DL10_B=$UPB${DL10#"$UP"}
+  DL100_B=$UPB${DL100#"$UP"}
+  for pair in "$DL10_B bench-10m" "$DL100_B bench-100m"; do
+    set -- $pair
+    got=$(curl -s "$1" | cmp - "$WORK/www/$2.zip" && echo same)
+    [ "$got" = same ] || die "UPKEEP_B's $2 download differs from the file"
+  done
+fi
 
 RESULTS=()   # "label|req/s|p50|p99|non2xx|errors|MiB/s"
 measure() {  # label, url, wrk args...
@@ -395,81 +464,113 @@ measure() {  # label, url, wrk args...
 }
 
 # ---- 1. update checks ------------------------------------------------------------------
-log "warming up (${WARMUP} s each)"
-run_wrk "$WARMUP" "$HELLO_URL" >/dev/null
-for u in "$WU_URL" "$PUC_URL" "$EDD_URL"; do run_wrk "$WARMUP" "$u" >/dev/null; done
-run_wrk "$WARMUP" "$UP" -s "$WORK/lic.lua" -- "$WORK/lic.paths" >/dev/null
+CHECK_RESULTS=()
+RSS_AFTER_CHECKS=
+if [ "$ONLY" != download ]; then
+  log "warming up (${WARMUP} s each)"
+  run_wrk "$WARMUP" "$HELLO_URL" >/dev/null
+  for u in "$WU_URL" "$PUC_URL" "$EDD_URL"; do run_wrk "$WARMUP" "$u" >/dev/null; done
+  run_wrk "$WARMUP" "$UP" -s "$WORK/lic.lua" -- "$WORK/lic.paths" >/dev/null
 
-L_WU="GET /v1/public/{prefix}/plugins/{slug} (WU)"
-L_PUC="GET /updates/{prefix}/{slug}?installed_version=1.0.0 (PUC)"
-L_EDD="GET /edd/{prefix}/?edd_action=get_version&item_id=ID (EDD)"
-L_LIC="GET /v1/public/{prefix}/plugins/{slug}?key=K, licensed, $KEYS keys (LIC)"
-measure hello "$HELLO_URL"
-measure "$L_WU" "$WU_URL"
-measure hello "$HELLO_URL"
-measure "$L_PUC" "$PUC_URL"
-measure hello "$HELLO_URL"
-measure "$L_EDD" "$EDD_URL"
-measure hello "$HELLO_URL"
-measure "$L_LIC" "$UP" -s "$WORK/lic.lua" -- "$WORK/lic.paths"
-measure hello "$HELLO_URL"
-measure "$L_WU" "$WU_URL"
-measure hello "$HELLO_URL"
-CHECK_RESULTS=("${RESULTS[@]}")
-RSS_AFTER_CHECKS=$(status_kb "$UPKEEP_PID" VmRSS)
+  L_WU="GET /v1/public/{prefix}/plugins/{slug} (WU)"
+  L_PUC="GET /updates/{prefix}/{slug}?installed_version=1.0.0 (PUC)"
+  L_EDD="GET /edd/{prefix}/?edd_action=get_version&item_id=ID (EDD)"
+  L_LIC="GET /v1/public/{prefix}/plugins/{slug}?key=K, licensed, $KEYS keys (LIC)"
+  measure hello "$HELLO_URL"
+  measure "$L_WU" "$WU_URL"
+  measure hello "$HELLO_URL"
+  measure "$L_PUC" "$PUC_URL"
+  measure hello "$HELLO_URL"
+  measure "$L_EDD" "$EDD_URL"
+  measure hello "$HELLO_URL"
+  measure "$L_LIC" "$UP" -s "$WORK/lic.lua" -- "$WORK/lic.paths"
+  measure hello "$HELLO_URL"
+  measure "$L_WU" "$WU_URL"
+  measure hello "$HELLO_URL"
+  CHECK_RESULTS=("${RESULTS[@]}")
+  RSS_AFTER_CHECKS=$(status_kb "$UPKEEP_PID" VmRSS)
+fi
 
 # ---- 2. the 10 MiB download ------------------------------------------------------------
 RESULTS=()
 run_wrk "$WARMUP" "$NGINX_DL10" >/dev/null
 run_wrk "$WARMUP" "$DL10" >/dev/null
+[ -z "$UPKEEP_B" ] || run_wrk "$WARMUP" "$DL10_B" >/dev/null
 L_NGX="nginx: GET /bench-10m.zip (sendfile on)"
 L_DL="upkeep: GET /dl/{token}/bench-10m.zip"
+L_DLB="UPKEEP_B: GET /dl/{token}/bench-10m.zip"
 measure "$L_NGX" "$NGINX_DL10"
-measure "$L_DL" "$DL10"
-measure "$L_NGX" "$NGINX_DL10"
-measure "$L_DL" "$DL10"
-measure "$L_NGX" "$NGINX_DL10"
+for ((round = 1; round <= ROUNDS; round++)); do
+  measure "$L_DL" "$DL10"
+  measure "$L_NGX" "$NGINX_DL10"
+  if [ -n "$UPKEEP_B" ]; then
+    measure "$L_DLB" "$DL10_B"
+    measure "$L_NGX" "$NGINX_DL10"
+  fi
+done
 DL_RESULTS=("${RESULTS[@]}")
 RSS_AFTER_DL=$(status_kb "$UPKEEP_PID" VmRSS)
 
 # ---- 3. memory under 100 concurrent downloads of 100 MiB -------------------------------
+# Arguments: pid, port, the signed URLs of the 10 and 100 MiB files. Leaves MEM_S,
+# RSS_BEFORE, HWM_BEFORE, RSS_PEAK, HWM_AFTER, RSS_END, CONN_PEAK, OK_DOWNLOADS, GROWTH.
+memory_run() {
+  local mem_pid=$1 port=$2 dl10=$3 dl100=$4 sampler mem_started i pid
+  curl -s -o /dev/null "$dl10"   # the download path once, so its code is paged in
+  sleep 1
+  RSS_BEFORE=$(status_kb "$mem_pid" VmRSS)
+  HWM_BEFORE=$(status_kb "$mem_pid" VmHWM)
+  : >"$WORK/mem.samples"
+  rm -f "$WORK"/curl.*
+  (
+    while kill -0 "$mem_pid" 2>/dev/null; do
+      conns=$(ss -Htn state established "( sport = :$port )" 2>/dev/null | wc -l)
+      echo "$(status_kb "$mem_pid" VmRSS) $conns" >>"$WORK/mem.samples"
+      sleep 0.05
+    done
+  ) &
+  sampler=$!
+  PIDS+=("$sampler")
+  mem_started=$(date +%s%N)
+  local curls=()
+  for i in $(seq 1 "$DOWNLOADS"); do
+    curl -s -o /dev/null -w '%{http_code} %{size_download}\n' "$dl100" >"$WORK/curl.$i" &
+    curls+=("$!")
+  done
+  for pid in "${curls[@]}"; do wait "$pid" || true; done
+  MEM_S=$(awk -v ns=$(( $(date +%s%N) - mem_started )) 'BEGIN { printf "%.1f", ns / 1e9 }')
+  sleep 0.2
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
+  RSS_END=$(status_kb "$mem_pid" VmRSS)
+  HWM_AFTER=$(status_kb "$mem_pid" VmHWM)
+  RSS_PEAK=$(awk 'BEGIN { m = 0 } $1 > m { m = $1 } END { print m }' "$WORK/mem.samples")
+  CONN_PEAK=$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$WORK/mem.samples")
+  OK_DOWNLOADS=$(cat "$WORK"/curl.* | awk -v n=$((100 * 1024 * 1024)) '$1 == 200 && $2 == n' | wc -l)
+  local peak=$(( HWM_AFTER > RSS_PEAK ? HWM_AFTER : RSS_PEAK ))
+  GROWTH=$(( peak - RSS_BEFORE ))
+}
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+memory_row() { # label: a table row of the last memory_run
+  echo "| $1 | ${MEM_S} s | $OK_DOWNLOADS | $CONN_PEAK | $(mib "$RSS_BEFORE") | $(mib "$HWM_BEFORE") | $(mib "$RSS_PEAK") | $(mib "$HWM_AFTER") | $(mib "$RSS_END") | **$(mib "$GROWTH")** |"
+}
+if [ -n "$UPKEEP_B" ]; then
+  stop_upkeep_b   # one server at a time takes the 100 downloads
+fi
 log "restarting upkeep (fresh VmHWM) for $DOWNLOADS concurrent downloads of 100 MiB"
 stop_upkeep
 start_upkeep
 check "$WU_URL"
-curl -s -o /dev/null "$DL10"   # the download path once, so its code is paged in
-sleep 1
-MEM_PID=$UPKEEP_PID
-RSS_BEFORE=$(status_kb "$MEM_PID" VmRSS)
-HWM_BEFORE=$(status_kb "$MEM_PID" VmHWM)
-: >"$WORK/mem.samples"
-(
-  while kill -0 "$MEM_PID" 2>/dev/null; do
-    conns=$(ss -Htn state established "( sport = :$UPKEEP_PORT )" 2>/dev/null | wc -l)
-    echo "$(status_kb "$MEM_PID" VmRSS) $conns" >>"$WORK/mem.samples"
-    sleep 0.05
-  done
-) &
-SAMPLER=$!
-PIDS+=("$SAMPLER")
-mem_started=$(date +%s%N)
-CURLS=()
-for i in $(seq 1 "$DOWNLOADS"); do
-  curl -s -o /dev/null -w '%{http_code} %{size_download}\n' "$DL100" >"$WORK/curl.$i" &
-  CURLS+=("$!")
-done
-for pid in "${CURLS[@]}"; do wait "$pid" || true; done
-MEM_S=$(awk -v ns=$(( $(date +%s%N) - mem_started )) 'BEGIN { printf "%.1f", ns / 1e9 }')
-sleep 0.2
-kill "$SAMPLER" 2>/dev/null || true
-wait "$SAMPLER" 2>/dev/null || true
-RSS_END=$(status_kb "$MEM_PID" VmRSS)
-HWM_AFTER=$(status_kb "$MEM_PID" VmHWM)
-RSS_PEAK=$(awk 'BEGIN { m = 0 } $1 > m { m = $1 } END { print m }' "$WORK/mem.samples")
-CONN_PEAK=$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$WORK/mem.samples")
-OK_DOWNLOADS=$(cat "$WORK"/curl.* | awk -v n=$((100 * 1024 * 1024)) '$1 == 200 && $2 == n' | wc -l)
-PEAK=$(( HWM_AFTER > RSS_PEAK ? HWM_AFTER : RSS_PEAK ))
-GROWTH=$(( PEAK - RSS_BEFORE ))
+memory_run "$UPKEEP_PID" "$UPKEEP_PORT" "$DL10" "$DL100"
+MEM_ROWS=("$(memory_row upkeep)")
+GROWTH_A=$GROWTH
+if [ -n "$UPKEEP_B" ]; then
+  stop_upkeep
+  log "starting UPKEEP_B afresh for $DOWNLOADS concurrent downloads of 100 MiB"
+  start_upkeep_b
+  memory_run "$UPKEEP_B_PID" "$UPKEEP_B_PORT" "$DL10_B" "$DL100_B"
+  MEM_ROWS+=("$(memory_row UPKEEP_B)")
+fi
 
 # ---- report ----------------------------------------------------------------------------
 CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -485,10 +586,16 @@ mean_of() { # label, rows...: mean req/s of the rows with that label
 
 echo
 echo "machine: $(nproc) cores, ${CPU:-unknown CPU}, $(uname -sr), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2); $("$NGINX" -v 2>&1 | sed 's/.*: //')"
-echo "upkeep: $REV (at build), default configuration (request log on, to /dev/null); $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "upkeep: $REV (at build), default configuration (request log on, to /dev/null); $(date -u '+%Y-%m-%d %H:%M UTC')${ONLY:+; ONLY=$ONLY}"
+[ -z "$UPKEEP_B" ] || echo "UPKEEP_B: $UPKEEP_B (modified $(date -u -r "$UPKEEP_B" '+%Y-%m-%d %H:%M UTC')), on a copy of the same data directory"
 echo "wrk --latency -t $THREADS -c $CONNECTIONS -d ${DURATION}s, 127.0.0.1; load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "answer sizes (bytes, WU/PUC/EDD/LIC): $CHECK_BYTES; VmRSS after the checks: $((RSS_AFTER_CHECKS / 1024)) MiB, after the 10 MiB downloads: $((RSS_AFTER_DL / 1024)) MiB"
+if [ "$ONLY" = download ]; then
+  echo "VmRSS after the 10 MiB downloads: $((RSS_AFTER_DL / 1024)) MiB"
+else
+  echo "answer sizes (bytes, WU/PUC/EDD/LIC): $CHECK_BYTES; VmRSS after the checks: $((RSS_AFTER_CHECKS / 1024)) MiB, after the 10 MiB downloads: $((RSS_AFTER_DL / 1024)) MiB"
+fi
 
+if [ "$ONLY" != download ]; then
 WU_MEAN=$(mean_of "$L_WU" "${CHECK_RESULTS[@]}")
 echo
 echo "Update checks (free product; LIC: licensed, $KEYS keys and activations in the store):"
@@ -508,6 +615,7 @@ for ((i = 0; i < n; i++)); do
   [ "$errs" != - ] && note+=" (socket errors: $errs)"
   printf '| %s%s | %s | %s | %s | %s | %s |\n' "$label" "$note" "$rps" "$p50" "$p99" "$r1" "$r2"
 done
+fi
 
 echo
 echo "The 10 MiB download (10,485,760 bytes, the same file):"
@@ -518,7 +626,7 @@ n=${#DL_RESULTS[@]}
 for ((i = 0; i < n; i++)); do
   IFS='|' read -r label rps p50 p99 bad errs tps <<<"${DL_RESULTS[$i]}"
   r1=
-  if [ "$label" = "$L_DL" ]; then
+  if [ "$label" = "$L_DL" ] || [ "$label" = "$L_DLB" ]; then
     r1="$(ratio "$rps" "$(field "${DL_RESULTS[$((i - 1))]}" 2)" "$(field "${DL_RESULTS[$((i + 1))]}" 2)")×"
   fi
   note=
@@ -528,20 +636,44 @@ for ((i = 0; i < n; i++)); do
 done
 DL_RATIO=$(awk -v u="$(mean_of "$L_DL" "${DL_RESULTS[@]}")" -v g="$(mean_of "$L_NGX" "${DL_RESULTS[@]}")" \
   'BEGIN { printf "%.3f", u / g }')
+# The median of one binary's per-run ratios (each over the nginx runs beside it).
+median_ratio() { # label
+  local n=${#DL_RESULTS[@]} i
+  for ((i = 1; i < n - 1; i++)); do
+    [ "$(field "${DL_RESULTS[$i]}" 1)" = "$1" ] || continue
+    ratio "$(field "${DL_RESULTS[$i]}" 2)" "$(field "${DL_RESULTS[$((i - 1))]}" 2)" "$(field "${DL_RESULTS[$((i + 1))]}" 2)"
+    echo
+  done | sort -n | awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 echo
-echo "upkeep over nginx, means of all runs: ${DL_RATIO}×"
+echo "upkeep over nginx, means of all runs: ${DL_RATIO}× (median of the per-run ratios: $(median_ratio "$L_DL")×)"
+if [ -n "$UPKEEP_B" ]; then
+  DL_RATIO_B=$(awk -v u="$(mean_of "$L_DLB" "${DL_RESULTS[@]}")" -v g="$(mean_of "$L_NGX" "${DL_RESULTS[@]}")" \
+    'BEGIN { printf "%.3f", u / g }')
+  echo "UPKEEP_B over nginx, means of all runs: ${DL_RATIO_B}× (median of the per-run ratios: $(median_ratio "$L_DLB")×)"
+fi
 
 echo
-echo "$DOWNLOADS concurrent downloads of 100 MiB ($DOWNLOADS × curl -o /dev/null, ${MEM_S} s; $OK_DOWNLOADS complete with 200; at most $CONN_PEAK connections established at once):"
+echo "$DOWNLOADS concurrent downloads of 100 MiB ($DOWNLOADS × curl -o /dev/null; complete = 200 and every byte):"
 echo
-echo "| VmRSS before | VmHWM before | peak VmRSS sampled (50 ms) | VmHWM after | VmRSS after | growth (peak − before) |"
-echo "|---:|---:|---:|---:|---:|---:|"
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
-echo "| $(mib "$RSS_BEFORE") | $(mib "$HWM_BEFORE") | $(mib "$RSS_PEAK") | $(mib "$HWM_AFTER") | $(mib "$RSS_END") | **$(mib "$GROWTH")** |"
+echo "| server | took | complete | most connections at once | VmRSS before | VmHWM before | peak VmRSS sampled (50 ms) | VmHWM after | VmRSS after | growth (peak − before) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+printf '%s\n' "${MEM_ROWS[@]}"
+GROWTH=$GROWTH_A
 
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {
   ok = (op == ">=") ? (v >= t) : (v < t);
   print ok ? "met" : "MISSED" }'; }
+if [ "$ONLY" = download ]; then
+  echo
+  echo "Targets:"
+  echo
+  echo "| target | result | |"
+  echo "|---|---|---|"
+  echo "| 10 MiB download ≥ 0.8× nginx | ${DL_RATIO}× | $(verdict "$DL_RATIO" 0.8 '>=') |"
+  echo "| $DOWNLOADS × 100 MiB downloads: RSS growth < 64 MiB | $(mib "$GROWTH") | $(verdict "$GROWTH" 65536 '<') |"
+  exit 0
+fi
 WU_RATIO1=$(ratio "$(field "${CHECK_RESULTS[1]}" 2)" "$(field "${CHECK_RESULTS[0]}" 2)" "$(field "${CHECK_RESULTS[2]}" 2)")
 WU_RATIO2=$(ratio "$(field "${CHECK_RESULTS[9]}" 2)" "$(field "${CHECK_RESULTS[8]}" 2)" "$(field "${CHECK_RESULTS[10]}" 2)")
 LIC_RATIO=$(ratio "$(field "${CHECK_RESULTS[7]}" 2)" "$(field "${CHECK_RESULTS[6]}" 2)" "$(field "${CHECK_RESULTS[8]}" 2)")

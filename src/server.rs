@@ -31,6 +31,14 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
+/// hyper's per-connection buffer limit (its default is about 400 KiB). Writing, hyper asks
+/// a response body for more while less than this is queued for the socket; a file body
+/// read from the page cache answers at once, so every download would hold this much (100
+/// downloads: 40 MiB). Two [`FILE_CHUNK`](crate::http::body::FILE_CHUNK)s keep the socket
+/// fed with one `writev` of both. Reading, it bounds a request head (an upload's body is
+/// read in chunks whatever this is).
+const MAX_BUF_SIZE: usize = 2 * crate::http::body::FILE_CHUNK;
+
 /// Serves `app` on `listener` until `shutdown` resolves, then drains and flushes.
 ///
 /// # Errors
@@ -50,7 +58,8 @@ pub async fn run(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_timeout)
-        .keep_alive(true);
+        .keep_alive(true)
+        .max_buf_size(MAX_BUF_SIZE);
 
     let persister = tokio::spawn(persist_uses_periodically(app.clone()));
     let report_flusher = tokio::spawn(flush_reports_periodically(app.clone()));
