@@ -358,6 +358,12 @@ const LOGGED_QUERY: &[&str] = &[
 /// on the allow-list redacted; escaped as [`Escaped`] does.
 pub fn loggable_target(path: &str, query: Option<&str>) -> String {
     let mut out = String::with_capacity(path.len() + query.map_or(0, str::len) + 1);
+    push_loggable_target(&mut out, path, query);
+    out
+}
+
+/// Appends [`loggable_target`]'s text to `out`.
+fn push_loggable_target(out: &mut String, path: &str, query: Option<&str>) {
     // A signed download link's token is a capability for a day: never logged.
     match path
         .strip_prefix("/dl/")
@@ -365,11 +371,11 @@ pub fn loggable_target(path: &str, query: Option<&str>) -> String {
     {
         Some((_, filename)) => {
             out.push_str("/dl/[token]/");
-            push_escaped(&mut out, filename);
+            push_escaped(out, filename);
         }
-        None => push_escaped(&mut out, path),
+        None => push_escaped(out, path),
     }
-    let Some(query) = query else { return out };
+    let Some(query) = query else { return };
     out.push('?');
     // Cut at `&` and `=` by bytes (both ASCII: every cut is a char boundary).
     let mut rest = query;
@@ -381,17 +387,17 @@ pub fn loggable_target(path: &str, query: Option<&str>) -> String {
         match pair.bytes().position(|b| b == b'=') {
             Some(at) => {
                 let name = &pair[..at];
-                push_escaped(&mut out, name);
+                push_escaped(out, name);
                 if LOGGED_QUERY.contains(&name) {
                     out.push('=');
-                    push_escaped(&mut out, &pair[at + 1..]);
+                    push_escaped(out, &pair[at + 1..]);
                 } else {
                     out.push_str("=[redacted]");
                 }
             }
-            None => push_escaped(&mut out, pair),
+            None => push_escaped(out, pair),
         }
-        let Some(next) = next else { return out };
+        let Some(next) = next else { return };
         out.push('&');
         rest = next;
     }
@@ -402,9 +408,14 @@ pub fn loggable_target(path: &str, query: Option<&str>) -> String {
 /// copied.
 pub struct RequestLog {
     client: std::net::IpAddr,
-    target: String,
+    /// The request's target (a cheap clone: it shares the connection's read buffer),
+    /// redacted into the line only when the line is written.
+    uri: http::Uri,
     credential: bool,
 }
+
+/// `X-Api-Key`, made once.
+static X_API_KEY: http::header::HeaderName = http::header::HeaderName::from_static("x-api-key");
 
 /// Whether the installed subscriber writes text lines (not JSON).
 static TEXT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -500,9 +511,9 @@ impl RequestLog {
         let headers = req.headers();
         Some(RequestLog {
             client: crate::throttle::client_addr(peer, headers, trust_proxy),
-            target: loggable_target(req.uri().path(), req.uri().query()),
+            uri: req.uri().clone(),
             credential: headers.contains_key(http::header::AUTHORIZATION)
-                || headers.contains_key("x-api-key"),
+                || headers.contains_key(&X_API_KEY),
         })
     }
 
@@ -549,7 +560,7 @@ impl RequestLog {
                 line.push_str(" method=");
                 push_escaped(line, method.as_str());
                 line.push_str(" path=");
-                line.push_str(&self.target);
+                push_loggable_target(line, self.uri.path(), self.uri.query());
                 line.push_str(" route=");
                 line.push_str(route);
                 line.push_str(" status=");
@@ -569,13 +580,14 @@ impl RequestLog {
             });
             return;
         }
+        let target = loggable_target(self.uri.path(), self.uri.query());
         match reason {
             None => tracing::info!(
                 target: REQUEST_TARGET,
                 request_id = %request_id,
                 client = %self.client,
                 method = %Escaped(method.as_str()),
-                path = %self.target,
+                path = %target,
                 route = %route,
                 status,
                 latency_us,
@@ -586,7 +598,7 @@ impl RequestLog {
                 request_id = %request_id,
                 client = %self.client,
                 method = %Escaped(method.as_str()),
-                path = %self.target,
+                path = %target,
                 route = %route,
                 status,
                 latency_us,

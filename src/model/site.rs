@@ -117,16 +117,22 @@ pub fn normalize_site(input: &str) -> Result<Site, SiteError> {
     if host.is_empty() {
         return Err(SiteError::new("the site has no host name"));
     }
-    let ascii = if is_plain_ascii_name(host) {
+    let ascii: std::borrow::Cow<'_, str> = if is_plain_ascii_name(host) {
         // Letters, digits, `-` and `.` without a punycode label: IDNA maps these to
         // themselves, lower-cased (the usual site, and the update check's hot path).
-        host.to_ascii_lowercase()
+        if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            host.to_ascii_lowercase().into()
+        } else {
+            host.into()
+        }
     } else {
-        idna::domain_to_ascii(host).map_err(|_| {
-            SiteError::new(format!(
-                "`{host}` is not a valid host name (internationalized names must follow IDNA)"
-            ))
-        })?
+        idna::domain_to_ascii(host)
+            .map_err(|_| {
+                SiteError::new(format!(
+                    "`{host}` is not a valid host name (internationalized names must follow IDNA)"
+                ))
+            })?
+            .into()
     };
     // After the mapping: a full-width `１２７.０.０.１` is now an address too.
     if let Ok(ip) = ascii.parse::<Ipv4Addr>() {
@@ -266,8 +272,10 @@ fn check_host_name(name: &str) -> Result<(), SiteError> {
 /// The site in a WordPress User-Agent (`WordPress/6.4; https://example.com`): the URL
 /// part, trimmed, to be given to [`normalize_site`]; `None` for any other User-Agent.
 pub fn site_from_user_agent(ua: &str) -> Option<&str> {
-    let (_version, rest) = ua.strip_prefix("WordPress/")?.split_once(';')?;
-    let site = rest.split(';').next()?.trim();
+    // Cut at the `;` bytes (ASCII: char boundaries), no pattern searchers.
+    let rest = ua.strip_prefix("WordPress/")?;
+    let rest = &rest[rest.bytes().position(|b| b == b';')? + 1..];
+    let site = rest[..rest.bytes().position(|b| b == b';').unwrap_or(rest.len())].trim();
     (!site.is_empty()).then_some(site)
 }
 

@@ -400,10 +400,19 @@ impl<'de> Deserialize<'de> for Version {
 /// ignored. Missing components are `0` (`6.4` = `6.4.0`), as WordPress itself compares
 /// requirements since 6.5 (`is_wp_version_compatible` drops a trailing `.0` and strips
 /// `-…` suffixes from its own version).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlatformVersion(Vec<u64>);
+/// Up to [`PlatformVersion::MAX_PARTS`] numbers are read (no platform has more); they are
+/// kept inline, so reading a client's version allocates nothing.
+#[derive(Debug, Clone)]
+pub struct PlatformVersion {
+    /// The numbers read, then zeros: the order is the arrays' (a missing component is 0).
+    parts: [u64; PlatformVersion::MAX_PARTS],
+    len: u8,
+}
 
 impl PlatformVersion {
+    /// The most leading numbers read; any after them are ignored.
+    pub const MAX_PARTS: usize = 8;
+
     /// `None` when `text` does not start with a number (after blanks and a `v`).
     pub fn parse_lenient(text: &str) -> Option<PlatformVersion> {
         let text = text.trim();
@@ -411,39 +420,48 @@ impl PlatformVersion {
             .strip_prefix('v')
             .or_else(|| text.strip_prefix('V'))
             .unwrap_or(text);
-        let mut numbers = Vec::new();
+        let mut version = PlatformVersion {
+            parts: [0; Self::MAX_PARTS],
+            len: 0,
+        };
+        // `.` is ASCII: cutting at its bytes keeps char boundaries.
         for part in text.split('.') {
-            let digits = part
-                .find(|c: char| !c.is_ascii_digit())
-                .map_or(part, |end| &part[..end]);
-            if digits.is_empty() {
+            let end = part
+                .bytes()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(part.len());
+            let digits = &part[..end];
+            if digits.is_empty() || usize::from(version.len) == Self::MAX_PARTS {
                 break;
             }
             // Saturates: a 30-digit component is only ever compared, never shown.
-            numbers.push(digits.parse().unwrap_or(u64::MAX));
+            version.parts[usize::from(version.len)] = digits.parse().unwrap_or(u64::MAX);
+            version.len += 1;
             if digits.len() < part.len() {
                 break;
             }
         }
-        (!numbers.is_empty()).then_some(PlatformVersion(numbers))
+        (version.len > 0).then_some(version)
     }
 
     pub fn components(&self) -> &[u64] {
-        &self.0
+        &self.parts[..usize::from(self.len)]
     }
 }
 
+/// Equal as ordered: `6.4` and `6.4.0` are the same version.
+impl PartialEq for PlatformVersion {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts == other.parts
+    }
+}
+
+impl Eq for PlatformVersion {}
+
 impl Ord for PlatformVersion {
     fn cmp(&self, other: &Self) -> Ordering {
-        let len = self.0.len().max(other.0.len());
-        (0..len)
-            .map(|i| {
-                let a = self.0.get(i).copied().unwrap_or(0);
-                let b = other.0.get(i).copied().unwrap_or(0);
-                a.cmp(&b)
-            })
-            .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
+        // Zero-padded alike: `6.4` and `6.4.0` compare equal.
+        self.parts.cmp(&other.parts)
     }
 }
 
@@ -909,6 +927,11 @@ mod tests {
         assert_eq!(p(""), None);
         assert_eq!(p("latest"), None);
         assert_eq!(p(".5"), None);
+        // The first eight numbers; `6.4` is `6.4.0`.
+        assert_eq!(p("1.2.3.4.5.6.7.8.9"), Some(vec![1, 2, 3, 4, 5, 6, 7, 8]));
+        let v = |text| PlatformVersion::parse_lenient(text).unwrap();
+        assert_eq!(v("6.4"), v("6.4.0"));
+        assert!(v("6.4.1") > v("6.4") && v("6.10") > v("6.9") && v("7") > v("6.99.99"));
     }
 
     #[test]

@@ -332,14 +332,16 @@ fn site_of(call: &Call, pairs: &[Pair<'_>]) -> Option<Place> {
 fn wordpress_version(call: &Call) -> Option<&str> {
     let agent = header_str(call, &header::USER_AGENT)?;
     let rest = agent.strip_prefix("WordPress/")?;
-    Some(rest.split(';').next().unwrap_or(rest).trim())
+    // `;` is ASCII: cutting at its byte keeps a char boundary.
+    let end = rest.bytes().position(|b| b == b';').unwrap_or(rest.len());
+    Some(rest[..end].trim())
 }
 
 /// The base of the absolute links in answers (SPEC §8.1 item 5): `--public-url`, else the
 /// request's Host (and `X-Forwarded-Proto`/`-Host` under `--trust-proxy`).
-pub fn base_url(app: &App, call: &Call) -> String {
+pub fn base_url<'a>(app: &'a App, call: &Call) -> std::borrow::Cow<'a, str> {
     if let Some(url) = &app.settings.public_url {
-        return url.clone();
+        return std::borrow::Cow::Borrowed(url);
     }
     let headers = &call.input.parts.headers;
     let forwarded = |name: &str| {
@@ -365,7 +367,7 @@ pub fn base_url(app: &App, call: &Call) -> String {
     let mut url = String::with_capacity(scheme.len() + host.len());
     url.push_str(scheme);
     url.push_str(host);
-    url
+    std::borrow::Cow::Owned(url)
 }
 
 fn json_no_store(status: StatusCode, value: &Value) -> Response<Body> {
