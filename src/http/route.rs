@@ -296,6 +296,9 @@ enum Seg {
 /// The rows that share one path pattern.
 struct Group {
     segs: Vec<Seg>,
+    /// The literal segments after the first (which the bucket matched), by position:
+    /// what a path of the right length must also match.
+    literals: Vec<(usize, &'static str)>,
     /// Indexes into [`Table::rows`].
     rows: Vec<usize>,
     allow: Methods,
@@ -363,6 +366,15 @@ impl Table {
                 }
                 None => groups.push(Group {
                     allow: Methods::default().with(&row.method),
+                    literals: segs
+                        .iter()
+                        .enumerate()
+                        .skip(1)
+                        .filter_map(|(i, seg)| match seg {
+                            Seg::Literal(literal) => Some((i, *literal)),
+                            Seg::Param(_) => None,
+                        })
+                        .collect(),
                     segs,
                     rows: vec![index],
                 }),
@@ -462,18 +474,20 @@ impl Table {
         }
         let segment = |i: usize| &path[usize::from(segments[i].0)..usize::from(segments[i].1)];
         let table = self;
-        let fits = |group: &Group| {
-            group.segs.iter().enumerate().all(|(i, seg)| match seg {
-                Seg::Literal(literal) => segment(i) == *literal,
-                Seg::Param(_) => true,
-            })
-        };
-        let group = table.by_len[n]
-            .iter()
-            .filter(|bucket| bucket.first.is_none_or(|first| segment(0) == first))
-            .flat_map(|bucket| bucket.groups.iter().map(|&i| &table.groups[i]))
-            .find(|group| fits(group))
-            .ok_or_else(not_found)?;
+        let fits = |group: &Group| group.literals.iter().all(|&(i, l)| segment(i) == l);
+        let mut found = None;
+        'buckets: for bucket in &table.by_len[n] {
+            if bucket.first.is_some_and(|first| segment(0) != first) {
+                continue;
+            }
+            for &i in &bucket.groups {
+                if fits(&table.groups[i]) {
+                    found = Some(&table.groups[i]);
+                    break 'buckets;
+                }
+            }
+        }
+        let group = found.ok_or_else(not_found)?;
         let wanted = if *method == Method::HEAD {
             &Method::GET
         } else {
