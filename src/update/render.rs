@@ -296,7 +296,10 @@ pub fn edd_get_version(
             d.kept(run(offer, Run::EddA), |d| {
                 d.str("banners", &php_of(offer.banners));
             });
-            d.str("download_link", package);
+            // The link twice (`download_link`, `package`): escaped once.
+        let mut link = Vec::with_capacity(package.len() + 2);
+        push_str(&mut link, package);
+        d.raw("download_link", &link);
             d.kept(run(offer, Run::EddB), |d| {
                 d.str("homepage", homepage);
                 d.str("icons", &php_of(offer.icons));
@@ -305,7 +308,7 @@ pub fn edd_get_version(
             d.str("msg", msg);
             d.kept(run(offer, Run::EddC), |d| d.str("name", offer.name));
             d.str("new_version", offer.version);
-            d.str("package", package);
+            d.raw("package", &link);
             d.kept(run(offer, Run::EddD), |d| {
                 d.str("requires", offer.requires.unwrap_or_default());
                 d.str("requires_php", offer.requires_php.unwrap_or_default());
