@@ -101,7 +101,9 @@ impl DownloadKeys for LicensingKeys {
                 .iter()
                 .any(|a| match (&a.identity, &wanted, site) {
                     (Identity::Site(theirs), Some(ours), _) => theirs == ours,
-                    (Identity::Machine(theirs), None, Some(machine)) => theirs == machine,
+                    // The link binds a machine as sent, and a fingerprint may read as a
+                    // host name (`fp-1234abcd`): a machine activation matches it as text.
+                    (Identity::Machine(theirs), _, Some(machine)) => theirs == machine,
                     _ => false,
                 });
             if !active {

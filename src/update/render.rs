@@ -297,9 +297,9 @@ pub fn edd_get_version(
                 d.str("banners", &php_of(offer.banners));
             });
             // The link twice (`download_link`, `package`): escaped once.
-        let mut link = Vec::with_capacity(package.len() + 2);
-        push_str(&mut link, package);
-        d.raw("download_link", &link);
+            let mut link = Vec::with_capacity(package.len() + 2);
+            push_str(&mut link, package);
+            d.raw("download_link", &link);
             d.kept(run(offer, Run::EddB), |d| {
                 d.str("homepage", homepage);
                 d.str("icons", &php_of(offer.icons));

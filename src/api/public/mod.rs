@@ -323,9 +323,10 @@ fn site_of(call: &Call, pairs: &[Pair<'_>]) -> Option<Place> {
     {
         return Some(Place::Site(site));
     }
+    // As activations store it (trimmed, no blanks or controls, ≤ 128 characters).
     get(pairs, "machine")
-        .filter(|m| m.len() <= 128)
-        .map(|m| Place::Machine(m.to_owned()))
+        .and_then(|m| crate::model::licensing::check_machine(m).ok())
+        .map(Place::Machine)
 }
 
 /// The WordPress version from `WordPress/6.4; https://…`.

@@ -291,7 +291,7 @@ async fn download_keys_gate_checks_with_activation_and_are_checked_again_at_down
     let created = send(
         Method::POST,
         "/api/v1/download-keys".into(),
-        json!({"customer_id": customer, "product_ids": [pid]}),
+        json!({"customer_id": customer, "product_ids": [pid], "activation_limit": 2}),
     )
     .send()
     .await
@@ -357,6 +357,48 @@ async fn download_keys_gate_checks_with_activation_and_are_checked_again_at_down
         "no key in a link"
     );
     assert_eq!(server.request(Method::GET, &path).send().await.status, 200);
+
+    // An app activated by a machine fingerprint that reads as a host name: its check
+    // (no WordPress User-Agent) gets a link, and the link downloads.
+    let outcome = upkeep::service::licensing::activate(
+        &ctx,
+        &rules,
+        &account,
+        Some(upkeep::model::ProductId(pid)),
+        Some(&key),
+        upkeep::service::licensing::Target::Machine("fp-1234abcd".into()),
+        None,
+        None,
+    )
+    .unwrap()
+    .durable_blocking()
+    .unwrap();
+    assert!(outcome.valid(), "{outcome:?}");
+    let app_check = |machine: &str| {
+        format!(
+            "/api/v1/products/{pid}/update?installed_version=1.0.0&download_key={key}&machine={machine}"
+        )
+    };
+    let app = server
+        .request(Method::GET, &app_check("%20fp-1234abcd"))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(app["update"]["license"], json!({"valid": true}), "{app}");
+    let app_path = path_of(app["update"]["download_url"].as_str().unwrap());
+    assert_eq!(
+        server.request(Method::GET, &app_path).send().await.status,
+        200
+    );
+    let other = server
+        .request(Method::GET, &app_check("fp-other"))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(
+        other["update"]["license"]["code"], "site_inactive",
+        "{other}"
+    );
 
     // Disabled since the link was made: 403 with the reason.
     send(
