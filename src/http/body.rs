@@ -20,7 +20,7 @@ pub const CHUNK: usize = 64 * 1024;
 /// on the blocking pool, the one read ahead) plus what hyper queues for the socket, which
 /// the server bounds to about two chunks (`MAX_BUF_SIZE` in `server.rs`). 100 concurrent
 /// downloads of 100 MiB grew the server by 3 MiB (2026-12-01, `benches/README.md`; 13–17
-/// MiB before [`YIELD_EVERY`]).
+/// MiB before `YIELD_EVERY`).
 /// (128 KiB, with the cached reads, measured no faster — 1.29× nginx against 1.27× in one
 /// A/B run — and grew the server by 28 MiB against 13 MiB.)
 pub const FILE_CHUNK: usize = 64 * 1024;

@@ -4,12 +4,14 @@
 //!
 //! - [`answer`] — [`answer::Offer`] / [`answer::Answer`]: what the decision (§8.1) says,
 //!   the licence codes (§9), "nothing to offer", `last_updated`'s format.
-//! - [`render`] — one renderer per dialect (§8.2): borrowed `#[derive(Serialize)]`
-//!   documents written straight into the body's bytes; `golden.rs` (tests) pins every
-//!   dialect's exact bytes (`tests/fixtures/dialects/rendered.txt`).
+//! - [`render`] — one renderer per dialect (§8.2), written field by field into the body's
+//!   bytes with [`json`] (serde_json's escaping); the runs of fields a version fixes are
+//!   rendered once per cached version ([`render::Kept`]) and copied after; `golden.rs`
+//!   (tests) pins every dialect's exact bytes (`tests/fixtures/dialects/rendered.txt`).
 //! - [`php`] — `serialize()` for EDD's `sections`, `banners`, `icons`.
 //! - [`link`] — `/dl/{token}/{filename}` tokens (§8.1 item 3, §8.4): signed, expiring.
-//! - [`decide`] — the decision itself over cached catalogue views ([`decide::Views`]).
+//! - [`decide`] — the decision itself over cached catalogue views ([`decide::Views`]);
+//!   the caller's site arrives normalized once, or as a machine ([`decide::Place`]).
 //! - [`request`] — doubly encoded form values, EDD's `item_name` slugs, EDD batches.
 
 pub mod answer;
