@@ -472,8 +472,9 @@ fn push_ip(line: &mut String, ip: std::net::IpAddr) {
     }
 }
 
-/// Appends `n` in decimal.
-fn push_u64(line: &mut String, mut n: u64) {
+/// Appends `n` in decimal (what `write!(line, "{n}")` writes, without the formatter; the
+/// log line's numbers and PHP's string lengths, `update::php`).
+pub(crate) fn push_u64(line: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {

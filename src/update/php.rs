@@ -52,7 +52,7 @@ pub fn serialize_string_map<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> S
 /// building no [`Php`] value.
 pub fn write_string_map<K: AsRef<str>, V: AsRef<str>>(out: &mut String, pairs: &[(K, V)]) {
     out.push_str("a:");
-    push_len(out, pairs.len());
+    crate::telemetry::push_u64(out, pairs.len() as u64);
     out.push_str(":{");
     for (key, value) in pairs {
         write_key(out, key.as_ref());
@@ -83,7 +83,7 @@ fn write_value(out: &mut String, value: &Php) {
         Php::Str(s) => write_str(out, s),
         Php::Array(items) => {
             out.push_str("a:");
-            push_len(out, items.len());
+            crate::telemetry::push_u64(out, items.len() as u64);
             out.push_str(":{");
             for (key, item) in items {
                 write_key(out, key);
@@ -97,27 +97,10 @@ fn write_value(out: &mut String, value: &Php) {
 /// `s:<bytes>:"<raw bytes>";` — no escaping: PHP reads exactly `<bytes>` bytes.
 fn write_str(out: &mut String, s: &str) {
     out.push_str("s:");
-    push_len(out, s.len());
+    crate::telemetry::push_u64(out, s.len() as u64);
     out.push_str(":\"");
     out.push_str(s);
     out.push_str("\";");
-}
-
-/// Appends `n` in decimal (what `write!(out, "{n}")` writes, without the formatter).
-fn push_len(out: &mut String, mut n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
 }
 
 /// The integer PHP turns an array key into, if it does: an optional `-` then digits with

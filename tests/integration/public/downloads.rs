@@ -327,24 +327,28 @@ async fn download_keys_gate_checks_with_activation_and_are_checked_again_at_down
     assert_eq!(unknown["license"]["code"], "not_found");
 
     // Activate example.com (through the service, as the licensing dialects do).
-    let ctx = server.app().ctx(None, server.now());
-    let rules = server.app().settings.activation_rules();
-    let account = upkeep::model::AccountPrefix::parse("acme").unwrap();
+    let activate = |target: upkeep::service::licensing::Target| {
+        let ctx = server.app().ctx(None, server.now());
+        let rules = server.app().settings.activation_rules();
+        let account = upkeep::model::AccountPrefix::parse("acme").unwrap();
+        let pid = Some(upkeep::model::ProductId(pid));
+        let outcome = upkeep::service::licensing::activate(
+            &ctx,
+            &rules,
+            &account,
+            pid,
+            Some(&key),
+            target,
+            None,
+            None,
+        )
+        .unwrap()
+        .durable_blocking()
+        .unwrap();
+        assert!(outcome.valid(), "{outcome:?}");
+    };
     let site = upkeep::model::normalize_site("https://example.com").unwrap();
-    let outcome = upkeep::service::licensing::activate(
-        &ctx,
-        &rules,
-        &account,
-        Some(upkeep::model::ProductId(pid)),
-        Some(&key),
-        upkeep::service::licensing::Target::Site(site),
-        None,
-        None,
-    )
-    .unwrap()
-    .durable_blocking()
-    .unwrap();
-    assert!(outcome.valid(), "{outcome:?}");
+    activate(upkeep::service::licensing::Target::Site(site));
     let valid = get(&server, &check(&key.to_uppercase())).await.expect(200);
     assert_eq!(
         valid["license"],
@@ -360,20 +364,9 @@ async fn download_keys_gate_checks_with_activation_and_are_checked_again_at_down
 
     // An app activated by a machine fingerprint that reads as a host name: its check
     // (no WordPress User-Agent) gets a link, and the link downloads.
-    let outcome = upkeep::service::licensing::activate(
-        &ctx,
-        &rules,
-        &account,
-        Some(upkeep::model::ProductId(pid)),
-        Some(&key),
-        upkeep::service::licensing::Target::Machine("fp-1234abcd".into()),
-        None,
-        None,
-    )
-    .unwrap()
-    .durable_blocking()
-    .unwrap();
-    assert!(outcome.valid(), "{outcome:?}");
+    activate(upkeep::service::licensing::Target::Machine(
+        "fp-1234abcd".into(),
+    ));
     let app_check = |machine: &str| {
         format!(
             "/api/v1/products/{pid}/update?installed_version=1.0.0&download_key={key}&machine={machine}"
