@@ -49,7 +49,7 @@ pub use token::{
 };
 pub use version::{
     MAX_COMPONENT, Maturity, PlatformVersion, VERSION_RULE, Version, VersionError, VersionProblem,
-    requirement_met,
+    minimum_met, requirement_met,
 };
 
 use std::fmt;

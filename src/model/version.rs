@@ -480,9 +480,17 @@ pub fn requirement_met(required: Option<&str>, client: Option<&str>) -> bool {
     let Some(client) = client.and_then(PlatformVersion::parse_lenient) else {
         return true;
     };
-    match required.and_then(PlatformVersion::parse_lenient) {
-        Some(required) => client >= required,
-        None => true,
+    let required = required.and_then(PlatformVersion::parse_lenient);
+    minimum_met(required.as_ref(), Some(&client))
+}
+
+/// [`requirement_met`] over versions already read (the update decision parses a
+/// version's minimums once, when its view is built): met unless both are known and the
+/// client's is lower.
+pub fn minimum_met(required: Option<&PlatformVersion>, client: Option<&PlatformVersion>) -> bool {
+    match (required, client) {
+        (Some(required), Some(client)) => client >= required,
+        _ => true,
     }
 }
 

@@ -13,7 +13,7 @@ use super::link::{Grant, LinkKey};
 use crate::model::catalog::{StaticKey, check_static_key};
 use crate::model::{
     AccountPrefix, BlobHash, Channel, FileId, LicenseModel, Maturity, PlatformVersion, Product,
-    ProductId, ProductKind, Release, Timestamp, Version, rollout_admits,
+    ProductId, ProductKind, Release, Timestamp, Version, minimum_met, rollout_admits,
 };
 use crate::store::{Store, StoreError};
 use std::collections::HashMap;
@@ -326,13 +326,6 @@ impl Place {
             Place::Machine(machine) => machine,
         }
     }
-
-    pub fn site(&self) -> Option<&crate::model::Site> {
-        match self {
-            Place::Site(site) => Some(site),
-            Place::Machine(_) => None,
-        }
-    }
 }
 
 /// How the caller's key stands for a product: the code, and the key's id for the link
@@ -457,7 +450,7 @@ pub fn decide<'a>(
     let product = &view.product;
     let site = check.site.map(Place::as_str).filter(|s| !s.is_empty());
     let visible = |v: &&VersionView| rollout_admits(product.id.0, site, v.rollout);
-    // The client's platform versions, read once (`model::requirement_met`'s rules).
+    // The client's platform versions, read once (`model::minimum_met` compares them).
     let client =
         [check.platform, check.php].map(|text| text.and_then(PlatformVersion::parse_lenient));
     let meets = |v: &&VersionView| {
@@ -554,15 +547,6 @@ fn license_of(
         },
         (LicenseModel::StaticKeys, Some(key)) => check_static(vault, product, key, &date_of(now)),
         (LicenseModel::DownloadKeys, Some(key)) => keys.check(store, product, key, check.site, now),
-    }
-}
-
-/// [`crate::model::requirement_met`] over parsed versions: met unless both are known
-/// and the client's is lower.
-fn minimum_met(required: Option<&PlatformVersion>, client: Option<&PlatformVersion>) -> bool {
-    match (required, client) {
-        (Some(required), Some(client)) => client >= required,
-        _ => true,
     }
 }
 
