@@ -21,6 +21,29 @@ use http::{HeaderValue, Method, Request, Response};
 use std::net::IpAddr;
 use std::time::Instant;
 
+/// How far [`App::start`] got without waiting.
+enum Started<'a> {
+    /// Answered (or refused) already.
+    Done(Result<Response<Body>, Error>),
+    /// The rest: a write row's handler, or a JSON body to read first.
+    Wait(route::Reply<'a>),
+}
+
+enum Prepared<B> {
+    Call(Call),
+    ReadBody(PendingBody<B>),
+}
+
+/// A request whose row reads its JSON body, authenticated, its body not yet read.
+struct PendingBody<B> {
+    row: &'static route::Row,
+    params: route::Params,
+    caller: Option<auth::Caller>,
+    parts: http::request::Parts,
+    body: B,
+    peer: IpAddr,
+}
+
 /// `X-Request-Id`, made once.
 static X_REQUEST_ID: http::header::HeaderName =
     http::header::HeaderName::from_static("x-request-id");
@@ -37,7 +60,11 @@ impl App {
         let method = req.method().clone();
         // The request log's copy of what it needs (nothing when request lines are off).
         let log = RequestLog::start(&req, peer, self.settings.trust_proxy);
-        let (matched, result) = self.respond(req, peer).await;
+        let (matched, step) = self.start(req, peer);
+        let result = match step {
+            Started::Done(result) => result,
+            Started::Wait(reply) => reply.await,
+        };
         let route_name = matched.map_or("unmatched", |(_, row)| row.name);
         let mut refusal = None;
         let mut res = match result {
@@ -88,41 +115,60 @@ impl App {
         res
     }
 
-    async fn respond<B>(
-        &self,
+    /// Everything up to the first wait, without waiting: find the row, refuse what it
+    /// forbids, and run a read row's handler. A row that reads a JSON body or writes
+    /// continues in the boxed future this hands back; the update checks (read rows
+    /// without a body) never build a future at all, so no request-sized state is moved
+    /// from one future into the next on the hot path.
+    fn start<'a, B>(
+        &'a self,
         req: Request<B>,
         peer: IpAddr,
-    ) -> (
-        Option<(usize, &'static route::Row)>,
-        Result<Response<Body>, Error>,
-    )
+    ) -> (Option<(usize, &'static route::Row)>, Started<'a>)
     where
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let matched = match crate::api::find(req.method(), req.uri().path()) {
             Ok(matched) => matched,
-            Err(err) => return (None, Err(err)),
+            Err(err) => return (None, Started::Done(Err(err))),
         };
-        let found = (matched.index, matched.row);
-        (Some(found), self.respond_to(matched, req, peer).await)
+        let found = Some((matched.index, matched.row));
+        let started = match self.call_of(matched, req, peer) {
+            Ok(Prepared::Call(call)) => self.run(call),
+            Ok(Prepared::ReadBody(pending)) => Started::Wait(Box::pin(self.with_body(pending))),
+            Err(err) => Started::Done(Err(err)),
+        };
+        (found, started)
     }
 
-    async fn respond_to<B>(
+    /// The row's handler on a complete call: a read answers now, a write is handed back.
+    fn run(&self, call: Call) -> Started<'_> {
+        match call.row.handler {
+            Handler::Read(read) => Started::Done(read(self, &call)),
+            Handler::Write(write) => Started::Wait(write(self, call)),
+            Handler::ReadFirst(read, write) => match read(self, &call) {
+                Some(answered) => Started::Done(answered),
+                None => Started::Wait(write(self, call)),
+            },
+        }
+    }
+
+    /// The call, or the request still to be read when the row reads a JSON body.
+    fn call_of<B>(
         &self,
         matched: Matched,
         req: Request<B>,
         peer: IpAddr,
-    ) -> Result<Response<Body>, Error>
+    ) -> Result<Prepared<B>, Error>
     where
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let Matched { row, params, .. } = matched;
         let mut stream = None;
-        let need = row.need;
         // Strangers never make us read a body: the credential is checked first.
-        let mut caller = match need {
+        let caller = match row.need {
             Need::Public => None,
             need => Some(self.authenticate(req.headers(), peer, need, self.clock.now())?),
         };
@@ -133,14 +179,14 @@ impl App {
             // Most requests (GETs) have no body: skip the read entirely.
             BodyPolicy::Json if body.is_end_stream() => bytes::Bytes::new(),
             BodyPolicy::Json => {
-                let body = Box::pin(self.read_body(&parts.headers, body)).await?;
-                // The body may have taken up to `body_timeout`: the credential is checked
-                // again against the state now, so a revocation acknowledged meanwhile is
-                // obeyed (SPEC §2).
-                if caller.is_some() {
-                    caller = Some(self.recheck(&parts.headers, need, self.clock.now())?);
-                }
-                body
+                return Ok(Prepared::ReadBody(PendingBody {
+                    row,
+                    params,
+                    caller,
+                    parts,
+                    body,
+                    peer,
+                }));
             }
             BodyPolicy::Stream => {
                 request::check_length(&parts.headers, self.settings.max_upload)?;
@@ -152,7 +198,7 @@ impl App {
                 bytes::Bytes::new()
             }
         };
-        let call = Call {
+        Ok(Prepared::Call(Call {
             row,
             stream,
             caller,
@@ -160,14 +206,42 @@ impl App {
             params,
             now: self.clock.now(),
             peer,
+        }))
+    }
+
+    /// Reads a JSON body, checks the credential again, and runs the row.
+    async fn with_body<B>(&self, pending: PendingBody<B>) -> Result<Response<Body>, Error>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let PendingBody {
+            row,
+            params,
+            mut caller,
+            parts,
+            body,
+            peer,
+        } = pending;
+        let body = self.read_body(&parts.headers, body).await?;
+        // The body may have taken up to `body_timeout`: the credential is checked again
+        // against the state now, so a revocation acknowledged meanwhile is obeyed
+        // (SPEC §2).
+        if caller.is_some() {
+            caller = Some(self.recheck(&parts.headers, row.need, self.clock.now())?);
+        }
+        let call = Call {
+            row,
+            stream: None,
+            caller,
+            input: Input { parts, body },
+            params,
+            now: self.clock.now(),
+            peer,
         };
-        match row.handler {
-            Handler::Read(read) => read(self, &call),
-            Handler::Write(write) => write(self, call).await,
-            Handler::ReadFirst(read, write) => match read(self, &call) {
-                Some(answered) => answered,
-                None => write(self, call).await,
-            },
+        match self.run(call) {
+            Started::Done(answered) => answered,
+            Started::Wait(reply) => reply.await,
         }
     }
 
