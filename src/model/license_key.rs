@@ -232,7 +232,7 @@ pub fn accepted_key(input: &str) -> Result<&str, KeyError> {
     let key = input.trim();
     // The usual case, one pass over the bytes: all of them in the set (ASCII), so the
     // checks below would all pass but the length's.
-    if key.bytes().all(is_key_byte) {
+    if key.bytes().all(|b| class(b) & KEY_BYTE != 0) {
         return if (MIN_KEY_LEN..=MAX_KEY_LEN).contains(&key.len()) {
             Ok(key)
         } else {
@@ -244,7 +244,7 @@ pub fn accepted_key(input: &str) -> Result<&str, KeyError> {
     }
     if let Some(bad) = key
         .chars()
-        .find(|c| !(c.is_ascii() && is_key_byte(*c as u8)))
+        .find(|c| !(c.is_ascii() && class(*c as u8) & KEY_BYTE != 0))
     {
         return Err(KeyError::Character(bad));
     }
@@ -253,11 +253,6 @@ pub fn accepted_key(input: &str) -> Result<&str, KeyError> {
         return Err(KeyError::Length(key.len()));
     }
     Ok(key)
-}
-
-/// A byte of `[A-Za-z0-9._~-]`, the characters a key may hold.
-fn is_key_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'~' | b'-')
 }
 
 /// The form in which a normalized key is stored and compared (hash it, index it):
@@ -295,11 +290,12 @@ pub fn lookup_form_of(key: &str) -> Cow<'_, str> {
 
 /// `8-4-4-4-12` hex digits: 36 bytes, `-` at 8, 13, 18 and 23, hex digits elsewhere.
 fn looks_like_uuid(key: &str) -> bool {
-    key.len() == 36
-        && key.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        })
+    let b = key.as_bytes();
+    b.len() == 36
+        && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-')
+        && [&b[..8], &b[9..13], &b[14..18], &b[19..23], &b[24..]]
+            .iter()
+            .all(|group| group.iter().all(|&c| class(c) & HEX != 0))
 }
 
 fn looks_segmented(key: &str) -> bool {
@@ -311,6 +307,32 @@ fn looks_segmented(key: &str) -> bool {
         groups += 1;
     }
     groups >= 3
+}
+
+/// [`class`]: a byte of `[A-Za-z0-9._~-]`, the characters a key may hold.
+const KEY_BYTE: u8 = 1;
+/// [`class`]: a hex digit, either case.
+const HEX: u8 = 2;
+
+/// The classes of `byte`, from a table (the key checks run on every licensed update
+/// check; a lookup per byte is cheaper than the comparisons).
+fn class(byte: u8) -> u8 {
+    const TABLE: [u8; 256] = {
+        let mut table = [0u8; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            if c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'~' | b'-') {
+                table[b] |= KEY_BYTE;
+            }
+            if c.is_ascii_hexdigit() {
+                table[b] |= HEX;
+            }
+            b += 1;
+        }
+        table
+    };
+    TABLE[usize::from(byte)]
 }
 
 #[cfg(test)]
@@ -410,6 +432,20 @@ mod tests {
             segmented("abcdefghjkmnpqrstuvwxyz23456789", 4, 4).validate(),
             Ok(())
         );
+    }
+
+    #[test]
+    fn the_byte_table_is_the_rule() {
+        for b in 0..=u8::MAX {
+            let key_byte = b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-');
+            assert_eq!(class(b) & KEY_BYTE != 0, key_byte, "{b}");
+            assert_eq!(class(b) & HEX != 0, b.is_ascii_hexdigit(), "{b}");
+        }
+        // A UUID's dashes in the wrong places, or one digit out of the hex range.
+        assert!(looks_like_uuid("3f2504e0-4f89-41d3-9a0c-0305e82c3301"));
+        assert!(!looks_like_uuid("3f2504e04-f89-41d3-9a0c-0305e82c3301"));
+        assert!(!looks_like_uuid("3f2504e0-4f89-41d3-9a0c-0305e82c330g"));
+        assert!(!looks_like_uuid("g f2504e0-4f89-41d3-9a0c-0305e82c3301"));
     }
 
     #[test]
