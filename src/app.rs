@@ -123,7 +123,8 @@ pub struct App {
 /// the hot path touches no cache line another core writes; ids stay unique, and
 /// increase within a thread.
 pub(crate) struct RequestIds {
-    boot: u32,
+    /// This process's boot number, in hex.
+    boot: [u8; 8],
     next: AtomicU64,
     /// Tells this instance's blocks from another's (tests run many apps per thread).
     instance: u64,
@@ -131,6 +132,8 @@ pub(crate) struct RequestIds {
 
 /// Distinguishes [`RequestIds`] instances within the process.
 static REQUEST_ID_INSTANCES: AtomicU64 = AtomicU64::new(1);
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// One request's id, formatted on the stack: `{boot:08x}-{counter:08x}`.
 #[derive(Clone, Copy)]
@@ -140,12 +143,9 @@ pub(crate) struct RequestId {
 }
 
 impl RequestId {
-    fn new(boot: u32, n: u64) -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
+    fn new(boot: &[u8; 8], n: u64) -> Self {
         let mut bytes = [0u8; 25];
-        for (i, byte) in bytes[..8].iter_mut().enumerate() {
-            *byte = HEX[((boot >> (28 - 4 * i)) & 0xf) as usize];
-        }
+        bytes[..8].copy_from_slice(boot);
         bytes[8] = b'-';
         let digits = (16 - (n.leading_zeros() / 4) as usize).max(8);
         for i in 0..digits {
@@ -155,6 +155,15 @@ impl RequestId {
             bytes,
             len: (9 + digits) as u8,
         }
+    }
+
+    /// `boot` in eight hex digits.
+    fn boot_hex(boot: u32) -> [u8; 8] {
+        let mut hex = [0u8; 8];
+        for (i, byte) in hex.iter_mut().enumerate() {
+            *byte = HEX[((boot >> (28 - 4 * i)) & 0xf) as usize];
+        }
+        hex
     }
 
     pub(crate) fn as_str(&self) -> &str {
@@ -181,7 +190,7 @@ impl RequestIds {
         // A clash of boot prefixes only makes two processes' ids look alike.
         let _ = getrandom::fill(&mut bytes);
         RequestIds {
-            boot: u32::from_le_bytes(bytes),
+            boot: RequestId::boot_hex(u32::from_le_bytes(bytes)),
             next: AtomicU64::new(1),
             instance: REQUEST_ID_INSTANCES.fetch_add(1, Ordering::Relaxed),
         }
@@ -199,7 +208,7 @@ impl RequestIds {
             block.set((self.instance, next + 1, end));
             next
         });
-        RequestId::new(self.boot, n)
+        RequestId::new(&self.boot, n)
     }
 }
 
@@ -287,11 +296,11 @@ mod tests {
     #[test]
     fn request_ids_are_formatted_and_distinct_across_threads() {
         assert_eq!(
-            RequestId::new(0x3f2a_9c1b, 0x2a).as_str(),
+            RequestId::new(&RequestId::boot_hex(0x3f2a_9c1b), 0x2a).as_str(),
             "3f2a9c1b-0000002a"
         );
         assert_eq!(
-            RequestId::new(1, u64::MAX).as_str(),
+            RequestId::new(&RequestId::boot_hex(1), u64::MAX).as_str(),
             "00000001-ffffffffffffffff"
         );
         let ids = RequestIds::new();

@@ -229,7 +229,7 @@ pub fn normalize_key(input: &str) -> Result<String, KeyError> {
 /// # Errors
 /// As [`normalize_key`].
 pub fn accepted_key(input: &str) -> Result<&str, KeyError> {
-    let key = input.trim();
+    let key = super::trim(input);
     // The usual case, one pass over the bytes: all of them in the set (ASCII), so the
     // checks below would all pass but the length's.
     if key.bytes().all(|b| class(b) & KEY_BYTE != 0) {

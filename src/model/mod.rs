@@ -129,3 +129,25 @@ impl fmt::Display for DomainError {
 }
 
 impl std::error::Error for DomainError {}
+
+/// `text.trim()`, without the char-pattern machinery when neither end can be blank (the
+/// usual input of an update check: several of its fields are trimmed per request).
+pub fn trim(text: &str) -> &str {
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn trim_is_str_trim() {
+        for text in [
+            "", " ", "a", " a", "a ", "\ta\n", "abc", "a b", "\u{a0}a", "a\u{3000}", "é", "aé",
+            "éa", "\u{85}", "~x~",
+        ] {
+            assert_eq!(super::trim(text), text.trim(), "{text:?}");
+        }
+    }
+}

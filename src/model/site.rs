@@ -87,7 +87,7 @@ impl std::error::Error for SiteError {}
 /// `%`, `<`…), has an empty label or one over 63 characters, is over 253 characters, ends
 /// in a numeric label without being an IPv4 address, or has a bad port.
 pub fn normalize_site(input: &str) -> Result<Site, SiteError> {
-    let input = input.trim();
+    let input = super::trim(input);
     if let Some(site) = plain_site(input) {
         return Ok(site);
     }
@@ -334,7 +334,7 @@ pub fn site_from_user_agent(ua: &str) -> Option<&str> {
     // Cut at the `;` bytes (ASCII: char boundaries), no pattern searchers.
     let rest = ua.strip_prefix("WordPress/")?;
     let rest = &rest[rest.bytes().position(|b| b == b';')? + 1..];
-    let site = rest[..rest.bytes().position(|b| b == b';').unwrap_or(rest.len())].trim();
+    let site = super::trim(&rest[..rest.bytes().position(|b| b == b';').unwrap_or(rest.len())]);
     (!site.is_empty()).then_some(site)
 }
 

@@ -415,7 +415,7 @@ impl PlatformVersion {
 
     /// `None` when `text` does not start with a number (after blanks and a `v`).
     pub fn parse_lenient(text: &str) -> Option<PlatformVersion> {
-        let text = text.trim();
+        let text = super::trim(text);
         let text = text
             .strip_prefix('v')
             .or_else(|| text.strip_prefix('V'))

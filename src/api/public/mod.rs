@@ -335,7 +335,7 @@ fn wordpress_version(call: &Call) -> Option<&str> {
     let rest = agent.strip_prefix("WordPress/")?;
     // `;` is ASCII: cutting at its byte keeps a char boundary.
     let end = rest.bytes().position(|b| b == b';').unwrap_or(rest.len());
-    Some(rest[..end].trim())
+    Some(crate::model::trim(&rest[..end]))
 }
 
 /// The base of the absolute links in answers (SPEC §8.1 item 5): `--public-url`, else the
@@ -358,7 +358,7 @@ pub fn base_url<'a>(app: &'a App, call: &Call) -> std::borrow::Cow<'a, str> {
             !h.is_empty()
                 && h.len() <= 255
                 && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']' | b'_'))
         })
         .unwrap_or("localhost");
     let scheme = match forwarded("x-forwarded-proto") {
@@ -401,7 +401,7 @@ fn answer<'a>(
         ttl_secs: app.settings.download_url_ttl.as_secs(),
     };
     let licensed = view.product.license != crate::model::LicenseModel::Free;
-    let keyed = check.key.is_some_and(|k| !k.trim().is_empty());
+    let keyed = check.key.is_some_and(|k| !crate::model::trim(k).is_empty());
     let client = crate::throttle::client_addr(
         call.peer,
         &call.input.parts.headers,
