@@ -121,6 +121,9 @@ pub struct Offer<'a> {
     /// The signed `/dl/…` URL (`link.rs`), absent when the caller may not download or
     /// there is nothing to offer.
     pub download_link: Option<String>,
+    /// `download_link` needs no JSON escaping (its base had nothing to escape, and the
+    /// rest of a link never has): written as it is.
+    pub link_plain: bool,
     pub homepage: Option<&'a str>,
     pub author: Option<&'a str>,
     pub author_homepage: Option<&'a str>,
@@ -185,6 +188,7 @@ impl<'a> Answer<'a> {
             Offer {
                 version,
                 download_link: None,
+                link_plain: false,
                 ..offer
             },
             reason,
@@ -324,6 +328,7 @@ mod tests {
             slug: "p",
             version: "2.0.0",
             download_link: Some("https://u.example.com/dl/T/p.zip".into()),
+            link_plain: false,
             homepage: None,
             author: None,
             author_homepage: None,

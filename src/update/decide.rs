@@ -523,6 +523,8 @@ pub fn decide<'a>(
             .key
             .download_url(links.base_url, &grant, &v.filename)
             .ok();
+        // The rest of a link is base64url and a percent-escaped file name.
+        offer.link_plain = super::json::is_plain(links.base_url);
     }
     (Answer::Update(offer), stable)
 }
@@ -593,6 +595,7 @@ fn base_offer(view: &ProductView, code: LicenseCode) -> Offer<'_> {
         slug: &product.slug,
         version: "",
         download_link: None,
+        link_plain: false,
         homepage: product.homepage.as_deref(),
         author: product.author.as_deref(),
         author_homepage: product.author_homepage.as_deref(),

@@ -47,6 +47,7 @@ fn plain() -> Offer<'static> {
         slug: "example-plugin",
         version: "1.1.0",
         download_link: Some(DL.into()),
+        link_plain: false,
         homepage: Some("https://updates.example.com/"),
         author: Some("Example Vendor"),
         author_homepage: None,
@@ -83,6 +84,7 @@ fn rich() -> Offer<'static> {
         download_link: Some(
             "https://updates.example.com/dl/Zz_-09/unicode%20plugin.zip?x=1&y=</script>".into(),
         ),
+        link_plain: false,
         homepage: Some("https://example.com/a/b?c=d&e=f"),
         author: Some("Jöhn \u{1}O'Neil\u{7f}"),
         author_homepage: Some("https://example.com/~john/"),
@@ -118,6 +120,7 @@ fn bare() -> Offer<'static> {
         slug: "bare",
         version: "0.1.0",
         download_link: None,
+        link_plain: false,
         homepage: None,
         author: None,
         author_homepage: None,
@@ -137,6 +140,7 @@ fn bare() -> Offer<'static> {
 fn locked(offer: Offer<'static>, code: LicenseCode) -> Offer<'static> {
     Offer {
         download_link: None,
+        link_plain: false,
         license: LicenseState::new(code),
         ..offer
     }
@@ -216,6 +220,18 @@ fn same_kept(
     };
     assert_eq!(render(&kept), fresh, "kept runs written");
     assert_eq!(render(&kept), fresh, "kept runs copied");
+    // A link known to be plain is written as it is, with the same bytes.
+    if offer
+        .download_link
+        .as_deref()
+        .is_some_and(super::json::is_plain)
+    {
+        let plain = Offer {
+            link_plain: true,
+            ..offer.clone()
+        };
+        assert_eq!(render(&plain), fresh, "plain link copied");
+    }
     fresh
 }
 

@@ -16,6 +16,11 @@ pub fn push_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
 }
 
+/// Whether `text` is written as it is inside a JSON string (nothing to escape).
+pub fn is_plain(text: &str) -> bool {
+    !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
@@ -132,6 +137,21 @@ impl<'o> Obj<'o> {
     pub fn opt_str(&mut self, key: &'static str, value: Option<&str>) {
         if let Some(value) = value {
             self.str(key, value);
+        }
+    }
+
+    /// A string field known to need no escaping when `plain` (a download link: see
+    /// `Offer::link_plain`), left out when `None`.
+    pub fn opt_link(&mut self, key: &'static str, value: Option<&str>, plain: bool) {
+        match value {
+            Some(value) if plain => {
+                debug_assert!(is_plain(value), "{value:?} is not plain");
+                let out = self.key(key);
+                out.push(b'"');
+                out.extend_from_slice(value.as_bytes());
+                out.push(b'"');
+            }
+            value => self.opt_str(key, value),
         }
     }
 

@@ -162,7 +162,7 @@ pub fn wunderupdates(offer: &Offer<'_>) -> Json {
             description,
         ]);
     doc(capacity, |d| {
-        d.opt_str("download_link", link);
+        d.opt_link("download_link", link, offer.link_plain);
         d.kept(run(offer, Run::WuA), |d| {
             d.str("homepage", homepage);
             d.str("last_updated", offer.last_updated);
@@ -189,7 +189,7 @@ fn puc_plugin_fields(d: &mut Obj<'_>, offer: &Offer<'_>) {
         d.str("author_homepage", offer.author_homepage.unwrap_or_default());
         d.sorted("banners", offer.banners);
     });
-    d.opt_str("download_url", offer.download_link.as_deref());
+    d.opt_link("download_url", offer.download_link.as_deref(), offer.link_plain);
     d.kept(run(offer, Run::PucB), |d| {
         d.str("homepage", offer.homepage.unwrap_or_default());
         d.sorted("icons", offer.icons);
@@ -235,7 +235,7 @@ pub fn puc_theme(offer: &Offer<'_>, links: &Links<'_>) -> Json {
     let details_url = links.changelog(offer.slug);
     doc(256 + details_url.len(), |d| {
         d.str("details_url", &details_url);
-        d.opt_str("download_url", offer.download_link.as_deref());
+        d.opt_link("download_url", offer.download_link.as_deref(), offer.link_plain);
         d.str("version", offer.version);
     })
 }
@@ -298,7 +298,13 @@ pub fn edd_get_version(
             });
             // The link twice (`download_link`, `package`): escaped once.
             let mut link = Vec::with_capacity(package.len() + 2);
-            push_str(&mut link, package);
+            if offer.link_plain {
+                link.push(b'"');
+                link.extend_from_slice(package.as_bytes());
+                link.push(b'"');
+            } else {
+                push_str(&mut link, package);
+            }
             d.raw("download_link", &link);
             d.kept(run(offer, Run::EddB), |d| {
                 d.str("homepage", homepage);
@@ -545,6 +551,7 @@ mod tests {
             slug: "example-plugin",
             version: "1.1.0",
             download_link: Some(DL.into()),
+            link_plain: false,
             homepage: Some("https://updates.example.com/"),
             author: Some("Example Vendor"),
             author_homepage: None,
@@ -573,6 +580,7 @@ mod tests {
     fn locked(code: LicenseCode) -> Offer<'static> {
         Offer {
             download_link: None,
+            link_plain: false,
             license: LicenseState::new(code),
             ..example()
         }
