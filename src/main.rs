@@ -11,6 +11,9 @@ use upkeep::clock::Clock;
 use upkeep::config::Config;
 use upkeep::datadir::{self, Access, DataDir, DataDirError};
 use upkeep::store::{OpenError, backup};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use upkeep::{App, Store, control, telemetry};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
