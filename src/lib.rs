@@ -102,6 +102,8 @@
 //! - [`metrics`], [`throttle`], [`systemd`], [`clock`], [`telemetry`] — Prometheus
 //!   counters, failed-authentication limits, readiness, time (manual in tests), logging
 //!   (the escaped request line, the `upkeep::audit` change log).
+//! - `swar` — byte tests eight bytes at a time, shared by the hot path's scans (JSON
+//!   escaping, the log line's escape check, form decoding).
 //!
 //! # Adding a route (three places)
 //!
@@ -182,6 +184,7 @@ pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod store;
+mod swar;
 pub mod systemd;
 pub mod telemetry;
 pub mod throttle;

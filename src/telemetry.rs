@@ -298,27 +298,11 @@ fn needs_escape(text: &str) -> bool {
 /// Whether every byte is printable ASCII other than `\\` (0x20–0x7e): eight bytes at a
 /// time, the rest one by one.
 fn is_plain_ascii(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has = |word: u64, byte: u8| {
-        let x = word ^ (ONES * u64::from(byte));
-        x.wrapping_sub(ONES) & !x & HIGHS != 0
-    };
-    let mut words = bytes.chunks_exact(8);
-    for chunk in &mut words {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        // A high bit (non-ASCII), a byte below 0x20, DEL or a backslash.
-        let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
-        if word & HIGHS != 0 || below_space || has(word, 0x7f) || has(word, b'\\') {
-            return false;
-        }
-    }
-    words
-        .remainder()
-        .iter()
-        .all(|b| (0x20..0x7f).contains(b) && *b != b'\\')
+    use crate::swar::{has, has_below, has_high};
+    let (mut words, rest) = crate::swar::words(bytes);
+    // No high bit (non-ASCII), byte below 0x20, DEL or backslash.
+    words.all(|w| !(has_high(w) | has_below(w, 0x20) | has(w, 0x7f) | has(w, b'\\')))
+        && rest.iter().all(|b| (0x20..0x7f).contains(b) && *b != b'\\')
 }
 
 /// Appends `text` as [`Escaped`] writes it, without the formatter when nothing needs
@@ -332,27 +316,31 @@ fn push_escaped(out: &mut String, text: &str) {
     }
 }
 
-/// Query parameters whose values may be logged; every other value is `[redacted]`,
+/// Whether a query parameter's value may be logged; every other value is `[redacted]`,
 /// whatever its name (a license key can hide behind any parameter name).
-const LOGGED_QUERY: &[&str] = &[
-    "limit",
-    "cursor",
-    "name",
-    "format",
-    "from",
-    "to",
-    "before",
-    "product_id",
-    // The public update checks (SPEC §3: an allow-list; keys never, whatever they are called).
-    "installed_version",
-    "edd_action",
-    "action",
-    "slug",
-    "item_id",
-    "beta",
-    "php",
-    "locale",
-];
+fn is_logged_query(name: &str) -> bool {
+    matches!(
+        name,
+        "limit"
+            | "cursor"
+            | "name"
+            | "format"
+            | "from"
+            | "to"
+            | "before"
+            | "product_id"
+            // The public update checks (SPEC §3: an allow-list; keys never, whatever
+            // they are called).
+            | "installed_version"
+            | "edd_action"
+            | "action"
+            | "slug"
+            | "item_id"
+            | "beta"
+            | "php"
+            | "locale"
+    )
+}
 
 /// The request target for the log: the path, and the query with every value that is not
 /// on the allow-list redacted; escaped as [`Escaped`] does.
@@ -388,7 +376,7 @@ fn push_loggable_target(out: &mut String, path: &str, query: Option<&str>) {
             Some(at) => {
                 let name = &pair[..at];
                 push_escaped(out, name);
-                if LOGGED_QUERY.contains(&name) {
+                if is_logged_query(name) {
                     out.push('=');
                     push_escaped(out, &pair[at + 1..]);
                 } else {
@@ -743,6 +731,22 @@ mod tests {
             "/x?license=[redacted]&limit=10&key=[redacted]&flag"
         );
         assert_eq!(loggable_target("/healthz", None), "/healthz");
+        // Every name on the allow-list, and near misses that are not.
+        for name in [
+            "limit", "cursor", "name", "format", "from", "to", "before", "product_id",
+            "installed_version", "edd_action", "action", "slug", "item_id", "beta", "php",
+            "locale",
+        ] {
+            assert!(is_logged_query(name), "{name}");
+            assert!(!is_logged_query(&name.to_uppercase()), "{name}");
+            assert!(!is_logged_query(&format!("{name}s")), "{name}");
+        }
+        // A query with something to escape: names and logged values escaped, each once.
+        assert_eq!(
+            loggable_target("/x", Some("slug=a\nb&key=\\x&n\t=1")),
+            "/x?slug=a\\nb&key=[redacted]&n\\t=[redacted]"
+        );
+        assert_eq!(loggable_target("/x", Some("slug=a\u{7f}")), "/x?slug=a\\x7f");
     }
 
     #[test]

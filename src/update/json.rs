@@ -21,18 +21,10 @@ pub fn is_plain(text: &str) -> bool {
     !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// Whether any byte of `word` is below 0x20, `"` or `\` (exact for "any"; which byte is
-/// left to the byte-by-byte pass).
+/// Whether any byte of `word` is below 0x20, a quote or a backslash.
 fn needs_escape(word: u64) -> bool {
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
-    let quote = word ^ (ONES * u64::from(b'"'));
-    let backslash = word ^ (ONES * u64::from(b'\\'));
-    let has_quote = quote.wrapping_sub(ONES) & !quote;
-    let has_backslash = backslash.wrapping_sub(ONES) & !backslash;
-    (below_space | has_quote | has_backslash) & HIGHS != 0
+    use crate::swar::{has, has_below};
+    has_below(word, 0x20) | has(word, b'"') | has(word, b'\\')
 }
 
 fn push_str_contents(out: &mut Vec<u8>, bytes: &[u8]) {
