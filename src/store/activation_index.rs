@@ -198,10 +198,22 @@ impl ActivationIndex {
             IdentityRef::Site(site) => (b's', site),
             IdentityRef::Machine(machine) => (b'm', machine),
         };
-        let mut hasher = blake3::Hasher::new_keyed(&self.secret);
-        hasher.update(&[tag]);
-        hasher.update(text.as_bytes());
-        let hash = hasher.finalize();
+        // One call over `tag ‖ text` (the same bytes as two updates, cheaper): on the
+        // stack for any site or machine (at most 253 and 128 bytes).
+        let mut buf = [0u8; 256];
+        let hash = match buf.get_mut(1..=text.len()) {
+            Some(rest) => {
+                rest.copy_from_slice(text.as_bytes());
+                buf[0] = tag;
+                blake3::keyed_hash(&self.secret, &buf[..=text.len()])
+            }
+            None => {
+                let mut hasher = blake3::Hasher::new_keyed(&self.secret);
+                hasher.update(&[tag]);
+                hasher.update(text.as_bytes());
+                hasher.finalize()
+            }
+        };
         let mut first = [0u8; 8];
         first.copy_from_slice(&hash.as_bytes()[..8]);
         u64::from_le_bytes(first)
@@ -875,5 +887,28 @@ pub(super) mod tests {
             index.identity_hash(IdentityRef::Site("example.com")),
             index.identity_hash(IdentityRef::Machine("example.com"))
         );
+        // The one-call hash is the two-update stream's, for every length (the stack
+        // buffer's edge, and a text too long for it).
+        let streamed = |tag: u8, text: &str| {
+            let mut hasher = blake3::Hasher::new_keyed(&[1; 32]);
+            hasher.update(&[tag]);
+            hasher.update(text.as_bytes());
+            let mut first = [0u8; 8];
+            first.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
+            u64::from_le_bytes(first)
+        };
+        for len in [0, 1, 63, 64, 200, 254, 255, 256, 300] {
+            let text = "s".repeat(len);
+            assert_eq!(
+                index.identity_hash(IdentityRef::Site(&text)),
+                streamed(b's', &text),
+                "{len}"
+            );
+            assert_eq!(
+                index.identity_hash(IdentityRef::Machine(&text)),
+                streamed(b'm', &text),
+                "{len}"
+            );
+        }
     }
 }

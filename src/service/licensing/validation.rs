@@ -116,7 +116,7 @@ pub fn standing(
     target: Option<&Target>,
     now: Timestamp,
 ) -> Result<(ValidationCode, Option<DownloadKeyId>), Error> {
-    let Some(text) = key.map(str::trim).filter(|k| !k.is_empty()) else {
+    let Some(text) = key.map(crate::model::trim).filter(|k| !k.is_empty()) else {
         return Ok((ValidationCode::MissingKey, None));
     };
     let identity = match target {
