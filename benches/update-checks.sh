@@ -5,9 +5,9 @@
 #   benches/update-checks.sh                     # ~7 minutes, plus the build
 #                                                # and, the first time, ~1 minute of key fill)
 #   DURATION=5 WARMUP=1 benches/update-checks.sh # shorter; also CONNECTIONS=32 THREADS=2
-#   CHECK_ROUNDS=5 CHECK_DURATION=5 benches/update-checks.sh
-#                                                # rounds of the update checks (default 3),
-#                                                # seconds per check run (default 5)
+#   CHECK_ROUNDS=9 CHECK_DURATION=3 benches/update-checks.sh
+#                                                # rounds of the update checks (default 5),
+#                                                # seconds per check run (default 4)
 #   KEYS=100000 benches/update-checks.sh         # keys and activations in the store (default)
 #   ONLY=download benches/update-checks.sh       # parts 2 and 3 only (~2 minutes; no key fill,
 #                                                # no hello, no checks timed)
@@ -38,8 +38,8 @@
 # (`sendfile on`, Debian's defaults otherwise) serving the same zip files from disk, each
 # on a free port, and measures with wrk (--latency -t THREADS -c CONNECTIONS -d DURATION):
 #
-#  1. update checks: CHECK_ROUNDS rounds (default 3) of CHECK_DURATION-second runs
-#     (default 5) in this order, so machine noise hits every side:
+#  1. update checks: CHECK_ROUNDS rounds (default 5) of CHECK_DURATION-second runs
+#     (default 4) in this order, so machine noise hits every side:
 #       hello, WU, hello, PUC, hello, EDD, hello, LIC, hello, hello-LIC, LIC, hello-LIC
 #     (hello-LIC: the hello-world sent LIC's requests by LIC's wrk script, so both sides
 #     of that ratio pay the same client work: the Lua, and longer requests to parse)
@@ -78,8 +78,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10}
-CHECK_ROUNDS=${CHECK_ROUNDS:-3}
-CHECK_DURATION=${CHECK_DURATION:-5}
+CHECK_ROUNDS=${CHECK_ROUNDS:-5}
+CHECK_DURATION=${CHECK_DURATION:-4}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-2}
