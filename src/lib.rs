@@ -11,7 +11,8 @@
 //!
 //! # Layout (reading order; one line a module)
 //!
-//! - `main.rs` — thin: parse, init logging, dispatch, map errors to an exit code.
+//! - `main.rs` — thin: parse, init logging, dispatch, map errors to an exit code; the
+//!   global allocator (mimalloc, without transparent huge pages: see `Cargo.toml`).
 //! - [`cli`] — clap definitions (their doc comments are `--help`); converts admin
 //!   commands into [`admin::AdminCommand`]; `cli/licensing.rs`: `customer`, `key`,
 //!   `activation`. [`defaults`] — every default setting, once.
