@@ -659,7 +659,10 @@ mod tests {
             let p = 10u64.pow(e);
             [p - 1, p, p + 1]
         });
-        for n in (0..=1_000).chain(powers).chain([1_234_567, u64::MAX - 1, u64::MAX]) {
+        for n in (0..=1_000)
+            .chain(powers)
+            .chain([1_234_567, u64::MAX - 1, u64::MAX])
+        {
             let mut line = String::new();
             push_u64(&mut line, n);
             assert_eq!(line, n.to_string());
@@ -733,8 +736,21 @@ mod tests {
         assert_eq!(loggable_target("/healthz", None), "/healthz");
         // Every name on the allow-list, and near misses that are not.
         for name in [
-            "limit", "cursor", "name", "format", "from", "to", "before", "product_id",
-            "installed_version", "edd_action", "action", "slug", "item_id", "beta", "php",
+            "limit",
+            "cursor",
+            "name",
+            "format",
+            "from",
+            "to",
+            "before",
+            "product_id",
+            "installed_version",
+            "edd_action",
+            "action",
+            "slug",
+            "item_id",
+            "beta",
+            "php",
             "locale",
         ] {
             assert!(is_logged_query(name), "{name}");
@@ -746,7 +762,10 @@ mod tests {
             loggable_target("/x", Some("slug=a\nb&key=\\x&n\t=1")),
             "/x?slug=a\\nb&key=[redacted]&n\\t=[redacted]"
         );
-        assert_eq!(loggable_target("/x", Some("slug=a\u{7f}")), "/x?slug=a\\x7f");
+        assert_eq!(
+            loggable_target("/x", Some("slug=a\u{7f}")),
+            "/x?slug=a\\x7f"
+        );
     }
 
     #[test]

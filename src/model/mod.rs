@@ -144,8 +144,21 @@ mod tests {
     #[test]
     fn trim_is_str_trim() {
         for text in [
-            "", " ", "a", " a", "a ", "\ta\n", "abc", "a b", "\u{a0}a", "a\u{3000}", "é", "aé",
-            "éa", "\u{85}", "~x~",
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "\ta\n",
+            "abc",
+            "a b",
+            "\u{a0}a",
+            "a\u{3000}",
+            "é",
+            "aé",
+            "éa",
+            "\u{85}",
+            "~x~",
         ] {
             assert_eq!(super::trim(text), text.trim(), "{text:?}");
         }

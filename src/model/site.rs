@@ -586,7 +586,10 @@ mod tests {
         }
         // The fast path took the usual sites (and not only a handful).
         assert!(tried > 100, "{tried}");
-        assert_eq!(plain_site("https://www.site-0.com/").unwrap().0, "site-0.com");
+        assert_eq!(
+            plain_site("https://www.site-0.com/").unwrap().0,
+            "site-0.com"
+        );
         assert!(plain_site("https://1.2.3.4/").is_none());
         assert!(plain_site("https://xn--bcher-kva.example").is_none());
     }

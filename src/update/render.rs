@@ -189,7 +189,11 @@ fn puc_plugin_fields(d: &mut Obj<'_>, offer: &Offer<'_>) {
         d.str("author_homepage", offer.author_homepage.unwrap_or_default());
         d.sorted("banners", offer.banners);
     });
-    d.opt_link("download_url", offer.download_link.as_deref(), offer.link_plain);
+    d.opt_link(
+        "download_url",
+        offer.download_link.as_deref(),
+        offer.link_plain,
+    );
     d.kept(run(offer, Run::PucB), |d| {
         d.str("homepage", offer.homepage.unwrap_or_default());
         d.sorted("icons", offer.icons);
@@ -235,7 +239,11 @@ pub fn puc_theme(offer: &Offer<'_>, links: &Links<'_>) -> Json {
     let details_url = links.changelog(offer.slug);
     doc(256 + details_url.len(), |d| {
         d.str("details_url", &details_url);
-        d.opt_link("download_url", offer.download_link.as_deref(), offer.link_plain);
+        d.opt_link(
+            "download_url",
+            offer.download_link.as_deref(),
+            offer.link_plain,
+        );
         d.str("version", offer.version);
     })
 }

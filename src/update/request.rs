@@ -266,9 +266,26 @@ mod tests {
                 .collect()
         };
         for body in [
-            "", "&", "&&", "a", "a=", "=x", "a=b=c", "&a", "a&", "a&&b", "a=%41&b", "x+y=1",
-            "k=v+w&n=%2541", "=", "==", "a=1&b=2&c=3", "key=c350e8d1-ea93-4ecc", "é=ü&ü",
-            "%zz=%", "+&+=+",
+            "",
+            "&",
+            "&&",
+            "a",
+            "a=",
+            "=x",
+            "a=b=c",
+            "&a",
+            "a&",
+            "a&&b",
+            "a=%41&b",
+            "x+y=1",
+            "k=v+w&n=%2541",
+            "=",
+            "==",
+            "a=1&b=2&c=3",
+            "key=c350e8d1-ea93-4ecc",
+            "é=ü&ü",
+            "%zz=%",
+            "+&+=+",
         ] {
             let ours: Vec<(String, String)> = parse_form(body)
                 .into_iter()

@@ -357,8 +357,10 @@ pub fn base_url<'a>(app: &'a App, call: &Call) -> std::borrow::Cow<'a, str> {
         .filter(|h| {
             !h.is_empty()
                 && h.len() <= 255
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']' | b'_'))
+                && h.bytes().all(|b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(b, b'-' | b'.' | b':' | b'[' | b']' | b'_')
+                })
         })
         .unwrap_or("localhost");
     let scheme = match forwarded("x-forwarded-proto") {
