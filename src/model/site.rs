@@ -569,6 +569,23 @@ mod tests {
             "x".repeat(64).leak(),
             format!("{}.com", vec!["a".repeat(60); 4].join(".")).leak(),
             format!("{}.com", vec!["a".repeat(62); 4].join(".")).leak(),
+            // Exactly 253 and 254 characters: the host limit's edge.
+            format!(
+                "{}.{}.com",
+                "a".repeat(63),
+                vec!["b".repeat(61); 3].join(".")
+            )
+            .leak(),
+            format!(
+                "{}.{}.{}.com",
+                "a".repeat(63),
+                "b".repeat(62),
+                vec!["b".repeat(61); 2].join(".")
+            )
+            .leak(),
+            "ab--c.example",
+            "www.xn--bcher-kva.example",
+            "www.xn--.example",
             "bücher.example",
             "",
         ];

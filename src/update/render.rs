@@ -304,16 +304,9 @@ pub fn edd_get_version(
             d.kept(run(offer, Run::EddA), |d| {
                 d.str("banners", &php_of(offer.banners));
             });
-            // The link twice (`download_link`, `package`): escaped once.
-            let mut link = Vec::with_capacity(package.len() + 2);
-            if offer.link_plain {
-                link.push(b'"');
-                link.extend_from_slice(package.as_bytes());
-                link.push(b'"');
-            } else {
-                push_str(&mut link, package);
-            }
-            d.raw("download_link", &link);
+            // The link twice (`download_link`, `package`); `""` when there is none.
+            let link = Some(package);
+            d.opt_link("download_link", link, offer.link_plain);
             d.kept(run(offer, Run::EddB), |d| {
                 d.str("homepage", homepage);
                 d.str("icons", &php_of(offer.icons));
@@ -322,7 +315,7 @@ pub fn edd_get_version(
             d.str("msg", msg);
             d.kept(run(offer, Run::EddC), |d| d.str("name", offer.name));
             d.str("new_version", offer.version);
-            d.raw("package", &link);
+            d.opt_link("package", link, offer.link_plain);
             d.kept(run(offer, Run::EddD), |d| {
                 d.str("requires", offer.requires.unwrap_or_default());
                 d.str("requires_php", offer.requires_php.unwrap_or_default());

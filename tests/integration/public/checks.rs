@@ -456,6 +456,46 @@ async fn links_are_built_from_public_url_or_from_forwarded_headers_behind_a_trus
     assert!(plain.starts_with("http://localhost/dl/"), "{plain}");
 }
 
+/// A `--public-url` with characters JSON must escape: every dialect's answer is still
+/// valid JSON carrying the link as the URL says (the link is not written raw).
+#[tokio::test]
+async fn a_public_url_with_quotes_and_backslashes_is_escaped_in_every_link() {
+    let base = "https://updates.example.com/a\"b\\c";
+    let server = TestServer::start_with(upkeep::Settings {
+        public_url: Some(base.to_owned()),
+        auth_failures_per_minute: 0,
+        ..upkeep::Settings::default()
+    })
+    .await;
+    let acme = server.account("acme");
+    let v = plugin_with(&server, &acme.token, "hello", &["1.0.0", "1.1.0"]).await;
+    let id = v["product"]["id"].as_u64().unwrap();
+    let prefix = format!("{base}/dl/");
+    let wu = get(&server, "/v1/public/acme/plugins/hello")
+        .await
+        .expect(200);
+    let puc = get(&server, "/updates/acme/hello?installed_version=1.0.0")
+        .await
+        .expect(200);
+    let edd = get(
+        &server,
+        &format!("/edd/acme/?edd_action=get_version&item_id={id}&version=1.0.0"),
+    )
+    .await
+    .expect(200);
+    for (name, link) in [
+        ("wu", &wu["download_link"]),
+        ("puc", &puc["download_url"]),
+        ("edd download_link", &edd["download_link"]),
+        ("edd package", &edd["package"]),
+    ] {
+        assert!(
+            link.as_str().is_some_and(|l| l.starts_with(&prefix)),
+            "{name}: {link}"
+        );
+    }
+}
+
 /// A link asked for with a Host header that is no host name.
 async fn link_for_a_hostile_host() -> String {
     let server = TestServer::start().await;
