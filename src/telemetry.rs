@@ -365,6 +365,16 @@ fn push_loggable_target(out: &mut String, path: &str, query: Option<&str>) {
     }
     let Some(query) = query else { return };
     out.push('?');
+    // One escape test for the whole query (the usual one has nothing to escape), instead
+    // of one per name and value.
+    let plain = is_plain_ascii(query.as_bytes());
+    let push = |out: &mut String, text: &str| {
+        if plain {
+            out.push_str(text);
+        } else {
+            push_escaped(out, text);
+        }
+    };
     // Cut at `&` and `=` by bytes (both ASCII: every cut is a char boundary).
     let mut rest = query;
     loop {
@@ -375,15 +385,15 @@ fn push_loggable_target(out: &mut String, path: &str, query: Option<&str>) {
         match pair.bytes().position(|b| b == b'=') {
             Some(at) => {
                 let name = &pair[..at];
-                push_escaped(out, name);
+                push(out, name);
                 if is_logged_query(name) {
                     out.push('=');
-                    push_escaped(out, &pair[at + 1..]);
+                    push(out, &pair[at + 1..]);
                 } else {
                     out.push_str("=[redacted]");
                 }
             }
-            None => push_escaped(out, pair),
+            None => push(out, pair),
         }
         let Some(next) = next else { return };
         out.push('&');
