@@ -961,34 +961,17 @@ pub async fn licensing_fixture(
         ..lic::ActivationRules::default()
     };
     let site = upkeep::model::normalize_site(&format!("victim{tag}.example.com")).unwrap();
-    let outcome = lic::activate(
+    let outcome = activate_now(
         &ctx,
         &rules,
         &account,
         None,
-        Some(&value),
+        &value,
         lic::Target::Site(site),
-        None,
-        None,
-    )
-    .unwrap()
-    .durable_blocking()
-    .unwrap();
-    assert!(outcome.valid(), "{outcome:?}");
+    );
     let instance = |name: &str| {
-        let made = lic::activate(
-            &ctx,
-            &rules,
-            &account,
-            None,
-            Some(&value),
-            lic::Target::NewInstance(name.to_owned()),
-            None,
-            None,
-        )
-        .unwrap()
-        .durable_blocking()
-        .unwrap();
+        let target = lic::Target::NewInstance(name.to_owned());
+        let made = activate_now(&ctx, &rules, &account, None, &value, target);
         upkeep::api::public::licensing::instance_uuid(&account, made.activation.unwrap().id)
     };
     let ls_instances = [instance("first"), instance("second")];
@@ -1001,6 +984,33 @@ pub async fn licensing_fixture(
         key_value: value,
         ls_instances,
     }
+}
+
+/// Activates `target` with key `key` now, through the licensing service as the licensing
+/// dialects do, acknowledged once durable; the outcome must be valid.
+pub fn activate_now(
+    ctx: &upkeep::service::Ctx<'_>,
+    rules: &upkeep::service::licensing::ActivationRules,
+    account: &upkeep::model::AccountPrefix,
+    product: Option<upkeep::model::ProductId>,
+    key: &str,
+    target: upkeep::service::licensing::Target,
+) -> upkeep::service::licensing::Outcome {
+    let outcome = upkeep::service::licensing::activate(
+        ctx,
+        rules,
+        account,
+        product,
+        Some(key),
+        target,
+        None,
+        None,
+    )
+    .unwrap()
+    .durable_blocking()
+    .unwrap();
+    assert!(outcome.valid(), "{outcome:?}");
+    outcome
 }
 
 /// A request that succeeds for route `name` of customer licensing (SPEC §9.1) against

@@ -332,20 +332,7 @@ async fn download_keys_gate_checks_with_activation_and_are_checked_again_at_down
         let rules = server.app().settings.activation_rules();
         let account = upkeep::model::AccountPrefix::parse("acme").unwrap();
         let pid = Some(upkeep::model::ProductId(pid));
-        let outcome = upkeep::service::licensing::activate(
-            &ctx,
-            &rules,
-            &account,
-            pid,
-            Some(&key),
-            target,
-            None,
-            None,
-        )
-        .unwrap()
-        .durable_blocking()
-        .unwrap();
-        assert!(outcome.valid(), "{outcome:?}");
+        crate::support::activate_now(&ctx, &rules, &account, pid, &key, target);
     };
     let site = upkeep::model::normalize_site("https://example.com").unwrap();
     activate(upkeep::service::licensing::Target::Site(site));
