@@ -29,6 +29,7 @@ enum Started<'a> {
     Wait(route::Reply<'a>),
 }
 
+/// A matched, authenticated request: ready for its handler, or with a JSON body to read.
 enum Prepared<B> {
     Call(Call),
     ReadBody(PendingBody<B>),
