@@ -16,12 +16,19 @@ pub fn push_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
 }
 
-/// Whether `text` is written as it is inside a JSON string (nothing to escape).
+/// Whether `text` is written as it is inside a JSON string (nothing to escape): the
+/// test [`push_str`] makes, word by word.
 pub fn is_plain(text: &str) -> bool {
-    !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
+    let (mut words, rest) = crate::swar::words(text.as_bytes());
+    !words.any(needs_escape) && !rest.iter().any(|&b| escaped(b))
 }
 
-/// Whether any byte of `word` is below 0x20, a quote or a backslash.
+/// Whether JSON escapes `byte`: below 0x20, a quote or a backslash.
+fn escaped(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
+}
+
+/// Whether any byte of `word` is [`escaped`].
 fn needs_escape(word: u64) -> bool {
     use crate::swar::{has, has_below};
     has_below(word, 0x20) | has(word, b'"') | has(word, b'\\')
@@ -298,6 +305,12 @@ mod tests {
         }
         for case in &cases {
             assert_eq!(ours(case), serde_json::to_string(case).unwrap(), "{case:?}");
+            // Plain exactly when the escaped string is the text between quotes.
+            assert_eq!(
+                is_plain(case),
+                ours(case) == format!("\"{case}\""),
+                "{case:?}"
+            );
         }
     }
 
