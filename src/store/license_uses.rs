@@ -22,28 +22,43 @@ struct KeyUse {
 }
 
 /// When each activation of one key was last seen. A key is usually checked for one site
-/// or a few, and most keys are noted once per batch: a short list (one allocation),
-/// which becomes a map past [`Seen::FEW`] activations.
+/// or a few, and most keys are noted once per batch: the first activation inline (no
+/// allocation — a site's check notes one), the next few in a short list, which becomes a
+/// map past [`Seen::FEW`] activations.
 #[derive(Debug, Default, Clone)]
 struct Seen {
+    first: Option<(ActivationId, crate::model::Timestamp)>,
     few: Vec<(ActivationId, crate::model::Timestamp)>,
     many: NoteMap<ActivationId, crate::model::Timestamp>,
 }
 
 impl Seen {
+    /// Activations kept without a map (`first` and `few`).
     const FEW: usize = 8;
 
     /// Notes `activation` seen at `at` (the latest time wins).
     fn note(&mut self, activation: ActivationId, at: crate::model::Timestamp) {
         if self.many.is_empty() {
+            match &mut self.first {
+                None => {
+                    self.first = Some((activation, at));
+                    return;
+                }
+                Some((id, seen)) if *id == activation => {
+                    *seen = (*seen).max(at);
+                    return;
+                }
+                Some(_) => {}
+            }
             if let Some((_, seen)) = self.few.iter_mut().find(|(id, _)| *id == activation) {
                 *seen = (*seen).max(at);
                 return;
             }
-            if self.few.len() < Self::FEW {
+            if 1 + self.few.len() < Self::FEW {
                 self.few.push((activation, at));
                 return;
             }
+            self.many.extend(self.first.take());
             self.many.extend(self.few.drain(..));
         }
         let seen = self.many.entry(activation).or_insert(at);
@@ -52,8 +67,9 @@ impl Seen {
 
     fn get(&self, activation: ActivationId) -> Option<crate::model::Timestamp> {
         if self.many.is_empty() {
-            self.few
+            self.first
                 .iter()
+                .chain(&self.few)
                 .find(|(id, _)| *id == activation)
                 .map(|(_, at)| *at)
         } else {
@@ -62,8 +78,9 @@ impl Seen {
     }
 
     fn iter(&self) -> impl Iterator<Item = (ActivationId, crate::model::Timestamp)> + '_ {
-        self.few
+        self.first
             .iter()
+            .chain(&self.few)
             .copied()
             .chain(self.many.iter().map(|(id, at)| (*id, *at)))
     }
@@ -264,6 +281,23 @@ mod tests {
         few.note(ActivationId(7), t(9));
         few.note(ActivationId(7), t(3));
         assert!(few.many.is_empty());
+        // One activation (a site's check) is kept inline: nothing allocated.
+        assert_eq!(few.few.capacity(), 0);
         assert_eq!(few.iter().collect::<Vec<_>>(), [(ActivationId(7), t(9))]);
+        // `FEW` activations stay a list; one more makes the map, in any order of notes.
+        for id in 1..Seen::FEW as u64 {
+            few.note(ActivationId(100 + id), t(id));
+        }
+        assert!(few.many.is_empty());
+        assert_eq!(few.iter().count(), Seen::FEW);
+        few.note(ActivationId(7), t(50));
+        few.note(ActivationId(101), t(60));
+        assert!(few.many.is_empty());
+        few.note(ActivationId(999), t(70));
+        assert_eq!(few.many.len(), Seen::FEW + 1);
+        assert!(few.first.is_none() && few.few.is_empty());
+        assert_eq!(few.get(ActivationId(7)), Some(t(50)));
+        assert_eq!(few.get(ActivationId(101)), Some(t(60)));
+        assert_eq!(few.get(ActivationId(999)), Some(t(70)));
     }
 }
