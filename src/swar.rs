@@ -1,7 +1,8 @@
 //! Byte tests eight bytes at a time ("SIMD within a register"), for the scans the update
 //! check runs on every request: JSON escaping (`update::json`), the log line's escape
-//! check (`telemetry`) and form decoding (`update::request`). Each test is exact for
-//! "does any byte of the word …"; which byte is left to a byte-by-byte pass.
+//! check (`telemetry`), form decoding (`update::request`) and the cuts at `&` and `=` of
+//! a query ([`find`]). Each test is exact for "does any byte of the word …"; which byte
+//! is left to a byte-by-byte pass.
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -34,6 +35,27 @@ pub fn has_high(word: u64) -> bool {
     word & HIGHS != 0
 }
 
+/// The index of the first `byte` in `bytes`: words without it skipped eight bytes at a
+/// time (`slice::iter().position` goes byte by byte; `str::find` pays a searcher's
+/// set-up, too much for a short query).
+pub fn find(bytes: &[u8], byte: u8) -> Option<usize> {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if has(u64::from_le_bytes(word), byte) {
+            return chunk.iter().position(|&b| b == byte).map(|i| at + i);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == byte)
+        .map(|i| at + i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +79,25 @@ mod tests {
                     );
                 }
                 assert_eq!(has_high(word), !bytes.is_ascii(), "{b} at {place}");
+            }
+        }
+        // `find` against `position`, at every length and place up to three words.
+        for len in 0..=24 {
+            for place in 0..=len {
+                let mut bytes = vec![b'a'; len];
+                if place < len {
+                    bytes[place] = b'&';
+                }
+                if place + 3 < len {
+                    bytes[place + 3] = b'&';
+                }
+                for probe in [b'&', b'a', b'='] {
+                    assert_eq!(
+                        find(&bytes, probe),
+                        bytes.iter().position(|&b| b == probe),
+                        "{probe} in {bytes:?}"
+                    );
+                }
             }
         }
         let (mut ws, rest) = words(b"0123456789");

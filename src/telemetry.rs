@@ -378,11 +378,11 @@ fn push_loggable_target(out: &mut String, path: &str, query: Option<&str>) {
     // Cut at `&` and `=` by bytes (both ASCII: every cut is a char boundary).
     let mut rest = query;
     loop {
-        let (pair, next) = match rest.bytes().position(|b| b == b'&') {
+        let (pair, next) = match crate::swar::find(rest.as_bytes(), b'&') {
             Some(at) => (&rest[..at], Some(&rest[at + 1..])),
             None => (rest, None),
         };
-        match pair.bytes().position(|b| b == b'=') {
+        match crate::swar::find(pair.as_bytes(), b'=') {
             Some(at) => {
                 let name = &pair[..at];
                 push(out, name);

@@ -74,22 +74,94 @@ fn has_escape(text: &str) -> bool {
 /// [`decode_form_twice`], in order; empty pieces (`a=1&&b=2`) are skipped and a piece
 /// without `=` is a name with an empty value, as PHP reads them.
 pub fn parse_form(body: &str) -> Vec<Pair<'_>> {
+    form_pairs(body).collect()
+}
+
+/// [`parse_form`] into [`Pairs`]: an update check's query (a few pairs) allocates nothing.
+pub fn parse_query(query: &str) -> Pairs<'_> {
+    let mut pairs = Pairs::default();
+    pairs.extend(form_pairs(query));
+    pairs
+}
+
+fn form_pairs(body: &str) -> impl Iterator<Item = Pair<'_>> {
     // `&` and `=` are ASCII: cutting at their bytes keeps every piece UTF-8.
-    body.split('&')
-        .filter(|piece| !piece.is_empty())
-        .map(|piece| {
-            let (name, value) = match piece.bytes().position(|b| b == b'=') {
-                Some(at) => (&piece[..at], &piece[at + 1..]),
-                None => (piece, ""),
-            };
-            // One test for the whole piece: the usual one has nothing to decode.
-            if has_form_escape(piece.as_bytes()) {
-                (decode_form_twice(name), decode_form_twice(value))
-            } else {
-                (Cow::Borrowed(name), Cow::Borrowed(value))
+    let mut rest = Some(body);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        Some(match crate::swar::find(text.as_bytes(), b'&') {
+            Some(at) => {
+                rest = Some(&text[at + 1..]);
+                &text[..at]
+            }
+            None => {
+                rest = None;
+                text
             }
         })
-        .collect()
+    })
+    .filter(|piece| !piece.is_empty())
+    .map(|piece| {
+        let (name, value) = match crate::swar::find(piece.as_bytes(), b'=') {
+            Some(at) => (&piece[..at], &piece[at + 1..]),
+            None => (piece, ""),
+        };
+        // One test for the whole piece: the usual one has nothing to decode.
+        if has_form_escape(piece.as_bytes()) {
+            (decode_form_twice(name), decode_form_twice(value))
+        } else {
+            (Cow::Borrowed(name), Cow::Borrowed(value))
+        }
+    })
+}
+
+/// Form pairs, the first [`Pairs::INLINE`] kept inline and all of them in a `Vec` past
+/// that; read as a slice.
+#[derive(Debug, Default)]
+pub struct Pairs<'a> {
+    inline: [Pair<'a>; Pairs::INLINE],
+    len: usize,
+    spilled: Vec<Pair<'a>>,
+}
+
+impl Pairs<'_> {
+    /// Pairs kept without an allocation: more than any update client's query sends.
+    pub const INLINE: usize = 8;
+}
+
+impl<'a> Pairs<'a> {
+    fn push(&mut self, pair: Pair<'a>) {
+        if self.len < Self::INLINE {
+            self.inline[self.len] = pair;
+            self.len += 1;
+            return;
+        }
+        if self.spilled.is_empty() {
+            self.spilled
+                .extend(self.inline.iter_mut().map(std::mem::take));
+        }
+        self.spilled.push(pair);
+    }
+}
+
+impl<'a> Extend<Pair<'a>> for Pairs<'a> {
+    fn extend<I: IntoIterator<Item = Pair<'a>>>(&mut self, pairs: I) {
+        for pair in pairs {
+            self.push(pair);
+        }
+    }
+}
+
+impl<'a> std::ops::Deref for Pairs<'a> {
+    type Target = [Pair<'a>];
+
+    fn deref(&self) -> &[Pair<'a>] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
 }
 
 /// Whether `bytes` has a `%` or a `+`, eight bytes at a time.
@@ -250,6 +322,19 @@ mod tests {
     }
 
     #[test]
+    fn a_query_is_kept_inline_then_spills_whole() {
+        for n in 0..=Pairs::INLINE * 2 + 1 {
+            let query: Vec<String> = (0..n).map(|i| format!("n{i}=v%20{i}")).collect();
+            let query = query.join("&");
+            let pairs = parse_query(&query);
+            assert_eq!(*pairs, *parse_form(&query), "{n} pairs");
+            assert_eq!(pairs.len(), n);
+            // Inline up to `INLINE`; past it, every pair (the first ones too) in the Vec.
+            assert_eq!(pairs.spilled.is_empty(), n <= Pairs::INLINE, "{n} pairs");
+        }
+    }
+
+    #[test]
     fn the_one_pass_split_is_the_plain_one() {
         // What the one pass stands for: cut at `&`, skip empty pieces, the first `=`
         // splits, both halves decoded.
@@ -292,6 +377,7 @@ mod tests {
                 .map(|(n, v)| (n.into_owned(), v.into_owned()))
                 .collect();
             assert_eq!(ours, reference(body), "{body:?}");
+            assert_eq!(*parse_query(body), *parse_form(body), "{body:?}");
         }
     }
 

@@ -7,8 +7,8 @@ use super::*;
 
 /// The pairs of an EDD request: the query's and the form body's (values may arrive
 /// URL-encoded twice).
-pub(super) fn edd_pairs(call: &Call) -> Vec<Pair<'_>> {
-    let mut pairs = query(call);
+pub(super) fn edd_pairs(call: &Call) -> wire::Pairs<'_> {
+    let mut pairs = query_pairs(call);
     if !call.input.body.is_empty()
         && let Ok(text) = std::str::from_utf8(&call.input.body)
     {
@@ -55,7 +55,7 @@ pub(super) fn edd_at<'a>(
     let pairs = edd_pairs(call);
     let action = get(&pairs, "edd_action").unwrap_or("");
     let step = if licensing::is_edd_license_action(action) {
-        Err((licensing::Who::of(app, call), owned(pairs)))
+        Err((licensing::Who::of(app, call), owned(pairs.to_vec())))
     } else {
         Ok(edd(app, call, account, &pairs))
     };
@@ -89,7 +89,7 @@ pub(super) fn edd(
         base_url: &base,
         prefix: account.as_str(),
     };
-    let site = site_of(call, pairs);
+    let site = site_of(user_agent(call), pairs);
     // A batch: `products[<slug>][…]`.
     if pairs.iter().any(|(n, _)| n.starts_with("products[")) {
         let batch = match wire::parse_edd_batch(pairs.iter().map(|(n, v)| (n.as_ref(), v.as_ref())))
@@ -167,7 +167,7 @@ pub(super) fn edd_one(
         installed: get(pairs, "version"),
         site,
         key: get(pairs, "license"),
-        platform: get(pairs, "wp_version").or_else(|| wordpress_version(call)),
+        platform: get(pairs, "wp_version").or_else(|| wordpress_version(user_agent(call))),
         php: get(pairs, "php_version"),
     };
     let (answer, stable) = answer(app, call, &view, &check, links.base_url);
@@ -210,7 +210,7 @@ pub(super) async fn root_post(app: &App, call: Call) -> Result<Response<Body>, E
 /// # Errors
 /// The store failed.
 pub fn root_get<'a>(app: &'a App, call: &Call) -> Option<crate::http::route::Reply<'a>> {
-    let pairs = query(call);
+    let pairs = query_pairs(call);
     if get(&pairs, "edd_action").is_some() {
         return Some(match app.store.default_account() {
             Ok(account) => Box::pin(edd_at(app, call, account)),
@@ -252,8 +252,9 @@ pub async fn root_download(app: &App, call: Call) -> Result<Response<Body>, Erro
         .ok_or_else(|| Error::invalid("slug", "is required"))?
         .to_owned();
     let view = view_by_slug(app, &account, &slug)?.ok_or_else(|| unknown("no such product"))?;
-    let site = site_of(&call, &pairs);
-    let check = puc_check(&call, &pairs, Channel::Stable, site.as_ref());
+    let agent = user_agent(&call);
+    let site = site_of(agent, &pairs);
+    let check = puc_check(&call, &pairs, Channel::Stable, agent, site.as_ref());
     let base = base_url(app, &call);
     let (answer, _) = answer(app, &call, &view, &check, &base);
     let offer = answer.offer();

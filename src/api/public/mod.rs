@@ -285,6 +285,11 @@ fn query(call: &Call) -> Vec<Pair<'_>> {
     call.query().map(wire::parse_form).unwrap_or_default()
 }
 
+/// The query's pairs, decoded, for reading only (no allocation for an update check's).
+fn query_pairs(call: &Call) -> wire::Pairs<'_> {
+    call.query().map(wire::parse_query).unwrap_or_default()
+}
+
 /// `pairs` owning their text, to outlive the request.
 fn owned(pairs: Vec<Pair<'_>>) -> Vec<Pair<'static>> {
     pairs
@@ -314,11 +319,9 @@ fn header_str<'a>(call: &'a Call, name: &header::HeaderName) -> Option<&'a str> 
 
 /// The site: `url`, `domain` or `site` as sent, else the WordPress User-Agent's URL;
 /// normalized (SPEC §9 *Sites*). An app's `machine` stands in for it.
-fn site_of(call: &Call, pairs: &[Pair<'_>]) -> Option<Place> {
+fn site_of(agent: Option<&str>, pairs: &[Pair<'_>]) -> Option<Place> {
     let sent = ["url", "domain", "site"].iter().find_map(|n| get(pairs, n));
-    let from_agent =
-        || header_str(call, &header::USER_AGENT).and_then(crate::model::site_from_user_agent);
-    if let Some(site) = sent.or_else(from_agent)
+    if let Some(site) = sent.or_else(|| agent.and_then(crate::model::site_from_user_agent))
         && let Ok(site) = crate::model::normalize_site(site)
     {
         return Some(Place::Site(site));
@@ -329,10 +332,14 @@ fn site_of(call: &Call, pairs: &[Pair<'_>]) -> Option<Place> {
         .map(Place::Machine)
 }
 
-/// The WordPress version from `WordPress/6.4; https://…`.
-fn wordpress_version(call: &Call) -> Option<&str> {
-    let agent = header_str(call, &header::USER_AGENT)?;
-    let rest = agent.strip_prefix("WordPress/")?;
+/// The request's `User-Agent`, read once for both [`site_of`] and [`wordpress_version`].
+fn user_agent(call: &Call) -> Option<&str> {
+    header_str(call, &header::USER_AGENT)
+}
+
+/// The WordPress version from `WordPress/6.4; https://…` (the [`user_agent`]).
+fn wordpress_version(agent: Option<&str>) -> Option<&str> {
+    let rest = agent?.strip_prefix("WordPress/")?;
     // `;` is ASCII: cutting at its byte keeps a char boundary.
     let end = rest.bytes().position(|b| b == b';').unwrap_or(rest.len());
     Some(crate::model::trim(&rest[..end]))
@@ -484,8 +491,9 @@ fn wunderupdates(app: &App, call: &Call, kind: ProductKind) -> Result<Response<B
     let view = view_by_slug(app, &account, &slug)?
         .filter(|v| v.product.kind == kind)
         .ok_or_else(|| unknown("no such product"))?;
-    let pairs = query(call);
-    let site = site_of(call, &pairs);
+    let pairs = query_pairs(call);
+    let agent = user_agent(call);
+    let site = site_of(agent, &pairs);
     let check = Check {
         channel,
         installed: get(&pairs, "installed_version").or_else(|| get(&pairs, "version")),
@@ -493,7 +501,7 @@ fn wunderupdates(app: &App, call: &Call, kind: ProductKind) -> Result<Response<B
         key: get(&pairs, "key")
             .or_else(|| get(&pairs, "license_key"))
             .or_else(|| header_str(call, &X_LICENSE_KEY)),
-        platform: get(&pairs, "wp_version").or_else(|| wordpress_version(call)),
+        platform: get(&pairs, "wp_version").or_else(|| wordpress_version(agent)),
         php: get(&pairs, "php").or_else(|| get(&pairs, "php_version")),
     };
     let base = base_url(app, call);
@@ -507,6 +515,7 @@ fn puc_check<'a>(
     call: &'a Call,
     pairs: &'a [Pair<'a>],
     channel: Channel,
+    agent: Option<&'a str>,
     site: Option<&'a Place>,
 ) -> Check<'a> {
     Check {
@@ -514,7 +523,7 @@ fn puc_check<'a>(
         installed: get(pairs, "installed_version"),
         site,
         key: get(pairs, "license_key").or_else(|| header_str(call, &X_LICENSE_KEY)),
-        platform: get(pairs, "wp_version").or_else(|| wordpress_version(call)),
+        platform: get(pairs, "wp_version").or_else(|| wordpress_version(agent)),
         php: get(pairs, "php"),
     }
 }
@@ -535,9 +544,10 @@ fn puc_answer(
     view: &ProductView,
     channel: Channel,
 ) -> Result<Response<Body>, Error> {
-    let pairs = query(call);
-    let site = site_of(call, &pairs);
-    let check = puc_check(call, &pairs, channel, site.as_ref());
+    let pairs = query_pairs(call);
+    let agent = user_agent(call);
+    let site = site_of(agent, &pairs);
+    let check = puc_check(call, &pairs, channel, agent, site.as_ref());
     let base = base_url(app, call);
     let (answer, _) = answer(app, call, view, &check, &base);
     let links = Links {
@@ -558,8 +568,9 @@ fn updatercloud(app: &App, call: &Call) -> Result<Response<Body>, Error> {
         .views
         .by_id(&app.store, ProductId(id))?
         .ok_or_else(|| unknown("no such product"))?;
-    let pairs = query(call);
-    let site = site_of(call, &pairs);
+    let pairs = query_pairs(call);
+    let agent = user_agent(call);
+    let site = site_of(agent, &pairs);
     let channel = get(&pairs, "channel")
         .and_then(Channel::parse)
         .unwrap_or_default();
@@ -568,7 +579,7 @@ fn updatercloud(app: &App, call: &Call) -> Result<Response<Body>, Error> {
         installed: get(&pairs, "installed_version"),
         site: site.as_ref(),
         key: get(&pairs, "download_key").or_else(|| get(&pairs, "license_key")),
-        platform: get(&pairs, "wp_version").or_else(|| wordpress_version(call)),
+        platform: get(&pairs, "wp_version").or_else(|| wordpress_version(agent)),
         php: get(&pairs, "php_version").or_else(|| get(&pairs, "php")),
     };
     let base = base_url(app, call);
