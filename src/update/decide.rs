@@ -128,9 +128,17 @@ struct ViewMap {
     entries: usize,
     /// Per account, its plugin and theme slugs, sorted (`GET /v1/account`).
     slugs: HashMap<AccountPrefix, Arc<AccountSlugs>>,
-    /// Product id → its account and slug (`None`: no such product), for the dialects that
-    /// name products by id (EDD `item_id`, UpdaterCloud).
-    by_id: HashMap<ProductId, Option<(AccountPrefix, String)>>,
+    /// Product id → its view once built, else its account and slug (`None`: no such
+    /// product), for the dialects that name products by id (EDD `item_id`, UpdaterCloud).
+    by_id: HashMap<ProductId, Option<ById>>,
+}
+
+/// A product named by id: where it lives, and its view once [`Views::by_slug`] built it
+/// (a check by id then takes one lookup, not two).
+#[derive(Clone)]
+enum ById {
+    Home(AccountPrefix, String),
+    View(Arc<ProductView>),
 }
 
 /// An account's plugin and theme slugs, sorted.
@@ -253,15 +261,8 @@ impl Views {
                 None
             } else {
                 match map.by_id.get(&id) {
-                    // Both known: the view under the same lock, nothing copied.
-                    Some(Some((account, slug))) => {
-                        if let Some(found) =
-                            map.by_slug.get(account).and_then(|slugs| slugs.get(slug))
-                        {
-                            return Ok(found.clone());
-                        }
-                        Some(Some((*account, slug.clone())))
-                    }
+                    Some(Some(ById::View(view))) => return Ok(Some(view.clone())),
+                    Some(Some(ById::Home(account, slug))) => Some(Some((*account, slug.clone()))),
                     Some(None) => return Ok(None),
                     None => None,
                 }
@@ -283,14 +284,28 @@ impl Views {
                     map.generation = generation;
                 }
                 map.entries += 1;
-                map.by_id.insert(id, home.clone());
+                let entry = home
+                    .as_ref()
+                    .map(|(account, slug)| ById::Home(*account, slug.clone()));
+                map.by_id.insert(id, entry);
                 home
             }
         };
-        match home {
-            Some((account, slug)) => self.by_slug(store, &account, &slug),
-            None => Ok(None),
+        let Some((account, slug)) = home else {
+            return Ok(None);
+        };
+        let view = self.by_slug(store, &account, &slug)?;
+        if let Some(view) = &view {
+            // Kept only while the generation this id was read at stands (`by_slug` starts
+            // the map over when it moves, and then this entry is gone too).
+            let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
+            if map.generation == generation
+                && let Some(entry @ Some(ById::Home(..))) = map.by_id.get_mut(&id)
+            {
+                *entry = Some(ById::View(view.clone()));
+            }
         }
+        Ok(view)
     }
 }
 

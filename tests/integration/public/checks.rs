@@ -190,6 +190,9 @@ async fn unknown_names_are_404_but_nothing_to_offer_is_a_200() {
     .await
     .expect(200);
     assert_eq!(edd["new_version"], "");
+    // Asked by id again: the product's view as kept for its id (the same answer).
+    let edd_url = format!("/edd/acme?edd_action=get_version&item_id={id}");
+    assert_eq!(get(&server, &edd_url).await.expect(200), edd);
     // A non-semver installed version is still answered.
     patch(
         &server,
@@ -198,6 +201,11 @@ async fn unknown_names_are_404_but_nothing_to_offer_is_a_200() {
         json!({"published": true}),
     )
     .await;
+    // The view kept for the id is not served past the change: EDD sees it published.
+    assert_eq!(
+        get(&server, &edd_url).await.expect(200)["new_version"],
+        "1.0.0"
+    );
     let odd = get(&server, "/updates/acme/hello?installed_version=banana")
         .await
         .expect(200);
