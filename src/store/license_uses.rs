@@ -284,7 +284,8 @@ mod tests {
         // One activation (a site's check) is kept inline: nothing allocated.
         assert_eq!(few.few.capacity(), 0);
         assert_eq!(few.iter().collect::<Vec<_>>(), [(ActivationId(7), t(9))]);
-        // `FEW` activations stay a list; one more makes the map, in any order of notes.
+        // `FEW` activations stay a list (notes of listed ones add nothing); one more
+        // makes the map, with every earlier note in it.
         for id in 1..Seen::FEW as u64 {
             few.note(ActivationId(100 + id), t(id));
         }

@@ -295,7 +295,9 @@ impl Views {
             return Ok(None);
         };
         let view = self.by_slug(store, &account, &slug)?;
-        if let Some(view) = &view {
+        // The slug may name another product by now (renamed, and its slug taken): then the
+        // next check by id looks again.
+        if let Some(view) = view.as_ref().filter(|v| v.product.id == id) {
             // Kept only while the generation this id was read at stands (`by_slug` starts
             // the map over when it moves, and then this entry is gone too).
             let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());

@@ -332,6 +332,13 @@ mod tests {
             // Inline up to `INLINE`; past it, every pair (the first ones too) in the Vec.
             assert_eq!(pairs.spilled.is_empty(), n <= Pairs::INLINE, "{n} pairs");
         }
+        // A form body after the query (EDD's POST), crossing the inline bound part-way.
+        let mut pairs = parse_query("a=1&b=2&c=3&d=4&e=5");
+        pairs.extend(parse_form("f=6&g=7&h=8&i=9&j=10"));
+        let names: String = pairs.iter().map(|(n, _)| n.as_ref()).collect();
+        assert_eq!(names, "abcdefghij");
+        assert_eq!(pairs[9].1, "10");
+        assert!(!pairs.spilled.is_empty());
     }
 
     #[test]
