@@ -104,7 +104,8 @@
 //!   counters, failed-authentication limits, readiness, time (manual in tests), logging
 //!   (the escaped request line, the `upkeep::audit` change log).
 //! - `swar` — byte tests eight bytes at a time, shared by the hot path's scans (JSON
-//!   escaping, the log line's escape check, form decoding).
+//!   escaping, the log line's escape check, form decoding, the cuts of a query at `&`
+//!   and `=`).
 //!
 //! # Adding a route (three places)
 //!
