@@ -61,8 +61,14 @@ pub async fn run(
         .keep_alive(true)
         .max_buf_size(MAX_BUF_SIZE);
 
-    let persister = tokio::spawn(persist_uses_periodically(app.clone()));
-    let report_flusher = tokio::spawn(flush_reports_periodically(app.clone()));
+    // Dropped at shutdown: each periodic task then finishes the round it is in (its
+    // blocking write included) and ends.
+    let (stop_periodic, periodic_stop) = tokio::sync::watch::channel(());
+    let persister = tokio::spawn(persist_uses_periodically(
+        app.clone(),
+        periodic_stop.clone(),
+    ));
+    let report_flusher = tokio::spawn(flush_reports_periodically(app.clone(), periodic_stop));
 
     // Every connection task, so that `run` returns only after the last one is gone.
     let mut connections_running = tokio::task::JoinSet::new();
@@ -180,10 +186,9 @@ pub async fn run(
         tracing::warn!("drain timed out; closing the remaining connections");
     }
     connections_running.shutdown().await;
-    persister.abort();
-    report_flusher.abort();
-    // Awaiting the aborted tasks drops their handles on the app before we return. (A
-    // flush already running on a blocking thread finishes; the one below waits for it.)
+    // Not aborted: a round already on a blocking thread holds a handle on the app until it
+    // returns, and `run` must not return before every handle it gave out is gone.
+    drop(stop_periodic);
     let _ = persister.await;
     let _ = report_flusher.await;
     // Every request has ended: the report counts are complete. Lost if this fails (they
@@ -396,12 +401,16 @@ impl Connections {
 
 /// Every `persist_uses_every`: writes token uses to the store and removes grace aliases
 /// whose grace has ended.
-async fn persist_uses_periodically(app: Arc<App>) {
+async fn persist_uses_periodically(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<()>) {
     let mut ticker = tokio::time::interval(app.settings.persist_uses_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            // The sender dropped: shutting down.
+            _ = stop.changed() => return,
+        }
         app.throttle.tidy(app.clock.now());
         let app = app.clone();
         let now = app.clock.now();
@@ -433,7 +442,7 @@ async fn persist_uses_periodically(app: Arc<App>) {
 /// Every `report_flush_every` (60 s): adds the report counts of the last interval to the
 /// stored rollups (SPEC §10), on a blocking thread. A failed flush keeps the counts in
 /// memory for the next one (`service::reports::flush`) and is logged.
-async fn flush_reports_periodically(app: Arc<App>) {
+async fn flush_reports_periodically(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<()>) {
     // (`interval` panics on zero; the setting is not a flag, but a test could pass 0.)
     let every = app
         .settings
@@ -443,7 +452,10 @@ async fn flush_reports_periodically(app: Arc<App>) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
         let app = app.clone();
         match tokio::task::spawn_blocking(move || {
             crate::service::reports::flush(&app.store, &app.public.counts)
