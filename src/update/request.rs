@@ -130,6 +130,18 @@ impl Pairs<'_> {
 }
 
 impl<'a> Pairs<'a> {
+    /// The pairs as a `Vec`, moved (not cloned).
+    pub fn into_vec(mut self) -> Vec<Pair<'a>> {
+        if self.spilled.is_empty() {
+            self.inline[..self.len]
+                .iter_mut()
+                .map(std::mem::take)
+                .collect()
+        } else {
+            self.spilled
+        }
+    }
+
     fn push(&mut self, pair: Pair<'a>) {
         if self.len < Self::INLINE {
             self.inline[self.len] = pair;
@@ -331,6 +343,7 @@ mod tests {
             assert_eq!(pairs.len(), n);
             // Inline up to `INLINE`; past it, every pair (the first ones too) in the Vec.
             assert_eq!(pairs.spilled.is_empty(), n <= Pairs::INLINE, "{n} pairs");
+            assert_eq!(pairs.into_vec(), parse_form(&query), "{n} pairs");
         }
         // A form body after the query (EDD's POST), crossing the inline bound part-way.
         let mut pairs = parse_query("a=1&b=2&c=3&d=4&e=5");

@@ -55,7 +55,7 @@ pub(super) fn edd_at<'a>(
     let pairs = edd_pairs(call);
     let action = get(&pairs, "edd_action").unwrap_or("");
     let step = if licensing::is_edd_license_action(action) {
-        Err((licensing::Who::of(app, call), owned(pairs.to_vec())))
+        Err((licensing::Who::of(app, call), owned(pairs.into_vec())))
     } else {
         Ok(edd(app, call, account, &pairs))
     };
