@@ -69,8 +69,11 @@ impl NewAccount {
         email: &str,
         prefix: Option<&str>,
     ) -> Result<Self, (&'static str, String)> {
+        // Lengths are of the value as sent (what the API's schema states), as for every
+        // other text field; the rest is checked on the value trimmed.
+        let sent_name_len = name.chars().count();
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > Self::MAX_NAME_LEN {
+        if name.is_empty() || sent_name_len > Self::MAX_NAME_LEN {
             return Err((
                 "name",
                 format!("must be 1–{} characters long", Self::MAX_NAME_LEN),
@@ -79,8 +82,10 @@ impl NewAccount {
         if name.chars().any(char::is_control) {
             return Err(("name", "may not contain control characters".to_owned()));
         }
+        let sent_email_len = email.chars().count();
         let email = email.trim();
-        let valid_email = email.len() <= Self::MAX_EMAIL_LEN
+        let valid_email = sent_email_len <= Self::MAX_EMAIL_LEN
+            && email.len() <= Self::MAX_EMAIL_LEN
             && !email.chars().any(|c| c.is_whitespace() || c.is_control())
             && email.split_once('@').is_some_and(|(local, domain)| {
                 !local.is_empty()
@@ -134,6 +139,23 @@ mod tests {
                 "{email}"
             );
         }
+        // The limits hold for the value as sent, surrounding blanks included.
+        let long_email = format!("dev@{}.io", "a".repeat(NewAccount::MAX_EMAIL_LEN - 7));
+        assert!(NewAccount::parse("Acme", &long_email, None).is_ok());
+        assert_eq!(
+            NewAccount::parse("Acme", &format!(" {long_email}"), None)
+                .unwrap_err()
+                .0,
+            "email"
+        );
+        let long_name = "n".repeat(NewAccount::MAX_NAME_LEN);
+        assert!(NewAccount::parse(&long_name, "dev@acme.io", None).is_ok());
+        assert_eq!(
+            NewAccount::parse(&format!("{long_name} "), "dev@acme.io", None)
+                .unwrap_err()
+                .0,
+            "name"
+        );
         assert_eq!(
             NewAccount::parse("Acme", "dev@acme.io", Some("X"))
                 .unwrap_err()
