@@ -554,6 +554,21 @@ mod tests {
         assert_eq!(normalize_key("12345678").as_deref(), Ok("12345678"));
         let longest = "k".repeat(128);
         assert_eq!(normalize_key(&longest), Ok(longest.clone()));
+        // The API schema's pattern for an imported key names the same blanks around it
+        // as `str::trim` (Unicode White_Space): U+0085 and U+3000 are trimmed, U+FEFF
+        // (which a JSON Schema `\s` would match) is not a blank but a character.
+        assert_eq!(
+            normalize_key("\u{3000}\u{a0}ABCDEFGH\u{85}\u{2029}").as_deref(),
+            Ok("ABCDEFGH")
+        );
+        assert_eq!(
+            normalize_key("\u{feff}ABCDEFGH"),
+            Err(KeyError::Character('\u{feff}'))
+        );
+        assert_eq!(
+            normalize_key(&format!(" {longest}\t")).as_deref(),
+            Ok(longest.as_str())
+        );
     }
 
     #[test]
