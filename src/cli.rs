@@ -447,7 +447,7 @@ pub struct ServeArgs {
     pub max_activations_per_day: u32,
 
     /// Deactivations a key holder may make per download key in 30 days on the public
-    /// licensing routes (counted in memory; more answer `rate_limited`). 0 turns it off.
+    /// licensing routes (counted in the store; more answer `rate_limited`). 0 turns it off.
     #[arg(
         long,
         env = "UPKEEP_MAX_DEACTIVATIONS_PER_MONTH",

@@ -250,6 +250,36 @@ impl Identity {
     }
 }
 
+/// The window `--max-deactivations-per-month` counts in (SPEC §9.2): 30 days.
+pub const HOLDER_DEACTIVATION_WINDOW_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+
+/// When a key's holder freed one of its activations (SPEC §9.2: at most
+/// `--max-deactivations-per-month` a key), those of the last
+/// [`HOLDER_DEACTIVATION_WINDOW_MS`]. Stored in `holder_deactivations` under its key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderDeactivations {
+    /// Oldest first.
+    pub at: Vec<Timestamp>,
+}
+
+impl HolderDeactivations {
+    /// Only those within the window ending at `now`.
+    #[must_use]
+    pub fn within(mut self, now: Timestamp) -> Self {
+        let from = now
+            .as_millis()
+            .saturating_sub(HOLDER_DEACTIVATION_WINDOW_MS);
+        self.at.retain(|at| at.as_millis() > from);
+        self
+    }
+
+    /// Whether one more is allowed under `limit` (0: no limit), these being within the
+    /// window.
+    pub fn allows_one_more(&self, limit: u32) -> bool {
+        limit == 0 || self.at.len() < limit as usize
+    }
+}
+
 /// An activation of a download key. Stored in `activation` under its key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activation {

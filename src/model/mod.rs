@@ -31,8 +31,9 @@ pub use license_key::{
     KeyError, KeyGenerator, accepted_key, lookup_form, lookup_form_of, normalize_key,
 };
 pub use licensing::{
-    Activation, ActivationId, Customer, CustomerId, DownloadKey, DownloadKeyId, Entity, Identity,
-    KeyStatus, LicensingSettings, ProductScope,
+    Activation, ActivationId, Customer, CustomerId, DownloadKey, DownloadKeyId, Entity,
+    HOLDER_DEACTIVATION_WINDOW_MS, HolderDeactivations, Identity, KeyStatus, LicensingSettings,
+    ProductScope,
 };
 pub use report::{Day, DayRollup, ProductDay};
 pub use rollout::{rollout_admits, rollout_bucket};

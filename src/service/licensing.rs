@@ -883,8 +883,8 @@ mod tests {
             validate(&w.store, &w.acme, None, Some("  "), None, NOW).unwrap(),
             ValidationCode::MissingKey
         );
-        // Deactivating frees the slot.
-        let gone = deactivate(&w.ctx(NOW), &w.acme, None, Some(&k.key), &site)
+        // Deactivating frees the slot, within the holder's limit (1 here).
+        let gone = deactivate(&w.ctx(NOW), &w.acme, None, Some(&k.key), &site, 1)
             .unwrap()
             .durable_blocking()
             .unwrap();
@@ -893,6 +893,18 @@ mod tests {
         assert_eq!(
             w.activate(&rules, &k.key, "other.com").code,
             ValidationCode::Valid
+        );
+        let other = Target::Site(normalize_site("other.com").unwrap());
+        let refused = deactivate(&w.ctx(NOW), &w.acme, None, Some(&k.key), &other, 1)
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(refused.code, ValidationCode::RateLimited);
+        assert!(refused.activation.is_none());
+        assert_eq!(
+            w.store.activation_usage(&w.acme).unwrap(),
+            1,
+            "nothing freed"
         );
         // The account's pool.
         let pool = ActivationRules {

@@ -13,8 +13,8 @@
 use crate::model::catalog::{Home, ProductHome};
 use crate::model::{
     Account, Activation, Customer, CustomerId, DayRollup, DownloadKey, DownloadKeyId, GraceAlias,
-    Group, LicenseId, LicensingSettings, PlanLicense, Product, ProductId, Release, Token,
-    TokenHash,
+    Group, HolderDeactivations, LicenseId, LicensingSettings, PlanLicense, Product, ProductId,
+    Release, Token, TokenHash,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -125,6 +125,11 @@ impl Record for DayRollup {
     const VERSION: u8 = 1;
 }
 
+impl Record for HolderDeactivations {
+    const NAME: &'static str = "holder deactivations";
+    const VERSION: u8 = 1;
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
     Empty,
@@ -216,7 +221,8 @@ record_values!(
     DownloadKey,
     Activation,
     LicensingSettings,
-    DayRollup
+    DayRollup,
+    HolderDeactivations
 );
 
 macro_rules! id_values {
@@ -456,11 +462,24 @@ mod tests {
         }
     }
 
+    fn holder_deactivations() -> HolderDeactivations {
+        HolderDeactivations {
+            at: vec![
+                Timestamp::from_millis(1_790_000_100_000),
+                Timestamp::from_millis(1_790_000_200_000),
+            ],
+        }
+    }
+
     #[test]
     fn records_round_trip() {
         assert_eq!(
             decode::<DayRollup>(&encode(&day_rollup())).unwrap(),
             day_rollup()
+        );
+        assert_eq!(
+            decode::<HolderDeactivations>(&encode(&holder_deactivations())).unwrap(),
+            holder_deactivations()
         );
         assert_eq!(
             decode::<Customer>(&encode(&customer())).unwrap(),
@@ -590,5 +609,6 @@ mod tests {
         check_fixture("activation", &activation());
         check_fixture("licensing_settings", &licensing_settings());
         check_fixture("day_rollup", &day_rollup());
+        check_fixture("holder_deactivations", &holder_deactivations());
     }
 }

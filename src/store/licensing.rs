@@ -19,7 +19,7 @@ use super::key_index::Candidate;
 use super::page::{Cursor, Page, PageRequest};
 use super::schema::{
     ACCOUNTS, ACTIVATION_KEYS, ACTIVATION_USAGE, ACTIVATIONS, CUSTOMER_EMAILS, CUSTOMER_KEYS,
-    CUSTOMERS, DOWNLOAD_KEYS, KEY_LOOKUPS, LICENSING_SETTINGS, PRODUCT_KEYS,
+    CUSTOMERS, DOWNLOAD_KEYS, HOLDER_DEACTIVATIONS, KEY_LOOKUPS, LICENSING_SETTINGS, PRODUCT_KEYS,
 };
 use super::tx::{Tx, TxResult};
 use super::{IndexOp, Pending, Store, StoreError};
@@ -27,7 +27,7 @@ use crate::model::catalog::random_id;
 use crate::model::licensing::email_key;
 use crate::model::{
     AccountPrefix, Activation, ActivationId, Customer, CustomerId, DomainError, DownloadKey,
-    DownloadKeyId, LicensingSettings, ProductId, ProductScope,
+    DownloadKeyId, HolderDeactivations, LicensingSettings, ProductId, ProductScope, Timestamp,
 };
 
 /// Which keys a listing wants (all given filters apply).
@@ -62,6 +62,7 @@ pub(super) struct LicensingEntries {
     product_keys: Vec<AccountPair>,
     activations: Vec<AccountPair>,
     activation_keys: Vec<AccountId>,
+    holder_deactivations: Vec<AccountId>,
 }
 
 impl LicensingEntries {
@@ -659,23 +660,77 @@ impl Store {
         check: impl FnOnce(&DownloadKey, &Activation) -> Result<(), DomainError>,
     ) -> Result<Pending<'_, (DownloadKey, Activation)>, StoreError> {
         self.write(|| {
-            let activation = self
-                .activation(account, id)?
-                .ok_or_else(|| missing(format!("no activation with id {id}")))?;
-            let mut key = self
-                .download_key(account, activation.key_id)?
-                .ok_or_else(|| StoreError::Bug(format!("activation {id} without its key")))?;
+            let (mut key, activation) = self.activation_with_key(account, id)?;
             check(&key, &activation)?;
             key.counted = key.counted.saturating_sub(u32::from(activation.counts));
-            self.transact(|tx| {
-                tx.remove(&ACTIVATION_KEYS, &at(account, id.0))?;
-                tx.remove(&ACTIVATIONS, &pair(account, key.id.0, id.0))?;
-                tx.put(&DOWNLOAD_KEYS, &at(account, key.id.0), &key)?;
-                add_usage(tx, account, -i64::from(activation.counts))
-            })?;
+            self.transact(|tx| remove_activation(tx, &key, &activation))?;
             let ops = vec![IndexOp::ActivationRemove(key.id, activation.id)];
             Ok(((key, activation), ops))
         })
+    }
+
+    /// Deletes activation `id` at its key holder's request (SPEC §9.2): at most `limit`
+    /// such deletions of one key in the 30 days before `now` (0: no limit). Beyond it
+    /// nothing changes and the answer is `None`. The deletion and its note are one
+    /// transaction under the write lock: a restart forgets none, and two requests at once
+    /// cannot both take the last one.
+    ///
+    /// # Errors
+    /// `Missing`.
+    pub fn delete_activation_for_holder(
+        &self,
+        account: &AccountPrefix,
+        id: ActivationId,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Pending<'_, Option<(DownloadKey, Activation)>>, StoreError> {
+        self.write(|| {
+            let (mut key, activation) = self.activation_with_key(account, id)?;
+            let mut made = self.holder_deactivations(account, key.id, now)?;
+            if !made.allows_one_more(limit) {
+                return Ok((None, Vec::new()));
+            }
+            made.at.push(now);
+            key.counted = key.counted.saturating_sub(u32::from(activation.counts));
+            self.transact(|tx| {
+                remove_activation(tx, &key, &activation)?;
+                tx.put(&HOLDER_DEACTIVATIONS, &at(account, key.id.0), &made)
+            })?;
+            let ops = vec![IndexOp::ActivationRemove(key.id, activation.id)];
+            Ok((Some((key, activation)), ops))
+        })
+    }
+
+    /// The deactivations of key `key` by its holder within the 30 days before `now`
+    /// (none recorded: empty).
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn holder_deactivations(
+        &self,
+        account: &AccountPrefix,
+        key: DownloadKeyId,
+        now: Timestamp,
+    ) -> Result<HolderDeactivations, StoreError> {
+        Ok(self
+            .read(&HOLDER_DEACTIVATIONS, &at(account, key.0))?
+            .unwrap_or_default()
+            .within(now))
+    }
+
+    /// Activation `id` and its key.
+    fn activation_with_key(
+        &self,
+        account: &AccountPrefix,
+        id: ActivationId,
+    ) -> Result<(DownloadKey, Activation), StoreError> {
+        let activation = self
+            .activation(account, id)?
+            .ok_or_else(|| missing(format!("no activation with id {id}")))?;
+        let key = self
+            .download_key(account, activation.key_id)?
+            .ok_or_else(|| StoreError::Bug(format!("activation {id} without its key")))?;
+        Ok((key, activation))
     }
 
     /// The keys listing `product` (for deleting it: they lose it from their lists).
@@ -723,6 +778,9 @@ impl Store {
             activation_keys: self
                 .scan_keys(&ACTIVATION_KEYS, &prefix)
                 .collect::<Result<_, _>>()?,
+            holder_deactivations: self
+                .scan_keys(&HOLDER_DEACTIVATIONS, &prefix)
+                .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -750,8 +808,19 @@ fn remove_key(tx: &Tx<'_>, key: &DownloadKey, activations: &[Activation]) -> TxR
     }
     tx.remove(&CUSTOMER_KEYS, &pair(account, key.customer_id.0, key.id.0))?;
     tx.remove(&KEY_LOOKUPS, &KeyLookup(key.lookup))?;
+    tx.remove(&HOLDER_DEACTIVATIONS, &at(account, key.id.0))?;
     tx.remove(&DOWNLOAD_KEYS, &at(account, key.id.0))?;
     Ok(freed)
+}
+
+/// Removes `activation` of `key` (inside a transaction) and stores `key`, its count
+/// already lowered by the caller, taking the activation off the account's usage.
+fn remove_activation(tx: &Tx<'_>, key: &DownloadKey, activation: &Activation) -> TxResult<()> {
+    let account = &key.account;
+    tx.remove(&ACTIVATION_KEYS, &at(account, activation.id.0))?;
+    tx.remove(&ACTIVATIONS, &pair(account, key.id.0, activation.id.0))?;
+    tx.put(&DOWNLOAD_KEYS, &at(account, key.id.0), key)?;
+    add_usage(tx, account, -i64::from(activation.counts))
 }
 
 /// Changes the account's `activation_usage` by `delta` (never below 0; the entry goes
@@ -823,6 +892,9 @@ pub(super) fn remove_licensing(
     }
     for key in &entries.activation_keys {
         tx.remove(&ACTIVATION_KEYS, key)?;
+    }
+    for key in &entries.holder_deactivations {
+        tx.remove(&HOLDER_DEACTIVATIONS, key)?;
     }
     tx.remove(&ACTIVATION_USAGE, account)?;
     tx.remove(&LICENSING_SETTINGS, account)
@@ -1113,6 +1185,73 @@ pub(super) mod tests {
         ] {
             assert_eq!(count, 0);
         }
+    }
+
+    #[test]
+    fn holder_deactivations_are_limited_counted_durably_and_go_with_their_key() {
+        let (dir, store, acme) = store_with_acme();
+        let a = acme.prefix;
+        let c = put_customer(&store, &a, "ann@example.com");
+        let k = put_key(&store, &a, key(c.id, 7, ProductScope::All));
+        let other = put_key(&store, &a, key(c.id, 8, ProductScope::All));
+        let t0 = Timestamp::from_secs(1_800_000_000);
+        let at = |secs: u64| Timestamp::from_millis(t0.as_millis() + secs * 1000);
+        let free = |store: &Store, id: ActivationId, limit: u32, when: Timestamp| {
+            store
+                .delete_activation_for_holder(&a, id, limit, when)
+                .unwrap()
+                .durable_blocking()
+                .unwrap()
+        };
+        for (i, host) in ["one.example", "two.example"].into_iter().enumerate() {
+            let made = activate(&store, &k, host, true);
+            let (key, freed) = free(&store, made.id, 2, at(i as u64)).unwrap();
+            assert_eq!((key.id, freed.id), (k.id, made.id));
+            assert!(store.activation(&a, made.id).unwrap().is_none());
+        }
+        assert_eq!(store.activation_usage(&a).unwrap(), 0);
+        // The third within 30 days is refused and changes nothing.
+        let third = activate(&store, &k, "three.example", true);
+        assert!(free(&store, third.id, 2, at(2)).is_none());
+        assert_eq!(store.activation(&a, third.id).unwrap(), Some(third.clone()));
+        assert_eq!(store.activation_usage(&a).unwrap(), 1);
+        assert_eq!(
+            store.holder_deactivations(&a, k.id, at(2)).unwrap().at,
+            vec![at(0), at(1)]
+        );
+        // Another key has its own budget; a limit of 0 is none.
+        let theirs = activate(&store, &other, "other.example", true);
+        assert!(free(&store, theirs.id, 2, at(3)).is_some());
+        let again = activate(&store, &other, "other.example", true);
+        assert!(free(&store, again.id, 1, at(4)).is_none());
+        assert!(free(&store, again.id, 0, at(4)).is_some());
+        // Reopened, the store still counts them.
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(free(&store, third.id, 2, at(5)).is_none());
+        // 30 days after the first, one is free again; the record keeps only that window.
+        let later = Timestamp::from_millis(
+            t0.as_millis() + crate::model::HOLDER_DEACTIVATION_WINDOW_MS + 1,
+        );
+        assert!(free(&store, third.id, 2, later).is_some());
+        assert_eq!(
+            store.holder_deactivations(&a, k.id, later).unwrap().at,
+            vec![at(1), later]
+        );
+        // Deleting the key takes its record; deleting the account, the rest.
+        assert_eq!(store.count(&HOLDER_DEACTIVATIONS), 2);
+        store
+            .delete_download_key(&a, k.id)
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(store.count(&HOLDER_DEACTIVATIONS), 1);
+        store
+            .delete_account(&a)
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(store.count(&HOLDER_DEACTIVATIONS), 0);
     }
 
     #[test]

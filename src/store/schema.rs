@@ -24,8 +24,8 @@ use super::key::{
 use crate::model::catalog::{Home, ProductHome};
 use crate::model::{
     Account, AccountPrefix, Activation, BlobHash, Customer, CustomerId, DayRollup, DownloadKey,
-    DownloadKeyId, FileId, GraceAlias, Group, LicenseId, LicensingSettings, PlanLicense, Product,
-    ProductDay, ProductId, Release, Token, TokenHash, VersionId,
+    DownloadKeyId, FileId, GraceAlias, Group, HolderDeactivations, LicenseId, LicensingSettings,
+    PlanLicense, Product, ProductDay, ProductId, Release, Token, TokenHash, VersionId,
 };
 use std::marker::PhantomData;
 
@@ -174,6 +174,12 @@ tables! {
     /// of the in-memory counts. Goes with its account; kept when its product is deleted
     /// (since schema 8).
     ROLLUPS, Rollups, "rollup": ProductDay => DayRollup;
+    /// key = owner(account) ++ download key id (u64 BE), value = record
+    /// `HolderDeactivations`: when the key's holder freed its activations in the last 30
+    /// days (SPEC §9.2 `--max-deactivations-per-month`), written in the transaction that
+    /// deletes the activation; goes with its key. Absent: none (a store of schema 8
+    /// without this tree has none to fill).
+    HOLDER_DEACTIVATIONS, HolderDeactivationsTree, "holder_deactivations": AccountId => HolderDeactivations;
 }
 
 impl TreeId {

@@ -40,9 +40,6 @@ pub struct Public {
     /// Unknown license keys per client address (SPEC §2): past the budget, key checks
     /// answer `rate_limited` without looking the key up.
     pub key_failures: crate::throttle::Throttle,
-    /// Deactivations by key holders on the public licensing routes, per key (SPEC §9.2,
-    /// `--max-deactivations-per-month`): kept in memory.
-    pub deactivations: crate::api::public::licensing::Deactivations,
 }
 
 impl std::fmt::Debug for Public {
@@ -62,7 +59,6 @@ impl Public {
             key_failures: crate::throttle::Throttle::new(
                 crate::defaults::PUBLIC_KEY_FAILURES_PER_MINUTE,
             ),
-            deactivations: Default::default(),
         }
     }
 }

@@ -322,9 +322,12 @@ pub fn activate<'a>(
     }))
 }
 
-/// Deactivates `key` for `target` (frees the slot). `site_inactive` when the key has no
-/// such activation; the key's own state (disabled, expired) does not prevent freeing a
-/// slot, but a product mismatch does (the caller named the wrong product).
+/// Deactivates `key` for `target` (frees the slot) at the key holder's request.
+/// `site_inactive` when the key has no such activation; the key's own state (disabled,
+/// expired) does not prevent freeing a slot, but a product mismatch does (the caller
+/// named the wrong product); `rate_limited`, nothing changed, when the holder already
+/// freed `limit` of the key's slots in the last 30 days (SPEC §9.2
+/// `--max-deactivations-per-month`; 0: no limit), as the store records them.
 ///
 /// # Errors
 /// The store failed.
@@ -334,6 +337,7 @@ pub fn deactivate<'a>(
     product: Option<ProductId>,
     key: Option<&str>,
     target: &Target,
+    limit: u32,
 ) -> Result<Done<'a, Outcome>, Error> {
     let Some(text) = key.map(str::trim).filter(|k| !k.is_empty()) else {
         let bare = Outcome::bare(ValidationCode::MissingKey);
@@ -363,14 +367,19 @@ pub fn deactivate<'a>(
     };
     let pending = ctx
         .store
-        .delete_activation(account, found.id, |_, _| Ok(()))?;
-    let outcome = pending.map(|(key, activation)| Outcome {
-        code: ValidationCode::Valid,
-        key: Some(key),
-        activation: Some(activation),
+        .delete_activation_for_holder(account, found.id, limit, ctx.now)?;
+    let outcome = pending.map(|deleted| match deleted {
+        Some((key, activation)) => Outcome {
+            code: ValidationCode::Valid,
+            key: Some(key),
+            activation: Some(activation),
+        },
+        None => refused(ValidationCode::RateLimited, None),
     });
     Ok(changed(ctx, account, outcome, |o: &Outcome| {
-        let id = o.activation.as_ref().map_or(0, |a| a.id.0);
-        format!("deactivated activation {id}")
+        match &o.activation {
+            Some(a) => format!("deactivated activation {}", a.id),
+            None => "deactivation refused: the holder's monthly limit".to_owned(),
+        }
     }))
 }

@@ -507,6 +507,29 @@ async fn updatercloud_disabled_and_expired_keys_and_the_monthly_deactivation_bud
         check["code"], "valid",
         "the refused deactivation changed nothing"
     );
+    // A restart forgets none: the store counts them, in the deletion's transaction.
+    let clock = server.clock.clone();
+    let (_dir, path) = server.stop().await;
+    let server = TestServer::start_in(
+        &path,
+        clock,
+        upkeep::app::Settings {
+            max_deactivations_per_month: 2,
+            ..settings()
+        },
+    )
+    .await;
+    let after = get(
+        &server,
+        &uc("deactivate", &format!("download_key={k}&machine=m-1")),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        (after["deactivated"].clone(), after["code"].clone()),
+        (json!(false), json!("rate_limited")),
+        "{after}"
+    );
 
     set_status(&server, &acme, id, "disabled").await;
     let disabled = get(&server, &uc("check", &format!("download_key={k}")))

@@ -229,7 +229,7 @@ pub(in crate::api::public) async fn edd_license(
             .await?
         }
         ("deactivate_license", Some(target)) if checked.code != Code::ProductMismatch => {
-            deactivate(app, who.now, account, product, &record, key, target.clone()).await?
+            deactivate(app, who.now, account, product, key, target.clone()).await?
         }
         ("activate_license" | "deactivate_license", None) => Outcome {
             code: Code::SiteInactive,

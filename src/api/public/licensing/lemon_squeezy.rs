@@ -229,7 +229,7 @@ async fn lemon_squeezy(
         }
         LsAction::Deactivate => {
             let target = instance.unwrap_or(Target::Instance(ActivationId(0)));
-            deactivate(app, who.now, account, None, &record, key, target).await?
+            deactivate(app, who.now, account, None, key, target).await?
         }
         _ => checked,
     };

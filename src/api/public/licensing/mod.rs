@@ -15,8 +15,8 @@
 //! Every unknown key counts against the per-address budget `app.public.key_failures`
 //! (SPEC §2, §9); past it, every answer is the dialect's `rate_limited` and no key is
 //! looked up. Deactivations by the holder are limited per key
-//! (`--max-deactivations-per-month`), counted in memory here ([`Deactivations`]): the
-//! licensing service has no such counter, so a restart forgets them.
+//! (`--max-deactivations-per-month`), counted by the store in the deletion's transaction
+//! (`holder_deactivations`), so a restart forgets none.
 //!
 //! One file per dialect (`updatercloud.rs`, `edd.rs`, `lemon_squeezy.rs`); what they
 //! share (the caller, the unknown-key budget, the writes, the holder's deactivation
@@ -39,78 +39,15 @@ use crate::error::Error;
 use crate::http::Body;
 use crate::http::route::Call;
 use crate::model::{
-    AccountPrefix, Activation, ActivationId, DownloadKey, DownloadKeyId, Identity, KeyStatus,
-    ProductId, ProductScope, Site, Timestamp, mask_host, normalize_site,
+    AccountPrefix, Activation, ActivationId, DownloadKey, Identity, KeyStatus, ProductId,
+    ProductScope, Site, Timestamp, mask_host, normalize_site,
 };
 use crate::service::licensing::{self as svc, Outcome, Target, ValidationCode as Code};
 use crate::service::{Actor, Ctx, Done};
 use crate::update::request as wire;
 use http::{Response, StatusCode};
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-
-/// The window `--max-deactivations-per-month` counts in.
-const MONTH_MS: u64 = 30 * 24 * 60 * 60 * 1000;
-
-/// Deactivations made by key holders, per key, within the last 30 days: kept in memory
-/// (the licensing service keeps no such counter; a restart forgets them).
-#[derive(Debug, Default)]
-pub struct Deactivations {
-    made: Mutex<HashMap<(AccountPrefix, DownloadKeyId), Vec<Timestamp>>>,
-}
-
-impl Deactivations {
-    /// Whether `key` may be deactivated once more at `now` (`limit` 0: always).
-    fn allowed(
-        &self,
-        account: &AccountPrefix,
-        key: DownloadKeyId,
-        limit: u32,
-        now: Timestamp,
-    ) -> bool {
-        if limit == 0 {
-            return true;
-        }
-        let mut made = self
-            .made
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let from = now.as_millis().saturating_sub(MONTH_MS);
-        let entry = made.entry((*account, key)).or_default();
-        entry.retain(|at| at.as_millis() > from);
-        entry.len() < limit as usize
-    }
-
-    /// Notes a deactivation of `key` at `now`.
-    fn note(&self, account: &AccountPrefix, key: DownloadKeyId, now: Timestamp) {
-        let mut made = self
-            .made
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let from = now.as_millis().saturating_sub(MONTH_MS);
-        // Keys nobody deactivated for a month are forgotten (bounded memory).
-        if made.len() > 10_000 {
-            made.retain(|_, times| times.iter().any(|at| at.as_millis() > from));
-        }
-        made.entry((*account, key)).or_default().push(now);
-    }
-}
-
-impl Deactivations {
-    /// How many deactivations of `key` are counted in the window ending at `now`.
-    fn used(&self, account: &AccountPrefix, key: DownloadKeyId, now: Timestamp) -> u32 {
-        let made = self
-            .made
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let from = now.as_millis().saturating_sub(MONTH_MS);
-        made.get(&(*account, key)).map_or(0, |t| {
-            t.iter().filter(|at| at.as_millis() > from).count() as u32
-        })
-    }
-}
 
 // ----- shared ------------------------------------------------------------------------
 
@@ -225,36 +162,22 @@ async fn activate(
 }
 
 /// Deactivates `key` for `target`, within the holder's monthly budget: `rate_limited`
-/// (nothing changed) beyond it.
+/// (nothing changed) beyond it. The store counts the budget, in the deletion's
+/// transaction.
 async fn deactivate(
     app: &App,
     now: Timestamp,
     account: AccountPrefix,
     product: Option<ProductId>,
-    record: &DownloadKey,
     key: &str,
     target: Target,
 ) -> Result<Outcome, Error> {
     let limit = app.settings.max_deactivations_per_month;
-    let budget = &app.public.deactivations;
-    if !budget.allowed(&account, record.id, limit, now) {
-        return Ok(Outcome {
-            code: Code::RateLimited,
-            key: Some(record.clone()),
-            activation: None,
-        });
-    }
     let key = key.to_owned();
-    let outcome = write(app, now, move |ctx| {
-        svc::deactivate(ctx, &account, product, Some(&key), &target)
+    write(app, now, move |ctx| {
+        svc::deactivate(ctx, &account, product, Some(&key), &target, limit)
     })
-    .await?;
-    if outcome.valid()
-        && let Some(k) = &outcome.key
-    {
-        budget.note(&account, k.id, now);
-    }
-    Ok(outcome)
+    .await
 }
 
 /// The request's pairs: the query's, then the body's (form, or a JSON object whose
@@ -329,25 +252,5 @@ fn single_product(
             Some((ids[0], product.name))
         }
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deactivations_are_limited_per_key_in_a_month() {
-        let budget = Deactivations::default();
-        let acme = AccountPrefix::parse("acme").unwrap();
-        let now = Timestamp::from_secs(1_800_000_000);
-        for _ in 0..2 {
-            assert!(budget.allowed(&acme, DownloadKeyId(1), 2, now));
-            budget.note(&acme, DownloadKeyId(1), now);
-        }
-        assert!(!budget.allowed(&acme, DownloadKeyId(1), 2, now));
-        assert!(budget.allowed(&acme, DownloadKeyId(2), 2, now));
-        let later = Timestamp::from_millis(now.as_millis() + MONTH_MS + 1);
-        assert!(budget.allowed(&acme, DownloadKeyId(1), 2, later));
     }
 }

@@ -183,16 +183,7 @@ pub(in crate::api::public) async fn updatercloud(
                     checked
                 }
             } else {
-                deactivate(
-                    app,
-                    who.now,
-                    account,
-                    Some(product_id),
-                    &record,
-                    key,
-                    target,
-                )
-                .await?
+                deactivate(app, who.now, account, Some(product_id), key, target).await?
             }
         }
     };
@@ -337,7 +328,11 @@ pub(in crate::api::public) fn updatercloud_activations(
     // The holder sees their slots unless the key is for another product.
     if code != Code::ProductMismatch {
         let list = svc::activations(&app.public_ctx(call.now), &account, record.id)?;
-        let used = app.public.deactivations.used(&account, record.id, call.now);
+        let used = app
+            .store
+            .holder_deactivations(&account, record.id, call.now)?
+            .at
+            .len();
         let limit = app.settings.max_deactivations_per_month;
         body["activations"] = list
             .iter()
@@ -345,7 +340,7 @@ pub(in crate::api::public) fn updatercloud_activations(
             .collect();
         body["deactivations"] = json!({
             "limit": limit,
-            "remaining": if limit == 0 { Value::Null } else { json!(limit.saturating_sub(used)) },
+            "remaining": if limit == 0 { Value::Null } else { json!((limit as usize).saturating_sub(used)) },
         });
     }
     uc_reply(StatusCode::OK, body)
