@@ -24,7 +24,9 @@ use crate::model::{
     ProductId, ProductScope, Site, Timestamp, accepted_key, lookup_form, lookup_form_of,
     normalize_key,
 };
-use crate::store::{ActivationPlan, IdentityRef, KeyFilter, Page, PageRequest, Standing, Store};
+use crate::store::{
+    ActivationPlan, HolderDeactivation, IdentityRef, KeyFilter, Page, PageRequest, Standing, Store,
+};
 
 mod validation;
 
@@ -895,6 +897,7 @@ mod tests {
             ValidationCode::Valid
         );
         let other = Target::Site(normalize_site("other.com").unwrap());
+        let generation = w.store.generation();
         let refused = deactivate(&w.ctx(NOW), &w.acme, None, Some(&k.key), &other, 1)
             .unwrap()
             .durable_blocking()
@@ -905,6 +908,11 @@ mod tests {
             w.store.activation_usage(&w.acme).unwrap(),
             1,
             "nothing freed"
+        );
+        assert_eq!(
+            w.store.generation(),
+            generation,
+            "a spent budget is answered without a write"
         );
         // The account's pool.
         let pool = ActivationRules {

@@ -53,6 +53,18 @@ pub enum ActivationPlan {
     },
 }
 
+/// What [`Store::delete_activation_for_holder`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HolderDeactivation {
+    /// Deleted: the key as changed, and the activation.
+    Deleted(Box<(DownloadKey, Activation)>),
+    /// The holder's limit is reached: nothing changed.
+    LimitReached,
+    /// The activation was gone when the write lock was taken (another request freed
+    /// it): nothing changed.
+    Gone,
+}
+
 /// Every licensing entry of an account, for deleting the account with them.
 pub(super) struct LicensingEntries {
     customers: Vec<AccountId>,
@@ -670,34 +682,45 @@ impl Store {
     }
 
     /// Deletes activation `id` at its key holder's request (SPEC §9.2): at most `limit`
-    /// such deletions of one key in the 30 days before `now` (0: no limit). Beyond it
-    /// nothing changes and the answer is `None`. The deletion and its note are one
-    /// transaction under the write lock: a restart forgets none, and two requests at once
-    /// cannot both take the last one.
+    /// such deletions of one key in the 30 days before `now` (0: no limit, and none
+    /// recorded). The check, the deletion and its note are one transaction under the
+    /// write lock: a restart forgets none, and two requests at once cannot both take the
+    /// last one. (Callers check the budget first with [`Store::holder_deactivations`], so
+    /// that a spent budget costs no write; this check is the one that holds.)
     ///
     /// # Errors
-    /// `Missing`.
+    /// The store failed.
     pub fn delete_activation_for_holder(
         &self,
         account: &AccountPrefix,
         id: ActivationId,
         limit: u32,
         now: Timestamp,
-    ) -> Result<Pending<'_, Option<(DownloadKey, Activation)>>, StoreError> {
+    ) -> Result<Pending<'_, HolderDeactivation>, StoreError> {
         self.write(|| {
+            // Looked up again under the lock: another request may have freed it since.
+            if self.activation(account, id)?.is_none() {
+                return Ok((HolderDeactivation::Gone, Vec::new()));
+            }
             let (mut key, activation) = self.activation_with_key(account, id)?;
             let mut made = self.holder_deactivations(account, key.id, now)?;
             if !made.allows_one_more(limit) {
-                return Ok((None, Vec::new()));
+                return Ok((HolderDeactivation::LimitReached, Vec::new()));
             }
             made.at.push(now);
             key.counted = key.counted.saturating_sub(u32::from(activation.counts));
             self.transact(|tx| {
                 remove_activation(tx, &key, &activation)?;
-                tx.put(&HOLDER_DEACTIVATIONS, &at(account, key.id.0), &made)
+                if limit > 0 {
+                    tx.put(&HOLDER_DEACTIVATIONS, &at(account, key.id.0), &made)?;
+                }
+                Ok(())
             })?;
             let ops = vec![IndexOp::ActivationRemove(key.id, activation.id)];
-            Ok((Some((key, activation)), ops))
+            Ok((
+                HolderDeactivation::Deleted(Box::new((key, activation))),
+                ops,
+            ))
         })
     }
 
@@ -1205,35 +1228,66 @@ pub(super) mod tests {
         };
         for (i, host) in ["one.example", "two.example"].into_iter().enumerate() {
             let made = activate(&store, &k, host, true);
-            let (key, freed) = free(&store, made.id, 2, at(i as u64)).unwrap();
+            let HolderDeactivation::Deleted(deleted) = free(&store, made.id, 2, at(i as u64))
+            else {
+                panic!("{host} was not freed");
+            };
+            let (key, freed) = *deleted;
             assert_eq!((key.id, freed.id), (k.id, made.id));
             assert!(store.activation(&a, made.id).unwrap().is_none());
+            // Freed already (another request was first): nothing to do, nothing counted.
+            assert_eq!(
+                free(&store, made.id, 2, at(i as u64)),
+                HolderDeactivation::Gone
+            );
         }
         assert_eq!(store.activation_usage(&a).unwrap(), 0);
         // The third within 30 days is refused and changes nothing.
         let third = activate(&store, &k, "three.example", true);
-        assert!(free(&store, third.id, 2, at(2)).is_none());
+        assert_eq!(
+            free(&store, third.id, 2, at(2)),
+            HolderDeactivation::LimitReached
+        );
         assert_eq!(store.activation(&a, third.id).unwrap(), Some(third.clone()));
         assert_eq!(store.activation_usage(&a).unwrap(), 1);
         assert_eq!(
             store.holder_deactivations(&a, k.id, at(2)).unwrap().at,
             vec![at(0), at(1)]
         );
-        // Another key has its own budget; a limit of 0 is none.
+        // Another key has its own budget; a limit of 0 is none, and records nothing.
         let theirs = activate(&store, &other, "other.example", true);
-        assert!(free(&store, theirs.id, 2, at(3)).is_some());
+        assert!(matches!(
+            free(&store, theirs.id, 2, at(3)),
+            HolderDeactivation::Deleted(..)
+        ));
         let again = activate(&store, &other, "other.example", true);
-        assert!(free(&store, again.id, 1, at(4)).is_none());
-        assert!(free(&store, again.id, 0, at(4)).is_some());
+        assert_eq!(
+            free(&store, again.id, 1, at(4)),
+            HolderDeactivation::LimitReached
+        );
+        assert!(matches!(
+            free(&store, again.id, 0, at(4)),
+            HolderDeactivation::Deleted(..)
+        ));
+        assert_eq!(
+            store.holder_deactivations(&a, other.id, at(4)).unwrap().at,
+            vec![at(3)]
+        );
         // Reopened, the store still counts them.
         drop(store);
         let store = Store::open(dir.path()).unwrap();
-        assert!(free(&store, third.id, 2, at(5)).is_none());
+        assert_eq!(
+            free(&store, third.id, 2, at(5)),
+            HolderDeactivation::LimitReached
+        );
         // 30 days after the first, one is free again; the record keeps only that window.
         let later = Timestamp::from_millis(
             t0.as_millis() + crate::model::HOLDER_DEACTIVATION_WINDOW_MS + 1,
         );
-        assert!(free(&store, third.id, 2, later).is_some());
+        assert!(matches!(
+            free(&store, third.id, 2, later),
+            HolderDeactivation::Deleted(..)
+        ));
         assert_eq!(
             store.holder_deactivations(&a, k.id, later).unwrap().at,
             vec![at(1), later]

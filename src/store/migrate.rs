@@ -19,6 +19,7 @@ const MIGRATIONS: &[Migration] = &[
     catalog_v5_to_v6,
     licensing_v6_to_v7,
     rollups_v7_to_v8,
+    holder_deactivations_v8_to_v9,
 ];
 
 /// One step: rewrites the store from version `n` to `n + 1`; must be idempotent.
@@ -78,6 +79,15 @@ fn licensing_v6_to_v7(_db: &sled::Db) -> Result<(), StoreError> {
 /// bump makes an older upkeep refuse a store whose rollups it could not back up.
 #[allow(clippy::unnecessary_wraps)]
 fn rollups_v7_to_v8(_db: &sled::Db) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// 8 → 9: the holders' deactivations tree (`holder_deactivations`) appears, empty (the
+/// counts were kept in memory before): nothing to rewrite. The bump makes an older
+/// upkeep refuse the store, and a backup of it, rather than fail on a tree it does not
+/// know in the middle of a restore.
+#[allow(clippy::unnecessary_wraps)]
+fn holder_deactivations_v8_to_v9(_db: &sled::Db) -> Result<(), StoreError> {
     Ok(())
 }
 

@@ -55,7 +55,7 @@ pub use codec::{DecodeError, Record};
 pub use files::{KEY_FILE, create_private_file};
 pub(crate) use files::{create_private_dir, create_temporary_file};
 pub use index_load::{Inspection, OpenError, SnapshotState, inspect};
-pub use licensing::{ActivationPlan, KeyFilter};
+pub use licensing::{ActivationPlan, HolderDeactivation, KeyFilter};
 pub use migrate::SchemaError;
 pub use page::{Cursor, CursorError, Page, PageRequest};
 pub use token_index::{AuthRecord, Authenticated, PendingUse, TokenIndex};

@@ -30,7 +30,7 @@ use crate::model::{
 use std::marker::PhantomData;
 
 /// The layout this binary reads and writes. Bump it with a numbered migration in `migrate`.
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// One tree: where it is, what its keys and values are. A constant per tree, below.
 pub struct Table<K, V> {
@@ -177,8 +177,7 @@ tables! {
     /// key = owner(account) ++ download key id (u64 BE), value = record
     /// `HolderDeactivations`: when the key's holder freed its activations in the last 30
     /// days (SPEC §9.2 `--max-deactivations-per-month`), written in the transaction that
-    /// deletes the activation; goes with its key. Absent: none (a store of schema 8
-    /// without this tree has none to fill).
+    /// deletes the activation; goes with its key. Absent: none (since schema 9).
     HOLDER_DEACTIVATIONS, HolderDeactivationsTree, "holder_deactivations": AccountId => HolderDeactivations;
 }
 

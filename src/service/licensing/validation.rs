@@ -365,21 +365,35 @@ pub fn deactivate<'a>(
         let out = refused(ValidationCode::SiteInactive, None);
         return Ok(Done::new(ctx, ctx.store.already(out), |_| Vec::new()));
     };
+    // A spent budget is answered without a write (no flush, no cache turnover, no audit
+    // line); the store checks again under its write lock, which is the check that holds.
+    if !ctx
+        .store
+        .holder_deactivations(account, record.id, ctx.now)?
+        .allows_one_more(limit)
+    {
+        let out = refused(ValidationCode::RateLimited, None);
+        return Ok(Done::new(ctx, ctx.store.already(out), |_| Vec::new()));
+    }
     let pending = ctx
         .store
         .delete_activation_for_holder(account, found.id, limit, ctx.now)?;
-    let outcome = pending.map(|deleted| match deleted {
-        Some((key, activation)) => Outcome {
-            code: ValidationCode::Valid,
-            key: Some(key),
-            activation: Some(activation),
-        },
-        None => refused(ValidationCode::RateLimited, None),
+    let outcome = pending.map(|done| match done {
+        HolderDeactivation::Deleted(deleted) => {
+            let (key, activation) = *deleted;
+            Outcome {
+                code: ValidationCode::Valid,
+                key: Some(key),
+                activation: Some(activation),
+            }
+        }
+        HolderDeactivation::LimitReached => refused(ValidationCode::RateLimited, None),
+        HolderDeactivation::Gone => refused(ValidationCode::SiteInactive, None),
     });
     Ok(changed(ctx, account, outcome, |o: &Outcome| {
         match &o.activation {
             Some(a) => format!("deactivated activation {}", a.id),
-            None => "deactivation refused: the holder's monthly limit".to_owned(),
+            None => format!("deactivation refused: {}", o.code.as_str()),
         }
     }))
 }
