@@ -13,7 +13,7 @@
 # licensed `bench-plugin` 1.2.0 to lic00000 and a free `bench-check` 1.2.0 to a new account
 # `bench`, and starts `upkeep serve` in its default configuration (the request log on, to
 # /dev/null). For each mode it runs wrk (2 threads, 32 connections, 5 s) and samples the
-# server process for 4 s of it at 4,999 Hz with call graphs:
+# server process for 4 s of it (`perf record -e cpu-clock`, about 5,000 samples a second):
 #   hello-LIC  the hello-world (benches/hello.rs) sent the LIC requests;
 #   WU         /v1/public/bench/plugins/bench-check;
 #   LIC        /v1/public/lic00000/plugins/bench-plugin?key=K with User-Agent
@@ -80,8 +80,12 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 curl -fs -o /dev/null "http://127.0.0.1:$SERVER_PORT/healthz" || die "the server did not start"
+curl -fs -o /dev/null "http://127.0.0.1:$HELLO_PORT/" || die "the hello-world did not start"
 
-awk -F'\t' '(NR - 1) % 12 == 0 && n < 8192 { n++
+# 8,192 keys spread evenly over the fill (every 12th of 100,000).
+STEP=$(( $(wc -l <"$LIC_CACHE.keys") / 8192 ))
+[ "$STEP" -ge 1 ] || STEP=1
+awk -F'\t' -v step="$STEP" '(NR - 1) % step == 0 && n < 8192 { n++
   printf "/v1/public/lic00000/plugins/bench-plugin?key=%s\t%s\n", $3, $4 }' \
   "$LIC_CACHE.keys" >"$WORK/lic.paths"
 cat >"$WORK/lic.lua" <<'LUA'
@@ -109,24 +113,28 @@ profile() { # label pid wrk-args...
   local label=$1 pid=$2
   shift 2
   wrk -t2 -c32 -d2s "$@" >/dev/null
-  perf record -q -e cpu-clock -F 4999 -g -p "$pid" -o "$WORK/perf.data" -- sleep 4 \
-    >/dev/null 2>&1 &
+  perf record -q -e cpu-clock -F 4999 -p "$pid" -o "$WORK/perf.data" -- sleep 4 \
+    >"$WORK/perf.log" 2>&1 &
   local recorder=$!
   local rps
   rps=$(wrk -t2 -c32 -d5s "$@" | awk '/Requests\/sec/ {print $2}')
-  wait "$recorder"
-  perf report -i "$WORK/perf.data" --no-children --sort dso,sym --stdio -g none \
-    2>/dev/null >"$WORK/report.txt"
-  local samples
-  samples=$(perf script -i "$WORK/perf.data" -F event 2>/dev/null | wc -l)
-  python3 - "$label" "$rps" "$samples" "$WORK/report.txt" <<'PY'
+  wait "$recorder" || die "perf record failed: $(cat "$WORK/perf.log")"
+  [ -n "$rps" ] && [ "$rps" != 0.00 ] || die "$label: wrk made no requests"
+  perf report -i "$WORK/perf.data" --no-children --sort dso,sym --stdio \
+    >"$WORK/report.txt" 2>/dev/null || die "perf report failed"
+  python3 - "$label" "$rps" "$WORK/report.txt" <<'PY'
 import re, sys
-label, rps, samples, report = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-# Samples at 4,999 Hz over 4 s of a wrk run at `rps`: µs of server CPU per request.
-per = samples / 4999 * 1e6 / (rps * 4)
+label, rps, report = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+# cpu-clock's event count is the sampled CPU time in ns, whatever rate perf settled on;
+# over 4 s of a wrk run at `rps`: µs of server CPU per request.
+text = open(report).read()
+count = re.search(r"Event count \(approx\.\): (\d+)", text)
+if not count:
+    sys.exit(f"{label}: no event count in perf's report")
+per = int(count.group(1)) / 1e3 / (rps * 4)
 kernel = user = lookups = 0.0
 symbols = {}
-for line in open(report):
+for line in text.splitlines():
     m = re.match(r"\s+([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(.*)", line)
     if not m:
         continue
