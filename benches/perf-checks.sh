@@ -88,22 +88,6 @@ STEP=$(( $(wc -l <"$LIC_CACHE.keys") / 8192 ))
 awk -F'\t' -v step="$STEP" '(NR - 1) % step == 0 && n < 8192 { n++
   printf "/v1/public/lic00000/plugins/bench-plugin?key=%s\t%s\n", $3, $4 }' \
   "$LIC_CACHE.keys" >"$WORK/lic.paths"
-cat >"$WORK/lic.lua" <<'LUA'
-local requests = {}
-local i = 0
-init = function(args)
-  for line in io.lines(args[1]) do
-    local path, site = line:match("^([^\t]+)\t(.+)$")
-    requests[#requests + 1] =
-      wrk.format("GET", path, { ["User-Agent"] = "WordPress/6.7; https://" .. site })
-  end
-  i = math.random(#requests)
-end
-request = function()
-  i = i % #requests + 1
-  return requests[i]
-end
-LUA
 first=$(head -1 "$WORK/lic.paths")
 curl -fs -A "WordPress/6.7; https://${first#*$'\t'}" \
   "http://127.0.0.1:$SERVER_PORT${first%%$'\t'*}" | grep -q '"download_link"' ||
@@ -158,7 +142,7 @@ PY
 
 for round in $(seq "$ROUNDS"); do
   log "round $round of $ROUNDS"
-  profile hello-LIC "$HELLO_PID" "http://127.0.0.1:$HELLO_PORT/" -s "$WORK/lic.lua" -- "$WORK/lic.paths"
+  profile hello-LIC "$HELLO_PID" "http://127.0.0.1:$HELLO_PORT/" -s benches/licensed-checks.lua -- "$WORK/lic.paths"
   profile WU "$SERVER" "http://127.0.0.1:$SERVER_PORT/v1/public/bench/plugins/bench-check"
-  profile LIC "$SERVER" "http://127.0.0.1:$SERVER_PORT/" -s "$WORK/lic.lua" -- "$WORK/lic.paths"
+  profile LIC "$SERVER" "http://127.0.0.1:$SERVER_PORT/" -s benches/licensed-checks.lua -- "$WORK/lic.paths"
 done

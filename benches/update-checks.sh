@@ -386,33 +386,15 @@ check "$EDD_URL"
   || { cat "$WORK/check.body" >&2; die "EDD: no offer"; }
 CHECK_BYTES=$(for u in "$WU_URL" "$PUC_URL" "$EDD_URL"; do curl -s "$u" | wc -c; done | paste -sd/)
 
-if [ "$ONLY" != download ]; then # (not indented: the heredoc below)
+if [ "$ONLY" != download ]; then # (the licensed check; left unindented)
 # The licensed check: 8,192 of the keys (evenly spread) with their activated sites, as
-# "path<TAB>site" lines for the Lua script.
+# "path<TAB>site" lines for benches/licensed-checks.lua.
 LIC_PATH=/v1/public/lic00000/plugins/bench-plugin
 step=$(( KEYS / 8192 )); [ "$step" -ge 1 ] || step=1
 awk -F'\t' -v step="$step" -v path="$LIC_PATH" '(NR - 1) % step == 0 && n < 8192 {
   n++
   printf "%s?key=%s\t%s\n", path, $3, $4
 }' "$LIC_CACHE.keys" >"$WORK/lic.paths"
-# Each request is formatted once, in init: wrk shares the 2 cores with the server, so a
-# per-request wrk.format would be client work counted against the server.
-cat >"$WORK/lic.lua" <<'EOF'
-local requests = {}
-local i = 0
-init = function(args)
-  for line in io.lines(args[1]) do
-    local path, site = line:match("^([^\t]+)\t(.+)$")
-    requests[#requests + 1] =
-      wrk.format("GET", path, { ["User-Agent"] = "WordPress/6.7; https://" .. site })
-  end
-  i = math.random(#requests)
-end
-request = function()
-  i = i % #requests + 1
-  return requests[i]
-end
-EOF
 lic_check() { # path, site: the answer in $WORK/check.body
   check -A "WordPress/6.7; https://$2" "$UP$1"
 }
@@ -484,8 +466,8 @@ if [ "$ONLY" != download ]; then
   log "warming up (${WARMUP} s each)"
   run_wrk "$WARMUP" "$HELLO_URL" >/dev/null
   for u in "$WU_URL" "$PUC_URL" "$EDD_URL"; do run_wrk "$WARMUP" "$u" >/dev/null; done
-  run_wrk "$WARMUP" "$UP" -s "$WORK/lic.lua" -- "$WORK/lic.paths" >/dev/null
-  run_wrk "$WARMUP" "$HELLO_URL" -s "$WORK/lic.lua" -- "$WORK/lic.paths" >/dev/null
+  run_wrk "$WARMUP" "$UP" -s benches/licensed-checks.lua -- "$WORK/lic.paths" >/dev/null
+  run_wrk "$WARMUP" "$HELLO_URL" -s benches/licensed-checks.lua -- "$WORK/lic.paths" >/dev/null
 
   L_WU="GET /v1/public/{prefix}/plugins/{slug} (WU)"
   L_PUC="GET /updates/{prefix}/{slug}?installed_version=1.0.0 (PUC)"
@@ -502,13 +484,13 @@ if [ "$ONLY" != download ]; then
     measure hello "$HELLO_URL"
     measure "$L_EDD" "$EDD_URL"
     measure hello "$HELLO_URL"
-    measure "$L_LIC" "$UP" -s "$WORK/lic.lua" -- "$WORK/lic.paths"
+    measure "$L_LIC" "$UP" -s benches/licensed-checks.lua -- "$WORK/lic.paths"
     measure hello "$HELLO_URL"
     # LIC again, beside the hello-world sent LIC's own requests by the same wrk script
     # (its Lua and the longer requests cost wrk and the parser CPU on the same cores).
-    measure "$L_HELLO_LIC" "$HELLO_URL" -s "$WORK/lic.lua" -- "$WORK/lic.paths"
-    measure "$L_LIC" "$UP" -s "$WORK/lic.lua" -- "$WORK/lic.paths"
-    measure "$L_HELLO_LIC" "$HELLO_URL" -s "$WORK/lic.lua" -- "$WORK/lic.paths"
+    measure "$L_HELLO_LIC" "$HELLO_URL" -s benches/licensed-checks.lua -- "$WORK/lic.paths"
+    measure "$L_LIC" "$UP" -s benches/licensed-checks.lua -- "$WORK/lic.paths"
+    measure "$L_HELLO_LIC" "$HELLO_URL" -s benches/licensed-checks.lua -- "$WORK/lic.paths"
   done
   unset RUN_DURATION
   CHECK_RESULTS=("${RESULTS[@]}")
