@@ -65,7 +65,8 @@
 //!   domain types only. `mod.rs` (the `Store`, errors, `write`, `Pending`), one file per
 //!   aggregate (`accounts.rs`, `tokens.rs`, `plan_licenses.rs`, `catalog.rs`: groups,
 //!   products, versions with their files, keyed by account so another account's id is
-//!   simply absent; `licensing.rs`: customers, keys, activations, `activation_usage`;
+//!   simply absent; `licensing.rs`: customers, keys, activations, `activation_usage`,
+//!   the holders' deactivations in their month (`holder_deactivations`);
 //!   `license_uses.rs`: key checks noted in memory, written in batches;
 //!   `reports.rs`: the daily rollups per account, product and UTC day, §10),
 //!   [`store::schema`] (the
