@@ -672,7 +672,9 @@ impl Store {
         check: impl FnOnce(&DownloadKey, &Activation) -> Result<(), DomainError>,
     ) -> Result<Pending<'_, (DownloadKey, Activation)>, StoreError> {
         self.write(|| {
-            let (mut key, activation) = self.activation_with_key(account, id)?;
+            let (mut key, activation) = self
+                .activation_with_key(account, id)?
+                .ok_or_else(|| missing(format!("no activation with id {id}")))?;
             check(&key, &activation)?;
             key.counted = key.counted.saturating_sub(u32::from(activation.counts));
             self.transact(|tx| remove_activation(tx, &key, &activation))?;
@@ -699,10 +701,9 @@ impl Store {
     ) -> Result<Pending<'_, HolderDeactivation>, StoreError> {
         self.write(|| {
             // Looked up again under the lock: another request may have freed it since.
-            if self.activation(account, id)?.is_none() {
+            let Some((mut key, activation)) = self.activation_with_key(account, id)? else {
                 return Ok((HolderDeactivation::Gone, Vec::new()));
-            }
-            let (mut key, activation) = self.activation_with_key(account, id)?;
+            };
             let mut made = self.holder_deactivations(account, key.id, now)?;
             if !made.allows_one_more(limit) {
                 return Ok((HolderDeactivation::LimitReached, Vec::new()));
@@ -741,19 +742,19 @@ impl Store {
             .within(now))
     }
 
-    /// Activation `id` and its key.
+    /// Activation `id` and its key (`None`: no such activation).
     fn activation_with_key(
         &self,
         account: &AccountPrefix,
         id: ActivationId,
-    ) -> Result<(DownloadKey, Activation), StoreError> {
-        let activation = self
-            .activation(account, id)?
-            .ok_or_else(|| missing(format!("no activation with id {id}")))?;
+    ) -> Result<Option<(DownloadKey, Activation)>, StoreError> {
+        let Some(activation) = self.activation(account, id)? else {
+            return Ok(None);
+        };
         let key = self
             .download_key(account, activation.key_id)?
             .ok_or_else(|| StoreError::Bug(format!("activation {id} without its key")))?;
-        Ok((key, activation))
+        Ok(Some((key, activation)))
     }
 
     /// The keys listing `product` (for deleting it: they lose it from their lists).
