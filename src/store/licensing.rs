@@ -704,7 +704,11 @@ impl Store {
             let Some((mut key, activation)) = self.activation_with_key(account, id)? else {
                 return Ok((HolderDeactivation::Gone, Vec::new()));
             };
-            let mut made = self.holder_deactivations(account, key.id, now)?;
+            let mut made = if limit > 0 {
+                self.holder_deactivations(account, key.id, now)?
+            } else {
+                HolderDeactivations::default()
+            };
             if !made.allows_one_more(limit) {
                 return Ok((HolderDeactivation::LimitReached, Vec::new()));
             }

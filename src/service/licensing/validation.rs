@@ -367,10 +367,11 @@ pub fn deactivate<'a>(
     };
     // A spent budget is answered without a write (no flush, no cache turnover, no audit
     // line); the store checks again under its write lock, which is the check that holds.
-    if !ctx
-        .store
-        .holder_deactivations(account, record.id, ctx.now)?
-        .allows_one_more(limit)
+    if limit > 0
+        && !ctx
+            .store
+            .holder_deactivations(account, record.id, ctx.now)?
+            .allows_one_more(limit)
     {
         let out = refused(ValidationCode::RateLimited, None);
         return Ok(Done::new(ctx, ctx.store.already(out), |_| Vec::new()));

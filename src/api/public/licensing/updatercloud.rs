@@ -328,11 +328,6 @@ pub(in crate::api::public) fn updatercloud_activations(
     // The holder sees their slots unless the key is for another product.
     if code != Code::ProductMismatch {
         let list = svc::activations(&app.public_ctx(call.now), &account, record.id)?;
-        let used = app
-            .store
-            .holder_deactivations(&account, record.id, call.now)?
-            .at
-            .len();
         let limit = app.settings.max_deactivations_per_month;
         body["activations"] = list
             .iter()
@@ -340,7 +335,12 @@ pub(in crate::api::public) fn updatercloud_activations(
             .collect();
         body["deactivations"] = json!({
             "limit": limit,
-            "remaining": if limit == 0 { Value::Null } else { json!((limit as usize).saturating_sub(used)) },
+            "remaining": if limit == 0 {
+                Value::Null
+            } else {
+                let used = app.store.holder_deactivations(&account, record.id, call.now)?.at.len();
+                json!((limit as usize).saturating_sub(used))
+            },
         });
     }
     uc_reply(StatusCode::OK, body)
