@@ -277,6 +277,45 @@ async fn download_keys_are_generated_imported_read_back_and_refused_when_bad() {
     .await
     .expect(201);
     assert_eq!(imported["data"]["key"], "LEGACY-key-0001");
+    // `null` for an optional field is the field left out (the public schema says so).
+    let nulls = send(
+        &server,
+        Method::POST,
+        "/api/v1/download-keys",
+        t,
+        json!({"customer_id": c, "product_ids": [p], "key": null, "activation_limit": null,
+               "expires_at": null, "notes": null}),
+    )
+    .await
+    .expect(201);
+    assert_eq!(nulls["data"]["activation_limit"], 1);
+    assert!(nulls["data"]["expires_at"].is_null());
+    assert_eq!(
+        nulls["data"]["key"].as_str().unwrap().len(),
+        29,
+        "generated (segmented)"
+    );
+    let nulls = send(
+        &server,
+        Method::POST,
+        "/api/v1/download-keys",
+        t,
+        json!({"customer_id": c, "product_ids": [p], "expires_in": null}),
+    )
+    .await
+    .expect(201);
+    assert!(nulls["data"]["expires_at"].is_null());
+    let unchanged = send(
+        &server,
+        Method::PATCH,
+        &format!("/api/v1/download-keys/{}", nulls["data"]["id"]),
+        t,
+        json!({"activation_limit": null, "expires_in": null}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(unchanged["data"]["activation_limit"], 1);
+    assert!(unchanged["data"]["expires_at"].is_null());
     let past = "2001-01-01T00:00:00Z";
     for (body, field) in [
         (
@@ -347,8 +386,8 @@ async fn download_keys_are_generated_imported_read_back_and_refused_when_bad() {
     .expect(200);
     assert_eq!(
         keys["data"].as_array().unwrap().len(),
-        3,
-        "refusals changed nothing"
+        5,
+        "the five made above, and nothing of the refusals"
     );
 
     // Disable, change, enable.
