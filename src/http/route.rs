@@ -113,7 +113,14 @@ pub struct Row {
     pub need: Need,
     pub body: BodyPolicy,
     pub handler: Handler,
+    /// How the row's dialect answers an error of the layers in front of its handler (a
+    /// body too large, too slow or unreadable), or `None` for the common error shape.
+    /// The public dialects answer those in their own clients' shapes (SPEC §3).
+    pub refusal: Option<Refusal>,
 }
+
+/// A dialect's answer to an error, or `None` to leave it to the common error shape.
+pub type Refusal = fn(&Error) -> Option<Response<Body>>;
 
 impl Row {
     /// A row; `GET` routes take no body, every other method a JSON one unless the row says
@@ -138,7 +145,14 @@ impl Row {
             family,
             need,
             handler,
+            refusal: None,
         }
+    }
+
+    /// The same row, answering errors the dialect's way first ([`Row::refusal`]).
+    pub const fn refusing(mut self, refusal: Refusal) -> Self {
+        self.refusal = Some(refusal);
+        self
     }
 
     /// The same row, streaming its body ([`BodyPolicy::Stream`]: uploads).

@@ -85,7 +85,11 @@ impl App {
                 } else {
                     tracing::debug!(request_id = %request_id, route = route_name, error = %err, "request refused");
                 }
-                response::error(&err, request_id.as_str())
+                // The row's dialect answers in its own shape where it has one (SPEC §3).
+                matched
+                    .and_then(|(_, row)| row.refusal)
+                    .and_then(|refusal| refusal(&err))
+                    .unwrap_or_else(|| response::error(&err, request_id.as_str()))
             }
         };
         if method == Method::HEAD {

@@ -360,6 +360,19 @@ pub fn edd_unknown_action(action: &str) -> Json {
     })
 }
 
+/// EDD's answer to a request whose body could not be read (too large, too slow, not
+/// readable): `200` like every EDD answer (SPEC §9.2), the failure of both a license
+/// action and `get_version` (`success` false, no `sections`, so no update), with our
+/// error code and the reason in `msg`.
+pub fn edd_refused(code: &str, message: &str) -> Json {
+    doc(64 + code.len() + message.len(), |d| {
+        d.str("error", code);
+        d.str("license", "invalid");
+        d.str("msg", message);
+        d.bool("success", false);
+    })
+}
+
 /// EDD's `msg` for an unknown product (an unknown `item_id`, `item_name` or prefix).
 pub const EDD_UNKNOWN_PRODUCT: &str = "No product matches this request.";
 

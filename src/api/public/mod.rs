@@ -95,14 +95,16 @@ pub static ROWS: &[Row] = &[
         "/edd/{prefix}",
         Need::Public,
         Handler::ReadFirst(edd_check, |app, call| Box::pin(edd_prefixed(app, call))),
-    ),
+    )
+    .refusing(edd_refusal),
     F.row(
         Method::POST,
         "edd_post",
         "/edd/{prefix}",
         Need::Public,
         Handler::ReadFirst(edd_check, |app, call| Box::pin(edd_prefixed(app, call))),
-    ),
+    )
+    .refusing(edd_refusal),
     F.row(
         Method::GET,
         "download",
@@ -116,7 +118,8 @@ pub static ROWS: &[Row] = &[
         "/",
         Need::Public,
         Handler::Write(|app, call| Box::pin(root_post(app, call))),
-    ),
+    )
+    .refusing(edd_refusal),
     // ----- public licensing (SPEC §9.2): `licensing/` -----
     F.row(
         Method::GET,
@@ -187,7 +190,8 @@ pub static ROWS: &[Row] = &[
                 LsAction::Activate,
             ))
         }),
-    ),
+    )
+    .refusing(licensing::ls_activate_refusal),
     F.row(
         Method::POST,
         "ls_validate",
@@ -200,7 +204,8 @@ pub static ROWS: &[Row] = &[
                 LsAction::Validate,
             ))
         }),
-    ),
+    )
+    .refusing(licensing::ls_validate_refusal),
     F.row(
         Method::POST,
         "ls_deactivate",
@@ -213,7 +218,8 @@ pub static ROWS: &[Row] = &[
                 LsAction::Deactivate,
             ))
         }),
-    ),
+    )
+    .refusing(licensing::ls_deactivate_refusal),
     F.row(
         Method::POST,
         "ls_default_activate",
@@ -226,7 +232,8 @@ pub static ROWS: &[Row] = &[
                 LsAction::Activate,
             ))
         }),
-    ),
+    )
+    .refusing(licensing::ls_activate_refusal),
     F.row(
         Method::POST,
         "ls_default_validate",
@@ -239,7 +246,8 @@ pub static ROWS: &[Row] = &[
                 LsAction::Validate,
             ))
         }),
-    ),
+    )
+    .refusing(licensing::ls_validate_refusal),
     F.row(
         Method::POST,
         "ls_default_deactivate",
@@ -252,7 +260,8 @@ pub static ROWS: &[Row] = &[
                 LsAction::Deactivate,
             ))
         }),
-    ),
+    )
+    .refusing(licensing::ls_deactivate_refusal),
 ];
 
 use edd::*;

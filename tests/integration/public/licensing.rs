@@ -1148,6 +1148,124 @@ async fn lemon_squeezy_disabled_and_expired_keys() {
     assert_eq!(refused.expect(400)["error"], "This license key is expired.");
 }
 
+// ----- bodies refused before the handler ---------------------------------------------------
+
+/// Sends `head` and the start of a body it never finishes; returns what the server sent
+/// before it closed the connection (after `body_timeout`).
+async fn stalled(server: &TestServer, head: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut out))
+        .await
+        .expect("the server answers and closes within 20 s")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The JSON body of a raw HTTP/1.1 answer.
+fn raw_json(answer: &str) -> Value {
+    let (_, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {answer}"))
+}
+
+#[tokio::test]
+async fn bodies_too_large_or_too_slow_are_answered_in_each_dialects_shape() {
+    let server = TestServer::start_with(upkeep::app::Settings {
+        body_timeout: Duration::from_millis(300),
+        ..settings()
+    })
+    .await;
+    let acme = shop(&server, "acme").await;
+    let p = acme.product;
+    let (_, k) = key(&server, &acme, &[p], json!({})).await;
+    let padding = "x".repeat(upkeep::app::Settings::default().max_body_bytes + 1);
+
+    // Lemon Squeezy: the status, in the license answer's shape (both its addresses).
+    for (path, flag) in [
+        ("/ls/acme/v1/licenses/activate", "activated"),
+        ("/v1/licenses/validate", "valid"),
+        ("/ls/acme/v1/licenses/deactivate", "deactivated"),
+    ] {
+        let body = format!("license_key={k}&instance_name=a&instance_id=b&pad={padding}");
+        let reply = post(&server, path, FORM, body).await;
+        let answer = reply.expect(413);
+        assert_eq!(answer[flag], false, "{path}: {answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.contains("larger than the limit"), "{path}: {error}");
+        assert_eq!(answer["license_key"], Value::Null, "{path}");
+        assert_eq!(answer["meta"], Value::Null, "{path}");
+        assert_eq!(reply.header("cache-control"), Some("no-store"), "{path}");
+        assert!(reply.header("x-request-id").is_some(), "{path}");
+    }
+    let slow = stalled(
+        &server,
+        format!(
+            "POST /ls/acme/v1/licenses/activate HTTP/1.1\r\nhost: x\r\ncontent-type: {FORM}\r\n\
+             content-length: 100\r\n\r\nlicense_key={k}"
+        ),
+    )
+    .await;
+    assert!(slow.starts_with("HTTP/1.1 408"), "{slow}");
+    let answer = raw_json(&slow);
+    assert_eq!(answer["activated"], false, "{answer}");
+    assert_eq!(answer["error"], "the request body did not arrive in time");
+    assert_eq!(answer["instance"], Value::Null);
+
+    // EDD: `200`, always, with EDD's failure fields (both its addresses).
+    for path in ["/edd/acme", "/"] {
+        let body =
+            format!("edd_action=activate_license&license={k}&item_id={p}&url=a.com&pad={padding}");
+        let answer = post(&server, path, FORM, body).await.expect(200);
+        assert_eq!(answer["success"], false, "{path}: {answer}");
+        assert_eq!(answer["license"], "invalid", "{path}");
+        assert_eq!(answer["error"], "payload_too_large", "{path}");
+        assert!(
+            answer["msg"]
+                .as_str()
+                .unwrap()
+                .contains("larger than the limit")
+        );
+    }
+    let slow = stalled(
+        &server,
+        format!(
+            "POST /edd/acme HTTP/1.1\r\nhost: x\r\ncontent-type: {FORM}\r\n\
+             content-length: 100\r\n\r\nedd_action=activate_license&license={k}"
+        ),
+    )
+    .await;
+    assert!(slow.starts_with("HTTP/1.1 200"), "{slow}");
+    let answer = raw_json(&slow);
+    assert_eq!(
+        (answer["success"].clone(), answer["error"].clone()),
+        (json!(false), json!("request_timeout")),
+        "{answer}"
+    );
+
+    // None of it activated anything.
+    let check = post(
+        &server,
+        "/ls/acme/v1/licenses/validate",
+        FORM,
+        format!("license_key={k}"),
+    )
+    .await
+    .expect(200);
+    assert_eq!(check["license_key"]["activation_usage"], 0, "{check}");
+    // The token-authenticated routes keep the common shape.
+    let admin_reply = admin(
+        &server,
+        Method::POST,
+        "/api/v1/customers",
+        &acme.token,
+        json!({"name": padding}),
+    )
+    .await;
+    admin_reply.expect_error(413, "payload_too_large");
+}
+
 // ----- the budget of unknown keys --------------------------------------------------------
 
 #[tokio::test]

@@ -102,6 +102,33 @@ fn ls_bare(action: LsAction, status: StatusCode, error: &str) -> Response<Body> 
     json_no_store(status, &Value::Object(body))
 }
 
+/// Lemon Squeezy's answer to the errors in front of the handler (a body too large, too
+/// slow or unreadable): the same status, in the license answer's shape with `error` the
+/// reason (SPEC §3, §9.2). Failures of the server itself (5xx) keep the common shape.
+fn ls_refusal(action: LsAction, err: &Error) -> Option<Response<Body>> {
+    match err {
+        Error::PayloadTooLarge { .. } | Error::RequestTimeout | Error::InvalidRequest(_) => {
+            Some(ls_bare(action, err.status(), &err.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// [`ls_refusal`] for each action, as a route row's [`crate::http::route::Refusal`].
+pub(in crate::api::public) fn ls_activate_refusal(err: &Error) -> Option<Response<Body>> {
+    ls_refusal(LsAction::Activate, err)
+}
+
+/// [`ls_refusal`] of `validate`.
+pub(in crate::api::public) fn ls_validate_refusal(err: &Error) -> Option<Response<Body>> {
+    ls_refusal(LsAction::Validate, err)
+}
+
+/// [`ls_refusal`] of `deactivate`.
+pub(in crate::api::public) fn ls_deactivate_refusal(err: &Error) -> Option<Response<Body>> {
+    ls_refusal(LsAction::Deactivate, err)
+}
+
 /// `POST /ls/{prefix}/v1/licenses/{action}`.
 pub(in crate::api::public) async fn lemon_squeezy_prefixed(
     app: &App,

@@ -29,7 +29,8 @@ mod updatercloud;
 pub(in crate::api::public) use edd::{edd_license, is_edd_license_action};
 pub use lemon_squeezy::instance_uuid;
 pub(in crate::api::public) use lemon_squeezy::{
-    LsAction, lemon_squeezy_default, lemon_squeezy_prefixed,
+    LsAction, lemon_squeezy_default, lemon_squeezy_prefixed, ls_activate_refusal,
+    ls_deactivate_refusal, ls_validate_refusal,
 };
 pub(in crate::api::public) use updatercloud::{UcAction, updatercloud, updatercloud_activations};
 
