@@ -114,9 +114,9 @@
 //!    pattern (`{param}` segments, any length), [`http::auth::Need`], the handler, and
 //!    `.without_body()` or a streamed body policy if it is not the default (GET: none,
 //!    others: JSON), and `.refusing(f)` when its dialect answers a body too large or too
-//!    slow in its own shape (EDD, Lemon Squeezy: SPEC §3). Add its OpenAPI operation
-//!    under the row's name to the family's `openapi.json` — every test run fails until
-//!    the row has one.
+//!    slow in its own shape (EDD, Lemon Squeezy, UpdaterCloud's key routes: SPEC §3).
+//!    Add its OpenAPI operation under the row's name to the family's `openapi.json` —
+//!    every test run fails until the row has one.
 //! 2. **Its handler**, beside the row: parse the wire shape (`call.param`,
 //!    `request::json`…), call the service, render the family's view. A read is
 //!    `Handler::Read` (answers at once, nothing boxed), a write `Handler::Write` (a boxed

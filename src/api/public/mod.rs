@@ -134,7 +134,8 @@ pub static ROWS: &[Row] = &[
         "/api/v1/products/{id}/download-keys/check",
         Need::Public,
         Handler::Write(|app, call| Box::pin(licensing::updatercloud(app, call, UcAction::Check))),
-    ),
+    )
+    .refusing(licensing::uc_check_refusal),
     F.row(
         Method::GET,
         "uc_key_activate",
@@ -152,7 +153,8 @@ pub static ROWS: &[Row] = &[
         Handler::Write(|app, call| {
             Box::pin(licensing::updatercloud(app, call, UcAction::Activate))
         }),
-    ),
+    )
+    .refusing(licensing::uc_activate_refusal),
     F.row(
         Method::GET,
         "uc_key_deactivate",
@@ -170,7 +172,8 @@ pub static ROWS: &[Row] = &[
         Handler::Write(|app, call| {
             Box::pin(licensing::updatercloud(app, call, UcAction::Deactivate))
         }),
-    ),
+    )
+    .refusing(licensing::uc_deactivate_refusal),
     F.row(
         Method::GET,
         "uc_key_activations",

@@ -1213,6 +1213,22 @@ async fn bodies_too_large_or_too_slow_are_answered_in_each_dialects_shape() {
     assert_eq!(answer["error"], "the request body did not arrive in time");
     assert_eq!(answer["instance"], Value::Null);
 
+    // UpdaterCloud's key routes: the status, in its key answer's shape.
+    for (action, flag) in [
+        ("check", None),
+        ("activate", Some("activated")),
+        ("deactivate", Some("deactivated")),
+    ] {
+        let path = format!("/api/v1/products/{p}/download-keys/{action}");
+        let body = format!("download_key={k}&domain=a.com&pad={padding}");
+        let answer = post(&server, &path, FORM, body).await.expect(413);
+        assert_eq!(answer["valid"], false, "{path}: {answer}");
+        assert_eq!(answer["code"], "payload_too_large", "{path}");
+        if let Some(flag) = flag {
+            assert_eq!(answer[flag], false, "{path}");
+        }
+    }
+
     // EDD: `200`, always, with EDD's failure fields (both its addresses).
     for path in ["/edd/acme", "/"] {
         let body =

@@ -32,7 +32,10 @@ pub(in crate::api::public) use lemon_squeezy::{
     LsAction, lemon_squeezy_default, lemon_squeezy_prefixed, ls_activate_refusal,
     ls_deactivate_refusal, ls_validate_refusal,
 };
-pub(in crate::api::public) use updatercloud::{UcAction, updatercloud, updatercloud_activations};
+pub(in crate::api::public) use updatercloud::{
+    UcAction, uc_activate_refusal, uc_check_refusal, uc_deactivate_refusal, updatercloud,
+    updatercloud_activations,
+};
 
 use super::{Pair, get, header_str, json_no_store, owned, query};
 use crate::app::App;

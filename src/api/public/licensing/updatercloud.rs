@@ -67,6 +67,40 @@ fn uc_reply(status: StatusCode, body: Value) -> Result<Response<Body>, Error> {
     Ok(json_no_store(status, &body))
 }
 
+/// UpdaterCloud's key answer to the errors in front of the handler (a body too large,
+/// too slow or unreadable): the same status, `valid` (and `activated`/`deactivated`)
+/// false, our error code (SPEC §3, §9.2). Failures of the server itself keep the common
+/// shape.
+fn uc_refusal(action: UcAction, err: &Error) -> Option<Response<Body>> {
+    match err {
+        Error::PayloadTooLarge { .. } | Error::RequestTimeout | Error::InvalidRequest(_) => {
+            let mut body = json!({"valid": false, "code": err.code(), "message": err.to_string()});
+            match action {
+                UcAction::Activate => body["activated"] = Value::Bool(false),
+                UcAction::Deactivate => body["deactivated"] = Value::Bool(false),
+                UcAction::Check => {}
+            }
+            Some(json_no_store(err.status(), &body))
+        }
+        _ => None,
+    }
+}
+
+/// [`uc_refusal`] of `check`, as a route row's [`crate::http::route::Refusal`].
+pub(in crate::api::public) fn uc_check_refusal(err: &Error) -> Option<Response<Body>> {
+    uc_refusal(UcAction::Check, err)
+}
+
+/// [`uc_refusal`] of `activate`.
+pub(in crate::api::public) fn uc_activate_refusal(err: &Error) -> Option<Response<Body>> {
+    uc_refusal(UcAction::Activate, err)
+}
+
+/// [`uc_refusal`] of `deactivate`.
+pub(in crate::api::public) fn uc_deactivate_refusal(err: &Error) -> Option<Response<Body>> {
+    uc_refusal(UcAction::Deactivate, err)
+}
+
 /// `…/download-keys/check|activate|deactivate`.
 pub(in crate::api::public) async fn updatercloud(
     app: &App,
