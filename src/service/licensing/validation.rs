@@ -215,7 +215,8 @@ fn counts(rules: &ActivationRules, target: &Target, environment: Option<&str>) -
 /// lock, so concurrent activations cannot both take the last slot.
 ///
 /// # Errors
-/// `InvalidRequest` for a label that is too long; the store failed.
+/// `InvalidRequest` for a label (or an instance's name) that is too long or holds a
+/// control character; the store failed.
 #[allow(clippy::too_many_arguments)]
 pub fn activate<'a>(
     ctx: &Ctx<'a>,
@@ -227,18 +228,19 @@ pub fn activate<'a>(
     label: Option<String>,
     environment: Option<&str>,
 ) -> Result<Done<'a, Outcome>, Error> {
+    // A Lemon Squeezy instance's name is its label, held to the same rules.
+    let (label, field) = match &target {
+        Target::NewInstance(name) => (Some(name.clone()), "instance_name"),
+        _ => (label, "label"),
+    };
     let label = match label.map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()) {
         Some(l) if l.chars().count() > MAX_LABEL_LEN || l.chars().any(char::is_control) => {
             return Err(Error::invalid(
-                "label",
+                field,
                 format!("must be at most {MAX_LABEL_LEN} characters, no control characters"),
             ));
         }
         other => other,
-    };
-    let label = match &target {
-        Target::NewInstance(name) => Some(name.clone()),
-        _ => label,
     };
     let found = check(ctx.store, account, product, key, None, ctx.now)?;
     if found.code != ValidationCode::Valid {

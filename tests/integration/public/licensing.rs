@@ -1148,6 +1148,54 @@ async fn lemon_squeezy_disabled_and_expired_keys() {
     assert_eq!(refused.expect(400)["error"], "This license key is expired.");
 }
 
+#[tokio::test]
+async fn lemon_squeezy_instance_names_are_held_to_the_label_rules() {
+    let server = TestServer::start_with(settings()).await;
+    let acme = shop(&server, "acme").await;
+    let (_, k) = key(&server, &acme, &[acme.product], json!({})).await;
+    let activate = "/ls/acme/v1/licenses/activate";
+    let longest = "n".repeat(upkeep::model::licensing::MAX_LABEL_LEN);
+    for name in [
+        format!("{longest}n"),
+        "bell\u{7}".to_owned(),
+        "line\nbreak".to_owned(),
+    ] {
+        let reply = post(
+            &server,
+            activate,
+            FORM,
+            format!("license_key={k}&instance_name={}", enc(&name)),
+        )
+        .await;
+        let answer = reply.expect(400);
+        assert_eq!(answer["activated"], false, "{answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.starts_with("instance_name:"), "{error}");
+    }
+    let check = post(
+        &server,
+        "/ls/acme/v1/licenses/validate",
+        FORM,
+        format!("license_key={k}"),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        check["license_key"]["activation_usage"], 0,
+        "refused, nothing activated"
+    );
+    // The longest allowed name, trimmed, is kept.
+    let made = post(
+        &server,
+        activate,
+        FORM,
+        format!("license_key={k}&instance_name=%20{longest}%20"),
+    )
+    .await
+    .expect(200);
+    assert_eq!(made["instance"]["name"], longest.as_str());
+}
+
 // ----- bodies refused before the handler ---------------------------------------------------
 
 /// Sends `head` and the start of a body it never finishes; returns what the server sent
