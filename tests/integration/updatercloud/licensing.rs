@@ -316,6 +316,44 @@ async fn download_keys_are_generated_imported_read_back_and_refused_when_bad() {
     .expect(200);
     assert_eq!(unchanged["data"]["activation_limit"], 1);
     assert!(unchanged["data"]["expires_at"].is_null());
+    // The schema's bounds: the largest limit, and an `expires_at` (even `null`) beside an
+    // `expires_in` is refused on both routes.
+    let largest = send(
+        &server,
+        Method::PATCH,
+        &format!("/api/v1/download-keys/{}", nulls["data"]["id"]),
+        t,
+        json!({"activation_limit": 4_294_967_295u64}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(largest["data"]["activation_limit"], 4_294_967_295u64);
+    for (method, path) in [
+        (Method::POST, "/api/v1/download-keys".to_owned()),
+        (
+            Method::PATCH,
+            format!("/api/v1/download-keys/{}", nulls["data"]["id"]),
+        ),
+    ] {
+        for (body, field) in [
+            (
+                json!({"activation_limit": 4_294_967_296u64}),
+                "activation_limit:",
+            ),
+            (
+                json!({"expires_at": null, "expires_in": "1d"}),
+                "expires_in:",
+            ),
+        ] {
+            let mut body = body;
+            body["customer_id"] = json!(c);
+            body["product_ids"] = json!([p]);
+            let message = send(&server, method.clone(), &path, t, body)
+                .await
+                .expect_error(400, "invalid_request");
+            assert!(message.starts_with(field), "{method} {message}");
+        }
+    }
     let past = "2001-01-01T00:00:00Z";
     for (body, field) in [
         (
