@@ -1,5 +1,7 @@
 //! The API-facing error: one enum, one `status()`, one `code()`. `app` renders every error
-//! through these, into SPEC §3's `{"status","error","message"}` envelope.
+//! through these, into SPEC §3's `{"status","error","message"}` envelope — but a bad
+//! request ([`Error::is_bad_request`]) on a public dialect's route, which that dialect
+//! answers in its own shape (`http::route::Row::refusal`).
 
 use crate::model::DomainError;
 use crate::store::StoreError;
@@ -46,6 +48,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the request itself could not be taken: a body too large, too slow or
+    /// unreadable, or input that does not parse (`400`, `408`, `413`). The public
+    /// dialects answer these in their own shapes ([`crate::http::route::Row::refusal`]).
+    pub fn is_bad_request(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidRequest(_) | Error::PayloadTooLarge { .. } | Error::RequestTimeout
+        )
+    }
+
     /// `field: reason`, for validation failures.
     pub fn invalid(field: &str, reason: impl fmt::Display) -> Self {
         Error::InvalidRequest(format!("{field}: {reason}"))

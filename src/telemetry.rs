@@ -542,7 +542,8 @@ impl RequestLog {
     }
 
     /// Logs the line: client, method, path, route, status, latency in whole µs, and for
-    /// 401/403/429 the reason (`refusal`: the error's code and message).
+    /// 401, 403, 429 and a public dialect's answer to a bad request the reason (`refusal`:
+    /// the error's code and message).
     pub fn finish(
         self,
         request_id: &str,
@@ -558,7 +559,7 @@ impl RequestLog {
             (401, _) => {
                 Some("credential refused (malformed, unknown, expired or inactive)".to_owned())
             }
-            (403 | 429, Some((code, message))) => Some(format!("{code}: {message}")),
+            (_, Some((code, message))) => Some(format!("{code}: {message}")),
             _ => None,
         };
         let direct = DIRECT.load(std::sync::atomic::Ordering::Relaxed);

@@ -1,5 +1,5 @@
 //! Building responses: JSON documents, files (with `Range`), and the SPEC §3 error
-//! envelope.
+//! envelope (the public dialects' own refusal shapes are their modules').
 
 use super::Body;
 use crate::error::Error;

@@ -113,14 +113,16 @@ pub struct Row {
     pub need: Need,
     pub body: BodyPolicy,
     pub handler: Handler,
-    /// How the row's dialect answers an error of the layers in front of its handler (a
-    /// body too large, too slow or unreadable), or `None` for the common error shape.
-    /// The public dialects answer those in their own clients' shapes (SPEC §3).
+    /// How the row's dialect answers a request it cannot take ([`Error::is_bad_request`]:
+    /// a body too large, too slow or unreadable, input that does not parse, whether the
+    /// layers in front of the handler or the handler found it), or `None` for the common
+    /// error shape. The public dialects answer those in their own clients' shapes (SPEC
+    /// §3); every other error (the server's own failures) keeps the common shape.
     pub refusal: Option<Refusal>,
 }
 
-/// A dialect's answer to an error, or `None` to leave it to the common error shape.
-pub type Refusal = fn(&Error) -> Option<Response<Body>>;
+/// A dialect's answer to a request it cannot take ([`Row::refusal`]).
+pub type Refusal = fn(&Error) -> Response<Body>;
 
 impl Row {
     /// A row; `GET` routes take no body, every other method a JSON one unless the row says

@@ -85,11 +85,19 @@ impl App {
                 } else {
                     tracing::debug!(request_id = %request_id, route = route_name, error = %err, "request refused");
                 }
-                // The row's dialect answers in its own shape where it has one (SPEC §3).
-                matched
-                    .and_then(|(_, row)| row.refusal)
-                    .and_then(|refusal| refusal(&err))
-                    .unwrap_or_else(|| response::error(&err, request_id.as_str()))
+                // A request the row's dialect cannot take is answered in its own shape where
+                // it has one (SPEC §3); the server's own failures keep the common one.
+                // (EDD's is a `200`: the log line names the refusal, never its message,
+                // which may quote the request.)
+                match matched.and_then(|(_, row)| row.refusal) {
+                    Some(dialect) if err.is_bad_request() => {
+                        if log.is_some() {
+                            refusal = Some((err.code(), "answered in the dialect's shape".into()));
+                        }
+                        dialect(&err)
+                    }
+                    _ => response::error(&err, request_id.as_str()),
+                }
             }
         };
         if method == Method::HEAD {

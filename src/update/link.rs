@@ -347,9 +347,9 @@ fn push_segment(url: &mut String, filename: &str) {
     }
 }
 
-/// base64url without padding (RFC 4648 §5). A copy of `store::page`'s private codec,
-/// kept here so this module stays self-contained; decoding is strict (no padding, no
-/// stray bits), so every token has exactly one spelling.
+/// base64url without padding (RFC 4648 §5), kept here so this module stays
+/// self-contained (`store::page` has its own for cursors); decoding is strict (no
+/// padding, no stray bits), so every token has exactly one spelling.
 mod base64url {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

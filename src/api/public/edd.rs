@@ -30,16 +30,11 @@ pub(super) fn edd_check(app: &App, call: &Call) -> Option<Result<Response<Body>,
     Some(edd(app, call, account, &pairs).map(answer_no_store))
 }
 
-/// EDD's answer to the errors in front of the handler (a form body too large, too slow or
-/// unreadable): `200` in EDD's shape, as EDD answers malformed requests (SPEC §9.2).
-/// Failures of the server itself (5xx) keep the common shape and status.
-pub(super) fn edd_refusal(err: &Error) -> Option<Response<Body>> {
-    match err {
-        Error::PayloadTooLarge { .. } | Error::RequestTimeout | Error::InvalidRequest(_) => Some(
-            answer_no_store(render::edd_refused(err.code(), &err.to_string())),
-        ),
-        _ => None,
-    }
+/// EDD's answer to a request it cannot take (a form body too large, too slow or
+/// unreadable; [`crate::http::route::Row::refusal`]): `200` in EDD's shape, as EDD
+/// answers malformed requests (SPEC §9.2).
+pub(super) fn edd_refusal(err: &Error) -> Response<Body> {
+    answer_no_store(render::edd_refused(err.code(), &err.to_string()))
 }
 
 /// The account of `/edd/{prefix}`, if there is one.

@@ -95,8 +95,7 @@ pub static ROWS: &[Row] = &[
         "/edd/{prefix}",
         Need::Public,
         Handler::ReadFirst(edd_check, |app, call| Box::pin(edd_prefixed(app, call))),
-    )
-    .refusing(edd_refusal),
+    ),
     F.row(
         Method::POST,
         "edd_post",

@@ -885,6 +885,13 @@ fn request_lines_carry_client_path_route_status_latency_and_reason() {
     assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
     let reply = server.raw(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    // EDD answers a body too large with a `200` (SPEC §9.2): the line says why.
+    let reply = server.raw(
+        b"POST /edd/acme HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\n\
+          content-length: 100000\r\nconnection: close\r\n\r\n",
+    );
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("\"payload_too_large\""), "{reply}");
     let log = server.stop();
     assert!(
         !log.contains("SECRETSECRET"),
@@ -919,6 +926,15 @@ fn request_lines_carry_client_path_route_status_latency_and_reason() {
     assert!(
         health.contains("status=200") && !health.contains("reason="),
         "{health}"
+    );
+    let edd = log
+        .lines()
+        .find(|line| line.contains("route=edd_post"))
+        .expect("EDD line");
+    assert!(
+        edd.contains("status=200")
+            && edd.contains("reason=payload_too_large: answered in the dialect's shape"),
+        "{edd}"
     );
 }
 

@@ -1233,8 +1233,11 @@ async fn bodies_too_large_or_too_slow_are_answered_in_each_dialects_shape() {
     // Lemon Squeezy: the status, in the license answer's shape (both its addresses).
     for (path, flag) in [
         ("/ls/acme/v1/licenses/activate", "activated"),
-        ("/v1/licenses/validate", "valid"),
+        ("/ls/acme/v1/licenses/validate", "valid"),
         ("/ls/acme/v1/licenses/deactivate", "deactivated"),
+        ("/v1/licenses/activate", "activated"),
+        ("/v1/licenses/validate", "valid"),
+        ("/v1/licenses/deactivate", "deactivated"),
     ] {
         let body = format!("license_key={k}&instance_name=a&instance_id=b&pad={padding}");
         let reply = post(&server, path, FORM, body).await;
@@ -1272,10 +1275,31 @@ async fn bodies_too_large_or_too_slow_are_answered_in_each_dialects_shape() {
         let answer = post(&server, &path, FORM, body).await.expect(413);
         assert_eq!(answer["valid"], false, "{path}: {answer}");
         assert_eq!(answer["code"], "payload_too_large", "{path}");
-        if let Some(flag) = flag {
-            assert_eq!(answer[flag], false, "{path}");
+        for other in ["activated", "deactivated"] {
+            let expected = if flag == Some(other) {
+                json!(false)
+            } else {
+                Value::Null
+            };
+            assert_eq!(answer[other], expected, "{path}: {answer}");
         }
     }
+    let slow = stalled(
+        &server,
+        format!(
+            "POST /api/v1/products/{p}/download-keys/activate HTTP/1.1\r\nhost: x\r\n\
+             content-type: {FORM}\r\ncontent-length: 100\r\n\r\ndownload_key={k}"
+        ),
+    )
+    .await;
+    assert!(slow.starts_with("HTTP/1.1 408"), "{slow}");
+    let answer = raw_json(&slow);
+    assert_eq!(
+        (answer["valid"].clone(), answer["activated"].clone()),
+        (json!(false), json!(false)),
+        "{answer}"
+    );
+    assert_eq!(answer["code"], "request_timeout");
 
     // EDD: `200`, always, with EDD's failure fields (both its addresses).
     for path in ["/edd/acme", "/"] {

@@ -1,6 +1,7 @@
 //! Lemon Squeezy's license API (SPEC §9.2): `POST /ls/{prefix}/v1/licenses/activate|validate|
 //! deactivate` and `/v1/licenses/…` (the default account); form, JSON or JSON:API bodies;
-//! the one dialect with real HTTP statuses (404, 400, 422, 429).
+//! the one dialect with real HTTP statuses (404, 400, 422, 429, and 408/413 for a body too
+//! slow or too large), every one in the license answer's shape.
 
 use super::*;
 
@@ -102,31 +103,21 @@ fn ls_bare(action: LsAction, status: StatusCode, error: &str) -> Response<Body> 
     json_no_store(status, &Value::Object(body))
 }
 
-/// Lemon Squeezy's answer to the errors in front of the handler (a body too large, too
-/// slow or unreadable): the same status, in the license answer's shape with `error` the
-/// reason (SPEC §3, §9.2). Failures of the server itself (5xx) keep the common shape.
-fn ls_refusal(action: LsAction, err: &Error) -> Option<Response<Body>> {
-    match err {
-        Error::PayloadTooLarge { .. } | Error::RequestTimeout | Error::InvalidRequest(_) => {
-            Some(ls_bare(action, err.status(), &err.to_string()))
-        }
-        _ => None,
-    }
+/// [`ls_bare`] for a request Lemon Squeezy's routes cannot take (a body too large, too
+/// slow or unreadable, a name out of bounds; [`crate::http::route::Row::refusal`]): its
+/// status, with `error` the reason (SPEC §3, §9.2). One per action, for the rows.
+pub(in crate::api::public) fn ls_activate_refusal(err: &Error) -> Response<Body> {
+    ls_bare(LsAction::Activate, err.status(), &err.to_string())
 }
 
-/// [`ls_refusal`] for each action, as a route row's [`crate::http::route::Refusal`].
-pub(in crate::api::public) fn ls_activate_refusal(err: &Error) -> Option<Response<Body>> {
-    ls_refusal(LsAction::Activate, err)
+/// [`ls_activate_refusal`] of `validate`.
+pub(in crate::api::public) fn ls_validate_refusal(err: &Error) -> Response<Body> {
+    ls_bare(LsAction::Validate, err.status(), &err.to_string())
 }
 
-/// [`ls_refusal`] of `validate`.
-pub(in crate::api::public) fn ls_validate_refusal(err: &Error) -> Option<Response<Body>> {
-    ls_refusal(LsAction::Validate, err)
-}
-
-/// [`ls_refusal`] of `deactivate`.
-pub(in crate::api::public) fn ls_deactivate_refusal(err: &Error) -> Option<Response<Body>> {
-    ls_refusal(LsAction::Deactivate, err)
+/// [`ls_activate_refusal`] of `deactivate`.
+pub(in crate::api::public) fn ls_deactivate_refusal(err: &Error) -> Response<Body> {
+    ls_bare(LsAction::Deactivate, err.status(), &err.to_string())
 }
 
 /// `POST /ls/{prefix}/v1/licenses/{action}`.

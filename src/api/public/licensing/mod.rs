@@ -3,14 +3,16 @@
 //!
 //! - **UpdaterCloud** — `GET|POST /api/v1/products/{id}/download-keys/check|activate|deactivate`
 //!   and the holder's `…/download-keys/activations` (hosts masked). The one family here
-//!   with a `404` (unknown key or product) and a `400` (no key).
+//!   with a `404` (unknown key or product) and a `400` (no key); `408`/`413` for a body
+//!   too slow or too large.
 //! - **EDD Software Licensing** — `edd_action=activate_license|deactivate_license|check_license`
 //!   at `/edd/{prefix}` and `/` (the default account): always `200`, EDD's fields and
 //!   JSON types exactly (`success` a boolean, `activations_left` an integer or
-//!   `"unlimited"`, `expires` `"Y-m-d H:i:s"` or `"lifetime"`).
+//!   `"unlimited"`, `expires` `"Y-m-d H:i:s"` or `"lifetime"`); a body too large or too
+//!   slow too (`success` false, `error` `payload_too_large` or `request_timeout`).
 //! - **Lemon Squeezy** — `POST /ls/{prefix}/v1/licenses/activate|validate|deactivate` and
 //!   `/v1/licenses/…` (the default account): form, JSON or JSON:API bodies; the one
-//!   dialect with real HTTP statuses (404, 400, 422, 429).
+//!   dialect with real HTTP statuses (404, 400, 422, 429; 408, 413).
 //!
 //! Every unknown key counts against the per-address budget `app.public.key_failures`
 //! (SPEC §2, §9); past it, every answer is the dialect's `rate_limited` and no key is

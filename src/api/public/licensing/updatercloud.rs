@@ -1,6 +1,7 @@
 //! UpdaterCloud's public licensing (SPEC §9.2): `GET|POST /api/v1/products/{id}/download-keys/
 //! check|activate|deactivate` and the holder's own `…/download-keys/activations` (hosts
-//! masked). The one family here with a `404` (unknown key or product) and a `400` (no key).
+//! masked). The one family here with a `404` (unknown key or product) and a `400` (no key);
+//! a body too slow or too large is `408`/`413`, all in the key answer's shape.
 
 use super::*;
 
@@ -67,38 +68,43 @@ fn uc_reply(status: StatusCode, body: Value) -> Result<Response<Body>, Error> {
     Ok(json_no_store(status, &body))
 }
 
-/// UpdaterCloud's key answer to the errors in front of the handler (a body too large,
-/// too slow or unreadable): the same status, `valid` (and `activated`/`deactivated`)
-/// false, our error code (SPEC §3, §9.2). Failures of the server itself keep the common
-/// shape.
-fn uc_refusal(action: UcAction, err: &Error) -> Option<Response<Body>> {
-    match err {
-        Error::PayloadTooLarge { .. } | Error::RequestTimeout | Error::InvalidRequest(_) => {
-            let mut body = json!({"valid": false, "code": err.code(), "message": err.to_string()});
-            match action {
-                UcAction::Activate => body["activated"] = Value::Bool(false),
-                UcAction::Deactivate => body["deactivated"] = Value::Bool(false),
-                UcAction::Check => {}
-            }
-            Some(json_no_store(err.status(), &body))
-        }
-        _ => None,
+/// The key answer of a refusal: `valid` false, `code` and `message`, and the action's
+/// `activated`/`deactivated` false.
+fn uc_bare(action: UcAction, status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let mut body = json!({"valid": false, "code": code, "message": message});
+    match action {
+        UcAction::Activate => body["activated"] = Value::Bool(false),
+        UcAction::Deactivate => body["deactivated"] = Value::Bool(false),
+        UcAction::Check => {}
     }
+    json_no_store(status, &body)
 }
 
-/// [`uc_refusal`] of `check`, as a route row's [`crate::http::route::Refusal`].
-pub(in crate::api::public) fn uc_check_refusal(err: &Error) -> Option<Response<Body>> {
-    uc_refusal(UcAction::Check, err)
+/// [`uc_bare`] for a request the key routes cannot take (a body too large, too slow or
+/// unreadable; [`crate::http::route::Row::refusal`]): its status and our error code
+/// (SPEC §3, §9.2). One per action, for the rows.
+pub(in crate::api::public) fn uc_check_refusal(err: &Error) -> Response<Body> {
+    uc_bare(UcAction::Check, err.status(), err.code(), &err.to_string())
 }
 
-/// [`uc_refusal`] of `activate`.
-pub(in crate::api::public) fn uc_activate_refusal(err: &Error) -> Option<Response<Body>> {
-    uc_refusal(UcAction::Activate, err)
+/// [`uc_check_refusal`] of `activate`.
+pub(in crate::api::public) fn uc_activate_refusal(err: &Error) -> Response<Body> {
+    uc_bare(
+        UcAction::Activate,
+        err.status(),
+        err.code(),
+        &err.to_string(),
+    )
 }
 
-/// [`uc_refusal`] of `deactivate`.
-pub(in crate::api::public) fn uc_deactivate_refusal(err: &Error) -> Option<Response<Body>> {
-    uc_refusal(UcAction::Deactivate, err)
+/// [`uc_check_refusal`] of `deactivate`.
+pub(in crate::api::public) fn uc_deactivate_refusal(err: &Error) -> Response<Body> {
+    uc_bare(
+        UcAction::Deactivate,
+        err.status(),
+        err.code(),
+        &err.to_string(),
+    )
 }
 
 /// `…/download-keys/check|activate|deactivate`.
@@ -113,13 +119,7 @@ pub(in crate::api::public) async fn updatercloud(
     drop(call);
     let key = get(&pairs, "download_key").or_else(|| get(&pairs, "license_key"));
     let bare = |status: StatusCode, code: Code| {
-        let mut body = json!({"valid": false, "code": code.as_str(), "message": uc_message(code)});
-        match action {
-            UcAction::Activate => body["activated"] = Value::Bool(false),
-            UcAction::Deactivate => body["deactivated"] = Value::Bool(false),
-            UcAction::Check => {}
-        }
-        uc_reply(status, body)
+        Ok(uc_bare(action, status, code.as_str(), uc_message(code)))
     };
     let Some(product) = uc else {
         return uc_reply(
@@ -251,22 +251,19 @@ pub(in crate::api::public) async fn updatercloud(
     uc_reply(StatusCode::OK, body)
 }
 
+/// A write without its target (`action` is activate or deactivate).
 fn uc_missing_target(action: UcAction) -> Result<Response<Body>, Error> {
-    let mut body = json!({
-        "valid": false,
-        "code": "invalid_request",
-        "message": if action == UcAction::Deactivate {
-            "domain, machine or activation_id is required."
-        } else {
-            "domain or machine is required."
-        },
-    });
-    body[if action == UcAction::Deactivate {
-        "deactivated"
+    let message = if action == UcAction::Deactivate {
+        "domain, machine or activation_id is required."
     } else {
-        "activated"
-    }] = Value::Bool(false);
-    uc_reply(StatusCode::BAD_REQUEST, body)
+        "domain or machine is required."
+    };
+    Ok(uc_bare(
+        action,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        message,
+    ))
 }
 
 /// The target of the holder's activation `id` (from their list), if it is one of the
