@@ -104,6 +104,7 @@
 //! - [`metrics`], [`throttle`], [`systemd`], [`clock`], [`telemetry`] — Prometheus
 //!   counters, failed-authentication limits, readiness, time (manual in tests), logging
 //!   (the escaped request line, the `upkeep::audit` change log).
+//! - `base64url` — the strict unpadded codec of download-link tokens and list cursors.
 //! - `swar` — byte tests eight bytes at a time, shared by the hot path's scans (JSON
 //!   escaping, the log line's escape check, form decoding, the cuts of a query at `&`
 //!   and `=`).
@@ -172,6 +173,7 @@
 pub mod admin;
 pub mod api;
 pub mod app;
+mod base64url;
 pub mod cli;
 pub mod clock;
 pub mod config;

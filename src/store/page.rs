@@ -13,6 +13,7 @@ use super::key::Key;
 use super::schema::Table;
 use super::tx::decode_entry;
 use super::{Store, StoreError};
+use crate::base64url;
 use std::fmt;
 use std::ops::Bound;
 
@@ -211,52 +212,6 @@ impl Store {
             items.push(decode_entry(table, &key, &value)?);
         }
         Ok((items, false))
-    }
-}
-
-/// base64url without padding (RFC 4648 §5), for cursors.
-mod base64url {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-    pub fn encode(bytes: &[u8]) -> String {
-        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-        for chunk in bytes.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-            for i in 0..=chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            }
-        }
-        out
-    }
-
-    /// `None` for a character outside the alphabet, padding, an impossible length, or
-    /// stray bits in the last character (so every cursor has exactly one spelling).
-    pub fn decode(text: &str) -> Option<Vec<u8>> {
-        let sextets: Vec<u32> = text
-            .bytes()
-            .map(|c| ALPHABET.iter().position(|a| *a == c).map(|i| i as u32))
-            .collect::<Option<_>>()?;
-        if sextets.len() % 4 == 1 {
-            return None;
-        }
-        let mut out = Vec::with_capacity(sextets.len() * 3 / 4);
-        for chunk in sextets.chunks(4) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, s)| n | s << (18 - 6 * i));
-            let bytes = chunk.len() - 1;
-            if bytes < 3 && n & ((1 << (8 * (3 - bytes))) - 1) != 0 {
-                return None;
-            }
-            for i in 0..bytes {
-                out.push((n >> (16 - 8 * i)) as u8);
-            }
-        }
-        Some(out)
     }
 }
 

@@ -20,6 +20,7 @@
 //! (`blake3::Hash` equality), and checks the expiry only after the MAC verifies, so an
 //! expired-versus-forged distinction is never given for a token the server did not make.
 
+use crate::base64url;
 use crate::token::ServerKey;
 
 /// Longest token [`LinkKey::verify`] decodes; longer input is refused unread.
@@ -347,98 +348,6 @@ fn push_segment(url: &mut String, filename: &str) {
     }
 }
 
-/// base64url without padding (RFC 4648 §5), kept here so this module stays
-/// self-contained (`store::page` has its own for cursors); decoding is strict (no
-/// padding, no stray bits), so every token has exactly one spelling.
-mod base64url {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-    #[cfg(test)]
-    pub fn encode(bytes: &[u8]) -> String {
-        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-        encode_into(bytes, &mut out);
-        out
-    }
-
-    /// Appends the encoding of `bytes` to `out`: six bytes at a time (one `u64`, eight
-    /// characters) into a stack block of 256 characters, pushed as one string. (A
-    /// download link's token is about 90 bytes: one block, one UTF-8 check.)
-    pub fn encode_into(bytes: &[u8], out: &mut String) {
-        out.reserve(bytes.len().div_ceil(3) * 4);
-        let mut block = [0u8; 256];
-        for group in bytes.chunks(192) {
-            let mut sixes = group.chunks_exact(6);
-            let mut len = 0;
-            for (six, chars) in (&mut sixes).zip(block.chunks_exact_mut(8)) {
-                let n = u64::from_be_bytes([0, 0, six[0], six[1], six[2], six[3], six[4], six[5]]);
-                for (i, c) in chars.iter_mut().enumerate() {
-                    *c = ALPHABET[(n >> (42 - 6 * i)) as usize & 63];
-                }
-                len += 8;
-            }
-            // Up to five bytes left: a whole triple (four characters), then one or two
-            // bytes (two or three).
-            let rest = sixes.remainder();
-            let mut n = 0u64;
-            for &b in rest {
-                n = n << 8 | u64::from(b);
-            }
-            let chars = match rest.len() {
-                0 => 0,
-                1 => 2,
-                2 => 3,
-                3 => 4,
-                4 => 6,
-                _ => 7,
-            };
-            // The bits of `rest`, left-aligned to whole sextets.
-            let bits = rest.len() * 8;
-            let n = n << (chars * 6 - bits);
-            for (i, c) in block[len..len + chars].iter_mut().enumerate() {
-                *c = ALPHABET[(n >> (6 * (chars - 1 - i))) as usize & 63];
-            }
-            len += chars;
-            // The alphabet is ASCII: every block is UTF-8.
-            if let Ok(text) = std::str::from_utf8(&block[..len]) {
-                out.push_str(text);
-            }
-        }
-    }
-
-    fn sextet(c: u8) -> Option<u32> {
-        Some(u32::from(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        }))
-    }
-
-    pub fn decode(text: &str) -> Option<Vec<u8>> {
-        let sextets: Vec<u32> = text.bytes().map(sextet).collect::<Option<_>>()?;
-        if sextets.len() % 4 == 1 {
-            return None;
-        }
-        let mut out = Vec::with_capacity(sextets.len() * 3 / 4);
-        for chunk in sextets.chunks(4) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, s)| n | s << (18 - 6 * i));
-            let bytes = chunk.len() - 1;
-            if bytes < 3 && n & ((1 << (8 * (3 - bytes))) - 1) != 0 {
-                return None;
-            }
-            for i in 0..bytes {
-                out.push((n >> (16 - 8 * i)) as u8);
-            }
-        }
-        Some(out)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -691,27 +600,5 @@ mod tests {
             k.download_url("https://u.example.com", &too_long.grant(), "f.zip"),
             Err(ClaimTooLong { field: "site" })
         );
-    }
-
-    #[test]
-    fn base64url_is_strict() {
-        for bytes in [&b""[..], b"f", b"fo", b"foo", b"foob", b"\xff\xfe\x00"] {
-            assert_eq!(base64url::decode(&base64url::encode(bytes)).unwrap(), bytes);
-        }
-        // RFC 4648 §10's vectors, and every length across the 192-byte blocks.
-        assert_eq!(base64url::encode(b"foobar"), "Zm9vYmFy");
-        assert_eq!(base64url::encode(b"fooba"), "Zm9vYmE");
-        assert_eq!(base64url::encode(&[0xfb, 0xff]), "-_8");
-        let long: Vec<u8> = (0..420u32).map(|i| (i * 37 + 11) as u8).collect();
-        for len in 0..=long.len() {
-            let text = base64url::encode(&long[..len]);
-            assert_eq!(text.len(), (len * 4).div_ceil(3));
-            assert_eq!(base64url::decode(&text).unwrap(), &long[..len]);
-        }
-        // "Zg" is "f"; "Zh" is "f" with a stray bit set.
-        assert_eq!(base64url::decode("Zg").unwrap(), b"f");
-        assert_eq!(base64url::decode("Zh"), None);
-        assert_eq!(base64url::decode("Zg=="), None);
-        assert_eq!(base64url::decode("Z"), None);
     }
 }
