@@ -355,7 +355,11 @@ where
     F: for<'c> FnOnce(&Ctx<'c>) -> Result<Done<'c, T>, Error> + Send + 'static,
 {
     let (owned_store, owned_events) = (store.clone(), events.clone());
+    // Counted until the blocking task ends, even when this future is dropped meanwhile (a
+    // connection given up at shutdown): the server waits for it before its last flush.
+    let in_flight = store.write_in_flight();
     let (value, ticket, happened, actor, at) = tokio::task::spawn_blocking(move || {
+        let _in_flight = in_flight;
         let ctx = Ctx {
             store: &owned_store,
             events: &owned_events,

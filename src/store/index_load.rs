@@ -288,6 +288,8 @@ impl Store {
             operators: std::sync::RwLock::default(),
             generation: AtomicU64::new(0),
             license_uses: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
+            settled: tokio::sync::Notify::new(),
         };
         // What a crash left among the blobs (SPEC §7): no writer runs yet.
         let swept = store

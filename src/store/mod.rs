@@ -69,8 +69,8 @@ use commit::GroupCommit;
 use files::load_or_create_key;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Engine and integrity failures, and domain refusals raised inside a transaction.
 #[derive(Debug)]
@@ -387,6 +387,23 @@ pub struct Store {
     /// `last_seen_at`): kept in memory on the check path, persisted in batches like token
     /// uses (see `licensing`).
     license_uses: Mutex<license_uses::LicenseUses>,
+    /// Writes handed to a blocking thread and not yet ended ([`Store::write_in_flight`]),
+    /// and their end ([`Store::writes_settled`]): a stopping server waits for a write
+    /// whose connection it gave up on.
+    in_flight: AtomicUsize,
+    settled: tokio::sync::Notify,
+}
+
+/// One write on its way to the store, counted from before its blocking task is spawned
+/// until that task ends ([`Store::write_in_flight`]).
+pub struct WriteInFlight(Arc<Store>);
+
+impl Drop for WriteInFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.settled.notify_waiters();
+        }
+    }
 }
 
 /// Marks the index suspect when dropped, i.e. when a write unwinds before its index
@@ -628,6 +645,25 @@ impl Store {
         Ok(())
     }
 
+    /// Counts a write until the returned guard is dropped: take it before the write's
+    /// blocking task is spawned and drop it in that task, after the write.
+    pub fn write_in_flight(self: &Arc<Self>) -> WriteInFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        WriteInFlight(self.clone())
+    }
+
+    /// Resolves once no write counted by [`Store::write_in_flight`] is running.
+    pub async fn writes_settled(&self) {
+        loop {
+            // Made before the count is read: a wake-up between the two is not missed.
+            let settled = self.settled.notified();
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            settled.await;
+        }
+    }
+
     /// Number of group flushes so far.
     pub fn flush_count(&self) -> u64 {
         self.commit.flushes()
@@ -676,6 +712,37 @@ pub(crate) mod test_support {
 mod tests {
     use super::test_support::*;
     use super::*;
+
+    #[tokio::test]
+    async fn writes_settle_when_the_last_one_in_flight_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        // None in flight: settled at once.
+        store.writes_settled().await;
+        let first = store.write_in_flight();
+        let second = store.write_in_flight();
+        let waiting = tokio::spawn({
+            let store = store.clone();
+            async move { store.writes_settled().await }
+        });
+        // On this single-threaded runtime the waiter runs at each yield; it cannot end
+        // while a write is counted.
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiting.is_finished());
+        drop(first);
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiting.is_finished(), "one write is still in flight");
+        // Dropped on another thread, as a blocking write's guard is.
+        std::thread::spawn(move || drop(second)).join().unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(20), waiting)
+            .await
+            .expect("settled once the last write ended")
+            .unwrap();
+    }
 
     #[tokio::test]
     async fn concurrent_writers_share_one_flush() {
