@@ -222,6 +222,27 @@ async fn updatercloud_keys_are_checked_activated_listed_masked_and_deactivated()
     .expect(200);
     assert_eq!(inactive["valid"], false);
     assert_eq!(inactive["code"], "site_inactive");
+    // Every refusal of a write says which write it refused, a bad domain or machine too.
+    for query in ["domain=bad%20host", "machine=%07"] {
+        let bad = get(
+            &server,
+            &uc(p, "activate", &format!("download_key={k}&{query}")),
+        )
+        .await
+        .expect(400);
+        assert_eq!(
+            (bad["code"].clone(), bad["activated"].clone()),
+            (json!("invalid_request"), json!(false)),
+            "{query}: {bad}"
+        );
+    }
+    let gone = get(
+        &server,
+        &uc(999_999, "deactivate", &format!("download_key={k}")),
+    )
+    .await
+    .expect(404);
+    assert_eq!(gone["deactivated"], false, "{gone}");
 
     // Any spelling of the same site is the same site.
     let site = enc("HTTPS://WWW.Example.COM:443/shop/?x=1");

@@ -122,10 +122,12 @@ pub(in crate::api::public) async fn updatercloud(
         Ok(uc_bare(action, status, code.as_str(), uc_message(code)))
     };
     let Some(product) = uc else {
-        return uc_reply(
+        return Ok(uc_bare(
+            action,
             StatusCode::NOT_FOUND,
-            json!({"valid": false, "code": "not_found", "message": "No such product."}),
-        );
+            "not_found",
+            "No such product.",
+        ));
     };
     let (account, product_id) = product;
     let attempt = match action {
@@ -145,10 +147,12 @@ pub(in crate::api::public) async fn updatercloud(
     let site = match site_in(&who, &pairs, &["domain", "url", "site"], false) {
         Ok(site) => site,
         Err(why) => {
-            return uc_reply(
+            return Ok(uc_bare(
+                action,
                 StatusCode::BAD_REQUEST,
-                json!({"valid": false, "code": "invalid_request", "message": format!("domain: {why}")}),
-            );
+                "invalid_request",
+                &format!("domain: {why}"),
+            ));
         }
     };
     let machine = get(&pairs, "machine")
@@ -159,10 +163,12 @@ pub(in crate::api::public) async fn updatercloud(
         (None, Some(m)) => match crate::model::licensing::check_machine(m) {
             Ok(m) => Some(Target::Machine(m)),
             Err(why) => {
-                return uc_reply(
+                return Ok(uc_bare(
+                    action,
                     StatusCode::BAD_REQUEST,
-                    json!({"valid": false, "code": "invalid_request", "message": format!("machine: {why}")}),
-                );
+                    "invalid_request",
+                    &format!("machine: {why}"),
+                ));
             }
         },
         (None, None) => None,
@@ -306,17 +312,21 @@ pub(in crate::api::public) fn updatercloud_activations(
 ) -> Result<Response<Body>, Error> {
     let pairs = query(call);
     let Some((account, product)) = uc_product(app, call)? else {
-        return uc_reply(
+        return Ok(uc_bare(
+            UcAction::Check,
             StatusCode::NOT_FOUND,
-            json!({"valid": false, "code": "not_found", "message": "No such product."}),
-        );
+            "not_found",
+            "No such product.",
+        ));
     };
     let key = get(&pairs, "download_key").or_else(|| get(&pairs, "license_key"));
     let bare = |status: StatusCode, code: Code| {
-        uc_reply(
+        Ok(uc_bare(
+            UcAction::Check,
             status,
-            json!({"valid": false, "code": code.as_str(), "message": uc_message(code)}),
-        )
+            code.as_str(),
+            uc_message(code),
+        ))
     };
     let Some(key) = key else {
         return bare(StatusCode::BAD_REQUEST, Code::MissingKey);
