@@ -504,7 +504,8 @@ pub struct ServeArgs {
     #[arg(long, env = "UPKEEP_BODY_TIMEOUT", default_value = defaults::BODY_TIMEOUT, value_parser = humantime::parse_duration)]
     pub body_timeout: Duration,
 
-    /// On SIGTERM/SIGINT, time in-flight requests get to finish.
+    /// On SIGTERM/SIGINT, time in-flight requests get to finish; a write still under way
+    /// after it gets as long again to end before the last flush.
     #[arg(long, env = "UPKEEP_DRAIN_TIMEOUT", default_value = defaults::DRAIN_TIMEOUT, value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 

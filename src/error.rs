@@ -49,8 +49,10 @@ pub enum Error {
 
 impl Error {
     /// Whether the request itself could not be taken: a body too large, too slow or
-    /// unreadable, or input that does not parse (`400`, `408`, `413`). The public
-    /// dialects answer these in their own shapes ([`crate::http::route::Row::refusal`]).
+    /// unreadable, or input that does not parse (`InvalidRequest`, `RequestTimeout`,
+    /// `PayloadTooLarge`; not the license refusals or a `Coded` 400, which name a domain
+    /// rule). The public dialects answer these in their own shapes
+    /// ([`crate::http::route::Row::refusal`]).
     pub fn is_bad_request(&self) -> bool {
         matches!(
             self,

@@ -114,8 +114,10 @@
 //! 1. **Its row**, in its family's `ROWS` (`src/api/<family>/mod.rs`): method, name, path
 //!    pattern (`{param}` segments, any length), [`http::auth::Need`], the handler, and
 //!    `.without_body()` or a streamed body policy if it is not the default (GET: none,
-//!    others: JSON), and `.refusing(f)` when its dialect answers a body too large or too
-//!    slow in its own shape (EDD, Lemon Squeezy, UpdaterCloud's key routes: SPEC §3).
+//!    others: JSON), and `.refusing(f)` when its dialect answers a request it cannot take
+//!    (a body too large, too slow or unreadable, input that does not parse) in its own
+//!    shape (EDD, Lemon Squeezy, UpdaterCloud's key routes: SPEC §3; every public row
+//!    that reads a body needs one, but our own batch check).
 //!    Add its OpenAPI operation under the row's name to the family's `openapi.json` —
 //!    every test run fails until the row has one.
 //! 2. **Its handler**, beside the row: parse the wire shape (`call.param`,

@@ -16,8 +16,8 @@
 //! On shutdown: stop accepting, close idle connections and let in-flight requests finish
 //! (up to `drain_timeout`; a write already on a blocking thread then still runs to its
 //! end, waited for up to another `drain_timeout`), flush the report counts (SPEC §10),
-//! persist token uses and flush the store. Report counts are also flushed every `report_flush_every` while
-//! serving.
+//! persist token uses and flush the store. Report counts are also flushed every
+//! `report_flush_every` while serving.
 
 use crate::app::App;
 use hyper::server::conn::http1;
@@ -189,7 +189,8 @@ pub async fn run(
     connections_running.shutdown().await;
     // A write already on a blocking thread when its connection was given up runs to its
     // end (one transaction, never answered): wait for it, so the last flush below covers
-    // it and nothing of ours still writes once `run` returns.
+    // it. (HTTP writes only: the admin socket's commands and upload staging are not
+    // counted; a write past this wait still ends before the runtime is dropped.)
     if tokio::time::timeout(settings.drain_timeout, app.store.writes_settled())
         .await
         .is_err()

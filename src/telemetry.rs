@@ -543,7 +543,8 @@ impl RequestLog {
 
     /// Logs the line: client, method, path, route, status, latency in whole µs, and for
     /// 401, 403, 429 and a public dialect's answer to a bad request the reason (`refusal`:
-    /// the error's code and message).
+    /// the error's code and message; for a dialect's answer a fixed text, never the
+    /// message, which may quote the request).
     pub fn finish(
         self,
         request_id: &str,

@@ -117,7 +117,8 @@ pub struct Row {
     /// a body too large, too slow or unreadable, input that does not parse, whether the
     /// layers in front of the handler or the handler found it), or `None` for the common
     /// error shape. The public dialects answer those in their own clients' shapes (SPEC
-    /// §3); every other error (the server's own failures) keeps the common shape.
+    /// §3); every other error (a 404 or 409 of the common kind, the server's own failures)
+    /// keeps the common shape.
     pub refusal: Option<Refusal>,
 }
 
@@ -151,7 +152,7 @@ impl Row {
         }
     }
 
-    /// The same row, answering errors the dialect's way first ([`Row::refusal`]).
+    /// The same row, answering bad requests in its dialect's shape ([`Row::refusal`]).
     pub const fn refusing(mut self, refusal: Refusal) -> Self {
         self.refusal = Some(refusal);
         self

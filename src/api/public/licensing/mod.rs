@@ -9,7 +9,8 @@
 //!   at `/edd/{prefix}` and `/` (the default account): always `200`, EDD's fields and
 //!   JSON types exactly (`success` a boolean, `activations_left` an integer or
 //!   `"unlimited"`, `expires` `"Y-m-d H:i:s"` or `"lifetime"`); a body too large or too
-//!   slow too (`success` false, `error` `payload_too_large` or `request_timeout`).
+//!   slow or unreadable too (`success` false, `error` `payload_too_large`,
+//!   `request_timeout` or `invalid_request`).
 //! - **Lemon Squeezy** — `POST /ls/{prefix}/v1/licenses/activate|validate|deactivate` and
 //!   `/v1/licenses/…` (the default account): form, JSON or JSON:API bodies; the one
 //!   dialect with real HTTP statuses (404, 400, 422, 429; 408, 413).
