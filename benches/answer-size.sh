@@ -10,6 +10,7 @@
 # Prints each round (plain, sized, plain) and the sized/plain ratio over the mean of the
 # two plain runs beside it, then the median ratio. Needs wrk, curl and python3.
 set -euo pipefail
+export LC_ALL=C
 cd "$(dirname "$0")/.."
 
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -32,6 +33,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 PORT=
 start() { # name, then hello's arguments after PORT; sets PORT
@@ -43,21 +45,27 @@ start() { # name, then hello's arguments after PORT; sets PORT
     grep -q listening "$WORK/$name.out" 2>/dev/null && break
     sleep 0.05
   done
-  PORT=$(grep -o '[0-9]*$' "$WORK/$name.out") || { log "error: $name did not start"; exit 1; }
+  PORT=$(sed -nE 's/^hello listening on 127\.0\.0\.1:([0-9]+)$/\1/p' "$WORK/$name.out")
+  [ -n "$PORT" ] || { log "error: $name did not start: $(cat "$WORK/$name.out")"; exit 1; }
 }
 start plain
 PLAIN=$PORT
 start sized --like-upkeep "$BYTES"
 SIZED=$PORT
-got=$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$SIZED/")
+got=$(curl -fsS -o /dev/null -w '%{size_download}' "http://127.0.0.1:$SIZED/")
 [ "$got" = "$BYTES" ] || { log "error: the sized hello answered $got bytes, not $BYTES"; exit 1; }
-head=$(curl -s -D - -o /dev/null "http://127.0.0.1:$SIZED/")
-case "${head,,}" in
+head=$(curl -fsS -D - -o /dev/null "http://127.0.0.1:$SIZED/" | tr 'A-Z' 'a-z')
+case "$head" in
   *x-request-id:*) ;;
   *) log "error: the sized hello sent no x-request-id"; exit 1 ;;
 esac
 
-rps() { wrk -t 2 -c 32 -d "${DURATION}s" "http://127.0.0.1:$1/" | awk '/Requests\/sec/ {print $2}'; }
+rps() {
+  local out
+  out=$(wrk -t 2 -c 32 -d "${DURATION}s" "http://127.0.0.1:$1/" | awk '/Requests\/sec/ {print $2}')
+  [ -n "$out" ] || { log "error: wrk reported no Requests/sec for port $1"; exit 1; }
+  echo "$out"
+}
 log "hello against hello --like-upkeep $BYTES: $ROUNDS rounds of ${DURATION} s runs, wrk -t 2 -c 32"
 ratios=()
 for round in $(seq "$ROUNDS"); do
