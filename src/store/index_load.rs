@@ -287,7 +287,7 @@ impl Store {
             blobs,
             operators: std::sync::RwLock::default(),
             generation: AtomicU64::new(0),
-            license_uses: Mutex::default(),
+            license_uses: Default::default(),
             in_flight: AtomicUsize::new(0),
             settled: tokio::sync::Notify::new(),
         };

@@ -10,9 +10,45 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 /// Checks and sightings noted in memory since the last batch: by key, when it was last
 /// checked and when each of its activations was last seen.
-#[derive(Debug, Default)]
+///
+/// In [`N_SHARDS`] maps, each under its own mutex, chosen by the key's id (random, drawn by
+/// the store): every licensed check notes one, so one map under one mutex would be a point
+/// where all of a server's cores meet (and, with two, the mutex's and the map's cache lines
+/// go back and forth between them on every check).
+#[derive(Debug)]
 pub(super) struct LicenseUses {
-    keys: NoteMap<(AccountPrefix, DownloadKeyId), KeyUse>,
+    shards: Box<[std::sync::Mutex<Notes>]>,
+}
+
+/// Shards of [`LicenseUses`]: as many as the indexes have.
+const N_SHARDS: usize = 64;
+
+type Notes = NoteMap<(AccountPrefix, DownloadKeyId), KeyUse>;
+
+impl Default for LicenseUses {
+    fn default() -> Self {
+        LicenseUses {
+            shards: (0..N_SHARDS).map(|_| std::sync::Mutex::default()).collect(),
+        }
+    }
+}
+
+impl LicenseUses {
+    /// The notes of key `id`'s shard, locked.
+    fn shard(&self, id: DownloadKeyId) -> std::sync::MutexGuard<'_, Notes> {
+        // The id's high bits: its low ones also pick the map's buckets.
+        let shard = (id.0 >> 58) as usize % N_SHARDS;
+        self.shards[shard].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every note, taken out of the shards one at a time (checks go on meanwhile).
+    fn take(&self) -> Vec<Notes> {
+        self.shards
+            .iter()
+            .map(|shard| std::mem::take(&mut *shard.lock().unwrap_or_else(|e| e.into_inner())))
+            .filter(|notes| !notes.is_empty())
+            .collect()
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -134,8 +170,8 @@ impl Store {
         activation: Option<ActivationId>,
         at: crate::model::Timestamp,
     ) {
-        let mut uses = self.license_uses.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = uses.keys.entry((*account, id)).or_default();
+        let mut notes = self.license_uses.shard(id);
+        let entry = notes.entry((*account, id)).or_default();
         if entry.checked.is_none_or(|c| c < at) {
             entry.checked = Some(at);
         }
@@ -146,9 +182,9 @@ impl Store {
 
     /// A key as last seen: its stored record with the checks noted since the last batch.
     pub fn with_pending_checks(&self, mut key: DownloadKey) -> DownloadKey {
-        let uses = self.license_uses.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(checked) = uses
-            .keys
+        if let Some(checked) = self
+            .license_uses
+            .shard(key.id)
             .get(&(key.account, key.id))
             .and_then(|u| u.checked)
             && key.last_checked_at.is_none_or(|c| c < checked)
@@ -164,9 +200,9 @@ impl Store {
         account: &AccountPrefix,
         mut activation: Activation,
     ) -> Activation {
-        let uses = self.license_uses.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(seen) = uses
-            .keys
+        if let Some(seen) = self
+            .license_uses
+            .shard(activation.key_id)
             .get(&(*account, activation.key_id))
             .and_then(|u| u.seen.get(activation.id))
             && activation.last_seen_at.is_none_or(|s| s < seen)
@@ -184,13 +220,7 @@ impl Store {
     /// # Errors
     /// The write failed; the noted times are kept for the next call.
     pub fn persist_license_uses(&self) -> Result<usize, StoreError> {
-        let taken = std::mem::take(
-            &mut self
-                .license_uses
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .keys,
-        );
+        let taken = self.license_uses.take();
         if taken.is_empty() {
             return Ok(0);
         }
@@ -201,7 +231,7 @@ impl Store {
             .write_outside_caches(|| {
                 let mut keys = Vec::new();
                 let mut activations = Vec::new();
-                for ((account, id), used) in &taken {
+                for ((account, id), used) in taken.iter().flatten() {
                     let Some(mut key) = self.download_key(account, *id)? else {
                         continue;
                     };
@@ -238,9 +268,9 @@ impl Store {
             .and_then(super::Pending::durable_blocking);
         if result.is_err() {
             // Put them back (newer notes made meanwhile win).
-            let mut uses = self.license_uses.lock().unwrap_or_else(|e| e.into_inner());
-            for (slot, used) in taken {
-                let entry = uses.keys.entry(slot).or_default();
+            for (slot, used) in taken.into_iter().flatten() {
+                let mut notes = self.license_uses.shard(slot.1);
+                let entry = notes.entry(slot).or_default();
                 entry.checked = entry.checked.max(used.checked);
                 for (activation, seen) in used.seen.iter() {
                     entry.seen.note(activation, seen);
@@ -255,6 +285,39 @@ impl Store {
 mod tests {
     use super::*;
     use crate::model::Timestamp;
+
+    #[test]
+    fn notes_are_spread_over_the_shards_and_taken_whole() {
+        let uses = LicenseUses::default();
+        let account = AccountPrefix::parse("acme").unwrap();
+        let t = Timestamp::from_secs;
+        // Ids as the store draws them: random, so spread over every shard.
+        let ids: Vec<DownloadKeyId> = (1..=512u64)
+            .map(|i| DownloadKeyId(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+            .collect();
+        for (n, id) in ids.iter().enumerate() {
+            uses.shard(*id).entry((account, *id)).or_default().checked = Some(t(n as u64));
+        }
+        let taken = uses.take();
+        assert!(taken.len() > N_SHARDS / 2, "{} shards used", taken.len());
+        let mut all: Vec<_> = taken
+            .iter()
+            .flatten()
+            .map(|((_, id), used)| (*id, used.checked))
+            .collect();
+        all.sort_by_key(|(id, _)| id.0);
+        let mut want: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| (*id, Some(t(n as u64))))
+            .collect();
+        want.sort_by_key(|(id, _)| id.0);
+        assert_eq!(all, want, "every note, once");
+        assert!(uses.take().is_empty(), "nothing left behind");
+        // A key's notes are found again in its own shard.
+        uses.shard(ids[7]).entry((account, ids[7])).or_default();
+        assert!(uses.shard(ids[7]).contains_key(&(account, ids[7])));
+    }
 
     #[test]
     fn sightings_keep_the_latest_time_few_or_many() {

@@ -386,7 +386,7 @@ pub struct Store {
     /// Download-key checks and activation sightings not yet written (`last_checked_at`,
     /// `last_seen_at`): kept in memory on the check path, persisted in batches like token
     /// uses (see `licensing`).
-    license_uses: Mutex<license_uses::LicenseUses>,
+    license_uses: license_uses::LicenseUses,
     /// Writes handed to a blocking thread and not yet ended ([`Store::write_in_flight`]),
     /// and their end ([`Store::writes_settled`]): a stopping server waits for a write
     /// whose connection it gave up on.
