@@ -6,7 +6,8 @@
 //! - it has exactly the routes of the route table (path and method), named and tagged alike;
 //! - every operation lists what the layers in front of the handlers can answer: `401`
 //!   (with `WWW-Authenticate`), `403` and `429` (with `Retry-After`) wherever a token is
-//!   needed and none of them where none is; `408`, `413` and `500` everywhere;
+//!   needed and none of them where none is; `408` and `413` (or the dialect's own answer)
+//!   wherever a body is read and nowhere else; `500` everywhere;
 //! - the server's answers — without a token, with the wrong kind of token, and to each
 //!   operation's own example request — are statuses the operation documents, with the
 //!   documented headers, content type and body schema.
@@ -245,6 +246,22 @@ async fn every_operation_lists_what_authorization_and_limits_can_answer() {
         // whose own shape is the common one), documented under its status with a schema
         // its body fits — by a branch that names its fields, not a catch-all object.
         let reads_body = spec.body != BodyPolicy::None;
+        assert_eq!(
+            op["requestBody"].is_object(),
+            reads_body,
+            "{}: a request body is documented exactly where the route reads one",
+            spec.name
+        );
+        // A route that never reads a body cannot find one too large or too slow.
+        if !reads_body {
+            for status in ["408", "413"] {
+                assert!(
+                    !has(status),
+                    "{} reads no body but lists {status}",
+                    spec.name
+                );
+            }
+        }
         if spec.need == Need::Public && reads_body && spec.name != "batch_check" {
             assert!(
                 spec.refusal.is_some(),
