@@ -875,3 +875,163 @@ async fn no_issued_key_is_on_disk_in_the_clear() {
     }
     drop(dir);
 }
+
+/// SPEC §3: the `/api/v1` key routes also take form bodies. The document gives them
+/// their own schemas (`GenerateDownloadKeyForm`, `UpdateDownloadKeyForm`): a form sends
+/// text and cannot send `null`, so neither admits one, and each value a form cannot mean
+/// (empty, `null` as text) is refused naming its field, changing nothing.
+#[tokio::test]
+async fn download_keys_take_the_form_bodies_their_form_schemas_document() {
+    const FORM: &str = "application/x-www-form-urlencoded";
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let t = &acme.token;
+    let p = product(&server, t, "formed").await;
+    let c = customer(&server, t, "form@example.com").await;
+    let doc = server
+        .request(Method::GET, "/openapi.json")
+        .send()
+        .await
+        .expect(200);
+    let schemas = &doc["components"]["schemas"];
+    for (path, method, form, json) in [
+        (
+            "/api/v1/download-keys",
+            "post",
+            "GenerateDownloadKeyForm",
+            "GenerateDownloadKey",
+        ),
+        (
+            "/api/v1/download-keys/{id}",
+            "patch",
+            "UpdateDownloadKeyForm",
+            "UpdateDownloadKey",
+        ),
+    ] {
+        let content = &doc["paths"][path][method]["requestBody"]["content"];
+        assert_eq!(
+            content[FORM]["schema"]["$ref"],
+            format!("#/components/schemas/{form}")
+        );
+        assert_eq!(
+            content["application/json"]["schema"]["$ref"],
+            format!("#/components/schemas/{json}")
+        );
+        let properties = &schemas[form]["properties"];
+        let names: Vec<&String> = properties.as_object().unwrap().keys().collect();
+        assert_eq!(
+            names,
+            schemas[json]["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            "{form}: the JSON body's fields"
+        );
+        assert!(
+            !properties.to_string().contains("null"),
+            "{form} admits null: {properties}"
+        );
+        assert!(
+            schemas[json]["properties"].to_string().contains("null"),
+            "{json} admits null"
+        );
+        assert_eq!(
+            schemas[form]["not"]["required"],
+            json!(["expires_at", "expires_in"])
+        );
+    }
+
+    let form = |method: Method, path: &str, body: String| {
+        server
+            .request(method, path)
+            .header("authorization", &bearer(t))
+            .header("content-type", FORM)
+            .body(body)
+            .send()
+    };
+    let made = form(
+        Method::POST,
+        "/api/v1/download-keys",
+        format!(
+            "customer_id={c}&product_ids=all&activation_limit=5&expires_in=30d\
+             &key=+imported-key-123+&notes="
+        ),
+    )
+    .await
+    .expect(201);
+    let data = &made["data"];
+    assert_eq!(data["activation_limit"], 5);
+    assert_eq!(data["product_ids"], "all");
+    assert!(data["expires_at"].is_string(), "{data}");
+    assert_eq!(data["key"], "imported-key-123", "trimmed as pasted");
+    assert!(data["notes"].is_null(), "an empty form field is no notes");
+    let id = data["id"].as_u64().unwrap();
+    let listed = form(
+        Method::POST,
+        "/api/v1/download-keys",
+        format!("customer_id={c}&product_ids=+{p}+"),
+    )
+    .await
+    .expect(201);
+    assert_eq!(listed["data"]["product_ids"], json!([p]));
+    assert_eq!(listed["data"]["activation_limit"], 1, "the default");
+    let changed = form(
+        Method::PATCH,
+        &format!("/api/v1/download-keys/{id}"),
+        "activation_limit=0&status=disabled".to_owned(),
+    )
+    .await
+    .expect(200);
+    assert_eq!(changed["data"]["activation_limit"], 0);
+    assert_eq!(changed["data"]["status"], "disabled");
+    assert_eq!(
+        changed["data"]["expires_at"], data["expires_at"],
+        "unchanged"
+    );
+
+    let later = "2099-01-01T00:00:00Z";
+    for (method, path) in [
+        (Method::POST, "/api/v1/download-keys".to_owned()),
+        (Method::PATCH, format!("/api/v1/download-keys/{id}")),
+    ] {
+        for (fields, field) in [
+            ("activation_limit=null", "activation_limit:"),
+            ("activation_limit=", "activation_limit:"),
+            ("expires_at=", "expires_at:"),
+            ("expires_in=", "expires_in:"),
+            (&*format!("expires_at={later}&expires_in=1d"), "expires_in:"),
+        ] {
+            let body = format!("customer_id={c}&product_ids=all&{fields}");
+            let message = form(method.clone(), &path, body)
+                .await
+                .expect_error(400, "invalid_request");
+            assert!(message.starts_with(field), "{method} {fields}: {message}");
+        }
+    }
+    let keys = send(
+        &server,
+        Method::GET,
+        "/api/v1/download-keys",
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        keys["data"].as_array().unwrap().len(),
+        2,
+        "nothing of the refusals"
+    );
+    let kept = send(
+        &server,
+        Method::GET,
+        &format!("/api/v1/download-keys/{id}"),
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(200);
+    assert_eq!(kept["data"]["activation_limit"], 0);
+    assert_eq!(kept["data"]["status"], "disabled");
+}
