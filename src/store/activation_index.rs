@@ -33,15 +33,27 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
 use std::sync::RwLock;
 
-const N_SHARDS: usize = 64;
+pub(super) const N_SHARDS: usize = 64;
 
-/// Key ids are random (drawn by the store): they are their own hash.
+/// Bits of a key id: the store draws ids at random in `2..=MAX_ID`, 53 bits (JSON-safe).
+const ID_BITS: u32 = u64::BITS - crate::model::catalog::MAX_ID.leading_zeros();
+
+/// The shard of key `id`, in this index and in the notes of checks (`license_uses`): the
+/// top six of its drawn bits (random; a 64-bit id's top bits would always be 0).
+pub(super) fn id_shard(id: DownloadKeyId) -> usize {
+    (id.0 >> (ID_BITS - N_SHARDS.trailing_zeros())) as usize % N_SHARDS
+}
+
+/// A key id's hash: the id times an odd constant (Fibonacci hashing). hashbrown takes a
+/// bucket from a hash's low bits and a one-byte tag from its top seven; the id itself
+/// (random, but 53 bits) would give every entry the tag 0, so a lookup would compare the
+/// key of every full slot in the group it probes.
 #[derive(Default)]
 struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
-        self.0
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
     fn write(&mut self, bytes: &[u8]) {
         for &byte in bytes {
@@ -188,8 +200,7 @@ impl ActivationIndex {
     }
 
     fn shard(&self, id: DownloadKeyId) -> &RwLock<Shard> {
-        // Ids are uniform; the shard from bits the map's own hash uses least.
-        &self.shards[(id.0 >> 58) as usize % N_SHARDS]
+        &self.shards[id_shard(id)]
     }
 
     /// The keyed hash of an identity (a site and a machine with the same text differ).
@@ -420,15 +431,17 @@ impl ActivationIndex {
             Ok(byte[0])
         }
         let index = ActivationIndex::new(secret);
-        for shard in &index.shards {
+        for section in &index.shards {
             take(8)?;
             let n = u64_of(input)?;
             // Every entry takes at least 9 bytes.
             if n > len / 9 {
                 return Err(invalid("activation index entry count"));
             }
-            let mut shard = write(shard);
-            shard.reserve(n as usize);
+            // Each entry goes to the shard its id picks now, whatever section it was
+            // written in (an image written before `id_shard` took an id's drawn bits has
+            // them all in the first); the section's count is the room its shard needs.
+            write(section).reserve(n as usize);
             for _ in 0..n {
                 take(9)?;
                 let id = u64_of(input)?;
@@ -463,7 +476,10 @@ impl ActivationIndex {
                     }
                     _ => return Err(invalid("activation index entry tag")),
                 };
-                if shard.insert(id, entry).is_some() {
+                if write(index.shard(DownloadKeyId(id)))
+                    .insert(id, entry)
+                    .is_some()
+                {
                     return Err(invalid("activation index entry listed twice"));
                 }
             }
@@ -573,6 +589,34 @@ pub(super) mod tests {
     use crate::model::licensing::Identity;
     use crate::model::{AccountPrefix, KeyStatus, ProductScope};
 
+    #[test]
+    fn key_ids_pick_every_shard_and_spread_the_maps_tags() {
+        use crate::model::catalog::{MAX_ID, random_id};
+        // The shard is the top six of an id's 53 drawn bits.
+        for s in 0..N_SHARDS as u64 {
+            assert_eq!(id_shard(DownloadKeyId(s << 47)), s as usize);
+        }
+        assert_eq!(id_shard(DownloadKeyId(MAX_ID)), N_SHARDS - 1);
+        assert_eq!(id_shard(DownloadKeyId(2)), 0);
+        // Any id a caller sends (an admin path's) still names a shard.
+        assert!(id_shard(DownloadKeyId(u64::MAX)) < N_SHARDS);
+        // Drawn ids reach every shard, and their hashes' top seven bits (hashbrown's
+        // tag) take most of their 128 values: the id's own top bits are always 0.
+        let ids: Vec<u64> = (0..4096).map(|_| random_id().unwrap()).collect();
+        let shards: std::collections::BTreeSet<usize> =
+            ids.iter().map(|id| id_shard(DownloadKeyId(*id))).collect();
+        assert_eq!(shards.len(), N_SHARDS);
+        let tags: std::collections::BTreeSet<u64> = ids
+            .iter()
+            .map(|id| {
+                let mut hasher = IdHasher::default();
+                hasher.write_u64(*id);
+                hasher.finish() >> 57
+            })
+            .collect();
+        assert!(tags.len() > 120, "{} tags", tags.len());
+    }
+
     /// An index of 300 keys (every other one disabled, expiring, listing products, with
     /// none, one or two activations, a machine among them) and a shared id.
     pub(in crate::store) fn sample(secret: [u8; 32]) -> ActivationIndex {
@@ -636,6 +680,28 @@ pub(super) mod tests {
                 .unwrap()
                 .activation,
             Some(ActivationId(81))
+        );
+
+        // An image written when every id fell in the first shard (before `id_shard` took
+        // an id's drawn bits) is read into the shards the ids pick now.
+        let legacy = ActivationIndex::new([3; 32]);
+        for (id, entry) in index.entries() {
+            write(&legacy.shards[0]).insert(id, entry);
+        }
+        let mut old = Vec::new();
+        legacy.write_image(&mut old).unwrap();
+        let moved =
+            ActivationIndex::read_image(&mut old.as_slice(), old.len() as u64, [3; 32]).unwrap();
+        assert_eq!(moved.entries(), index.entries());
+        for (id, _) in index.entries() {
+            assert!(
+                super::read(moved.shard(DownloadKeyId(id))).contains_key(&id),
+                "{id}"
+            );
+        }
+        assert!(
+            moved.standing(k, &lookup, None, Some(wanted)).is_some(),
+            "found where a lookup looks"
         );
 
         // Cut short; a huge count; an unknown tag: refused, nothing reserved for them.
