@@ -273,20 +273,20 @@ fn product_scope(value: serde_json::Value) -> Result<ProductScope, Error> {
     let id = |item: &Value| -> Result<ProductId, Error> {
         match item {
             Value::Number(n) => n.as_u64().map(ProductId).ok_or_else(|| bad("not an id")),
-            Value::String(s) => s
-                .trim()
-                .parse::<u64>()
+            // Digits only (no sign, no blank between commas): what the schema documents.
+            Value::String(s) => Some(s.trim())
+                .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|t| t.parse::<u64>().ok())
                 .map(ProductId)
-                .map_err(|_| bad(&format!("`{s}` is not an id"))),
+                .ok_or_else(|| bad(&format!("`{s}` is not an id"))),
             _ => Err(bad("not an id")),
         }
     };
     let ids = match &value {
         Value::String(s) if s.trim().eq_ignore_ascii_case("all") => return Ok(ProductScope::All),
+        Value::String(s) if s.trim().is_empty() => Vec::new(),
         Value::String(s) => s
             .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
             .map(|s| id(&Value::String(s.to_owned())))
             .collect::<Result<Vec<_>, _>>()?,
         Value::Number(_) => vec![id(&value)?],

@@ -1001,8 +1001,17 @@ async fn download_keys_take_the_form_bodies_their_form_schemas_document() {
             ("expires_at=", "expires_at:"),
             ("expires_in=", "expires_in:"),
             (&*format!("expires_at={later}&expires_in=1d"), "expires_in:"),
+            // Ids are digits between commas, as the form schema's pattern says.
+            (&*format!("product_ids=%2B{p}"), "product_ids:"),
+            (&*format!("product_ids={p},"), "product_ids:"),
+            (&*format!("product_ids=,{p}"), "product_ids:"),
+            (&*format!("product_ids={p},,{p}"), "product_ids:"),
         ] {
-            let body = format!("customer_id={c}&product_ids=all&{fields}");
+            let body = if fields.starts_with("product_ids=") {
+                format!("customer_id={c}&{fields}")
+            } else {
+                format!("customer_id={c}&product_ids=all&{fields}")
+            };
             let message = form(method.clone(), &path, body)
                 .await
                 .expect_error(400, "invalid_request");
