@@ -22,6 +22,13 @@ async fn send(server: &TestServer, method: Method, path: &str, token: &str, body
     call.send().await
 }
 
+/// `GET path` with `token`, answered `200`: its body.
+async fn get_ok(server: &TestServer, token: &str, path: &str) -> Value {
+    send(server, Method::GET, path, token, Value::Null)
+        .await
+        .expect(200)
+}
+
 async fn product(server: &TestServer, token: &str, slug: &str) -> u64 {
     send(
         server,
@@ -106,40 +113,16 @@ async fn customers_are_created_found_changed_and_unique_by_email_in_any_case() {
         assert!(message.contains(field), "{message}");
     }
     customer(&server, t, "zed@example.com").await;
-    let found = send(
-        &server,
-        Method::GET,
-        "/api/v1/customers?q=ANN%40",
-        t,
-        Value::Null,
-    )
-    .await
-    .expect(200);
+    let found = get_ok(&server, t, "/api/v1/customers?q=ANN%40").await;
     assert_eq!(found["data"].as_array().unwrap().len(), 1);
     assert_eq!(found["data"][0]["id"], id);
-    let by_name = send(
-        &server,
-        Method::GET,
-        "/api/v1/customers?q=ann%20ex",
-        t,
-        Value::Null,
-    )
-    .await
-    .expect(200);
+    let by_name = get_ok(&server, t, "/api/v1/customers?q=ann%20ex").await;
     assert_eq!(
         by_name["data"].as_array().unwrap().len(),
         2,
         "both are Ann Example"
     );
-    let all = send(
-        &server,
-        Method::GET,
-        "/api/v1/customers?limit=1",
-        t,
-        Value::Null,
-    )
-    .await
-    .expect(200);
+    let all = get_ok(&server, t, "/api/v1/customers?limit=1").await;
     assert_eq!(all["data"].as_array().unwrap().len(), 1);
     assert!(all["next_cursor"].is_string());
     let changed = send(
@@ -184,42 +167,18 @@ async fn download_keys_are_generated_imported_read_back_and_refused_when_bad() {
     assert_eq!(data["activations"], json!({"limit": 1, "usage": 0}));
     let id = data["id"].as_u64().unwrap();
     // Readable again, and found by the key itself (any case) or by its filters.
-    let got = send(
-        &server,
-        Method::GET,
-        &format!("/api/v1/download-keys/{id}"),
-        t,
-        Value::Null,
-    )
-    .await
-    .expect(200);
+    let got = get_ok(&server, t, &format!("/api/v1/download-keys/{id}")).await;
     assert_eq!(got["data"]["key"], key);
     for query in [
         format!("key={}", key.to_uppercase()),
         format!("customer_id={c}"),
         format!("product_id={p}"),
     ] {
-        let listed = send(
-            &server,
-            Method::GET,
-            &format!("/api/v1/download-keys?{query}"),
-            t,
-            Value::Null,
-        )
-        .await
-        .expect(200);
+        let listed = get_ok(&server, t, &format!("/api/v1/download-keys?{query}")).await;
         assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{query}");
         assert_eq!(listed["data"][0]["key"], key, "{query}");
     }
-    let none = send(
-        &server,
-        Method::GET,
-        "/api/v1/download-keys?key=not%20a%20key",
-        t,
-        Value::Null,
-    )
-    .await
-    .expect(200);
+    let none = get_ok(&server, t, "/api/v1/download-keys?key=not%20a%20key").await;
     assert!(none["data"].as_array().unwrap().is_empty());
 
     // The segmented generator; a lowercase copy of a segmented key is the same key.
@@ -413,15 +372,7 @@ async fn download_keys_are_generated_imported_read_back_and_refused_when_bad() {
     .await
     .expect_error(400, "invalid_request");
     assert!(message.starts_with("expires_at:"), "{message}");
-    let keys = send(
-        &server,
-        Method::GET,
-        "/api/v1/download-keys",
-        t,
-        Value::Null,
-    )
-    .await
-    .expect(200);
+    let keys = get_ok(&server, t, "/api/v1/download-keys").await;
     assert_eq!(
         keys["data"].as_array().unwrap().len(),
         5,
@@ -535,15 +486,7 @@ async fn another_accounts_customers_keys_and_activations_are_404() {
     )
     .await
     .expect(201);
-    let seen = send(
-        &server,
-        Method::GET,
-        "/api/v1/download-keys",
-        g,
-        Value::Null,
-    )
-    .await
-    .expect(200);
+    let seen = get_ok(&server, g, "/api/v1/download-keys").await;
     assert_eq!(seen["data"].as_array().unwrap().len(), 1);
     assert_ne!(seen["data"][0]["id"], k);
     // Acme's records are untouched.
@@ -606,37 +549,24 @@ async fn activations_are_listed_deleted_counted_and_cascade_with_their_customer(
     };
     assert!(activate("https://www.shop.example.com/").valid());
     assert!(activate("shop.local").valid());
-    let listed = send(
+    let listed = get_ok(
         &server,
-        Method::GET,
-        &format!("/api/v1/download-keys/{k}/activations"),
         t,
-        Value::Null,
+        &format!("/api/v1/download-keys/{k}/activations"),
     )
-    .await
-    .expect(200);
+    .await;
     let items = listed["data"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items.iter().filter(|a| a["counts"] == true).count(), 1);
     let counted = items.iter().find(|a| a["counts"] == true).unwrap();
     assert_eq!(counted["site"], "shop.example.com");
     assert_eq!(counted["kind"], "site");
-    let key_view = send(
-        &server,
-        Method::GET,
-        &format!("/api/v1/download-keys/{k}"),
-        t,
-        Value::Null,
-    )
-    .await
-    .expect(200);
+    let key_view = get_ok(&server, t, &format!("/api/v1/download-keys/{k}")).await;
     assert_eq!(
         key_view["data"]["activations"],
         json!({"limit": 2, "usage": 1})
     );
-    let account = send(&server, Method::GET, "/v1/account", t, Value::Null)
-        .await
-        .expect(200);
+    let account = get_ok(&server, t, "/v1/account").await;
     assert_eq!(account["account"]["activationUsage"], 1);
     let activation = counted["id"].as_u64().unwrap();
     send(
@@ -648,9 +578,7 @@ async fn activations_are_listed_deleted_counted_and_cascade_with_their_customer(
     )
     .await
     .expect(204);
-    let account = send(&server, Method::GET, "/v1/account", t, Value::Null)
-        .await
-        .expect(200);
+    let account = get_ok(&server, t, "/v1/account").await;
     assert_eq!(account["account"]["activationUsage"], 0, "the slot is free");
     assert!(activate("other.example.com").valid());
     // Deleting the customer takes its keys and their activations.
@@ -672,9 +600,7 @@ async fn activations_are_listed_deleted_counted_and_cascade_with_their_customer(
     )
     .await
     .expect_error(404, "not_found");
-    let account = send(&server, Method::GET, "/v1/account", t, Value::Null)
-        .await
-        .expect(200);
+    let account = get_ok(&server, t, "/v1/account").await;
     assert_eq!(account["account"]["activationUsage"], 0);
     assert_eq!(
         lic::validate(
@@ -718,15 +644,7 @@ async fn deleting_a_product_drops_it_from_keys_which_stay() {
     )
     .await
     .expect(204);
-    let got = send(
-        &server,
-        Method::GET,
-        &format!("/api/v1/download-keys/{k}"),
-        t,
-        Value::Null,
-    )
-    .await
-    .expect(200);
+    let got = get_ok(&server, t, &format!("/api/v1/download-keys/{k}")).await;
     assert_eq!(got["data"]["product_ids"], json!([q]));
     send(
         &server,
@@ -737,15 +655,7 @@ async fn deleting_a_product_drops_it_from_keys_which_stay() {
     )
     .await
     .expect(204);
-    let got = send(
-        &server,
-        Method::GET,
-        &format!("/api/v1/download-keys/{k}"),
-        t,
-        Value::Null,
-    )
-    .await
-    .expect(200);
+    let got = get_ok(&server, t, &format!("/api/v1/download-keys/{k}")).await;
     assert_eq!(got["data"]["product_ids"], json!([]));
 }
 
@@ -754,15 +664,7 @@ async fn the_generator_setting_is_checked() {
     let server = TestServer::start().await;
     let acme = server.account("acme");
     let t = &acme.token;
-    let got = send(
-        &server,
-        Method::GET,
-        "/api/v1/settings/download-keys",
-        t,
-        Value::Null,
-    )
-    .await
-    .expect(200);
+    let got = get_ok(&server, t, "/api/v1/settings/download-keys").await;
     assert_eq!(got["data"]["generator"], "uuid4");
     for (body, field) in [
         (json!({"generator": "words"}), "generator:"),
@@ -1018,29 +920,13 @@ async fn download_keys_take_the_form_bodies_their_form_schemas_document() {
             assert!(message.starts_with(field), "{method} {fields}: {message}");
         }
     }
-    let keys = send(
-        &server,
-        Method::GET,
-        "/api/v1/download-keys",
-        t,
-        Value::Null,
-    )
-    .await
-    .expect(200);
+    let keys = get_ok(&server, t, "/api/v1/download-keys").await;
     assert_eq!(
         keys["data"].as_array().unwrap().len(),
         2,
         "nothing of the refusals"
     );
-    let kept = send(
-        &server,
-        Method::GET,
-        &format!("/api/v1/download-keys/{id}"),
-        t,
-        Value::Null,
-    )
-    .await
-    .expect(200);
+    let kept = get_ok(&server, t, &format!("/api/v1/download-keys/{id}")).await;
     assert_eq!(kept["data"]["activation_limit"], 0);
     assert_eq!(kept["data"]["status"], "disabled");
 }
