@@ -124,6 +124,19 @@ async fn get(server: &TestServer, path: &str) -> Reply {
     server.request(Method::GET, path).send().await
 }
 
+/// Activations in use on Lemon Squeezy key `k` of `acme`, as its `validate` says.
+async fn ls_usage(server: &TestServer, k: &str) -> Value {
+    let check = post(
+        server,
+        "/ls/acme/v1/licenses/validate",
+        FORM,
+        format!("license_key={k}"),
+    )
+    .await
+    .expect(200);
+    check["license_key"]["activation_usage"].clone()
+}
+
 async fn post(server: &TestServer, path: &str, content_type: &str, body: String) -> Reply {
     server
         .request(Method::POST, path)
@@ -1193,18 +1206,7 @@ async fn lemon_squeezy_instance_names_are_held_to_the_label_rules() {
         let error = answer["error"].as_str().unwrap();
         assert!(error.starts_with("instance_name:"), "{error}");
     }
-    let check = post(
-        &server,
-        "/ls/acme/v1/licenses/validate",
-        FORM,
-        format!("license_key={k}"),
-    )
-    .await
-    .expect(200);
-    assert_eq!(
-        check["license_key"]["activation_usage"], 0,
-        "refused, nothing activated"
-    );
+    assert_eq!(ls_usage(&server, &k).await, 0, "refused, nothing activated");
     // The longest allowed name, trimmed, is kept.
     let made = post(
         &server,
@@ -1354,15 +1356,11 @@ async fn bodies_too_large_or_too_slow_are_answered_in_each_dialects_shape() {
     );
 
     // None of it activated anything.
-    let check = post(
-        &server,
-        "/ls/acme/v1/licenses/validate",
-        FORM,
-        format!("license_key={k}"),
-    )
-    .await
-    .expect(200);
-    assert_eq!(check["license_key"]["activation_usage"], 0, "{check}");
+    assert_eq!(
+        ls_usage(&server, &k).await,
+        0,
+        "none of it activated anything"
+    );
     // The token-authenticated routes keep the common shape.
     let admin_reply = admin(
         &server,
