@@ -438,9 +438,9 @@ impl ActivationIndex {
             if n > len / 9 {
                 return Err(invalid("activation index entry count"));
             }
-            // Each entry goes to the shard its id picks now, whatever section it was
-            // written in (an image written before `id_shard` took an id's drawn bits has
-            // them all in the first); the section's count is the room its shard needs.
+            // Each entry goes to the shard its id picks, whatever section it was written
+            // in: the image's layout never decides where a lookup looks. The section's
+            // count is the room its shard needs.
             write(section).reserve(n as usize);
             for _ in 0..n {
                 take(9)?;
@@ -682,8 +682,8 @@ pub(super) mod tests {
             Some(ActivationId(81))
         );
 
-        // An image written when every id fell in the first shard (before `id_shard` took
-        // an id's drawn bits) is read into the shards the ids pick now.
+        // An image with every entry in its first section (as upkeep wrote them before
+        // `id_shard` took an id's drawn bits) is read into the shards the ids pick.
         let legacy = ActivationIndex::new([3; 32]);
         for (id, entry) in index.entries() {
             write(&legacy.shards[0]).insert(id, entry);
