@@ -384,8 +384,8 @@ pub struct Store {
     /// update checks' catalogue views) are valid while it has not moved.
     generation: AtomicU64,
     /// Download-key checks and activation sightings not yet written (`last_checked_at`,
-    /// `last_seen_at`): kept in memory on the check path, persisted in batches like token
-    /// uses (see `licensing`).
+    /// `last_seen_at`): kept in memory on the check path, in shards by key id, persisted in
+    /// batches like token uses (see `license_uses`).
     license_uses: license_uses::LicenseUses,
     /// Writes handed to a blocking thread and not yet ended ([`Store::write_in_flight`]),
     /// and their end ([`Store::writes_settled`]): a stopping server waits for a write
