@@ -124,6 +124,66 @@ async fn the_document_is_openapi_3_1_and_every_ref_resolves() {
     assert_eq!(error["additionalProperties"], false);
 }
 
+/// Whether `schema` (its `$ref`s followed) admits JSON `null` anywhere: a `null` type, or
+/// `null` among an `enum`'s or a `const`'s values.
+fn admits_null(doc: &Value, schema: &Value, seen: &mut BTreeSet<String>) -> Option<String> {
+    match schema {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get("$ref") {
+                if !seen.insert(reference.clone()) {
+                    return None;
+                }
+                return admits_null(doc, target(doc, reference), seen)
+                    .map(|at| format!("{reference} {at}"));
+            }
+            let nullable = match map.get("type") {
+                Some(Value::String(t)) => t == "null",
+                Some(Value::Array(types)) => types.iter().any(|t| t == "null"),
+                _ => false,
+            } || map.get("const").is_some_and(Value::is_null)
+                || map
+                    .get("enum")
+                    .and_then(Value::as_array)
+                    .is_some_and(|values| values.iter().any(Value::is_null));
+            if nullable {
+                return Some(schema.to_string());
+            }
+            map.iter()
+                .filter(|(key, _)| !matches!(key.as_str(), "not" | "description" | "example"))
+                .find_map(|(key, item)| {
+                    admits_null(doc, item, seen).map(|at| format!("{key}: {at}"))
+                })
+        }
+        Value::Array(items) => items.iter().find_map(|item| admits_null(doc, item, seen)),
+        _ => None,
+    }
+}
+
+/// A form field is text: a form body cannot send `null`, so no schema of a form body may
+/// admit one (an empty field is how a form clears a value, and each such field says so).
+#[tokio::test]
+async fn no_form_body_schema_admits_null() {
+    let server = TestServer::start().await;
+    let doc = document(&server).await;
+    let mut forms = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS {
+            let form = &item[method]["requestBody"]["content"]["application/x-www-form-urlencoded"];
+            if form.is_null() {
+                continue;
+            }
+            forms += 1;
+            let found = admits_null(&doc, &form["schema"], &mut BTreeSet::new());
+            assert!(
+                found.is_none(),
+                "{method} {path}: the form body's schema admits null at {}",
+                found.unwrap_or_default()
+            );
+        }
+    }
+    assert!(forms >= 15, "only {forms} form bodies documented");
+}
+
 #[tokio::test]
 async fn the_document_has_every_route_and_no_other() {
     let server = TestServer::start().await;

@@ -910,3 +910,126 @@ async fn products_versions_and_files_follow_the_rules() {
     .await
     .expect(204);
 }
+
+/// The form bodies as their form schemas document them: a field sent empty or blank is
+/// "no value" (a form has no `null`), which on an update clears it, for the product's,
+/// the version's, the file's and the customer's optional text and URLs; the text `null`
+/// is text (a URL field refuses it, naming the field) and changes nothing.
+#[tokio::test]
+async fn an_empty_form_field_clears_what_a_json_null_clears() {
+    const FORM: &str = "application/x-www-form-urlencoded";
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let form = |method: Method, path: String, body: &'static str| {
+        server
+            .request(method, &path)
+            .header("authorization", &bearer(&acme.token))
+            .header("content-type", FORM)
+            .body(body)
+            .send()
+    };
+    let made = form(
+        Method::POST,
+        "/api/v1/products".to_owned(),
+        "slug=formed&name=Formed&homepage=https%3A%2F%2Fexample.com%2Fp&author=Ann\
+         &short_description=%20%09&author_homepage=",
+    )
+    .await
+    .expect(201);
+    let p = &made["data"];
+    let pid = p["id"].as_u64().unwrap();
+    assert_eq!(p["homepage"], "https://example.com/p");
+    assert_eq!(p["author"], "Ann");
+    assert!(p["short_description"].is_null(), "blank is no value: {p}");
+    assert!(p["author_homepage"].is_null(), "empty is no value: {p}");
+    let msg = form(
+        Method::PATCH,
+        format!("/api/v1/products/{pid}"),
+        "author=&homepage=null",
+    )
+    .await
+    .expect_error(400, "invalid_request");
+    assert!(msg.starts_with("homepage"), "{msg}");
+    let product = format!("/api/v1/products/{pid}");
+    let unchanged = send(&server, Method::GET, &product, &acme.token, Value::Null)
+        .await
+        .expect(200);
+    assert_eq!(
+        unchanged["data"]["author"], "Ann",
+        "a refused form changes nothing"
+    );
+    let cleared = form(Method::PATCH, product.clone(), "homepage=%E2%80%83&author=")
+        .await
+        .expect(200);
+    assert!(cleared["data"]["homepage"].is_null(), "{}", cleared["data"]);
+    assert!(cleared["data"]["author"].is_null(), "{}", cleared["data"]);
+    assert_eq!(cleared["data"]["name"], "Formed", "fields not sent stay");
+
+    let v = form(
+        Method::POST,
+        format!("/api/v1/products/{pid}/versions"),
+        "version=1.0.0&requires=6.0&requires_php=7.4&release_notes=Fixes&tested=",
+    )
+    .await
+    .expect(201);
+    let vid = v["data"]["id"].as_u64().unwrap();
+    assert_eq!(v["data"]["requires"], "6.0");
+    assert!(v["data"]["tested"].is_null(), "{}", v["data"]);
+    let v = form(
+        Method::PATCH,
+        format!("/api/v1/versions/{vid}"),
+        "requires=&release_notes=+",
+    )
+    .await
+    .expect(200);
+    assert!(v["data"]["requires"].is_null(), "{}", v["data"]);
+    assert!(v["data"]["release_notes"].is_null(), "{}", v["data"]);
+    assert_eq!(v["data"]["requires_php"], "7.4");
+
+    let file = upload(
+        &server,
+        &format!("/api/v1/versions/{vid}/files?name=Installer&filename=formed.tar.gz"),
+        &acme.token,
+        "application/gzip",
+        b"formed".to_vec(),
+    )
+    .await
+    .expect(201);
+    let fid = file["data"]["id"].as_u64().unwrap();
+    let described = form(
+        Method::PATCH,
+        format!("/api/v1/files/{fid}"),
+        "description=The+installer",
+    )
+    .await
+    .expect(200);
+    assert_eq!(described["data"]["description"], "The installer");
+    let cleared = form(
+        Method::PATCH,
+        format!("/api/v1/files/{fid}"),
+        "description=",
+    )
+    .await
+    .expect(200);
+    assert!(
+        cleared["data"]["description"].is_null(),
+        "{}",
+        cleared["data"]
+    );
+
+    let c = form(
+        Method::POST,
+        "/api/v1/customers".to_owned(),
+        "name=Ann&email=ann%40example.com&phone=%2B1+555&city=",
+    )
+    .await
+    .expect(201);
+    let cid = c["data"]["id"].as_u64().unwrap();
+    assert_eq!(c["data"]["phone"], "+1 555");
+    assert!(c["data"]["city"].is_null(), "{}", c["data"]);
+    let c = form(Method::PATCH, format!("/api/v1/customers/{cid}"), "phone=")
+        .await
+        .expect(200);
+    assert!(c["data"]["phone"].is_null(), "{}", c["data"]);
+    assert_eq!(c["data"]["name"], "Ann");
+}
