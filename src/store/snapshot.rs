@@ -14,11 +14,12 @@
 //! Layout (integers little-endian):
 //!
 //! ```text
-//! magic     16 bytes  "upkeep-index\0\0\0\x05" (the last byte is the format version;
+//! magic     16 bytes  "upkeep-index\0\0\0\x06" (the last byte is the format version;
 //!                     2 added the grace-alias flag and the plan license's expiry, 3 the
 //!                     key index, 4 the activation index, 5 its entries in the shards
 //!                     `activation_index::id_shard` picks: an upkeep before it looked for
-//!                     them all in the first, so it must scan instead)
+//!                     them all in the first, so it must scan instead), 6 the
+//!                     activation index's identity hashes in SipHash-1-3, not blake3)
 //! schema     4 bytes  the store's schema version when written
 //! stamp     16 bytes  the store's stamp when written
 //! next_id    8 bytes  the next token / license id
@@ -40,7 +41,7 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
 
 pub const FILE: &str = "index.snapshot";
-const MAGIC: &[u8; 16] = b"upkeep-index\0\0\0\x05";
+const MAGIC: &[u8; 16] = b"upkeep-index\0\0\0\x06";
 const CHECKSUM_LEN: u64 = 32;
 
 /// A store's stamp: which write it last took (see the module doc).
