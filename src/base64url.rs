@@ -4,6 +4,25 @@
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
+/// Every 12-bit value's two characters (8 KiB, built at compile time): a group of six
+/// bytes is four lookups, not eight.
+static PAIRS: [[u8; 2]; 4096] = {
+    let mut pairs = [[0u8; 2]; 4096];
+    let mut i = 0;
+    while i < 4096 {
+        pairs[i] = [ALPHABET[i >> 6], ALPHABET[i & 63]];
+        i += 1;
+    }
+    pairs
+};
+
+/// The eight characters of the 48 bits of `n` (its low six bytes).
+fn push_eight(chars: &mut [u8], n: u64) {
+    for (i, pair) in chars.chunks_exact_mut(2).enumerate() {
+        pair.copy_from_slice(&PAIRS[(n >> (36 - 12 * i)) as usize & 4095]);
+    }
+}
+
 /// The encoding of `bytes`.
 pub fn encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
@@ -11,20 +30,28 @@ pub fn encode(bytes: &[u8]) -> String {
     out
 }
 
-/// Appends the encoding of `bytes` to `out`: six bytes at a time (one `u64`, eight
-/// characters) into a stack block of 256 characters, pushed as one string. (A
+/// Appends the encoding of `bytes` to `out`: six bytes at a time (one `u64` load, eight
+/// characters in four [`PAIRS`] lookups) into a stack block of 256 characters, pushed as one string. (A
 /// download link's token is about 90 bytes: one block, one UTF-8 check.)
 pub fn encode_into(bytes: &[u8], out: &mut String) {
     out.reserve(bytes.len().div_ceil(3) * 4);
     let mut block = [0u8; 256];
     for group in bytes.chunks(192) {
-        let mut sixes = group.chunks_exact(6);
         let mut len = 0;
-        for (six, chars) in (&mut sixes).zip(block.chunks_exact_mut(8)) {
+        // Six bytes at a time, read as eight (one load) while eight are left; the
+        // last six or fewer below.
+        let mut at = 0;
+        while let Some(eight) = group.get(at..at + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(eight);
+            push_eight(&mut block[len..len + 8], u64::from_be_bytes(word) >> 16);
+            len += 8;
+            at += 6;
+        }
+        let mut sixes = group[at..].chunks_exact(6);
+        for six in &mut sixes {
             let n = u64::from_be_bytes([0, 0, six[0], six[1], six[2], six[3], six[4], six[5]]);
-            for (i, c) in chars.iter_mut().enumerate() {
-                *c = ALPHABET[(n >> (42 - 6 * i)) as usize & 63];
-            }
+            push_eight(&mut block[len..len + 8], n);
             len += 8;
         }
         // Up to five bytes left: a whole triple (four characters), then one or two
