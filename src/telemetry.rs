@@ -456,16 +456,41 @@ fn fraction(micros: u32) -> [u8; 8] {
     frac
 }
 
+/// Each byte value's decimal digits (left-aligned) and their number.
+static OCTETS: [([u8; 3], u8); 256] = {
+    let mut table = [([0u8; 3], 0u8); 256];
+    let mut i = 0;
+    while i < 256 {
+        let (hundreds, tens, ones) = ((i / 100) as u8, (i / 10 % 10) as u8, (i % 10) as u8);
+        table[i] = if i >= 100 {
+            ([b'0' + hundreds, b'0' + tens, b'0' + ones], 3)
+        } else if i >= 10 {
+            ([b'0' + tens, b'0' + ones, 0], 2)
+        } else {
+            ([b'0' + ones, 0, 0], 1)
+        };
+        i += 1;
+    }
+    table
+};
+
 /// Appends `ip` as its `Display` writes it (IPv4 by hand; IPv6 through `Display`).
 fn push_ip(line: &mut String, ip: std::net::IpAddr) {
     match ip {
         std::net::IpAddr::V4(v4) => {
+            // The four octets' digits from a table, on the stack, pushed as one string.
+            let mut text = [0u8; 15];
+            let mut len = 0;
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    line.push('.');
+                    text[len] = b'.';
+                    len += 1;
                 }
-                push_u64(line, u64::from(octet));
+                let (digits, n) = OCTETS[usize::from(octet)];
+                text[len..len + 3].copy_from_slice(&digits);
+                len += usize::from(n);
             }
+            line.push_str(std::str::from_utf8(&text[..len]).unwrap_or("?"));
         }
         std::net::IpAddr::V6(_) => {
             use std::fmt::Write;
@@ -590,7 +615,11 @@ impl RequestLog {
                 line.push_str(" route=");
                 line.push_str(route);
                 line.push_str(" status=");
-                push_u64(line, u64::from(status));
+                match http::StatusCode::from_u16(status) {
+                    // Its three digits, from `http`'s table.
+                    Ok(code) => line.push_str(code.as_str()),
+                    Err(_) => push_u64(line, u64::from(status)),
+                }
                 line.push_str(" latency_us=");
                 push_u64(line, latency_us);
                 if let Some(reason) = &reason {
@@ -666,6 +695,13 @@ mod tests {
             let mut line = String::new();
             push_ip(&mut line, ip);
             assert_eq!(line, ip.to_string());
+        }
+        // Every octet value, in every place.
+        for i in 0..=255u8 {
+            let ip = std::net::IpAddr::from([i, 255 - i, i / 2, i.wrapping_mul(7)]);
+            let mut line = String::from("client=");
+            push_ip(&mut line, ip);
+            assert_eq!(line, format!("client={ip}"));
         }
         let powers = (0..20).flat_map(|e| {
             let p = 10u64.pow(e);
