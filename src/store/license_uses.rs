@@ -41,11 +41,18 @@ impl LicenseUses {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Every note, taken out of the shards one at a time (checks go on meanwhile).
+    /// Every note, taken out of the shards one at a time (checks go on meanwhile). Each
+    /// shard starts again with room for as many notes as it gave: the next batch is
+    /// usually as large, and growing from empty would rehash it at every doubling on the
+    /// check path (a distinct key per check, as real sites send, grows the map each time).
     fn take(&self) -> Vec<Notes> {
         self.shards
             .iter()
-            .map(|shard| std::mem::take(&mut *shard.lock().unwrap_or_else(|e| e.into_inner())))
+            .map(|shard| {
+                let mut notes = shard.lock().unwrap_or_else(|e| e.into_inner());
+                let room = Notes::with_capacity_and_hasher(notes.len(), Default::default());
+                std::mem::replace(&mut *notes, room)
+            })
             .filter(|notes| !notes.is_empty())
             .collect()
     }
@@ -298,8 +305,18 @@ mod tests {
         for (n, id) in ids.iter().enumerate() {
             uses.shard(*id).entry((account, *id)).or_default().checked = Some(t(n as u64));
         }
+        let lens: Vec<usize> = uses
+            .shards
+            .iter()
+            .map(|s| s.lock().unwrap().len())
+            .collect();
         let taken = uses.take();
         assert!(taken.len() > N_SHARDS / 2, "{} shards used", taken.len());
+        // Each shard is empty again, with room for as many notes as it gave.
+        for (shard, len) in uses.shards.iter().zip(lens) {
+            let notes = shard.lock().unwrap();
+            assert!(notes.is_empty() && notes.capacity() >= len, "{len}");
+        }
         let mut all: Vec<_> = taken
             .iter()
             .flatten()
