@@ -19,7 +19,7 @@
 //!                     key index, 4 the activation index, 5 its entries in the shards
 //!                     `activation_index::id_shard` picks: an upkeep before it looked for
 //!                     them all in the first, so it must scan instead), 6 the
-//!                     activation index's identity hashes in SipHash-1-3, not blake3)
+//!                     activation index's identity hashes in SipHash-2-4, not blake3)
 //! schema     4 bytes  the store's schema version when written
 //! stamp     16 bytes  the store's stamp when written
 //! next_id    8 bytes  the next token / license id
@@ -215,6 +215,14 @@ fn read(
     let mut input = BufReader::with_capacity(1 << 16, (&mut file).take(body_len));
     let mut header = [0u8; HEADER_LEN];
     input.read_exact(&mut header).map_err(damaged)?;
+    if header[..15] == MAGIC[..15] && header[15] != MAGIC[15] {
+        // Written by another version of upkeep (an upgrade's first start): no damage,
+        // but nothing this version can read.
+        return Err(Unusable::Damaged(format!(
+            "an index snapshot of format {}, not {} (another upkeep version wrote it)",
+            header[15], MAGIC[15]
+        )));
+    }
     if &header[..16] != MAGIC {
         return Err(Unusable::Damaged(
             "not an upkeep index snapshot of this version".into(),
@@ -341,6 +349,22 @@ mod tests {
                 ),
                 "change {change}"
             );
+        }
+        // An intact file of another format (an upgrade's first start: the identity hashes
+        // of format 5 were blake3's, so reading it would find no site): refused by name.
+        for version in [MAGIC[15] - 1, MAGIC[15] + 1] {
+            let mut bytes = good.clone();
+            bytes[15] = version;
+            let body = bytes.len() - CHECKSUM_LEN as usize;
+            let sum = blake3::hash(&bytes[..body]);
+            bytes[body..].copy_from_slice(sum.as_bytes());
+            std::fs::write(&path, &bytes).unwrap();
+            match load(dir.path(), 3, &stamp, SECRET) {
+                Err(Unusable::Damaged(why)) => {
+                    assert!(why.contains(&format!("format {version}")), "{why}");
+                }
+                other => panic!("format {version}: {:?}", other.map(|f| f.map(|(_, n)| n))),
+            }
         }
         assert!(!dir.path().join(format!("{FILE}.tmp")).exists());
 
