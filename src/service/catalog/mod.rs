@@ -134,12 +134,13 @@ pub(super) fn text(
     max: usize,
 ) -> Result<Option<String>, Error> {
     match value {
+        // Blank is no value, however long (as the API documents for form fields).
+        Some(v) if v.trim().is_empty() => Ok(None),
         Some(v) if v.len() > max => Err(Error::invalid(
             field,
             format!("must be at most {max} bytes, got {}", v.len()),
         )),
         Some(v) if v.contains('\0') => Err(Error::invalid(field, "must not contain NUL")),
-        Some(v) if v.trim().is_empty() => Ok(None),
         other => Ok(other),
     }
 }

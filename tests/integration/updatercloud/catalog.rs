@@ -916,7 +916,7 @@ async fn products_versions_and_files_follow_the_rules() {
 /// the version's, the file's and the customer's optional text and URLs; the text `null`
 /// is text (a URL field refuses it, naming the field) and changes nothing.
 #[tokio::test]
-async fn an_empty_form_field_clears_what_a_json_null_clears() {
+async fn an_empty_form_field_is_no_value_and_clears_on_an_update() {
     const FORM: &str = "application/x-www-form-urlencoded";
     let server = TestServer::start().await;
     let acme = server.account("acme");
@@ -985,6 +985,17 @@ async fn an_empty_form_field_clears_what_a_json_null_clears() {
     assert!(v["data"]["requires"].is_null(), "{}", v["data"]);
     assert!(v["data"]["release_notes"].is_null(), "{}", v["data"]);
     assert_eq!(v["data"]["requires_php"], "7.4");
+    // Blank is no value however long: past the field's 1,024-byte limit too.
+    let blank = format!("requires_php={}", "+".repeat(2000));
+    let v = server
+        .request(Method::PATCH, &format!("/api/v1/versions/{vid}"))
+        .header("authorization", &bearer(&acme.token))
+        .header("content-type", FORM)
+        .body(blank)
+        .send()
+        .await
+        .expect(200);
+    assert!(v["data"]["requires_php"].is_null(), "{}", v["data"]);
 
     let file = upload(
         &server,
