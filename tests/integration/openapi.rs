@@ -148,10 +148,31 @@ fn admits_null(doc: &Value, schema: &Value, seen: &mut BTreeSet<String>) -> Opti
             if nullable {
                 return Some(schema.to_string());
             }
+            // Every keyword that holds schemas; a `properties` map's keys are field names
+            // (a field may be called `description`), each of its values a schema.
+            // (`not`, `description`, `example` and the like hold no schema of a value.)
             map.iter()
-                .filter(|(key, _)| !matches!(key.as_str(), "not" | "description" | "example"))
+                .filter(|(key, _)| {
+                    matches!(
+                        key.as_str(),
+                        "properties"
+                            | "items"
+                            | "anyOf"
+                            | "oneOf"
+                            | "allOf"
+                            | "additionalProperties"
+                    )
+                })
                 .find_map(|(key, item)| {
-                    admits_null(doc, item, seen).map(|at| format!("{key}: {at}"))
+                    let found = match (key.as_str(), item) {
+                        ("properties", Value::Object(fields)) => {
+                            fields.iter().find_map(|(name, field)| {
+                                admits_null(doc, field, seen).map(|at| format!("{name}: {at}"))
+                            })
+                        }
+                        _ => admits_null(doc, item, seen),
+                    };
+                    found.map(|at| format!("{key}: {at}"))
                 })
         }
         Value::Array(items) => items.iter().find_map(|item| admits_null(doc, item, seen)),
