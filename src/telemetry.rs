@@ -698,7 +698,7 @@ mod tests {
         }
         // Every octet value, in every place.
         for i in 0..=255u8 {
-            let ip = std::net::IpAddr::from([i, 255 - i, i / 2, i.wrapping_mul(7)]);
+            let ip = std::net::IpAddr::from([i, 255 - i, i ^ 0xa5, i.wrapping_mul(7)]);
             let mut line = String::from("client=");
             push_ip(&mut line, ip);
             assert_eq!(line, format!("client={ip}"));

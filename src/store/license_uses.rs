@@ -45,6 +45,8 @@ impl LicenseUses {
     /// shard starts again with room for as many notes as it gave: the next batch is
     /// usually as large, and growing from empty would rehash it at every doubling on the
     /// check path (a distinct key per check, as real sites send, grows the map each time).
+    /// While a batch is written, its notes and the empty room for the next both exist: at
+    /// most twice the notes' memory, for the seconds of one write.
     fn take(&self) -> Vec<Notes> {
         self.shards
             .iter()
