@@ -31,8 +31,8 @@ pub fn encode(bytes: &[u8]) -> String {
 }
 
 /// Appends the encoding of `bytes` to `out`: six bytes at a time (one `u64` load, eight
-/// characters in four [`PAIRS`] lookups) into a stack block of 256 characters, pushed as one string. (A
-/// download link's token is about 90 bytes: one block, one UTF-8 check.)
+/// characters in four [`PAIRS`] lookups) into a stack block of 256 characters, pushed as
+/// one string. (A download link's token is about 90 bytes: one block, one UTF-8 check.)
 pub fn encode_into(bytes: &[u8], out: &mut String) {
     out.reserve(bytes.len().div_ceil(3) * 4);
     let mut block = [0u8; 256];
