@@ -699,6 +699,121 @@ async fn the_generator_setting_is_checked() {
     .await
     .expect(200);
     assert_eq!(set["data"]["segment_len"], 6);
+    // A `null`, as GET answers for what a generator does not use, is the default: what
+    // GET gave can be sent back (the JSON schema documents it; schemathesis sent one).
+    let back = send(
+        &server,
+        Method::PUT,
+        "/api/v1/settings/download-keys",
+        t,
+        json!({"generator": "segmented", "alphabet": null, "segments": null, "segment_len": 5}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(back["data"]["segment_len"], 5);
+    assert_eq!(
+        back["data"]["segments"], 5,
+        "the default, not the last setting"
+    );
+    let uuid = send(
+        &server,
+        Method::PUT,
+        "/api/v1/settings/download-keys",
+        t,
+        got["data"].clone(),
+    )
+    .await
+    .expect(200);
+    assert_eq!(uuid["data"], got["data"], "GET's own answer, put back");
+    let doc = get_ok(&server, t, "/openapi.json").await;
+    let schemas = &doc["components"]["schemas"];
+    for field in ["alphabet", "segments", "segment_len"] {
+        assert_eq!(
+            schemas["PutDownloadKeySettings"]["properties"][field]["anyOf"][1]["type"], "null",
+            "{field}"
+        );
+    }
+}
+
+/// A JSON `null` in an update, for a field that has no "no value" (a name, an email, a
+/// key's customer, products or status), changes nothing, as the JSON schemas document;
+/// the same `null` where a value is required (a new customer's name, a new key's
+/// customer) is a 400 naming the field.
+#[tokio::test]
+async fn a_null_in_an_update_leaves_the_field_as_it_was() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let t = &acme.token;
+    let p = product(&server, t, "nulled").await;
+    let c = customer(&server, t, "null@example.com").await;
+    let changed = send(
+        &server,
+        Method::PATCH,
+        &format!("/api/v1/customers/{c}"),
+        t,
+        json!({"name": null, "email": null, "entity": null, "phone": "+1 555"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(changed["data"]["name"], "Ann Example");
+    assert_eq!(changed["data"]["email"], "null@example.com");
+    assert_eq!(changed["data"]["entity"], "individual");
+    assert_eq!(changed["data"]["phone"], "+1 555");
+    let key = send(
+        &server,
+        Method::POST,
+        "/api/v1/download-keys",
+        t,
+        json!({"customer_id": c, "product_ids": [p]}),
+    )
+    .await
+    .expect(201);
+    let id = key["data"]["id"].as_u64().unwrap();
+    let changed = send(
+        &server,
+        Method::PATCH,
+        &format!("/api/v1/download-keys/{id}"),
+        t,
+        json!({"customer_id": null, "product_ids": null, "status": null, "activation_limit": 3}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(changed["data"]["customer_id"], c);
+    assert_eq!(changed["data"]["product_ids"], json!([p]));
+    assert_eq!(changed["data"]["status"], "active");
+    assert_eq!(changed["data"]["activation_limit"], 3);
+    for (path, body, field) in [
+        (
+            "/api/v1/customers",
+            json!({"name": null, "email": "x@example.com"}),
+            "name",
+        ),
+        (
+            "/api/v1/download-keys",
+            json!({"customer_id": null, "product_ids": [p]}),
+            "customer_id",
+        ),
+    ] {
+        let message = send(&server, Method::POST, path, t, body)
+            .await
+            .expect_error(400, "invalid_request");
+        assert!(message.starts_with(field), "{message}");
+    }
+    let doc = get_ok(&server, t, "/openapi.json").await;
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [
+        ("UpdateCustomer", "name"),
+        ("UpdateCustomer", "email"),
+        ("UpdateCustomer", "entity"),
+        ("UpdateDownloadKey", "customer_id"),
+        ("UpdateDownloadKey", "product_ids"),
+        ("UpdateDownloadKey", "status"),
+    ] {
+        assert_eq!(
+            schemas[schema]["properties"][field]["anyOf"][1]["type"], "null",
+            "{schema}.{field}"
+        );
+    }
 }
 
 /// Every file under `dir`, recursively.

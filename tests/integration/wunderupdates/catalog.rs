@@ -1111,3 +1111,29 @@ async fn the_plugin_list_is_paged() {
         .await
         .expect_error(400, "invalid_request");
 }
+
+/// `"license": null` is what leaving it out is (`no-license`), as the schema documents.
+#[tokio::test]
+async fn a_null_license_is_no_license() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let body = server
+        .post(
+            "/v1/plugins",
+            &acme.token,
+            json!({"slug": "nulled", "license": null}),
+        )
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(body["data"][0]["license"], json!({"type": "no-license"}));
+    let doc = server
+        .get("/openapi.json", &acme.token)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(
+        doc["components"]["schemas"]["CreateWuProduct"]["properties"]["license"]["anyOf"][1]["type"],
+        "null"
+    );
+}
