@@ -57,6 +57,19 @@ async fn customer(server: &TestServer, token: &str, email: &str) -> u64 {
         .unwrap()
 }
 
+/// A new download key of customer `c` for product `p`, as generated (`201`): the answer.
+async fn new_key(server: &TestServer, token: &str, c: u64, p: u64) -> Value {
+    send(
+        server,
+        Method::POST,
+        "/api/v1/download-keys",
+        token,
+        json!({"customer_id": c, "product_ids": [p]}),
+    )
+    .await
+    .expect(201)
+}
+
 #[tokio::test]
 async fn customers_are_created_found_changed_and_unique_by_email_in_any_case() {
     let server = TestServer::start().await;
@@ -149,15 +162,7 @@ async fn download_keys_are_generated_imported_read_back_and_refused_when_bad() {
     let t = &acme.token;
     let p = product(&server, t, "pro").await;
     let c = customer(&server, t, "ann@example.com").await;
-    let created = send(
-        &server,
-        Method::POST,
-        "/api/v1/download-keys",
-        t,
-        json!({"customer_id": c, "product_ids": [p]}),
-    )
-    .await
-    .expect(201);
+    let created = new_key(&server, t, c, p).await;
     let data = &created["data"];
     let key = data["key"].as_str().unwrap().to_owned();
     assert_eq!(key.len(), 36, "a uuid4 by default: {key}");
@@ -759,15 +764,7 @@ async fn a_null_in_an_update_leaves_the_field_as_it_was() {
     assert_eq!(changed["data"]["email"], "null@example.com");
     assert_eq!(changed["data"]["entity"], "individual");
     assert_eq!(changed["data"]["phone"], "+1 555");
-    let key = send(
-        &server,
-        Method::POST,
-        "/api/v1/download-keys",
-        t,
-        json!({"customer_id": c, "product_ids": [p]}),
-    )
-    .await
-    .expect(201);
+    let key = new_key(&server, t, c, p).await;
     let id = key["data"]["id"].as_u64().unwrap();
     let changed = send(
         &server,
@@ -854,15 +851,7 @@ async fn no_issued_key_is_on_disk_in_the_clear() {
     )
     .await
     .expect(200);
-    let reply = send(
-        &server,
-        Method::POST,
-        "/api/v1/download-keys",
-        t,
-        json!({"customer_id": c, "product_ids": [p]}),
-    )
-    .await
-    .expect(201);
+    let reply = new_key(&server, t, c, p).await;
     keys.push(reply["data"]["key"].as_str().unwrap().to_owned());
     server.store().flush().await.unwrap();
     let (dir, path) = server.stop().await;
