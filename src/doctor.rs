@@ -216,7 +216,7 @@ pub fn run_dir(data: &DataDir, reserve: u64) -> Report {
                 ),
                 store::SnapshotState::Stale(why) => report.add(
                     Level::Ok,
-                    format!("index.snapshot is not used ({why}): the next start scans the store (the last run did not stop cleanly, or the store changed since)"),
+                    format!("index.snapshot is not used ({why}): the next start scans the store and a clean stop writes a current one"),
                     "",
                 ),
                 store::SnapshotState::Damaged(why) => report.add(

@@ -83,7 +83,7 @@ pub enum SnapshotState {
     /// It matches the store: the next start loads it.
     Current,
     /// It does not describe the store as it is (an unclean stop, a write since, another
-    /// schema): the next start ignores it and scans.
+    /// schema, another upkeep version's format): the next start ignores it and scans.
     Stale(String),
     /// Unreadable or corrupt: ignored likewise.
     Damaged(String),

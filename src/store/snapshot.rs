@@ -54,15 +54,25 @@ pub enum Unusable {
     Stale,
     /// Taken for another schema version (the store was migrated since).
     OtherSchema(u32),
-    /// Unreadable, truncated, of another format, or not matching its checksum.
+    /// Intact, but written by another upkeep version in another snapshot format (an
+    /// upgrade's first start): nothing is wrong, this version just cannot read it.
+    OtherFormat(u8),
+    /// Unreadable, truncated, or not matching its checksum.
     Damaged(String),
 }
 
 impl std::fmt::Display for Unusable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Unusable::Stale => f.write_str("it is older than the store's last change"),
+            Unusable::Stale => f.write_str(
+                "it is older than the store's last change: the last run did not stop cleanly, or the store changed since",
+            ),
             Unusable::OtherSchema(found) => write!(f, "it was written for schema version {found}"),
+            Unusable::OtherFormat(found) => write!(
+                f,
+                "it is an index snapshot of format {found}, not {} (another upkeep version wrote it)",
+                MAGIC[15]
+            ),
             Unusable::Damaged(why) => write!(f, "it is damaged: {why}"),
         }
     }
@@ -218,10 +228,7 @@ fn read(
     if header[..15] == MAGIC[..15] && header[15] != MAGIC[15] {
         // Written by another version of upkeep (an upgrade's first start): no damage,
         // but nothing this version can read.
-        return Err(Unusable::Damaged(format!(
-            "an index snapshot of format {}, not {} (another upkeep version wrote it)",
-            header[15], MAGIC[15]
-        )));
+        return Err(Unusable::OtherFormat(header[15]));
     }
     if &header[..16] != MAGIC {
         return Err(Unusable::Damaged(
@@ -360,8 +367,10 @@ mod tests {
             bytes[body..].copy_from_slice(sum.as_bytes());
             std::fs::write(&path, &bytes).unwrap();
             match load(dir.path(), 3, &stamp, SECRET) {
-                Err(Unusable::Damaged(why)) => {
-                    assert!(why.contains(&format!("format {version}")), "{why}");
+                Err(why @ Unusable::OtherFormat(found)) => {
+                    assert_eq!(found, version);
+                    let why = why.to_string();
+                    assert!(why.contains(&format!("format {version}, not")), "{why}");
                 }
                 other => panic!("format {version}: {:?}", other.map(|f| f.map(|(_, n)| n))),
             }

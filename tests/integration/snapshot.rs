@@ -193,3 +193,33 @@ fn a_damaged_snapshot_is_ignored() {
         server.stop();
     }
 }
+
+/// The first start after an upgrade finds the last version's snapshot: intact, in a
+/// format this version does not read. It is not used, and nobody is told it is damaged.
+#[test]
+fn a_snapshot_of_another_format_is_not_used_and_not_called_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (default, deploy) = fill(&data);
+    let mut bytes = std::fs::read(data.join(SNAPSHOT)).unwrap();
+    // Byte 15 is the format; the file's last 32 bytes are the blake3 of the rest.
+    let format = bytes[15];
+    bytes[15] = format - 1;
+    let body = bytes.len() - 32;
+    let sum = blake3::hash(&bytes[..body]);
+    bytes[body..].copy_from_slice(sum.as_bytes());
+    std::fs::write(data.join(SNAPSHOT), &bytes).unwrap();
+
+    let said = doctor_says(&data);
+    let named = format!("of format {}, not {format}", format - 1);
+    assert!(said.starts_with("ok ") && said.contains(&named), "{said}");
+    assert!(!said.contains("damaged"), "{said}");
+    let (server, log) = start(&data);
+    assert!(log.contains(&named) && !log.contains("damaged"), "{log}");
+    assert!(log.contains(BUILT) && !log.contains(LOADED), "{log}");
+    assert_eq!(status(&server, &default), 200);
+    assert_eq!(status(&server, &deploy), 200);
+    let log = server.stop();
+    assert!(log.contains(SAVED), "{log}");
+    assert!(doctor_says(&data).contains("matches the store"));
+}
