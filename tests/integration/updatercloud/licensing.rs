@@ -1034,3 +1034,70 @@ async fn download_keys_take_the_form_bodies_their_form_schemas_document() {
     assert_eq!(kept["data"]["activation_limit"], 0);
     assert_eq!(kept["data"]["status"], "disabled");
 }
+
+/// A customer's name of only whitespace is no name: refused naming `name`, whether it comes
+/// in JSON or a form, on a create or an update, and the customer stays as it was; the
+/// OpenAPI document says so with the same pattern as every other required name.
+#[tokio::test]
+async fn a_customer_name_of_only_whitespace_is_refused_in_json_and_forms() {
+    const FORM: &str = "application/x-www-form-urlencoded";
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let t = &acme.token;
+    let form = |method: Method, path: String, body: &str| {
+        server
+            .request(method, &path)
+            .header("authorization", &bearer(t))
+            .header("content-type", FORM)
+            .body(body.to_owned())
+            .send()
+    };
+    let blank = json!({"name": " \t\u{2003}", "email": "blank@example.com"});
+    let msg = send(&server, Method::POST, "/api/v1/customers", t, blank)
+        .await
+        .expect_error(400, "invalid_request");
+    assert!(msg.starts_with("name"), "{msg}");
+    let msg = form(
+        Method::POST,
+        "/api/v1/customers".to_owned(),
+        "name=%20%09&email=blank%40example.com",
+    )
+    .await
+    .expect_error(400, "invalid_request");
+    assert!(msg.starts_with("name"), "{msg}");
+    let c = customer(&server, t, "ann@example.com").await;
+    let path = format!("/api/v1/customers/{c}");
+    let msg = send(&server, Method::PATCH, &path, t, json!({"name": "  "}))
+        .await
+        .expect_error(400, "invalid_request");
+    assert!(msg.starts_with("name"), "{msg}");
+    let msg = form(Method::PATCH, path.clone(), "name=%20")
+        .await
+        .expect_error(400, "invalid_request");
+    assert!(msg.starts_with("name"), "{msg}");
+    assert_eq!(
+        get_ok(&server, t, &path).await["data"]["name"],
+        "Ann Example"
+    );
+    let listed = get_ok(&server, t, "/api/v1/customers").await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
+
+    let doc = server
+        .request(Method::GET, "/openapi.json")
+        .send()
+        .await
+        .expect(200);
+    let schemas = &doc["components"]["schemas"];
+    let pattern = &schemas["GroupBody"]["properties"]["name"]["pattern"];
+    assert!(pattern.is_string());
+    for body in ["CreateCustomer", "CreateCustomerForm", "UpdateCustomerForm"] {
+        assert_eq!(
+            schemas[body]["properties"]["name"]["pattern"], *pattern,
+            "{body}"
+        );
+    }
+    assert_eq!(
+        schemas["UpdateCustomer"]["properties"]["name"]["anyOf"][0]["pattern"],
+        *pattern
+    );
+}
