@@ -117,7 +117,8 @@
 //!    others: JSON), and `.refusing(f)` when its dialect answers a request it cannot take
 //!    (a body too large, too slow or unreadable, input that does not parse) in its own
 //!    shape (EDD, Lemon Squeezy, UpdaterCloud's key routes: SPEC §3; every public row
-//!    that reads a body needs one, but our own batch check).
+//!    that reads a body needs one, but our own batch check). When every row of a path
+//!    refuses so, a method none of them takes is a `405` in that shape too.
 //!    Add its OpenAPI operation under the row's name to the family's `openapi.json` —
 //!    every test run fails until the row has one.
 //! 2. **Its handler**, beside the row: parse the wire shape (`call.param`,

@@ -324,6 +324,9 @@ struct Group {
     /// Indexes into [`Table::rows`].
     rows: Vec<usize>,
     allow: Methods,
+    /// The refusal every row of the group has ([`Row::refusal`]), for a `405`: `None`
+    /// when one of them answers in the common shape.
+    refusal: Option<Refusal>,
 }
 
 /// Every row of every family, and the patterns grouped for matching.
@@ -385,9 +388,11 @@ impl Table {
                     );
                     group.rows.push(index);
                     group.allow = group.allow.with(&row.method);
+                    group.refusal = group.refusal.and(row.refusal);
                 }
                 None => groups.push(Group {
                     allow: Methods::default().with(&row.method),
+                    refusal: row.refusal,
                     literals: segs
                         .iter()
                         .enumerate()
@@ -457,13 +462,17 @@ fn not_found() -> Error {
 }
 
 impl Table {
-    /// Finds the row for `method` and `path` (without its query string). `HEAD` is
-    /// accepted wherever `GET` is.
+    /// The group of patterns `path` fits, with `segments` filled with where each of the
+    /// path's segments starts and ends.
     ///
     /// # Errors
-    /// `NotFound` for an unknown path (or a parameter with a bad escape),
-    /// `MethodNotAllowed` (with the allowed methods) for a known path and another method.
-    pub fn lookup(&self, method: &Method, path: &str) -> Result<Matched, Error> {
+    /// `NotFound` for an unknown path.
+    #[inline]
+    fn group_of(
+        &self,
+        path: &str,
+        segments: &mut [(u16, u16); MAX_SEGMENTS],
+    ) -> Result<&Group, Error> {
         let rest = path.strip_prefix('/').ok_or_else(not_found)?;
         // One trailing `/` is ignored, but `//` is an empty segment, not the root.
         let rest = match rest.strip_suffix('/') {
@@ -471,8 +480,6 @@ impl Table {
             Some(trimmed) => trimmed,
             None => rest,
         };
-        // (start, end) of each segment in `path`.
-        let mut segments = [(0u16, 0u16); MAX_SEGMENTS];
         let mut n = 0;
         if path.len() > usize::from(u16::MAX) {
             return Err(not_found());
@@ -509,7 +516,29 @@ impl Table {
                 }
             }
         }
-        let group = found.ok_or_else(not_found)?;
+        found.ok_or_else(not_found)
+    }
+
+    /// For a known `path` asked with a method none of its rows takes: the dialect shape
+    /// its rows answer a request they cannot take in ([`Row::refusal`]), when they all
+    /// have one. `None` for the common shape, or when `path` is unknown.
+    pub fn refusal_at(&self, path: &str) -> Option<Refusal> {
+        let mut segments = [(0u16, 0u16); MAX_SEGMENTS];
+        self.group_of(path, &mut segments).ok()?.refusal
+    }
+
+    /// Finds the row for `method` and `path` (without its query string). `HEAD` is
+    /// accepted wherever `GET` is.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown path (or a parameter with a bad escape),
+    /// `MethodNotAllowed` (with the allowed methods) for a known path and another method.
+    pub fn lookup(&self, method: &Method, path: &str) -> Result<Matched, Error> {
+        // (start, end) of each segment in `path`.
+        let mut segments = [(0u16, 0u16); MAX_SEGMENTS];
+        let group = self.group_of(path, &mut segments)?;
+        let segment = |i: usize| &path[usize::from(segments[i].0)..usize::from(segments[i].1)];
+        let table = self;
         let wanted = if *method == Method::HEAD {
             &Method::GET
         } else {

@@ -61,7 +61,7 @@ impl App {
         let method = req.method().clone();
         // The request log's copy of what it needs (nothing when request lines are off).
         let log = RequestLog::start(&req, peer, self.settings.trust_proxy);
-        let (matched, step) = self.start(req, peer);
+        let (matched, path_refusal, step) = self.start(req, peer);
         let result = match step {
             Started::Done(result) => result,
             Started::Wait(reply) => reply.await,
@@ -89,14 +89,28 @@ impl App {
                 // it has one (SPEC §3); the server's own failures keep the common one.
                 // (EDD's is a `200`: the log line names the refusal, never its message,
                 // which may quote the request.)
-                match matched.and_then(|(_, row)| row.refusal) {
-                    Some(dialect) if err.is_bad_request() => {
+                // So is a method the path's rows do not take: a `405` (even for EDD, whose
+                // clients never send one), with the `Allow` they do take.
+                let dialect = match (matched, &err) {
+                    (Some((_, row)), err) if err.is_bad_request() => row.refusal,
+                    (None, Error::MethodNotAllowed(_)) => path_refusal,
+                    _ => None,
+                };
+                match dialect {
+                    Some(dialect) => {
                         if log.is_some() {
                             refusal = Some((err.code(), "answered in the dialect's shape".into()));
                         }
-                        dialect(&err)
+                        let mut res = dialect(&err);
+                        if let Error::MethodNotAllowed(allowed) = &err {
+                            *res.status_mut() = err.status();
+                            if let Ok(value) = HeaderValue::from_str(&allowed.header_value()) {
+                                res.headers_mut().insert(http::header::ALLOW, value);
+                            }
+                        }
+                        res
                     }
-                    _ => response::error(&err, request_id.as_str()),
+                    None => response::error(&err, request_id.as_str()),
                 }
             }
         };
@@ -129,7 +143,8 @@ impl App {
     }
 
     /// Everything up to the first wait, without waiting: find the row, refuse what it
-    /// forbids, and run a read row's handler. A row that reads a JSON body or writes
+    /// forbids, and run a read row's handler. Without a row, for a known path asked with
+    /// another method: the dialect shape of the path's rows ([`route::Table::refusal_at`]). A row that reads a JSON body or writes
     /// continues in the boxed future this hands back; the update checks (read rows
     /// without a body) never build a future at all, so no request-sized state is moved
     /// from one future into the next on the hot path.
@@ -137,14 +152,24 @@ impl App {
         &'a self,
         req: Request<B>,
         peer: IpAddr,
-    ) -> (Option<(usize, &'static route::Row)>, Started<'a>)
+    ) -> (
+        Option<(usize, &'static route::Row)>,
+        Option<route::Refusal>,
+        Started<'a>,
+    )
     where
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let matched = match crate::api::find(req.method(), req.uri().path()) {
             Ok(matched) => matched,
-            Err(err) => return (None, Started::Done(Err(err))),
+            Err(err) => {
+                let refusal = match err {
+                    Error::MethodNotAllowed(_) => crate::api::table().refusal_at(req.uri().path()),
+                    _ => None,
+                };
+                return (None, refusal, Started::Done(Err(err)));
+            }
         };
         let found = Some((matched.index, matched.row));
         let started = match self.call_of(matched, req, peer) {
@@ -152,7 +177,7 @@ impl App {
             Ok(Prepared::ReadBody(pending)) => Started::Wait(Box::pin(self.with_body(pending))),
             Err(err) => Started::Done(Err(err)),
         };
-        (found, started)
+        (found, None, started)
     }
 
     /// The row's handler on a complete call: a read answers now, a write is handed back.

@@ -95,7 +95,8 @@ pub static ROWS: &[Row] = &[
         "/edd/{prefix}",
         Need::Public,
         Handler::ReadFirst(edd_check, |app, call| Box::pin(edd_prefixed(app, call))),
-    ),
+    )
+    .refusing(edd_refusal),
     F.row(
         Method::POST,
         "edd_post",
@@ -126,7 +127,8 @@ pub static ROWS: &[Row] = &[
         "/api/v1/products/{id}/download-keys/check",
         Need::Public,
         Handler::Write(|app, call| Box::pin(licensing::updatercloud(app, call, UcAction::Check))),
-    ),
+    )
+    .refusing(licensing::uc_check_refusal),
     F.row(
         Method::POST,
         "uc_key_check_post",
@@ -143,7 +145,8 @@ pub static ROWS: &[Row] = &[
         Handler::Write(|app, call| {
             Box::pin(licensing::updatercloud(app, call, UcAction::Activate))
         }),
-    ),
+    )
+    .refusing(licensing::uc_activate_refusal),
     F.row(
         Method::POST,
         "uc_key_activate_post",
@@ -162,7 +165,8 @@ pub static ROWS: &[Row] = &[
         Handler::Write(|app, call| {
             Box::pin(licensing::updatercloud(app, call, UcAction::Deactivate))
         }),
-    ),
+    )
+    .refusing(licensing::uc_deactivate_refusal),
     F.row(
         Method::POST,
         "uc_key_deactivate_post",

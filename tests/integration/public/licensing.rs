@@ -1373,6 +1373,71 @@ async fn bodies_too_large_or_too_slow_are_answered_in_each_dialects_shape() {
     admin_reply.expect_error(413, "payload_too_large");
 }
 
+/// A method a dialect's path does not take (SPEC §3: a `405` with `Allow`) is answered in
+/// that dialect's shape, like its other HTTP-level errors — EDD's too, though with the
+/// `405` status its clients never see; paths whose rows answer in the common shape (the
+/// root's landing page, the update checks) keep it. Nothing is activated.
+#[tokio::test]
+async fn a_method_a_dialects_path_does_not_take_is_a_405_in_its_shape() {
+    let server = TestServer::start_with(settings()).await;
+    let acme = shop(&server, "acme").await;
+    let p = acme.product;
+    let (_, k) = key(&server, &acme, &[p], json!({})).await;
+    let send = |method: Method, path: String| {
+        server
+            .request(method, &path)
+            .header("content-type", FORM)
+            .body(format!(
+                "license_key={k}&download_key={k}&instance_name=a&url=a.com"
+            ))
+            .send()
+    };
+    for (path, flag) in [
+        ("/ls/acme/v1/licenses/activate", "activated"),
+        ("/v1/licenses/validate", "valid"),
+        ("/ls/acme/v1/licenses/deactivate", "deactivated"),
+    ] {
+        let reply = send(Method::PUT, path.to_owned()).await;
+        let answer = reply.expect(405);
+        assert_eq!(answer[flag], false, "{path}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("POST"),
+            "{path}: {answer}"
+        );
+        assert_eq!(answer["license_key"], Value::Null, "{path}");
+        assert_eq!(reply.header("allow"), Some("POST"), "{path}");
+    }
+    for action in ["check", "activate", "deactivate"] {
+        let path = format!("/api/v1/products/{p}/download-keys/{action}");
+        let reply = send(Method::DELETE, path.clone()).await;
+        let answer = reply.expect(405);
+        assert_eq!(answer["valid"], false, "{path}: {answer}");
+        assert_eq!(answer["code"], "method_not_allowed", "{path}: {answer}");
+        assert_eq!(reply.header("allow"), Some("GET, HEAD, POST"), "{path}");
+    }
+    let reply = send(Method::DELETE, "/edd/acme".to_owned()).await;
+    let answer = reply.expect(405);
+    assert_eq!(answer["success"], false, "{answer}");
+    assert_eq!(answer["error"], "method_not_allowed", "{answer}");
+    assert_eq!(reply.header("allow"), Some("GET, HEAD, POST"));
+
+    for path in [
+        "/",
+        "/v1/public/acme/plugins/example-plugin",
+        "/updates/acme/example-plugin",
+    ] {
+        let reply = send(Method::PUT, path.to_owned()).await;
+        reply.expect_error(405, "method_not_allowed");
+        assert!(
+            reply
+                .header("allow")
+                .is_some_and(|allow| allow.starts_with("GET, HEAD")),
+            "{path}"
+        );
+    }
+    assert_eq!(ls_usage(&server, &k).await, 0, "nothing was activated");
+}
+
 // ----- the budget of unknown keys --------------------------------------------------------
 
 #[tokio::test]
