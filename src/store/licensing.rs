@@ -253,13 +253,17 @@ impl Store {
                 .into_iter()
                 .collect(),
             (None, Some(customer)) => self.keys_of_customer(account, customer)?,
-            (None, None) if filter.product.is_none() => {
+            (None, None) => {
+                // All the account's keys, or those covering one product: in id order from
+                // the cursor, a page read at a time (a product's keys have no index of
+                // their own, but a page never reads past its end).
                 let after = id_cursor(page)?.map(|id| at(account, id));
-                let (entries, more) = self.page_of(
+                let (entries, more) = self.page_of_where(
                     &DOWNLOAD_KEYS,
                     &owner(Some(account)),
                     after.as_ref(),
                     page.limit,
+                    |k: &DownloadKey| filter.product.is_none_or(|p| k.products.covers(p)),
                 )?;
                 let next = match (more, entries.last()) {
                     (true, Some((key, _))) => Some(Cursor::after(key.id.to_string())),
@@ -270,10 +274,6 @@ impl Store {
                     next,
                 });
             }
-            (None, None) => self
-                .scan(&DOWNLOAD_KEYS, &owner(Some(account)))
-                .map(|entry| entry.map(|(_, k)| k))
-                .collect::<Result<Vec<_>, _>>()?,
         };
         keys.retain(|k| {
             filter.customer.is_none_or(|c| k.customer_id == c)

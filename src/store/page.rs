@@ -193,6 +193,20 @@ impl Store {
         after: Option<&K>,
         limit: usize,
     ) -> Result<(Vec<(K, V)>, bool), StoreError> {
+        self.page_of_where(table, prefix, after, limit, |_| true)
+    }
+
+    /// [`Store::page_of`], of only the records `keep` keeps: read in key order from the
+    /// cursor until `limit` are kept and one more is found, so a page costs the records up
+    /// to its end, never the whole prefix, and holds only its own.
+    pub(super) fn page_of_where<K: Key, V: Value>(
+        &self,
+        table: &Table<K, V>,
+        prefix: &[u8],
+        after: Option<&K>,
+        limit: usize,
+        mut keep: impl FnMut(&V) -> bool,
+    ) -> Result<(Vec<(K, V)>, bool), StoreError> {
         let start = match after {
             Some(after) => Bound::Excluded(after.to_bytes().as_ref().to_vec()),
             None => Bound::Included(prefix.to_vec()),
@@ -206,10 +220,14 @@ impl Store {
             if !key.starts_with(prefix) {
                 break;
             }
+            let (key, value) = decode_entry(table, &key, &value)?;
+            if !keep(&value) {
+                continue;
+            }
             if items.len() == limit {
                 return Ok((items, true));
             }
-            items.push(decode_entry(table, &key, &value)?);
+            items.push((key, value));
         }
         Ok((items, false))
     }

@@ -1101,3 +1101,102 @@ async fn a_customer_name_of_only_whitespace_is_refused_in_json_and_forms() {
         *pattern
     );
 }
+
+/// `GET /api/v1/download-keys?product_id=` pages like the plain listing: by id, `limit` at
+/// a time, each page's cursor leading to the next, keys covering the product (listed, or
+/// `"all"`) and no others — and a cursor whose key was deleted meanwhile still leads on.
+#[tokio::test]
+async fn keys_filtered_by_product_page_by_id_through_every_cursor() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let t = &acme.token;
+    let (p, q) = (
+        product(&server, t, "pro").await,
+        product(&server, t, "other").await,
+    );
+    let c = customer(&server, t, "ann@example.com").await;
+    let mut covering = Vec::new();
+    for i in 0..13 {
+        let products = match i % 3 {
+            0 => json!([p]),
+            1 => json!([q]),
+            _ => json!("all"),
+        };
+        let made = send(
+            &server,
+            Method::POST,
+            "/api/v1/download-keys",
+            t,
+            json!({"customer_id": c, "product_ids": products}),
+        )
+        .await
+        .expect(201);
+        if i % 3 != 1 {
+            covering.push(made["data"]["id"].as_u64().unwrap());
+        }
+    }
+    covering.sort_unstable();
+    assert_eq!(covering.len(), 9);
+
+    let walk = |limit: usize| {
+        let server = &server;
+        async move {
+            let mut seen = Vec::new();
+            let mut cursor: Option<String> = None;
+            let mut pages = 0;
+            loop {
+                let mut path = format!("/api/v1/download-keys?product_id={p}&limit={limit}");
+                if let Some(cursor) = &cursor {
+                    path.push_str(&format!("&cursor={cursor}"));
+                }
+                let page = get_ok(server, t, &path).await;
+                pages += 1;
+                let items = page["data"].as_array().unwrap();
+                assert!(items.len() <= limit, "{page}");
+                seen.extend(items.iter().map(|k| k["id"].as_u64().unwrap()));
+                match page["next_cursor"].as_str() {
+                    Some(next) => cursor = Some(next.to_owned()),
+                    None => break,
+                }
+            }
+            (seen, pages)
+        }
+    };
+    let (seen, pages) = walk(4).await;
+    assert_eq!(seen, covering, "every covering key, in id order, once");
+    assert_eq!(pages, 3);
+    let (seen, _) = walk(1000).await;
+    assert_eq!(seen, covering);
+
+    // The first page's last key is deleted: its cursor still leads to the rest.
+    let first = get_ok(
+        &server,
+        t,
+        &format!("/api/v1/download-keys?product_id={p}&limit=2"),
+    )
+    .await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let gone = covering[1];
+    send(
+        &server,
+        Method::DELETE,
+        &format!("/api/v1/download-keys/{gone}"),
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(204);
+    let rest = get_ok(
+        &server,
+        t,
+        &format!("/api/v1/download-keys?product_id={p}&limit=100&cursor={cursor}"),
+    )
+    .await;
+    let rest: Vec<u64> = rest["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rest, covering[2..]);
+}
