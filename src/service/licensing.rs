@@ -184,21 +184,16 @@ pub fn customers(
     q: Option<&str>,
     page: &PageRequest,
 ) -> Result<Page<Customer>, Error> {
-    match q.map(str::trim).filter(|q| !q.is_empty()) {
-        None => Ok(ctx.store.customers_page(account, page)?),
+    let found = match q.map(str::trim).filter(|q| !q.is_empty()) {
+        None => ctx.store.customers_page(account, page, |_| true)?,
         Some(q) => {
             let q = q.to_lowercase();
-            let found: Vec<Customer> = ctx
-                .store
-                .customers(account)?
-                .into_iter()
-                .filter(|c| {
-                    c.email.to_lowercase().starts_with(&q) || c.name.to_lowercase().starts_with(&q)
-                })
-                .collect();
-            Ok(Page::of_list(found, |c| c.id.0, page)?)
+            ctx.store.customers_page(account, page, |c| {
+                c.email.to_lowercase().starts_with(&q) || c.name.to_lowercase().starts_with(&q)
+            })?
         }
-    }
+    };
+    Ok(found)
 }
 
 /// # Errors

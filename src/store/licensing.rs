@@ -147,7 +147,8 @@ impl Store {
             .collect()
     }
 
-    /// A page of the account's customers, by id (one range scan from the cursor).
+    /// A page of the account's customers that `keep` keeps, by id (one range scan from
+    /// the cursor, to the page's end).
     ///
     /// # Errors
     /// `InvalidCursor`, or the store failed.
@@ -155,13 +156,15 @@ impl Store {
         &self,
         account: &AccountPrefix,
         page: &PageRequest,
+        keep: impl FnMut(&Customer) -> bool,
     ) -> Result<Page<Customer>, StoreError> {
         let after = id_cursor(page)?.map(|id| at(account, id));
-        let (entries, more) = self.page_of(
+        let (entries, more) = self.page_of_where(
             &CUSTOMERS,
             &owner(Some(account)),
             after.as_ref(),
             page.limit,
+            keep,
         )?;
         let next = match (more, entries.last()) {
             (true, Some((key, _))) => Some(Cursor::after(key.id.to_string())),

@@ -1102,11 +1102,40 @@ async fn a_customer_name_of_only_whitespace_is_refused_in_json_and_forms() {
     );
 }
 
-/// `GET /api/v1/download-keys?product_id=` pages like the plain listing: by id, `limit` at
-/// a time, each page's cursor leading to the next, keys covering the product (listed, or
-/// `"all"`) and no others — and a cursor whose key was deleted meanwhile still leads on.
+/// The ids a listing gives through every cursor, `limit` at a time (`path` has a query
+/// already), and how many pages it took; each page holds at most `limit`.
+async fn ids_through_cursors(
+    server: &TestServer,
+    token: &str,
+    path: &str,
+    limit: usize,
+) -> (Vec<u64>, usize) {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut at = format!("{path}&limit={limit}");
+        if let Some(cursor) = &cursor {
+            at.push_str(&format!("&cursor={cursor}"));
+        }
+        let page = get_ok(server, token, &at).await;
+        pages += 1;
+        let items = page["data"].as_array().unwrap();
+        assert!(items.len() <= limit, "{at}: {page}");
+        seen.extend(items.iter().map(|item| item["id"].as_u64().unwrap()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return (seen, pages),
+        }
+    }
+}
+
+/// Filtered listings page like the plain ones: by id, `limit` at a time, each page's cursor
+/// leading to the next, with the records the filter keeps and no others — keys covering
+/// a product (listed, or `"all"`), customers whose name or email starts with `q` — and a
+/// cursor whose record was deleted meanwhile still leads on.
 #[tokio::test]
-async fn keys_filtered_by_product_page_by_id_through_every_cursor() {
+async fn filtered_listings_page_by_id_through_every_cursor() {
     let server = TestServer::start().await;
     let acme = server.account("acme");
     let t = &acme.token;
@@ -1137,44 +1166,18 @@ async fn keys_filtered_by_product_page_by_id_through_every_cursor() {
     }
     covering.sort_unstable();
     assert_eq!(covering.len(), 9);
-
-    let walk = |limit: usize| {
-        let server = &server;
-        async move {
-            let mut seen = Vec::new();
-            let mut cursor: Option<String> = None;
-            let mut pages = 0;
-            loop {
-                let mut path = format!("/api/v1/download-keys?product_id={p}&limit={limit}");
-                if let Some(cursor) = &cursor {
-                    path.push_str(&format!("&cursor={cursor}"));
-                }
-                let page = get_ok(server, t, &path).await;
-                pages += 1;
-                let items = page["data"].as_array().unwrap();
-                assert!(items.len() <= limit, "{page}");
-                seen.extend(items.iter().map(|k| k["id"].as_u64().unwrap()));
-                match page["next_cursor"].as_str() {
-                    Some(next) => cursor = Some(next.to_owned()),
-                    None => break,
-                }
-            }
-            (seen, pages)
-        }
-    };
-    let (seen, pages) = walk(4).await;
-    assert_eq!(seen, covering, "every covering key, in id order, once");
-    assert_eq!(pages, 3);
-    let (seen, _) = walk(1000).await;
-    assert_eq!(seen, covering);
+    let keys = format!("/api/v1/download-keys?product_id={p}");
+    assert_eq!(
+        ids_through_cursors(&server, t, &keys, 4).await,
+        (covering.clone(), 3)
+    );
+    assert_eq!(
+        ids_through_cursors(&server, t, &keys, 1000).await.0,
+        covering
+    );
 
     // The first page's last key is deleted: its cursor still leads to the rest.
-    let first = get_ok(
-        &server,
-        t,
-        &format!("/api/v1/download-keys?product_id={p}&limit=2"),
-    )
-    .await;
+    let first = get_ok(&server, t, &format!("{keys}&limit=2")).await;
     let cursor = first["next_cursor"].as_str().unwrap().to_owned();
     let gone = covering[1];
     send(
@@ -1186,12 +1189,7 @@ async fn keys_filtered_by_product_page_by_id_through_every_cursor() {
     )
     .await
     .expect(204);
-    let rest = get_ok(
-        &server,
-        t,
-        &format!("/api/v1/download-keys?product_id={p}&limit=100&cursor={cursor}"),
-    )
-    .await;
+    let rest = get_ok(&server, t, &format!("{keys}&limit=100&cursor={cursor}")).await;
     let rest: Vec<u64> = rest["data"]
         .as_array()
         .unwrap()
@@ -1199,4 +1197,24 @@ async fn keys_filtered_by_product_page_by_id_through_every_cursor() {
         .map(|k| k["id"].as_u64().unwrap())
         .collect();
     assert_eq!(rest, covering[2..]);
+
+    // Customers by the start of their email or name, any case: all ten are named Ann
+    // Example, four have emails starting with zed.
+    let mut zeds = Vec::new();
+    for i in 0..9 {
+        let email = format!("{}{i}@example.com", if i % 2 == 0 { "ann" } else { "zed" });
+        let id = customer(&server, t, &email).await;
+        if i % 2 == 1 {
+            zeds.push(id);
+        }
+    }
+    zeds.sort_unstable();
+    let by_email = "/api/v1/customers?q=ZED";
+    assert_eq!(
+        ids_through_cursors(&server, t, by_email, 3).await,
+        (zeds, 2)
+    );
+    let (named, pages) = ids_through_cursors(&server, t, "/api/v1/customers?q=ann%20ex", 3).await;
+    assert_eq!((named.len(), pages), (10, 4));
+    assert!(named.is_sorted(), "{named:?}");
 }
