@@ -1102,6 +1102,15 @@ async fn a_customer_name_of_only_whitespace_is_refused_in_json_and_forms() {
     );
 }
 
+/// The ids of a listing's page, in its order.
+fn ids_of(page: &Value) -> Vec<u64> {
+    let items = page["data"].as_array().unwrap();
+    items
+        .iter()
+        .map(|item| item["id"].as_u64().unwrap())
+        .collect()
+}
+
 /// The ids a listing gives through every cursor, `limit` at a time (`path` has a query
 /// already), and how many pages it took; each page holds at most `limit`.
 async fn ids_through_cursors(
@@ -1120,9 +1129,9 @@ async fn ids_through_cursors(
         }
         let page = get_ok(server, token, &at).await;
         pages += 1;
-        let items = page["data"].as_array().unwrap();
-        assert!(items.len() <= limit, "{at}: {page}");
-        seen.extend(items.iter().map(|item| item["id"].as_u64().unwrap()));
+        let ids = ids_of(&page);
+        assert!(ids.len() <= limit, "{at}: {page}");
+        seen.extend(ids);
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
             None => return (seen, pages),
@@ -1190,13 +1199,7 @@ async fn filtered_listings_page_by_id_through_every_cursor() {
     .await
     .expect(204);
     let rest = get_ok(&server, t, &format!("{keys}&limit=100&cursor={cursor}")).await;
-    let rest: Vec<u64> = rest["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["id"].as_u64().unwrap())
-        .collect();
-    assert_eq!(rest, covering[2..]);
+    assert_eq!(ids_of(&rest), covering[2..]);
 
     // Customers by the start of their email or name, any case: all ten are named Ann
     // Example, four have emails starting with zed.
