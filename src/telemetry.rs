@@ -14,8 +14,9 @@ pub struct LogGuard(
 /// Lines the log writer thread may have queued before new ones are dropped.
 const QUEUE_LINES: usize = 128_000;
 
-/// How often the writer thread writes what is queued: lines reach stderr at most this
-/// late (or sooner, once `WAKE_BYTES` are queued).
+/// How often the writer thread writes what is queued while lines come: they reach stderr
+/// at most this late (or sooner, once `WAKE_BYTES` are queued). With nothing queued it
+/// sleeps until the next line instead.
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Queued bytes at which a logging thread wakes the writer rather than let it sleep out
@@ -55,6 +56,9 @@ struct Pending {
     lines: usize,
     /// A wake-up was sent and the writer has not taken the buffer since.
     woken: bool,
+    /// The writer found nothing queued and sleeps until a line comes: the push that
+    /// queues the next one wakes it (once; a server taking requests never lets it idle).
+    idle: bool,
     closed: bool,
 }
 
@@ -80,7 +84,11 @@ impl Queue {
         }
         pending.bytes.extend_from_slice(line);
         pending.lines += 1;
-        if pending.bytes.len() >= WAKE_BYTES && !pending.woken {
+        if pending.idle {
+            pending.idle = false;
+            drop(pending);
+            self.wake.notify_one();
+        } else if pending.bytes.len() >= WAKE_BYTES && !pending.woken {
             pending.woken = true;
             drop(pending);
             self.wake.notify_one();
@@ -155,7 +163,8 @@ impl Drop for WorkerGuard {
 /// (sooner when `WAKE_BYTES` are queued) and writes it with one `write`. A logging
 /// thread only appends to a buffer under a mutex: no channel send, no wake-up of another
 /// thread and no system call per line (with one line a request, those cost more than
-/// formatting it).
+/// formatting it) — but for the first line after the writer found the queue empty, which
+/// wakes it: idle, it sleeps without a timeout.
 pub fn non_blocking<W: std::io::Write + Send + 'static>(
     mut writer: W,
     lines: usize,
@@ -175,6 +184,13 @@ pub fn non_blocking<W: std::io::Write + Send + 'static>(
                 loop {
                     let closed = {
                         let mut pending = queue.lock();
+                        // Nothing queued: no wake-up every FLUSH_EVERY for nothing (an
+                        // idle server would wake this thread 100 times a second).
+                        while pending.bytes.is_empty() && !pending.closed {
+                            pending.idle = true;
+                            pending = queue.wake.wait(pending).unwrap_or_else(|e| e.into_inner());
+                        }
+                        pending.idle = false;
                         if !pending.closed && !pending.woken {
                             pending = queue
                                 .wake
@@ -854,6 +870,48 @@ mod tests {
         let expected: String = (0..500).map(|i| format!("line {i}\n")).collect();
         assert_eq!(written, expected);
         assert_eq!(writer.queue().dropped(), 0);
+    }
+
+    /// The writer that found nothing queued sleeps without a timeout (an idle server used
+    /// to wake it 100 times a second); the next line wakes it and is written, every time.
+    #[test]
+    fn an_idle_writer_sleeps_until_the_next_line_wakes_it() {
+        use std::io::Write;
+        use std::sync::mpsc;
+        /// Hands every write over to the test as it happens.
+        struct Tell(mpsc::Sender<Vec<u8>>);
+        impl Write for Tell {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                let _ = self.0.send(buf.to_vec());
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (sent, written) = mpsc::channel();
+        let (mut writer, guard) = non_blocking(Tell(sent), 1000);
+        let queue = writer.queue().clone();
+        for round in 0..20 {
+            let line = format!("line {round}\n");
+            writer.write_all(line.as_bytes()).unwrap();
+            let got = written
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("round {round}: the line was never written"));
+            assert_eq!(got, line.as_bytes(), "round {round}");
+            // The writer goes back to sleep with nothing queued: its flag says so (waited
+            // for through the lock, never by a timed sleep).
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !queue.lock().idle {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "round {round}: never idle"
+                );
+                std::thread::yield_now();
+            }
+        }
+        drop(guard);
+        assert!(written.try_recv().is_err(), "nothing else was written");
     }
 
     #[test]
