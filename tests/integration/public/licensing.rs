@@ -932,7 +932,31 @@ async fn lemon_squeezy_activates_validates_and_deactivates_instances() {
     assert_eq!(fresh["license_key"]["status"], "inactive");
     assert_eq!(fresh["license_key"]["key"], k);
     assert_eq!(fresh["license_key"]["test_mode"], false);
+    assert_eq!(fresh["license_key"]["activation_limit"], 2);
+    assert_eq!(fresh["license_key"]["activation_usage"], 0);
     assert!(is_ls_time(&fresh["license_key"]["created_at"]), "{fresh}");
+    // Unlimited activations (our 0) are `null`, as Lemon Squeezy answers them.
+    let (_, unlimited) = key(
+        &server,
+        &acme,
+        &[acme.product],
+        json!({"activation_limit": 0}),
+    )
+    .await;
+    let answer = post(
+        &server,
+        &ls("validate"),
+        FORM,
+        format!("license_key={unlimited}"),
+    )
+    .await
+    .expect(200);
+    assert_eq!(answer["valid"], true, "{answer}");
+    assert_eq!(
+        answer["license_key"]["activation_limit"],
+        Value::Null,
+        "{answer}"
+    );
     assert_eq!(fresh["license_key"]["expires_at"], Value::Null);
     let meta = &fresh["meta"];
     assert!(meta["store_id"].as_u64().unwrap() > 0);

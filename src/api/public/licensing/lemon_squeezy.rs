@@ -288,7 +288,8 @@ async fn lemon_squeezy(
             "id": shown.id.0,
             "status": status_word,
             "key": value,
-            "activation_limit": shown.activation_limit,
+            // Unlimited is `null` in Lemon Squeezy's answers (our 0).
+            "activation_limit": (shown.activation_limit != 0).then_some(shown.activation_limit),
             "activation_usage": shown.counted,
             "created_at": ls_time(shown.created_at),
             "expires_at": shown.expires_at.map(ls_time),
