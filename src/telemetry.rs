@@ -56,8 +56,9 @@ struct Pending {
     lines: usize,
     /// A wake-up was sent and the writer has not taken the buffer since.
     woken: bool,
-    /// The writer found nothing queued and sleeps until a line comes: the push that
-    /// queues the next one wakes it (once; a server taking requests never lets it idle).
+    /// A whole `FLUSH_EVERY` brought no line, so the writer sleeps until one comes: the
+    /// push that queues it wakes the writer (once per quiet spell; while lines keep
+    /// coming, every wait gathers some and the writer never goes idle).
     idle: bool,
     closed: bool,
 }
@@ -75,6 +76,9 @@ impl Queue {
     /// Queues one line (the bytes of one `write`), or drops and counts it when the queue
     /// is full. Never waits for the writer.
     fn push(&self, line: &[u8]) {
+        if line.is_empty() {
+            return;
+        }
         let mut pending = self.lock();
         if pending.lines >= self.max_lines {
             drop(pending);
@@ -86,6 +90,8 @@ impl Queue {
         pending.lines += 1;
         if pending.idle {
             pending.idle = false;
+            // (A line of `WAKE_BYTES` alone is written at once, as it would be anyway.)
+            pending.woken = pending.bytes.len() >= WAKE_BYTES;
             drop(pending);
             self.wake.notify_one();
         } else if pending.bytes.len() >= WAKE_BYTES && !pending.woken {
@@ -163,8 +169,8 @@ impl Drop for WorkerGuard {
 /// (sooner when `WAKE_BYTES` are queued) and writes it with one `write`. A logging
 /// thread only appends to a buffer under a mutex: no channel send, no wake-up of another
 /// thread and no system call per line (with one line a request, those cost more than
-/// formatting it) — but for the first line after the writer found the queue empty, which
-/// wakes it: idle, it sleeps without a timeout.
+/// formatting it) — but for the first line after a `FLUSH_EVERY` that brought none, which
+/// wakes the writer: idle, it sleeps without a timeout.
 pub fn non_blocking<W: std::io::Write + Send + 'static>(
     mut writer: W,
     lines: usize,
@@ -181,16 +187,21 @@ pub fn non_blocking<W: std::io::Write + Send + 'static>(
             .name("upkeep-log".to_owned())
             .spawn(move || {
                 let mut batch = Vec::new();
+                // The last wait brought no line.
+                let mut quiet = false;
                 loop {
                     let closed = {
                         let mut pending = queue.lock();
-                        // Nothing queued: no wake-up every FLUSH_EVERY for nothing (an
-                        // idle server would wake this thread 100 times a second).
-                        while pending.bytes.is_empty() && !pending.closed {
-                            pending.idle = true;
-                            pending = queue.wake.wait(pending).unwrap_or_else(|e| e.into_inner());
+                        // A whole FLUSH_EVERY brought nothing: sleep until a line comes
+                        // rather than wake 100 times a second for nothing (an idle server).
+                        if quiet {
+                            while pending.bytes.is_empty() && !pending.closed {
+                                pending.idle = true;
+                                pending =
+                                    queue.wake.wait(pending).unwrap_or_else(|e| e.into_inner());
+                            }
+                            pending.idle = false;
                         }
-                        pending.idle = false;
                         if !pending.closed && !pending.woken {
                             pending = queue
                                 .wake
@@ -198,6 +209,7 @@ pub fn non_blocking<W: std::io::Write + Send + 'static>(
                                 .unwrap_or_else(|e| e.into_inner())
                                 .0;
                         }
+                        quiet = pending.bytes.is_empty();
                         std::mem::swap(&mut batch, &mut pending.bytes);
                         pending.lines = 0;
                         pending.woken = false;
@@ -872,10 +884,12 @@ mod tests {
         assert_eq!(writer.queue().dropped(), 0);
     }
 
-    /// The writer that found nothing queued sleeps without a timeout (an idle server used
-    /// to wake it 100 times a second); the next line wakes it and is written, every time.
+    /// The writer that went a whole `FLUSH_EVERY` without a line goes idle (it used to
+    /// wake 100 times a second regardless); the next line wakes it and is written, every
+    /// time: no line is left behind by an idle writer. (That it then sleeps without a
+    /// timeout is the wait in `non_blocking`; a test could only show it by sleeping.)
     #[test]
-    fn an_idle_writer_sleeps_until_the_next_line_wakes_it() {
+    fn an_idle_writer_is_woken_by_the_next_line() {
         use std::io::Write;
         use std::sync::mpsc;
         /// Hands every write over to the test as it happens.
@@ -892,6 +906,7 @@ mod tests {
         let (sent, written) = mpsc::channel();
         let (mut writer, guard) = non_blocking(Tell(sent), 1000);
         let queue = writer.queue().clone();
+        writer.write_all(b"").unwrap();
         for round in 0..20 {
             let line = format!("line {round}\n");
             writer.write_all(line.as_bytes()).unwrap();
