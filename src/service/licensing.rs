@@ -185,12 +185,13 @@ pub fn customers(
     page: &PageRequest,
 ) -> Result<Page<Customer>, Error> {
     let found = match q.map(str::trim).filter(|q| !q.is_empty()) {
-        None => ctx.store.customers_page(account, page, |_| true)?,
+        None => ctx.store.customers_page(account, page, None)?,
         Some(q) => {
             let q = q.to_lowercase();
-            ctx.store.customers_page(account, page, |c| {
+            let mut starts = |c: &Customer| {
                 c.email.to_lowercase().starts_with(&q) || c.name.to_lowercase().starts_with(&q)
-            })?
+            };
+            ctx.store.customers_page(account, page, Some(&mut starts))?
         }
     };
     Ok(found)

@@ -137,16 +137,6 @@ impl Store {
         }
     }
 
-    /// Every customer of the account, by id.
-    ///
-    /// # Errors
-    /// The store failed.
-    pub fn customers(&self, account: &AccountPrefix) -> Result<Vec<Customer>, StoreError> {
-        self.scan(&CUSTOMERS, &owner(Some(account)))
-            .map(|entry| entry.map(|(_, c)| c))
-            .collect()
-    }
-
     /// A page of the account's customers that `keep` keeps, by id (one range scan from
     /// the cursor, to the page's end).
     ///
@@ -156,7 +146,7 @@ impl Store {
         &self,
         account: &AccountPrefix,
         page: &PageRequest,
-        keep: impl FnMut(&Customer) -> bool,
+        keep: Option<&mut dyn FnMut(&Customer) -> bool>,
     ) -> Result<Page<Customer>, StoreError> {
         let after = id_cursor(page)?.map(|id| at(account, id));
         let (entries, more) = self.page_of_where(
@@ -261,12 +251,16 @@ impl Store {
                 // the cursor, a page read at a time (a product's keys have no index of
                 // their own, but a page never reads past its end).
                 let after = id_cursor(page)?.map(|id| at(account, id));
+                let mut covers =
+                    |k: &DownloadKey| filter.product.is_none_or(|p| k.products.covers(p));
                 let (entries, more) = self.page_of_where(
                     &DOWNLOAD_KEYS,
                     &owner(Some(account)),
                     after.as_ref(),
                     page.limit,
-                    |k: &DownloadKey| filter.product.is_none_or(|p| k.products.covers(p)),
+                    filter
+                        .product
+                        .map(|_| &mut covers as &mut dyn FnMut(&DownloadKey) -> bool),
                 )?;
                 let next = match (more, entries.last()) {
                     (true, Some((key, _))) => Some(Cursor::after(key.id.to_string())),

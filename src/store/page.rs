@@ -193,19 +193,21 @@ impl Store {
         after: Option<&K>,
         limit: usize,
     ) -> Result<(Vec<(K, V)>, bool), StoreError> {
-        self.page_of_where(table, prefix, after, limit, |_| true)
+        self.page_of_where(table, prefix, after, limit, None)
     }
 
-    /// [`Store::page_of`], of only the records `keep` keeps: read in key order from the
-    /// cursor until `limit` are kept and one more is found, so a page costs the records up
-    /// to its end, never the whole prefix, and holds only its own.
+    /// [`Store::page_of`], of only the records `keep` keeps (all with `None`; the record
+    /// after a full page is then not decoded): read in key order from the
+    /// cursor until `limit` are kept and one more is found (or the prefix ends), holding
+    /// only the page. A page costs the records up to its end: few when `keep` keeps many,
+    /// the rest of the prefix when it keeps few.
     pub(super) fn page_of_where<K: Key, V: Value>(
         &self,
         table: &Table<K, V>,
         prefix: &[u8],
         after: Option<&K>,
         limit: usize,
-        mut keep: impl FnMut(&V) -> bool,
+        mut keep: Option<&mut dyn FnMut(&V) -> bool>,
     ) -> Result<(Vec<(K, V)>, bool), StoreError> {
         let start = match after {
             Some(after) => Bound::Excluded(after.to_bytes().as_ref().to_vec()),
@@ -220,8 +222,11 @@ impl Store {
             if !key.starts_with(prefix) {
                 break;
             }
+            if items.len() == limit && keep.is_none() {
+                return Ok((items, true));
+            }
             let (key, value) = decode_entry(table, &key, &value)?;
-            if !keep(&value) {
+            if keep.as_mut().is_some_and(|keep| !keep(&value)) {
                 continue;
             }
             if items.len() == limit {
