@@ -118,7 +118,8 @@ pub struct Row {
     /// layers in front of the handler or the handler found it), or `None` for the common
     /// error shape. The public dialects answer those in their own clients' shapes (SPEC
     /// §3); every other error (a 404 or 409 of the common kind, the server's own failures)
-    /// keeps the common shape.
+    /// keeps the common shape. When every row of a path has one, a method none of them
+    /// takes is a `405` in that shape too ([`Table::refusal_at`]), with `Allow`.
     pub refusal: Option<Refusal>,
 }
 

@@ -32,7 +32,8 @@ pub(super) fn edd_check(app: &App, call: &Call) -> Option<Result<Response<Body>,
 
 /// EDD's answer to a request it cannot take (a form body too large, too slow or
 /// unreadable; [`crate::http::route::Row::refusal`]): `200` in EDD's shape, as EDD
-/// answers malformed requests (SPEC §9.2).
+/// answers malformed requests (SPEC §9.2). (A method the EDD path does not take keeps its
+/// `405` status and `Allow` in this shape: the service sets them.)
 pub(super) fn edd_refusal(err: &Error) -> Response<Body> {
     answer_no_store(render::edd_refused(err.code(), &err.to_string()))
 }

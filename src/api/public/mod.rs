@@ -183,7 +183,8 @@ pub static ROWS: &[Row] = &[
         "/api/v1/products/{id}/download-keys/activations",
         Need::Public,
         Handler::Read(licensing::updatercloud_activations),
-    ),
+    )
+    .refusing(licensing::uc_check_refusal),
     F.row(
         Method::POST,
         "ls_activate",

@@ -1418,8 +1418,11 @@ async fn a_method_a_dialects_path_does_not_take_is_a_405_in_its_shape() {
     };
     for (path, flag) in [
         ("/ls/acme/v1/licenses/activate", "activated"),
-        ("/v1/licenses/validate", "valid"),
+        ("/ls/acme/v1/licenses/validate", "valid"),
         ("/ls/acme/v1/licenses/deactivate", "deactivated"),
+        ("/v1/licenses/activate", "activated"),
+        ("/v1/licenses/validate", "valid"),
+        ("/v1/licenses/deactivate", "deactivated"),
     ] {
         let reply = send(Method::PUT, path.to_owned()).await;
         let answer = reply.expect(405);
@@ -1431,14 +1434,27 @@ async fn a_method_a_dialects_path_does_not_take_is_a_405_in_its_shape() {
         assert_eq!(answer["license_key"], Value::Null, "{path}");
         assert_eq!(reply.header("allow"), Some("POST"), "{path}");
     }
-    for action in ["check", "activate", "deactivate"] {
+    for (action, allow) in [
+        ("check", "GET, HEAD, POST"),
+        ("activate", "GET, HEAD, POST"),
+        ("deactivate", "GET, HEAD, POST"),
+        ("activations", "GET, HEAD"),
+    ] {
         let path = format!("/api/v1/products/{p}/download-keys/{action}");
         let reply = send(Method::DELETE, path.clone()).await;
         let answer = reply.expect(405);
         assert_eq!(answer["valid"], false, "{path}: {answer}");
         assert_eq!(answer["code"], "method_not_allowed", "{path}: {answer}");
-        assert_eq!(reply.header("allow"), Some("GET, HEAD, POST"), "{path}");
+        assert_eq!(reply.header("allow"), Some(allow), "{path}");
     }
+    // HEAD where only POST is taken: the 405 and its Allow, without a body.
+    let reply = server
+        .request(Method::HEAD, "/v1/licenses/activate")
+        .send()
+        .await;
+    assert_eq!(reply.status, 405, "{reply:?}");
+    assert_eq!(reply.header("allow"), Some("POST"));
+    assert!(reply.body.is_empty(), "{reply:?}");
     let reply = send(Method::DELETE, "/edd/acme".to_owned()).await;
     let answer = reply.expect(405);
     assert_eq!(answer["success"], false, "{answer}");
