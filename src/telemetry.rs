@@ -906,7 +906,9 @@ mod tests {
         let (sent, written) = mpsc::channel();
         let (mut writer, guard) = non_blocking(Tell(sent), 1000);
         let queue = writer.queue().clone();
-        writer.write_all(b"").unwrap();
+        // An empty write is no line: nothing queued, nothing woken.
+        assert_eq!(writer.write(b"").unwrap(), 0);
+        assert_eq!(queue.lock().lines, 0);
         for round in 0..20 {
             let line = format!("line {round}\n");
             writer.write_all(line.as_bytes()).unwrap();

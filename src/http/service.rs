@@ -145,9 +145,9 @@ impl App {
     /// Everything up to the first wait, without waiting: find the row, refuse what it
     /// forbids, and run a read row's handler; with no row for a known path asked with
     /// another method, the refusal its rows share ([`route::Table::refusal_at`]), if any.
-    /// A row that reads a JSON body or writes continues in the boxed future this hands back; the update checks (read rows
-    /// without a body) never build a future at all, so no request-sized state is moved
-    /// from one future into the next on the hot path.
+    /// A row that reads a JSON body or writes continues in the boxed future this hands
+    /// back; the update checks (read rows without a body) never build a future at all, so
+    /// no request-sized state is moved from one future into the next on the hot path.
     fn start<'a, B>(
         &'a self,
         req: Request<B>,

@@ -196,11 +196,11 @@ impl Store {
         self.page_of_where(table, prefix, after, limit, None)
     }
 
-    /// [`Store::page_of`], of only the records `keep` keeps (all with `None`; the record
-    /// after a full page is then not decoded): read in key order from the
-    /// cursor until `limit` are kept and one more is found (or the prefix ends), holding
-    /// only the page. A page costs the records up to its end: few when `keep` keeps many,
-    /// the rest of the prefix when it keeps few.
+    /// [`Store::page_of`], of only the records `keep` keeps (all with `None`, and then the
+    /// record after a full page is not decoded): read in key order from the cursor until
+    /// `limit` are kept and one more is found (or the prefix ends), holding only the page.
+    /// A page costs the records up to its end: few when `keep` keeps many, the rest of the
+    /// prefix when it keeps few.
     pub(super) fn page_of_where<K: Key, V: Value>(
         &self,
         table: &Table<K, V>,
