@@ -145,9 +145,12 @@ impl<T> Page<T> {
     /// product's versions newest first): the items after the one whose id the cursor
     /// names.
     ///
+    /// A list kept by id (a key's activations, a customer's keys) goes on after the cursor's
+    /// id even when that item was deleted meanwhile, as the range-scanned listings do.
+    ///
     /// # Errors
-    /// `InvalidCursor` when the cursor names no item of the list (it was deleted meanwhile,
-    /// or the cursor is another list's).
+    /// `InvalidCursor` when the cursor names no item of a list in another order (it was
+    /// deleted meanwhile, or the cursor is another list's).
     pub fn of_list(
         items: Vec<T>,
         id: impl Fn(&T) -> u64,
@@ -159,16 +162,18 @@ impl<T> Page<T> {
                 let after: u64 = cursor.value().parse().map_err(|_| {
                     StoreError::InvalidCursor("not a cursor of this list".to_owned())
                 })?;
-                items
-                    .iter()
-                    .position(|item| id(item) == after)
-                    .ok_or_else(|| {
-                        StoreError::InvalidCursor(
+                match items.iter().position(|item| id(item) == after) {
+                    Some(at) => at + 1,
+                    None if items.is_sorted_by_key(&id) => {
+                        items.partition_point(|item| id(item) < after)
+                    }
+                    None => {
+                        return Err(StoreError::InvalidCursor(
                             "the item this cursor names is gone; start the listing again"
                                 .to_owned(),
-                        )
-                    })?
-                    + 1
+                        ));
+                    }
+                }
             }
         };
         let mut rest: Vec<T> = items.into_iter().skip(start).collect();
@@ -278,5 +283,35 @@ mod tests {
             Cursor::parse(&"A".repeat(MAX_LEN + 4)),
             Err(CursorError::Malformed)
         );
+    }
+
+    /// A list kept by id goes on after a cursor whose item was deleted meanwhile; a list
+    /// in another order (newest version first) still refuses it: it cannot tell where the
+    /// item stood.
+    #[test]
+    fn a_list_kept_by_id_goes_on_after_a_deleted_cursor_item() {
+        let after = |id: u64| PageRequest {
+            after: Some(Cursor::after(id.to_string())),
+            limit: 2,
+        };
+        let ids = |page: Page<u64>| (page.items, page.next.map(|c| c.value().to_owned()));
+        let by_id = vec![10u64, 20, 30, 40, 50];
+        // 20 is there: the page after it.
+        let page = Page::of_list(by_id.clone(), |&n| n, &after(20)).unwrap();
+        assert_eq!(ids(page), (vec![30, 40], Some("40".to_owned())));
+        // 25 (deleted meanwhile) was between 20 and 30: the same page.
+        let page = Page::of_list(by_id.clone(), |&n| n, &after(25)).unwrap();
+        assert_eq!(ids(page), (vec![30, 40], Some("40".to_owned())));
+        // Past the end: an empty last page.
+        let page = Page::of_list(by_id, |&n| n, &after(99)).unwrap();
+        assert_eq!(ids(page), (vec![], None));
+        // Newest first: a missing item is refused, a present one still pages.
+        let newest_first = vec![50u64, 40, 30, 20, 10];
+        let page = Page::of_list(newest_first.clone(), |&n| n, &after(40)).unwrap();
+        assert_eq!(ids(page), (vec![30, 20], Some("20".to_owned())));
+        assert!(matches!(
+            Page::of_list(newest_first, |&n| n, &after(35)),
+            Err(StoreError::InvalidCursor(_))
+        ));
     }
 }

@@ -1200,6 +1200,33 @@ async fn filtered_listings_page_by_id_through_every_cursor() {
     .expect(204);
     let rest = get_ok(&server, t, &format!("{keys}&limit=100&cursor={cursor}")).await;
     assert_eq!(ids_of(&rest), covering[2..]);
+    // So does a customer's (read whole, kept by id): its second key is deleted after the
+    // first page named it.
+    let by_customer = format!("/api/v1/download-keys?customer_id={c}");
+    let first = get_ok(&server, t, &format!("{by_customer}&limit=2")).await;
+    let mine = ids_of(&first);
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    send(
+        &server,
+        Method::DELETE,
+        &format!("/api/v1/download-keys/{}", mine[1]),
+        t,
+        Value::Null,
+    )
+    .await
+    .expect(204);
+    let rest = get_ok(
+        &server,
+        t,
+        &format!("{by_customer}&limit=100&cursor={cursor}"),
+    )
+    .await;
+    let rest = ids_of(&rest);
+    assert_eq!(rest.len(), 13 - 2 - 1, "{rest:?}");
+    assert!(
+        rest.iter().all(|id| *id > mine[1]) && rest.is_sorted(),
+        "{rest:?}"
+    );
 
     // Customers by the start of their email or name, any case: all ten are named Ann
     // Example, four have emails starting with zed.
