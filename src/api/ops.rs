@@ -50,12 +50,12 @@ pub static ROWS: &[Row] = &[
 
 /// `GET /`: EDD and wp-update-server requests for the default account, else the landing.
 async fn root(app: &App, call: crate::http::route::Call) -> Result<Response<Body>, Error> {
-    let query = call.query().unwrap_or("");
-    if query.split('&').any(|pair| pair == "action=download") {
-        return crate::api::public::root_download(app, call).await;
-    }
+    // SPEC §8.2's order: `edd_action`, then `action=get_metadata|download`, then the landing.
     if let Some(answer) = crate::api::public::root_get(app, &call) {
         return answer.await;
+    }
+    if crate::api::public::asks_download(&call) {
+        return crate::api::public::root_download(app, call).await;
     }
     landing(&call.input)
 }

@@ -260,21 +260,24 @@ pub struct ProductHome {
     pub deleted: bool,
 }
 
+/// Whether `slug` matches `^[a-z0-9][a-z0-9._-]{0,63}$`.
+pub fn is_slug(slug: &str) -> bool {
+    slug.len() <= 64
+        && slug
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
 /// `^[a-z0-9][a-z0-9._-]{0,63}$`.
 ///
 /// # Errors
 /// The reason, for the `slug` field.
 pub fn check_slug(slug: &str) -> Result<(), String> {
-    let ok = !slug.is_empty()
-        && slug.len() <= 64
-        && slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        && slug
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    if ok {
+    if is_slug(slug) {
         Ok(())
     } else {
         Err(format!(

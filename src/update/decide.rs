@@ -131,6 +131,22 @@ struct ViewMap {
     /// Product id → its view once built, else its account and slug (`None`: no such
     /// product), for the dialects that name products by id (EDD `item_id`, UpdaterCloud).
     by_id: HashMap<ProductId, Option<ById>>,
+    /// Per account, its products' slugified names → their slugs (EDD's `item_name`).
+    names: HashMap<AccountPrefix, Arc<HashMap<String, String>>>,
+}
+
+impl ViewMap {
+    /// Makes room for one more entry built at `generation`: starts the map over when the
+    /// store has been written since, or when it holds [`MAX_VIEWS`] entries.
+    fn admit(&mut self, generation: u64) {
+        if self.generation != generation || self.entries >= MAX_VIEWS {
+            *self = ViewMap {
+                generation,
+                ..ViewMap::default()
+            };
+        }
+        self.entries += 1;
+    }
 }
 
 /// A product named by id: where it lives, and its view once [`Views::by_slug`] built it
@@ -177,6 +193,11 @@ impl Views {
                 return Ok(found.clone());
             }
         }
+        // What cannot be a slug names no product, and is not remembered: a flood of made-up
+        // (or 60 KB) slugs takes no store read and no memory.
+        if !crate::model::catalog::is_slug(slug) {
+            return Ok(None);
+        }
         // Read after taking the generation: a write committing meanwhile moves it, and
         // this entry is then not kept past the next check.
         let view = match store.product_by_slug(account, slug)? {
@@ -187,14 +208,7 @@ impl Views {
             None => None,
         };
         let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        if map.generation != generation || map.entries >= MAX_VIEWS {
-            map.by_slug.clear();
-            map.slugs.clear();
-            map.by_id.clear();
-            map.entries = 0;
-            map.generation = generation;
-        }
-        map.entries += 1;
+        map.admit(generation);
         map.by_slug
             .entry(*account)
             .or_default()
@@ -233,16 +247,42 @@ impl Views {
         slugs.themes.sort();
         let slugs = Arc::new(slugs);
         let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        if map.generation != generation || map.entries >= MAX_VIEWS {
-            map.by_slug.clear();
-            map.slugs.clear();
-            map.by_id.clear();
-            map.entries = 0;
-            map.generation = generation;
-        }
-        map.entries += 1;
+        map.admit(generation);
         map.slugs.insert(*account, slugs.clone());
         Ok(slugs)
+    }
+
+    /// The slug of `account`'s product whose name slugifies to `name` (EDD's `item_name`,
+    /// already slugified), if any: the account's names are read once per store
+    /// generation, not scanned per check.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn slug_by_name(
+        &self,
+        store: &Store,
+        account: &AccountPrefix,
+        name: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let generation = store.generation();
+        {
+            let map = self.inner.read().unwrap_or_else(|e| e.into_inner());
+            if map.generation == generation
+                && let Some(names) = map.names.get(account)
+            {
+                return Ok(names.get(name).cloned());
+            }
+        }
+        let names: HashMap<String, String> = store
+            .products(account)?
+            .into_iter()
+            .map(|p| (crate::model::catalog::slugify(&p.name), p.slug))
+            .collect();
+        let found = names.get(name).cloned();
+        let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        map.admit(generation);
+        map.names.insert(*account, Arc::new(names));
+        Ok(found)
     }
 
     /// The view of product `id`, wherever it lives.
@@ -276,14 +316,7 @@ impl Views {
                     None => None,
                 };
                 let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
-                if map.generation != generation || map.entries >= MAX_VIEWS {
-                    map.by_slug.clear();
-                    map.slugs.clear();
-                    map.by_id.clear();
-                    map.entries = 0;
-                    map.generation = generation;
-                }
-                map.entries += 1;
+                map.admit(generation);
                 let entry = home
                     .as_ref()
                     .map(|(account, slug)| ById::Home(*account, slug.clone()));
@@ -504,7 +537,9 @@ pub fn decide<'a>(
     } else {
         None
     };
-    let shown = pick.or(newest_visible).or(view.versions.first());
+    // The details shown are of a version this caller may see (its channel, its rollout):
+    // none of an unpublished product, of a beta to a stable check, of a held-back version.
+    let shown = pick.or(newest_visible).filter(|_| product.published);
     if let Some(v) = shown {
         offer.requires = v.requires.as_deref();
         offer.tested = v.tested.as_deref();
@@ -662,4 +697,32 @@ fn sections(product: &Product, v: &VersionView) -> Vec<(String, String)> {
         ));
     }
     sections
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_cannot_be_a_slug_is_neither_looked_up_nor_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let views = Views::default();
+        let acme = AccountPrefix::parse("acme").unwrap();
+        let entries = |views: &Views| views.inner.read().unwrap().entries;
+        for made_up in [
+            "X".repeat(60_000),
+            "Hello".to_owned(),
+            "-a".to_owned(),
+            String::new(),
+        ] {
+            assert!(views.by_slug(&store, &acme, &made_up).unwrap().is_none());
+        }
+        assert_eq!(entries(&views), 0, "made-up slugs take no room");
+        // A well-formed slug that names no product is remembered (one entry), so the next
+        // check of it reads nothing.
+        assert!(views.by_slug(&store, &acme, "nope").unwrap().is_none());
+        assert!(views.by_slug(&store, &acme, "nope").unwrap().is_none());
+        assert_eq!(entries(&views), 1);
+    }
 }

@@ -148,7 +148,7 @@ pub(super) fn edd_one(
     links: &Links<'_>,
     batch_slug: Option<&str>,
 ) -> Result<render::Json, Error> {
-    let view = match get(pairs, "item_id").and_then(|id| id.trim().parse::<u64>().ok()) {
+    let view = match edd_item_id(pairs) {
         Some(id) => app
             .public
             .views
@@ -190,15 +190,10 @@ pub(super) fn edd_by_name(
     slug: Option<&str>,
 ) -> Result<Option<Arc<ProductView>>, Error> {
     if let Some(name) = name {
-        let found = app
-            .store
-            .products(account)?
-            .into_iter()
-            .find(|p| crate::model::catalog::slugify(&p.name) == name);
-        if let Some(product) = found {
-            return view_by_slug(app, account, &product.slug);
-        }
-        return Ok(None);
+        return match app.public.views.slug_by_name(&app.store, account, name)? {
+            Some(slug) => view_by_slug(app, account, &slug),
+            None => Ok(None),
+        };
     }
     match slug {
         Some(slug) => view_by_slug(app, account, slug),
@@ -212,8 +207,9 @@ pub(super) async fn root_post(app: &App, call: Call) -> Result<Response<Body>, E
     edd_at(app, &call, account).await
 }
 
-/// `GET /` with `edd_action` or `action=get_metadata|download`: answered here for the
-/// default account (SPEC §8.2); `None` for the landing page.
+/// `GET /` with `edd_action` or `action=get_metadata`: answered here for the default
+/// account (SPEC §8.2); `None` for the legacy download ([`asks_download`]) and the landing
+/// page.
 ///
 /// # Errors
 /// The store failed.
@@ -231,6 +227,12 @@ pub fn root_get<'a>(app: &'a App, call: &Call) -> Option<crate::http::route::Rep
         )))),
         _ => None,
     }
+}
+
+/// Whether a `GET /` is wp-update-server's legacy download (`action=download`, and no
+/// `edd_action`, which [`root_get`] answers first).
+pub fn asks_download(call: &Call) -> bool {
+    get(&query_pairs(call), "action") == Some("download")
 }
 
 /// `GET /?action=get_metadata&slug=S`: the PUC document of the default account's product.

@@ -272,7 +272,7 @@ pub static ROWS: &[Row] = &[
 ];
 
 use edd::*;
-pub use edd::{root_download, root_get};
+pub use edd::{asks_download, root_download, root_get};
 use licensing::{LsAction, UcAction};
 
 // ----- request reading ---------------------------------------------------------------
@@ -324,6 +324,15 @@ fn get<'a>(pairs: &'a [Pair<'_>], name: &str) -> Option<&'a str> {
 
 /// The `X-License-Key` header (PUC, WunderUpdates): a name made once, not parsed per request.
 static X_LICENSE_KEY: header::HeaderName = header::HeaderName::from_static("x-license-key");
+
+/// EDD's `item_id`, when it names a product: EDD's updater sends `item_id=0` (PHP's
+/// `false`) when a plugin is set up by `item_name` alone, and EDD's own server reads a
+/// zero (or a value that is not a number) as "not sent" and goes by the name.
+fn edd_item_id(pairs: &[Pair<'_>]) -> Option<u64> {
+    get(pairs, "item_id")
+        .and_then(|id| id.trim().parse::<u64>().ok())
+        .filter(|&id| id != 0)
+}
 
 fn header_str<'a>(call: &'a Call, name: &header::HeaderName) -> Option<&'a str> {
     call.input

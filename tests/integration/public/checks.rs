@@ -337,6 +337,100 @@ async fn channels_rollout_and_requirements_choose_the_version() {
 }
 
 #[tokio::test]
+async fn nothing_to_offer_shows_nothing_of_a_version_the_caller_may_not_see() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    // Only a beta: a stable check has nothing to offer, and must not show the beta's details.
+    let beta = plugin_with(&server, &acme.token, "early", &["1.1.0-beta.1"]).await;
+    let bid = beta["id"].as_u64().unwrap();
+    patch(
+        &server,
+        &acme.token,
+        &format!("/api/v1/versions/{bid}"),
+        json!({"requires_php": "8.3", "tested": "6.9"}),
+    )
+    .await;
+    let stable = get(&server, "/updates/acme/early?installed_version=1.0.0")
+        .await
+        .expect(200);
+    assert_eq!(stable["version"], "1.0.0");
+    assert_ne!(
+        stable["requires_php"], "8.3",
+        "the beta's details: {stable}"
+    );
+    assert_ne!(stable["tested"], "6.9", "the beta's details: {stable}");
+    assert!(stable.get("download_url").is_none());
+    let wu = get(&server, "/v1/public/acme/plugins/early")
+        .await
+        .expect(200);
+    assert_eq!(wu["version"], "0.0.0");
+    assert_ne!(wu["requires_php"], "8.3", "the beta's details: {wu}");
+    // The beta channel sees it, details and all.
+    let on_beta = get(&server, "/updates/acme/early/beta").await.expect(200);
+    assert_eq!(on_beta["version"], "1.1.0-beta.1");
+    assert_eq!(on_beta["requires_php"], "8.3");
+}
+
+#[tokio::test]
+async fn edd_goes_by_name_when_item_id_is_zero_and_follows_a_renamed_product() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let v = plugin_with(&server, &acme.token, "hello", &["1.0.0", "1.1.0"]).await;
+    let id = v["product"]["id"].as_u64().unwrap();
+    // EDD's updater sends `item_id=0` (PHP's false) for a plugin set up by name alone.
+    let by_name = |name: &str| {
+        format!("edd_action=get_version&item_id=0&item_name={name}&version=1.0.0&slug=hello")
+    };
+    let post = |body: String| {
+        server
+            .request(Method::POST, "/edd/acme")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        post(by_name("hello+Test")).await.expect(200)["new_version"],
+        "1.1.0"
+    );
+    let id_text = "/edd/acme?edd_action=get_version&item_id=&item_name=hello%20Test";
+    assert_eq!(
+        get(&server, id_text).await.expect(200)["new_version"],
+        "1.1.0"
+    );
+    // Renamed: the new name finds it at once, the old one no longer does.
+    patch(
+        &server,
+        &acme.token,
+        &format!("/api/v1/products/{id}"),
+        json!({"name": "Greeting Plugin"}),
+    )
+    .await;
+    assert_eq!(
+        post(by_name("Greeting%20Plugin")).await.expect(200)["new_version"],
+        "1.1.0"
+    );
+    let old = post(by_name("hello+Test")).await.expect(200);
+    assert_eq!(old["new_version"], "", "{old}");
+    // A real id still wins over a mismatching name; an unknown non-zero id is not found.
+    let both = format!("/edd/acme?edd_action=get_version&item_id={id}&item_name=Other");
+    assert_eq!(
+        get(&server, &both).await.expect(200)["new_version"],
+        "1.1.0"
+    );
+    let unknown = "/edd/acme?edd_action=get_version&item_id=999999999&item_name=Greeting+Plugin";
+    assert_eq!(get(&server, unknown).await.expect(200)["new_version"], "");
+
+    // The bare host asks `edd_action` first (SPEC §8.2), even beside `action=download`.
+    let root = get(
+        &server,
+        &format!("/?edd_action=get_version&item_id={id}&action=download&slug=hello"),
+    )
+    .await;
+    assert_eq!(root.header("content-disposition"), None, "{root:?}");
+    assert_eq!(root.expect(200)["new_version"], "1.1.0");
+}
+
+#[tokio::test]
 async fn the_bare_host_serves_the_default_account_which_set_default_changes() {
     let server = TestServer::start().await;
     let first = server.account("first");

@@ -657,6 +657,13 @@ async fn edd_license_actions_answer_edds_fields_with_the_types_its_client_accept
     .await;
     assert_eq!(by_name["license"], "valid", "{by_name}");
     assert_eq!(by_name["item_id"], p);
+    // EDD's updater sends `item_id=0` for a plugin set up by name: by name, as EDD does.
+    let zero_id = edd(format!(
+        "edd_action=check_license&license={k}&item_id=0&item_name=Example+Plugin&url=example.com"
+    ))
+    .await;
+    assert_eq!(zero_id["license"], "valid", "{zero_id}");
+    assert_eq!(zero_id["item_id"], p);
     let id_wins = edd(format!(
         "edd_action=check_license&license={k}&item_id={p}&item_name=Other%20Plugin"
     ))

@@ -25,16 +25,13 @@ struct EddItem {
 fn edd_item(app: &App, account: &AccountPrefix, pairs: &[Pair<'_>]) -> Result<EddItem, Error> {
     let sent_name = get(pairs, "item_name").or_else(|| get(pairs, "name"));
     let item_name = sent_name.map_or(Value::Bool(false), |n| Value::String(n.to_owned()));
-    if let Some(id) = get(pairs, "item_id") {
-        let parsed = id.trim().parse::<u64>().ok();
-        let product = match parsed {
-            Some(id) => app
-                .store
-                .product(account, ProductId(id))?
-                .map(|p| (p.id, p.name)),
-            None => None,
-        };
-        let item_id = parsed.map_or_else(|| Value::String(id.to_owned()), |i| json!(i));
+    // `item_id=0` (or a value that is not a number) is EDD's "not sent": by name then.
+    if let Some(id) = edd_item_id(pairs) {
+        let product = app
+            .store
+            .product(account, ProductId(id))?
+            .map(|p| (p.id, p.name));
+        let item_id = json!(id);
         let item_name = product
             .as_ref()
             .map_or(item_name, |(_, name)| Value::String(name.clone()));
@@ -47,12 +44,18 @@ fn edd_item(app: &App, account: &AccountPrefix, pairs: &[Pair<'_>]) -> Result<Ed
     }
     if let Some(name) = sent_name {
         let wanted = wire::slugify(name);
-        let product = app
-            .store
-            .products(account)?
-            .into_iter()
-            .find(|p| crate::model::catalog::slugify(&p.name) == wanted)
-            .map(|p| (p.id, p.name));
+        let product = match app
+            .public
+            .views
+            .slug_by_name(&app.store, account, &wanted)?
+        {
+            Some(slug) => app
+                .public
+                .views
+                .by_slug(&app.store, account, &slug)?
+                .map(|view| (view.product.id, view.product.name.clone())),
+            None => None,
+        };
         let item_id = product
             .as_ref()
             .map_or(Value::Bool(false), |(id, _)| json!(id.0));

@@ -40,7 +40,7 @@ pub(in crate::api::public) use updatercloud::{
     updatercloud_activations,
 };
 
-use super::{Pair, get, header_str, json_no_store, owned, query};
+use super::{Pair, edd_item_id, get, header_str, json_no_store, owned, query};
 use crate::app::App;
 use crate::error::Error;
 use crate::http::Body;
