@@ -35,6 +35,19 @@ fn positive(name: &str, value: Duration) -> Result<Duration, ConfigError> {
     }
 }
 
+/// `--download-url-ttl`: links expire on whole seconds, so under one second every link
+/// would be expired as it is made.
+fn link_ttl(value: Duration) -> Result<Duration, ConfigError> {
+    if value < Duration::from_secs(1) {
+        Err(ConfigError(format!(
+            "--download-url-ttl must be at least 1s (links expire on whole seconds), got {}",
+            humantime::format_duration(value)
+        )))
+    } else {
+        Ok(value)
+    }
+}
+
 impl Config {
     /// # Errors
     /// An option is out of range or the listen address does not parse.
@@ -85,7 +98,7 @@ impl Config {
             trust_proxy: args.trust_proxy,
             max_tokens_per_account: args.max_tokens_per_account,
             public_url: args.public_url.as_deref().map(public_url).transpose()?,
-            download_url_ttl: positive("download-url-ttl", args.download_url_ttl)?,
+            download_url_ttl: link_ttl(args.download_url_ttl)?,
             max_activations_per_day: args.max_activations_per_day,
             max_deactivations_per_month: args.max_deactivations_per_month,
             dev_site_patterns: match &args.dev_site_patterns {

@@ -381,13 +381,15 @@ pub fn loggable_target(path: &str, query: Option<&str>) -> String {
 /// Appends [`loggable_target`]'s text to `out`.
 fn push_loggable_target(out: &mut String, path: &str, query: Option<&str>) {
     // A signed download link's token is a capability for a day: never logged.
-    match path
-        .strip_prefix("/dl/")
-        .and_then(|rest| rest.split_once('/'))
-    {
-        Some((_, filename)) => {
-            out.push_str("/dl/[token]/");
-            push_escaped(out, filename);
+    // Whatever follows `/dl/` up to the next `/` (or the end: a token sent without its
+    // file name is still one) is the token.
+    match path.strip_prefix("/dl/") {
+        Some(rest) => {
+            out.push_str("/dl/[token]");
+            if let Some((_, filename)) = rest.split_once('/') {
+                out.push('/');
+                push_escaped(out, filename);
+            }
         }
         None => push_escaped(out, path),
     }
@@ -801,6 +803,9 @@ mod tests {
             loggable_target("/dl/SECRETTOKEN/plugin.zip", None),
             "/dl/[token]/plugin.zip"
         );
+        // Without its file name (a 404, but the token may be a live one).
+        assert_eq!(loggable_target("/dl/SECRETTOKEN", None), "/dl/[token]");
+        assert_eq!(loggable_target("/dl/", None), "/dl/[token]");
     }
 
     #[test]

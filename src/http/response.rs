@@ -65,7 +65,8 @@ pub struct FileMeta<'a> {
 /// pipeline drops the body and keeps these headers.
 ///
 /// # Errors
-/// The file cannot be opened (`Internal`: a record names a missing blob).
+/// `NotFound` when the blob is gone (its file deleted after the record was read: the
+/// delete removes the blob at once); `Internal` when it cannot be opened otherwise.
 pub async fn file(meta: FileMeta<'_>, request: &http::HeaderMap) -> Result<Response<Body>, Error> {
     use crate::http::body::{self, Range};
     let etag = format!("\"{}\"", meta.etag);
@@ -91,9 +92,13 @@ pub async fn file(meta: FileMeta<'_>, request: &http::HeaderMap) -> Result<Respo
             return Ok(res);
         }
     };
-    let file = body::open(meta.path)
-        .await
-        .map_err(|err| Error::Internal(Box::new(err)))?;
+    let file = body::open(meta.path).await.map_err(|err| {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound("the file was deleted".to_owned())
+        } else {
+            Error::Internal(Box::new(err))
+        }
+    })?;
     let mut res = Response::new(Body::file(file, start, len));
     *res.status_mut() = status;
     let headers = res.headers_mut();

@@ -8,8 +8,9 @@ use crate::model::{AccountPrefix, Day, DayRollup, ProductId};
 use crate::store::{Store, StoreError};
 use crate::update::counts::Counts;
 
-/// Adds every delta counted since the last flush to the stored rollups, in one store
-/// transaction, and waits until it is durable. Returns how many day records were written.
+/// Adds every delta counted since the last flush to the stored rollups (and the
+/// downloads to their files), in one store transaction, and waits until it is durable.
+/// Returns how many records were written.
 /// The server calls this every `report_flush_every` and at graceful shutdown.
 ///
 /// # Errors
@@ -25,7 +26,7 @@ pub fn flush(store: &Store, counts: &Counts) -> Result<usize, StoreError> {
     if deltas.is_empty() {
         return Ok(0);
     }
-    let pending = match store.add_rollups(&deltas) {
+    let pending = match store.add_counts(&deltas.days, &deltas.files) {
         Ok(pending) => pending,
         Err(err) => {
             // Refused before anything was written (a full disk, a failed store): the
@@ -94,7 +95,7 @@ pub fn day(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{NewAccount, Timestamp};
+    use crate::model::{FileId, NewAccount, Timestamp};
     use crate::update::answer::LicenseCode;
 
     fn store_with(prefixes: &[&str]) -> (tempfile::TempDir, Store) {
@@ -133,7 +134,7 @@ mod tests {
         for _ in 0..3 {
             counts.check(acme, ProductId(7), None, LAST_SECOND);
         }
-        counts.download(acme, ProductId(7), LAST_SECOND);
+        counts.download(acme, ProductId(7), FileId(70), LAST_SECOND);
         assert_eq!(flush(&store, &counts).unwrap(), 1);
         assert!(counts.drain().is_empty(), "memory is empty after a flush");
         counts.check(acme, ProductId(7), Some(LicenseCode::Expired), LAST_SECOND);
@@ -187,7 +188,7 @@ mod tests {
         counts.check(other, ProductId(7), None, LAST_SECOND);
         flush(&store, &counts).unwrap();
         counts.check(acme, ProductId(7), None, LAST_SECOND);
-        counts.download(acme, ProductId(7), NEXT_DAY);
+        counts.download(acme, ProductId(7), FileId(70), NEXT_DAY);
         let days = daily(&store, &counts, &acme, ProductId(7), Day(0), Day(u32::MAX)).unwrap();
         assert_eq!(days.len(), 2);
         assert_eq!(days[0].1.checks, 2, "one stored, one in memory");

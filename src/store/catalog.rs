@@ -668,7 +668,7 @@ fn remove_release(tx: &Tx<'_>, home: &Home, release: &Release) -> TxResult<()> {
     tx.remove(&VERSIONS, &version_key(home))
 }
 
-fn version_key(home: &Home) -> ProductVersion {
+pub(super) fn version_key(home: &Home) -> ProductVersion {
     ProductVersion {
         account: home.account,
         product: home.product,

@@ -4,33 +4,49 @@
 //! Nothing on the request path writes here: checks, downloads, validations and
 //! activations are counted in memory (`update::counts`), and the background flush
 //! (`service::reports::flush`) adds what was counted since the last one with
-//! [`Store::add_rollups`], a read-modify-write of every touched day in one transaction.
+//! [`Store::add_counts`], a read-modify-write of every touched day (and of the version
+//! record of every downloaded file, whose `downloads` it adds to) in one transaction.
 //! Rollups go with their account (`delete_account`) and stay when their product is
 //! deleted: they are history, the report routes may still show it, and a product id is
 //! never given out again, so they cannot be mistaken for another product's.
 
 use super::key::{Key, owner, rollups_of};
-use super::schema::{ACCOUNTS, ROLLUPS};
+use super::schema::{ACCOUNTS, FILE_HOMES, ROLLUPS, VERSIONS};
 use super::tx::decode_entry;
 use super::{Pending, Store, StoreError};
-use crate::model::{AccountPrefix, Day, DayRollup, ProductDay, ProductId};
+use crate::model::{AccountPrefix, Day, DayRollup, FileId, ProductDay, ProductId};
 
 impl Store {
-    /// Adds `deltas` to the stored rollups, in one transaction: each day's record is read,
-    /// added to and written back. Deltas of an account that no longer exists are dropped
-    /// (its rollups went with it). Returns how many records were written. Blocking: call
-    /// from `spawn_blocking`.
-    ///
-    /// Does not move [`Store::generation`] (no cached catalogue view depends on it).
+    /// [`Store::add_counts`] of rollup deltas alone.
     ///
     /// # Errors
-    /// The store refused or failed the write; nothing was added.
+    /// As [`Store::add_counts`].
     pub fn add_rollups(
         &self,
         deltas: &[(ProductDay, DayRollup)],
     ) -> Result<Pending<'_, usize>, StoreError> {
+        self.add_counts(deltas, &[])
+    }
+
+    /// Adds `deltas` to the stored rollups and `downloads` to their files' `downloads`, in
+    /// one transaction: each day's record (and each file's version record) is read, added
+    /// to and written back. Deltas of an account that no longer exists are dropped (its
+    /// rollups went with it), and so are the downloads of a file deleted since. Returns
+    /// how many records were written. Blocking: call from `spawn_blocking`.
+    ///
+    /// Does not move [`Store::generation`]: no cached catalogue view depends on the
+    /// rollups, nor on a file's `downloads` (the views of the update checks never show
+    /// it; the routes that do read the version record).
+    ///
+    /// # Errors
+    /// The store refused or failed the write; nothing was added.
+    pub fn add_counts(
+        &self,
+        deltas: &[(ProductDay, DayRollup)],
+        downloads: &[((AccountPrefix, FileId), u64)],
+    ) -> Result<Pending<'_, usize>, StoreError> {
         self.write_outside_caches(|| {
-            if deltas.is_empty() {
+            if deltas.is_empty() && downloads.is_empty() {
                 return Ok(0);
             }
             self.transact(|tx| {
@@ -42,6 +58,24 @@ impl Store {
                     let mut stored = tx.get(&ROLLUPS, at)?.unwrap_or_default();
                     stored.add(delta);
                     tx.put(&ROLLUPS, at, &stored)?;
+                    written += 1;
+                }
+                for ((account, file), n) in downloads {
+                    let Some(home) = tx.get(&FILE_HOMES, file)? else {
+                        continue;
+                    };
+                    if home.account != *account || *n == 0 {
+                        continue;
+                    }
+                    let key = super::catalog::version_key(&home);
+                    let Some(mut release) = tx.get(&VERSIONS, &key)? else {
+                        continue;
+                    };
+                    let Some(record) = release.files.iter_mut().find(|f| f.id == *file) else {
+                        continue;
+                    };
+                    record.downloads = record.downloads.saturating_add(*n);
+                    tx.put(&VERSIONS, &key, &release)?;
                     written += 1;
                 }
                 Ok(written)
@@ -223,6 +257,32 @@ mod tests {
             .unwrap();
         assert_eq!(written, 1);
         assert!(all(acme).is_empty());
+    }
+
+    #[test]
+    fn downloads_of_a_file_deleted_since_are_dropped_and_the_rest_is_written() {
+        let (_dir, store, acme) = store_with_acme();
+        let gone = ((acme.prefix, FileId(0x5eed)), 4);
+        let written = store
+            .add_counts(&[(at(acme.prefix, 7, 100), checks(1))], &[gone])
+            .unwrap()
+            .durable_blocking()
+            .unwrap();
+        assert_eq!(written, 1, "the rollup; no file to add to");
+        assert_eq!(
+            store
+                .add_counts(&[], &[gone])
+                .unwrap()
+                .durable_blocking()
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .rollups(&acme.prefix, ProductId(7), Day(0), Day(u32::MAX))
+                .unwrap(),
+            vec![(Day(100), checks(1))]
+        );
     }
 
     #[test]

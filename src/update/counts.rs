@@ -2,13 +2,15 @@
 //! update checks, downloads, license validations and activations, per account, product
 //! and UTC day, added up in memory in a few shards (a count takes one uncontended lock).
 //! `service::reports::flush` drains these deltas into the stored rollups
-//! (`Store::add_rollups`) on a blocking thread every `report_flush_every` (60 s) and at
+//! (`Store::add_counts`) on a blocking thread every `report_flush_every` (60 s) and at
 //! graceful shutdown, putting them back if the write fails; `service::reports::daily`
 //! reads stored + unflushed. Process-wide totals (`/metrics`) are atomics beside them.
+//! Downloads are also counted per file: the flush adds them to each file's `downloads`
+//! (SPEC §7 *File*) in the same transaction as the rollups.
 
 use super::answer::LicenseCode;
 use crate::model::report::OUTCOMES;
-use crate::model::{AccountPrefix, Day, DayRollup, ProductDay, ProductId, Timestamp};
+use crate::model::{AccountPrefix, Day, DayRollup, FileId, ProductDay, ProductId, Timestamp};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -18,11 +20,27 @@ const SHARDS: usize = 16;
 // A rollup has one counter per license code; a new code is a new `DayRollup` version.
 const _: () = assert!(LicenseCode::ALL.len() == OUTCOMES);
 
+/// What a flush takes out of memory: the daily rollups' deltas, and the downloads per
+/// file.
+#[derive(Debug, Default, PartialEq)]
+pub struct Drained {
+    pub days: Vec<(ProductDay, DayRollup)>,
+    pub files: Vec<((AccountPrefix, FileId), u64)>,
+}
+
+impl Drained {
+    pub fn is_empty(&self) -> bool {
+        self.days.is_empty() && self.files.is_empty()
+    }
+}
+
 /// The counters.
 #[derive(Debug)]
 pub struct Counts {
     /// Deltas not yet in the store, by product (the shard is the product id's).
     shards: [Mutex<HashMap<ProductDay, DayRollup>>; SHARDS],
+    /// Downloads not yet in the store, per file (few next to the checks: one lock).
+    files: Mutex<HashMap<(AccountPrefix, FileId), u64>>,
     /// Held by a flush from its drain until its write has committed (or its deltas are put
     /// back), and by readers of stored + unflushed, so that they never see a count in
     /// neither place nor in both. Never taken on the request path.
@@ -44,6 +62,7 @@ impl Default for Counts {
     fn default() -> Self {
         Counts {
             shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            files: Mutex::new(HashMap::new()),
             settling: Mutex::new(()),
             checks: AtomicU64::new(0),
             downloads: AtomicU64::new(0),
@@ -106,10 +125,17 @@ impl Counts {
         });
     }
 
-    /// A download of one of `account`'s `product`'s files.
-    pub fn download(&self, account: AccountPrefix, product: ProductId, now: Timestamp) {
+    /// A download of `account`'s `product`'s file `file`.
+    pub fn download(
+        &self,
+        account: AccountPrefix,
+        product: ProductId,
+        file: FileId,
+        now: Timestamp,
+    ) {
         self.downloads.fetch_add(1, Ordering::Relaxed);
         self.bump(account, product, now, |c| c.downloads += 1);
+        *lock(&self.files).entry((account, file)).or_default() += 1;
     }
 
     /// A public license validation that answered `code`; `product`: the product it was
@@ -151,23 +177,39 @@ impl Counts {
     /// Takes every delta counted so far out of memory (the shards start empty again).
     /// Call under [`Counts::settle`], and [`Counts::restore`] them if they cannot be
     /// stored.
-    pub fn drain(&self) -> Vec<(ProductDay, DayRollup)> {
-        let mut deltas = Vec::new();
+    pub fn drain(&self) -> Drained {
+        let mut days = Vec::new();
         for shard in &self.shards {
             let taken = std::mem::take(&mut *lock(shard));
-            deltas.extend(taken);
+            days.extend(taken);
         }
-        deltas
+        let files = std::mem::take(&mut *lock(&self.files))
+            .into_iter()
+            .collect();
+        Drained { days, files }
     }
 
     /// Puts drained deltas back (added to whatever was counted meanwhile).
-    pub fn restore(&self, deltas: Vec<(ProductDay, DayRollup)>) {
-        for (at, delta) in deltas {
+    pub fn restore(&self, drained: Drained) {
+        for (at, delta) in drained.days {
             lock(self.shard(at.product))
                 .entry(at)
                 .or_default()
                 .add(&delta);
         }
+        let mut files = lock(&self.files);
+        for (at, n) in drained.files {
+            *files.entry(at).or_default() += n;
+        }
+    }
+
+    /// `account`'s file `file`'s downloads not yet stored (read under
+    /// [`Counts::settle`] to add to the stored count).
+    pub fn unflushed_downloads(&self, account: &AccountPrefix, file: FileId) -> u64 {
+        lock(&self.files)
+            .get(&(*account, file))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Drops `account`'s unflushed deltas: the account was deleted (its stored rollups
@@ -176,6 +218,7 @@ impl Counts {
         for shard in &self.shards {
             lock(shard).retain(|at, _| at.account != *account);
         }
+        lock(&self.files).retain(|(at, _), _| at != account);
     }
 
     /// The unflushed deltas of `account`'s `product` from `from` to `to` (included), in
@@ -291,7 +334,7 @@ mod tests {
         let day2 = Timestamp::from_secs(86_400 * 101 - 1 + 86_400);
         counts.check(acme(), ProductId(7), None, day1);
         counts.check(acme(), ProductId(7), Some(LicenseCode::Expired), day1);
-        counts.download(acme(), ProductId(7), day1);
+        counts.download(acme(), ProductId(7), FileId(70), day1);
         counts.check(acme(), ProductId(7), None, day2);
         counts.check(acme(), ProductId(8), None, day1);
         counts.check(other, ProductId(7), None, day1);
@@ -334,18 +377,23 @@ mod tests {
         let now = Timestamp::from_secs(86_400 * 100);
         counts.check(acme(), ProductId(7), None, now);
         counts.check(acme(), ProductId(23), None, now);
+        counts.download(acme(), ProductId(7), FileId(70), now);
         let _settled = counts.settle();
         let mut drained = counts.drain();
-        drained.sort_by_key(|(at, _)| at.product);
-        assert_eq!(drained.len(), 2);
-        assert_eq!(drained[0].0.product, ProductId(7));
+        drained.days.sort_by_key(|(at, _)| at.product);
+        assert_eq!(drained.days.len(), 2);
+        assert_eq!(drained.days[0].0.product, ProductId(7));
+        assert_eq!(drained.files, vec![((acme(), FileId(70)), 1)]);
         assert!(all(&counts, &acme(), 7).is_empty());
+        assert_eq!(counts.unflushed_downloads(&acme(), FileId(70)), 0);
         assert!(counts.drain().is_empty());
         // Counted while the flush was writing, then the flush failed.
         counts.check(acme(), ProductId(7), None, now);
+        counts.download(acme(), ProductId(7), FileId(70), now);
         counts.restore(drained);
         assert_eq!(all(&counts, &acme(), 7)[0].1.checks, 2);
         assert_eq!(all(&counts, &acme(), 23)[0].1.checks, 1);
-        assert_eq!(counts.totals(), (3, 0), "the totals never go back");
+        assert_eq!(counts.unflushed_downloads(&acme(), FileId(70)), 2);
+        assert_eq!(counts.totals(), (3, 2), "the totals never go back");
     }
 }

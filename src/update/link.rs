@@ -9,8 +9,8 @@
 //!
 //! ```text
 //! version (1 byte, = 1) ‖ expires (u64 BE, Unix s) ‖ file_id (u64 BE) ‖ blob (32)
-//! ‖ flags (1 byte: bit 0 key_id, bit 1 site) ‖ [key_id (u64 BE)]
-//! ‖ account length (1) ‖ account ‖ [site length (1) ‖ site]
+//! ‖ flags (1 byte: bit 0 key_id, bit 1 site, bit 2 long site) ‖ [key_id (u64 BE)]
+//! ‖ account length (1) ‖ account ‖ [site length (1, or u16 BE with bit 2) ‖ site]
 //! ‖ MAC (32) = blake3 keyed hash of everything before it, with the [`LinkKey`]
 //! ```
 //!
@@ -27,17 +27,21 @@ use crate::token::ServerKey;
 pub const MAX_TOKEN_LEN: usize = 1024;
 /// Longest `account` a link binds (prefixes are 3–32 characters).
 pub const MAX_ACCOUNT_LEN: usize = 64;
-/// Longest `site` a link binds: a normalized host (DNS: ≤ 253) or a machine (≤ 128).
-pub const MAX_SITE_LEN: usize = 253;
+/// Longest `site` a link binds, in bytes: a normalized host (DNS: ≤ 253) or an app's
+/// machine (≤ 128 characters, up to 4 bytes each). Over 255 bytes (a machine only), the
+/// site's length takes two bytes ([`FLAG_LONG_SITE`]).
+pub const MAX_SITE_LEN: usize = 4 * crate::model::licensing::MAX_MACHINE_LEN;
 
 const VERSION: u8 = 1;
 const MAC_LEN: usize = 32;
 const FLAG_KEY: u8 = 1;
 const FLAG_SITE: u8 = 2;
+/// The site's length is a `u16` (big-endian), not one byte.
+const FLAG_LONG_SITE: u8 = 4;
 /// version + expires + file_id + blob + flags + account length.
 const FIXED_LEN: usize = 1 + 8 + 8 + 32 + 1 + 1;
 /// The longest token payload and MAC: every optional part, at its longest.
-const MAX_TOKEN_BYTES: usize = FIXED_LEN + 8 + MAX_ACCOUNT_LEN + 1 + MAX_SITE_LEN + MAC_LEN;
+const MAX_TOKEN_BYTES: usize = FIXED_LEN + 8 + MAX_ACCOUNT_LEN + 2 + MAX_SITE_LEN + MAC_LEN;
 
 /// What a download link grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,7 +166,7 @@ impl LinkKey {
     ) -> Result<String, ClaimTooLong> {
         let base = base_url.trim_end_matches('/');
         let payload =
-            FIXED_LEN + 8 + grant.account.len() + grant.site.map_or(0, |s| 1 + s.len()) + MAC_LEN;
+            FIXED_LEN + 8 + grant.account.len() + grant.site.map_or(0, |s| 2 + s.len()) + MAC_LEN;
         let mut url =
             String::with_capacity(base.len() + 5 + payload.div_ceil(3) * 4 + filename.len() * 3);
         url.push_str(base);
@@ -189,17 +193,23 @@ impl LinkKey {
         buf.put(&grant.expires.to_be_bytes());
         buf.put(&grant.file_id.to_be_bytes());
         buf.put(grant.blob);
+        let long_site = grant.site.is_some_and(|s| s.len() > usize::from(u8::MAX));
         let flags = if grant.key_id.is_some() { FLAG_KEY } else { 0 }
-            | if grant.site.is_some() { FLAG_SITE } else { 0 };
+            | if grant.site.is_some() { FLAG_SITE } else { 0 }
+            | if long_site { FLAG_LONG_SITE } else { 0 };
         buf.put(&[flags]);
         if let Some(key_id) = grant.key_id {
             buf.put(&key_id.to_be_bytes());
         }
-        // Lengths were checked above; both fit a byte.
+        // Lengths were checked above: the account's fits a byte, the site's two.
         buf.put(&[grant.account.len() as u8]);
         buf.put(grant.account.as_bytes());
         if let Some(site) = grant.site {
-            buf.put(&[site.len() as u8]);
+            if long_site {
+                buf.put(&(site.len() as u16).to_be_bytes());
+            } else {
+                buf.put(&[site.len() as u8]);
+            }
             buf.put(site.as_bytes());
         }
         let mac = blake3::keyed_hash(&self.0, buf.filled());
@@ -263,7 +273,9 @@ fn parse(payload: &[u8]) -> Option<LinkClaims> {
     let file_id = r.u64()?;
     let blob: [u8; 32] = r.take(32)?.try_into().ok()?;
     let flags = r.byte()?;
-    if flags & !(FLAG_KEY | FLAG_SITE) != 0 {
+    if flags & !(FLAG_KEY | FLAG_SITE | FLAG_LONG_SITE) != 0
+        || (flags & FLAG_LONG_SITE != 0 && flags & FLAG_SITE == 0)
+    {
         return None;
     }
     let key_id = if flags & FLAG_KEY != 0 {
@@ -272,7 +284,12 @@ fn parse(payload: &[u8]) -> Option<LinkClaims> {
         None
     };
     let account = r.text()?;
-    let site = if flags & FLAG_SITE != 0 {
+    let site = if flags & FLAG_LONG_SITE != 0 {
+        // Only a site over 255 bytes is written this way: one spelling per token.
+        let len = usize::from(u16::from_be_bytes(r.take(2)?.try_into().ok()?));
+        (len > usize::from(u8::MAX) && len <= MAX_SITE_LEN).then_some(())?;
+        Some(r.text_of(len)?)
+    } else if flags & FLAG_SITE != 0 {
         Some(r.text()?)
     } else {
         None
@@ -310,6 +327,11 @@ impl<'a> Reader<'a> {
     /// A length byte and that many bytes of UTF-8.
     fn text(&mut self) -> Option<String> {
         let len = usize::from(self.byte()?);
+        self.text_of(len)
+    }
+
+    /// `len` bytes of UTF-8.
+    fn text_of(&mut self, len: usize) -> Option<String> {
         String::from_utf8(self.take(len)?.to_vec()).ok()
     }
 }
@@ -383,6 +405,14 @@ mod tests {
             site: None,
             ..claims()
         });
+        // An app's machine of 128 two-byte characters (256 bytes: a two-byte length), and
+        // the longest site a one-byte length holds.
+        for site in ["é".repeat(128), "y".repeat(255)] {
+            shapes.push(LinkClaims {
+                site: Some(site),
+                ..claims()
+            });
+        }
         shapes.push(LinkClaims {
             key_id: None,
             site: Some("x".repeat(MAX_SITE_LEN)),
@@ -536,8 +566,16 @@ mod tests {
         let mut trailing = payload.to_vec();
         trailing.push(0);
         let mut flags = payload.to_vec();
-        flags[49] |= 4;
-        for bad in [version, trailing, flags] {
+        flags[49] |= 8;
+        // A short site written with a two-byte length: another spelling of a token.
+        let site_at = payload.len() - "example.com".len() - 1;
+        let mut long_form = payload.to_vec();
+        long_form[49] |= FLAG_LONG_SITE;
+        long_form.splice(site_at..=site_at, [0, 11]);
+        // The long-site flag without the site flag.
+        let mut no_site = payload[..site_at].to_vec();
+        no_site[49] = FLAG_KEY | FLAG_LONG_SITE;
+        for bad in [version, trailing, flags, long_form, no_site] {
             assert_eq!(k.verify(&reseal(bad), NOW), Err(LinkError::Malformed));
         }
     }

@@ -269,9 +269,13 @@ pub async fn root_download(app: &App, call: Call) -> Result<Response<Body>, Erro
     let (answer, _) = answer(app, &call, &view, &check, &base);
     let offer = answer.offer();
     if offer.download_link.is_none() {
+        let why = match &answer {
+            Answer::Nothing(_, reason) => render::nothing_message(*reason),
+            Answer::Update(_) => render::edd_license_message(offer.license.code),
+        };
         return Err(Error::Forbidden(format!(
             "no download: {}",
-            render::edd_license_message(offer.license.code).trim_end_matches('.')
+            why.trim_end_matches('.')
         )));
     }
     let version = view
@@ -298,7 +302,7 @@ pub async fn root_download(app: &App, call: Call) -> Result<Response<Body>, Erro
     if super::is_download(&call, &res) {
         app.public
             .counts
-            .download(view.product.account, view.product.id, call.now);
+            .download(view.product.account, view.product.id, file.id, call.now);
     }
     Ok(res)
 }

@@ -796,9 +796,16 @@ async fn download(app: &App, call: Call) -> Result<Response<Body>, Error> {
         },
         &call.input.parts.headers,
     )
-    .await?;
+    .await;
+    let res = match res {
+        // Deleted since its record was read above.
+        Err(Error::NotFound(_)) => return Ok(gone()),
+        res => res?,
+    };
     if is_download(&call, &res) {
-        app.public.counts.download(account, release.product_id, now);
+        app.public
+            .counts
+            .download(account, release.product_id, file.id, now);
     }
     Ok(res)
 }

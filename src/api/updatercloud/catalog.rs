@@ -13,8 +13,8 @@ use crate::http::route::Call;
 use crate::http::{Body, response, upload};
 use crate::model::catalog::{Banners, Icons};
 use crate::model::{
-    FileId, FileRecord, Group, GroupId, LicenseModel, Maturity, Product, ProductId, ProductKind,
-    Release, VersionId,
+    AccountPrefix, FileId, FileRecord, Group, GroupId, LicenseModel, Maturity, Product, ProductId,
+    ProductKind, Release, VersionId,
 };
 use crate::service::catalog::{
     self as svc, FileChanges, ProductChanges, ReleaseOptions, ReleaseTarget, VersionChanges,
@@ -122,8 +122,31 @@ pub struct FileView {
     pub updated_at: String,
 }
 
+/// A file's downloads counted since the last flush of the counts (SPEC §10: stored at
+/// least once a minute), added to its stored `downloads`, so an answer counts every
+/// download served. Read after the record: a flush in between can make the sum lag for a
+/// moment, never count a download twice (a flush takes counts out of memory before it
+/// stores them).
+pub struct Unflushed<'a> {
+    counts: &'a crate::update::counts::Counts,
+    account: AccountPrefix,
+}
+
+impl<'a> Unflushed<'a> {
+    pub fn new(app: &'a App, account: AccountPrefix) -> Self {
+        Unflushed {
+            counts: &app.public.counts,
+            account,
+        }
+    }
+
+    fn of(&self, file: FileId) -> u64 {
+        self.counts.unflushed_downloads(&self.account, file)
+    }
+}
+
 impl FileView {
-    pub fn new(version: VersionId, f: &FileRecord) -> Self {
+    pub fn new(version: VersionId, f: &FileRecord, unflushed: &Unflushed<'_>) -> Self {
         FileView {
             id: f.id.0,
             version_id: version.0,
@@ -135,7 +158,7 @@ impl FileView {
             size: f.size,
             content_type: f.content_type.clone(),
             blake3: f.blob.to_hex(),
-            downloads: f.downloads,
+            downloads: f.downloads.saturating_add(unflushed.of(f.id)),
             created_at: time(f.created_at),
             updated_at: time(f.updated_at),
         }
@@ -163,7 +186,8 @@ pub struct VersionView {
 }
 
 impl VersionView {
-    pub fn new(r: &Release, with_files: bool) -> Self {
+    /// With its files when `files` is given.
+    pub fn new(r: &Release, files: Option<&Unflushed<'_>>) -> Self {
         VersionView {
             id: r.id.0,
             product_id: r.product_id.0,
@@ -178,7 +202,12 @@ impl VersionView {
             released_at: r.released_at.map(time),
             created_at: time(r.created_at),
             updated_at: time(r.updated_at),
-            files: with_files.then(|| r.files.iter().map(|f| FileView::new(r.id, f)).collect()),
+            files: files.map(|unflushed| {
+                r.files
+                    .iter()
+                    .map(|f| FileView::new(r.id, f, unflushed))
+                    .collect()
+            }),
         }
     }
 }
@@ -561,7 +590,7 @@ pub(super) fn list_versions(app: &App, call: &Call) -> Result<Response<Body>, Er
         ProductId(id(call, "id", "product")?),
     )?;
     let page = Page::of_list(found.releases, |r| r.id.0, &page)?;
-    Ok(list(page, |r| VersionView::new(r, false)))
+    Ok(list(page, |r| VersionView::new(r, None)))
 }
 
 pub(super) fn get_version(app: &App, call: &Call) -> Result<Response<Body>, Error> {
@@ -571,7 +600,10 @@ pub(super) fn get_version(app: &App, call: &Call) -> Result<Response<Body>, Erro
         &account,
         VersionId(id(call, "id", "version")?),
     )?;
-    Ok(one(StatusCode::OK, VersionView::new(&release, true)))
+    Ok(one(
+        StatusCode::OK,
+        VersionView::new(&release, Some(&Unflushed::new(app, account))),
+    ))
 }
 
 pub(super) async fn create_version(app: &App, call: Call) -> Result<Response<Body>, Error> {
@@ -589,7 +621,10 @@ pub(super) async fn create_version(app: &App, call: Call) -> Result<Response<Bod
             svc::create_version(ctx, &account, product, &version, changes)
         })
         .await?;
-    Ok(one(StatusCode::CREATED, VersionView::new(&release, true)))
+    Ok(one(
+        StatusCode::CREATED,
+        VersionView::new(&release, Some(&Unflushed::new(app, account))),
+    ))
 }
 
 pub(super) async fn update_version(app: &App, call: Call) -> Result<Response<Body>, Error> {
@@ -609,7 +644,10 @@ pub(super) async fn update_version(app: &App, call: Call) -> Result<Response<Bod
             svc::update_version(ctx, &account, target, changes)
         })
         .await?;
-    Ok(one(StatusCode::OK, VersionView::new(&release, true)))
+    Ok(one(
+        StatusCode::OK,
+        VersionView::new(&release, Some(&Unflushed::new(app, account))),
+    ))
 }
 
 pub(super) async fn delete_version(app: &App, call: Call) -> Result<Response<Body>, Error> {
@@ -635,7 +673,9 @@ pub(super) fn list_files(app: &App, call: &Call) -> Result<Response<Body>, Error
     )?;
     let version = release.id;
     let page = Page::of_list(release.files, |f| f.id.0, &page)?;
-    Ok(list(page, |f| FileView::new(version, f)))
+    Ok(list(page, |f| {
+        FileView::new(version, f, &Unflushed::new(app, account))
+    }))
 }
 
 pub(super) fn get_file(app: &App, call: &Call) -> Result<Response<Body>, Error> {
@@ -645,7 +685,10 @@ pub(super) fn get_file(app: &App, call: &Call) -> Result<Response<Body>, Error> 
         &account,
         FileId(id(call, "id", "file")?),
     )?;
-    Ok(one(StatusCode::OK, FileView::new(release.id, &file)))
+    Ok(one(
+        StatusCode::OK,
+        FileView::new(release.id, &file, &Unflushed::new(app, account)),
+    ))
 }
 
 /// The changes a multipart upload's fields (or a raw upload's query) carry.
@@ -683,7 +726,10 @@ pub(super) async fn create_file(app: &App, mut call: Call) -> Result<Response<Bo
     let record = release
         .file(file)
         .ok_or_else(|| Error::Internal("the new file is missing".into()))?;
-    Ok(one(StatusCode::CREATED, FileView::new(release.id, record)))
+    Ok(one(
+        StatusCode::CREATED,
+        FileView::new(release.id, record, &Unflushed::new(app, account)),
+    ))
 }
 
 pub(super) async fn update_file(app: &App, call: Call) -> Result<Response<Body>, Error> {
@@ -705,7 +751,10 @@ pub(super) async fn update_file(app: &App, call: Call) -> Result<Response<Body>,
     let record = release
         .file(file)
         .ok_or_else(|| Error::Internal("the file is missing".into()))?;
-    Ok(one(StatusCode::OK, FileView::new(release.id, record)))
+    Ok(one(
+        StatusCode::OK,
+        FileView::new(release.id, record, &Unflushed::new(app, account)),
+    ))
 }
 
 pub(super) async fn delete_file(app: &App, call: Call) -> Result<Response<Body>, Error> {
@@ -742,7 +791,10 @@ pub(super) async fn replace_content(app: &App, mut call: Call) -> Result<Respons
     let record = release
         .file(file)
         .ok_or_else(|| Error::Internal("the file is missing".into()))?;
-    Ok(one(StatusCode::OK, FileView::new(release.id, record)))
+    Ok(one(
+        StatusCode::OK,
+        FileView::new(release.id, record, &Unflushed::new(app, account)),
+    ))
 }
 
 /// `GET /api/v1/files/{id}/content`: the file, streamed; `Range` works.
@@ -850,8 +902,11 @@ pub(super) async fn release(
             svc::release_package(ctx, &account, target, received.upload, options)
         })
         .await?;
-    let mut view = serde_json::to_value(VersionView::new(&released.release, true))
-        .map_err(|err| Error::Internal(Box::new(err)))?;
+    let mut view = serde_json::to_value(VersionView::new(
+        &released.release,
+        Some(&Unflushed::new(app, account)),
+    ))
+    .map_err(|err| Error::Internal(Box::new(err)))?;
     if let serde_json::Value::Object(map) = &mut view {
         map.insert(
             "product".to_owned(),

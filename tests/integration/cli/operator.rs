@@ -175,6 +175,22 @@ fn a_failed_start_creates_nothing() {
     let err = fails(&upkeep(&data, &["serve", "--listen", "nonsense"]));
     assert!(err.contains("--listen"), "{err}");
     assert!(!data.exists());
+    // A link lifetime under a second would make every link expired as it is made.
+    let err = fails(&upkeep(
+        &data,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--download-url-ttl",
+            "500ms",
+        ],
+    ));
+    assert!(
+        err.contains("--download-url-ttl must be at least 1s"),
+        "{err}"
+    );
+    assert!(!data.exists());
     drop(taken);
 }
 

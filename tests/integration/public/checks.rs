@@ -183,6 +183,10 @@ async fn unknown_names_are_404_but_nothing_to_offer_is_a_200() {
     assert!(wu.get("download_link").is_none());
     let puc = get(&server, "/updates/acme/hello").await.expect(200);
     assert_eq!(puc["version"], "0.0.0", "nothing sent, nothing visible");
+    // The legacy download says why there is nothing to download.
+    let legacy = get(&server, "/?action=download&slug=hello").await;
+    let why = legacy.expect_error(403, "forbidden");
+    assert_eq!(why, "no download: This product is not published");
     let edd = get(
         &server,
         &format!("/edd/acme?edd_action=get_version&item_id={id}"),

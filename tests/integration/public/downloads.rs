@@ -42,9 +42,24 @@ async fn a_link_streams_the_file_until_it_expires() {
         .await;
     assert_eq!(part.status, 206);
     assert_eq!(&part.body[..], &zip[5..]);
+    assert_eq!(whole.header("content-type"), Some("application/zip"));
+    assert_eq!(
+        whole.header("content-disposition"),
+        Some("attachment; filename=\"hello-1.0.0.zip\"")
+    );
     let head = server.request(Method::HEAD, &path).send().await;
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
+    // HEAD answers GET's headers.
+    for name in [
+        "content-length",
+        "etag",
+        "content-type",
+        "content-disposition",
+        "accept-ranges",
+    ] {
+        assert_eq!(head.header(name), whole.header(name), "{name}");
+    }
     let id = v["product"]["id"].as_u64().unwrap();
     // Reports count what sends the file from its first byte: the whole GET, not the
     // resumed range nor the HEAD.
@@ -99,6 +114,30 @@ async fn a_link_streams_the_file_until_it_expires() {
 }
 
 #[tokio::test]
+async fn an_apps_longest_machine_gets_a_link_bound_to_it() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let v = plugin_with(&server, &acme.token, "hello", &["1.0.0"]).await;
+    let id = v["product"]["id"].as_u64().unwrap();
+    // 128 characters (the most a machine may have) of two bytes each: 256 bytes.
+    let machine = "%C3%A9".repeat(128);
+    // No WordPress User-Agent: the machine is the caller (an app).
+    let update = server
+        .request(
+            Method::GET,
+            &format!("/api/v1/products/{id}/update?installed_version=0.1&machine={machine}"),
+        )
+        .send()
+        .await
+        .expect(200);
+    let link = update["update"]["download_url"].as_str();
+    let link = link.unwrap_or_else(|| panic!("no link for the longest machine: {update}"));
+    let got = server.request(Method::GET, &path_of(link)).send().await;
+    assert_eq!(got.status, 200, "{got:?}");
+    assert_eq!(&got.body[..], &plugin_zip("hello", "1.0.0", "1.0.0")[..]);
+}
+
+#[tokio::test]
 async fn a_deleted_file_is_gone() {
     let server = TestServer::start().await;
     let acme = server.account("acme");
@@ -113,6 +152,16 @@ async fn a_deleted_file_is_gone() {
         .await
         .expect(204);
     assert_eq!(server.request(Method::GET, &path).send().await.status, 410);
+
+    // A file deleted between the route reading its record and opening its blob (the
+    // delete removes the blob at once): the blob gone under a live record is 410, not 500.
+    plugin_with(&server, &acme.token, "racy", &["1.0.0"]).await;
+    let doc = get(&server, "/updates/acme/racy").await.expect(200);
+    let path = path_of(doc["download_url"].as_str().unwrap());
+    let blob = upkeep::model::BlobHash::of(&plugin_zip("racy", "1.0.0", "1.0.0"));
+    std::fs::remove_file(server.store().blobs().path(&blob)).unwrap();
+    let raced = server.request(Method::GET, &path).send().await;
+    assert_eq!(raced.status, 410, "{raced:?}");
 }
 
 #[tokio::test]

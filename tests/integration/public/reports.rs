@@ -175,3 +175,62 @@ async fn a_deleted_accounts_unflushed_counts_never_reach_an_account_that_takes_i
         "the old account's counts went with it"
     );
 }
+
+#[tokio::test]
+async fn a_files_downloads_are_counted_and_stored_with_the_rollups() {
+    // SPEC §7 *File* `downloads`: what the public routes served from byte 0, shown at once
+    // (stored + not yet flushed) and stored by the flush.
+    let server = TestServer::start_with(settings(Duration::from_secs(3600))).await;
+    let acme = server.account("acme");
+    let v = plugin_with(&server, &acme.token, "hello", &["1.0.0"]).await;
+    let file = v["files"][0]["id"].as_u64().unwrap();
+    assert_eq!(v["files"][0]["downloads"], 0);
+    let doc = get(&server, "/updates/acme/hello").await.expect(200);
+    let link = path_of(doc["download_url"].as_str().unwrap());
+    for _ in 0..2 {
+        assert_eq!(server.request(Method::GET, &link).send().await.status, 200);
+    }
+    // Neither a HEAD nor a resumed range is a download.
+    assert_eq!(server.request(Method::HEAD, &link).send().await.status, 200);
+    let resumed = server
+        .request(Method::GET, &link)
+        .header("range", "bytes=5-")
+        .send()
+        .await;
+    assert_eq!(resumed.status, 206);
+    // The legacy download at the bare host counts too.
+    assert_eq!(
+        get(&server, "/?action=download&slug=hello").await.status,
+        200
+    );
+    let shown = server
+        .request(Method::GET, &format!("/api/v1/files/{file}"))
+        .header("authorization", &format!("Bearer {}", acme.token))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(
+        shown["data"]["downloads"], 3,
+        "not flushed yet, shown at once"
+    );
+    let vid = v["id"].as_u64().unwrap();
+    let version = server
+        .request(Method::GET, &format!("/api/v1/versions/{vid}"))
+        .header("authorization", &format!("Bearer {}", acme.token))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(version["data"]["files"][0]["downloads"], 3);
+
+    let (_dir, path) = server.stop().await;
+    let store = Store::open(&path).unwrap();
+    let release = store
+        .release_of_file(
+            &AccountPrefix::parse("acme").unwrap(),
+            upkeep::model::FileId(file),
+        )
+        .unwrap()
+        .unwrap();
+    let record = release.file(upkeep::model::FileId(file)).unwrap();
+    assert_eq!(record.downloads, 3, "stored by the shutdown's flush");
+}
