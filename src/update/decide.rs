@@ -401,6 +401,9 @@ pub trait DownloadKeys {
 
     /// At download time, the key a link was made for (by id): `None` while it still allows
     /// the download, else why not.
+    ///
+    /// # Errors
+    /// The store failed (the download is then a 503, not a refusal).
     fn recheck(
         &self,
         store: &Store,
@@ -408,7 +411,7 @@ pub trait DownloadKeys {
         key_id: u64,
         site: Option<&str>,
         now: Timestamp,
-    ) -> Option<LicenseCode>;
+    ) -> Result<Option<LicenseCode>, StoreError>;
 }
 
 /// No download keys exist (until licensing is wired in): every key is unknown.
@@ -429,8 +432,8 @@ impl DownloadKeys for NoDownloadKeys {
         _: u64,
         _: Option<&str>,
         _: Timestamp,
-    ) -> Option<LicenseCode> {
-        Some(LicenseCode::NotFound)
+    ) -> Result<Option<LicenseCode>, StoreError> {
+        Ok(Some(LicenseCode::NotFound))
     }
 }
 

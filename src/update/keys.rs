@@ -7,7 +7,7 @@ use super::decide::{DownloadKeys, KeyCheck, Place};
 use crate::model::licensing::{DownloadKeyId, Identity};
 use crate::model::{Product, Site, Timestamp, normalize_site};
 use crate::service::licensing::{self, Target};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// The customer download keys of SPEC §9.
 pub struct LicensingKeys;
@@ -75,29 +75,23 @@ impl DownloadKeys for LicensingKeys {
         key_id: u64,
         site: Option<&str>,
         now: Timestamp,
-    ) -> Option<LicenseCode> {
-        let key = match store.download_key(&product.account, DownloadKeyId(key_id)) {
-            Ok(Some(key)) => key,
-            Ok(None) => return Some(LicenseCode::NotFound),
-            Err(err) => {
-                tracing::error!(error = %err, "download key re-check failed");
-                return Some(LicenseCode::NotFound);
-            }
+    ) -> Result<Option<LicenseCode>, StoreError> {
+        let Some(key) = store.download_key(&product.account, DownloadKeyId(key_id))? else {
+            return Ok(Some(LicenseCode::NotFound));
         };
         if key.status == crate::model::licensing::KeyStatus::Disabled {
-            return Some(LicenseCode::Disabled);
+            return Ok(Some(LicenseCode::Disabled));
         }
         if key.expired(now) {
-            return Some(LicenseCode::Expired);
+            return Ok(Some(LicenseCode::Expired));
         }
         if !key.products.covers(product.id) {
-            return Some(LicenseCode::ProductMismatch);
+            return Ok(Some(LicenseCode::ProductMismatch));
         }
         if product.require_activation {
             let wanted: Option<Site> = site.and_then(|s| normalize_site(s).ok());
             let active = store
-                .activations(&product.account, key.id)
-                .unwrap_or_default()
+                .activations(&product.account, key.id)?
                 .iter()
                 .any(|a| match (&a.identity, &wanted, site) {
                     (Identity::Site(theirs), Some(ours), _) => theirs == ours,
@@ -107,9 +101,9 @@ impl DownloadKeys for LicensingKeys {
                     _ => false,
                 });
             if !active {
-                return Some(LicenseCode::SiteInactive);
+                return Ok(Some(LicenseCode::SiteInactive));
             }
         }
-        None
+        Ok(None)
     }
 }

@@ -777,11 +777,16 @@ async fn download(app: &App, call: Call) -> Result<Response<Body>, Error> {
     if file.blob.as_bytes() != &claims.blob {
         return Ok(gone());
     }
+    // Pulled (the version, or the whole product) since the link was made: no longer
+    // handed out (SPEC §8.3: pulling stops the offer; a link in a site's cache stops too).
+    let Some(product) = app.store.product(&account, release.product_id)? else {
+        return Ok(gone());
+    };
+    if !release.published || !product.published {
+        return Ok(gone());
+    }
     // The key is checked again: disabled or expired since the link was made.
-    if let Some(key_id) = claims.key_id
-        && let Some(product) = app.store.product(&account, release.product_id)?
-        && let Some(reason) = key_refusal(app, &product, key_id, claims.site.as_deref(), now)
-    {
+    if let Some(reason) = key_refusal(app, &product, claims.key_id, claims.site.as_deref(), now)? {
         return Ok(plain(StatusCode::FORBIDDEN, reason));
     }
     let path = app.store.blobs().path(&file.blob);
@@ -825,17 +830,31 @@ pub(super) fn is_download(call: &Call, res: &Response<Body>) -> bool {
         }
 }
 
-/// Why the key a link was made for no longer allows the download, if it does not.
+/// Why the download of a link made for `key_id` (`None`: made without a key) must be
+/// refused now, if it must: the key was disabled, expired, removed or deactivated since,
+/// or the product needs a key and the link was made without one (while it was free).
+///
+/// # Errors
+/// The store failed.
 fn key_refusal(
     app: &App,
     product: &crate::model::Product,
-    key_id: u64,
+    key_id: Option<u64>,
     site: Option<&str>,
     now: Timestamp,
-) -> Option<&'static str> {
-    match product.license {
-        crate::model::LicenseModel::Free => None,
-        crate::model::LicenseModel::StaticKeys => {
+) -> Result<Option<&'static str>, Error> {
+    use crate::model::LicenseModel;
+    let Some(key_id) = key_id else {
+        return Ok(match product.license {
+            LicenseModel::Free => None,
+            LicenseModel::StaticKeys | LicenseModel::DownloadKeys => {
+                Some(render::edd_license_message(LicenseCode::MissingKey))
+            }
+        });
+    };
+    Ok(match product.license {
+        LicenseModel::Free => None,
+        LicenseModel::StaticKeys => {
             let today = decide::date_of(now);
             match product
                 .static_keys
@@ -853,10 +872,10 @@ fn key_refusal(
                 Some(_) => None,
             }
         }
-        crate::model::LicenseModel::DownloadKeys => app
+        LicenseModel::DownloadKeys => app
             .public
             .download_keys
-            .recheck(&app.store, product, key_id, site, now)
+            .recheck(&app.store, product, key_id, site, now)?
             .map(render::edd_license_message),
-    }
+    })
 }

@@ -1,7 +1,7 @@
 //! Signed download links (SPEC §8.1 item 3, §8.4): streaming with Range and ETag, HEAD,
 //! expiry, forgery, a changed or deleted file, and keys checked again at download.
 
-use super::{get, plugin_with};
+use super::{get, patch, plugin_with};
 use crate::support::{TestServer, plugin_zip};
 use http::Method;
 use serde_json::json;
@@ -164,12 +164,55 @@ async fn a_deleted_file_is_gone() {
     assert_eq!(raced.status, 410, "{raced:?}");
 }
 
+/// The status of a GET of `path`.
+async fn status(server: &TestServer, path: &str) -> http::StatusCode {
+    server.request(Method::GET, path).send().await.status
+}
+
+/// The path of the link a PUC check of acme's `hello` hands out.
+async fn hello_link(server: &TestServer) -> String {
+    let doc = get(server, "/updates/acme/hello").await.expect(200);
+    path_of(doc["download_url"].as_str().unwrap())
+}
+
+#[tokio::test]
+async fn pulling_a_version_or_its_product_stops_its_links() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let v = plugin_with(&server, &acme.token, "hello", &["1.0.0", "1.1.0"]).await;
+    let (id, vid) = (
+        v["product"]["id"].as_u64().unwrap(),
+        v["id"].as_u64().unwrap(),
+    );
+    let version = format!("/api/v1/versions/{vid}");
+
+    // The version pulled (a bad release): its link, cached by a site, stops with it.
+    let cached = hello_link(&server).await;
+    patch(&server, &acme.token, &version, json!({"published": false})).await;
+    assert_eq!(status(&server, &cached).await, 410);
+    patch(&server, &acme.token, &version, json!({"published": true})).await;
+    assert_eq!(
+        status(&server, &cached).await,
+        200,
+        "published again, it works again"
+    );
+    // The whole product unpublished.
+    let product = format!("/api/v1/products/{id}");
+    patch(&server, &acme.token, &product, json!({"published": false})).await;
+    assert_eq!(status(&server, &cached).await, 410);
+}
+
 #[tokio::test]
 async fn static_keys_gate_the_link_and_are_checked_again_at_download() {
     let server = TestServer::start().await;
     let acme = server.account("acme");
     let v = plugin_with(&server, &acme.token, "paid", &["2.0.0"]).await;
     let id = v["product"]["id"].as_u64().unwrap();
+    // A link made while the product was free...
+    let free = get(&server, "/v1/public/acme/plugins/paid")
+        .await
+        .expect(200);
+    let free_link = path_of(free["download_link"].as_str().unwrap());
     let put = |path: &str, body: serde_json::Value| server.put(path, &acme.token, body);
     put(
         "/v1/plugins/paid",
@@ -178,6 +221,10 @@ async fn static_keys_gate_the_link_and_are_checked_again_at_download() {
     .send()
     .await
     .expect(200);
+    // ...no longer downloads once it needs a key.
+    let keyless = server.request(Method::GET, &free_link).send().await;
+    assert_eq!(keyless.status, 403, "{keyless:?}");
+    assert!(String::from_utf8_lossy(&keyless.body).contains("license key is required"));
     put(
         "/v1/plugins/paid/license/keys",
         json!({"key": "good-key-12345"}),
@@ -226,7 +273,10 @@ async fn static_keys_gate_the_link_and_are_checked_again_at_download() {
     // Reports count the keyed checks' outcomes as validations (valid, not_found ×2,
     // expired); the check without a key is a check only.
     let counted = server.counted(id);
-    assert_eq!(counted.checks, 5, "{counted:?}");
+    assert_eq!(
+        counted.checks, 6,
+        "one while free, five with keys: {counted:?}"
+    );
     assert_eq!(counted.validations, [1, 2, 0, 1, 0, 0, 0, 0, 0, 0]);
     let path = path_of(good["download_link"].as_str().unwrap());
     assert!(!path.contains("good-key"), "no key in a link: {path}");
