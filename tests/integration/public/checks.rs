@@ -477,6 +477,69 @@ async fn the_bare_host_serves_the_default_account_which_set_default_changes() {
 }
 
 #[tokio::test]
+async fn odd_keys_odd_channels_and_heads_are_answered_as_spec_says() {
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    plugin_with(&server, &acme.token, "paid", &["2.0.0"]).await;
+    server
+        .put(
+            "/v1/plugins/paid",
+            &acme.token,
+            json!({"license": {"type": "static-keys"}}),
+        )
+        .send()
+        .await
+        .expect(200);
+    // Keys with characters outside the URL-safe set: not found, announced, no link, a 200.
+    let odd = get(
+        &server,
+        "/v1/public/acme/plugins/paid?key=%3Cscript%3E%20%C3%BC%00",
+    )
+    .await
+    .expect(200);
+    assert_eq!(odd["version"], "2.0.0");
+    assert_eq!(odd["license"], json!({"valid": false, "code": "not_found"}));
+    assert!(odd.get("download_link").is_none());
+    let header = server
+        .request(Method::GET, "/updates/acme/paid")
+        .header("x-license-key", "<\"{}|^`>")
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(header["license"]["code"], "not_found", "{header}");
+    assert!(header.get("download_url").is_none());
+    let edd = get(
+        &server,
+        "/edd/acme?edd_action=get_version&item_name=paid%20Test&license=%E2%9C%93%25",
+    )
+    .await
+    .expect(200);
+    assert_eq!(edd["new_version"], "2.0.0");
+    assert_eq!(edd["package"], "", "{edd}");
+
+    // A batch item on a channel that is not one of the five: a 400 naming it.
+    let batch = server
+        .request(Method::POST, "/v1/public/acme/check")
+        .body(
+            json!({"items": [{"slug": "paid", "version": "1.0.0", "channel": "nightly"}]})
+                .to_string(),
+        )
+        .send()
+        .await;
+    let why = batch.expect_error(400, "invalid_request");
+    assert!(why.contains("channel"), "{why}");
+
+    // HEAD answers as GET does, without the body.
+    let head = server
+        .request(Method::HEAD, "/updates/acme/paid")
+        .send()
+        .await;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert!(head.body.is_empty());
+    assert_eq!(head.header("content-type"), Some("application/json"));
+}
+
+#[tokio::test]
 async fn edd_batches_answer_per_slug_and_malformed_ones_still_get_a_200() {
     let server = TestServer::start().await;
     let acme = server.account("acme");
