@@ -472,13 +472,16 @@ fn answer<'a>(
         // An unknown key is a failed authentication for the throttle (SPEC §9).
         let _ = app.public.key_failures.fail(client, now);
     }
-    // Counted for reports (SPEC §10), with the license outcome when a key was checked.
-    app.public.counts.check(
-        view.product.account,
-        view.product.id,
-        (licensed && keyed).then_some(code),
-        now,
-    );
+    // Counted for reports (SPEC §10), with the license outcome when a key was checked. A
+    // HEAD (an uptime monitor, a link checker) is no site checking for updates.
+    if call.input.parts.method != http::Method::HEAD {
+        app.public.counts.check(
+            view.product.account,
+            view.product.id,
+            (licensed && keyed).then_some(code),
+            now,
+        );
+    }
     (answer, stable)
 }
 

@@ -480,7 +480,8 @@ async fn the_bare_host_serves_the_default_account_which_set_default_changes() {
 async fn odd_keys_odd_channels_and_heads_are_answered_as_spec_says() {
     let server = TestServer::start().await;
     let acme = server.account("acme");
-    plugin_with(&server, &acme.token, "paid", &["2.0.0"]).await;
+    let v = plugin_with(&server, &acme.token, "paid", &["2.0.0"]).await;
+    let id = v["product"]["id"].as_u64().unwrap();
     server
         .put(
             "/v1/plugins/paid",
@@ -537,6 +538,9 @@ async fn odd_keys_odd_channels_and_heads_are_answered_as_spec_says() {
     assert_eq!(head.status, 200, "{head:?}");
     assert!(head.body.is_empty());
     assert_eq!(head.header("content-type"), Some("application/json"));
+    // ...and is not counted as a site's check: the three GETs above are.
+    let counted = server.counted(id);
+    assert_eq!(counted.checks, 3, "{counted:?}");
 }
 
 #[tokio::test]
