@@ -441,12 +441,20 @@ pub(super) async fn release(
     )?;
     let received = upload::receive(app, &mut call, &format!("{slug}.zip")).await?;
     let draft_query = request::query_param(call.query(), "draft");
-    let draft = flag("draft", received.field("draft").or(draft_query.as_deref()))?;
-    let maturity = match received.field("maturity") {
-        None | Some("") => None,
-        Some(text) => Some(Maturity::parse(text).ok_or_else(|| {
-            Error::invalid("maturity", "must be one of dev, alpha, beta, rc, stable")
-        })?),
+    // A refused field discards the stored upload before the answer goes out.
+    let fields = (|| {
+        let draft = flag("draft", received.field("draft").or(draft_query.as_deref()))?;
+        let maturity = match received.field("maturity") {
+            None | Some("") => None,
+            Some(text) => Some(Maturity::parse(text).ok_or_else(|| {
+                Error::invalid("maturity", "must be one of dev, alpha, beta, rc, stable")
+            })?),
+        };
+        Ok::<_, Error>((draft, maturity))
+    })();
+    let (draft, maturity) = match fields {
+        Ok(fields) => fields,
+        Err(err) => return Err(received.refuse(err).await),
     };
     let options = service::catalog::ReleaseOptions {
         maturity,

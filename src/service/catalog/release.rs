@@ -113,6 +113,9 @@ pub fn release_package<'a>(
         }
     }
     let version = Version::parse(&written)?;
+    // Every check of the request before anything is written: a refusal after the product
+    // was created would leave it behind.
+    let notes = super::text("release_notes", options.release_notes.clone(), MAX_TEXT)?;
     let (product, product_created) = match (existing, &target) {
         (Some(product), _) => {
             if let Some(info) = &info {
@@ -222,10 +225,7 @@ pub fn release_package<'a>(
         if let Some(maturity) = options.maturity {
             release.maturity = maturity;
         }
-        release.release_notes = options.release_notes.clone().filter(|n| !n.trim().is_empty());
-        if let Some(notes) = &release.release_notes && notes.len() > MAX_TEXT {
-            return Err(DomainError::Invalid(format!("release_notes: must be at most {MAX_TEXT} bytes")));
-        }
+        release.release_notes = notes.clone();
         release.rollout = options.rollout.unwrap_or(100);
         let mut file = new_file(&upload, "Installer".to_owned(), now);
         if upload.filename == UNNAMED_PACKAGE {

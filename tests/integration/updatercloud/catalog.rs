@@ -434,6 +434,19 @@ async fn bad_packages_are_400s_that_leave_nothing_behind() {
             "{what}: a blob was left behind"
         );
     }
+    // A valid new plugin whose release notes are refused (a NUL): refused before its
+    // product is made, leaving nothing behind.
+    let res = upload(
+        &server,
+        "/api/v1/releases?release_notes=a%00b",
+        &acme.token,
+        "application/zip",
+        plugin_zip("noted", "1.0.0", "x"),
+    )
+    .await;
+    let message = res.expect_error(400, "invalid_request");
+    assert!(message.contains("release_notes"), "{message}");
+    assert!(blobs(server.path()).is_empty(), "a blob was left behind");
     // The zip bomb is read without inflating the gigabyte: it is a valid plugin.
     let res = upload(
         &server,

@@ -386,6 +386,22 @@ async fn versions_are_uploaded_raw_or_multipart_and_listed() {
     upload_raw(&server, &acme.token, path, Vec::new())
         .await
         .expect_error(400, "invalid_request");
+    // A refused field: the stored upload is gone by the time the 400 arrives.
+    let refused = plugin_zip("my-new-plugin", "3.0.0", "refused");
+    let message = upload_raw(
+        &server,
+        &acme.token,
+        &format!("{path}?draft=maybe"),
+        refused.clone(),
+    )
+    .await
+    .expect_error(400, "invalid_request");
+    assert!(message.contains("draft"), "{message}");
+    let blob = server
+        .store()
+        .blobs()
+        .path(&upkeep::model::BlobHash::of(&refused));
+    assert!(!blob.exists(), "left behind: {}", blob.display());
     upload_raw(
         &server,
         &acme.token,
