@@ -325,6 +325,12 @@ fn check_directory<R: Read + Seek>(
 }
 
 /// The zip64 figures for the record at `eocd`, when a valid locator precedes it.
+///
+/// # Errors
+/// A locator whose zip64 end record is not exactly where it says: the zip crate would
+/// search the bytes around it for one and believe that record's count, which this check
+/// would then never have seen (one allocation per declared entry). No zip tool writes a
+/// misplaced record; a WordPress package has no reason to.
 fn zip64_directory<R: Read + Seek>(
     input: &mut Budgeted<'_, R>,
     eocd: u64,
@@ -346,7 +352,9 @@ fn zip64_directory<R: Read + Seek>(
         || input.read_exact(&mut record).is_err()
         || record[..4] != EOCD64_SIG
     {
-        return Ok(None);
+        return Err(invalid(
+            "its zip64 end record is not where its locator says (a damaged or crafted zip)",
+        ));
     }
     Ok(Some(Directory {
         entries: u64_at(&record, 32),

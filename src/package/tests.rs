@@ -231,6 +231,40 @@ fn more_than_20_000_entries() {
     refused(&lying, None, "more than 20,000 entries (60000 declared)");
 }
 
+#[test]
+fn a_zip64_record_off_its_locator_is_refused() {
+    // The 32-bit end record sends the reader to zip64; its locator names offset X, and a
+    // zip64 end record declaring 30,000 entries sits at X + 1. The zip crate searches
+    // around X and would believe it (and reserve room for 30,000 entries); we refuse.
+    let x = 30_000u64 * 47;
+    let mut bytes = vec![0u8; x as usize + 1];
+    let mut record = Vec::new();
+    record.extend_from_slice(b"PK\x06\x06");
+    record.extend_from_slice(&44u64.to_le_bytes()); // size of the rest
+    record.extend_from_slice(&[45, 0, 45, 0]); // made by, needed
+    record.extend_from_slice(&[0; 8]); // disk numbers
+    record.extend_from_slice(&30_000u64.to_le_bytes()); // entries on this disk
+    record.extend_from_slice(&30_000u64.to_le_bytes()); // entries
+    record.extend_from_slice(&100u64.to_le_bytes()); // directory size
+    record.extend_from_slice(&30_000u64.to_le_bytes()); // directory offset
+    bytes.extend_from_slice(&record);
+    bytes.extend_from_slice(b"PK\x06\x07");
+    bytes.extend_from_slice(&[0; 4]);
+    bytes.extend_from_slice(&x.to_le_bytes());
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(b"PK\x05\x06");
+    bytes.extend_from_slice(&[0; 4]);
+    bytes.extend_from_slice(&[1, 0, 1, 0]); // one entry
+    bytes.extend_from_slice(&100u32.to_le_bytes());
+    bytes.extend_from_slice(&u32::MAX.to_le_bytes()); // offset: see zip64
+    bytes.extend_from_slice(&[0, 0]);
+    refused(
+        &bytes,
+        None,
+        "zip64 end record is not where its locator says",
+    );
+}
+
 include!("../../tests/fixtures/zip_bombs.rs");
 
 #[test]
