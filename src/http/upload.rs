@@ -157,13 +157,58 @@ fn io_error(err: std::io::Error) -> Error {
 }
 
 /// A `multer` field as a chunk source for the blob store.
-struct FieldSource<'a>(multer::Field<'a>);
+struct FieldSource<'a>(multer::Field<'a>, &'a Held);
 
 impl ChunkSource for FieldSource<'_> {
     type Error = Error;
 
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, Error> {
-        self.0.chunk().await.map_err(multipart_error)
+        self.1.next(&mut self.0).await
+    }
+}
+
+/// Most bytes the multipart parser may hold without handing them out as a part's data:
+/// what it keeps while it looks for a boundary or the end of a part's headers (a
+/// preamble, the headers, a boundary), not counting the chunk just read. A body that never
+/// shows its boundary, or a part whose headers never end, is refused past this instead of
+/// being held whole in memory up to the upload limit.
+const MAX_HELD: u64 = 1 << 20;
+
+/// Bytes read from the body minus the bytes handed out as parts' data.
+#[derive(Default)]
+struct Held(std::sync::atomic::AtomicU64);
+
+impl Held {
+    /// Before handing the parser a chunk of `len` bytes: refused when what it already
+    /// holds is over [`MAX_HELD`].
+    fn take(&self, len: usize) -> Result<(), Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.0.load(Relaxed) > MAX_HELD {
+            return Err(Error::invalid(
+                "body",
+                format!(
+                    "malformed multipart/form-data: no boundary or end of part headers within \
+                     {} KiB",
+                    MAX_HELD >> 10
+                ),
+            ));
+        }
+        self.0.fetch_add(len as u64, Relaxed);
+        Ok(())
+    }
+
+    /// The next chunk of a part's data, counted as handed out.
+    async fn next(&self, field: &mut multer::Field<'_>) -> Result<Option<Bytes>, Error> {
+        let chunk = field.chunk().await.map_err(multipart_error)?;
+        if let Some(chunk) = &chunk {
+            let handed = chunk.len() as u64;
+            let _ = self.0.fetch_update(
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+                |held| Some(held.saturating_sub(handed)),
+            );
+        }
+        Ok(chunk)
     }
 }
 
@@ -184,11 +229,19 @@ async fn receive_multipart(
     stream: crate::http::body::BodyStream,
     boundary: String,
 ) -> Result<Received, Error> {
-    let chunks = futures_util::stream::unfold(stream, |mut stream| async move {
-        match stream.chunk().await {
-            Ok(Some(bytes)) => Some((Ok::<Bytes, Error>(bytes), stream)),
-            Ok(None) => None,
-            Err(err) => Some((Err(err), stream)),
+    let held = std::sync::Arc::new(Held::default());
+    let counted = held.clone();
+    let chunks = futures_util::stream::unfold(stream, move |mut stream| {
+        let held = counted.clone();
+        async move {
+            match stream.chunk().await {
+                Ok(Some(bytes)) => match held.take(bytes.len()) {
+                    Ok(()) => Some((Ok::<Bytes, Error>(bytes), stream)),
+                    Err(err) => Some((Err(err), stream)),
+                },
+                Ok(None) => None,
+                Err(err) => Some((Err(err), stream)),
+            }
         }
     });
     let constraints = multer::Constraints::new().size_limit(
@@ -214,7 +267,7 @@ async fn receive_multipart(
                     || "application/octet-stream".to_owned(),
                     |m| mime(m.as_ref()),
                 );
-                let mut source = FieldSource(field);
+                let mut source = FieldSource(field, &held);
                 let staged = store(app, &mut source).await?;
                 upload = Some(Upload {
                     staged,
@@ -230,7 +283,7 @@ async fn receive_multipart(
                 }
                 let mut field = field;
                 let mut value = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                while let Some(chunk) = held.next(&mut field).await? {
                     value.extend_from_slice(&chunk);
                     if value.len() > MAX_FIELD {
                         return Err(Error::invalid(

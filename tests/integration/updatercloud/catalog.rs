@@ -502,6 +502,50 @@ async fn bad_packages_are_400s_that_leave_nothing_behind() {
         msg.contains("multipart") || msg.contains("broke off"),
         "{msg}"
     );
+    // A body that never shows its boundary (or a part whose headers never end) is refused
+    // once the parser holds a MiB, not held whole in memory up to the upload limit...
+    for body in [
+        vec![b'x'; 3 << 20],
+        [
+            b"--B0und\r\nContent-Disposition: form-data; name=\"file\"; X: ".as_slice(),
+            &[b'y'; 3 << 20],
+        ]
+        .concat(),
+    ] {
+        let msg = upload(
+            &server,
+            "/api/v1/releases",
+            &acme.token,
+            "multipart/form-data; boundary=B0und",
+            body,
+        )
+        .await
+        .expect_error(400, "invalid_request");
+        assert!(
+            msg.contains("no boundary or end of part headers within 1024 KiB"),
+            "{msg}"
+        );
+    }
+    // ...while a file part is handed out as it arrives, however large: 3 MiB that do not
+    // compress, in one part.
+    let mut noise = Vec::with_capacity(3 << 20);
+    let mut x: u32 = 12345;
+    while noise.len() < 3 << 20 {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        noise.extend_from_slice(&x.to_le_bytes());
+    }
+    let php: &[u8] = b"<?php\n/*\nPlugin Name: Big\nVersion: 1.0.0\n*/\n";
+    let big = zip_of(&[("big/big.php", php), ("big/noise.bin", &noise)]);
+    assert!(big.len() > 3 << 20, "{}", big.len());
+    upload(
+        &server,
+        "/api/v1/releases",
+        &acme.token,
+        "multipart/form-data; boundary=B0und",
+        multipart("B0und", &[], Some(("big.zip", &big))),
+    )
+    .await
+    .expect(201);
     let nofile = multipart("B0und", &[("name", "x")], None);
     upload(
         &server,
@@ -529,8 +573,8 @@ async fn bad_packages_are_400s_that_leave_nothing_behind() {
     assert!(msg.contains("file"), "{msg}");
     assert_eq!(
         blobs(server.path()).len(),
-        1,
-        "only the bomb's blob is stored"
+        2,
+        "only the bomb's and the big plugin's blobs are stored"
     );
 }
 
