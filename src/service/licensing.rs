@@ -916,9 +916,25 @@ mod tests {
             ..ActivationRules::default()
         };
         let k2 = w.key(0, None);
+        let (generation, written) = (w.store.generation(), w.store.flush_count());
         assert_eq!(
             w.activate(&pool, &k2.key, "third.com").code,
             ValidationCode::AccountLimitReached
+        );
+        // A site already active (in another spelling) and a refusal under the lock write
+        // nothing: no commit, no cache turnover (`other.com` holds k's only slot).
+        assert_eq!(
+            w.activate(&rules, &k.key, "WWW.Other.com").code,
+            ValidationCode::Valid
+        );
+        assert_eq!(
+            w.activate(&rules, &k.key, "fourth.com").code,
+            ValidationCode::ActivationLimitReached
+        );
+        assert_eq!(
+            (w.store.generation(), w.store.flush_count()),
+            (generation, written),
+            "a repeat or a refused activation is answered without a write"
         );
         // Velocity: the 21st new activation of a key within 24 h is refused.
         let k3 = w.key(0, Some("velocity-key-1"));

@@ -598,7 +598,8 @@ impl Store {
     /// Activates key `id`: under the write lock, `decide` gets the key, its activations
     /// and the account's `activationUsage`, and says what to store (and what to answer,
     /// `T`). A created activation gets its id here, and counts (when `counts`) on the key
-    /// and the account in the same transaction.
+    /// and the account in the same transaction. When `decide` stores nothing (a site
+    /// already active, a refusal), nothing is written: no flush, no generation move.
     ///
     /// # Errors
     /// `Missing`, or what `decide` refuses.
@@ -612,7 +613,7 @@ impl Store {
             u64,
         ) -> Result<(ActivationPlan, T), DomainError>,
     ) -> Result<Pending<'_, (DownloadKey, Option<Activation>, T)>, StoreError> {
-        self.write(|| {
+        self.write_unless_unchanged(|| {
             let stored = self
                 .download_key(account, id)?
                 .ok_or_else(|| missing(format!("no download key with id {id}")))?;
@@ -624,7 +625,7 @@ impl Store {
                 mut activation,
             } = plan
             else {
-                return Ok(((stored, None, extra), Vec::new()));
+                return Ok(((stored, None, extra), None));
             };
             let mut changed = *changed;
             changed.id = stored.id;
@@ -654,7 +655,7 @@ impl Store {
                 IndexOp::KeyFacts(Box::new(changed.clone()), false),
                 IndexOp::ActivationAdd(Box::new(activation.clone())),
             ];
-            Ok(((changed, Some(activation), extra), ops))
+            Ok(((changed, Some(activation), extra), Some(ops)))
         })
     }
 

@@ -551,6 +551,16 @@ impl Store {
         &self,
         body: impl FnOnce() -> Result<(T, Vec<IndexOp>), StoreError>,
     ) -> Result<Pending<'_, T>, StoreError> {
+        self.write_moving(true, || body().map(|(value, ops)| (value, Some(ops))))
+    }
+
+    /// [`Store::write`] whose body may find, under the lock, that there is nothing to
+    /// write (`None` for its index changes): then the generation stays, no commit is
+    /// counted, and the answer waits for no flush (as [`Store::already`]).
+    fn write_unless_unchanged<T>(
+        &self,
+        body: impl FnOnce() -> Result<(T, Option<Vec<IndexOp>>), StoreError>,
+    ) -> Result<Pending<'_, T>, StoreError> {
         self.write_moving(true, body)
     }
 
@@ -561,13 +571,13 @@ impl Store {
         &self,
         body: impl FnOnce() -> Result<T, StoreError>,
     ) -> Result<Pending<'_, T>, StoreError> {
-        self.write_moving(false, || Ok((body()?, Vec::new())))
+        self.write_moving(false, || Ok((body()?, Some(Vec::new()))))
     }
 
     fn write_moving<T>(
         &self,
         moves_generation: bool,
-        body: impl FnOnce() -> Result<(T, Vec<IndexOp>), StoreError>,
+        body: impl FnOnce() -> Result<(T, Option<Vec<IndexOp>>), StoreError>,
     ) -> Result<Pending<'_, T>, StoreError> {
         let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         self.check_writable()?;
@@ -580,7 +590,12 @@ impl Store {
         // engine error, which may come after a partial commit) makes the index suspect.
         let suspect = SuspectUnlessDone(&self.index_suspect);
         let (value, ops) = match body() {
-            Ok(done) => done,
+            Ok((value, Some(ops))) => (value, ops),
+            Ok((value, None)) => {
+                // Nothing written.
+                std::mem::forget(suspect);
+                return Ok(self.already(value));
+            }
             Err(err) => {
                 if !matches!(err, StoreError::Domain(_) | StoreError::NoSpace { .. }) {
                     self.index_suspect.store(true, Ordering::Relaxed);

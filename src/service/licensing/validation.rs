@@ -211,8 +211,9 @@ fn counts(rules: &ActivationRules, target: &Target, environment: Option<&str>) -
 /// `activation_limit_reached`, `account_limit_reached` (the account's pool, its plan
 /// license's limit or `rules.default_activation_limit`, 0 = unlimited) and
 /// `rate_limited` (more than `rules.max_activations_per_day` new activations of the key
-/// in 24 h). A refusal writes nothing. The rules are applied under the store's write
-/// lock, so concurrent activations cannot both take the last slot.
+/// in 24 h). A refusal, or a site already active, writes nothing (no flush, no cache
+/// turnover, no audit line). The rules are applied under the store's write lock, so
+/// concurrent activations cannot both take the last slot.
 ///
 /// # Errors
 /// `InvalidRequest` for a label (or an instance's name) that is too long or holds a
@@ -309,11 +310,19 @@ pub fn activate<'a>(
                 (ValidationCode::Valid, None),
             ))
         })?;
-    let outcome = pending.map(|(key, created, (code, existing))| Outcome {
-        code,
-        key: Some(key),
-        activation: created.or(existing),
+    let mut wrote = false;
+    let outcome = pending.map(|(key, created, (code, existing))| {
+        wrote = created.is_some();
+        Outcome {
+            code,
+            key: Some(key),
+            activation: created.or(existing),
+        }
     });
+    if !wrote {
+        // Already active, or refused under the lock: nothing was written, nothing to say.
+        return Ok(Done::new(ctx, outcome, |_| Vec::new()));
+    }
     Ok(changed(ctx, account, outcome, |o: &Outcome| {
         match (&o.key, &o.activation) {
             (Some(k), Some(a)) => {
