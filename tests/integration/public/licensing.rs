@@ -582,6 +582,37 @@ async fn updatercloud_disabled_and_expired_keys_and_the_monthly_deactivation_bud
         (refused["activated"].clone(), refused["code"].clone()),
         (json!(false), json!("disabled"))
     );
+    // A disabled key may still free its slot: deactivated, and said to be disabled.
+    let (freed_id, freed) = key(&server, &acme, &[p], json!({})).await;
+    let on = get(
+        &server,
+        &uc(
+            "activate",
+            &format!("download_key={freed}&domain=freed.example"),
+        ),
+    )
+    .await
+    .expect(200);
+    assert_eq!(on["activated"], true, "{on}");
+    set_status(&server, &acme, freed_id, "disabled").await;
+    let off = get(
+        &server,
+        &uc(
+            "deactivate",
+            &format!("download_key={freed}&domain=freed.example"),
+        ),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        (
+            off["deactivated"].clone(),
+            off["valid"].clone(),
+            off["code"].clone()
+        ),
+        (json!(true), json!(false), json!("disabled")),
+        "{off}"
+    );
 
     let (_, soon) = key(&server, &acme, &[p], json!({"expires_in": "1d"})).await;
     let fine = get(&server, &uc("check", &format!("download_key={soon}")))

@@ -194,6 +194,9 @@ pub(in crate::api::public) async fn updatercloud(
         };
         return bare(status, checked.code);
     };
+    // The key's own state (for `valid` and `code` after a deactivation, which may free a
+    // disabled or expired key's slot).
+    let key_code = checked.code;
     let outcome = match action {
         UcAction::Check => checked,
         UcAction::Activate | UcAction::Deactivate => {
@@ -227,7 +230,12 @@ pub(in crate::api::public) async fn updatercloud(
             }
         }
     };
-    let code = outcome.code;
+    // A deactivation that freed its slot reports the key as it stands (`valid:false`,
+    // `disabled`, for a disabled key); one that did not, why not.
+    let code = match action {
+        UcAction::Deactivate if outcome.code == Code::Valid => key_code,
+        _ => outcome.code,
+    };
     let shown = outcome.key.as_ref().unwrap_or(&record);
     let mut body = json!({
         "valid": code == Code::Valid,
@@ -248,8 +256,9 @@ pub(in crate::api::public) async fn updatercloud(
             }
         }
         UcAction::Deactivate => {
-            body["deactivated"] = Value::Bool(code == Code::Valid);
-            if code == Code::Valid {
+            let deactivated = outcome.code == Code::Valid;
+            body["deactivated"] = Value::Bool(deactivated);
+            if deactivated {
                 body["message"] = Value::String("Download key is deactivated.".into());
             }
         }
