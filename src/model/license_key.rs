@@ -89,11 +89,19 @@ impl KeyGenerator {
             }
             *slot = true;
         }
-        if !(1..=16).contains(segments) {
-            return Err(format!("segments: must be 1–16, got {segments}"));
+        // At least 3 segments of at least 4: the shape a key is recognized by to compare
+        // case-insensitively ([`lookup_form`]), as SPEC §9 promises segmented keys do.
+        if !(3..=16).contains(segments) {
+            return Err(format!(
+                "segments: must be 3–16 (segmented keys compare case-insensitively by their \
+                 shape: at least 3 segments of at least 4), got {segments}"
+            ));
         }
-        if !(1..=32).contains(segment_len) {
-            return Err(format!("segment_len: must be 1–32, got {segment_len}"));
+        if !(4..=32).contains(segment_len) {
+            return Err(format!(
+                "segment_len: must be 4–32 (segmented keys compare case-insensitively by \
+                 their shape: at least 3 segments of at least 4), got {segment_len}"
+            ));
         }
         let chars = usize::from(*segments) * usize::from(*segment_len);
         let len = chars + usize::from(*segments) - 1;
@@ -394,23 +402,20 @@ mod tests {
             (segmented("ABCDÉFGH", 5, 5), "alphabet: may contain only"),
             (segmented("ABCDEFGA", 5, 5), "alphabet: 'A' appears twice"),
             (segmented("ABCDEFGa", 8, 8), "alphabet: 'a' appears twice"),
-            (segmented(DEFAULT_ALPHABET, 0, 5), "segments: must be 1–16"),
-            (segmented(DEFAULT_ALPHABET, 17, 5), "segments: must be 1–16"),
+            (segmented(DEFAULT_ALPHABET, 0, 5), "segments: must be 3–16"),
+            (segmented(DEFAULT_ALPHABET, 2, 10), "segments: must be 3–16"),
+            (segmented(DEFAULT_ALPHABET, 17, 5), "segments: must be 3–16"),
             (
-                segmented(DEFAULT_ALPHABET, 5, 0),
-                "segment_len: must be 1–32",
+                segmented(DEFAULT_ALPHABET, 5, 3),
+                "segment_len: must be 4–32",
             ),
             (
                 segmented(DEFAULT_ALPHABET, 5, 33),
-                "segment_len: must be 1–32",
-            ),
-            (
-                segmented(DEFAULT_ALPHABET, 1, 7),
-                "segments: 1 segments of 7 make keys of 7",
+                "segment_len: must be 4–32",
             ),
             (segmented(DEFAULT_ALPHABET, 16, 8), "keys of 143 characters"),
             (segmented("AB", 3, 20), "give 60 bits of randomness"),
-            (segmented(DEFAULT_ALPHABET, 2, 6), "give 60 bits"),
+            (segmented(DEFAULT_ALPHABET, 3, 4), "give 60 bits"),
         ];
         for (generator, want) in cases {
             let err = generator.validate().unwrap_err();
@@ -426,12 +431,34 @@ mod tests {
         let mixed: String = ('0'..='9').chain('A'..='Z').chain('a'..='z').collect();
         assert!(segmented(&mixed, 4, 4).validate().is_err()); // 'a' repeats 'A'
         assert_eq!(segmented("AB", 4, 16).validate(), Ok(())); // 64 bits exactly
-        assert_eq!(segmented(DEFAULT_ALPHABET, 1, 32).validate(), Ok(()));
+        assert_eq!(segmented(DEFAULT_ALPHABET, 3, 32).validate(), Ok(()));
+        assert_eq!(segmented(DEFAULT_ALPHABET, 3, 5).validate(), Ok(())); // 75 bits
         assert_eq!(segmented(DEFAULT_ALPHABET, 16, 7).validate(), Ok(())); // 127 characters
         assert_eq!(
             segmented("abcdefghjkmnpqrstuvwxyz23456789", 4, 4).validate(),
             Ok(())
         );
+    }
+
+    #[test]
+    fn every_segmented_generator_the_rules_admit_makes_keys_that_ignore_case() {
+        // SPEC §9: "Segmented keys compare case-insensitively" — for every setting the
+        // validation admits (here, the edges of each range).
+        let alphabet: String = ('0'..='9').chain('A'..='Z').collect();
+        for segments in [3, 4, 9, 16] {
+            for len in [4, 5, 7, 16, 32] {
+                let generator = segmented(&alphabet, segments, len);
+                if generator.validate().is_err() {
+                    continue; // too long, or too little randomness
+                }
+                let key = generate(&generator).unwrap();
+                assert_eq!(
+                    lookup_form(&key.to_ascii_lowercase()),
+                    lookup_form(&key),
+                    "{segments} × {len}: {key}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -677,6 +677,12 @@ async fn the_generator_setting_is_checked() {
             json!({"generator": "segmented", "segments": 1, "segment_len": 4}),
             "segments:",
         ),
+        // Keys of 2 segments would not be recognized as segmented, so would not compare
+        // case-insensitively (SPEC §9): refused.
+        (
+            json!({"generator": "segmented", "segments": 2, "segment_len": 10}),
+            "segments:",
+        ),
         (
             json!({"generator": "segmented", "alphabet": "AAB"}),
             "alphabet:",
