@@ -187,9 +187,18 @@ pub fn release_package<'a>(
                         license: Some(*license),
                         ..ProductChanges::default()
                     };
-                    let created =
-                        create_product(ctx, account, info.slug.clone(), found_kind, changes)?;
-                    (created.durable_blocking()?, true)
+                    match create_product(ctx, account, info.slug.clone(), found_kind, changes) {
+                        Ok(created) => (created.durable_blocking()?, true),
+                        // Another first push of the same slug made it meanwhile: this one
+                        // goes on with it, as a later push would.
+                        Err(err) if err.code() == "product_exists" => {
+                            match ctx.store.product_by_slug(account, &info.slug)? {
+                                Some(product) if product.kind == found_kind => (product, false),
+                                _ => return Err(err),
+                            }
+                        }
+                        Err(err) => return Err(err),
+                    }
                 }
             }
         }

@@ -579,6 +579,51 @@ async fn bad_packages_are_400s_that_leave_nothing_behind() {
 }
 
 #[tokio::test]
+async fn first_pushes_of_a_new_plugin_at_once_all_succeed_with_one_product() {
+    // Each push looks the slug up, finds nothing and creates the product: the ones that
+    // lose that race go on with the winner's product. (They answered 409 product_exists
+    // before: 2 of 5 runs of this test failed on that code; the race needs overlapping
+    // pushes, so a run may miss it, never fail falsely.)
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let zip = plugin_zip("racer", "1.0.0", "x");
+    let push = || {
+        upload(
+            &server,
+            "/api/v1/releases",
+            &acme.token,
+            "application/zip",
+            zip.clone(),
+        )
+    };
+    let (a, b, c, d, e, f, g, h) = tokio::join!(
+        push(),
+        push(),
+        push(),
+        push(),
+        push(),
+        push(),
+        push(),
+        push()
+    );
+    let mut versions = Vec::new();
+    for reply in [a, b, c, d, e, f, g, h] {
+        versions.push(reply.expect(201)["data"]["id"].clone());
+    }
+    assert!(versions.iter().all(|v| *v == versions[0]), "{versions:?}");
+    let products = send(
+        &server,
+        Method::GET,
+        "/api/v1/products",
+        &acme.token,
+        Value::Null,
+    )
+    .await
+    .expect(200);
+    assert_eq!(products["data"].as_array().unwrap().len(), 1, "{products}");
+}
+
+#[tokio::test]
 async fn an_upload_over_the_limit_is_413_before_it_is_read() {
     let server = TestServer::start().await;
     let acme = server.account("acme");
