@@ -87,9 +87,10 @@
 //!   answer (`answer.rs`, borrowing the view), one renderer per dialect (`render.rs`:
 //!   JSON bytes, no `Value` trees; `golden.rs` pins their exact bytes), PHP `serialize()` for
 //!   EDD (`php.rs`), signed `/dl/` links (`link.rs`), form and batch parsing (`request.rs`),
-//!   counts for reports (`counts.rs`: per account, product and UTC day, in memory — no
-//!   write on the request path — flushed to the store by the server every minute and at
-//!   graceful shutdown through `service::reports`).
+//!   counts for reports (`counts.rs`: per account, product and UTC day, and downloads per
+//!   file, in memory — no write on the request path — flushed to the store by the server
+//!   every minute and at graceful shutdown through `service::reports`, the files'
+//!   `downloads` in the same transaction as the rollups).
 //! - [`model`] — records and pure rules: accounts, tokens, plan licenses, scopes, time,
 //!   sizes, the catalogue ([`model::catalog`]: products, versions, files, random ids).
 //!   [`token`] — the `upk_…` format, pure.
@@ -159,6 +160,11 @@
 //!   stored rollups in the background (every `report_flush_every`, 60 s, and at graceful
 //!   shutdown); a failed flush keeps them for the next, a crash loses at most that
 //!   minute (SPEC §10).
+//! - A write that finds nothing to change writes nothing: no commit, no flush to wait
+//!   for, no move of the store's generation (which would throw away every cached
+//!   catalogue view). Refusals are decided before or inside the write, and a body that
+//!   finds, under the lock, that nothing changes (an activation already there) says so
+//!   (`Store::write_unless_unchanged`).
 //! - Uploads never pass whole through memory: bodies stream into `<data>/blobs/` (temp
 //!   file, hash, fsync, rename, directory fsync), and only then is the record committed.
 //! - No secret is stored or logged: tokens and license keys exist as `blake3` hashes only

@@ -29,7 +29,7 @@ pub const MAX_TOKEN_LEN: usize = 1024;
 pub const MAX_ACCOUNT_LEN: usize = 64;
 /// Longest `site` a link binds, in bytes: a normalized host (DNS: ≤ 253) or an app's
 /// machine (≤ 128 characters, up to 4 bytes each). Over 255 bytes (a machine only), the
-/// site's length takes two bytes ([`FLAG_LONG_SITE`]).
+/// site's length takes two bytes (flag bit 2).
 pub const MAX_SITE_LEN: usize = 4 * crate::model::licensing::MAX_MACHINE_LEN;
 
 const VERSION: u8 = 1;
