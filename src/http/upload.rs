@@ -171,7 +171,10 @@ impl ChunkSource for FieldSource<'_> {
 /// what it keeps while it looks for a boundary or the end of a part's headers (a
 /// preamble, the headers, a boundary), not counting the chunk just read. A body that never
 /// shows its boundary, or a part whose headers never end, is refused past this instead of
-/// being held whole in memory up to the upload limit.
+/// being held whole in memory up to the upload limit. (This relies on the body arriving
+/// a chunk at a time, as hyper's HTTP/1 body does here, each at most the server's read
+/// buffer: a source with many chunks ready at once would let the parser pull more than
+/// this ahead of a large file part, and such an upload would be refused.)
 const MAX_HELD: u64 = 1 << 20;
 
 /// Bytes read from the body minus the bytes handed out as parts' data.

@@ -327,10 +327,11 @@ fn check_directory<R: Read + Seek>(
 /// The zip64 figures for the record at `eocd`, when a valid locator precedes it.
 ///
 /// # Errors
-/// A locator whose zip64 end record is not exactly where it says: the zip crate would
-/// search the bytes around it for one and believe that record's count, which this check
-/// would then never have seen (one allocation per declared entry). No zip tool writes a
-/// misplaced record; a WordPress package has no reason to.
+/// A locator whose zip64 end record is not exactly where it says, or is not one the zip
+/// crate would take there: the crate would search the bytes after it for another and
+/// believe that record's count, which this check would then never have seen (one
+/// allocation per declared entry). No zip tool writes such a record; a WordPress package
+/// has no reason to.
 fn zip64_directory<R: Read + Seek>(
     input: &mut Budgeted<'_, R>,
     eocd: u64,
@@ -347,10 +348,23 @@ fn zip64_directory<R: Read + Seek>(
     }
     let record_at = u64_at(&locator, 8);
     let mut record = [0u8; 56];
+    // The record the zip crate takes at its first try: the one at the locator's offset,
+    // ending where the locator starts, on the locator's disk, after the directory it
+    // declares. One that fails any of these, the crate skips for the next signature it
+    // finds before the locator (whose count this check would never have seen).
+    let taken_first = |record: &[u8; 56]| {
+        record[..4] == EOCD64_SIG
+            && u64_at(record, 4).checked_add(12) == Some(locator_at - record_at)
+            && u32_at(record, 20) == u32_at(&locator, 4)
+            && record_at
+                >= u64_at(record, 32)
+                    .saturating_mul(46)
+                    .saturating_add(u64_at(record, 48))
+    };
     if record_at >= locator_at
         || input.seek(SeekFrom::Start(record_at)).is_err()
         || input.read_exact(&mut record).is_err()
-        || record[..4] != EOCD64_SIG
+        || !taken_first(&record)
     {
         return Err(invalid(
             "its zip64 end record is not where its locator says (a damaged or crafted zip)",

@@ -265,6 +265,80 @@ fn a_zip64_record_off_its_locator_is_refused() {
     );
 }
 
+#[test]
+fn a_genuine_zip64_package_is_read() {
+    // A plugin zip whose end records are in zip64 form, as a zip tool writes them (Info-ZIP
+    // with -fz): the 32-bit record's figures all 0xFF…, the zip64 record right before its
+    // locator, which names it.
+    let plain = zip_of(&[("demo/demo.php", PLUGIN)]);
+    let eocd = plain.len() - 22;
+    assert_eq!(&plain[eocd..eocd + 4], b"PK\x05\x06");
+    let entries = u64::from(u16::from_le_bytes([plain[eocd + 10], plain[eocd + 11]]));
+    let size = u64::from(u32::from_le_bytes(
+        plain[eocd + 12..eocd + 16].try_into().unwrap(),
+    ));
+    let offset = u64::from(u32::from_le_bytes(
+        plain[eocd + 16..eocd + 20].try_into().unwrap(),
+    ));
+    let mut bytes = plain[..eocd].to_vec();
+    bytes.extend_from_slice(b"PK\x06\x06");
+    bytes.extend_from_slice(&44u64.to_le_bytes());
+    bytes.extend_from_slice(&[45, 0, 45, 0]);
+    bytes.extend_from_slice(&[0; 8]);
+    bytes.extend_from_slice(&entries.to_le_bytes());
+    bytes.extend_from_slice(&entries.to_le_bytes());
+    bytes.extend_from_slice(&size.to_le_bytes());
+    bytes.extend_from_slice(&offset.to_le_bytes());
+    bytes.extend_from_slice(b"PK\x06\x07");
+    bytes.extend_from_slice(&[0; 4]);
+    bytes.extend_from_slice(&(eocd as u64).to_le_bytes());
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(b"PK\x05\x06");
+    bytes.extend_from_slice(&[0; 4]);
+    bytes.extend_from_slice(&[0xFF; 4]);
+    bytes.extend_from_slice(&[0xFF; 8]);
+    bytes.extend_from_slice(&[0, 0]);
+    let (result, _) = try_read(&bytes, None);
+    assert_eq!(result.unwrap().slug, "demo");
+}
+
+#[test]
+fn a_decoy_zip64_record_the_zip_crate_would_skip_is_refused() {
+    // At the locator's offset X, a record declaring one entry but not ending at the
+    // locator (the crate skips it); after it, one that does, declaring 30,000.
+    let record = |entries: u64| {
+        let mut r = Vec::new();
+        r.extend_from_slice(b"PK\x06\x06");
+        r.extend_from_slice(&44u64.to_le_bytes());
+        r.extend_from_slice(&[45, 0, 45, 0]);
+        r.extend_from_slice(&[0; 8]);
+        r.extend_from_slice(&entries.to_le_bytes());
+        r.extend_from_slice(&entries.to_le_bytes());
+        r.extend_from_slice(&100u64.to_le_bytes());
+        r.extend_from_slice(&0u64.to_le_bytes());
+        r
+    };
+    let x = 30_000u64 * 47;
+    let mut bytes = vec![0u8; x as usize];
+    bytes.extend_from_slice(&record(1));
+    bytes.extend_from_slice(&record(30_000));
+    bytes.extend_from_slice(b"PK\x06\x07");
+    bytes.extend_from_slice(&[0; 4]);
+    bytes.extend_from_slice(&x.to_le_bytes());
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(b"PK\x05\x06");
+    bytes.extend_from_slice(&[0; 4]);
+    bytes.extend_from_slice(&[1, 0, 1, 0]);
+    bytes.extend_from_slice(&100u32.to_le_bytes());
+    bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+    bytes.extend_from_slice(&[0, 0]);
+    refused(
+        &bytes,
+        None,
+        "zip64 end record is not where its locator says",
+    );
+}
+
 include!("../../tests/fixtures/zip_bombs.rs");
 
 #[test]

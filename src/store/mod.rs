@@ -556,7 +556,8 @@ impl Store {
 
     /// [`Store::write`] whose body may find, under the lock, that there is nothing to
     /// write (`None` for its index changes): then the generation stays, no commit is
-    /// counted, and the answer waits for no flush (as [`Store::already`]).
+    /// counted, and the answer needs no flush of its own (it is [`Store::already`]: it
+    /// waits only for writes already committed, as any read-your-writes answer does).
     fn write_unless_unchanged<T>(
         &self,
         body: impl FnOnce() -> Result<(T, Option<Vec<IndexOp>>), StoreError>,
@@ -565,8 +566,9 @@ impl Store {
     }
 
     /// [`Store::write`] for a write of nothing the update checks' caches hold (report
-    /// rollups, the batches of key checks): the [`Store::generation`] stays, so the
-    /// flushes a minute do not make every catalogue view be read again.
+    /// rollups and files' download counts, the batches of key checks): the
+    /// [`Store::generation`] stays, so the flushes a minute do not make every catalogue
+    /// view be read again.
     fn write_outside_caches<T>(
         &self,
         body: impl FnOnce() -> Result<T, StoreError>,

@@ -260,7 +260,7 @@ mod tests {
     }
 
     #[test]
-    fn downloads_of_a_file_deleted_since_are_dropped_and_the_rest_is_written() {
+    fn downloads_of_a_file_the_store_does_not_hold_are_dropped_and_the_rest_is_written() {
         let (_dir, store, acme) = store_with_acme();
         let gone = ((acme.prefix, FileId(0x5eed)), 4);
         let written = store

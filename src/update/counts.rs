@@ -203,8 +203,10 @@ impl Counts {
         }
     }
 
-    /// `account`'s file `file`'s downloads not yet stored (read under
-    /// [`Counts::settle`] to add to the stored count).
+    /// `account`'s file `file`'s downloads not yet stored, to add to the stored count.
+    /// Read after the stored record (no [`Counts::settle`] needed): a flush takes counts
+    /// out of memory before it stores them, so the sum can lag for a moment but never
+    /// counts a download twice.
     pub fn unflushed_downloads(&self, account: &AccountPrefix, file: FileId) -> u64 {
         lock(&self.files)
             .get(&(*account, file))

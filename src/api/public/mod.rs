@@ -742,8 +742,10 @@ fn plain(status: StatusCode, text: &str) -> Response<Body> {
 }
 
 /// `GET|HEAD /dl/{token}/{filename}` (SPEC §8.4): the signed link's file, streamed with
-/// `Range`/`ETag`; `410` when the link expired or its file is gone or changed; `403` when
-/// its key was disabled or expired since; `404` for a token that is not ours.
+/// `Range`/`ETag`; `410` when the link expired, its file is gone or changed, or its
+/// version or product was pulled since; `403` when its key was disabled, expired, removed
+/// or deactivated since, or the link was made without a key while the product was free
+/// and the product needs one now; `404` for a token that is not ours.
 async fn download(app: &App, call: Call) -> Result<Response<Body>, Error> {
     use crate::update::link::LinkError;
     let now = call.now;
