@@ -1635,3 +1635,75 @@ async fn activations_and_validations_are_counted_by_outcome_on_metrics() {
     assert_eq!(counted.activations, [1, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
     assert_eq!(server.counted(acme.other), Default::default());
 }
+
+#[tokio::test]
+async fn the_account_pool_and_the_daily_limit_answer_in_each_dialect() {
+    // The account's pool of 3 counted activations, and at most 2 new activations of a key
+    // a day (`--default-activation-limit`, `--max-activations-per-day`).
+    let server = TestServer::start_with(upkeep::app::Settings {
+        auth_failures_per_minute: 0,
+        default_activation_limit: 3,
+        max_activations_per_day: 2,
+        ..upkeep::app::Settings::default()
+    })
+    .await;
+    let acme = shop(&server, "acme").await;
+    let p = acme.product;
+    let uc = |k: &str, site: &str| {
+        format!("/api/v1/products/{p}/download-keys/activate?download_key={k}&domain={site}")
+    };
+    let edd = |k: &str, site: &str| {
+        format!("/edd/acme?edd_action=activate_license&license={k}&item_id={p}&url={site}")
+    };
+    let ls = |k: &str| format!("license_key={k}&instance_name=box");
+
+    // Key A: its third new activation in a day is refused in every dialect's shape.
+    let (_, a) = key(&server, &acme, &[p], json!({"activation_limit": 10})).await;
+    for site in ["a1-shop.com", "a2-shop.com"] {
+        let on = get(&server, &uc(&a, site)).await.expect(200);
+        assert_eq!(on["activated"], true, "{on}");
+    }
+    let third = get(&server, &uc(&a, "a3-shop.com")).await.expect(200);
+    assert_eq!(
+        (third["activated"].clone(), third["code"].clone()),
+        (json!(false), json!("rate_limited")),
+        "{third}"
+    );
+    let by_edd = get(&server, &edd(&a, "a4-shop.com")).await.expect(200);
+    assert_eq!(
+        (by_edd["success"].clone(), by_edd["error"].clone()),
+        (json!(false), json!("rate_limited")),
+        "{by_edd}"
+    );
+    let by_ls = post(&server, "/ls/acme/v1/licenses/activate", FORM, ls(&a))
+        .await
+        .expect(429);
+    assert_eq!(by_ls["activated"], false, "{by_ls}");
+    // An activation already there is no new one: still valid.
+    let again = get(&server, &uc(&a, "www.a1-shop.com")).await.expect(200);
+    assert_eq!(again["activated"], true, "{again}");
+
+    // Key B: one more fits the account's pool (3), the next does not.
+    let (_, b) = key(&server, &acme, &[p], json!({"activation_limit": 10})).await;
+    let on = get(&server, &uc(&b, "b1-shop.com")).await.expect(200);
+    assert_eq!(on["activated"], true, "{on}");
+    let full = get(&server, &uc(&b, "b2-shop.com")).await.expect(200);
+    assert_eq!(
+        (full["activated"].clone(), full["code"].clone()),
+        (json!(false), json!("account_limit_reached")),
+        "{full}"
+    );
+    let by_edd = get(&server, &edd(&b, "b3-shop.com")).await.expect(200);
+    assert_eq!(
+        (by_edd["success"].clone(), by_edd["error"].clone()),
+        (json!(false), json!("no_activations_left")),
+        "{by_edd}"
+    );
+    let by_ls = post(&server, "/ls/acme/v1/licenses/activate", FORM, ls(&b))
+        .await
+        .expect(400);
+    assert_eq!(
+        by_ls["error"], "This license key has reached the activation limit.",
+        "{by_ls}"
+    );
+}
