@@ -646,6 +646,79 @@ async fn an_upload_over_the_limit_is_413_before_it_is_read() {
 }
 
 #[tokio::test]
+async fn a_blob_two_files_share_outlives_the_deletion_of_one() {
+    // Content is stored once by its hash; deleting one of two files holding it must leave
+    // the other downloadable, and deleting the second removes the blob.
+    let server = TestServer::start().await;
+    let acme = server.account("acme");
+    let created = send(
+        &server,
+        Method::POST,
+        "/api/v1/products",
+        &acme.token,
+        json!({"slug":"twin","kind":"app","name":"Twin"}),
+    )
+    .await
+    .expect(201);
+    let pid = created["data"]["id"].as_u64().unwrap();
+    let version = send(
+        &server,
+        Method::POST,
+        &format!("/api/v1/products/{pid}/versions"),
+        &acme.token,
+        json!({"version":"1.0.0"}),
+    )
+    .await
+    .expect(201);
+    let vid = version["data"]["id"].as_u64().unwrap();
+    let content = b"the same bytes twice".to_vec();
+    let mut ids = Vec::new();
+    for name in ["Installer", "Mirror"] {
+        let made = upload(
+            &server,
+            &format!("/api/v1/versions/{vid}/files?name={name}&filename={name}.bin"),
+            &acme.token,
+            "application/octet-stream",
+            content.clone(),
+        )
+        .await
+        .expect(201);
+        ids.push(made["data"]["id"].as_u64().unwrap());
+    }
+    assert_eq!(blobs(server.path()).len(), 1, "stored once");
+    send(
+        &server,
+        Method::DELETE,
+        &format!("/api/v1/files/{}", ids[0]),
+        &acme.token,
+        Value::Null,
+    )
+    .await
+    .expect(204);
+    let kept = server
+        .request(Method::GET, &format!("/api/v1/files/{}/content", ids[1]))
+        .header("authorization", &bearer(&acme.token))
+        .send()
+        .await;
+    assert_eq!(kept.status, 200, "{kept:?}");
+    assert_eq!(&kept.body[..], &content[..]);
+    assert_eq!(blobs(server.path()).len(), 1, "still referenced");
+    send(
+        &server,
+        Method::DELETE,
+        &format!("/api/v1/files/{}", ids[1]),
+        &acme.token,
+        Value::Null,
+    )
+    .await
+    .expect(204);
+    assert!(
+        blobs(server.path()).is_empty(),
+        "the last reference took it"
+    );
+}
+
+#[tokio::test]
 async fn products_versions_and_files_follow_the_rules() {
     let server = TestServer::start().await;
     let acme = server.account("acme");
