@@ -231,6 +231,36 @@ fn more_than_20_000_entries() {
     refused(&lying, None, "more than 20,000 entries (60000 declared)");
 }
 
+/// A zip64 end-of-central-directory record (56 bytes: nothing after its fixed fields).
+fn zip64_record(entries: u64, dir_size: u64, dir_offset: u64) -> Vec<u8> {
+    let mut r = b"PK\x06\x06".to_vec();
+    r.extend_from_slice(&44u64.to_le_bytes()); // size of the rest
+    r.extend_from_slice(&[45, 0, 45, 0]); // made by, needed
+    r.extend_from_slice(&[0; 8]); // this disk, the directory's disk
+    r.extend_from_slice(&entries.to_le_bytes()); // on this disk
+    r.extend_from_slice(&entries.to_le_bytes());
+    r.extend_from_slice(&dir_size.to_le_bytes());
+    r.extend_from_slice(&dir_offset.to_le_bytes());
+    r
+}
+
+/// A zip64 locator naming the record at `record_at`, then the 32-bit end record with
+/// `entries`, `dir_size` and `dir_offset` (0xFF… to send the reader to zip64).
+fn zip64_tail(record_at: u64, entries: u16, dir_size: u32, dir_offset: u32) -> Vec<u8> {
+    let mut t = b"PK\x06\x07".to_vec();
+    t.extend_from_slice(&[0; 4]);
+    t.extend_from_slice(&record_at.to_le_bytes());
+    t.extend_from_slice(&1u32.to_le_bytes()); // disks
+    t.extend_from_slice(b"PK\x05\x06");
+    t.extend_from_slice(&[0; 4]);
+    t.extend_from_slice(&entries.to_le_bytes());
+    t.extend_from_slice(&entries.to_le_bytes());
+    t.extend_from_slice(&dir_size.to_le_bytes());
+    t.extend_from_slice(&dir_offset.to_le_bytes());
+    t.extend_from_slice(&[0, 0]); // no comment
+    t
+}
+
 #[test]
 fn a_zip64_record_off_its_locator_is_refused() {
     // The 32-bit end record sends the reader to zip64; its locator names offset X, and a
@@ -238,26 +268,8 @@ fn a_zip64_record_off_its_locator_is_refused() {
     // around X and would believe it (and reserve room for 30,000 entries); we refuse.
     let x = 30_000u64 * 47;
     let mut bytes = vec![0u8; x as usize + 1];
-    let mut record = Vec::new();
-    record.extend_from_slice(b"PK\x06\x06");
-    record.extend_from_slice(&44u64.to_le_bytes()); // size of the rest
-    record.extend_from_slice(&[45, 0, 45, 0]); // made by, needed
-    record.extend_from_slice(&[0; 8]); // disk numbers
-    record.extend_from_slice(&30_000u64.to_le_bytes()); // entries on this disk
-    record.extend_from_slice(&30_000u64.to_le_bytes()); // entries
-    record.extend_from_slice(&100u64.to_le_bytes()); // directory size
-    record.extend_from_slice(&30_000u64.to_le_bytes()); // directory offset
-    bytes.extend_from_slice(&record);
-    bytes.extend_from_slice(b"PK\x06\x07");
-    bytes.extend_from_slice(&[0; 4]);
-    bytes.extend_from_slice(&x.to_le_bytes());
-    bytes.extend_from_slice(&1u32.to_le_bytes());
-    bytes.extend_from_slice(b"PK\x05\x06");
-    bytes.extend_from_slice(&[0; 4]);
-    bytes.extend_from_slice(&[1, 0, 1, 0]); // one entry
-    bytes.extend_from_slice(&100u32.to_le_bytes());
-    bytes.extend_from_slice(&u32::MAX.to_le_bytes()); // offset: see zip64
-    bytes.extend_from_slice(&[0, 0]);
+    bytes.extend_from_slice(&zip64_record(30_000, 100, 30_000));
+    bytes.extend_from_slice(&zip64_tail(x, 1, 100, u32::MAX));
     refused(
         &bytes,
         None,
@@ -274,30 +286,10 @@ fn a_genuine_zip64_package_is_read() {
     let eocd = plain.len() - 22;
     assert_eq!(&plain[eocd..eocd + 4], b"PK\x05\x06");
     let entries = u64::from(u16::from_le_bytes([plain[eocd + 10], plain[eocd + 11]]));
-    let size = u64::from(u32::from_le_bytes(
-        plain[eocd + 12..eocd + 16].try_into().unwrap(),
-    ));
-    let offset = u64::from(u32::from_le_bytes(
-        plain[eocd + 16..eocd + 20].try_into().unwrap(),
-    ));
+    let u32_at = |at: usize| u64::from(u32::from_le_bytes(plain[at..at + 4].try_into().unwrap()));
     let mut bytes = plain[..eocd].to_vec();
-    bytes.extend_from_slice(b"PK\x06\x06");
-    bytes.extend_from_slice(&44u64.to_le_bytes());
-    bytes.extend_from_slice(&[45, 0, 45, 0]);
-    bytes.extend_from_slice(&[0; 8]);
-    bytes.extend_from_slice(&entries.to_le_bytes());
-    bytes.extend_from_slice(&entries.to_le_bytes());
-    bytes.extend_from_slice(&size.to_le_bytes());
-    bytes.extend_from_slice(&offset.to_le_bytes());
-    bytes.extend_from_slice(b"PK\x06\x07");
-    bytes.extend_from_slice(&[0; 4]);
-    bytes.extend_from_slice(&(eocd as u64).to_le_bytes());
-    bytes.extend_from_slice(&1u32.to_le_bytes());
-    bytes.extend_from_slice(b"PK\x05\x06");
-    bytes.extend_from_slice(&[0; 4]);
-    bytes.extend_from_slice(&[0xFF; 4]);
-    bytes.extend_from_slice(&[0xFF; 8]);
-    bytes.extend_from_slice(&[0, 0]);
+    bytes.extend_from_slice(&zip64_record(entries, u32_at(eocd + 12), u32_at(eocd + 16)));
+    bytes.extend_from_slice(&zip64_tail(eocd as u64, u16::MAX, u32::MAX, u32::MAX));
     let (result, _) = try_read(&bytes, None);
     assert_eq!(result.unwrap().slug, "demo");
 }
@@ -306,32 +298,11 @@ fn a_genuine_zip64_package_is_read() {
 fn a_decoy_zip64_record_the_zip_crate_would_skip_is_refused() {
     // At the locator's offset X, a record declaring one entry but not ending at the
     // locator (the crate skips it); after it, one that does, declaring 30,000.
-    let record = |entries: u64| {
-        let mut r = Vec::new();
-        r.extend_from_slice(b"PK\x06\x06");
-        r.extend_from_slice(&44u64.to_le_bytes());
-        r.extend_from_slice(&[45, 0, 45, 0]);
-        r.extend_from_slice(&[0; 8]);
-        r.extend_from_slice(&entries.to_le_bytes());
-        r.extend_from_slice(&entries.to_le_bytes());
-        r.extend_from_slice(&100u64.to_le_bytes());
-        r.extend_from_slice(&0u64.to_le_bytes());
-        r
-    };
     let x = 30_000u64 * 47;
     let mut bytes = vec![0u8; x as usize];
-    bytes.extend_from_slice(&record(1));
-    bytes.extend_from_slice(&record(30_000));
-    bytes.extend_from_slice(b"PK\x06\x07");
-    bytes.extend_from_slice(&[0; 4]);
-    bytes.extend_from_slice(&x.to_le_bytes());
-    bytes.extend_from_slice(&1u32.to_le_bytes());
-    bytes.extend_from_slice(b"PK\x05\x06");
-    bytes.extend_from_slice(&[0; 4]);
-    bytes.extend_from_slice(&[1, 0, 1, 0]);
-    bytes.extend_from_slice(&100u32.to_le_bytes());
-    bytes.extend_from_slice(&u32::MAX.to_le_bytes());
-    bytes.extend_from_slice(&[0, 0]);
+    bytes.extend_from_slice(&zip64_record(1, 100, 0));
+    bytes.extend_from_slice(&zip64_record(30_000, 100, 0));
+    bytes.extend_from_slice(&zip64_tail(x, 1, 100, u32::MAX));
     refused(
         &bytes,
         None,
