@@ -1,6 +1,6 @@
 //! The decision (SPEC §8.1) in every dialect: what is offered, to whom, with which link.
 
-use super::{get, no_store, patch, plugin_with, release};
+use super::{get, no_store, patch, plugin_with, release, static_keys};
 use crate::support::{TestServer, plugin_zip};
 use http::Method;
 use serde_json::json;
@@ -482,15 +482,7 @@ async fn odd_keys_odd_channels_and_heads_are_answered_as_spec_says() {
     let acme = server.account("acme");
     let v = plugin_with(&server, &acme.token, "paid", &["2.0.0"]).await;
     let id = v["product"]["id"].as_u64().unwrap();
-    server
-        .put(
-            "/v1/plugins/paid",
-            &acme.token,
-            json!({"license": {"type": "static-keys"}}),
-        )
-        .send()
-        .await
-        .expect(200);
+    static_keys(&server, &acme.token, "paid").await;
     // Keys with characters outside the URL-safe set: not found, announced, no link, a 200.
     let odd = get(
         &server,

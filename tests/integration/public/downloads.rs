@@ -1,7 +1,7 @@
 //! Signed download links (SPEC §8.1 item 3, §8.4): streaming with Range and ETag, HEAD,
 //! expiry, forgery, a changed or deleted file, and keys checked again at download.
 
-use super::{get, patch, plugin_with};
+use super::{get, patch, plugin_with, static_keys};
 use crate::support::{TestServer, plugin_zip};
 use http::Method;
 use serde_json::json;
@@ -214,13 +214,7 @@ async fn static_keys_gate_the_link_and_are_checked_again_at_download() {
         .expect(200);
     let free_link = path_of(free["download_link"].as_str().unwrap());
     let put = |path: &str, body: serde_json::Value| server.put(path, &acme.token, body);
-    put(
-        "/v1/plugins/paid",
-        json!({"license": {"type": "static-keys"}}),
-    )
-    .send()
-    .await
-    .expect(200);
+    static_keys(&server, &acme.token, "paid").await;
     // ...no longer downloads once it needs a key.
     let keyless = server.request(Method::GET, &free_link).send().await;
     assert_eq!(keyless.status, 403, "{keyless:?}");
@@ -300,15 +294,7 @@ async fn guessing_keys_is_throttled_with_a_200_that_says_rate_limited() {
     let server = TestServer::start().await;
     let acme = server.account("acme");
     plugin_with(&server, &acme.token, "paid", &["1.0.0"]).await;
-    server
-        .put(
-            "/v1/plugins/paid",
-            &acme.token,
-            json!({"license": {"type": "static-keys"}}),
-        )
-        .send()
-        .await
-        .expect(200);
+    static_keys(&server, &acme.token, "paid").await;
     server
         .put(
             "/v1/plugins/paid/license/keys",

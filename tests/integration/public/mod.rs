@@ -60,6 +60,19 @@ pub(super) async fn patch(server: &TestServer, token: &str, path: &str, body: Va
         .expect(200)
 }
 
+/// Makes plugin `slug` licensed by static keys (the WunderUpdates API, SPEC §7.2).
+pub(super) async fn static_keys(server: &TestServer, token: &str, slug: &str) {
+    server
+        .put(
+            &format!("/v1/plugins/{slug}"),
+            token,
+            serde_json::json!({"license": {"type": "static-keys"}}),
+        )
+        .send()
+        .await
+        .expect(200);
+}
+
 pub(super) fn no_store(reply: &Reply) {
     assert_eq!(reply.header("cache-control"), Some("no-store"), "{reply:?}");
 }
