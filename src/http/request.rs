@@ -2,7 +2,9 @@
 //!
 //! SPEC §3: a body whose first non-blank byte is `{` or `[` is JSON whatever its
 //! Content-Type says (curl `-d` labels JSON as form data). On `/api/v1` any other body is
-//! read as `application/x-www-form-urlencoded`, whatever its label; elsewhere it is a 400.
+//! read as `application/x-www-form-urlencoded` unless it is labelled JSON (then it is a
+//! 400: the sniffing rescues JSON sent as form data, never the reverse); elsewhere it is a
+//! 400.
 
 use crate::error::Error;
 use bytes::Bytes;
@@ -96,10 +98,22 @@ pub fn json<T: DeserializeOwned>(input: &Input) -> Result<T, Error> {
 /// UpdaterCloud family). An empty body decodes as `{}`. Form fields become JSON strings;
 /// a repeated field (or `field[]`) becomes a list.
 ///
+/// SPEC §3's sniffing rescues JSON labelled as form data; it does not run the other way.
+/// A body labelled `application/json` (or `…+json`) must be a JSON object: a blank or
+/// form-shaped body under that label is a 400, never read as "no fields" (a PATCH of
+/// `\r` labelled JSON answered 200 and changed nothing, which no client means).
+///
 /// # Errors
 /// As [`json`], with form fields named the same way.
 pub fn json_or_form<T: DeserializeOwned>(input: &Input) -> Result<T, Error> {
     let body = &input.body;
+    if labelled_json(&input.parts.headers) && !looks_like_json(body) {
+        return Err(Error::InvalidRequest(
+            "the body is labelled application/json but is not JSON: send a JSON object \
+             ({} for no fields), or label form data application/x-www-form-urlencoded"
+                .to_owned(),
+        ));
+    }
     if body.iter().all(u8::is_ascii_whitespace) {
         return decode_json(b"{}");
     }
@@ -113,6 +127,22 @@ pub fn json_or_form<T: DeserializeOwned>(input: &Input) -> Result<T, Error> {
         let path = err.path().to_string();
         Error::InvalidRequest(format!("{path}: {}", err.into_inner()))
     })
+}
+
+/// Whether the request's `Content-Type` is `application/json` or a `+json` type.
+fn labelled_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || essence.rsplit_once('+').is_some_and(|(kind, suffix)| {
+            kind.to_ascii_lowercase().starts_with("application/")
+                && suffix.eq_ignore_ascii_case("json")
+        })
 }
 
 /// `a=1&b=2&b=3&c[]=4` → `{"a":"1","b":["2","3"],"c":["4"]}`.
@@ -265,7 +295,7 @@ mod tests {
         }
     }
 
-    fn message(result: Result<Sample, Error>) -> String {
+    fn message<T: std::fmt::Debug>(result: Result<T, Error>) -> String {
         match result.unwrap_err() {
             Error::InvalidRequest(message) => message,
             other => panic!("{other:?}"),
@@ -289,15 +319,18 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let msg = message(json(&input(None, r#"{"name":"a","expires":"soon"}"#)));
+        let msg = message(json::<Sample>(&input(
+            None,
+            r#"{"name":"a","expires":"soon"}"#,
+        )));
         assert!(msg.starts_with("expires: invalid type: string"), "{msg}");
-        let msg = message(json(&input(None, r#"{"name":"a","expire":1}"#)));
+        let msg = message(json::<Sample>(&input(None, r#"{"name":"a","expire":1}"#)));
         assert!(msg.contains("unknown field `expire`"), "{msg}");
-        let msg = message(json(&input(None, r#"{"expires":1}"#)));
+        let msg = message(json::<Sample>(&input(None, r#"{"expires":1}"#)));
         assert!(msg.contains("missing field `name`"), "{msg}");
-        let msg = message(json(&input(None, r#"{"name":"a""#)));
+        let msg = message(json::<Sample>(&input(None, r#"{"name":"a""#)));
         assert!(msg.starts_with("malformed JSON"), "{msg}");
-        let msg = message(json(&input(None, r#"{"name":"a"} x"#)));
+        let msg = message(json::<Sample>(&input(None, r#"{"name":"a"} x"#)));
         assert!(msg.starts_with("malformed JSON"), "{msg}");
     }
 
@@ -328,13 +361,48 @@ mod tests {
             Some("application/x-www-form-urlencoded"),
             "name=a&expires=9",
         );
-        let msg = message(json_or_form(&form));
+        let msg = message(json_or_form::<Sample>(&form));
         assert!(msg.starts_with("expires: invalid type: string"), "{msg}");
         let sample: Sample = json_or_form(&input(None, "name=a")).unwrap();
         assert_eq!(sample.name, "a");
         // Whatever the label, /api/v1 reads a non-JSON body as a form (SPEC §3).
         let labelled: Sample = json_or_form(&input(Some("text/plain"), "name=a")).unwrap();
         assert_eq!(labelled.name, "a");
+    }
+
+    #[test]
+    fn a_body_labelled_json_must_be_json() {
+        type Object = serde_json::Map<String, serde_json::Value>;
+        // Unlabelled or form-labelled, a blank body is "no fields".
+        for label in [None, Some("application/x-www-form-urlencoded")] {
+            assert!(
+                json_or_form::<Object>(&input(label, "\r"))
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        // Labelled JSON, blank or form-shaped is a 400 naming the label.
+        for label in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/vnd.api+json",
+        ] {
+            for body in ["", "\r", " \n", "name=a"] {
+                let msg = message(json_or_form::<Object>(&input(Some(label), body)));
+                assert!(
+                    msg.contains("labelled application/json"),
+                    "{label} {body:?}: {msg}"
+                );
+            }
+            let object: Object = json_or_form(&input(Some(label), " {}")).unwrap();
+            assert!(object.is_empty());
+        }
+        for other in ["text/json+plain", "application/jsonx", "text/plain"] {
+            assert!(
+                !labelled_json(&input(Some(other), "").parts.headers),
+                "{other}"
+            );
+        }
     }
 
     #[test]
