@@ -253,7 +253,8 @@ pub fn execute(
         } => {
             let prefix = parse_prefix(account)?;
             require_account(ctx, &prefix)?;
-            let scopes = Scopes::parse_all(scopes.iter().map(String::as_str))
+            // `--scopes "api, reports"`: clap splits on the comma; the space goes here.
+            let scopes = Scopes::parse_all(scopes.iter().map(|s| s.trim()))
                 .map_err(|reason| Error::invalid("scopes", reason))?;
             let new = service::tokens::NewToken {
                 owner: service::tokens::Owner::Account(prefix),

@@ -240,7 +240,8 @@ pub struct RotateToken {
     pub grace: Option<String>,
 }
 
-/// Accepts `["a","b"]`, `"a,b"` or `["a,b"]`; yields the trimmed, non-empty names.
+/// Accepts `["a","b"]` (each item one name, as sent) or `"a, b"` (split on commas, spaces
+/// around a name dropped; an empty name between commas is an error).
 fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     struct Visitor;
     impl<'de> serde::de::Visitor<'de> for Visitor {
@@ -249,7 +250,7 @@ fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Stri
             f.write_str("a list of scope names or a comma-separated string")
         }
         fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
-            Ok(split_names(text))
+            split_names(text)
         }
         fn visit_seq<A: serde::de::SeqAccess<'de>>(
             self,
@@ -257,7 +258,7 @@ fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Stri
         ) -> Result<Self::Value, A::Error> {
             let mut names = Vec::new();
             while let Some(item) = seq.next_element::<String>()? {
-                names.extend(split_names(&item));
+                names.push(item);
             }
             Ok(names)
         }
@@ -265,11 +266,14 @@ fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Stri
     deserializer.deserialize_any(Visitor)
 }
 
-fn split_names(text: &str) -> Vec<String> {
+fn split_names<E: serde::de::Error>(text: &str) -> Result<Vec<String>, E> {
     text.split(',')
-        .map(str::trim)
-        .filter(|name| !name.is_empty())
-        .map(str::to_owned)
+        .map(|name| match name.trim_matches(' ') {
+            "" => Err(E::custom(
+                "an empty scope name in the comma-separated list (a stray comma?)",
+            )),
+            name => Ok(name.to_owned()),
+        })
         .collect()
 }
 

@@ -132,16 +132,18 @@ impl Scopes {
             .filter(move |scope| self.contains(*scope))
     }
 
-    /// Parses scope names, e.g. from `["api"]` or `"read_user,reports"`.
+    /// Parses scope names, each exactly as written (`api`, not ` api`).
     ///
     /// # Errors
     /// The first unknown name, or an empty list.
     pub fn parse_all<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Scopes, String> {
         let mut scopes = Scopes::empty();
         for name in names {
-            let name = name.trim();
             match Scope::parse(name) {
                 Some(scope) => scopes.insert(scope),
+                None if name.is_empty() => {
+                    return Err("an empty scope name (a stray comma?)".to_owned());
+                }
                 None => {
                     return Err(format!(
                         "unknown scope `{name}` (known: {})",
@@ -204,9 +206,11 @@ mod tests {
                 .contains("`admin`")
         );
         assert!(Scopes::parse_all([]).is_err());
-        assert_eq!(
-            Scopes::parse_all([" api "]).unwrap(),
-            Scopes::only(Scope::Api)
+        assert!(Scopes::parse_all([" api "]).is_err());
+        assert!(
+            Scopes::parse_all(["api", ""])
+                .unwrap_err()
+                .contains("empty scope name")
         );
     }
 }

@@ -865,3 +865,243 @@ async fn the_server_answers_only_what_the_document_says() {
         }
     }
 }
+
+/// Request bodies the document refuses, which the server once took (schemathesis' negative
+/// phase finds them one a run, at random): each is a 4xx, and where this file's validator
+/// can see the violation (it does not check `pattern`), the document is checked to refuse
+/// it too. Bodies the document was widened to take are checked the other way round.
+#[tokio::test]
+async fn bodies_the_document_refuses_are_refused() {
+    let server = TestServer::start().await;
+    let doc = document(&server).await;
+    let account = server.account("refuse");
+    let catalog = crate::support::catalog_fixture(&server, &account.token, "rf").await;
+    let product = format!("/api/v1/products/{}", catalog.product);
+    let file = format!("/api/v1/files/{}", catalog.file);
+    server
+        .request(Method::POST, "/v1/plugins")
+        .header("x-api-key", &account.token)
+        .body(r#"{"slug":"wu-refuse"}"#)
+        .send()
+        .await
+        .expect(200);
+    // (template, path, content type, body, whether the validator here sees the violation)
+    let refused: &[(&str, &str, &str, &str, bool)] = &[
+        // A body labelled JSON that is blank or form data.
+        ("/api/v1/files/{id}", &file, "application/json", "\r", false),
+        ("/api/v1/files/{id}", &file, "application/json", "", false),
+        (
+            "/api/v1/files/{id}",
+            &file,
+            "application/json",
+            "published=true",
+            false,
+        ),
+        // A nested struct sent as an array (serde reads it by position), or with an
+        // unknown field.
+        (
+            "/api/v1/products/{id}",
+            &product,
+            "application/json",
+            r#"{"banners":[null,null]}"#,
+            true,
+        ),
+        (
+            "/api/v1/products/{id}",
+            &product,
+            "application/json",
+            r#"{"banners":{"low":null,"x":1}}"#,
+            true,
+        ),
+        (
+            "/api/v1/products/{id}",
+            &product,
+            "application/json",
+            r#"{"icons":[null,null,null]}"#,
+            true,
+        ),
+        (
+            "/api/v1/products",
+            "/api/v1/products",
+            "application/json",
+            r#"{"slug":"refused","kind":"plugin","name":"R","banners":[null,null]}"#,
+            true,
+        ),
+        (
+            "/v1/plugins",
+            "/v1/plugins",
+            "application/json",
+            r#"{"slug":"refused-wu","license":["no-license"]}"#,
+            true,
+        ),
+        (
+            "/v1/plugins/{slug}/license/keys",
+            "/v1/plugins/wu-refuse/license/keys",
+            "application/json",
+            r#"[["abcdefgh"]]"#,
+            true,
+        ),
+        (
+            "/v1/public/{prefix}/check",
+            "/v1/public/refuse/check",
+            "application/json",
+            "[null,[]]",
+            true,
+        ),
+        // Text around a number or a boolean may be JSON's whitespace only.
+        (
+            "/api/v1/products/{id}",
+            &product,
+            "application/json",
+            r#"{"published":"\u000btrue"}"#,
+            false,
+        ),
+        (
+            "/api/v1/settings/download-keys",
+            "/api/v1/settings/download-keys",
+            "application/json",
+            r#"{"generator":"segmented","segments":"\u00a05"}"#,
+            false,
+        ),
+        // Scope names exactly as the enum has them; no empty name between commas.
+        (
+            "/api/v1/tokens",
+            "/api/v1/tokens",
+            "application/json",
+            r#"{"name":"t1","scopes":"api,"}"#,
+            false,
+        ),
+        (
+            "/api/v1/tokens",
+            "/api/v1/tokens",
+            "application/json",
+            r#"{"name":"t2","scopes":"api\t"}"#,
+            false,
+        ),
+        (
+            "/api/v1/tokens",
+            "/api/v1/tokens",
+            "application/json",
+            r#"{"name":"t3","scopes":["api",""]}"#,
+            true,
+        ),
+        (
+            "/api/v1/tokens",
+            "/api/v1/tokens",
+            "application/json",
+            r#"{"name":"t4","scopes":["api,read_user"]}"#,
+            true,
+        ),
+        (
+            "/api/v1/tokens",
+            "/api/v1/tokens",
+            "application/x-www-form-urlencoded",
+            "name=t5&scopes=api&scopes=",
+            false,
+        ),
+        (
+            "/v1/account/tokens",
+            "/v1/account/tokens",
+            "application/json",
+            r#"{"name":"t6","scopes":[" api"]}"#,
+            true,
+        ),
+    ];
+    let mut wrongly_taken = Vec::new();
+    for &(template, path, content_type, body, visible) in refused {
+        let method = if template.ends_with("{id}") {
+            Method::PATCH
+        } else if template == "/api/v1/settings/download-keys" {
+            Method::PUT
+        } else {
+            Method::POST
+        };
+        if visible {
+            let schema = &doc["paths"][template][method.as_str().to_ascii_lowercase()]["requestBody"]
+                ["content"][content_type]["schema"];
+            assert!(
+                schema.is_object(),
+                "{method} {template}: no {content_type} schema"
+            );
+            let value: Value = serde_json::from_str(body).expect("the case is JSON");
+            let mut errors = Vec::new();
+            validate(&doc, schema, &value, "body", &mut errors);
+            assert!(
+                !errors.is_empty(),
+                "{method} {template}: the document takes {body}"
+            );
+        }
+        let reply = server
+            .request(method.clone(), path)
+            .header("x-api-key", &account.token)
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await;
+        if !reply.status.is_client_error() {
+            wrongly_taken.push(format!("{method} {path} {body:?}:{reply:?}"));
+        }
+    }
+    assert!(wrongly_taken.is_empty(), "taken: {wrongly_taken:#?}");
+    // Nothing was made by the refused creations (both families share the account's slugs).
+    for slug in ["refused", "refused-wu"] {
+        server
+            .request(Method::POST, "/api/v1/products")
+            .header("x-api-key", &account.token)
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"slug":"{slug}","kind":"plugin","name":"{slug}"}}"#
+            ))
+            .send()
+            .await
+            .expect(201);
+    }
+    let tokens = server
+        .request(Method::GET, "/api/v1/tokens")
+        .header("x-api-key", &account.token)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(tokens["data"].as_array().map(Vec::len), Some(1), "{tokens}");
+
+    // What the document was widened to take, it takes, and so does the server.
+    let taken: &[(&str, &str, Method, &str)] = &[
+        (
+            "/api/v1/products/{id}",
+            &product,
+            Method::PATCH,
+            r#"{"homepage":" \t\u00a0"}"#,
+        ),
+        (
+            "/api/v1/settings/download-keys",
+            "/api/v1/settings/download-keys",
+            Method::PUT,
+            r#"{"generator":"segmented","segments":" 5","segment_len":"08"}"#,
+        ),
+        (
+            "/api/v1/customers",
+            "/api/v1/customers",
+            Method::POST,
+            r#"{"name":"A","email":"a@example.com","entity":null}"#,
+        ),
+    ];
+    for (template, path, method, body) in taken {
+        let schema = &doc["paths"][template][method.as_str().to_ascii_lowercase()]["requestBody"]["content"]
+            ["application/json"]["schema"];
+        let value: Value = serde_json::from_str(body).expect("the case is JSON");
+        let mut errors = Vec::new();
+        validate(&doc, schema, &value, "body", &mut errors);
+        assert!(errors.is_empty(), "{method} {template}: {errors:?}");
+        let reply = server
+            .request(method.clone(), path)
+            .header("x-api-key", &account.token)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await;
+        assert!(
+            reply.status.is_success(),
+            "{method} {path} {body}:{reply:?}"
+        );
+    }
+}

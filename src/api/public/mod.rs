@@ -665,7 +665,7 @@ fn escape(text: &str) -> String {
 #[serde(deny_unknown_fields)]
 struct BatchBody {
     site: Option<String>,
-    items: Vec<BatchItem>,
+    items: Vec<crate::http::request::Object<BatchItem>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -696,7 +696,7 @@ fn batch(app: &App, call: &Call) -> Result<Response<Body>, Error> {
         .map(Place::Site);
     let base = base_url(app, call);
     let mut items = Vec::with_capacity(body.items.len());
-    for item in &body.items {
+    for crate::http::request::Object(item) in &body.items {
         let installed = item.version.clone().unwrap_or_default();
         // A bad channel is a bad request whether or not the slug is found.
         let channel = match item.channel.as_deref() {

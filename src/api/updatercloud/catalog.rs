@@ -8,7 +8,7 @@ use super::{double, list, one, time};
 use crate::api::account_of;
 use crate::app::App;
 use crate::error::Error;
-use crate::http::request;
+use crate::http::request::{self, Object};
 use crate::http::route::Call;
 use crate::http::{Body, response, upload};
 use crate::model::catalog::{Banners, Icons};
@@ -225,7 +225,9 @@ where
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(d)?;
         if let serde_json::Value::String(text) = &value
-            && let Ok(parsed) = text.trim().parse::<T>()
+            && let Ok(parsed) = text
+                .trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'))
+                .parse::<T>()
         {
             return Ok(Flex(parsed));
         }
@@ -251,6 +253,13 @@ struct IconsBody {
     svg: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BannersBody {
+    low: Option<String>,
+    high: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProductBody {
@@ -268,8 +277,8 @@ struct ProductBody {
     author: Option<Option<String>>,
     #[serde(default, deserialize_with = "double")]
     author_homepage: Option<Option<String>>,
-    icons: Option<IconsBody>,
-    banners: Option<Banners>,
+    icons: Option<Object<IconsBody>>,
+    banners: Option<Object<BannersBody>>,
     license: Option<String>,
     require_activation: Option<Flex<bool>>,
     published: Option<Flex<bool>>,
@@ -294,12 +303,15 @@ impl ProductBody {
             homepage: self.homepage,
             author: self.author,
             author_homepage: self.author_homepage,
-            icons: self.icons.map(|i| Icons {
+            icons: self.icons.map(|Object(i)| Icons {
                 x1: i.x1,
                 x2: i.x2,
                 svg: i.svg,
             }),
-            banners: self.banners,
+            banners: self.banners.map(|Object(b)| Banners {
+                low: b.low,
+                high: b.high,
+            }),
             license: self.license.as_deref().map(license).transpose()?,
             require_activation: self.require_activation.map(|f| f.0),
             published: self.published.map(|f| f.0),

@@ -12,7 +12,7 @@ use crate::api::account_of;
 use crate::app::App;
 use crate::error::Error;
 use crate::http::dto::DeletedEnvelope;
-use crate::http::request::{self, Input};
+use crate::http::request::{self, Input, Object};
 use crate::http::route::Call;
 use crate::http::{Body, response, upload};
 use crate::model::catalog::{StaticKey, check_date, check_static_key};
@@ -131,13 +131,13 @@ fn plural(kind: ProductKind) -> &'static str {
 struct CreateProduct {
     slug: String,
     #[serde(default)]
-    license: Option<License>,
+    license: Option<Object<License>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateProduct {
-    license: License,
+    license: Object<License>,
 }
 
 #[derive(Debug, Serialize)]
@@ -312,7 +312,7 @@ pub(super) async fn create(
     let account = account_of(caller)?;
     let body: CreateProduct = request::json(&call.input)?;
     let license = match &body.license {
-        Some(license) => parse_license_type(&license.kind)?,
+        Some(Object(license)) => parse_license_type(&license.kind)?,
         None => LicenseModel::Free,
     };
     let changes = service::catalog::ProductChanges {
@@ -353,7 +353,7 @@ pub(super) async fn update(
     let caller = call.caller()?;
     let account = account_of(caller)?;
     let body: UpdateProduct = request::json(&call.input)?;
-    let license = parse_license_type(&body.license.kind)?;
+    let license = parse_license_type(&body.license.0.kind)?;
     let slug = call.param("slug").into_owned();
     let product = app
         .write(caller, call.now, move |ctx| {
@@ -626,7 +626,7 @@ pub(super) fn keys(app: &App, call: &Call, kind: ProductKind) -> Result<Response
 }
 
 /// A JSON array body.
-fn key_list(input: &Input) -> Result<Vec<KeyView>, Error> {
+fn key_list(input: &Input) -> Result<Vec<Object<KeyView>>, Error> {
     let first = input.body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'[') {
         return Err(Error::InvalidRequest(
@@ -658,7 +658,7 @@ pub(super) async fn replace_keys(
         ));
     }
     let mut keys = Vec::with_capacity(list.len());
-    for (i, key) in list.into_iter().enumerate() {
+    for (i, Object(key)) in list.into_iter().enumerate() {
         let key = checked(&format!("[{i}]."), key)?;
         if let Some(first) = keys.iter().position(|k: &KeyView| k.key == key.key) {
             return Err(Error::invalid(
