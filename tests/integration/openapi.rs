@@ -876,6 +876,27 @@ async fn bodies_the_document_refuses_are_refused() {
     let doc = document(&server).await;
     let account = server.account("refuse");
     let catalog = crate::support::catalog_fixture(&server, &account.token, "rf").await;
+    let licensing = crate::support::licensing_fixture(
+        &server,
+        &account.token,
+        &account.prefix,
+        "rf",
+        catalog.product,
+    )
+    .await;
+    let key = format!("/api/v1/download-keys/{}", licensing.key);
+    let product_ids = [
+        format!(
+            r#"{{"product_ids":" {}, {} "}}"#,
+            catalog.product, catalog.victim_product
+        ),
+        format!(
+            r#"{{"product_ids":["{}", {}]}}"#,
+            catalog.product, catalog.victim_product
+        ),
+        format!(r#"{{"product_ids":{}}}"#, catalog.product),
+        r#"{"product_ids":"ALL"}"#.to_owned(),
+    ];
     let product = format!("/api/v1/products/{}", catalog.product);
     let file = format!("/api/v1/files/{}", catalog.file);
     server
@@ -1065,7 +1086,7 @@ async fn bodies_the_document_refuses_are_refused() {
     assert_eq!(tokens["data"].as_array().map(Vec::len), Some(1), "{tokens}");
 
     // What the document was widened to take, it takes, and so does the server.
-    let taken: &[(&str, &str, Method, &str)] = &[
+    let mut taken: Vec<(&str, &str, Method, &str)> = vec![
         (
             "/api/v1/products/{id}",
             &product,
@@ -1085,6 +1106,9 @@ async fn bodies_the_document_refuses_are_refused() {
             r#"{"name":"A","email":"a@example.com","entity":null}"#,
         ),
     ];
+    for body in &product_ids {
+        taken.push(("/api/v1/download-keys/{id}", &key, Method::PATCH, body));
+    }
     for (template, path, method, body) in taken {
         let schema = &doc["paths"][template][method.as_str().to_ascii_lowercase()]["requestBody"]["content"]
             ["application/json"]["schema"];
