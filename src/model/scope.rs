@@ -142,7 +142,7 @@ impl Scopes {
             match Scope::parse(name) {
                 Some(scope) => scopes.insert(scope),
                 None if name.is_empty() => {
-                    return Err("an empty scope name (a stray comma?)".to_owned());
+                    return Err("an empty scope name".to_owned());
                 }
                 None => {
                     return Err(format!(

@@ -433,8 +433,8 @@ async fn every_operation_lists_what_authorization_and_limits_can_answer() {
     }
 }
 
-/// Checks `value` against the subset of JSON Schema the document uses (`pattern` and
-/// `format` are not checked: schemathesis does that). Pushes one line per violation.
+/// Checks `value` against the subset of JSON Schema the document uses (`format` is not
+/// checked: schemathesis does that). Pushes one line per violation.
 fn validate(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
     let Some(schema) = schema.as_object() else {
         return;
@@ -506,6 +506,14 @@ fn validate(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut V
             .is_some_and(|m| len > m)
         {
             fail("too long".to_owned());
+        }
+        // JSON Schema patterns are ECMA 262; the `regex` crate reads the document's the
+        // same way but for look-arounds, which it cannot read (those go unchecked here).
+        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+            && let Ok(compiled) = regex::Regex::new(pattern)
+            && !compiled.is_match(text)
+        {
+            fail(format!("does not match {pattern}"));
         }
     }
     validate_rest(doc, schema, value, at, errors);
@@ -867,11 +875,13 @@ async fn the_server_answers_only_what_the_document_says() {
 }
 
 /// Request bodies the document refuses, which the server once took (schemathesis' negative
-/// phase finds them one a run, at random): each is a 4xx, and where this file's validator
-/// can see the violation (it does not check `pattern`), the document is checked to refuse
-/// it too. Bodies the document was widened to take are checked the other way round.
+/// phase finds them one a run, at random): each is a 400 naming the field, and where this
+/// file's validator can see the violation (it does not check `format`), the document is
+/// checked to refuse it too. Bodies the document was widened to take are checked the other
+/// way round.
 #[tokio::test]
 async fn bodies_the_document_refuses_are_refused() {
+    const JSON: &str = "application/json";
     let server = TestServer::start().await;
     let doc = document(&server).await;
     let account = server.account("refuse");
@@ -885,7 +895,8 @@ async fn bodies_the_document_refuses_are_refused() {
     )
     .await;
     let key = format!("/api/v1/download-keys/{}", licensing.key);
-    let product_ids = [
+    let key_bodies = [
+        r#"{"activation_limit":" 4294967295"}"#.to_owned(),
         format!(
             r#"{{"product_ids":" {}, {} "}}"#,
             catalog.product, catalog.victim_product
@@ -898,7 +909,6 @@ async fn bodies_the_document_refuses_are_refused() {
         r#"{"product_ids":"ALL"}"#.to_owned(),
     ];
     let product = format!("/api/v1/products/{}", catalog.product);
-    let file = format!("/api/v1/files/{}", catalog.file);
     server
         .request(Method::POST, "/v1/plugins")
         .header("x-api-key", &account.token)
@@ -906,112 +916,116 @@ async fn bodies_the_document_refuses_are_refused() {
         .send()
         .await
         .expect(200);
-    // (template, path, content type, body, whether the validator here sees the violation)
-    let refused: &[(&str, &str, &str, &str, bool)] = &[
-        // A body labelled JSON that is blank or form data.
-        ("/api/v1/files/{id}", &file, "application/json", "\r", false),
-        ("/api/v1/files/{id}", &file, "application/json", "", false),
-        (
-            "/api/v1/files/{id}",
-            &file,
-            "application/json",
-            "published=true",
-            false,
-        ),
+    // (template, path, content type, body, whether the validator here sees the violation,
+    // what the 400's message names)
+    let refused: &[(&str, &str, &str, &str, bool, &str)] = &[
         // A nested struct sent as an array (serde reads it by position), or with an
         // unknown field.
         (
             "/api/v1/products/{id}",
             &product,
-            "application/json",
+            JSON,
             r#"{"banners":[null,null]}"#,
             true,
+            "banners",
         ),
         (
             "/api/v1/products/{id}",
             &product,
-            "application/json",
+            JSON,
             r#"{"banners":{"low":null,"x":1}}"#,
             true,
+            "banners",
         ),
         (
             "/api/v1/products/{id}",
             &product,
-            "application/json",
+            JSON,
             r#"{"icons":[null,null,null]}"#,
             true,
+            "icons",
         ),
         (
             "/api/v1/products",
             "/api/v1/products",
-            "application/json",
+            JSON,
             r#"{"slug":"refused","kind":"plugin","name":"R","banners":[null,null]}"#,
             true,
+            "banners",
         ),
         (
             "/v1/plugins",
             "/v1/plugins",
-            "application/json",
+            JSON,
             r#"{"slug":"refused-wu","license":["no-license"]}"#,
             true,
+            "license",
         ),
         (
             "/v1/plugins/{slug}/license/keys",
             "/v1/plugins/wu-refuse/license/keys",
-            "application/json",
+            JSON,
             r#"[["abcdefgh"]]"#,
             true,
+            "[0]",
         ),
         (
             "/v1/public/{prefix}/check",
             "/v1/public/refuse/check",
-            "application/json",
+            JSON,
             "[null,[]]",
             true,
+            "JSON object",
         ),
         // Text around a number or a boolean may be JSON's whitespace only.
         (
             "/api/v1/products/{id}",
             &product,
-            "application/json",
+            JSON,
             r#"{"published":"\u000btrue"}"#,
-            false,
+            true,
+            "published",
         ),
         (
             "/api/v1/settings/download-keys",
             "/api/v1/settings/download-keys",
-            "application/json",
+            JSON,
             r#"{"generator":"segmented","segments":"\u00a05"}"#,
-            false,
+            true,
+            "segments",
         ),
         // Scope names exactly as the enum has them; no empty name between commas.
         (
             "/api/v1/tokens",
             "/api/v1/tokens",
-            "application/json",
+            JSON,
             r#"{"name":"t1","scopes":"api,"}"#,
-            false,
+            true,
+            "scopes",
         ),
         (
             "/api/v1/tokens",
             "/api/v1/tokens",
-            "application/json",
+            JSON,
             r#"{"name":"t2","scopes":"api\t"}"#,
-            false,
+            true,
+            "scopes",
         ),
         (
             "/api/v1/tokens",
             "/api/v1/tokens",
-            "application/json",
+            JSON,
             r#"{"name":"t3","scopes":["api",""]}"#,
             true,
+            "scopes",
         ),
         (
             "/api/v1/tokens",
             "/api/v1/tokens",
-            "application/json",
+            JSON,
             r#"{"name":"t4","scopes":["api,read_user"]}"#,
             true,
+            "scopes",
         ),
         (
             "/api/v1/tokens",
@@ -1019,17 +1033,27 @@ async fn bodies_the_document_refuses_are_refused() {
             "application/x-www-form-urlencoded",
             "name=t5&scopes=api&scopes=",
             false,
+            "scopes",
+        ),
+        (
+            "/api/v1/download-keys/{id}",
+            &key,
+            JSON,
+            r#"{"activation_limit":"4294967296"}"#,
+            true,
+            "activation_limit",
         ),
         (
             "/v1/account/tokens",
             "/v1/account/tokens",
-            "application/json",
+            JSON,
             r#"{"name":"t6","scopes":[" api"]}"#,
             true,
+            "scopes",
         ),
     ];
     let mut wrongly_taken = Vec::new();
-    for &(template, path, content_type, body, visible) in refused {
+    for &(template, path, content_type, body, visible, named) in refused {
         let method = if template.ends_with("{id}") {
             Method::PATCH
         } else if template == "/api/v1/settings/download-keys" {
@@ -1059,11 +1083,20 @@ async fn bodies_the_document_refuses_are_refused() {
             .body(body.to_owned())
             .send()
             .await;
-        if !reply.status.is_client_error() {
-            wrongly_taken.push(format!("{method} {path} {body:?}:{reply:?}"));
+        let message = serde_json::from_slice::<Value>(&reply.body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        if reply.status != 400 || !message.contains(named) {
+            wrongly_taken.push(format!(
+                "{method} {path} {body:?} (want 400 naming {named}):{reply:?}"
+            ));
         }
     }
-    assert!(wrongly_taken.is_empty(), "taken: {wrongly_taken:#?}");
+    assert!(
+        wrongly_taken.is_empty(),
+        "not refused as they should be: {wrongly_taken:#?}"
+    );
     // Nothing was made by the refused creations (both families share the account's slugs).
     for slug in ["refused", "refused-wu"] {
         server
@@ -1106,7 +1139,7 @@ async fn bodies_the_document_refuses_are_refused() {
             r#"{"name":"A","email":"a@example.com","entity":null}"#,
         ),
     ];
-    for body in &product_ids {
+    for body in &key_bodies {
         taken.push(("/api/v1/download-keys/{id}", &key, Method::PATCH, body));
     }
     for (template, path, method, body) in taken {

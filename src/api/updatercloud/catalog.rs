@@ -214,7 +214,8 @@ impl VersionView {
 
 // ----- requests ------------------------------------------------------------------
 
-/// A field that is a JSON value of `T` or, from a form body, its text.
+/// A field that is a JSON value of `T` or, from a form body, its text (padded, if at all,
+/// with JSON's whitespace only: space, tab, CR, LF — what the document's patterns say).
 #[derive(Debug, Clone, Copy)]
 pub struct Flex<T>(pub T);
 
