@@ -25,8 +25,8 @@
 //! - [`http`] — the edge, knowing no family: `service.rs` (the pipeline, `App::handle`),
 //!   [`http::route`] (rows, one matcher, body policies, [`http::route::Call`]),
 //!   [`http::auth`] (credentials, [`http::auth::Caller`], [`http::auth::Need`]),
-//!   [`http::request`] (bodies, JSON naming the bad field, paging),
-//!   [`http::body`] (streamed bodies both ways, `Range`), [`http::response`] (JSON, files,
+//!   [`http::request`] (bodies, JSON naming the bad field, structs read from objects only,
+//!   paging), [`http::body`] (streamed bodies both ways, `Range`), [`http::response`] (JSON, files,
 //!   the error envelope), [`http::dto`] (wire shapes), [`http::upload`] (an upload —
 //!   multipart or raw — streamed into the blob store; refused uploads leave nothing).
 //! - [`api`] — the families, each a folder (`wunderupdates/`, `updatercloud/`, `query/`)
