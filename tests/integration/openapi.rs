@@ -1127,6 +1127,12 @@ async fn bodies_the_document_refuses_are_refused() {
             r#"{"homepage":" \t\u00a0"}"#,
         ),
         (
+            "/api/v1/products/{id}",
+            &product,
+            Method::PATCH,
+            r#"{"group_id":"0000000000000001"}"#,
+        ),
+        (
             "/api/v1/settings/download-keys",
             "/api/v1/settings/download-keys",
             Method::PUT,
