@@ -874,6 +874,29 @@ async fn the_server_answers_only_what_the_document_says() {
     }
 }
 
+/// What the document's request schema for `method template` (as `content_type`) finds
+/// wrong with the JSON `body`; the schema must exist (a mistyped path would otherwise
+/// validate against nothing and find nothing).
+#[track_caller]
+fn body_errors(
+    doc: &Value,
+    method: &Method,
+    template: &str,
+    content_type: &str,
+    body: &str,
+) -> Vec<String> {
+    let schema = &doc["paths"][template][method.as_str().to_ascii_lowercase()]["requestBody"]["content"]
+        [content_type]["schema"];
+    assert!(
+        schema.is_object(),
+        "{method} {template}: no {content_type} schema"
+    );
+    let value: Value = serde_json::from_str(body).expect("the case is JSON");
+    let mut errors = Vec::new();
+    validate(doc, schema, &value, "body", &mut errors);
+    errors
+}
+
 /// Request bodies the document refuses, which the server once took (schemathesis' negative
 /// phase finds them one a run, at random): each is a 400 naming the field, and where this
 /// file's validator can see the violation (it does not check `format`), the document is
@@ -1062,15 +1085,7 @@ async fn bodies_the_document_refuses_are_refused() {
             Method::POST
         };
         if visible {
-            let schema = &doc["paths"][template][method.as_str().to_ascii_lowercase()]["requestBody"]
-                ["content"][content_type]["schema"];
-            assert!(
-                schema.is_object(),
-                "{method} {template}: no {content_type} schema"
-            );
-            let value: Value = serde_json::from_str(body).expect("the case is JSON");
-            let mut errors = Vec::new();
-            validate(&doc, schema, &value, "body", &mut errors);
+            let errors = body_errors(&doc, &method, template, content_type, body);
             assert!(
                 !errors.is_empty(),
                 "{method} {template}: the document takes {body}"
@@ -1149,11 +1164,7 @@ async fn bodies_the_document_refuses_are_refused() {
         taken.push(("/api/v1/download-keys/{id}", &key, Method::PATCH, body));
     }
     for (template, path, method, body) in taken {
-        let schema = &doc["paths"][template][method.as_str().to_ascii_lowercase()]["requestBody"]["content"]
-            ["application/json"]["schema"];
-        let value: Value = serde_json::from_str(body).expect("the case is JSON");
-        let mut errors = Vec::new();
-        validate(&doc, schema, &value, "body", &mut errors);
+        let errors = body_errors(&doc, &method, template, JSON, body);
         assert!(errors.is_empty(), "{method} {template}: {errors:?}");
         let reply = server
             .request(method.clone(), path)
